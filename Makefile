@@ -1,0 +1,55 @@
+# ntkmem -- build, test, demo, benchmark.
+# Libraries come from pkg-config; on clusters with environment modules
+# override any of these, e.g.  make MPICC=cc BLAS_LIBS="-lsci" SCALAPACK_LIBS=
+MPICC          ?= mpicc
+PKG_CONFIG     ?= pkg-config
+BLAS_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+BLAS_LIBS      ?= $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null)
+SCALAPACK_LIBS ?= $(shell $(PKG_CONFIG) --libs scalapack-openmpi 2>/dev/null)
+YAML_LIBS      ?= $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null)
+CHECK_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS     ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+CFLAGS         ?= -O2 -g -march=x86-64-v2
+WARN           := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation
+VERSION        := 0.1.0$(shell git rev-parse --short HEAD >/dev/null 2>&1 && echo -n - && git rev-parse --short HEAD)
+
+B    := build
+LIB  := $(B)/libntkmem.a
+BIN  := $(B)/ntkmem
+SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+OBJS := $(SRCS:src/%.c=$(B)/obj/%.o)
+LIBS := $(SCALAPACK_LIBS) $(BLAS_LIBS) $(YAML_LIBS) -lm
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)"'
+
+TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
+
+.PHONY: all deps demo check bench clean
+all: $(BIN)
+
+$(B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(B)/obj
+	$(MPICC) $(ALL_CFLAGS) -c $< -o $@
+$(B)/obj:
+	mkdir -p $@
+$(LIB): $(OBJS)
+	ar rcs $@ $^
+$(BIN): src/main.c $(LIB)
+	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
+$(B)/test_%: tests/test_%.c tests/nm_test.h $(LIB)
+	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests $< $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
+$(B)/bench: tests/bench.c $(LIB)
+	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps $(BIN)
+	@scripts/demo.sh
+
+check: $(BIN) $(TESTS)
+	@tests/run-all.sh
+
+bench: $(BIN) $(B)/bench
+	@scripts/bench.sh
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,25 @@
+/* nm_coord: the rank-0 coordinator of a sweep.  Rank 0 parses and validates
+ * the YAML, checks every run against the memory guard before any work
+ * starts, and all ranks agree on the verdict (as HPL_pdinfo does); then every
+ * run is broadcast, executed collectively, and its rows written by rank 0. */
+#ifndef NM_COORD_H
+#define NM_COORD_H
+#include <mpi.h>
+
+typedef struct {
+    const char *config;
+    const char *out;   /* overrides `output:` when set */
+    int resume, force, dry_run, validate;
+    long shard_i, shard_n; /* run every shard_n-th point starting at shard_i */
+    int ranks;         /* validate: estimate for this many ranks (0 = comm size) */
+} nm_run_opts;
+
+/* Returns the process exit code (same on every rank): 0 all runs ok, 1 some
+ * run failed or a self-check FAILED, 2 the sweep was refused. */
+int nm_coord_main(const nm_run_opts *o, MPI_Comm comm);
+
+/* Auto memory limit of one rank: 80% of this node's memory / ranks on it
+ * (minimum over the nodes).  Collective. */
+double nm_coord_auto_mem_limit(MPI_Comm comm);
+
+#endif

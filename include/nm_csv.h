@@ -1,0 +1,40 @@
+/* nm_csv: the CSV format of results: header, row formatting and --resume. */
+#ifndef NM_CSV_H
+#define NM_CSV_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nm_err.h"
+#include "nm_params.h"
+
+/* Does a setting appear as a CSV column (and in the resume key)?  Paths and
+ * memory limits do not change results, so they do not. */
+int nm_csv_is_column(const nm_setting *s, int exp);
+
+/* Header line (no newline) for an experiment with the given metric columns. */
+void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n);
+
+/* One row (no newline). */
+void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
+                int final, long step, double wall_s, const double *metrics, int nmetrics,
+                char *buf, size_t n);
+
+typedef struct {
+    uint64_t *keys;
+    long n, cap;
+} nm_keyset;
+
+int nm_keyset_has(const nm_keyset *k, uint64_t key);
+void nm_keyset_free(nm_keyset *k);
+
+/* Open the output for writing rows.  A new file gets the header.  An existing
+ * file is an error unless resume (keep only rows of runs whose final row is
+ * present -- their keys go to done -- and append) or force (overwrite).  With
+ * resume the header must match exactly. */
+int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
+                FILE **out, nm_err *e);
+
+/* Split one CSV line into at most maxf fields (handles "quoted, fields"). */
+int nm_csv_split(char *line, char **fields, int maxf);
+
+#endif

@@ -1,0 +1,61 @@
+/* nm_net: this rank's block of the two-layer network
+ *   h(x) = s * sum_j u_j sigma(<w_j, x>)            (SPEC section 1)
+ * Forward and backward are GEMMs on the rank's contiguous row block; one
+ * MPI_Allreduce of n doubles assembles the outputs of n examples. */
+#ifndef NM_NET_H
+#define NM_NET_H
+#include <stdint.h>
+
+#include "nm_err.h"
+#include "nm_params.h"
+#include "nm_shard.h"
+
+typedef struct {
+    nm_shard sh;
+    long d;
+    int act;
+    double alpha;
+    double s;  /* output scale */
+    double *W; /* sh.nrows x d, row-major */
+    double *u; /* sh.nrows */
+} nm_net;
+
+/* Work space for forward/backward on up to cap examples at once. */
+typedef struct {
+    long cap, nrows;
+    double *Z;     /* cap x nrows: pre-activations, then sigma' o (...) in backward */
+    double *A;     /* cap x nrows: sigma(Z) */
+    double *part;  /* cap: this rank's partial outputs */
+    double *part2; /* cap: partial outputs of the -B twins (paired nets) */
+    double *gu;    /* nrows: gradient of u */
+} nm_ws;
+
+/* Allocate and initialise from p->init with Philox keyed by p->seed:
+ * row j of W (and u_j) depends only on (seed, j), never on the rank count. */
+int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e);
+void nm_net_free(nm_net *net);
+
+int nm_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e);
+void nm_ws_free(nm_ws *ws);
+
+/* out[i] = h(x_i) for the n rows of X (row-major, n x d), on every rank.
+ * Leaves Z and A = sigma(Z) of these rows in ws for nm_net_backward. */
+int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_ws *ws,
+                   nm_err *e);
+
+/* One gradient step after nm_net_forward on the same X: with g[i] = dL/dh(x_i)
+ * (already divided by the batch size), grad_W = s diag(u) [sigma'(Z)^T o g] X
+ * (SPEC section 1; one GEMM) and, if train_u, grad_u = s A^T g.
+ * W -= eta grad_W, u -= eta grad_u.  No communication. */
+void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
+                     int train_u, nm_ws *ws);
+
+/* Sum over all ranks of ||W - W0||_F^2 (W0 in the same local layout). */
+double nm_net_dist2(const nm_net *net, const double *W0);
+
+/* Gather the full W (Q x d) and u (Q) in global row order on rank 0 (W, u
+ * may be NULL elsewhere).  Collective. */
+int nm_net_gather(const nm_net *net, const double *Wloc, const double *uloc, double *W, double *u,
+                  nm_err *e);
+
+#endif

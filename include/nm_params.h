@@ -1,0 +1,106 @@
+/* nm_params: the flat parameter block of one sweep point, and the single
+ * settings table that drives YAML parsing, unknown-key errors, --help, the
+ * README table and the CSV columns (one table, as IOR's option_help). */
+#ifndef NM_PARAMS_H
+#define NM_PARAMS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nm_err.h"
+
+typedef enum {
+    NM_EXP_SGD,
+    NM_EXP_NTK_SPECTRUM,
+    NM_EXP_NTK_TRAIN,
+    NM_EXP_ONESTEP,
+    NM_EXP_CONSTRUCT,
+    NM_EXP_NEAR_MIN,
+    NM_EXP_GD_WIDTH,
+    NM_EXP_COUNT
+} nm_exp_id;
+
+typedef enum { NM_DATA_SPHERE, NM_DATA_GAUSSIAN, NM_DATA_CUBE } nm_data_kind;
+typedef enum { NM_INIT_XAVIER_ZERO, NM_INIT_GAUSSIAN, NM_INIT_ORTHOGONAL } nm_init_kind;
+
+extern const char *const nm_exp_names[];
+extern const char *const nm_data_names[];
+extern const char *const nm_init_names[];
+
+#define NM_PATH_MAX 512
+
+/* Broadcast as raw bytes from rank 0 (all ranks run the same binary), so it
+ * holds no pointers. */
+typedef struct {
+    /* identity of the run (not settings) */
+    int experiment;
+    long point, repeat;
+    uint64_t base_seed; /* `seed:` of the sweep */
+    uint64_t seed;      /* derived from (base_seed, point key, repeat) */
+    uint64_t key;       /* hash of every setting + repeat: the resume key */
+
+    /* sizes */
+    long m, d, q;
+    double q_per_m_over_d, m_per_d, m_per_dq; /* relative sizes, NAN when unset */
+
+    /* data, network, loss */
+    int data, init, activation, loss;
+    double alpha, kappa, B;
+
+    /* training */
+    double eta;
+    long batch, steps, epochs, eval_every;
+    int train_u;
+    double stop_margin;
+
+    /* outputs and guards */
+    char save_data[NM_PATH_MAX], save_weights[NM_PATH_MAX];
+    double max_mem_per_rank; /* bytes; 0 = auto (80% of node memory / ranks on node) */
+    double save_max_bytes;
+} nm_params;
+
+typedef enum { NM_T_INT, NM_T_REAL, NM_T_ENUM, NM_T_BOOL, NM_T_STR, NM_T_BYTES } nm_type;
+
+#define NM_EXPS_ALL (~0u)
+#define NM_EXP_BIT(x) (1u << (x))
+
+typedef struct {
+    const char *key;
+    nm_type type;
+    size_t offset;
+    const char *def;           /* default, parsed by the same code as YAML values */
+    const char *const *names;  /* allowed values of an enum */
+    double min, max;           /* allowed range of numbers */
+    unsigned exps;             /* experiments that use it */
+    const char *help;
+} nm_setting;
+
+extern const nm_setting nm_settings[];
+extern const int nm_nsettings;
+
+const nm_setting *nm_setting_find(const char *key);
+
+/* Set one setting from its text form (YAML scalar). On error fills e with a
+ * sentence naming the key and the allowed values/range (no file position;
+ * the caller prefixes it). */
+int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e);
+
+/* Text form of a setting's current value (for CSV and messages). */
+void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n);
+
+/* Is the setting used by experiment exp? */
+int nm_setting_applies(const nm_setting *s, int exp);
+
+/* Fill p with every default. */
+void nm_params_defaults(nm_params *p, int experiment);
+
+/* Resolve relative sizes (m_per_d, q_per_m_over_d, m_per_dq) into m and q and
+ * check cross-setting rules. */
+int nm_params_resolve(nm_params *p, nm_err *e);
+
+/* Number of hidden rows Q (2q for xavier_zero). */
+long nm_params_rows(const nm_params *p);
+
+int nm_enum_lookup(const char *const *names, const char *text);
+void nm_enum_list(const char *const *names, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,42 @@
+/* nm_sink: where an experiment's rows go.  Every rank calls it with the same
+ * (already reduced) values; only rank 0 writes, one flushed CSV row per call,
+ * so a killed job loses nothing already computed. */
+#ifndef NM_SINK_H
+#define NM_SINK_H
+#include <mpi.h>
+#include <stdio.h>
+
+#include "nm_err.h"
+#include "nm_params.h"
+
+#define NM_MAX_METRICS 48
+
+typedef struct {
+    MPI_Comm comm;
+    int rank, P, threads;
+    FILE *csv;           /* rank 0 only; NULL elsewhere or in dry runs */
+    const nm_params *p;
+    int nmetrics;
+    double t0;           /* MPI_Wtime at the start of the run */
+    long rows;           /* rows written for this run */
+    int check_failed;    /* a self-check of the run printed FAILED */
+    int final_written;
+    double last[NM_MAX_METRICS];
+    char last_status[32];
+} nm_sink;
+
+/* status: "ok", "diverged", "error", ...; check: "PASSED", "FAILED" or "-".
+ * final = 1 marks the run's last row (what --resume looks for). */
+int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, int final,
+                const double *metrics, nm_err *e);
+
+/* Collective: has any rank received SIGUSR1/SIGTERM (SLURM's warning before
+ * the time limit)?  Experiments call it between evaluations. */
+int nm_sink_stop_requested(nm_sink *s);
+
+/* Install the signal handlers (once, in main). */
+void nm_signal_install(void);
+/* Local flag, no communication. */
+int nm_signal_pending(void);
+
+#endif

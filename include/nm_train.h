@@ -1,0 +1,54 @@
+/* nm_train: the pieces every training experiment shares -- batch selection
+ * (with replacement, or epochs without replacement [YSJ19 section 5]), the
+ * full evaluation pass, and the memorization metrics of [D20b section 3.3]. */
+#ifndef NM_TRAIN_H
+#define NM_TRAIN_H
+#include <stdint.h>
+
+#include "nm_data.h"
+#include "nm_net.h"
+#include "nm_params.h"
+
+typedef struct {
+    long m, b;
+    int epochs;      /* 1: without replacement */
+    uint64_t seed;
+    long *perm;      /* current epoch's permutation (epochs mode) */
+    long perm_epoch;
+    long steps_per_epoch;
+    long total_steps;
+} nm_batcher;
+
+int nm_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e);
+void nm_batcher_free(nm_batcher *bt);
+/* Indices of step t (0-based) into idx; returns the batch size (the last batch
+ * of an epoch may be smaller).  Same on every rank, no communication. */
+long nm_batcher_step(nm_batcher *bt, long t, long *idx);
+
+/* Copy rows idx[0..n) of X (and y) into Xb (and yb). */
+void nm_gather_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb);
+
+typedef struct {
+    double loss;        /* mean loss over the m examples */
+    double frac_mem;    /* fraction with y_i h(x_i) > 0 */
+    double min_margin;  /* min_i y_i h(x_i) */
+    double mean_margin; /* mean_i y_i h(x_i) */
+    double max_abs_h;   /* max_i |h(x_i)| */
+    int finite;         /* every output finite */
+} nm_metrics;
+
+/* Metrics of outputs h against labels y (no communication). */
+void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
+                   nm_metrics *mt);
+
+/* Outputs of the network on all m examples, in chunks of ws->cap rows (one
+ * Allreduce per chunk). */
+int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
+
+/* Bytes per rank of a neuron-sharded training run: X, y, W, W0, u, the batch
+ * and evaluation work spaces. */
+double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk);
+
+#define NM_EVAL_CHUNK 1024
+
+#endif

@@ -1,0 +1,347 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "nm_config.h"
+
+typedef struct {
+    const char *file;
+    yaml_document_t *doc;
+    nm_err *e;
+} ctx;
+
+static int at(ctx *c, yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int at(ctx *c, yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return nm_fail(c->e, NM_EINVAL, "%s:%zu:%zu: %s", c->file, n->start_mark.line + 1,
+                   n->start_mark.column + 1, msg);
+}
+
+static const char *scalar(yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static const char *kind_name(yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE ? "a single value"
+           : n->type == YAML_SEQUENCE_NODE ? "a list"
+                                           : "a mapping";
+}
+
+/* Names of the settings that apply to exp, for "allowed keys" messages. */
+static void settings_list(int exp, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < nm_nsettings && k < n; i++)
+        if (nm_setting_applies(&nm_settings[i], exp))
+            k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? ", " : "", nm_settings[i].key);
+}
+
+static int lev(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40) return 99;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int s = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < s) s = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < s) s = d[i][j - 1] + 1;
+            d[i][j] = s;
+        }
+    return d[la][lb];
+}
+
+/* Look a setting key up for experiment exp, with a helpful error. */
+static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
+{
+    const char *key = scalar(kn);
+    const nm_setting *s = nm_setting_find(key);
+    char list[2048];
+    if (s && nm_setting_applies(s, exp)) return s;
+    if (s) {
+        at(c, kn, "key '%s' is not used by experiment '%s'", key, nm_exp_names[exp]);
+        return NULL;
+    }
+    const char *best = NULL;
+    int bd = 3;
+    for (int i = 0; i < nm_nsettings; i++) {
+        int d = lev(key, nm_settings[i].key);
+        if (d < bd && nm_setting_applies(&nm_settings[i], exp)) bd = d, best = nm_settings[i].key;
+    }
+    settings_list(exp, list, sizeof list);
+    if (best)
+        at(c, kn, "unknown key '%s' (did you mean '%s'?); allowed keys for %s: %s", key, best,
+           nm_exp_names[exp], list);
+    else
+        at(c, kn, "unknown key '%s'; allowed keys for %s: %s", key, nm_exp_names[exp], list);
+    return NULL;
+}
+
+/* Set a setting from a scalar node, prefixing errors with its position. */
+static int set_at(ctx *c, nm_params *p, const nm_setting *s, yaml_node_t *vn)
+{
+    nm_err tmp;
+    if (vn->type != YAML_SCALAR_NODE)
+        return at(c, vn, "key '%s' needs a single value here, not %s", s->key, kind_name(vn));
+    if (nm_setting_set(p, s, scalar(vn), &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
+    return NM_OK;
+}
+
+static int add_value(ctx *c, nm_axis *ax, yaml_node_t *n, double v)
+{
+    if (ax->n >= NM_MAX_AXIS_VALUES)
+        return at(c, n, "key '%s': more than %d sweep values", ax->s->key, NM_MAX_AXIS_VALUES);
+    if (ax->s->type == NM_T_INT)
+        snprintf(ax->vals[ax->n], 64, "%ld", lround(v));
+    else
+        snprintf(ax->vals[ax->n], 64, "%.17g", v);
+    /* integer ranges with non-integer factors can repeat a value: keep one */
+    if (ax->n > 0 && strcmp(ax->vals[ax->n], ax->vals[ax->n - 1]) == 0) return NM_OK;
+    ax->n++;
+    return NM_OK;
+}
+
+static int num_at(ctx *c, yaml_node_t *n, const char *what, double *v)
+{
+    char *end;
+    if (n->type != YAML_SCALAR_NODE) return at(c, n, "'%s' must be a number", what);
+    *v = strtod(scalar(n), &end);
+    if (end == scalar(n) || *end) return at(c, n, "'%s': '%s' is not a number", what, scalar(n));
+    return NM_OK;
+}
+
+/* A range: {from, to, factor} (geometric) or {from, to, step} (linear). */
+static int parse_range(ctx *c, nm_axis *ax, yaml_node_t *map)
+{
+    double from = NAN, to = NAN, factor = NAN, step = NAN;
+    yaml_node_t *fn = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        const char *ks = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
+        double *dst = strcmp(ks, "from") == 0     ? &from
+                      : strcmp(ks, "to") == 0     ? &to
+                      : strcmp(ks, "factor") == 0 ? &factor
+                      : strcmp(ks, "step") == 0   ? &step
+                                                  : NULL;
+        if (!dst)
+            return at(c, k, "range of '%s': unknown key '%s' (allowed: from, to, factor, step)",
+                      ax->s->key, ks);
+        if (num_at(c, v, ks, dst)) return NM_EINVAL;
+        if (dst == &from) fn = v;
+    }
+    if (isnan(from) || isnan(to))
+        return at(c, map, "range of '%s' needs both 'from' and 'to'", ax->s->key);
+    if (isnan(factor) == isnan(step))
+        return at(c, map, "range of '%s' needs exactly one of 'factor' (geometric) or 'step' "
+                          "(linear)", ax->s->key);
+    if (!isnan(factor)) {
+        if (!(factor > 1.0) || !(from > 0))
+            return at(c, map, "geometric range of '%s' needs from > 0 and factor > 1",
+                      ax->s->key);
+        for (double v = from; v <= to * (1 + 1e-12); v *= factor)
+            if (add_value(c, ax, fn, v)) return NM_EINVAL;
+    } else {
+        if (!(step > 0))
+            return at(c, map, "linear range of '%s' needs step > 0", ax->s->key);
+        long n = lround(floor((to - from) / step * (1 + 1e-12))) + 1;
+        for (long i = 0; i < n; i++)
+            if (add_value(c, ax, fn, from + (double)i * step)) return NM_EINVAL;
+    }
+    if (ax->n == 0) return at(c, map, "range of '%s' is empty (from > to)", ax->s->key);
+    return NM_OK;
+}
+
+static int parse_axis(ctx *c, nm_sweep_spec *sp, yaml_node_t *kn, yaml_node_t *vn)
+{
+    const nm_setting *s = find_setting(c, kn, sp->experiment);
+    if (!s) return NM_EINVAL;
+    if (s->type == NM_T_STR)
+        return at(c, kn, "key '%s' cannot be swept; put it under 'fixed:'", s->key);
+    for (int i = 0; i < sp->naxes; i++)
+        if (sp->axes[i].s == s) return at(c, kn, "key '%s' is swept twice", s->key);
+    if (sp->naxes >= NM_MAX_AXES) return at(c, kn, "more than %d swept keys", NM_MAX_AXES);
+    nm_axis *ax = &sp->axes[sp->naxes++];
+    ax->s = s;
+    ax->line = (int)kn->start_mark.line + 1;
+    ax->col = (int)kn->start_mark.column + 1;
+    ax->vals = calloc(NM_MAX_AXIS_VALUES, sizeof *ax->vals);
+    if (!ax->vals) return nm_fail(c->e, NM_ENOMEM, "out of memory");
+    if (vn->type == YAML_MAPPING_NODE) {
+        if (s->type == NM_T_ENUM || s->type == NM_T_BOOL)
+            return at(c, vn, "key '%s' takes named values; give them as a list", s->key);
+        if (parse_range(c, ax, vn)) return NM_EINVAL;
+    } else {
+        yaml_node_item_t *it = NULL, *end = NULL;
+        if (vn->type == YAML_SEQUENCE_NODE) {
+            it = vn->data.sequence.items.start;
+            end = vn->data.sequence.items.top;
+            if (it == end) return at(c, vn, "key '%s': empty list", s->key);
+        }
+        for (int one = (vn->type == YAML_SCALAR_NODE); one || it < end; one = 0) {
+            yaml_node_t *v = one ? vn : yaml_document_get_node(c->doc, *it++);
+            if (v->type != YAML_SCALAR_NODE)
+                return at(c, v, "key '%s': sweep values must be single values, not %s", s->key,
+                          kind_name(v));
+            nm_params tmp = sp->fixed; /* validate each value now, with its position */
+            if (set_at(c, &tmp, s, v)) return NM_EINVAL;
+            if (ax->n >= NM_MAX_AXIS_VALUES) return at(c, v, "too many values");
+            snprintf(ax->vals[ax->n++], 64, "%s", scalar(v));
+            if (one) break;
+        }
+    }
+    return NM_OK;
+}
+
+static const char *top_keys = "experiment, description, output, seed, repeats, fixed, sweep";
+
+static int parse_doc(ctx *c, nm_sweep_spec *sp)
+{
+    yaml_node_t *root = yaml_document_get_root_node(c->doc);
+    if (!root) return nm_fail(c->e, NM_EINVAL, "%s: the file is empty", c->file);
+    if (root->type != YAML_MAPPING_NODE)
+        return at(c, root, "the top level must be a mapping (keys: %s)", top_keys);
+
+    /* experiment first: it decides which keys are allowed */
+    yaml_node_t *fixed = NULL, *sweep = NULL;
+    int have_exp = 0;
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+         pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "experiment") == 0) {
+            char list[256];
+            nm_enum_list(nm_exp_names, list, sizeof list);
+            if (v->type != YAML_SCALAR_NODE || nm_enum_lookup(nm_exp_names, scalar(v)) < 0)
+                return at(c, v, "key 'experiment': '%s' is not an experiment (allowed: %s)",
+                          v->type == YAML_SCALAR_NODE ? scalar(v) : "?", list);
+            sp->experiment = nm_enum_lookup(nm_exp_names, scalar(v));
+            have_exp = 1;
+        }
+    }
+    if (!have_exp) {
+        char list[256];
+        nm_enum_list(nm_exp_names, list, sizeof list);
+        return at(c, root, "missing key 'experiment' (one of: %s)", list);
+    }
+    nm_params_defaults(&sp->fixed, sp->experiment);
+
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+         pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+        if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+        const char *ks = scalar(k);
+        if (strcmp(ks, "experiment") == 0 || strcmp(ks, "description") == 0) continue;
+        if (strcmp(ks, "fixed") == 0 || strcmp(ks, "sweep") == 0) {
+            if (v->type != YAML_MAPPING_NODE)
+                return at(c, v, "'%s' must be a mapping of setting: value, not %s", ks,
+                          kind_name(v));
+            if (strcmp(ks, "fixed") == 0) fixed = v; else sweep = v;
+            continue;
+        }
+        if (v->type != YAML_SCALAR_NODE)
+            return at(c, v, "key '%s' needs a single value, not %s", ks, kind_name(v));
+        if (strcmp(ks, "output") == 0) {
+            if (strlen(scalar(v)) >= NM_PATH_MAX) return at(c, v, "key 'output': path too long");
+            strcpy(sp->output, scalar(v));
+        } else if (strcmp(ks, "seed") == 0 || strcmp(ks, "repeats") == 0) {
+            char *end;
+            double x = strtod(scalar(v), &end);
+            if (end == scalar(v) || *end || x != floor(x) || x < (ks[0] == 's' ? 0 : 1) ||
+                x > 1e15)
+                return at(c, v, "key '%s': '%s' must be an integer %s", ks, scalar(v),
+                          ks[0] == 's' ? ">= 0" : ">= 1");
+            if (ks[0] == 's') sp->seed = (unsigned long long)x; else sp->repeats = (long)x;
+        } else if (nm_setting_find(ks)) {
+            return at(c, k, "key '%s' is a setting: put it under 'fixed:' or 'sweep:'", ks);
+        } else {
+            return at(c, k, "unknown top-level key '%s' (allowed: %s)", ks, top_keys);
+        }
+    }
+    if (fixed)
+        for (yaml_node_pair_t *pr = fixed->data.mapping.pairs.start;
+             pr < fixed->data.mapping.pairs.top; pr++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+            yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+            if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+            const nm_setting *s = find_setting(c, k, sp->experiment);
+            if (!s || set_at(c, &sp->fixed, s, v)) return NM_EINVAL;
+        }
+    if (sweep)
+        for (yaml_node_pair_t *pr = sweep->data.mapping.pairs.start;
+             pr < sweep->data.mapping.pairs.top; pr++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+            yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
+            if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+            if (fixed)
+                for (yaml_node_pair_t *q = fixed->data.mapping.pairs.start;
+                     q < fixed->data.mapping.pairs.top; q++) {
+                    yaml_node_t *fk = yaml_document_get_node(c->doc, q->key);
+                    if (fk->type == YAML_SCALAR_NODE && strcmp(scalar(fk), scalar(k)) == 0)
+                        return at(c, k, "key '%s' is both fixed (line %zu) and swept",
+                                  scalar(k), fk->start_mark.line + 1);
+                }
+            if (parse_axis(c, sp, k, v)) return NM_EINVAL;
+        }
+    return NM_OK;
+}
+
+int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
+{
+    memset(sp, 0, sizeof *sp);
+    snprintf(sp->file, sizeof sp->file, "%s", path);
+    sp->seed = 1;
+    sp->repeats = 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return nm_fail(e, NM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    int rc;
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = nm_fail(e, NM_EINVAL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                     parser.problem ? parser.problem : "unknown",
+                     parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return rc;
+    }
+    ctx c = {path, &doc, e};
+    rc = parse_doc(&c, sp);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (rc == NM_OK && !sp->output[0]) {
+        /* default: results/<basename without .yaml>.csv */
+        const char *b = strrchr(path, '/');
+        b = b ? b + 1 : path;
+        size_t n = strcspn(b, ".");
+        snprintf(sp->output, sizeof sp->output, "results/%.*s.csv", (int)n, b);
+    }
+    if (rc != NM_OK) nm_config_free(sp);
+    return rc;
+}
+
+void nm_config_free(nm_sweep_spec *sp)
+{
+    for (int i = 0; i < sp->naxes; i++) {
+        free(sp->axes[i].vals);
+        sp->axes[i].vals = NULL;
+    }
+    sp->naxes = 0;
+}

@@ -1,0 +1,234 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nm_csv.h"
+#include "nm_npy.h"
+#include "nm_version.h"
+
+int nm_csv_is_column(const nm_setting *s, int exp)
+{
+    return nm_setting_applies(s, exp) && s->type != NM_T_STR && s->type != NM_T_BYTES;
+}
+
+static size_t put(char *buf, size_t n, size_t k, const char *s)
+{
+    /* quote a field holding a comma or a quote, doubling inner quotes */
+    int q = strpbrk(s, ",\"\n") != NULL;
+    if (k >= n) return k;
+    if (q) buf[k++] = '"';
+    for (; *s && k + 2 < n; s++) {
+        if (*s == '"') buf[k++] = '"';
+        buf[k++] = *s;
+    }
+    if (q && k < n) buf[k++] = '"';
+    if (k < n) buf[k] = 0;
+    return k;
+}
+
+static size_t sep(char *buf, size_t n, size_t k, const char *s)
+{
+    if (k + 1 < n) buf[k++] = ',';
+    return put(buf, n, k, s);
+}
+
+void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
+{
+    size_t k = put(buf, n, 0, "key");
+    static const char *const lead[] = {"point", "repeat", "seed", "experiment", NULL};
+    static const char *const meta[] = {"P", "threads", "version", "status", "check",
+                                       "final", "step", "wall_s", NULL};
+    for (int i = 0; lead[i]; i++) k = sep(buf, n, k, lead[i]);
+    for (int i = 0; i < nm_nsettings; i++)
+        if (nm_csv_is_column(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
+    for (int i = 0; meta[i]; i++) k = sep(buf, n, k, meta[i]);
+    for (int i = 0; metrics[i]; i++) k = sep(buf, n, k, metrics[i]);
+}
+
+void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
+                int final, long step, double wall_s, const double *metrics, int nmetrics,
+                char *buf, size_t n)
+{
+    char v[NM_PATH_MAX + 64];
+    snprintf(v, sizeof v, "%016" PRIx64, p->key);
+    size_t k = put(buf, n, 0, v);
+    snprintf(v, sizeof v, "%ld", p->point), k = sep(buf, n, k, v);
+    snprintf(v, sizeof v, "%ld", p->repeat), k = sep(buf, n, k, v);
+    snprintf(v, sizeof v, "%" PRIu64, p->seed), k = sep(buf, n, k, v);
+    k = sep(buf, n, k, nm_exp_names[p->experiment]);
+    for (int i = 0; i < nm_nsettings; i++)
+        if (nm_csv_is_column(&nm_settings[i], p->experiment)) {
+            nm_setting_format(p, &nm_settings[i], v, sizeof v);
+            k = sep(buf, n, k, v);
+        }
+    snprintf(v, sizeof v, "%d", P), k = sep(buf, n, k, v);
+    snprintf(v, sizeof v, "%d", threads), k = sep(buf, n, k, v);
+    k = sep(buf, n, k, NM_VERSION);
+    k = sep(buf, n, k, status);
+    k = sep(buf, n, k, check);
+    snprintf(v, sizeof v, "%d", final), k = sep(buf, n, k, v);
+    snprintf(v, sizeof v, "%ld", step), k = sep(buf, n, k, v);
+    snprintf(v, sizeof v, "%.6f", wall_s), k = sep(buf, n, k, v);
+    for (int i = 0; i < nmetrics; i++) {
+        snprintf(v, sizeof v, "%.17g", metrics[i]);
+        k = sep(buf, n, k, v);
+    }
+}
+
+int nm_csv_split(char *line, char **fields, int maxf)
+{
+    int nf = 0;
+    char *r = line, *w = line;
+    while (nf < maxf) {
+        fields[nf++] = w;
+        if (*r == '"') { /* quoted field: "" is a quote */
+            r++;
+            while (*r && !(*r == '"' && r[1] != '"')) {
+                if (*r == '"') r++;
+                *w++ = *r++;
+            }
+            if (*r == '"') r++;
+        } else {
+            while (*r && *r != ',' && *r != '\n' && *r != '\r') *w++ = *r++;
+        }
+        if (*r != ',') {
+            *w = 0;
+            break;
+        }
+        *w++ = 0;
+        r++;
+    }
+    return nf;
+}
+
+int nm_keyset_has(const nm_keyset *k, uint64_t key)
+{
+    for (long i = 0; i < k->n; i++)
+        if (k->keys[i] == key) return 1;
+    return 0;
+}
+
+static int keyset_add(nm_keyset *k, uint64_t key)
+{
+    if (k->n == k->cap) {
+        long cap = k->cap ? 2 * k->cap : 256;
+        uint64_t *nk = realloc(k->keys, (size_t)cap * sizeof *nk);
+        if (!nk) return -1;
+        k->keys = nk;
+        k->cap = cap;
+    }
+    k->keys[k->n++] = key;
+    return 0;
+}
+
+void nm_keyset_free(nm_keyset *k)
+{
+    free(k->keys);
+    memset(k, 0, sizeof *k);
+}
+
+/* Read a whole line of any length; NULL at EOF.  *complete = ends in '\n'. */
+static char *read_line(FILE *f, int *complete)
+{
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    int c;
+    while (s && (c = fgetc(f)) != EOF) {
+        if (n + 2 > cap) {
+            char *t = realloc(s, cap *= 2);
+            if (!t) { free(s); return NULL; }
+            s = t;
+        }
+        s[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (!s || n == 0) { free(s); return NULL; }
+    s[n] = 0;
+    *complete = s[n - 1] == '\n';
+    if (*complete) s[--n] = 0;
+    return s;
+}
+
+/* Keep the header and the rows of complete runs; drop rows of runs cut off
+ * mid-way (they are rerun) and a last line cut off mid-write. */
+static int resume_rewrite(const char *path, const char *header, nm_keyset *done, nm_err *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return nm_fail(e, NM_EIO, "cannot read %s: %s", path, strerror(errno));
+    int complete = 0, rc = NM_OK;
+    char *h = read_line(f, &complete);
+    if (!h || strcmp(h, header) != 0) {
+        free(h);
+        fclose(f);
+        return nm_fail(e, NM_EINVAL,
+                       "--resume: %s has a different header than this sweep would write "
+                       "(another experiment or ntkmem version?); write to a new --out file",
+                       path);
+    }
+    free(h);
+    /* find the "final" column */
+    char *hcopy = strdup(header), *fields[512];
+    int nf = nm_csv_split(hcopy, fields, 512), fcol = -1;
+    for (int i = 0; i < nf; i++)
+        if (strcmp(fields[i], "final") == 0) fcol = i;
+    free(hcopy);
+    char **lines = NULL;
+    long nl = 0, cap = 0;
+    char *l;
+    while ((l = read_line(f, &complete))) {
+        if (!complete) { free(l); break; }
+        char *c = strdup(l);
+        int k = nm_csv_split(c, fields, 512);
+        if (k == nf && strcmp(fields[fcol], "1") == 0)
+            keyset_add(done, strtoull(fields[0], NULL, 16));
+        free(c);
+        if (nl == cap) lines = realloc(lines, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *lines);
+        lines[nl++] = l;
+    }
+    fclose(f);
+    char tmp[NM_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) rc = nm_fail(e, NM_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (o) fprintf(o, "%s\n", header);
+    for (long i = 0; i < nl; i++) {
+        char *c = strdup(lines[i]);
+        nm_csv_split(c, fields, 512);
+        if (o && nm_keyset_has(done, strtoull(fields[0], NULL, 16))) fprintf(o, "%s\n", lines[i]);
+        free(c);
+        free(lines[i]);
+    }
+    free(lines);
+    if (o && (fflush(o) != 0 || fsync(fileno(o)) != 0 || fclose(o) != 0))
+        rc = nm_fail(e, NM_EIO, "error writing %s", tmp);
+    if (rc == NM_OK && rename(tmp, path) != 0)
+        rc = nm_fail(e, NM_EIO, "cannot replace %s: %s", path, strerror(errno));
+    return rc;
+}
+
+int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
+                FILE **out, nm_err *e)
+{
+    *out = NULL;
+    int exists = access(path, F_OK) == 0;
+    if (exists && !resume && !force)
+        return nm_fail(e, NM_EINVAL,
+                       "%s already exists: pass --resume to continue it or --force to overwrite it",
+                       path);
+    if (nm_mkdir_parents(path, e)) return e->code;
+    if (exists && resume) {
+        int rc = resume_rewrite(path, header, done, e);
+        if (rc) return rc;
+        *out = fopen(path, "a");
+    } else {
+        *out = fopen(path, "w");
+        if (*out) {
+            fprintf(*out, "%s\n", header);
+            fflush(*out);
+        }
+    }
+    if (!*out) return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno));
+    return NM_OK;
+}

@@ -1,0 +1,26 @@
+#include "nm_exp.h"
+
+const nm_experiment *nm_experiment_get(int id)
+{
+    switch (id) {
+    case NM_EXP_SGD: return &nm_exp_sgd;
+    default: return NULL;
+    }
+}
+
+int nm_exp_check_saves(const nm_params *p, nm_err *e)
+{
+    double xb = (double)p->m * (double)p->d * 8.0;
+    double wb = (double)nm_params_rows(p) * (double)p->d * 8.0;
+    if (p->save_data[0] && xb > p->save_max_bytes)
+        return nm_fail(e, NM_EINVAL,
+                       "save_data would write X of %ld x %ld = %.3g MiB, above save_max_bytes = "
+                       "%.3g MiB",
+                       p->m, p->d, xb / 1048576.0, p->save_max_bytes / 1048576.0);
+    if (p->save_weights[0] && wb > p->save_max_bytes)
+        return nm_fail(e, NM_EINVAL,
+                       "save_weights would write W of %ld x %ld = %.3g MiB, above save_max_bytes "
+                       "= %.3g MiB",
+                       nm_params_rows(p), p->d, wb / 1048576.0, p->save_max_bytes / 1048576.0);
+    return NM_OK;
+}

@@ -1,0 +1,125 @@
+/* ntkmem: memorization and NTK experiments on depth-two networks, with MPI.
+ * A thin main over libntkmem: parse the command line, start MPI, hand over. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_coord.h"
+#include "nm_params.h"
+#include "nm_sink.h"
+#include "nm_version.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage:\n"
+            "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
+            "                         [--dry-run] [--shard i/n]\n"
+            "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
+            "  ntkmem --help | --help-settings | --version\n"
+            "\n"
+            "  --out FILE      write rows here instead of the sweep's `output:`\n"
+            "  --resume        keep the rows of runs already finished in FILE and run the rest\n"
+            "  --force         overwrite FILE if it exists\n"
+            "  --dry-run       validate and list what would run; write nothing\n"
+            "  --shard i/n     run only points with index %% n == i (job arrays)\n"
+            "  --ranks P       validate: estimate memory for P ranks\n"
+            "\n"
+            "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
+            "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n");
+}
+
+static void help_settings(void)
+{
+    printf("| key | type | default | experiments | meaning |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < nm_nsettings; i++) {
+        const nm_setting *s = &nm_settings[i];
+        static const char *const tn[] = {"int", "real", "enum", "bool", "path", "bytes"};
+        char ex[256] = "", vals[512] = "";
+        if (s->exps == NM_EXPS_ALL)
+            snprintf(ex, sizeof ex, "all");
+        else
+            for (int x = 0, k = 0; nm_exp_names[x]; x++)
+                if (nm_setting_applies(s, x))
+                    k += snprintf(ex + k, sizeof ex - (size_t)k, "%s%s", k ? ", " : "",
+                                  nm_exp_names[x]);
+        if (s->names && s->type == NM_T_ENUM) {
+            nm_enum_list(s->names, vals, sizeof vals);
+            printf("| `%s` | %s | `%s` | %s | %s (one of: %s) |\n", s->key, tn[s->type], s->def,
+                   ex, s->help, vals);
+        } else {
+            printf("| `%s` | %s | `%s` | %s | %s |\n", s->key, tn[s->type],
+                   s->def[0] ? s->def : "\"\"", ex, s->help);
+        }
+    }
+}
+
+static int parse_shard(const char *s, nm_run_opts *o)
+{
+    char *end;
+    o->shard_i = strtol(s, &end, 10);
+    if (*end != '/') return -1;
+    o->shard_n = strtol(end + 1, &end, 10);
+    return (*end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+        printf("ntkmem %s\n", NM_VERSION);
+        return 0;
+    }
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--help-settings")) {
+        help_settings();
+        return 0;
+    }
+    nm_run_opts o;
+    memset(&o, 0, sizeof o);
+    if (!strcmp(argv[1], "validate")) o.validate = 1;
+    else if (strcmp(argv[1], "run") != 0) {
+        fprintf(stderr, "ntkmem: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--out") && more) o.out = argv[++i];
+        else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "--dry-run")) o.dry_run = 1;
+        else if (!strcmp(a, "--shard") && more) {
+            if (parse_shard(argv[++i], &o)) {
+                fprintf(stderr, "ntkmem: --shard needs i/n with 0 <= i < n, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--ranks") && more) o.ranks = atoi(argv[++i]);
+        else if (a[0] != '-' && !o.config) o.config = a;
+        else {
+            fprintf(stderr, "ntkmem: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.config) {
+        fprintf(stderr, "ntkmem: %s needs a SWEEP.yaml file\n", argv[1]);
+        return 2;
+    }
+    if (o.resume && o.force) {
+        fprintf(stderr, "ntkmem: --resume and --force contradict each other\n");
+        return 2;
+    }
+    MPI_Init(&argc, &argv);
+    /* let MPI errors come back as codes so they are reported, not aborted on */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    nm_signal_install();
+    int rc = nm_coord_main(&o, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return rc;
+}

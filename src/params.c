@@ -1,0 +1,238 @@
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_loss.h"
+#include "nm_params.h"
+
+const char *const nm_exp_names[] = {"sgd",       "ntk_spectrum", "ntk_train", "onestep",
+                                    "construct", "near_min",     "gd_width",  NULL};
+const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
+const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
+static const char *const bool_names[] = {"false", "true", NULL};
+
+#define OFF(f) offsetof(nm_params, f)
+#define TRAINING (NM_EXP_BIT(NM_EXP_SGD) | NM_EXP_BIT(NM_EXP_NTK_TRAIN) | \
+                  NM_EXP_BIT(NM_EXP_NEAR_MIN) | NM_EXP_BIT(NM_EXP_GD_WIDTH))
+#define BIG 1e18
+
+/* The one table. Order = CSV column order. */
+const nm_setting nm_settings[] = {
+    {"m", NM_T_INT, OFF(m), "256", NULL, 1, BIG, NM_EXPS_ALL, "number of training examples"},
+    {"d", NM_T_INT, OFF(d), "32", NULL, 1, BIG, NM_EXPS_ALL, "input dimension"},
+    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NM_EXPS_ALL,
+     "neurons (neuron pairs for xavier_zero, so Q = 2q hidden rows)"},
+    {"m_per_d", NM_T_REAL, OFF(m_per_d), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+     "if set: m = round(m_per_d * d)"},
+    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+     "if set: q = max(1, round(q_per_m_over_d * m / d))"},
+    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+     "if set: m = max(1, round(m_per_dq * d * q))"},
+    {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, NM_EXPS_ALL,
+     "input distribution: uniform on the sphere, N(0, I_d), or the cube {+-1/sqrt(d)}^d"},
+    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NM_EXPS_ALL,
+     "initialisation (SPEC section 2)"},
+    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NM_EXPS_ALL,
+     "activation sigma"},
+    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NM_EXPS_ALL,
+     "negative slope of leaky_relu"},
+    {"loss", NM_T_ENUM, OFF(loss), "hinge", nm_loss_names, 0, 0, TRAINING, "loss function"},
+    {"kappa", NM_T_REAL, OFF(kappa), "1", NULL, -BIG, BIG, TRAINING, "hinge margin"},
+    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NM_EXPS_ALL,
+     "output weight scale of xavier_zero (u = +-B)"},
+    {"eta", NM_T_REAL, OFF(eta), "0.01", NULL, 0, BIG, TRAINING, "learning rate"},
+    {"batch", NM_T_INT, OFF(batch), "32", NULL, 1, BIG, TRAINING, "mini-batch size b"},
+    {"steps", NM_T_INT, OFF(steps), "1000", NULL, 0, BIG, TRAINING,
+     "SGD steps (batches sampled with replacement); ignored when epochs > 0"},
+    {"epochs", NM_T_INT, OFF(epochs), "0", NULL, 0, BIG, TRAINING,
+     "if > 0: epochs of SGD without replacement instead of steps"},
+    {"eval_every", NM_T_INT, OFF(eval_every), "100", NULL, 1, BIG, TRAINING,
+     "steps between full evaluation passes (one CSV row each)"},
+    {"train_u", NM_T_BOOL, OFF(train_u), "false", bool_names, 0, 0, TRAINING,
+     "also train the output weights u"},
+    {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING,
+     "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
+    {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, NM_EXPS_ALL,
+     "write X and y as .npy (PATH may contain {point} and {repeat})"},
+    {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, NM_EXPS_ALL,
+     "write initial and final W, u as .npy (PATH may contain {point} and {repeat})"},
+    {"max_mem_per_rank", NM_T_BYTES, OFF(max_mem_per_rank), "auto", NULL, 0, BIG, NM_EXPS_ALL,
+     "per-rank memory limit (e.g. 2GiB); auto = 80% of node memory / ranks on the node"},
+    {"save_max_bytes", NM_T_BYTES, OFF(save_max_bytes), "1GiB", NULL, 0, BIG, NM_EXPS_ALL,
+     "largest array save_data/save_weights may write"},
+};
+const int nm_nsettings = (int)(sizeof nm_settings / sizeof nm_settings[0]);
+
+const nm_setting *nm_setting_find(const char *key)
+{
+    for (int i = 0; i < nm_nsettings; i++)
+        if (strcmp(nm_settings[i].key, key) == 0) return &nm_settings[i];
+    return NULL;
+}
+
+int nm_setting_applies(const nm_setting *s, int exp) { return (s->exps >> exp) & 1u; }
+
+int nm_enum_lookup(const char *const *names, const char *text)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], text) == 0) return i;
+    return -1;
+}
+
+void nm_enum_list(const char *const *names, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; names[i] && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* Parse a number; accepts suffixes KiB/MiB/GiB/TiB (and KB/MB/GB/TB = 10^3k) for bytes. */
+static int parse_number(const char *text, int bytes, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || errno == ERANGE) return -1;
+    while (isspace((unsigned char)*end)) end++;
+    if (bytes && *end) {
+        static const struct { const char *suf; double mul; } sufs[] = {
+            {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+            {"TiB", 1099511627776.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+            {"B", 1.0}};
+        int ok = 0;
+        for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++)
+            if (strcmp(end, sufs[i].suf) == 0) { v *= sufs[i].mul; ok = 1; break; }
+        if (!ok) return -1;
+        end += strlen(end);
+    }
+    if (*end) return -1;
+    *out = v;
+    return 0;
+}
+
+static void fmt_range(const nm_setting *s, char *buf, size_t n)
+{
+    if (s->max >= BIG)
+        snprintf(buf, n, ">= %g", s->min);
+    else
+        snprintf(buf, n, "in [%g, %g]", s->min, s->max);
+}
+
+int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e)
+{
+    char *field = (char *)p + s->offset;
+    char allowed[512];
+    switch (s->type) {
+    case NM_T_ENUM:
+    case NM_T_BOOL: {
+        int v = nm_enum_lookup(s->names, text);
+        if (v < 0) {
+            nm_enum_list(s->names, allowed, sizeof allowed);
+            return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not allowed (allowed: %s)", s->key,
+                           text, allowed);
+        }
+        *(int *)field = v;
+        return NM_OK;
+    }
+    case NM_T_STR:
+        if (strlen(text) >= NM_PATH_MAX)
+            return nm_fail(e, NM_EINVAL, "key '%s': value longer than %d characters", s->key,
+                           NM_PATH_MAX - 1);
+        strcpy(field, text);
+        return NM_OK;
+    case NM_T_INT:
+    case NM_T_REAL:
+    case NM_T_BYTES: {
+        double v;
+        if (s->type == NM_T_BYTES && strcmp(text, "auto") == 0) {
+            *(double *)field = 0.0;
+            return NM_OK;
+        }
+        if (parse_number(text, s->type == NM_T_BYTES, &v) != 0)
+            return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not a %s", s->key, text,
+                           s->type == NM_T_INT     ? "number"
+                           : s->type == NM_T_BYTES ? "size (e.g. 512MiB, 4GiB, or auto)"
+                                                   : "number");
+        if (isnan(v) && s->type == NM_T_REAL) { /* "nan" = unset for relative sizes */
+            *(double *)field = v;
+            return NM_OK;
+        }
+        if (!(v >= s->min && v <= s->max)) {
+            fmt_range(s, allowed, sizeof allowed);
+            return nm_fail(e, NM_EINVAL, "key '%s': %s is out of range (must be %s)", s->key,
+                           text, allowed);
+        }
+        if (s->type == NM_T_INT) {
+            if (v != floor(v))
+                return nm_fail(e, NM_EINVAL, "key '%s': %s is not an integer", s->key, text);
+            *(long *)field = (long)v;
+        } else {
+            *(double *)field = v;
+        }
+        return NM_OK;
+    }
+    }
+    return nm_fail(e, NM_EINVAL, "key '%s': unknown type", s->key);
+}
+
+void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n)
+{
+    const char *field = (const char *)p + s->offset;
+    switch (s->type) {
+    case NM_T_ENUM:
+    case NM_T_BOOL: snprintf(buf, n, "%s", s->names[*(const int *)field]); break;
+    case NM_T_STR: snprintf(buf, n, "%s", field); break;
+    case NM_T_INT: snprintf(buf, n, "%ld", *(const long *)field); break;
+    case NM_T_REAL:
+    case NM_T_BYTES: snprintf(buf, n, "%.17g", *(const double *)field); break;
+    }
+}
+
+void nm_params_defaults(nm_params *p, int experiment)
+{
+    memset(p, 0, sizeof *p);
+    p->experiment = experiment;
+    for (int i = 0; i < nm_nsettings; i++) {
+        nm_err e;
+        if (nm_setting_set(p, &nm_settings[i], nm_settings[i].def, &e) != NM_OK) {
+            /* a bad default is a programming error caught by the unit tests */
+            fprintf(stderr, "ntkmem: internal error: default of %s: %s\n", nm_settings[i].key,
+                    e.msg);
+            abort();
+        }
+    }
+}
+
+long nm_params_rows(const nm_params *p)
+{
+    return p->init == NM_INIT_XAVIER_ZERO ? 2 * p->q : p->q;
+}
+
+int nm_params_resolve(nm_params *p, nm_err *e)
+{
+    if (!isnan(p->m_per_d) && !isnan(p->m_per_dq))
+        return nm_fail(e, NM_EINVAL, "m_per_d and m_per_dq both set: give m one way");
+    if (!isnan(p->m_per_dq) && !isnan(p->q_per_m_over_d))
+        return nm_fail(e, NM_EINVAL, "m_per_dq and q_per_m_over_d both set: one must be given "
+                                     "directly");
+    if (!isnan(p->m_per_d)) p->m = lround(fmax(1.0, p->m_per_d * (double)p->d));
+    if (!isnan(p->q_per_m_over_d))
+        p->q = lround(fmax(1.0, p->q_per_m_over_d * (double)p->m / (double)p->d));
+    if (!isnan(p->m_per_dq))
+        p->m = lround(fmax(1.0, p->m_per_dq * (double)p->d * (double)p->q));
+    if (p->init == NM_INIT_ORTHOGONAL && p->q > p->d)
+        return nm_fail(e, NM_EINVAL,
+                       "init 'orthogonal' needs q <= d (orthonormal rows), but q=%ld > d=%ld",
+                       p->q, p->d);
+    if (p->epochs > 0 && p->batch > p->m)
+        return nm_fail(e, NM_EINVAL,
+                       "batch=%ld is larger than m=%ld: without replacement (epochs > 0) a batch "
+                       "cannot exceed the data set",
+                       p->batch, p->m);
+    return NM_OK;
+}

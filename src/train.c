@@ -1,0 +1,112 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_loss.h"
+#include "nm_rng.h"
+#include "nm_train.h"
+
+int nm_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e)
+{
+    memset(bt, 0, sizeof *bt);
+    bt->m = p->m;
+    bt->b = p->batch < p->m || p->epochs == 0 ? p->batch : p->m;
+    bt->epochs = p->epochs > 0;
+    bt->seed = p->seed;
+    bt->perm_epoch = -1;
+    if (bt->epochs) {
+        bt->steps_per_epoch = (p->m + bt->b - 1) / bt->b;
+        bt->total_steps = bt->steps_per_epoch * p->epochs;
+        bt->perm = nm_calloc((size_t)p->m, sizeof(long), "epoch permutation", e);
+        if (!bt->perm) return NM_ENOMEM;
+    } else {
+        bt->total_steps = p->steps;
+    }
+    return NM_OK;
+}
+
+void nm_batcher_free(nm_batcher *bt)
+{
+    free(bt->perm);
+    bt->perm = NULL;
+}
+
+long nm_batcher_step(nm_batcher *bt, long t, long *idx)
+{
+    if (!bt->epochs) {
+        for (long k = 0; k < bt->b; k++)
+            idx[k] = (long)(nm_rng_u64(bt->seed, NM_STREAM_BATCH, (uint64_t)t, (uint64_t)k) %
+                            (uint64_t)bt->m);
+        return bt->b;
+    }
+    long ep = t / bt->steps_per_epoch, s = t % bt->steps_per_epoch;
+    if (ep != bt->perm_epoch) {
+        /* Fisher-Yates driven by Philox keyed by the epoch */
+        for (long i = 0; i < bt->m; i++) bt->perm[i] = i;
+        for (long i = bt->m - 1; i > 0; i--) {
+            long j = (long)(nm_rng_u64(bt->seed, NM_STREAM_PERM, (uint64_t)ep, (uint64_t)i) %
+                            (uint64_t)(i + 1));
+            long tmp = bt->perm[i];
+            bt->perm[i] = bt->perm[j];
+            bt->perm[j] = tmp;
+        }
+        bt->perm_epoch = ep;
+    }
+    long i0 = s * bt->b, n = bt->m - i0 < bt->b ? bt->m - i0 : bt->b;
+    memcpy(idx, bt->perm + i0, (size_t)n * sizeof(long));
+    return n;
+}
+
+void nm_gather_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb)
+{
+    for (long k = 0; k < n; k++) {
+        memcpy(Xb + k * D->d, D->X + idx[k] * D->d, (size_t)D->d * sizeof(double));
+        if (yb) yb[k] = D->y[idx[k]];
+    }
+}
+
+void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
+                   nm_metrics *mt)
+{
+    double L = 0, mem = 0, mn = INFINITY, mean = 0, mx = 0;
+    int fin = 1;
+    for (long i = 0; i < m; i++) {
+        double t = y[i] * h[i];
+        if (!isfinite(h[i])) fin = 0;
+        L += nm_loss_value(loss, kappa, h[i], y[i]);
+        mem += t > 0;
+        mn = t < mn ? t : mn;
+        mean += t;
+        mx = fabs(h[i]) > mx ? fabs(h[i]) : mx;
+    }
+    mt->loss = L / (double)m;
+    mt->frac_mem = mem / (double)m;
+    mt->min_margin = mn;
+    mt->mean_margin = mean / (double)m;
+    mt->max_abs_h = mx;
+    mt->finite = fin;
+}
+
+int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e)
+{
+    for (long i0 = 0; i0 < D->m; i0 += ws->cap) {
+        long n = D->m - i0 < ws->cap ? D->m - i0 : ws->cap;
+        int rc = nm_net_forward(net, n, D->X + i0 * D->d, h + i0, ws, e);
+        if (rc) return rc;
+    }
+    return NM_OK;
+}
+
+double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)
+{
+    long u0, nu;
+    nm_block_range(p->q, P, rank, &u0, &nu);
+    double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
+    double m = (double)p->m, d = (double)p->d, b = (double)p->batch;
+    double cap = fmax(b, fmin(m, (double)eval_chunk));
+    return 8.0 * (m * d + 3 * m            /* X, y, outputs */
+                  + 2 * nr * d + 3 * nr    /* W, W0, u, u0, grad u */
+                  + b * d + 2 * b          /* batch rows, labels, g */
+                  + 2 * cap * nr + 2 * cap) /* Z, A, partial outputs */
+           + 8.0 * m;                      /* epoch permutation */
+}
