@@ -1,0 +1,10 @@
+# Sourced by the test scripts: how MPI runs on a test machine.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_pml=ob1                 # skip the UCX probe: faster start-up
+export OMPI_MCA_mpi_yield_when_idle=1   # oversubscribed ranks must not busy-poll
+export OMPI_MCA_rmaps_base_oversubscribe=1
+export OPENBLAS_NUM_THREADS=1 CK_FORK=no
+NTKMEM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NTKMEM="$NTKMEM_ROOT/build/ntkmem"
+# mpirun with a hard time limit (no-fork check tests have no timeout of their own)
+nm_mpirun() { local np=$1; shift; timeout 600 mpirun -np "$np" --oversubscribe "$@"; }
