@@ -1,7 +1,7 @@
 /* nm_shard: how hidden neurons are split across MPI ranks -- built in one
  * place, used by every experiment.  Units (neurons, or neuron pairs for the
- * xavier_zero init) are split in contiguous blocks; uneven splits give the
- * first (n mod P) ranks one unit more, and a rank may own none. */
+ * xavier_zero init) are split in contiguous blocks of ceil(q/P); the last
+ * ranks may own fewer, or none. */
 #ifndef NM_SHARD_H
 #define NM_SHARD_H
 #include <mpi.h>
@@ -17,6 +17,9 @@ typedef struct {
 
 /* Block split of n items over P parts: part r gets [*start, *start + *count). */
 void nm_block_range(long n, int P, int r, long *start, long *count);
+/* The block size ceil(n/P) (at least 1), i.e. the MB of the matching
+ * ScaLAPACK descriptor on a P x 1 grid. */
+long nm_block_size(long n, int P);
 
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired);
 

@@ -2,10 +2,16 @@
 
 void nm_block_range(long n, int P, int r, long *start, long *count)
 {
-    long base = n / P, extra = n % P;
-    *count = base + (r < extra ? 1 : 0);
-    *start = (long)r * base + (r < extra ? r : extra);
+    /* Blocks of c = ceil(n/P): the largest block -- what sets the time -- is
+     * the same as with the most even split, and the layout is exactly a
+     * ScaLAPACK block distribution (MB = c on a P x 1 grid), so pdgemr2d can
+     * move neuron shards into 2-D block-cyclic form with no index mapping. */
+    long c = nm_block_size(n, P), s = (long)r * c;
+    *start = s < n ? s : n;
+    *count = n - *start < c ? n - *start : c;
 }
+
+long nm_block_size(long n, int P) { return n > 0 ? (n + P - 1) / P : 1; }
 
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired)
 {
