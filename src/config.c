@@ -252,6 +252,10 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             if (strcmp(ks, "fixed") == 0) fixed = v; else sweep = v;
             continue;
         }
+        if (strcmp(ks, "output") != 0 && strcmp(ks, "seed") != 0 && strcmp(ks, "repeats") != 0)
+            return nm_setting_find(ks)
+                       ? at(c, k, "key '%s' is a setting: put it under 'fixed:' or 'sweep:'", ks)
+                       : at(c, k, "unknown top-level key '%s' (allowed: %s)", ks, top_keys);
         if (v->type != YAML_SCALAR_NODE)
             return at(c, v, "key '%s' needs a single value, not %s", ks, kind_name(v));
         if (strcmp(ks, "output") == 0) {
@@ -265,10 +269,6 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
                 return at(c, v, "key '%s': '%s' must be an integer %s", ks, scalar(v),
                           ks[0] == 's' ? ">= 0" : ">= 1");
             if (ks[0] == 's') sp->seed = (unsigned long long)x; else sp->repeats = (long)x;
-        } else if (nm_setting_find(ks)) {
-            return at(c, k, "key '%s' is a setting: put it under 'fixed:' or 'sweep:'", ks);
-        } else {
-            return at(c, k, "unknown top-level key '%s' (allowed: %s)", ks, top_keys);
         }
     }
     if (fixed)
@@ -313,10 +313,16 @@ int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
     yaml_parser_set_input_file(&parser, f);
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = nm_fail(e, NM_EINVAL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+        /* libyaml notices some mistakes lines later: also say where the
+         * construct it was parsing began */
+        char where[160] = "";
+        if (parser.context)
+            snprintf(where, sizeof where, " %s that started at line %zu, column %zu",
+                     parser.context, parser.context_mark.line + 1,
+                     parser.context_mark.column + 1);
+        rc = nm_fail(e, NM_EINVAL, "%s:%zu:%zu: YAML syntax error: %s%s", path,
                      parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "unknown",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+                     parser.problem ? parser.problem : "unknown", where);
         yaml_parser_delete(&parser);
         fclose(f);
         return rc;

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Compare two ntkmem CSV files row by row (matched by key and step).
+
+usage: csvcmp.py A.csv B.csv [--rtol 1e-10] [--ignore col,col,...]
+
+Numeric cells must agree within rtol relative (atol = rtol for values near
+0); other cells exactly.  Columns that legitimately differ between runs
+(wall_s, P, threads, version by default) are ignored.  Prints the largest
+relative difference seen; exit 1 on a mismatch.
+"""
+import csv
+import math
+import sys
+
+
+def load(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        sys.exit(f"csvcmp: {path} is empty")
+    return rows[0], rows[1:]
+
+
+def main(argv):
+    args, rtol, ignore = [], 1e-10, {"wall_s", "P", "threads", "version"}
+    i = 1
+    while i < len(argv):
+        if argv[i] == "--rtol":
+            rtol = float(argv[i + 1]); i += 2
+        elif argv[i] == "--ignore":
+            ignore |= set(argv[i + 1].split(",")); i += 2
+        else:
+            args.append(argv[i]); i += 1
+    ha, ra = load(args[0])
+    hb, rb = load(args[1])
+    if ha != hb:
+        print(f"csvcmp: headers differ:\n{ha}\n{hb}"); return 1
+    ks, ss = ha.index("key"), ha.index("step")
+    def index(rows):
+        return {(r[ks], r[ss]): r for r in rows}
+    ia, ib = index(ra), index(rb)
+    if set(ia) != set(ib) or len(ra) != len(rb):
+        print(f"csvcmp: different rows: {len(ra)} vs {len(rb)}; only in A: "
+              f"{sorted(set(ia) - set(ib))[:5]} only in B: {sorted(set(ib) - set(ia))[:5]}")
+        return 1
+    worst, where, bad = 0.0, None, 0
+    for k, a in ia.items():
+        b = ib[k]
+        for c, (x, y) in enumerate(zip(a, b)):
+            if ha[c] in ignore or x == y:
+                continue
+            try:
+                fx, fy = float(x), float(y)
+            except ValueError:
+                print(f"csvcmp: {k} column {ha[c]}: '{x}' != '{y}'"); bad += 1; continue
+            if math.isnan(fx) and math.isnan(fy):
+                continue
+            d = abs(fx - fy) / max(abs(fx), abs(fy), 1.0)
+            if d > worst:
+                worst, where = d, (k, ha[c], x, y)
+            if not d <= rtol:
+                bad += 1
+    print(f"csvcmp: {len(ra)} rows, largest relative difference {worst:.3g}"
+          + (f" at {where}" if where else "") + f" (tolerance {rtol:g})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
