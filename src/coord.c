@@ -274,9 +274,9 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     }
     if (rank == 0 && !o->dry_run) {
         print_summary(&pl, fin, ran, stdout);
-        printf("%ld runs: %ld ok, %ld diverged, %ld failed, %ld skipped; self-checks: %ld "
-               "PASSED, %ld FAILED; results in %s\n",
-               ndone, nok, ndiv, nfail, n - todo, nchk - nchkfail, nchkfail, pl.out);
+        printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
+               "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
+               ndone, nok, ndiv, nfail, interrupted, n - todo, nchk - nchkfail, nchkfail, pl.out);
         if (interrupted)
             printf("stopped by a signal after %ld of %ld runs; CSV flushed. Continue with "
                    "--resume.\n", ndone, todo);

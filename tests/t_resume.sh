@@ -1,0 +1,56 @@
+#!/bin/bash
+# --resume after a run killed mid-sweep (SIGKILL of the whole job, as a node
+# failure) and after a graceful stop (SIGUSR1, as SLURM's warning before the
+# time limit) gives the same final CSV rows as an uninterrupted run.
+set -eu
+. "$(dirname "$0")/env.sh"
+T=$(mktemp -d); trap 'kill -9 $(pgrep -P $pid) $pid 2>/dev/null; rm -rf "$T"' EXIT
+pid=999999
+CFG="$NTKMEM_ROOT/tests/configs/resume.yaml"
+finals() { # number of final rows in a CSV
+    [ -f "$1" ] || { echo 0; return; }
+    local c; c=$(head -1 "$1" | tr , '\n' | grep -nx final | cut -d: -f1)
+    [ -n "$c" ] || { echo 0; return; }
+    awk -F, -v c="$c" 'NR > 1 && $c == 1' "$1" | wc -l
+}
+wait_finals() { # file, count: poll until the job has written that many runs
+    for _ in $(seq 1200); do
+        [ "$(finals "$1")" -ge "$2" ] && return 0
+        kill -0 $pid 2>/dev/null || { echo "job ended early"; return 1; }
+        sleep 0.1
+    done
+    echo "timed out waiting for $2 finished runs"; return 1
+}
+nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/ref.csv" >/dev/null 2>&1
+total=$(finals "$T/ref.csv"); echo "uninterrupted: $total runs"
+
+# 1. hard kill of the whole process group mid-sweep
+setsid mpirun -np 2 "$NTKMEM" run "$CFG" --out "$T/a.csv" >"$T/a.log" 2>&1 &
+pid=$!
+wait_finals "$T/a.csv" 3
+# Open MPI puts the ranks in their own process groups: kill them and mpirun
+kill -9 $(pgrep -P $pid) $pid; wait $pid 2>/dev/null || true
+got=$(finals "$T/a.csv"); echo "killed after $got finished runs ($(($(wc -l <"$T/a.csv") - 1)) rows)"
+[ "$got" -lt "$total" ] || { echo "the kill came too late to test anything"; exit 1; }
+nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/a.csv" --resume >"$T/a2.log" 2>&1
+grep -q "$got skipped" "$T/a2.log" || { cat "$T/a2.log"; echo "resume did not skip the $got finished runs"; exit 1; }
+/usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/ref.csv" "$T/a.csv" --rtol 0
+
+# 2. graceful stop by SIGUSR1 to mpirun (forwarded to the ranks)
+setsid mpirun -np 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" >"$T/b.log" 2>&1 &
+pid=$!
+wait_finals "$T/b.csv" 2
+kill -USR1 $pid
+rc=0; wait $pid || rc=$?
+cat "$T/b.log" | tail -2
+[ $rc -eq 0 ] || { echo "graceful stop exited $rc, want 0"; exit 1; }
+grep -q "stopped by a signal" "$T/b.log"
+[ "$(finals "$T/b.csv")" -lt "$total" ] || { echo "signal arrived after the sweep ended"; exit 1; }
+nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" --resume >/dev/null 2>&1
+/usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/ref.csv" "$T/b.csv" --rtol 0
+
+# 3. resuming a finished sweep runs nothing; without --resume an existing file is refused
+nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" --resume >"$T/c.log" 2>&1
+grep -q "0 runs: 0 ok, 0 diverged, 0 failed, 0 interrupted, $total skipped" "$T/c.log"
+if nm_mpirun 1 "$NTKMEM" run "$CFG" --out "$T/b.csv" >"$T/d.log" 2>&1; then echo "overwrote an existing CSV"; exit 1; fi
+grep -q "already exists: pass --resume" "$T/d.log"
