@@ -2,6 +2,7 @@
  * nm_err; only main and the coordinator decide to abort. */
 #ifndef NM_ERR_H
 #define NM_ERR_H
+#include <stddef.h>
 
 enum {
     NM_OK = 0,
@@ -26,5 +27,8 @@ int nm_err_prefix(nm_err *e, const char *fmt, ...) __attribute__((format(printf,
 
 /* Checked allocation: zeroed, fails with a message naming what was asked. */
 void *nm_calloc(size_t n, size_t size, const char *what, nm_err *e);
+
+/* "1.5 GiB", "37.2 MiB", "820 B": sizes in messages, in the unit that reads best. */
+const char *nm_bytes_str(double bytes, char *buf, size_t n);
 
 #endif

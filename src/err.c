@@ -38,3 +38,12 @@ void *nm_calloc(size_t n, size_t size, const char *what, nm_err *e)
                 (double)n * (double)size / 1048576.0);
     return p;
 }
+
+const char *nm_bytes_str(double b, char *buf, size_t n)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (b >= 1024.0 && u < 5) b /= 1024.0, u++;
+    snprintf(buf, n, u ? "%.3g %s" : "%.0f %s", b, unit[u]);
+    return buf;
+}
