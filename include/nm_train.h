@@ -37,6 +37,13 @@ typedef struct {
     int finite;         /* every output finite */
 } nm_metrics;
 
+/* One SGD step of [D20b] Algorithm 1 on the n examples idx: gather them
+ * into Xb/yb, forward (one Allreduce), g_i = l'(h_i, y_i)/n, backward (one
+ * GEMM).  h receives the batch outputs before the step.  The benchmark
+ * times exactly this function. */
+int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
+                nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
+
 /* Metrics of outputs h against labels y (no communication). */
 void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
                    nm_metrics *mt);

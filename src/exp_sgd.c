@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "nm_exp.h"
-#include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_train.h"
 
@@ -171,13 +170,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     int stop = eval_row(&s, p, sink, 0, T, &div, e, &rc);
     for (t = 0; t < T && !stop && rc == NM_OK; t++) {
         long n = nm_batcher_step(&s.bt, t, s.idx);
-        nm_gather_rows(&s.D, s.idx, n, s.Xb, s.yb);
-        rc = nm_net_forward(&s.net, n, s.Xb, s.g, &s.ws, e);
+        rc = nm_sgd_step(&s.net, &s.D, s.idx, n, p, &s.ws, s.Xb, s.yb, s.g, e);
         if (rc) break;
-        /* L_S = (1/|S|) sum l(h(x_i), y_i): g_i = l'(h_i, y_i) / |S| */
-        for (long i = 0; i < n; i++)
-            s.g[i] = nm_loss_deriv(p->loss, p->kappa, s.g[i], s.yb[i]) / (double)n;
-        nm_net_backward(&s.net, n, s.Xb, s.g, p->eta, p->train_u, &s.ws);
         long step = t + 1;
         if (step % p->eval_every == 0 || step == T) {
             stop = eval_row(&s, p, sink, step, T, &div, e, &rc);

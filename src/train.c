@@ -110,3 +110,17 @@ double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)
                   + 2 * cap * nr + 2 * cap) /* Z, A, partial outputs */
            + 8.0 * m;                      /* epoch permutation */
 }
+
+int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
+                nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
+{
+    nm_gather_rows(D, idx, n, Xb, yb);
+    int rc = nm_net_forward(net, n, Xb, h, ws, e);
+    if (rc) return rc;
+    /* L_S = (1/|S|) sum l(h(x_i), y_i): dL/dh_i = l'(h_i, y_i) / |S|; the
+     * buffer ws->part is free again after the forward pass */
+    double *g = ws->part;
+    for (long i = 0; i < n; i++) g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
+    nm_net_backward(net, n, Xb, g, p->eta, p->train_u, ws);
+    return NM_OK;
+}

@@ -1,0 +1,111 @@
+/* make bench: the SGD step against the machine's own DGEMM rate.
+ *
+ * For each case (Q hidden rows, d inputs, batch b) it times nm_sgd_step --
+ * the function the sgd experiment runs -- and reports seconds per step, the
+ * achieved GFLOP/s of the step's 4 Q d b flops (forward X W^T and backward
+ * G^T X) summed over ranks, and the ratio to DGEMM measured in the same run
+ * on every rank at once (so shared cores and memory count against both).
+ * Target: ratio >= 0.8.  Not a test: it never fails on speed. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_data.h"
+#include "nm_net.h"
+#include "nm_train.h"
+
+static double now(MPI_Comm c)
+{
+    MPI_Barrier(c);
+    return MPI_Wtime();
+}
+
+/* best-of-5 DGEMM rate of one n x n x n product per rank, all ranks together */
+static double dgemm_rate(int n, MPI_Comm comm)
+{
+    double *A = malloc(sizeof(double) * n * n), *B = malloc(sizeof(double) * n * n),
+           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30;
+    for (long i = 0; i < (long)n * n; i++) A[i] = sin(i), B[i] = cos(i);
+    for (int r = 0; r < 6; r++) {
+        double t0 = now(comm);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
+        double t = now(comm) - t0, tmax;
+        MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+        if (r > 0 && tmax < best) best = tmax;
+    }
+    int P;
+    MPI_Comm_size(comm, &P);
+    free(A), free(B), free(C);
+    return 2.0 * n * n * (double)n * P / best / 1e9;
+}
+
+static void bench_case(long q, long d, long b, int steps, double gemm, MPI_Comm comm)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    nm_params p;
+    nm_params_defaults(&p, NM_EXP_SGD);
+    p.q = q, p.d = d, p.m = 4 * b, p.batch = b, p.eta = 1e-4, p.seed = 1;
+    nm_data D;
+    nm_net net;
+    nm_ws ws;
+    nm_err e;
+    if (nm_data_generate(&D, NM_DATA_SPHERE, p.m, d, 1, &e) || nm_net_init(&net, &p, comm, &e) ||
+        nm_ws_init(&ws, b, net.sh.nrows, &e)) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        MPI_Abort(comm, 1);
+    }
+    double *Xb = malloc(sizeof(double) * b * d), *yb = malloc(sizeof(double) * b),
+           *h = malloc(sizeof(double) * b);
+    long *idx = malloc(sizeof(long) * b);
+    nm_batcher bt;
+    nm_batcher_init(&bt, &p, &e);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now(comm);
+        for (int t = 0; t < steps; t++) {
+            long n = nm_batcher_step(&bt, t, idx);
+            nm_sgd_step(&net, &D, idx, n, &p, &ws, Xb, yb, h, &e);
+        }
+        double dt = (now(comm) - t0) / steps, dmax;
+        MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+        if (dmax < best) best = dmax;
+    }
+    long Q = nm_params_rows(&p);
+    double gf = 4.0 * Q * d * b / best / 1e9;
+    if (rank == 0)
+        printf("sgd step  Q=%-5ld d=%-5ld b=%-5ld  %9.3f ms/step  %7.2f GFLOP/s  ratio to DGEMM "
+               "%.2f  %s\n",
+               Q, d, b, best * 1e3, gf, gf / gemm, gf / gemm >= 0.8 ? "(target >= 0.8 met)"
+                                                                    : "(target >= 0.8 NOT met)");
+    free(Xb), free(yb), free(h), free(idx);
+    nm_batcher_free(&bt);
+    nm_ws_free(&ws);
+    nm_net_free(&net);
+    nm_data_free(&D);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, P;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    double gemm = dgemm_rate(1024, MPI_COMM_WORLD);
+    if (rank == 0) {
+        printf("ntkmem bench: P=%d ranks, OpenBLAS %s, core type in use: %s "
+               "(OPENBLAS_CORETYPE=%s), %d BLAS thread(s) per rank\n",
+               P, openblas_get_config(), openblas_get_corename(), ct ? ct : "unset",
+               openblas_get_num_threads());
+        printf("DGEMM 1024^3 on every rank at once: %.2f GFLOP/s in total (%.2f per rank)\n", gemm,
+               gemm / P);
+    }
+    /* Q = 2q hidden rows (xavier_zero pairs) */
+    bench_case(256, 512, 512, 20, gemm, MPI_COMM_WORLD);
+    bench_case(1024, 1024, 1024, 5, gemm, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return 0;
+}
