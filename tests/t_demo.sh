@@ -2,6 +2,7 @@
 # `make demo` works from a clean build directory's point of view: the demo
 # script runs the real sweep and prints the per-q summary.
 set -eu
+trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$NTKMEM_ROOT"

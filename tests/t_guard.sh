@@ -2,6 +2,7 @@
 # The memory guard refuses impossible sizes before any work starts, with the
 # estimate; validate and --dry-run print the plan and write nothing.
 set -eu
+trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cat >"$T/huge.yaml" <<'Y'

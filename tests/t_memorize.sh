@@ -2,6 +2,7 @@
 # A known memorizing case (m=256, d=32, q=64: 100% memorized, hinge) and a
 # clearly under-parameterised one (q=1: well below 100%, asserted < 0.75).
 set -eu
+trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 nm_mpirun 2 "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/memorize.yaml" --out "$T/m.csv" >"$T/log" 2>&1 || { cat "$T/log"; exit 1; }

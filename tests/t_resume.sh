@@ -3,8 +3,9 @@
 # failure) and after a graceful stop (SIGUSR1, as SLURM's warning before the
 # time limit) gives the same final CSV rows as an uninterrupted run.
 set -eu
+trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
-T=$(mktemp -d); trap 'kill -9 $(pgrep -P $pid) $pid 2>/dev/null; rm -rf "$T"' EXIT
+T=$(mktemp -d); trap '[ $pid != 999999 ] && kill -9 $(pgrep -P $pid) $pid 2>/dev/null; rm -rf "$T"' EXIT
 pid=999999
 CFG="$NTKMEM_ROOT/tests/configs/resume.yaml"
 finals() { # number of final rows in a CSV
@@ -29,7 +30,7 @@ setsid mpirun -np 2 "$NTKMEM" run "$CFG" --out "$T/a.csv" >"$T/a.log" 2>&1 &
 pid=$!
 wait_finals "$T/a.csv" 3
 # Open MPI puts the ranks in their own process groups: kill them and mpirun
-kill -9 $(pgrep -P $pid) $pid; wait $pid 2>/dev/null || true
+kill -9 $(pgrep -P $pid) $pid; wait $pid 2>/dev/null || true; pid=999999
 got=$(finals "$T/a.csv"); echo "killed after $got finished runs ($(($(wc -l <"$T/a.csv") - 1)) rows)"
 [ "$got" -lt "$total" ] || { echo "the kill came too late to test anything"; exit 1; }
 nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/a.csv" --resume >"$T/a2.log" 2>&1
@@ -41,7 +42,7 @@ setsid mpirun -np 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" >"$T/b.log" 2>&1 &
 pid=$!
 wait_finals "$T/b.csv" 2
 kill -USR1 $pid
-rc=0; wait $pid || rc=$?
+rc=0; wait $pid || rc=$?; pid=999999
 cat "$T/b.log" | tail -2
 [ $rc -eq 0 ] || { echo "graceful stop exited $rc, want 0"; exit 1; }
 grep -q "stopped by a signal" "$T/b.log"
@@ -51,6 +52,6 @@ nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" --resume >/dev/null 2>&1
 
 # 3. resuming a finished sweep runs nothing; without --resume an existing file is refused
 nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/b.csv" --resume >"$T/c.log" 2>&1
-grep -q "0 runs: 0 ok, 0 diverged, 0 failed, 0 interrupted, $total skipped" "$T/c.log"
+grep -q "0 runs: 0 ok, 0 diverged, 0 failed, 0 interrupted, $total skipped" "$T/c.log" || { cat "$T/c.log"; exit 1; }
 if nm_mpirun 1 "$NTKMEM" run "$CFG" --out "$T/b.csv" >"$T/d.log" 2>&1; then echo "overwrote an existing CSV"; exit 1; fi
-grep -q "already exists: pass --resume" "$T/d.log"
+grep -q "already exists: pass --resume" "$T/d.log" || { cat "$T/d.log"; exit 1; }
