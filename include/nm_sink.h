@@ -20,6 +20,7 @@ typedef struct {
     double t0;           /* MPI_Wtime at the start of the run */
     long rows;           /* rows written for this run */
     int check_failed;    /* a self-check of the run printed FAILED */
+    int checks;          /* self-checks made (rows with check != "-") */
     int final_written;
     double last[NM_MAX_METRICS];
     char last_status[32];

@@ -253,7 +253,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
         if (rc == NM_OK) {
             ran[i] = 1;
             fin[i] = mi >= 0 ? sink.last[mi] : NAN;
-            nchk += 1;
+            nchk += sink.checks > 0;
             nchkfail += sink.check_failed;
         }
         if (rank == 0) {

@@ -40,6 +40,7 @@ int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, in
     memcpy(s->last, metrics, (size_t)nm * sizeof(double));
     snprintf(s->last_status, sizeof s->last_status, "%s", status);
     if (strcmp(check, "FAILED") == 0) s->check_failed = 1;
+    if (strcmp(check, "-") != 0) s->checks++;
     if (final) s->final_written = 1;
     s->rows++;
     if (s->rank != 0 || !s->csv) return NM_OK;

@@ -1,0 +1,14 @@
+#!/bin/bash
+# Regenerate the settings table of README.md from the settings table in
+# src/params.c (via ntkmem --help-settings).  tests/t_readme.sh fails when
+# the README is out of date.
+set -eu
+cd "$(dirname "$0")/.."
+/usr/bin/python3 - build/ntkmem README.md <<'PY'
+import subprocess, sys
+table = subprocess.run([sys.argv[1], "--help-settings"], check=True, capture_output=True,
+                       text=True).stdout.strip()
+s = open(sys.argv[2]).read()
+a, b = s.index("<!-- settings:begin -->"), s.index("<!-- settings:end -->")
+open(sys.argv[2], "w").write(s[:a] + "<!-- settings:begin -->\n" + table + "\n" + s[b:])
+PY
