@@ -38,6 +38,15 @@ static double loss_of(const nm_net *net, const nm_data *D, const nm_params *p, n
     return L / (double)D->m;
 }
 
+/* Data, network and work space of a test case. */
+static void setup(const nm_params *p, nm_data *D, nm_net *net, nm_ws *ws)
+{
+    nm_err e;
+    ck_assert_int_eq(nm_data_generate(D, NM_DATA_GAUSSIAN, p->m, p->d, p->seed, &e), NM_OK);
+    ck_assert_int_eq(nm_net_init(net, p, MPI_COMM_WORLD, &e), NM_OK);
+    ck_assert_int_eq(nm_ws_init(ws, p->m, net->sh.nrows, &e), NM_OK);
+}
+
 /* Analytic gradient = (W - W') / eta after one nm_net_backward step with
  * eta = 1, compared with central differences of the loss in every entry of
  * W (and u) -- entries owned by other ranks are perturbed by their owner. */
@@ -49,9 +58,7 @@ static void check_gradient(int init, int act, int loss, int train_u)
     nm_net net;
     nm_ws ws;
     nm_err e;
-    ck_assert_int_eq(nm_data_generate(&D, NM_DATA_GAUSSIAN, p.m, p.d, p.seed, &e), NM_OK);
-    ck_assert_int_eq(nm_net_init(&net, &p, MPI_COMM_WORLD, &e), NM_OK);
-    ck_assert_int_eq(nm_ws_init(&ws, p.m, net.sh.nrows, &e), NM_OK);
+    setup(&p, &D, &net, &ws);
     if (init == NM_INIT_XAVIER_ZERO) /* move off the symmetric point so h != 0 */
         for (long k = 0; k < net.sh.nrows * p.d; k++) net.W[k] += 0.3 * sin(1.7 * k + net.sh.u0);
     size_t nw = (size_t)net.sh.nrows * (size_t)p.d, nr = (size_t)net.sh.nrows;
@@ -119,9 +126,7 @@ START_TEST(test_xavier_zero_exact)
         nm_net net;
         nm_ws ws;
         nm_err e;
-        ck_assert_int_eq(nm_data_generate(&D, NM_DATA_GAUSSIAN, p.m, p.d, p.seed, &e), NM_OK);
-        ck_assert_int_eq(nm_net_init(&net, &p, MPI_COMM_WORLD, &e), NM_OK);
-        ck_assert_int_eq(nm_ws_init(&ws, p.m, net.sh.nrows, &e), NM_OK);
+        setup(&p, &D, &net, &ws);
         double *h = calloc((size_t)p.m, sizeof(double)), mx = 0;
         ck_assert_int_eq(nm_net_forward(&net, p.m, D.X, h, &ws, &e), NM_OK);
         for (long i = 0; i < p.m; i++) mx = fmax(mx, fabs(h[i]));

@@ -26,6 +26,19 @@ static void write_cfg(const char *path, const char *extra)
     fclose(f);
 }
 
+/* Write sweep `name`.yaml (with extra settings) and run it; returns the exit
+ * code; the CSV goes to dir/name.csv. */
+static int run_sweep(const char *name, const char *extra, char *out, size_t n)
+{
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "%s/%s.yaml", dir, name);
+    snprintf(out, n, "%s/%s.csv", dir, name);
+    if (nmt_rank == 0) write_cfg(cfg, extra);
+    MPI_Barrier(MPI_COMM_WORLD);
+    nm_run_opts o = {.config = cfg, .out = out, .force = 1};
+    return nm_coord_main(&o, MPI_COMM_WORLD);
+}
+
 static double *load(const char *path, long r, long c)
 {
     double *a = NULL;
@@ -40,13 +53,8 @@ static double *load(const char *path, long r, long c)
 
 START_TEST(test_saved_arrays)
 {
-    char cfg[128], out[128], p[256];
-    snprintf(cfg, sizeof cfg, "%s/s.yaml", dir);
-    snprintf(out, sizeof out, "%s/s.csv", dir);
-    if (nmt_rank == 0) write_cfg(cfg, "");
-    MPI_Barrier(MPI_COMM_WORLD);
-    nm_run_opts o = {.config = cfg, .out = out, .force = 1};
-    int rc = nm_coord_main(&o, MPI_COMM_WORLD);
+    char out[128], p[256];
+    int rc = run_sweep("s", "", out, sizeof out);
     NMT_ASSERT_ALL(rc == 0, "sweep with saves exited %d", rc);
     int bad = 0;
     if (nmt_rank == 0) {
@@ -94,13 +102,8 @@ END_TEST
 /* Arrays above save_max_bytes are refused before any work, with the size. */
 START_TEST(test_save_limit)
 {
-    char cfg[128], out[128];
-    snprintf(cfg, sizeof cfg, "%s/big.yaml", dir);
-    snprintf(out, sizeof out, "%s/big.csv", dir);
-    if (nmt_rank == 0) write_cfg(cfg, "  save_max_bytes: 1KiB\n");
-    MPI_Barrier(MPI_COMM_WORLD);
-    nm_run_opts o = {.config = cfg, .out = out, .force = 1};
-    int rc = nm_coord_main(&o, MPI_COMM_WORLD);
+    char out[128];
+    int rc = run_sweep("big", "  save_max_bytes: 1KiB\n", out, sizeof out);
     NMT_ASSERT_ALL(rc == 2 && access(out, F_OK) != 0, "oversized save: exit %d (want 2), CSV %s",
                    rc, access(out, F_OK) == 0 ? "written" : "absent");
 }
