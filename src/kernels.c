@@ -158,17 +158,37 @@ int nm_gauss_legendre(int n, double *x, double *w, nm_err *e)
  *   int phi(z1) f(a z1) [ int phi(z2) g(b z1 + c z2) dz2 ] dz1
  * over [-KQ_L, KQ_L]^2, each by composite Gauss-Legendre on panels whose
  * ends include every point where the activation argument crosses a feature
- * of sigma (kinks at 0 and +-1, the knees of tanh/erf/softplus near +-3).
+ * of sigma (kq_features: its kinks, and scale points for smooth ones).
  * Plain Gauss-Hermite in (z1, z2) converges slowly when sigma is kinked
  * (hardtanh: 0.1 off at 64 points), when |x| is large (tanh(a z1) is then a
  * near-step on the z scale) and even for erf (1e-5 at 64 points); with the
  * breakpoints the integrand is smooth on every panel and the error falls
  * geometrically with the points per panel. */
-#define KQ_L 9.0       /* phi(9) ~ 1e-18: the truncated tails are negligible */
-#define KQ_W 2.0       /* widest panel, in z units */
-#define KQ_MAXPAN 96   /* panels per dimension (features, scales, splits) */
-static const double kq_feat[] = {0.0, 1.0, -1.0, 3.0, -3.0};
-#define KQ_NFEAT ((int)(sizeof kq_feat / sizeof kq_feat[0]))
+#define KQ_L 8.0      /* P(|Z| > 8) ~ 1e-15: the truncated tails are negligible */
+#define KQ_W 2.0      /* widest panel in [-KQ_T, KQ_T], in z units */
+#define KQ_T 4.0      /* beyond, phi < 1.4e-4: tail panels are not split */
+#define KQ_MAXPAN 96  /* panels per dimension (features, scales, splits) */
+#define KQ_MAXFEAT 7
+
+/* Points of the activation argument that must be panel ends: the kinks
+ * (exact breakpoints: relu-like 0, hardtanh +-1) and, for the smooth
+ * saturating ones, a few scale points so that sigma(a z) stays resolved when
+ * |x| is large.  The first *nkink entries are kinks (0 for smooth ones). */
+static int kq_features(int act, const double **feat, int *nkink)
+{
+    static const double zero[] = {0.0}, pm1[] = {-1.0, 1.0};
+    static const double smooth[KQ_MAXFEAT] = {0.0, -1.0, 1.0, -3.0, 3.0, -8.0, 8.0};
+    switch (act) {
+    case NM_ACT_RELU:
+    case NM_ACT_ABS:
+    case NM_ACT_LEAKY_RELU:
+    case NM_ACT_STEP:
+    case NM_ACT_SIGN: *feat = zero, *nkink = 1; return 1;
+    case NM_ACT_HARDTANH: *feat = pm1, *nkink = 2; return 2;
+    case NM_ACT_QUADRATIC: *feat = zero, *nkink = 0; return 0;
+    default: *feat = smooth, *nkink = 0; return KQ_MAXFEAT;
+    }
+}
 
 static int cmp_double(const void *p, const void *q)
 {
@@ -177,18 +197,23 @@ static int cmp_double(const void *p, const void *q)
 }
 
 /* Panel ends in [-L, L]: +-L and z = (t - off[k]) / s[k] for each feature t
- * and each affine map (skipped when s[k] = 0), then panels wider than KQ_W
- * split evenly.  Returns the number of ends (panels + 1). */
-static int kq_ends(int nmap, const double *off, const double *s, double *ends)
+ * (the first nkink of them kinks) and each affine map k (skipped when
+ * s[k] = 0), then panels in [-KQ_T, KQ_T] wider than KQ_W split evenly.  Returns the number of
+ * ends (panels + 1). */
+static int kq_ends(int nmap, const double *off, const double *s, int nfeat, int nkink,
+                   const double *feat, double *ends)
 {
-    double t[2 + KQ_NFEAT * KQ_NFEAT];
+    double t[4 + KQ_MAXFEAT * KQ_MAXFEAT];
     int n = 0;
-    t[n++] = -KQ_L, t[n++] = KQ_L;
+    t[n++] = -KQ_L, t[n++] = KQ_L, t[n++] = -KQ_T, t[n++] = KQ_T;
     for (int k = 0; k < nmap; k++) {
         if (!(fabs(s[k]) > 1e-300)) continue;
-        for (int f = 0; f < KQ_NFEAT; f++) {
-            double z = (kq_feat[f] - off[k]) / s[k];
-            if (z > -KQ_L && z < KQ_L) t[n++] = z;
+        for (int f = 0; f < nfeat; f++) {
+            double z = (feat[f] - off[k]) / s[k];
+            /* a scale point t only refines where sigma(s z + off) is sharper
+             * than the KQ_W grid: within KQ_W of the centre -off/s */
+            if (z > -KQ_L && z < KQ_L && (f < nkink || fabs(feat[f]) <= KQ_W * fabs(s[k])))
+                t[n++] = z;
         }
     }
     qsort(t, (size_t)n, sizeof t[0], cmp_double);
@@ -197,7 +222,7 @@ static int kq_ends(int nmap, const double *off, const double *s, double *ends)
     for (int i = 1; i < n; i++) {
         double len = t[i] - t[i - 1];
         if (!(len > 1e-14)) continue;
-        int parts = (int)ceil(len / KQ_W);
+        int parts = t[i] <= -KQ_T || t[i - 1] >= KQ_T ? 1 : (int)ceil(len / KQ_W);
         for (int p = 1; p <= parts && m < KQ_MAXPAN + 1; p++)
             ends[m++] = p == parts ? t[i] : t[i - 1] + len * p / parts;
     }
@@ -261,18 +286,20 @@ void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, doub
     kgeom g = kgeom_make(xx, yy, xy);
     /* u = a z1, v = b z1 + c z2; a zero x gives u = 0, v = |y| z2 */
     double a = sqrt(g.xx), b = a > 0 ? g.xy / a : 0.0;
-    double c2 = g.yy - b * b, c = c2 > 0 ? sqrt(c2) : 0.0;
+    double c = a > 0 ? g.sn / a : sqrt(g.yy); /* c^2 = yy - b^2 = det / xx */
     double ends[KQ_MAXPAN + 1], sd = 0, ss = 0;
+    const double *ft;
+    int nk, nf = kq_features(k->act, &ft, &nk);
     if (c >= fabs(b)) {
         /* |rho| <= 1/sqrt 2: outer z1, inner z2.  f(a z1) changes at t/a; the
          * inner mean E g(b z1 + c Z2) at t/b, on the broad scale c/|b| >= 1. */
         double off1[2] = {0, 0}, s1[2] = {a, b};
-        int n1 = kq_nodes(kq_ends(2, off1, s1, ends), ends, kq.zo, kq.wo);
+        int n1 = kq_nodes(kq_ends(2, off1, s1, nf, nk, ft, ends), ends, kq.zo, kq.wo);
         for (int i = 0; i < n1; i++) kq.u[i] = a * kq.zo[i];
         nm_act_apply(k->act, k->alpha, (size_t)n1, kq.u, kq.su, kq.du);
         for (int i = 0; i < n1; i++) {
             double m = b * kq.zo[i], id = 0, is = 0;
-            int n2 = kq_nodes(kq_ends(1, &m, &c, ends), ends, kq.zi, kq.wi);
+            int n2 = kq_nodes(kq_ends(1, &m, &c, nf, nk, ft, ends), ends, kq.zi, kq.wi);
             for (int j = 0; j < n2; j++) kq.v[j] = m + c * kq.zi[j];
             nm_act_apply(k->act, k->alpha, (size_t)n2, kq.v, kq.sv, kq.dv);
             for (int j = 0; j < n2; j++) is += kq.wi[j] * kq.sv[j], id += kq.wi[j] * kq.dv[j];
@@ -284,14 +311,16 @@ void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, doub
          * be a kink smoothed over the narrow width c/|b|, so swap the order:
          * outer z2, inner z1 with ends at the kinks of both f(a z1) and
          * g(b z1 + c z2), both exact.  The outer integrand then changes
-         * slowly (scale |b|/c > 1) except where a kink of f meets one of g:
-         * z2 = (t' - b t/a)/c, which are its panel ends. */
-        double offc[KQ_NFEAT], sc[KQ_NFEAT];
-        for (int f = 0; f < KQ_NFEAT; f++) offc[f] = b * kq_feat[f] / a, sc[f] = c;
-        int n1 = kq_nodes(kq_ends(KQ_NFEAT, offc, sc, ends), ends, kq.zo, kq.wo);
+         * slowly (scale |b|/c > 1) except where a kink t of f meets a feature
+         * t' of g: z2 = (t' - b t/a)/c, which are its panel ends (t = 0 for
+         * smooth sigma, where a large |x| makes f(a z1) step-like). */
+        double offc[KQ_MAXFEAT] = {0}, sc[KQ_MAXFEAT];
+        int nc = nk > 0 ? nk : 1; /* smooth: the centre t = 0 of f(a z1) */
+        for (int f = 0; f < nc; f++) offc[f] = nk > 0 ? b * ft[f] / a : 0.0, sc[f] = c;
+        int n1 = kq_nodes(kq_ends(nc, offc, sc, nf, nk, ft, ends), ends, kq.zo, kq.wo);
         for (int i = 0; i < n1; i++) {
             double off2[2] = {0, c * kq.zo[i]}, s2[2] = {a, b};
-            int n2 = kq_nodes(kq_ends(2, off2, s2, ends), ends, kq.zi, kq.wi);
+            int n2 = kq_nodes(kq_ends(2, off2, s2, nf, nk, ft, ends), ends, kq.zi, kq.wi);
             for (int j = 0; j < n2; j++) {
                 kq.u[j] = a * kq.zi[j];
                 kq.v[j] = b * kq.zi[j] + c * kq.zo[i];
