@@ -45,5 +45,6 @@ int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 extern const nm_experiment nm_exp_sgd;
 extern const nm_experiment nm_exp_ntk_spectrum;
+extern const nm_experiment nm_exp_gd_width;
 
 #endif

@@ -9,6 +9,7 @@ const nm_experiment *nm_experiment_get(int id)
     switch (id) {
     case NM_EXP_SGD: return &nm_exp_sgd;
     case NM_EXP_NTK_SPECTRUM: return &nm_exp_ntk_spectrum;
+    case NM_EXP_GD_WIDTH: return &nm_exp_gd_width;
     default: return NULL;
     }
 }
