@@ -196,10 +196,10 @@ static int cmp_double(const void *p, const void *q)
     return (a > b) - (a < b);
 }
 
-/* Panel ends in [-L, L]: +-L and z = (t - off[k]) / s[k] for each feature t
- * (the first nkink of them kinks) and each affine map k (skipped when
- * s[k] = 0), then panels in [-KQ_T, KQ_T] wider than KQ_W split evenly.  Returns the number of
- * ends (panels + 1). */
+/* Panel ends in [-L, L]: +-L, +-T and z = (t - off[k]) / s[k] for each
+ * feature t (the first nkink of them kinks) and each affine map k (skipped
+ * when s[k] = 0), then panels in [-T, T] wider than KQ_W split evenly.
+ * Returns the number of ends (panels + 1). */
 static int kq_ends(int nmap, const double *off, const double *s, int nfeat, int nkink,
                    const double *feat, double *ends)
 {
@@ -241,7 +241,8 @@ static struct {
 
 static int kq_get(int order)
 {
-    int n = order <= 0 ? NM_KINF_ORDER_DEFAULT : (order > NM_KINF_ORDER_MAX ? NM_KINF_ORDER_MAX : order);
+    int n = order <= 0 ? NM_KINF_ORDER_DEFAULT : order;
+    if (n > NM_KINF_ORDER_MAX) n = NM_KINF_ORDER_MAX;
     if (kq.n == n) return n;
     free(kq.x);
     kq.n = 0;

@@ -79,7 +79,8 @@ START_TEST(test_against_monte_carlo)
             pair_geom(p, &xx, &yy, &xy);
             nm_kinf_expect(&k, xx, yy, xy, &ex[0], &ex[1]);
             for (int t = 0; t < 2; t++) {
-                double mean = s[t] / NMC, var = fmax(s2[t] / NMC - mean * mean, 0) * NMC / (NMC - 1);
+                double mean = s[t] / NMC;
+                double var = fmax(s2[t] / NMC - mean * mean, 0) * NMC / (NMC - 1);
                 double se = sqrt(var / NMC), dev = fabs(ex[t] - mean);
                 double tol = 5 * se + 1e-10 * (1 + fabs(ex[t]));
                 if (dev > tol) {
@@ -312,7 +313,8 @@ START_TEST(test_gauss_legendre)
         ck_assert_int_eq(nm_gauss_legendre(n, x, w, &e), NM_OK);
         for (int k = 0; 2 * k <= 2 * n - 1; k++) {
             double m = 0, odd = 0, want = 2.0 / (2 * k + 1);
-            for (int i = 0; i < n; i++) m += w[i] * pow(x[i], 2 * k), odd += w[i] * pow(x[i], 2 * k + 1);
+            for (int i = 0; i < n; i++)
+                m += w[i] * pow(x[i], 2 * k), odd += w[i] * pow(x[i], 2 * k + 1);
             ck_assert_msg(fabs(m - want) <= 1e-13, "n=%d: int x^%d = %.17g, want %.17g", n,
                           2 * k, m, want);
             ck_assert_msg(fabs(odd) <= 1e-14, "n=%d: odd moment %g", n, odd);
