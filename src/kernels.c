@@ -40,6 +40,12 @@ typedef struct {
 static kgeom kgeom_make(double xx, double yy, double xy)
 {
     kgeom g;
+    /* both expectations are symmetric in (x, y): one fixed order of the pair
+     * (larger norm first) makes the computed K_inf exactly symmetric too */
+    if (yy > xx) {
+        double t = xx;
+        xx = yy, yy = t;
+    }
     g.xx = xx > 0 ? xx : 0.0;
     g.yy = yy > 0 ? yy : 0.0;
     double nrm = sqrt(g.xx * g.yy);

@@ -10,6 +10,7 @@
 #include "nm_act.h"
 #include "nm_kernels.h"
 #include "nm_rng.h"
+#include "nm_scalapack.h"
 #include "nm_test.h"
 
 #define D 3
@@ -33,6 +34,13 @@ static double dot(const double *a, const double *b)
 {
     double s = 0;
     for (int i = 0; i < D; i++) s += a[i] * b[i];
+    return s;
+}
+
+static double dot5(const double *a, const double *b)
+{
+    double s = 0;
+    for (int i = 0; i < 5; i++) s += a[i] * b[i];
     return s;
 }
 
@@ -301,6 +309,53 @@ START_TEST(test_block)
 }
 END_TEST
 
+/* K_inf is a kernel: on 24 points (12 on the sphere S^4, 12 Gaussian in
+ * R^5, one duplicated, one antipodal, one zero) every part's Gram matrix is
+ * exactly symmetric and positive semi-definite, lambda_min >= -1e-10
+ * lambda_max (dsyevd). */
+START_TEST(test_kinf_psd)
+{
+    enum { M = 24, DD = 5 };
+    double X[M][DD], xx[M], G[M * M], K[M * M], ev[M];
+    for (int i = 0; i < M; i++) {
+        nm_rng_normal_row(99, NM_STREAM_MC, 1u << 30 | (uint64_t)i, DD, X[i]);
+        double n = sqrt(dot5(X[i], X[i]));
+        if (i < 12)
+            for (int k = 0; k < DD; k++) X[i][k] /= n;
+    }
+    memcpy(X[5], X[3], sizeof X[3]);
+    for (int k = 0; k < DD; k++) X[7][k] = -X[2][k], X[20][k] = 0;
+    for (int i = 0; i < M; i++) xx[i] = dot5(X[i], X[i]);
+    for (int j = 0; j < M; j++)
+        for (int i = 0; i < M; i++) G[i + j * M] = dot5(X[i], X[j]);
+    for (int a = 0; a < NM_ACT_COUNT; a++)
+        for (int part = 0; part < 3; part++) {
+            nm_kinf k = {.act = a, .alpha = 0.1, .order = 0};
+            nm_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
+            double asym = 0;
+            for (int j = 0; j < M; j++)
+                for (int i = 0; i < j; i++)
+                    asym = fmax(asym, fabs(K[i + j * M] - K[j + i * M]) /
+                                          (1 + fabs(K[i + j * M])));
+            int n = M, lwork = 1 + 6 * M + 2 * M * M, liwork = 3 + 5 * M, info;
+            double *work = malloc(sizeof(double) * lwork);
+            int *iwork = malloc(sizeof(int) * liwork);
+            dsyevd_("N", "U", &n, K, &n, ev, work, &lwork, iwork, &liwork, &info, 1, 1);
+            free(work), free(iwork);
+            ck_assert_int_eq(info, 0);
+            if (part == 0 && (a == NM_ACT_STEP || a == NM_ACT_SIGN)) {
+                ck_assert(ev[0] == 0 && ev[M - 1] == 0); /* sigma' = 0 a.e. */
+                continue;
+            }
+            ck_assert_msg(asym == 0, "%s part %d: K_inf not symmetric (%.3g)",
+                          nm_act_names[a], part, asym);
+            ck_assert_msg(ev[0] >= -1e-10 * ev[M - 1] && ev[M - 1] > 0,
+                          "%s part %d: lambda_min %.3g, lambda_max %.3g", nm_act_names[a], part,
+                          ev[0], ev[M - 1]);
+        }
+}
+END_TEST
+
 /* The Gauss-Legendre rule: weights sum to 2, int x^{2k} = 2/(2k+1) exact up
  * to degree 2n - 1, odd moments 0; bad order refused. */
 START_TEST(test_gauss_legendre)
@@ -335,6 +390,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_gauss_legendre);
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_block);
+    tcase_add_test(tc, test_kinf_psd);
     tcase_add_test(tc, test_quadrature_vs_closed);
     tcase_add_test(tc, test_quadrature_self);
     tcase_add_test(tc, test_against_monte_carlo);
