@@ -468,13 +468,21 @@ def run(figure, paths, out):
 
 
 def main(argv=None):
+    global THRESHOLD
     ap = argparse.ArgumentParser(
         description="Scaling plots of SPEC section 4 from ntkmem CSV files.")
     ap.add_argument("figure", choices=list(FIGURES) + ["all"])
     ap.add_argument("csv", nargs="*", help="ntkmem result CSV files")
+    ap.add_argument("--threshold", type=float, default=THRESHOLD,
+                    help="fraction memorized that defines the critical width q* "
+                    "(default %(default)s)")
     ap.add_argument("-o", "--out", help="output PNG (a PDF is written beside it); "
                     "for 'all' a directory (default results/figures)")
     a = ap.parse_args(argv)
+    if not 0 < a.threshold <= 1:
+        print("plot.py: error: --threshold must be in (0, 1]", file=sys.stderr)
+        return 2
+    THRESHOLD = a.threshold
     if not a.csv:
         print("plot.py: error: no CSV files given (make plots reads results/*.csv: "
               "run make reproduce or a sweep first)", file=sys.stderr)
