@@ -18,6 +18,9 @@ typedef struct {
     double s;  /* output scale */
     double *W; /* sh.nrows x d, row-major */
     double *u; /* sh.nrows */
+    /* orthogonal init: ||W W^T - I||_max measured after the QR (the run's
+     * self-check, STYLE point 8); NAN for the other inits */
+    double orth_err;
 } nm_net;
 
 /* Work space for forward/backward on up to cap examples at once. */
@@ -31,7 +34,8 @@ typedef struct {
 } nm_ws;
 
 /* Allocate and initialise from p->init with Philox keyed by p->seed:
- * row j of W (and u_j) depends only on (seed, j), never on the rank count. */
+ * row j of W (and u_j) depends only on (seed, j), never on the rank count.
+ * Collective for init orthogonal (a distributed QR, SPEC section 2). */
 int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e);
 void nm_net_free(nm_net *net);
 
