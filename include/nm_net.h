@@ -54,6 +54,15 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws);
 
+/* The hidden-weight part of nm_net_backward into any matrix T of W's shape:
+ * T -= eta grad_W, with grad_W from the pre-activations ws->Z of the last
+ * forward pass (overwritten).  The full-batch step of onestep accumulates
+ * chunks into a copy of W this way (W itself must stay fixed until the
+ * whole batch is seen), and ntk_train updates V: grad_V f_V = grad_W h_W
+ * [D20b Alg 2].  No communication. */
+void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
+                          double eta, nm_ws *ws, double *T);
+
 /* Sum over all ranks of ||W - W0||_F^2 (W0 in the same local layout). */
 double nm_net_dist2(const nm_net *net, const double *W0);
 

@@ -228,16 +228,12 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     return NM_OK;
 }
 
-void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
-                     int train_u, nm_ws *ws)
+void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
+                          double eta, nm_ws *ws, double *T)
 {
     long nr = net->sh.nrows, d = net->d;
     if (nr == 0 || n == 0) return;
-    /* grad_u = s A^T g, from the activations before any update */
-    if (train_u)
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
-                    ws->gu, 1);
-    /* G = sigma'(Z) o (s g u^T), overwriting Z; then W -= eta G^T X */
+    /* G = sigma'(Z) o (s g u^T), overwriting Z; then T -= eta G^T X */
     for (long i = 0; i < n; i++) {
         double *z = ws->Z + i * nr;
         nm_act_apply(net->act, net->alpha, (size_t)nr, z, NULL, z);
@@ -245,7 +241,19 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
         for (long k = 0; k < nr; k++) z[k] *= gi * net->u[k];
     }
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)d, (int)n, -eta, ws->Z,
-                (int)nr, X, (int)d, 1.0, net->W, (int)d);
+                (int)nr, X, (int)d, 1.0, T, (int)d);
+}
+
+void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
+                     int train_u, nm_ws *ws)
+{
+    long nr = net->sh.nrows;
+    if (nr == 0 || n == 0) return;
+    /* grad_u = s A^T g, from the activations before any update */
+    if (train_u)
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
+                    ws->gu, 1);
+    nm_net_backward_into(net, n, X, g, eta, ws, net->W);
     if (train_u)
         for (long k = 0; k < nr; k++) net->u[k] -= eta * ws->gu[k];
 }
