@@ -43,6 +43,7 @@ int nm_exp_save_data(const nm_params *p, const nm_data *D, MPI_Comm comm, nm_err
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 extern const nm_experiment nm_exp_sgd;
+extern const nm_experiment nm_exp_ntk_train;
 extern const nm_experiment nm_exp_onestep;
 
 #endif

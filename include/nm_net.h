@@ -63,6 +63,15 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T);
 
+/* The NTK linear model of [D20b] Algorithm 2 on the n rows of X:
+ *   out[i] = f_V(x_i) = <V, Psi_W(x_i)> = s sum_k u_k sigma'(<w_k, x_i>) <v_k, x_i>,
+ * Psi_W(x) = grad_W h_W(x) at the network's (fixed) W, u; V has W's local
+ * layout.  Two GEMMs (X W^T, X V^T), a Hadamard product, one Allreduce.
+ * Leaves Z = X W^T in ws, so nm_net_backward_into(net, n, X, g, eta, ws, V)
+ * is the SGD step on V (grad_V f_V = Psi_W). */
+int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double *X, double *out,
+                       nm_ws *ws, nm_err *e);
+
 /* Sum over all ranks of ||W - W0||_F^2 (W0 in the same local layout). */
 double nm_net_dist2(const nm_net *net, const double *W0);
 

@@ -7,6 +7,7 @@ const nm_experiment *nm_experiment_get(int id)
 {
     switch (id) {
     case NM_EXP_SGD: return &nm_exp_sgd;
+    case NM_EXP_NTK_TRAIN: return &nm_exp_ntk_train;
     case NM_EXP_ONESTEP: return &nm_exp_onestep;
     default: return NULL;
     }

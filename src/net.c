@@ -228,6 +228,36 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     return NM_OK;
 }
 
+int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double *X, double *out,
+                       nm_ws *ws, nm_err *e)
+{
+    const nm_shard *sh = &net->sh;
+    long nr = sh->nrows, d = net->d;
+    if (n > ws->cap) return nm_fail(e, NM_EINVAL, "forward: %ld rows exceed workspace %ld", n,
+                                    ws->cap);
+    memset(ws->part, 0, (size_t)n * sizeof(double));
+    if (nr > 0) {
+        /* Z = X W^T (fixed features, kept for the backward pass), A = X V^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)d, 1.0, X,
+                    (int)d, net->W, (int)d, 0.0, ws->Z, (int)nr);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)d, 1.0, X,
+                    (int)d, V, (int)d, 0.0, ws->A, (int)nr);
+        /* part_i = s sum_k u_k sigma'(Z_ik) A_ik; ws->gu (nrows) is free
+         * scratch here: the linear model has no u gradient */
+        double *ds = ws->gu;
+        for (long i = 0; i < n; i++) {
+            const double *a = ws->A + i * nr;
+            nm_act_apply(net->act, net->alpha, (size_t)nr, ws->Z + i * nr, NULL, ds);
+            double t = 0;
+            for (long k = 0; k < nr; k++) t += net->u[k] * ds[k] * a[k];
+            ws->part[i] = net->s * t;
+        }
+    }
+    int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
+    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
+    return NM_OK;
+}
+
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T)
 {
