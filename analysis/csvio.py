@@ -9,7 +9,6 @@ by name in one dict.
 """
 
 import csv
-import math
 import sys
 
 LEAD = ("key", "point", "repeat", "seed", "experiment")
@@ -127,6 +126,3 @@ def final_rows(paths, experiment, statuses=("ok",), settings=(), metrics=()):
         out += [r for r in rows if r.meta["final"] == "1" and r.meta["status"] in statuses]
     return out
 
-
-def finite(x):
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
