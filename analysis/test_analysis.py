@@ -155,6 +155,11 @@ class TestCsv(unittest.TestCase):
         self.assertEqual(rows[0].metric("loss"), 0.25)
         self.assertEqual(rows[0].setting("m"), 64.0)
 
+    def test_same_run_in_two_files_counts_once(self):
+        p = self.good()
+        q = self.path("copy.csv", self.read(p))
+        self.assertEqual(len(csvio.final_rows([p, q], "sgd")), 1)
+
     def assertCsvError(self, path, *parts):
         with self.assertRaises(csvio.CsvError) as cm:
             csvio.read(path)
