@@ -158,7 +158,7 @@ def fig_collapse(paths, out):
     ax.set_xscale("log")
     ax.set_xlabel("q d / m   (q neuron pairs, d input dim., m examples)")
     ax.set_ylabel("fraction memorized  (y_i h(x_i) > 0)")
-    ax.set_title(f"SGD memorization collapses in q d / m [D20b Thm 7]\n"
+    ax.set_title(f"SGD memorization vs q d / m ([D20b Thm 7]: one curve up to logs)\n"
                  f"mean ± s.e. over {nrep}+ repeats; dotted: {THRESHOLD:.0%}", fontsize=10)
     ax.legend(fontsize=6.5, ncol=2, loc="lower right")
     ax.grid(alpha=0.3, which="both")
