@@ -26,6 +26,21 @@ extern const char *const nm_exp_names[];
 extern const char *const nm_data_names[];
 extern const char *const nm_init_names[];
 
+/* ntk_spectrum and the experiments that reuse its Gram code */
+typedef enum { NM_KERNEL_HIDDEN, NM_KERNEL_OUTPUT, NM_KERNEL_FULL } nm_kernel_part;
+typedef enum { NM_EIG_ALL, NM_EIG_EXTREMES } nm_eig_kind;
+/* construct */
+typedef enum { NM_METHOD_BUBECK, NM_METHOD_BAUM } nm_method;
+typedef enum { NM_LABELS_AUTO, NM_LABELS_RADEMACHER, NM_LABELS_BINARY, NM_LABELS_UNIFORM } nm_labels;
+/* near_min */
+typedef enum { NM_SOURCE_CONSTRUCT, NM_SOURCE_SGD } nm_source;
+
+extern const char *const nm_kernel_names[];
+extern const char *const nm_eig_names[];
+extern const char *const nm_method_names[];
+extern const char *const nm_labels_names[];
+extern const char *const nm_source_names[];
+
 #define NM_PATH_MAX 512
 
 /* Broadcast as raw bytes from rank 0 (all ranks run the same binary), so it
@@ -52,13 +67,36 @@ typedef struct {
     int train_u;
     double stop_margin;
 
+    /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
+    int kernel, eigenvalues;
+    int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
+    long nb;            /* ScaLAPACK block size; 0 = auto */
+    int kinf;           /* also build the infinite-width kernel K_inf */
+    long quad_order;    /* K_inf quadrature: Gauss-Legendre points per panel */
+    char spectrum_out[NM_PATH_MAX], save_gram[NM_PATH_MAX];
+
+    /* ntk_train */
+    int compare_sgd;
+    /* onestep */
+    double eta_factor;
+    /* construct */
+    int method, labels;
+    double delta, tau;
+    /* near_min */
+    int source;
+    double eps;
+    /* gd_width */
+    double loss_target;
+
     /* outputs and guards */
     char save_data[NM_PATH_MAX], save_weights[NM_PATH_MAX];
     double max_mem_per_rank; /* bytes; 0 = auto (80% of node memory / ranks on node) */
     double save_max_bytes;
 } nm_params;
 
-typedef enum { NM_T_INT, NM_T_REAL, NM_T_ENUM, NM_T_BOOL, NM_T_STR, NM_T_BYTES } nm_type;
+/* NM_T_GRID: "auto" or "PxQ" (YAML may also give [P, Q]) into two ints at
+ * offset (grid_p, grid_q). */
+typedef enum { NM_T_INT, NM_T_REAL, NM_T_ENUM, NM_T_BOOL, NM_T_STR, NM_T_BYTES, NM_T_GRID } nm_type;
 
 #define NM_EXPS_ALL (~0u)
 #define NM_EXP_BIT(x) (1u << (x))
@@ -90,8 +128,15 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
 /* Is the setting used by experiment exp? */
 int nm_setting_applies(const nm_setting *s, int exp);
 
-/* Fill p with every default. */
+/* Fill p with every default (the table's, then the experiment's own). */
 void nm_params_defaults(nm_params *p, int experiment);
+
+/* Default text of setting s for experiment exp (an experiment may override
+ * the table's default, e.g. onestep uses activation abs). */
+const char *nm_setting_default(const nm_setting *s, int exp);
+
+/* "relu (onestep: abs)": the table default and every override, for help. */
+void nm_setting_default_help(const nm_setting *s, char *buf, size_t n);
 
 /* Resolve relative sizes (m_per_d, q_per_m_over_d, m_per_dq) into m and q and
  * check cross-setting rules. */

@@ -92,6 +92,19 @@ static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
 static int set_at(ctx *c, nm_params *p, const nm_setting *s, yaml_node_t *vn)
 {
     nm_err tmp;
+    if (s->type == NM_T_GRID && vn->type == YAML_SEQUENCE_NODE) { /* [P, Q] */
+        yaml_node_item_t *it = vn->data.sequence.items.start;
+        int two = it + 2 == vn->data.sequence.items.top;
+        yaml_node_t *a = two ? yaml_document_get_node(c->doc, it[0]) : NULL;
+        yaml_node_t *b = two ? yaml_document_get_node(c->doc, it[1]) : NULL;
+        char txt[64];
+        if (!two || a->type != YAML_SCALAR_NODE || b->type != YAML_SCALAR_NODE)
+            return at(c, vn, "key '%s': a process grid is auto, PxQ or a list [P, Q] of two "
+                             "numbers", s->key);
+        snprintf(txt, sizeof txt, "%sx%s", scalar(a), scalar(b));
+        if (nm_setting_set(p, s, txt, &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
+        return NM_OK;
+    }
     if (vn->type != YAML_SCALAR_NODE)
         return at(c, vn, "key '%s' needs a single value here, not %s", s->key, kind_name(vn));
     if (nm_setting_set(p, s, scalar(vn), &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
@@ -180,7 +193,7 @@ static int parse_axis(ctx *c, nm_sweep_spec *sp, yaml_node_t *kn, yaml_node_t *v
     ax->vals = calloc(NM_MAX_AXIS_VALUES, sizeof *ax->vals);
     if (!ax->vals) return nm_fail(c->e, NM_ENOMEM, "out of memory");
     if (vn->type == YAML_MAPPING_NODE) {
-        if (s->type == NM_T_ENUM || s->type == NM_T_BOOL)
+        if (s->type == NM_T_ENUM || s->type == NM_T_BOOL || s->type == NM_T_GRID)
             return at(c, vn, "key '%s' takes named values; give them as a list", s->key);
         if (parse_range(c, ax, vn)) return NM_EINVAL;
     } else {

@@ -40,8 +40,8 @@ static void help_settings(void)
     printf("| key | type | default | experiments | meaning |\n|---|---|---|---|---|\n");
     for (int i = 0; i < nm_nsettings; i++) {
         const nm_setting *s = &nm_settings[i];
-        static const char *const tn[] = {"int", "real", "enum", "bool", "path", "bytes"};
-        char ex[256] = "", vals[512] = "";
+        static const char *const tn[] = {"int", "real", "enum", "bool", "path", "bytes", "grid"};
+        char ex[256] = "", vals[512] = "", def[256];
         if (s->exps == NM_EXPS_ALL)
             snprintf(ex, sizeof ex, "all");
         else
@@ -49,14 +49,10 @@ static void help_settings(void)
                 if (nm_setting_applies(s, x))
                     k += snprintf(ex + k, sizeof ex - (size_t)k, "%s%s", k ? ", " : "",
                                   nm_exp_names[x]);
-        if (s->names && s->type == NM_T_ENUM) {
-            nm_enum_list(s->names, vals, sizeof vals);
-            printf("| `%s` | %s | `%s` | %s | %s (one of: %s) |\n", s->key, tn[s->type], s->def,
-                   ex, s->help, vals);
-        } else {
-            printf("| `%s` | %s | `%s` | %s | %s |\n", s->key, tn[s->type],
-                   s->def[0] ? s->def : "\"\"", ex, s->help);
-        }
+        nm_setting_default_help(s, def, sizeof def);
+        if (s->names && s->type == NM_T_ENUM) nm_enum_list(s->names, vals, sizeof vals);
+        printf("| `%s` | %s | `%s` | %s | %s%s%s%s |\n", s->key, tn[s->type], def, ex, s->help,
+               vals[0] ? " (one of: " : "", vals, vals[0] ? ")" : "");
     }
 }
 

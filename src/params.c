@@ -13,36 +13,44 @@ const char *const nm_exp_names[] = {"sgd",       "ntk_spectrum", "ntk_train", "o
                                     "construct", "near_min",     "gd_width",  NULL};
 const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
 const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
+const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
+const char *const nm_eig_names[] = {"all", "extremes", NULL};
+const char *const nm_method_names[] = {"bubeck", "baum", NULL};
+const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
+const char *const nm_source_names[] = {"construct", "sgd", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 
 #define OFF(f) offsetof(nm_params, f)
 #define TRAINING (NM_EXP_BIT(NM_EXP_SGD) | NM_EXP_BIT(NM_EXP_NTK_TRAIN) | \
                   NM_EXP_BIT(NM_EXP_NEAR_MIN) | NM_EXP_BIT(NM_EXP_GD_WIDTH))
+#define X(e) NM_EXP_BIT(NM_EXP_##e)
+#define NETWORK (NM_EXPS_ALL & ~X(CONSTRUCT)) /* experiments with a random network */
+#define GRAM (X(NTK_SPECTRUM) | X(NEAR_MIN) | X(GD_WIDTH)) /* a distributed Gram matrix */
 #define BIG 1e18
 
 /* The one table. Order = CSV column order. */
 const nm_setting nm_settings[] = {
     {"m", NM_T_INT, OFF(m), "256", NULL, 1, BIG, NM_EXPS_ALL, "number of training examples"},
     {"d", NM_T_INT, OFF(d), "32", NULL, 1, BIG, NM_EXPS_ALL, "input dimension"},
-    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NM_EXPS_ALL,
+    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NETWORK,
      "neurons (neuron pairs for xavier_zero, so Q = 2q hidden rows)"},
     {"m_per_d", NM_T_REAL, OFF(m_per_d), "nan", NULL, 0, BIG, NM_EXPS_ALL,
      "if set: m = round(m_per_d * d)"},
-    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NETWORK,
      "if set: q = max(1, round(q_per_m_over_d * m / d))"},
-    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NETWORK,
      "if set: m = max(1, round(m_per_dq * d * q))"},
     {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, NM_EXPS_ALL,
      "input distribution: uniform on the sphere, N(0, I_d), or the cube {+-1/sqrt(d)}^d"},
-    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NM_EXPS_ALL,
+    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NETWORK,
      "initialisation (SPEC section 2)"},
-    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NM_EXPS_ALL,
+    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NETWORK,
      "activation sigma"},
-    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NM_EXPS_ALL,
+    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NETWORK,
      "negative slope of leaky_relu"},
     {"loss", NM_T_ENUM, OFF(loss), "hinge", nm_loss_names, 0, 0, TRAINING, "loss function"},
     {"kappa", NM_T_REAL, OFF(kappa), "1", NULL, -BIG, BIG, TRAINING, "hinge margin"},
-    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NM_EXPS_ALL,
+    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NETWORK & ~X(ONESTEP) & ~X(GD_WIDTH),
      "output weight scale of xavier_zero (u = +-B)"},
     {"eta", NM_T_REAL, OFF(eta), "0.01", NULL, 0, BIG, TRAINING, "learning rate"},
     {"batch", NM_T_INT, OFF(batch), "32", NULL, 1, BIG, TRAINING, "mini-batch size b"},
@@ -56,6 +64,42 @@ const nm_setting nm_settings[] = {
      "also train the output weights u"},
     {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
+    {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0,
+     X(NTK_SPECTRUM) | X(GD_WIDTH),
+     "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
+    {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, X(NTK_SPECTRUM),
+     "all eigenvalues (pdsyevd) or only the extremes (pdsyevr)"},
+    {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, GRAM,
+     "BLACS process grid: auto (near-square from P), PxQ, or [P, Q]"},
+    {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, GRAM, "ScaLAPACK block size; 0 = auto"},
+    {"kinf", NM_T_BOOL, OFF(kinf), "true", bool_names, 0, 0, X(NTK_SPECTRUM),
+     "also build the infinite-width kernel K_inf and report the distance to it"},
+    {"quad_order", NM_T_INT, OFF(quad_order), "10", NULL, 2, 64, X(NTK_SPECTRUM),
+     "K_inf quadrature for activations without a closed form: Gauss-Legendre points per "
+     "panel (10: ~1e-10; cost grows as the square)"},
+    {"spectrum_out", NM_T_STR, OFF(spectrum_out), "", NULL, 0, 0, X(NTK_SPECTRUM),
+     "write every eigenvalue to this side CSV (PATH may contain {point} and {repeat})"},
+    {"save_gram", NM_T_STR, OFF(save_gram), "", NULL, 0, 0, X(NTK_SPECTRUM),
+     "write K_W (and K_inf) as .npy (PATH may contain {point} and {repeat})"},
+    {"compare_sgd", NM_T_BOOL, OFF(compare_sgd), "false", bool_names, 0, 0, X(NTK_TRAIN),
+     "also run SGD (Algorithm 1) with scale B and rate eta/B^2 from the same init and data"},
+    {"eta_factor", NM_T_REAL, OFF(eta_factor), "1", NULL, 0, BIG, X(ONESTEP),
+     "the one step uses eta = eta_factor * m ln(d) / d [D20a Thm 1]"},
+    {"method", NM_T_ENUM, OFF(method), "bubeck", nm_method_names, 0, 0,
+     X(CONSTRUCT) | X(NEAR_MIN),
+     "construction: bubeck (ReLU, 4 neurons per group of d points) or baum (threshold)"},
+    {"labels", NM_T_ENUM, OFF(labels), "auto", nm_labels_names, 0, 0, X(CONSTRUCT),
+     "labels: auto = uniform in [-1,1] for bubeck, binary {0,1} for baum"},
+    {"delta", NM_T_REAL, OFF(delta), "0", NULL, 0, BIG, X(CONSTRUCT) | X(NEAR_MIN),
+     "ReLU pair offset realising the step in bubeck; 0 = auto"},
+    {"tau", NM_T_REAL, OFF(tau), "0", NULL, 0, BIG, X(CONSTRUCT) | X(NEAR_MIN),
+     "half-width of the window around each group's hyperplane; 0 = auto"},
+    {"source", NM_T_ENUM, OFF(source), "construct", nm_source_names, 0, 0, X(NEAR_MIN),
+     "memorizing network theta*: from construct, or from sgd with square loss"},
+    {"eps", NM_T_REAL, OFF(eps), "0.01", NULL, 0, BIG, X(NEAR_MIN),
+     "norm of the perturbation xi_0 of theta*"},
+    {"loss_target", NM_T_REAL, OFF(loss_target), "1e-3", NULL, 0, BIG, X(GD_WIDTH),
+     "gd_width: stop when the training loss <= loss_target"},
     {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, NM_EXPS_ALL,
      "write X and y as .npy (PATH may contain {point} and {repeat})"},
     {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, NM_EXPS_ALL,
@@ -139,6 +183,18 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
         *(int *)field = v;
         return NM_OK;
     }
+    case NM_T_GRID: {
+        int *g = (int *)field, a, b, k = 0;
+        if (strcmp(text, "auto") == 0) {
+            g[0] = g[1] = 0;
+            return NM_OK;
+        }
+        if (sscanf(text, "%dx%d%n", &a, &b, &k) != 2 || text[k] || a < 1 || b < 1)
+            return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not a process grid (allowed: auto, "
+                           "PxQ such as 2x2, or [P, Q])", s->key, text);
+        g[0] = a, g[1] = b;
+        return NM_OK;
+    }
     case NM_T_STR:
         if (strlen(text) >= NM_PATH_MAX)
             return nm_fail(e, NM_EINVAL, "key '%s': value longer than %d characters", s->key,
@@ -187,10 +243,44 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
     case NM_T_ENUM:
     case NM_T_BOOL: snprintf(buf, n, "%s", s->names[*(const int *)field]); break;
     case NM_T_STR: snprintf(buf, n, "%s", field); break;
+    case NM_T_GRID: {
+        const int *g = (const int *)field;
+        if (g[0] == 0) snprintf(buf, n, "auto"); else snprintf(buf, n, "%dx%d", g[0], g[1]);
+        break;
+    }
     case NM_T_INT: snprintf(buf, n, "%ld", *(const long *)field); break;
     case NM_T_REAL:
     case NM_T_BYTES: snprintf(buf, n, "%.17g", *(const double *)field); break;
     }
+}
+
+/* Experiments whose natural setting differs from the table's default (the
+ * paper's own choice). */
+static const struct { int exp; const char *key, *def; } overrides[] = {
+    {NM_EXP_ONESTEP, "data", "gaussian"},   /* [D20a]: x ~ N(0, I_d) */
+    {NM_EXP_ONESTEP, "init", "orthogonal"}, /* [D20a]: orthonormal rows, balanced a */
+    {NM_EXP_ONESTEP, "activation", "abs"},  /* [D20a Thm 1]: E sigma'(X) = 0 */
+    {NM_EXP_GD_WIDTH, "init", "gaussian"},  /* [Gu]: standard Gaussian init */
+    {NM_EXP_GD_WIDTH, "loss", "square"},
+    {NM_EXP_NEAR_MIN, "loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
+    {NM_EXP_NEAR_MIN, "epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
+};
+
+const char *nm_setting_default(const nm_setting *s, int exp)
+{
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
+        if (overrides[i].exp == exp && strcmp(overrides[i].key, s->key) == 0)
+            return overrides[i].def;
+    return s->def;
+}
+
+void nm_setting_default_help(const nm_setting *s, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "%s", s->def[0] ? s->def : "\"\"");
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0] && k < n; i++)
+        if (strcmp(overrides[i].key, s->key) == 0)
+            k += (size_t)snprintf(buf + k, n - k, " (%s: %s)", nm_exp_names[overrides[i].exp],
+                                  overrides[i].def);
 }
 
 void nm_params_defaults(nm_params *p, int experiment)
@@ -199,7 +289,8 @@ void nm_params_defaults(nm_params *p, int experiment)
     p->experiment = experiment;
     for (int i = 0; i < nm_nsettings; i++) {
         nm_err e;
-        if (nm_setting_set(p, &nm_settings[i], nm_settings[i].def, &e) != NM_OK) {
+        if (nm_setting_set(p, &nm_settings[i], nm_setting_default(&nm_settings[i], experiment),
+                           &e) != NM_OK) {
             /* a bad default is a programming error caught by the unit tests */
             fprintf(stderr, "ntkmem: internal error: default of %s: %s\n", nm_settings[i].key,
                     e.msg);
