@@ -3,7 +3,8 @@
 # slurmctld and slurmd run as root in the foreground (so their PIDs are ours)
 # with every key, config, state file, socket and log under one directory.
 # Free TCP ports are picked at start so two test runs cannot collide.
-#   slurm_start DIR [CPUS]   start; exports SLURM_CONF; returns 1 on failure
+#   slurm_start DIR [CPUS]   start (CPUS: default nproc, at least 2); exports
+#                            SLURM_CONF; returns 1 on failure
 #   slurm_stop               cancel our jobs, stop our three daemons by PID
 #   slurm_logs               print the daemon logs (for failure reports)
 #   slurm_wait_job ID SECS   wait until job ID has left the queue
@@ -25,7 +26,8 @@ _free_port() {
 
 slurm_start() {
     SLURM_DIR=$1
-    local cpus=${2:-2} host p1 p2 i
+    local cpus=${2:-$(nproc)} host p1 p2 i
+    [ "$cpus" -ge 2 ] || cpus=2
     host=$(hostname -s)
     mkdir -p "$SLURM_DIR"/{state,spool,log}
     # munge: our own key and socket (AuthInfo below points SLURM at it)
@@ -63,6 +65,9 @@ SlurmdLogFile=$SLURM_DIR/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 MailProg=/bin/true
+# trust the node line below, not the hardware: a 1-CPU or small-memory CI
+# machine must not drain the node
+SlurmdParameters=config_overrides
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -79,7 +84,7 @@ JobCompLoc=$SLURM_DIR/log/jobcomp.txt
 KillWait=5
 MinJobAge=300
 InactiveLimit=0
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=2000 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE OverSubscribe=NO State=UP
 EOF
     export SLURM_CONF=$SLURM_DIR/slurm.conf
