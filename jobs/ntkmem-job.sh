@@ -68,9 +68,23 @@ nm_job_launcher() { # CONFIG
 # (scancel, or the time limit without a warning) is forwarded as USR1 too,
 # because mpirun answers TERM by killing the ranks instead of passing it on.
 # ntkmem finishes the current evaluation, flushes the CSV and exits 0.
+nm_job_signal() { # USR1|TERM
+    signalled=$1
+    if [ -n "$child" ]; then
+        nm_log "got SIG$1: asking ntkmem to stop after the current evaluation"
+        kill -USR1 "$child" 2>/dev/null
+    else
+        nm_log "got SIG$1 before ntkmem started: not starting it"
+    fi
+}
+
 nm_job_run() { # CONFIG ARGS...
-    local cfg=$1 child rc=0 signalled=''
+    local cfg=$1 rc=0
+    child='' signalled=''
     shift
+    # from here on a signal must not end this shell (bash's default)
+    trap 'nm_job_signal USR1' USR1
+    trap 'nm_job_signal TERM' TERM
     NTKMEM_JOBS=${NTKMEM_JOBS:-${SLURM_SUBMIT_DIR:-.}/jobs}
     nm_job_binary
     # one BLAS thread per CPU of the task; ranks = SLURM tasks
@@ -79,17 +93,17 @@ nm_job_run() { # CONFIG ARGS...
     nm_log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-?}:" \
         "${SLURM_NTASKS:-1} ranks, $OPENBLAS_NUM_THREADS BLAS threads each; $NTKMEM"
     nm_job_launcher "$cfg"
-    trap 'signalled=USR1; nm_log "got SIGUSR1: asking ntkmem to stop after the current evaluation"; kill -USR1 $child 2>/dev/null' USR1
-    trap 'signalled=TERM; nm_log "got SIGTERM: asking ntkmem to stop after the current evaluation"; kill -USR1 $child 2>/dev/null' TERM
-    nm_log "running: ${LAUNCH[*]} $NTKMEM run $cfg --resume $*"
-    "${LAUNCH[@]}" "$NTKMEM" run "$cfg" --resume "$@" &
-    child=$!
-    # wait returns early (status > 128) whenever a trapped signal arrives:
-    # keep waiting until the launcher itself has exited
-    while :; do
-        rc=0; wait "$child" || rc=$?
-        kill -0 "$child" 2>/dev/null || break
-    done
+    if [ -z "$signalled" ]; then
+        nm_log "running: ${LAUNCH[*]} $NTKMEM run $cfg --resume $*"
+        "${LAUNCH[@]}" "$NTKMEM" run "$cfg" --resume "$@" &
+        child=$!
+        # wait returns early (status > 128) whenever a trapped signal
+        # arrives: keep waiting until the launcher itself has exited
+        while :; do
+            rc=0; wait "$child" || rc=$?
+            kill -0 "$child" 2>/dev/null || break
+        done
+    fi
     trap - USR1 TERM
     # a signal and exit 0: stopped early (or just done -- then the requeued
     # job finds every run finished and ends in seconds)
