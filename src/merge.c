@@ -116,6 +116,10 @@ static int read_input(const char *path, int file, char **header, const char *fir
             free(l);
             break;
         }
+        if (!l[0]) { /* a blank line (hand-edited file) carries nothing */
+            free(l);
+            continue;
+        }
         char *c = strdup(l);
         int nf = nm_csv_split(c, fields, MAXF);
         row r = {.line = l, .file = file, .seq = st->rows_in};

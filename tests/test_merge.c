@@ -64,7 +64,7 @@ START_TEST(test_merge_dedup_order)
                                          "000000000000000a,0,0,10,1,b-dup\n"
                                          "000000000000000c,0,1,0,0,b\n"
                                          "000000000000000c,0,1,10,0,b-notfinal\n"
-                                         "000000000000000c,0,1,10,1,b-final\n");
+                                         "000000000000000c,0,1,10,1,b-final\n\n");
     const char *in[] = {a, b};
     char out[160];
     snprintf(out, sizeof out, "%s/all.csv", dir);
