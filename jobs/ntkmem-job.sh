@@ -8,8 +8,10 @@
 #                     build/ntkmem beside this jobs/ directory)
 #   NTKMEM_LAUNCHER   auto (default) | srun | mpirun
 #   NTKMEM_SRUN_MPI   the srun --mpi plugin (default pmix)
-#   NTKMEM_REQUEUE    1 (default): after a signal-induced stop, requeue this
-#                     job so it continues with --resume; 0: just exit 0
+#   NTKMEM_REQUEUE    1 (default): after a stop by SIGUSR1 (SLURM's warning
+#                     before the time limit), requeue this job so it
+#                     continues with --resume; 0: just exit 0.  A stop by
+#                     SIGTERM (scancel) never requeues.
 #   NTKMEM_MAX_RESTARTS  stop requeueing after this many restarts (default 20)
 
 nm_log() { echo "[ntkmem-job] $(date '+%F %T') $*"; }
@@ -90,7 +92,8 @@ nm_job_run() { # CONFIG ARGS...
     # one BLAS thread per CPU of the task; ranks = SLURM tasks
     export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$OPENBLAS_NUM_THREADS}
-    nm_log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-?}:" \
+    nm_log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0})" \
+        "on ${SLURM_JOB_NODELIST:-?}:" \
         "${SLURM_NTASKS:-1} ranks, $OPENBLAS_NUM_THREADS BLAS threads each; $NTKMEM"
     nm_job_launcher "$cfg"
     if [ -z "$signalled" ]; then
@@ -109,10 +112,14 @@ nm_job_run() { # CONFIG ARGS...
     # job finds every run finished and ends in seconds)
     if [ -n "$signalled" ] && [ "$rc" -eq 0 ]; then
         nm_log "ntkmem stopped early on SIG${signalled:-USR1} with its CSV flushed (exit 0)"
-        if [ "${NTKMEM_REQUEUE:-1}" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ] &&
+        # only the warning signal requeues: TERM is scancel (the user wants
+        # the job gone) or a time limit reached without the warning
+        if [ "$signalled" = USR1 ] && [ "${NTKMEM_REQUEUE:-1}" = 1 ] &&
+            [ -n "${SLURM_JOB_ID:-}" ] &&
             [ "${SLURM_RESTART_COUNT:-0}" -lt "${NTKMEM_MAX_RESTARTS:-20}" ]; then
             nm_log "requeueing job $SLURM_JOB_ID: it continues with --resume when it starts again"
-            scontrol requeue "$SLURM_JOB_ID" || nm_log "requeue refused: resubmit this script to continue"
+            scontrol requeue "$SLURM_JOB_ID" ||
+                nm_log "requeue refused: resubmit this script to continue"
         else
             nm_log "not requeued: resubmit this script (it passes --resume) to continue"
         fi

@@ -2,7 +2,8 @@
 # The job scripts of jobs/ on a real SLURM: a one-node cluster started here
 # (tests/slurm_local.sh) runs (a) jobs/ntkmem.sbatch with 2 tasks, (b) the
 # same job stopped mid-sweep by SLURM's warning signal, requeued by itself
-# and resumed -- its CSV must equal an uninterrupted run's -- and (c) a
+# and resumed -- its CSV must equal an uninterrupted run's -- (b2) one
+# stopped by SIGTERM (scancel), which must not be requeued, and (c) a
 # 3-task jobs/sweep-array.sbatch (with srun made to fail, so the mpirun
 # fallback runs) joined by `ntkmem merge`.  Skipped only without slurmctld.
 set -eu
@@ -99,6 +100,23 @@ scontrol show job "$b" | grep -q 'Restarts=1' || fail "(b) job $b was not restar
 grep -q "$cut skipped" "$T/b.out" || fail "(b) the restart did not skip the $cut finished runs"
 $CMP "$T/long-ref.csv" "$T/b.csv" --rtol 0 || fail "(b) resumed CSV differs from an uninterrupted run"
 echo "(b) signalled after $cut of $nlong runs, requeued, resumed: CSV equal ($((SECONDS - t0)) s)"
+
+# (b2) SIGTERM (what scancel sends) also stops ntkmem cleanly, forwarded as
+# USR1 because mpirun would kill the ranks on TERM, but is never requeued
+t0=$SECONDS
+b2=$(sbatch --parsable -n 2 -t 5 -o "$T/b2.out" "$J/ntkmem.sbatch" "$LONG" "$T/b2.csv")
+for _ in $(seq 600); do
+    [ "$(finals "$T/b2.csv")" -ge 2 ] && break
+    [ -n "$(squeue -h -j "$b2" 2>/dev/null)" ] || fail "(b2) job $b2 ended before it was signalled"
+    sleep 0.1
+done
+scancel --signal=TERM --batch "$b2"
+slurm_wait_job "$b2" 60 || fail "(b2) job $b2 did not end after SIGTERM"
+grep -q 'stopped early on SIGTERM with its CSV flushed (exit 0)' "$T/b2.out" ||
+    fail "(b2) ntkmem did not stop cleanly on SIGTERM"
+grep -q 'not requeued' "$T/b2.out" || fail "(b2) a SIGTERM stop was requeued"
+[ "$(finals "$T/b2.csv")" -lt "$nlong" ] || fail "(b2) the signal came after the sweep had finished"
+echo "(b2) SIGTERM: clean stop after $(finals "$T/b2.csv") of $nlong runs, not requeued ($((SECONDS - t0)) s)"
 
 # (c) job array of 3 shards, 1 task each; srun --mpi=none cannot start
 # Debian's Open MPI, so the scripts must fall back to mpirun
