@@ -34,5 +34,6 @@ int nm_exp_check_saves(const nm_params *p, nm_err *e);
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 extern const nm_experiment nm_exp_sgd;
+extern const nm_experiment nm_exp_construct;
 
 #endif

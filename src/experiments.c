@@ -4,6 +4,7 @@ const nm_experiment *nm_experiment_get(int id)
 {
     switch (id) {
     case NM_EXP_SGD: return &nm_exp_sgd;
+    case NM_EXP_CONSTRUCT: return &nm_exp_construct;
     default: return NULL;
     }
 }
