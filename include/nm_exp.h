@@ -35,5 +35,6 @@ int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 extern const nm_experiment nm_exp_sgd;
 extern const nm_experiment nm_exp_construct;
+extern const nm_experiment nm_exp_near_min;
 
 #endif

@@ -5,6 +5,7 @@ const nm_experiment *nm_experiment_get(int id)
     switch (id) {
     case NM_EXP_SGD: return &nm_exp_sgd;
     case NM_EXP_CONSTRUCT: return &nm_exp_construct;
+    case NM_EXP_NEAR_MIN: return &nm_exp_near_min;
     default: return NULL;
     }
 }
