@@ -86,6 +86,9 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
 void dsyrk_(const char *uplo, const char *trans, const int *n, const int *k,
             const double *alpha, const double *a, const int *lda, const double *beta,
             double *c, const int *ldc, fstrlen, fstrlen);
+/* symmetric tridiagonal eigenproblem (Golub-Welsch Gauss-Hermite rule, nm_kernels) */
+void dstev_(const char *jobz, const int *n, double *d, double *e, double *z, const int *ldz,
+            double *work, int *info, fstrlen);
 
 /* eigenvalues of a symmetric tridiagonal matrix: all (root-free QR) or by bisection */
 void dsterf_(const int *n, double *d, double *e, int *info);

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "nm_exp.h"
-#include "nm_npy.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"loss",        "frac_memorized", "min_margin",
@@ -27,52 +26,6 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     double b = nm_train_mem_bytes(p, P, rank, NM_EVAL_CHUNK);
     if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (double)(p->d + 1);
     return b;
-}
-
-/* Rank 0 writes W and u (gathered in global row order) as <path>_W<tag>.npy. */
-static int save_weights(const nm_params *p, const nm_net *net, const double *W, const double *u,
-                        const char *tag, nm_err *e)
-{
-    long Q = nm_params_rows(p);
-    double *Wg = NULL, *ug = NULL;
-    int rc = NM_OK;
-    if (net->sh.rank == 0) {
-        Wg = nm_calloc((size_t)Q * (size_t)p->d, sizeof(double), "gathered W", e);
-        ug = Wg ? nm_calloc((size_t)Q, sizeof(double), "gathered u", e) : NULL;
-        if (!ug) rc = NM_ENOMEM;
-    }
-    rc = nm_agree(net->sh.comm, rc, e);
-    if (rc == NM_OK) rc = nm_net_gather(net, W, u, Wg, ug, e);
-    if (rc == NM_OK && net->sh.rank == 0) {
-        char path[NM_PATH_MAX + 64], suf[16];
-        long shW[2] = {Q, p->d}, shu[2] = {Q, 1};
-        snprintf(suf, sizeof suf, "_W%s", tag);
-        rc = nm_npy_path(p->save_weights, p->point, p->repeat, suf, path, sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, Wg, 2, shW, e);
-        snprintf(suf, sizeof suf, "_u%s", tag);
-        if (rc == NM_OK) rc = nm_npy_path(p->save_weights, p->point, p->repeat, suf, path,
-                                          sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, ug, 1, shu, e);
-    }
-    free(Wg);
-    free(ug);
-    return nm_agree(net->sh.comm, rc, e);
-}
-
-static int save_data(const nm_params *p, const nm_data *D, MPI_Comm comm, nm_err *e)
-{
-    int rank, rc = NM_OK;
-    MPI_Comm_rank(comm, &rank);
-    if (rank == 0) { /* every rank holds the same X, y: no gather needed */
-        char path[NM_PATH_MAX + 64];
-        long sX[2] = {p->m, p->d}, sy[2] = {p->m, 1};
-        rc = nm_npy_path(p->save_data, p->point, p->repeat, "_X", path, sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, D->X, 2, sX, e);
-        if (rc == NM_OK) rc = nm_npy_path(p->save_data, p->point, p->repeat, "_y", path,
-                                          sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, D->y, 1, sy, e);
-    }
-    return nm_agree(comm, rc, e);
 }
 
 typedef struct {
@@ -160,8 +113,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     int rc = setup(&s, p, comm, e), div = 0;
-    if (rc == NM_OK && p->save_data[0]) rc = save_data(p, &s.D, comm, e);
-    if (rc == NM_OK && p->save_weights[0]) rc = save_weights(p, &s.net, s.W0, s.u0, "0", e);
+    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &s.D, comm, e);
+    if (rc == NM_OK && p->save_weights[0]) rc = nm_exp_save_weights(p, &s.net, s.W0, s.u0, "0", e);
     if (rc != NM_OK) {
         state_free(&s);
         return rc;
@@ -179,7 +132,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
                 rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", step);
         }
     }
-    if (rc == NM_OK && p->save_weights[0]) rc = save_weights(p, &s.net, s.net.W, s.net.u, "", e);
+    if (rc == NM_OK && p->save_weights[0]) rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
     state_free(&s);
     return rc;
 }
