@@ -105,31 +105,37 @@ static int group_geometry(groups *G, const nm_data *D, long lg, int want_v, doub
  * group the smallest |n.x'| of the other points (into tau[]) and the largest
  * of its own (into delta[]); pass 1 the largest |v.x'| / gap (into delta[]).
  * pos[i] = position of example i in idx (group pos[i] / d), -1 if none. */
-static void scan(groups *G, const nm_data *D, const long *pos, int pass, double *T, double *S,
-                 long chunk)
+static void scan(groups *G, const nm_data *D, const long *pos, int pass, const long *sel, long ns,
+                 double *NP, double *VP, double *T, double *S, long chunk)
 {
-    long ng = G->ng, D1 = G->D1;
+    long D1 = G->D1;
+    if (ns == 0) return;
+    for (long k = 0; k < ns; k++) { /* the selected groups' vectors, packed for the GEMMs */
+        memcpy(NP + k * D1, G->N + sel[k] * D1, (size_t)D1 * sizeof(double));
+        if (pass == 1) memcpy(VP + k * D1, G->V + sel[k] * D1, (size_t)D1 * sizeof(double));
+    }
     for (long i0 = 0; i0 < D->m; i0 += chunk) {
         long n = D->m - i0 < chunk ? D->m - i0 : chunk;
         const double *Xc = D->X + i0 * D1;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ng, (int)D1, 1.0, Xc,
-                    (int)D1, G->N, (int)D1, 0.0, T, (int)ng);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ns, (int)D1, 1.0, Xc,
+                    (int)D1, NP, (int)D1, 0.0, T, (int)ns);
         if (pass == 1)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ng, (int)D1, 1.0, Xc,
-                        (int)D1, G->V, (int)D1, 0.0, S, (int)ng);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)ns, (int)D1, 1.0, Xc,
+                        (int)D1, VP, (int)D1, 0.0, S, (int)ns);
         for (long r = 0; r < n; r++) {
             long gi = pos[i0 + r] < 0 ? -1 : pos[i0 + r] / G->d;
-            for (long lg = 0; lg < ng; lg++) {
-                double t = fabs(T[r * ng + lg]);
+            for (long k = 0; k < ns; k++) {
+                long lg = sel[k];
+                double t = fabs(T[r * ns + k]);
                 int own = gi == G->g0 + lg;
                 if (pass == 0) {
                     if (own) G->delta[lg] = t > G->delta[lg] ? t : G->delta[lg];
                     else G->tau[lg] = t < G->tau[lg] ? t : G->tau[lg];
                 } else {
                     /* delta_g = 1/2 min gap/|v.x'|: track max |v.x'|/gap in delta[] */
-                    double gap = fabs(t - G->tau[lg]), s = fabs(S[r * ng + lg]);
-                    if (s > 0) {
-                        double ratio = gap > 0 ? s / gap : INFINITY;
+                    double gap = fabs(t - G->tau[lg]), sv = fabs(S[r * ns + k]);
+                    if (sv > 0) {
+                        double ratio = gap > 0 ? sv / gap : INFINITY;
                         if (ratio > G->delta[lg]) G->delta[lg] = ratio;
                     }
                 }
@@ -153,7 +159,7 @@ static int cmp_double(const void *a, const void *b)
  * already changed this round wait for the next).  The decisions use
  * only gathered, P-independent values, so every rank takes the same ones. */
 static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uint64_t seed,
-                   MPI_Comm comm, int *swaps, nm_err *e)
+                   MPI_Comm comm, int *swaps, char *dirty, nm_err *e)
 {
     int P;
     MPI_Comm_size(comm, &P);
@@ -191,6 +197,7 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
             touched[g] = touched[g2] = 1;
             (*swaps)++;
         }
+        for (long lg = 0; lg < G->ng; lg++) dirty[lg] = touched[G->g0 + lg];
     }
     free(cnt), free(dsp), free(tm), free(srt), free(touched);
     return rc;
@@ -232,7 +239,10 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
     c->row0 = c->per_group * c->g0;
     long ng = G.ng, nr = net->sh.nrows, chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
     int lwork = (int)(64 * D1);
-    double *A = NULL, *Qf = NULL, *tv = NULL, *work = NULL, *T = NULL, *S = NULL;
+    double *A = NULL, *Qf = NULL, *tv = NULL, *work = NULL, *T = NULL, *S = NULL, *NP = NULL,
+           *VP = NULL;
+    long *sel = NULL;
+    char *dirty = NULL;
     if (rc == NM_OK &&
         !((net->W = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "constructed W", e)) &&
           (net->u = nm_calloc((size_t)nr + 1, sizeof(double), "constructed u", e)) &&
@@ -246,20 +256,30 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
           (tv = nm_calloc((size_t)D1, sizeof(double), "QR", e)) &&
           (work = nm_calloc((size_t)lwork, sizeof(double), "QR", e)) &&
           (T = nm_calloc((size_t)(chunk * ng) + 1, sizeof(double), "projections", e)) &&
-          (S = nm_calloc((size_t)(chunk * ng) + 1, sizeof(double), "projections", e))))
+          (S = nm_calloc((size_t)(chunk * ng) + 1, sizeof(double), "projections", e)) &&
+          (NP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "normals", e)) &&
+          (VP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "label vectors", e)) &&
+          (sel = nm_calloc((size_t)ng + 1, sizeof(long), "group list", e)) &&
+          (dirty = nm_calloc((size_t)ng + 1, 1, "flags", e))))
         rc = NM_ENOMEM;
     rc = nm_agree(comm, rc, e);
+    /* geometry and pass 0 for every group, then, after each regrouping round,
+     * only for the groups that changed (dirty) */
+    for (long lg = 0; lg < ng; lg++) dirty[lg] = 1;
     for (int round = 0; rc == NM_OK; round++) {
+        long ns = 0;
         for (long lg = 0; rc == NM_OK && lg < ng; lg++) {
+            if (!dirty[lg]) continue;
+            sel[ns++] = lg;
             G.degen[lg] = 0;
             rc = group_geometry(&G, D, lg, bub, A, Qf, tv, work, lwork, e);
             G.tau[lg] = INFINITY, G.delta[lg] = 0;
         }
-        if (rc == NM_OK) scan(&G, D, pos, 0, T, S, chunk);
+        if (rc == NM_OK) scan(&G, D, pos, 0, sel, ns, NP, VP, T, S, chunk);
         rc = nm_agree(comm, rc, e);
         if (rc != NM_OK || !bub || round == REGROUP_ROUNDS) break;
         int swaps = 0;
-        rc = regroup(&G, c->groups, idx, pos, round, p->seed, comm, &swaps, e);
+        rc = regroup(&G, c->groups, idx, pos, round, p->seed, comm, &swaps, dirty, e);
         if (rc == NM_OK && swaps == 0) break;
     }
     if (rc == NM_OK) {
@@ -275,7 +295,8 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
         }
     }
     if (rc == NM_OK && bub) {
-        scan(&G, D, pos, 1, T, S, chunk);
+        for (long lg = 0; lg < ng; lg++) sel[lg] = lg;
+        scan(&G, D, pos, 1, sel, ng, NP, VP, T, S, chunk);
         for (long lg = 0; lg < ng; lg++) {
             double rmax = G.delta[lg], delta;
             if (rmax == 0) delta = 1.0; /* v.x' = 0 everywhere: any delta works */
@@ -335,6 +356,10 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
     free(work);
     free(T);
     free(S);
+    free(NP);
+    free(VP);
+    free(sel);
+    free(dirty);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) {
         nm_net_free(net);
