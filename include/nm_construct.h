@@ -63,6 +63,11 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
                        nm_err *e);
 void nm_construct_free(nm_construct *c);
 
+/* Gather the whole network to rank 0 in global neuron order (group-major):
+ * W (neurons x (d+1), row-major) and u (neurons); NULL elsewhere.
+ * Collective. */
+int nm_construct_gather(const nm_construct *c, double *W, double *u, nm_err *e);
+
 /* 4 ceil(m/d) (bubeck) or 2 ceil(m/d) (baum): the count of the theorem. */
 long nm_construct_bound(int method, long m, long d);
 

@@ -50,6 +50,30 @@ int nm_construct_data(const nm_params *p, nm_data *D, nm_err *e)
 
 void nm_construct_free(nm_construct *c) { nm_net_free(&c->net); }
 
+int nm_construct_gather(const nm_construct *c, double *W, double *u, nm_err *e)
+{
+    const nm_shard *sh = &c->net.sh;
+    int P = sh->size, rc = NM_OK;
+    int *cnt = calloc((size_t)P, sizeof(int)), *dsp = calloc((size_t)P, sizeof(int));
+    if (!cnt || !dsp) rc = nm_fail(e, NM_ENOMEM, "out of memory in gather");
+    rc = nm_agree(sh->comm, rc, e);
+    for (int pass = 0; rc == NM_OK && pass < 2; pass++) {
+        long cols = pass == 0 ? c->net.d : 1; /* rows of a rank are contiguous in global order */
+        for (int r = 0; r < P; r++) {
+            long g0, ng;
+            nm_block_range(c->groups, P, r, &g0, &ng);
+            cnt[r] = (int)(c->per_group * ng * cols);
+            dsp[r] = (int)(c->per_group * g0 * cols);
+        }
+        int mr = MPI_Gatherv(pass == 0 ? c->net.W : c->net.u, cnt[sh->rank], MPI_DOUBLE,
+                             pass == 0 ? W : u, cnt, dsp, MPI_DOUBLE, 0, sh->comm);
+        if (mr != MPI_SUCCESS) rc = nm_fail(e, NM_EMPI, "MPI_Gatherv failed (%d)", mr);
+    }
+    free(cnt);
+    free(dsp);
+    return rc;
+}
+
 /* Per-group geometry of this rank's groups. */
 typedef struct {
     long D1, ng, g0, d;
