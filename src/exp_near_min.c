@@ -79,12 +79,13 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
     double m = (double)p->m, D1 = (double)(p->d + 1), nr = (double)local_rows(p, P, rank);
     double chunk = fmin(m, NM_EVAL_CHUNK), b = (double)p->batch;
+    if (p->source == NM_SOURCE_SGD) b = fmax(b, m); /* full-batch GD for theta* */
     double cap = fmax(b, chunk);
     return 8.0 * (m * D1 + 4 * m                 /* X', y, outputs, J xi */
-                  + 2 * nr * D1 + 4 * nr          /* W, W*, u, u*, ch, co */
+                  + 3 * nr * D1 + 5 * nr          /* W, W*, xi_W, u, u*, xi_u, ch, co */
                   + b * D1 + 2 * b                /* batch */
                   + 2 * cap * nr + 2 * cap        /* forward work space */
-                  + 2 * chunk * nr + 2 * D1 * D1) /* J xi panels, QR of a group */
+                  + 3 * chunk * nr + 66 * D1 * D1) /* J xi panels, QR of a group */
            + 8.0 * m                              /* epoch permutation */
            + nm_gram_mat_bytes(p->m, nprow, npcol, nb) +
            nm_gram_work_bytes(p->m, p->d + 1, (long)nr, P, nprow, npcol, nb);
@@ -98,7 +99,7 @@ typedef struct {
     nm_grid g;
     nm_dmat K, Y;     /* Cholesky factor of J J^T at theta*, right-hand side */
     double *Ws, *us;  /* theta* */
-    double *h, *Xb, *yb, *g_, *jxi, *Z1, *Z2, *ch, *co;
+    double *h, *Xb, *yb, *g_, *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
     long *idx, row0, chunk;
     int have_grid, ridge, degenerate;
     double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
@@ -114,7 +115,8 @@ static void state_free(state *s)
     nm_dmat_free(&s->Y);
     if (s->have_grid) nm_grid_free(&s->g);
     free(s->Ws), free(s->us), free(s->h), free(s->Xb), free(s->yb), free(s->g_);
-    free(s->jxi), free(s->Z1), free(s->Z2), free(s->ch), free(s->co), free(s->idx);
+    free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
+    free(s->ch), free(s->co), free(s->idx);
 }
 
 /* theta* from the construction, balanced: w_j *= c_j, u_j /= c_j with
@@ -171,33 +173,33 @@ static long global_row(const state *s, long k)
     return s->row0 >= 0 ? s->row0 + k : nm_shard_global_row(&s->net.sh, k);
 }
 
-/* J xi at theta* on all m examples (every rank), by chunks:
- * Z1 = X W*^T, Z2 = X (W - W*)^T, then the partial sums over local rows. */
+/* J xi at theta* on all m examples (every rank), by chunks: with
+ * Z = X W*^T and Zx = X xi_W^T (two GEMMs),
+ *   (J xi)_i = s [ (sigma'(Z) o Zx) u* + sigma(Z) xi_u ]_i   (two GEMVs),
+ * summed over ranks by one Allreduce per chunk. */
 static int jacobian_xi(state *s, nm_err *e)
 {
     const nm_net *n = &s->net;
     long nr = n->sh.nrows, D1 = n->d, m = s->D.m;
     double *part = s->ws.part;
+    for (long k = 0; k < nr * D1; k++) s->xiW[k] = n->W[k] - s->Ws[k];
+    for (long k = 0; k < nr; k++) s->xiu[k] = n->u[k] - s->us[k];
     for (long i0 = 0; i0 < m; i0 += s->chunk) {
         long c = m - i0 < s->chunk ? m - i0 : s->chunk;
         const double *Xc = s->D.X + i0 * D1;
         memset(part, 0, (size_t)c * sizeof(double));
         if (nr > 0) {
+            size_t cn = (size_t)c * (size_t)nr;
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, 1.0, Xc,
                         (int)D1, s->Ws, (int)D1, 0.0, s->Z1, (int)nr);
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, 1.0, Xc,
-                        (int)D1, n->W, (int)D1, 0.0, s->Z2, (int)nr);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, -1.0, Xc,
-                        (int)D1, s->Ws, (int)D1, 1.0, s->Z2, (int)nr);
-            for (long i = 0; i < c; i++) {
-                double acc = 0, *z = s->Z1 + i * nr, *zx = s->Z2 + i * nr;
-                for (long k = 0; k < nr; k++) {
-                    double sg = nm_act_sigma(n->act, n->alpha, z[k]);
-                    double ds = nm_act_dsigma(n->act, n->alpha, z[k]);
-                    acc += s->us[k] * ds * zx[k] + sg * (n->u[k] - s->us[k]);
-                }
-                part[i] = n->s * acc;
-            }
+                        (int)D1, s->xiW, (int)D1, 0.0, s->Z2, (int)nr);
+            nm_act_apply(n->act, n->alpha, cn, s->Z1, s->Z1, s->Z3); /* Z1 = sigma, Z3 = sigma' */
+            for (size_t k = 0; k < cn; k++) s->Z2[k] *= s->Z3[k];
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z2, (int)nr, s->us,
+                        1, 0.0, part, 1);
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z1, (int)nr, s->xiu,
+                        1, 1.0, part, 1);
         }
         int rc = MPI_Allreduce(part, s->jxi + i0, (int)c, MPI_DOUBLE, MPI_SUM, n->sh.comm);
         if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of J xi failed (%d)", rc);
@@ -207,7 +209,7 @@ static int jacobian_xi(state *s, nm_err *e)
 
 /* K = J J^T at theta* (nm_gram), then its Cholesky factor; a ridge when it
  * is not positive definite (see the top of the file). */
-static int factor_gram(state *s, const nm_params *p, nm_err *e)
+static int factor_gram(state *s, nm_err *e)
 {
     nm_gram_in in = {s->D.m, s->net.d, s->D.X, s->net.sh.nrows, s->Ws, s->ch, s->co,
                      s->net.act, s->net.alpha};
@@ -231,7 +233,6 @@ static int factor_gram(state *s, const nm_params *p, nm_err *e)
         if (info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -info);
         if (info == 0) return NM_OK;
     }
-    (void)p;
     return nm_fail(e, NM_ENUM, "J J^T at theta* is not positive definite even with a ridge of "
                                "%.3g", lambda);
 }
@@ -320,7 +321,10 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
           (s->ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
           (s->co = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
           (s->Z1 = nm_calloc((size_t)(s->chunk * nr) + (size_t)D1 + 2, sizeof(double), "J xi", e)) &&
-          (s->Z2 = nm_calloc((size_t)(s->chunk * nr) + 1, sizeof(double), "J xi", e))))
+          (s->Z2 = nm_calloc((size_t)(s->chunk * nr) + 1, sizeof(double), "J xi", e)) &&
+          (s->Z3 = nm_calloc((size_t)(s->chunk * nr) + 1, sizeof(double), "J xi", e)) &&
+          (s->xiW = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "xi", e)) &&
+          (s->xiu = nm_calloc((size_t)nr + 1, sizeof(double), "xi", e))))
         rc = NM_ENOMEM;
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
@@ -337,7 +341,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     if (rc == NM_OK) rc = nm_gram_alloc(&s->K, &s->g, m, nb, e);
     if (rc == NM_OK) rc = nm_dmat_init(&s->Y, &s->g, s->g.ctxt, (int)m, 1, nb, nb, e);
     rc = nm_agree(comm, rc, e);
-    if (rc == NM_OK) rc = factor_gram(s, p, e);
+    if (rc == NM_OK) rc = factor_gram(s, e);
     if (rc != NM_OK) return rc;
     /* theta* itself: a memorizing minimum? */
     rc = nm_eval_outputs(&s->net, &s->D, &s->ws, s->h, e);
