@@ -26,6 +26,12 @@
  *   delta_g = 1/2 min_i gap_i / |v.x'_i| with gap_i = | |n.x'_i| - tau_g |
  *             ([YW Thm 3]'s choice): the delta-shifted unit never changes
  *             side, so the difference quotient is exactly relu' v.x.
+ * Groups: consecutive points (bubeck: all; baum: the label-1 points).  The
+ * units of a group output O(|n.x'| / delta_g) terms that cancel, so the
+ * rounding error is ~ eps sum_g 1/delta_g; a group whose slab is thinner
+ * than 1/4 of the median (another point almost on its hyperplane) swaps a
+ * member with a Philox-chosen other group (bubeck, up to 10 rounds, the same
+ * decisions on every rank).
  * A group is flagged nearly degenerate (general position [YSJ19 Assumption
  * 4.1] fails in floating point) when its own points are close to affinely
  * dependent (min |R_kk| / max |R_kk| of the QR < 1e-10), when another point
