@@ -194,7 +194,10 @@ static int jacobian_xi(state *s, nm_err *e)
                         (int)D1, s->Ws, (int)D1, 0.0, s->Z1, (int)nr);
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, 1.0, Xc,
                         (int)D1, s->xiW, (int)D1, 0.0, s->Z2, (int)nr);
-            nm_act_apply(n->act, n->alpha, cn, s->Z1, s->Z1, s->Z3); /* Z1 = sigma, Z3 = sigma' */
+            /* Z3 = sigma'(Z), then Z1 = sigma(Z) in place (in that order: the
+             * generic path of nm_act_apply reads z after writing sig) */
+            nm_act_apply(n->act, n->alpha, cn, s->Z1, NULL, s->Z3);
+            nm_act_apply(n->act, n->alpha, cn, s->Z1, s->Z1, NULL);
             for (size_t k = 0; k < cn; k++) s->Z2[k] *= s->Z3[k];
             cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z2, (int)nr, s->us,
                         1, 0.0, part, 1);
