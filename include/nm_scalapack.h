@@ -81,6 +81,9 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
 void dsyrk_(const char *uplo, const char *trans, const int *n, const int *k,
             const double *alpha, const double *a, const int *lda, const double *beta,
             double *c, const int *ldc, fstrlen, fstrlen);
+/* symmetric tridiagonal eigenproblem (Golub-Welsch Gauss-Hermite rule, nm_kernels) */
+void dstev_(const char *jobz, const int *n, double *d, double *e, double *z, const int *ldz,
+            double *work, int *info, fstrlen);
 
 /* ---- QR (orthogonal init, [D20a]) ---- */
 void pdgeqrf_(const int *m, const int *n, double *a, const int *ia, const int *ja, const int *desca,

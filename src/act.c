@@ -61,6 +61,14 @@ void nm_act_apply(nm_act a, double alpha, size_t n, const double *z, double *sig
         }
         return;
     }
+    if (a == NM_ACT_TANH) { /* one tanh for both (the K_inf quadrature's inner loop) */
+        for (size_t i = 0; i < n; i++) {
+            double t = tanh(z[i]);
+            if (sig) sig[i] = t;
+            if (dsig) dsig[i] = 1.0 - t * t;
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         if (sig) sig[i] = nm_act_sigma(a, alpha, z[i]);
         if (dsig) dsig[i] = nm_act_dsigma(a, alpha, z[i]);

@@ -22,18 +22,22 @@ static double now(MPI_Comm c)
     return MPI_Wtime();
 }
 
-/* best-of-5 DGEMM rate of one n x n x n product per rank, all ranks together */
-static double dgemm_rate(int n, MPI_Comm comm)
+/* Best DGEMM rate of one n x n x n product per rank, all ranks together,
+ * over at least `secs` seconds of repetitions: the best repetition is the
+ * machine's rate; a shared machine only ever makes a repetition slower. */
+static double dgemm_rate(int n, double secs, MPI_Comm comm)
 {
     double *A = malloc(sizeof(double) * n * n), *B = malloc(sizeof(double) * n * n),
-           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30;
+           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30, start = now(comm);
     for (long i = 0; i < (long)n * n; i++) A[i] = sin(i), B[i] = cos(i);
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0, more = 1; more; r++) {
         double t0 = now(comm);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
         double t = now(comm) - t0, tmax;
         MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, comm);
         if (r > 0 && tmax < best) best = tmax;
+        more = r < 5 || now(comm) - start < secs; /* same verdict on every rank (rank 0's) */
+        MPI_Bcast(&more, 1, MPI_INT, 0, comm);
     }
     int P;
     MPI_Comm_size(comm, &P);
@@ -41,7 +45,7 @@ static double dgemm_rate(int n, MPI_Comm comm)
     return 2.0 * n * n * (double)n * P / best / 1e9;
 }
 
-static void bench_case(long q, long d, long b, int steps, double gemm, MPI_Comm comm)
+static double bench_case(long q, long d, long b, int steps, MPI_Comm comm)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -63,7 +67,7 @@ static void bench_case(long q, long d, long b, int steps, double gemm, MPI_Comm 
     nm_batcher bt;
     nm_batcher_init(&bt, &p, &e);
     double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         double t0 = now(comm);
         for (int t = 0; t < steps; t++) {
             long n = nm_batcher_step(&bt, t, idx);
@@ -76,15 +80,14 @@ static void bench_case(long q, long d, long b, int steps, double gemm, MPI_Comm 
     long Q = nm_params_rows(&p);
     double gf = 4.0 * Q * d * b / best / 1e9;
     if (rank == 0)
-        printf("sgd step  Q=%-5ld d=%-5ld b=%-5ld  %9.3f ms/step  %7.2f GFLOP/s  ratio to DGEMM "
-               "%.2f  %s\n",
-               Q, d, b, best * 1e3, gf, gf / gemm, gf / gemm >= 0.8 ? "(target >= 0.8 met)"
-                                                                    : "(target >= 0.8 NOT met)");
+        printf("sgd step  Q=%-5ld d=%-5ld b=%-5ld  %9.3f ms/step  %7.2f GFLOP/s\n", Q, d, b,
+               best * 1e3, gf);
     free(Xb), free(yb), free(h), free(idx);
     nm_batcher_free(&bt);
     nm_ws_free(&ws);
     nm_net_free(&net);
     nm_data_free(&D);
+    return gf;
 }
 
 int main(int argc, char **argv)
@@ -94,18 +97,37 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    double gemm = dgemm_rate(1024, MPI_COMM_WORLD);
+    double gemm = dgemm_rate(1024, 1.5, MPI_COMM_WORLD);
     if (rank == 0) {
+        double load[3] = {0, 0, 0};
+        FILE *f = fopen("/proc/loadavg", "r");
+        if (f) {
+            if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+            fclose(f);
+        }
         printf("ntkmem bench: P=%d ranks, OpenBLAS %s, core type in use: %s "
-               "(OPENBLAS_CORETYPE=%s), %d BLAS thread(s) per rank\n",
+               "(OPENBLAS_CORETYPE=%s), %d BLAS thread(s) per rank, load average %.2f\n",
                P, openblas_get_config(), openblas_get_corename(), ct ? ct : "unset",
-               openblas_get_num_threads());
-        printf("DGEMM 1024^3 on every rank at once: %.2f GFLOP/s in total (%.2f per rank)\n", gemm,
-               gemm / P);
+               openblas_get_num_threads(), load[0]);
     }
     /* Q = 2q hidden rows (xavier_zero pairs) */
-    bench_case(256, 512, 512, 20, gemm, MPI_COMM_WORLD);
-    bench_case(1024, 1024, 1024, 5, gemm, MPI_COMM_WORLD);
+    double gf[2];
+    long sz[2][3] = {{256, 512, 512}, {1024, 1024, 1024}};
+    gf[0] = bench_case(sz[0][0], sz[0][1], sz[0][2], 20, MPI_COMM_WORLD);
+    gf[1] = bench_case(sz[1][0], sz[1][1], sz[1][2], 5, MPI_COMM_WORLD);
+    /* measure DGEMM again after the cases and keep the better: a burst of
+     * load from other processes during either measurement only lowers it */
+    double again = dgemm_rate(1024, 1.5, MPI_COMM_WORLD);
+    if (again > gemm) gemm = again;
+    if (rank == 0) {
+        printf("DGEMM 1024^3 on every rank at once: %.2f GFLOP/s in total (%.2f per rank; best "
+               "before/after the cases)\n",
+               gemm, gemm / P);
+        for (int i = 0; i < 2; i++)
+            printf("ratio of sgd step Q=%ld d=%ld b=%ld to DGEMM: %.2f  %s\n", 2 * sz[i][0],
+                   sz[i][1], sz[i][2], gf[i] / gemm,
+                   gf[i] / gemm >= 0.8 ? "(target >= 0.8 met)" : "(target >= 0.8 NOT met)");
+    }
     MPI_Finalize();
     return 0;
 }

@@ -1,0 +1,371 @@
+/* nm_kernels: the expected infinite-width NTK of [D20b section 2.5],
+ *   tk(x, y) = <x,y> E[sigma'(u) sigma'(v)] + (1/B^2) E[sigma(u) sigma(v)],
+ *   (u, v) = (<w,x>, <w,y>) ~ N(0, [[xx, xy], [xy, yy]]),  w ~ N(0, I_d).
+ * Closed forms (SPEC 3.3) where they exist, a 2-D quadrature against the
+ * Gaussian with panel ends on the kinks of sigma otherwise. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "nm_act.h"
+#include "nm_kernels.h"
+#include "nm_scalapack.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+int nm_kinf_has_closed_form(int act)
+{
+    switch (act) {
+    case NM_ACT_RELU:
+    case NM_ACT_STEP:
+    case NM_ACT_ABS:
+    case NM_ACT_SIGN:
+    case NM_ACT_ERF:
+    case NM_ACT_LEAKY_RELU:
+    case NM_ACT_QUADRATIC: return 1;
+    default: return 0;
+    }
+}
+
+/* The geometry of the pair: clamps rounding so that duplicates and antipodal
+ * points (rho = +-1 up to the last bit) and zero vectors give no NaN. */
+typedef struct {
+    double xx, yy, xy; /* clamped: xx, yy >= 0, |xy| <= sqrt(xx yy) */
+    double sn;         /* |x||y| sin theta = sqrt(xx yy - xy^2) >= 0 */
+    double theta;      /* angle in [0, pi] (0 when a vector is zero) */
+    int zero;          /* x = 0 or y = 0: u or v is 0 almost surely */
+} kgeom;
+
+static kgeom kgeom_make(double xx, double yy, double xy)
+{
+    kgeom g;
+    /* both expectations are symmetric in (x, y): one fixed order of the pair
+     * (larger norm first) makes the computed K_inf exactly symmetric too */
+    if (yy > xx) {
+        double t = xx;
+        xx = yy, yy = t;
+    }
+    g.xx = xx > 0 ? xx : 0.0;
+    g.yy = yy > 0 ? yy : 0.0;
+    double nrm = sqrt(g.xx * g.yy);
+    g.xy = xy > nrm ? nrm : (xy < -nrm ? -nrm : xy);
+    double det = g.xx * g.yy - g.xy * g.xy;
+    g.sn = det > 0 ? sqrt(det) : 0.0;
+    /* atan2 keeps theta accurate near 0 and pi, where acos(rho) is not */
+    g.theta = atan2(g.sn, g.xy);
+    g.zero = !(g.xx > 0 && g.yy > 0);
+    return g;
+}
+
+/* E[1[u>0] 1[v>0]] = (pi - theta)/(2 pi); 0 for a zero vector (1[0>0] = 0,
+ * the convention of nm_act). */
+static double kstep(const kgeom *g) { return g->zero ? 0.0 : (M_PI - g->theta) / (2 * M_PI); }
+
+/* E[relu(u) relu(v)] = |x||y| (sin theta + (pi - theta) cos theta)/(2 pi),
+ * the arc-cosine kernel of degree 1; exactly 0 for a zero vector. */
+static double krelu(const kgeom *g) { return (g->sn + (M_PI - g->theta) * g->xy) / (2 * M_PI); }
+
+/* E[sign(u) sign(v)] = 1 - 2 theta/pi = (2/pi) arcsin rho; sign(0) = 0. */
+static double ksign(const kgeom *g) { return g->zero ? 0.0 : 1.0 - 2.0 * g->theta / M_PI; }
+
+/* E[|u||v|] = (2/pi)|x||y| (sqrt(1 - rho^2) + rho arcsin rho). */
+static double kabs(const kgeom *g) { return 2.0 / M_PI * (g->sn + g->xy * (M_PI / 2 - g->theta)); }
+
+/* Closed forms; returns 0 when act has none. */
+static int kinf_closed(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+                       double *ess)
+{
+    kgeom g = kgeom_make(xx, yy, xy);
+    switch (k->act) {
+    case NM_ACT_RELU: /* sigma' = step */
+        *edd = kstep(&g);
+        *ess = krelu(&g);
+        return 1;
+    case NM_ACT_STEP: /* sigma' = 0 a.e.: no hidden part */
+        *edd = 0.0;
+        *ess = kstep(&g);
+        return 1;
+    case NM_ACT_ABS: /* sigma' = sign */
+        *edd = ksign(&g);
+        *ess = kabs(&g);
+        return 1;
+    case NM_ACT_SIGN: /* sigma' = 0 a.e.: no hidden part */
+        *edd = 0.0;
+        *ess = ksign(&g);
+        return 1;
+    case NM_ACT_ERF: {
+        /* E[erf erf] = (2/pi) arcsin(2 xy / sqrt((1 + 2xx)(1 + 2yy))) (Williams 1997);
+         * erf'(z) = (2/sqrt pi) e^{-z^2} and E[e^{-u^2 - v^2}] = det(I + 2 Sigma)^{-1/2},
+         * det(I + 2 Sigma) = 1 + 2xx + 2yy + 4(xx yy - xy^2) >= 1. */
+        double q = (1 + 2 * g.xx) * (1 + 2 * g.yy);
+        double r = 2 * g.xy / sqrt(q);
+        r = r > 1 ? 1 : (r < -1 ? -1 : r);
+        *ess = 2.0 / M_PI * asin(r);
+        *edd = 4.0 / M_PI / sqrt(1 + 2 * g.xx + 2 * g.yy + 4 * g.sn * g.sn);
+        return 1;
+    }
+    case NM_ACT_LEAKY_RELU: {
+        /* sigma(z) = a z + (1-a) relu(z), sigma'(z) = a + (1-a) 1[z>0]
+         * (sigma'(0) = a as in nm_act).  E[u relu(v)] = xy/2 by the symmetry
+         * (u,v) -> (-u,-v), so E[sigma sigma] = a xy + (1-a)^2 E[relu relu]. */
+        double a = k->alpha, b = 1 - a;
+        double pu = g.xx > 0 ? 0.5 : 0.0, pv = g.yy > 0 ? 0.5 : 0.0;
+        *edd = a * a + a * b * (pu + pv) + b * b * kstep(&g);
+        *ess = a * g.xy + b * b * krelu(&g);
+        return 1;
+    }
+    case NM_ACT_QUADRATIC: /* Isserlis: E[u^2 v^2] = xx yy + 2 xy^2 */
+        *edd = 4 * g.xy;
+        *ess = g.xx * g.yy + 2 * g.xy * g.xy;
+        return 1;
+    default: return 0;
+    }
+}
+
+int nm_gauss_legendre(int n, double *x, double *w, nm_err *e)
+{
+    if (n < 1) return nm_fail(e, NM_EINVAL, "Gauss-Legendre order %d must be >= 1", n);
+    /* Jacobi matrix of the Legendre polynomials: zero diagonal, off-diagonal
+     * k / sqrt(4k^2 - 1).  Nodes are its eigenvalues, weights 2 times the
+     * squared first components of the eigenvectors (Golub-Welsch, mu_0 = 2). */
+    double *off = malloc(sizeof(double) * (size_t)(n > 1 ? n - 1 : 1));
+    double *v = malloc(sizeof(double) * (size_t)n * (size_t)n);
+    double *work = malloc(sizeof(double) * (size_t)(n > 1 ? 2 * n - 2 : 1));
+    if (!off || !v || !work) {
+        free(off), free(v), free(work);
+        return nm_fail(e, NM_ENOMEM, "Gauss-Legendre rule of order %d: out of memory", n);
+    }
+    for (int i = 0; i < n; i++) x[i] = 0.0;
+    for (int k = 1; k < n; k++) off[k - 1] = k / sqrt(4.0 * k * k - 1.0);
+    int info = 0;
+    dstev_("V", &n, x, off, v, &n, work, &info, 1);
+    int rc = NM_OK;
+    if (info != 0)
+        rc = nm_fail(e, NM_ENUM, "Gauss-Legendre rule of order %d: dstev info %d", n, info);
+    else {
+        double sum = 0;
+        for (int i = 0; i < n; i++) w[i] = v[(size_t)i * n] * v[(size_t)i * n], sum += w[i];
+        for (int i = 0; i < n; i++) w[i] *= 2.0 / sum; /* normalise away rounding */
+        /* the rule is symmetric: make it exactly so */
+        for (int i = 0; i < n / 2; i++) {
+            double xm = 0.5 * (x[n - 1 - i] - x[i]), wm = 0.5 * (w[i] + w[n - 1 - i]);
+            x[i] = -xm, x[n - 1 - i] = xm, w[i] = w[n - 1 - i] = wm;
+        }
+        if (n % 2) x[n / 2] = 0.0;
+    }
+    free(off), free(v), free(work);
+    return rc;
+}
+
+/* ---- quadrature for activations without a closed form ----
+ * E[f(u) g(v)] with u = a z1, v = b z1 + c z2 (Cholesky map of the 2x2
+ * covariance, z1, z2 independent N(0,1)) as nested 1-D integrals
+ *   int phi(z1) f(a z1) [ int phi(z2) g(b z1 + c z2) dz2 ] dz1
+ * over [-KQ_L, KQ_L]^2, each by composite Gauss-Legendre on panels whose
+ * ends include every point where the activation argument crosses a feature
+ * of sigma (kq_features: its kinks, and scale points for smooth ones).
+ * Plain Gauss-Hermite in (z1, z2) converges slowly when sigma is kinked
+ * (hardtanh: 0.1 off at 64 points), when |x| is large (tanh(a z1) is then a
+ * near-step on the z scale) and even for erf (1e-5 at 64 points); with the
+ * breakpoints the integrand is smooth on every panel and the error falls
+ * geometrically with the points per panel. */
+#define KQ_L 8.0      /* P(|Z| > 8) ~ 1e-15: the truncated tails are negligible */
+#define KQ_W 2.0      /* widest panel in [-KQ_T, KQ_T], in z units */
+#define KQ_T 4.0      /* beyond, phi < 1.4e-4: tail panels are not split */
+#define KQ_MAXPAN 96  /* panels per dimension (features, scales, splits) */
+#define KQ_MAXFEAT 7
+
+/* Points of the activation argument that must be panel ends: the kinks
+ * (exact breakpoints: relu-like 0, hardtanh +-1) and, for the smooth
+ * saturating ones, a few scale points so that sigma(a z) stays resolved when
+ * |x| is large.  The first *nkink entries are kinks (0 for smooth ones). */
+static int kq_features(int act, const double **feat, int *nkink)
+{
+    static const double zero[] = {0.0}, pm1[] = {-1.0, 1.0};
+    static const double smooth[KQ_MAXFEAT] = {0.0, -1.0, 1.0, -3.0, 3.0, -8.0, 8.0};
+    switch (act) {
+    case NM_ACT_RELU:
+    case NM_ACT_ABS:
+    case NM_ACT_LEAKY_RELU:
+    case NM_ACT_STEP:
+    case NM_ACT_SIGN: *feat = zero, *nkink = 1; return 1;
+    case NM_ACT_HARDTANH: *feat = pm1, *nkink = 2; return 2;
+    case NM_ACT_QUADRATIC: *feat = zero, *nkink = 0; return 0;
+    default: *feat = smooth, *nkink = 0; return KQ_MAXFEAT;
+    }
+}
+
+static int cmp_double(const void *p, const void *q)
+{
+    double a = *(const double *)p, b = *(const double *)q;
+    return (a > b) - (a < b);
+}
+
+/* Panel ends in [-L, L]: +-L, +-T and z = (t - off[k]) / s[k] for each
+ * feature t (the first nkink of them kinks) and each affine map k (skipped
+ * when s[k] = 0), then panels in [-T, T] wider than KQ_W split evenly.
+ * Returns the number of ends (panels + 1). */
+static int kq_ends(int nmap, const double *off, const double *s, int nfeat, int nkink,
+                   const double *feat, double *ends)
+{
+    double t[4 + KQ_MAXFEAT * KQ_MAXFEAT];
+    int n = 0;
+    t[n++] = -KQ_L, t[n++] = KQ_L, t[n++] = -KQ_T, t[n++] = KQ_T;
+    for (int k = 0; k < nmap; k++) {
+        if (!(fabs(s[k]) > 1e-300)) continue;
+        for (int f = 0; f < nfeat; f++) {
+            double z = (feat[f] - off[k]) / s[k];
+            /* a scale point t only refines where sigma(s z + off) is sharper
+             * than the KQ_W grid: within KQ_W of the centre -off/s */
+            if (z > -KQ_L && z < KQ_L && (f < nkink || fabs(feat[f]) <= KQ_W * fabs(s[k])))
+                t[n++] = z;
+        }
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    int m = 0;
+    ends[m++] = t[0];
+    for (int i = 1; i < n; i++) {
+        double len = t[i] - t[i - 1];
+        if (!(len > 1e-14)) continue;
+        int parts = t[i] <= -KQ_T || t[i - 1] >= KQ_T ? 1 : (int)ceil(len / KQ_W);
+        for (int p = 1; p <= parts && m < KQ_MAXPAN + 1; p++)
+            ends[m++] = p == parts ? t[i] : t[i - 1] + len * p / parts;
+    }
+    return m;
+}
+
+/* The Gauss-Legendre rule of the last order used and the scratch of one
+ * quadrature: the K_inf block calls it once per entry, so the rule is built
+ * once.  Not thread-safe (the program is MPI-only). */
+static struct {
+    int n;
+    double *x, *w;                     /* rule on [-1, 1] */
+    double *zo, *wo, *zi, *wi;         /* outer and inner nodes and weights */
+    double *u, *su, *du, *v, *sv, *dv; /* arguments, sigma, sigma' */
+} kq;
+
+static int kq_get(int order)
+{
+    int n = order <= 0 ? NM_KINF_ORDER_DEFAULT : order;
+    if (n > NM_KINF_ORDER_MAX) n = NM_KINF_ORDER_MAX;
+    if (kq.n == n) return n;
+    free(kq.x);
+    kq.n = 0;
+    size_t cap = (size_t)n * KQ_MAXPAN;
+    kq.x = malloc(sizeof(double) * (2 * (size_t)n + 10 * cap));
+    if (!kq.x) return 0;
+    kq.w = kq.x + n;
+    kq.zo = kq.w + n, kq.wo = kq.zo + cap, kq.zi = kq.wo + cap, kq.wi = kq.zi + cap;
+    kq.u = kq.wi + cap, kq.su = kq.u + cap, kq.du = kq.su + cap;
+    kq.v = kq.du + cap, kq.sv = kq.v + cap, kq.dv = kq.sv + cap;
+    if (nm_gauss_legendre(n, kq.x, kq.w, NULL) != NM_OK) {
+        free(kq.x), kq.x = NULL;
+        return 0;
+    }
+    kq.n = n;
+    return n;
+}
+
+/* Nodes z and weights w (Gaussian density included) of the composite rule
+ * on the panels with the given ends; returns the number of nodes. */
+static int kq_nodes(int nends, const double *ends, double *z, double *w)
+{
+    const double c = 0.39894228040143267794; /* 1/sqrt(2 pi) */
+    int m = 0;
+    for (int p = 0; p + 1 < nends; p++) {
+        double mid = 0.5 * (ends[p] + ends[p + 1]), hw = 0.5 * (ends[p + 1] - ends[p]);
+        for (int i = 0; i < kq.n; i++) {
+            double t = mid + hw * kq.x[i];
+            z[m] = t, w[m] = hw * kq.w[i] * c * exp(-0.5 * t * t), m++;
+        }
+    }
+    return m;
+}
+
+void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+                         double *ess)
+{
+    if (!kq_get(k->order)) {
+        *edd = *ess = NAN;
+        return;
+    }
+    kgeom g = kgeom_make(xx, yy, xy);
+    /* u = a z1, v = b z1 + c z2; a zero x gives u = 0, v = |y| z2 */
+    double a = sqrt(g.xx), b = a > 0 ? g.xy / a : 0.0;
+    double c = a > 0 ? g.sn / a : sqrt(g.yy); /* c^2 = yy - b^2 = det / xx */
+    double ends[KQ_MAXPAN + 1], sd = 0, ss = 0;
+    const double *ft;
+    int nk, nf = kq_features(k->act, &ft, &nk);
+    if (c >= fabs(b)) {
+        /* |rho| <= 1/sqrt 2: outer z1, inner z2.  f(a z1) changes at t/a; the
+         * inner mean E g(b z1 + c Z2) at t/b, on the broad scale c/|b| >= 1. */
+        double off1[2] = {0, 0}, s1[2] = {a, b};
+        int n1 = kq_nodes(kq_ends(2, off1, s1, nf, nk, ft, ends), ends, kq.zo, kq.wo);
+        for (int i = 0; i < n1; i++) kq.u[i] = a * kq.zo[i];
+        nm_act_apply(k->act, k->alpha, (size_t)n1, kq.u, kq.su, kq.du);
+        for (int i = 0; i < n1; i++) {
+            double m = b * kq.zo[i], id = 0, is = 0;
+            int n2 = kq_nodes(kq_ends(1, &m, &c, nf, nk, ft, ends), ends, kq.zi, kq.wi);
+            for (int j = 0; j < n2; j++) kq.v[j] = m + c * kq.zi[j];
+            nm_act_apply(k->act, k->alpha, (size_t)n2, kq.v, kq.sv, kq.dv);
+            for (int j = 0; j < n2; j++) is += kq.wi[j] * kq.sv[j], id += kq.wi[j] * kq.dv[j];
+            ss += kq.wo[i] * kq.su[i] * is;
+            sd += kq.wo[i] * kq.du[i] * id;
+        }
+    } else {
+        /* |rho| > 1/sqrt 2 (u, v nearly collinear): the inner mean above would
+         * be a kink smoothed over the narrow width c/|b|, so swap the order:
+         * outer z2, inner z1 with ends at the kinks of both f(a z1) and
+         * g(b z1 + c z2), both exact.  The outer integrand then changes
+         * slowly (scale |b|/c > 1) except where a kink t of f meets a feature
+         * t' of g: z2 = (t' - b t/a)/c, which are its panel ends (t = 0 for
+         * smooth sigma, where a large |x| makes f(a z1) step-like). */
+        double offc[KQ_MAXFEAT] = {0}, sc[KQ_MAXFEAT];
+        int nc = nk > 0 ? nk : 1; /* smooth: the centre t = 0 of f(a z1) */
+        for (int f = 0; f < nc; f++) offc[f] = nk > 0 ? b * ft[f] / a : 0.0, sc[f] = c;
+        int n1 = kq_nodes(kq_ends(nc, offc, sc, nf, nk, ft, ends), ends, kq.zo, kq.wo);
+        for (int i = 0; i < n1; i++) {
+            double off2[2] = {0, c * kq.zo[i]}, s2[2] = {a, b};
+            int n2 = kq_nodes(kq_ends(2, off2, s2, nf, nk, ft, ends), ends, kq.zi, kq.wi);
+            for (int j = 0; j < n2; j++) {
+                kq.u[j] = a * kq.zi[j];
+                kq.v[j] = b * kq.zi[j] + c * kq.zo[i];
+            }
+            nm_act_apply(k->act, k->alpha, (size_t)n2, kq.u, kq.su, kq.du);
+            nm_act_apply(k->act, k->alpha, (size_t)n2, kq.v, kq.sv, kq.dv);
+            double id = 0, is = 0;
+            for (int j = 0; j < n2; j++)
+                is += kq.wi[j] * kq.su[j] * kq.sv[j], id += kq.wi[j] * kq.du[j] * kq.dv[j];
+            ss += kq.wo[i] * is;
+            sd += kq.wo[i] * id;
+        }
+    }
+    *edd = sd;
+    *ess = ss;
+}
+
+void nm_kinf_expect(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+                    double *ess)
+{
+    if (!kinf_closed(k, xx, yy, xy, edd, ess)) nm_kinf_expect_quad(k, xx, yy, xy, edd, ess);
+}
+
+double nm_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy, double xy)
+{
+    double edd, ess;
+    nm_kinf_expect(k, xx, yy, xy, &edd, &ess);
+    /* [D20b 2.5]: tk = tk^h + tk^o, tk^h = <x,y> E[s' s'], tk^o = E[s s]/B^2 */
+    double h = xy * edd, o = ess / (B * B);
+    return part == 0 ? h : (part == 1 ? o : h + o);
+}
+
+void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
+                   const double *yy_cols, const double *G, int ldg, double *K, int ldk)
+{
+    for (int j = 0; j < nc; j++)
+        for (int i = 0; i < mr; i++) {
+            double xy = G[i + (size_t)j * ldg];
+            K[i + (size_t)j * ldk] = nm_kinf_entry(k, part, B, xx_rows[i], yy_cols[j], xy);
+        }
+}
