@@ -29,8 +29,7 @@ static int check(const nm_params *p, nm_err *e) { return nm_exp_check_saves(p, e
 /* The examples are streamed in chunks (nm_data_rows_shared), so X never
  * exists whole: a chunk of X, y and the outputs before and after (3m), W and
  * its update (2 q_r d), u, the chunk work space, the sign permutation of the
- * orthogonal init (q) and its W W^T check (q x q_r); save_data needs X whole
- * on every rank. */
+ * orthogonal init (q); save_data needs X whole on every rank. */
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
@@ -38,7 +37,10 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
     double m = (double)p->m, d = (double)p->d, cap = fmin(m, (double)NM_EVAL_CHUNK);
     double b = 8.0 * (cap * d + 3 * m + 2 * nr * d + 3 * nr + 2 * cap * nr + 2 * cap + (double)p->q);
-    if (p->init == NM_INIT_ORTHOGONAL) b += 8.0 * (double)p->q * (double)nu;
+    /* orthogonal init: the QR's block-cyclic copy of W (~ d q / P plus a
+     * block of slack) and its W W^T check (q x q_r) */
+    if (p->init == NM_INIT_ORTHOGONAL)
+        b += 8.0 * ((double)p->q * (double)nu + (d + 64.0) * ((double)p->q / P + 64.0));
     if (p->save_data[0]) b += 8.0 * m * (d + 1);
     if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (double)(p->d + 1);
     return b;
