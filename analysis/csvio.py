@@ -9,7 +9,6 @@ by name in one dict.
 """
 
 import csv
-import math
 import sys
 
 LEAD = ("key", "point", "repeat", "seed", "experiment")
@@ -115,8 +114,9 @@ def final_rows(paths, experiment, statuses=("ok",), settings=(), metrics=()):
     """End-of-run rows (final == 1, status in `statuses`) of `experiment` from
     every file.  Files holding that experiment must have the named settings
     and metrics columns, else CsvError naming the file and the column.
-    Returns (rows, number of files read)."""
-    out = []
+    A run (its `key`) found in more than one file counts once, so shard CSVs
+    and their merge can be given together without double weight."""
+    out, seen, dups = [], set(), 0
     for p in paths:
         rows = [r for r in read(p) if r.experiment == experiment]
         for r in rows[:1]:  # columns are per file: check on its first row
@@ -124,9 +124,16 @@ def final_rows(paths, experiment, statuses=("ok",), settings=(), metrics=()):
                 r.setting(s)
             for mname in metrics:
                 r.metric(mname)
-        out += [r for r in rows if r.meta["final"] == "1" and r.meta["status"] in statuses]
+        for r in rows:
+            if r.meta["final"] != "1" or r.meta["status"] not in statuses:
+                continue
+            if r.lead["key"] in seen:
+                dups += 1
+                continue
+            seen.add(r.lead["key"])
+            out.append(r)
+    if dups:
+        print(f"note: {dups} {experiment} runs appear in more than one file; "
+              f"counted once", file=sys.stderr)
     return out
 
-
-def finite(x):
-    return x is not None and not (isinstance(x, float) and math.isnan(x))

@@ -57,16 +57,29 @@ def linear_fit(x, y, sigma=None, groups=None):
     labels = [None] * n if groups is None else list(groups)
     names = list(dict.fromkeys(labels))
     A = np.column_stack([[1.0 if g == name else 0.0 for g in labels] for name in names] + [x])
-    w = 1.0 / s**2
+    beta, se = lstsq(A, y, s)
+    return Fit(float(beta[-1]), float(se[-1]), dict(zip(names, map(float, beta[:-1]))), n)
+
+
+def lstsq(A, y, sigma):
+    """Weighted least squares y ~ A beta (weights 1/sigma^2); returns beta and
+    standard errors from the covariance scaled by the reduced chi^2 (NaN
+    without a spare degree of freedom)."""
+    w = 1.0 / np.asarray(sigma, dtype=float) ** 2
     cov = np.linalg.pinv(A.T @ (A * w[:, None]))
     beta = cov @ (A.T @ (w * y))
-    dof = n - A.shape[1]
-    if dof > 0:
-        chi2 = float(np.sum(w * (y - A @ beta) ** 2))
-        slope_se = float(np.sqrt(cov[-1, -1] * chi2 / dof))
-    else:
-        slope_se = math.nan
-    return Fit(float(beta[-1]), slope_se, dict(zip(names, map(float, beta[:-1]))), n)
+    dof = len(y) - A.shape[1]
+    if dof <= 0:
+        return beta, np.full(len(beta), math.nan)
+    chi2 = float(np.sum(w * (y - A @ beta) ** 2))
+    return beta, np.sqrt(np.diag(cov) * chi2 / dof)
+
+
+def power_law_2(x1, x2, y):
+    """y = C x1^a x2^b (unweighted, in logs): returns (a, se_a, b, se_b)."""
+    A = np.column_stack([np.ones(len(y)), np.log(x1), np.log(x2)])
+    beta, se = lstsq(A, np.log(np.asarray(y, dtype=float)), np.ones(len(y)))
+    return float(beta[1]), float(se[1]), float(beta[2]), float(se[2])
 
 
 def loglog_fit(x, y, yerr=None):

@@ -19,6 +19,7 @@ requested figure had no data.
 import argparse
 import math
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -157,7 +158,7 @@ def fig_collapse(paths, out):
     ax.set_xscale("log")
     ax.set_xlabel("q d / m   (q neuron pairs, d input dim., m examples)")
     ax.set_ylabel("fraction memorized  (y_i h(x_i) > 0)")
-    ax.set_title(f"SGD memorization collapses in q d / m [D20b Thm 7]\n"
+    ax.set_title(f"SGD memorization vs q d / m ([D20b Thm 7]: one curve up to logs)\n"
                  f"mean ± s.e. over {nrep}+ repeats; dotted: {THRESHOLD:.0%}", fontsize=10)
     ax.legend(fontsize=6.5, ncol=2, loc="lower right")
     ax.grid(alpha=0.3, which="both")
@@ -277,6 +278,11 @@ def fig_onestep(paths, out):
         nrep = min(nrep, n)
         ax.errorbar(x, y, yerr=e, marker="o", ms=3.5, lw=1, capsize=2, color=f"C{i}",
                     label=f"{label} after one step" if label else "after one step")
+        crit = onestep_capacity(rs, xf)
+        if crit:
+            mu, se, _ = fits.mean_se([math.log(v) for v in crit])
+            print(f"onestep: {label or 'all'}: largest m/(d q) with >= {THRESHOLD:.0%} "
+                  f"memorized: {math.exp(mu):.3g} ± {math.exp(mu) * se:.2g} (s.e., {len(crit)} repeats)")
         x0, y0, _, _ = by_x(rs, xf, lambda r: r.metric("frac_memorized_before"))
         ax.plot(x0, y0, ls=":", lw=0.8, color=f"C{i}")
     ax.plot([], [], "k:", lw=0.8, label="at init (before the step)")
@@ -290,6 +296,22 @@ def fig_onestep(paths, out):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     save(fig, out)
+
+
+def onestep_capacity(rows, xf):
+    """Per repeat, the load m/(d q) where the fraction memorized falls below
+    the threshold: the critical width of 1/load, interpolated in log."""
+    reps = {}
+    for r in rows:
+        reps.setdefault(r.repeat, {}).setdefault(1.0 / xf(r), []).append(
+            r.metric("frac_memorized"))
+    out = []
+    for rep in reps.values():
+        zs = sorted(rep)
+        z, st = fits.critical_width(zs, [np.mean(rep[z]) for z in zs], THRESHOLD)
+        if st == "ok":
+            out.append(1.0 / z)
+    return out
 
 
 # ---------------------------------------------------------------- figure 4
@@ -333,6 +355,14 @@ def fig_ntk_error(paths, out):
         print(f"ntk_error: pooled over all curves vs q d: slope {slope_text(f)} "
               f"(n = {f.n}; theory -1/2)")
         results["pooled"] = f
+    qs = np.array([s(r, "q") for r in rows])
+    ds = np.array([s(r, "d") for r in rows])
+    if len(set(qs)) >= 2 and len(set(ds)) >= 2 and np.all(ally > 0):
+        a, sa, b, sb = fits.power_law_2(qs, ds, ally)
+        print(f"ntk_error: err ∝ q^a d^b over all runs: a = {a:.2f} ± {sa:.2f}, "
+              f"b = {b:.2f} ± {sb:.2f} (theory 1/sqrt(q d): a = b = -1/2)")
+        axs[1].set_title(f"vs q d: err ∝ q^{a:.2f}±{sa:.2f} d^{b:.2f}±{sb:.2f}", fontsize=10)
+        results["q_d"] = (a, sa, b, sb)
     xq = np.array(sorted({s(r, "q") for r in rows}))
     if len(xq) >= 2:
         y0 = np.exp(np.mean([math.log(r.metric("err_rel_2")) for r in rows
@@ -350,7 +380,8 @@ def fig_ntk_error(paths, out):
     axs[1].set_ylabel("‖K_W − K_∞‖₂ / ‖K_∞‖₂")
     axs[2].set_ylabel("smallest eigenvalue of the NTK Gram")
     axs[0].set_title("NTK Gram error vs q [D20b Thm 4]", fontsize=10)
-    axs[1].set_title("vs q d (curves should coincide)", fontsize=10)
+    if "q_d" not in results:
+        axs[1].set_title("vs q d (theory: the curves coincide)", fontsize=10)
     axs[2].set_title("λ_min(K_W) → λ_min(K_∞) as q grows", fontsize=10)
     save(fig, out)
     return results
@@ -396,10 +427,12 @@ def fig_sgd_ntk_gap(paths, out):
         a.grid(alpha=0.3, which="both")
     axs[0].set_yscale("log")
     axs[0].set_ylabel("max_i |h_SGD(x_i) − f_V(x_i)|")
-    axs[1].set_ylabel("frac_gap (examples where SGD and NTK model disagree)")
+    axs[1].axhline(0.0, color="gray", lw=0.8)
+    axs[1].set_ylabel("frac. memorized: SGD − NTK model  (frac_gap)")
     axs[0].set_title("SGD vs NTK model gap [D20b Thm 8]" +
                      (f": slope {slope_text(fitted)}" if fitted else ""), fontsize=10)
-    axs[1].set_title("mean ± s.e. over repeats", fontsize=10)
+    axs[1].set_title("Fraction memorized, SGD minus NTK model; mean ± s.e. over repeats",
+                     fontsize=10)
     axs[0].legend(fontsize=7)
     if axs[1].get_legend_handles_labels()[0]:
         axs[1].legend(fontsize=7)
@@ -419,12 +452,18 @@ def fig_construct(paths, out):
         c = f"C{i}"
         xf = lambda r: s(r, "m") / s(r, "d")  # noqa: E731
         x, y, e, _ = by_x(rs, xf, lambda r: r.metric("neurons"))
+        f = fits.loglog_fit(x, y, e) if len(x) >= 3 and np.all(y > 0) else None
         axs[0].errorbar(x, y, yerr=e, marker="o", ms=4, lw=0, elinewidth=1, capsize=2,
-                        color=c, label=f"{label}: used")
+                        color=c, label=f"{label}: used" +
+                        (f", slope {slope_text(f)}" if f else ""))
+        if f:
+            print(f"construct: {label}: neurons vs m/d: slope {slope_text(f)} (n = {f.n}; "
+                  f"bound: linear in ceil(m/d))")
         xb, yb, _, _ = by_x(rs, xf, lambda r: r.metric("neurons_bound"))
         axs[0].plot(xb, yb, ls="--", lw=1, color=c, label=f"{label}: bound")
-        xy, yy, _, _ = by_x(rs, xf, lambda r: r.metric("neurons_ysj"))
-        axs[0].plot(xy, yy, ls=":", lw=1, color=c, label=f"{label}: [YSJ19 Cor 4.2]")
+        if i == 0:  # the same for every method
+            xy, yy, _, _ = by_x(rs, xf, lambda r: r.metric("neurons_ysj"))
+            axs[0].plot(xy, yy, ls=":", lw=1, color="k", label="[YSJ19 Cor 4.2]: 4N/d_x + 4d_y")
         xe, ye, ee, _ = by_x(rs, xf, lambda r: r.metric("max_err"))
         axs[1].errorbar(xe, np.maximum(ye, floor), yerr=ee, marker="o", ms=4, lw=1, capsize=2,
                         color=c, label=label or None)
@@ -469,6 +508,7 @@ def run(figure, paths, out):
 
 def main(argv=None):
     global THRESHOLD
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # plot.py ... | head: no traceback
     ap = argparse.ArgumentParser(
         description="Scaling plots of SPEC section 4 from ntkmem CSV files.")
     ap.add_argument("figure", choices=list(FIGURES) + ["all"])

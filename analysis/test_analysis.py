@@ -155,6 +155,11 @@ class TestCsv(unittest.TestCase):
         self.assertEqual(rows[0].metric("loss"), 0.25)
         self.assertEqual(rows[0].setting("m"), 64.0)
 
+    def test_same_run_in_two_files_counts_once(self):
+        p = self.good()
+        q = self.path("copy.csv", self.read(p))
+        self.assertEqual(len(csvio.final_rows([p, q], "sgd")), 1)
+
     def assertCsvError(self, path, *parts):
         with self.assertRaises(csvio.CsvError) as cm:
             csvio.read(path)
@@ -274,6 +279,9 @@ class TestPlot(unittest.TestCase):
         self.assertFigure(self.out("ntk"))
         mt = re.search(r"pooled over all curves vs q d: slope ([-\d.]+) ± ([\d.]+)", out)
         self.assertLess(abs(float(mt.group(1)) + 0.5), max(3 * float(mt.group(2)), 0.02), out)
+        mt = re.search(r"a = ([-\d.]+) ± ([\d.]+), b = ([-\d.]+) ± ([\d.]+)", out)
+        for k in (1, 3):
+            self.assertLess(abs(float(mt.group(k)) + 0.5), 3 * float(mt.group(k + 1)) + 0.01, out)
 
         p = os.path.join(self.d, "one.csv")
         runs = [(rep, dict(m=int(r * d * 8), d=d, q=8),

@@ -58,7 +58,11 @@ double nm_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy,
  * leading dimension ldg; writes K(i, j) = tk(x_i, y_j) column-major with
  * leading dimension ldk.  K may be G itself (in place) when ldk == ldg, so a
  * block of X X^T from pdsyrk/pdgemm can be turned into K_inf where it lies.
- * Quadrature activations cost order^2 activation evaluations per entry. */
+ * Closed forms: ~50 ns an entry.  Quadrature activations: Mehler's Hermite
+ * series (coefficients once per row and column) for |rho| <= 0.6, agreeing
+ * with nm_kinf_entry to ~1e-10, and the 2-D quadrature for the rest (the
+ * diagonal, near-duplicates): tanh on m = 200 sphere points in d = 20 takes
+ * 0.33 s instead of 10 s.  Entries are exactly symmetric in (x, y). */
 void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
                    const double *yy_cols, const double *G, int ldg, double *K, int ldk);
 
