@@ -45,5 +45,7 @@ int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 extern const nm_experiment nm_exp_sgd;
 extern const nm_experiment nm_exp_ntk_train;
 extern const nm_experiment nm_exp_onestep;
+extern const nm_experiment nm_exp_construct;
+extern const nm_experiment nm_exp_near_min;
 
 #endif

@@ -70,6 +70,11 @@ void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
               const int *ia, const int *ja, const int *desca, double *b,
               const int *ib, const int *jb, const int *descb, int *info, fstrlen);
 
+/* tridiagonal reduction (nm_gram_eig) */
+void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
+              const int *desca, double *d, double *e, double *tau, double *work,
+              const int *lwork, int *info, fstrlen);
+
 /* ---- serial LAPACK/BLAS (no lapacke installed; cblas.h exists but we use F77) ---- */
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
              const int *lda, double *w, double *work, const int *lwork, int *iwork,
@@ -84,6 +89,13 @@ void dsyrk_(const char *uplo, const char *trans, const int *n, const int *k,
 /* symmetric tridiagonal eigenproblem (Golub-Welsch Gauss-Hermite rule, nm_kernels) */
 void dstev_(const char *jobz, const int *n, double *d, double *e, double *z, const int *ldz,
             double *work, int *info, fstrlen);
+
+/* eigenvalues of a symmetric tridiagonal matrix: all (root-free QR) or by bisection */
+void dsterf_(const int *n, double *d, double *e, int *info);
+void dstebz_(const char *range, const char *order, const int *n, const double *vl,
+             const double *vu, const int *il, const int *iu, const double *abstol,
+             const double *d, const double *e, int *m, int *nsplit, double *w, int *iblock,
+             int *isplit, double *work, int *iwork, int *info, fstrlen, fstrlen);
 
 /* ---- QR (orthogonal init, [D20a]) ---- */
 void pdgeqrf_(const int *m, const int *n, double *a, const int *ia, const int *ja, const int *desca,

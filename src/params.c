@@ -264,6 +264,8 @@ static const struct { int exp; const char *key, *def; } overrides[] = {
     {NM_EXP_GD_WIDTH, "loss", "square"},
     {NM_EXP_NEAR_MIN, "loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
     {NM_EXP_NEAR_MIN, "epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
+    {NM_EXP_NEAR_MIN, "train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
+    {NM_EXP_NEAR_MIN, "eval_every", "1"},   /* a row every epoch */
 };
 
 const char *nm_setting_default(const nm_setting *s, int exp)

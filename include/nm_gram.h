@@ -1,0 +1,126 @@
+/* nm_gram: distributed NTK Gram matrices and their spectra (ScaLAPACK).
+ *
+ * A general builder for
+ *     K = (X X^T) o (S'^T diag(ch) S') + S^T diag(co) S,
+ *     S' = sigma'(W X^T), S = sigma(W X^T)         (Q x m, rows = neurons)
+ * from each rank's own neuron rows of W (nm_shard), in ScaLAPACK's 2-D
+ * block-cyclic layout on a BLACS grid.  The m x m matrix is never held whole
+ * by any rank (except by the serial reference, for tests).
+ *
+ * Weights ch, co (one per neuron row, >= 0) select the kernel:
+ * - ntk_spectrum, xavier_zero [D20b section 2.5], normalised by 2qB^2: only
+ *   the q rows W' of the +B half, ch_j = 1/q, co_j = 1/(q B^2), since the -B
+ *   twins give the same features; kernel: hidden drops co, output drops ch.
+ * - the gradient Gram J J^T of h = s sum_j u_j sigma(<w_j, x>) at general
+ *   parameters (near_min, gd_width): grad_{w_j} h = s u_j sigma'(<w_j,x>) x and
+ *   grad_{u_j} h = s sigma(<w_j,x>), so ch_j = s^2 u_j^2 and co_j = s^2 (co
+ *   only when u is trained).
+ *
+ * Scheme (BLAS-3, communication = one pdgemr2d per neuron panel):
+ * 1. each rank forms a panel of its neuron features sqrt(w_j) sigma'(W_j X^T)
+ *    (one local GEMM), an m x kc column block of the m x (P kc) matrix A on
+ *    the 1 x P grid (ctxt_all);
+ * 2. pdgemr2d moves A into nb x nb block-cyclic form on the 2-D grid;
+ * 3. pdsyrk('L', 'N') accumulates A A^T into K (panels keep memory bounded);
+ * 4. X X^T: every rank holds all of X (Philox data), so each local block
+ *    X_I X_J^T is one local GEMM -- no communication, same result as a
+ *    pdsyrk of X -- and the Hadamard product is applied where K lies;
+ * 5. the output part is accumulated by pdsyrk on top.
+ * Only the lower triangle of K is meaningful (as pdsyrk('L') leaves it); the
+ * eigen and Cholesky routines below read only the lower triangle. */
+#ifndef NM_GRAM_H
+#define NM_GRAM_H
+#include "nm_grid.h"
+
+/* One rank's share of the network for a Gram build.  X is m x d row-major and
+ * the same on every rank; W holds this rank's nrows neuron rows (row-major
+ * nrows x d).  ch == NULL: no hidden part; co == NULL: no output part. */
+typedef struct {
+    long m, d;
+    const double *X;
+    long nrows;
+    const double *W;
+    const double *ch, *co;
+    int act;
+    double alpha;
+} nm_gram_in;
+
+/* Grid and block size of a Gram run: grid_p = grid_q = 0 is automatic
+ * (nm_grid_auto, near-square from P); nb_req = 0 picks the block size from m
+ * and the grid: the largest power of two in [16, 128] with at least 4 blocks
+ * per process row/column (smaller blocks for small m keep every rank busy;
+ * 128 is the pdsytrd/pdsyrk sweet spot measured on this machine). */
+void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
+                    int *nb);
+
+/* Bytes per rank of one m x m matrix in that layout (worst rank). */
+double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb);
+
+/* Bytes per rank of the build's temporaries for nrows local neuron rows
+ * (feature panel before and after redistribution, X X^T blocks). */
+double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb);
+
+/* K (m x m, nb x nb blocks on g->ctxt) allocated and zeroed. */
+int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e);
+
+/* The NTK Gram of `in` into K (lower triangle).  Collective over g->comm. */
+int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e);
+
+/* A kernel of inner products, one block at a time: writes
+ * K(i, j) = f(|x_i|^2, |x_j|^2, <x_i, x_j>) for an mr x nc block, given the
+ * squared norms of its rows (xxr) and columns (xxc) and the block G of inner
+ * products (column-major, leading dimension ldg; G may alias K, as
+ * nm_kinf_block allows). */
+typedef void (*nm_gram_blockfn)(void *ctx, int mr, int nc, const double *xxr, const double *xxc,
+                                const double *G, int ldg, double *K, int ldk);
+
+/* K = f(X) blockwise (lower triangle); f == NULL gives K = X X^T.  Local GEMMs
+ * on the replicated X, no communication.  Collective over g->comm. */
+int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
+                  nm_gram_blockfn f, void *ctx, nm_err *e);
+
+/* Serial reference (tests): gathers every rank's rows and weights to rank 0
+ * and forms K with dsyrk, full symmetric, column-major m x m in Kfull (rank
+ * 0 only; may be NULL elsewhere).  Collective over comm. */
+int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e);
+
+/* Spectrum of the symmetric K (lower triangle), destroying K: one
+ * distributed tridiagonal reduction (pdsytrd), then on rank 0 all
+ * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
+ * only the two extremes by bisection (dstebz).  pdsyevd has no eigenvalues-
+ * only mode and pdsyevr('N') does the same reduction, so this is the
+ * cheapest route to either.  lmin, lmax and w (if all) end up on every rank.
+ * Collective over g->comm. */
+int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, double *lmax,
+                nm_err *e);
+
+/* y^T K^-1 y by Cholesky (pdpotrf + pdpotrs), destroying K.  *pd = 0 when
+ * pdpotrf finds K not positive definite; then *val = NaN (never an error).
+ * y (m) is the same on every rank; the result is on every rank. */
+int nm_gram_yKinvy(nm_dmat *K, const nm_grid *g, const double *y, double *val, int *pd,
+                   nm_err *e);
+
+/* Numerically positive definite: the Cholesky succeeded and lambda_min is
+ * above the rounding level m eps lambda_max (a Cholesky of an exactly
+ * singular matrix, e.g. with duplicate examples, may succeed on rounding
+ * noise; its y^T K^-1 y would be noise too). */
+int nm_gram_is_pd(int chol_ok, double lmin, double lmax, long m);
+
+/* trace(K) and sum_{ij} K_ij^2 from the lower triangle, on every rank. */
+double nm_gram_trace(const nm_dmat *K, const nm_grid *g);
+double nm_gram_fro2(const nm_dmat *K, const nm_grid *g);
+
+/* B = A (whole local arrays; same layout). */
+void nm_gram_copy(const nm_dmat *A, nm_dmat *B);
+/* A += alpha B (same layout). */
+void nm_gram_axpy(nm_dmat *A, double alpha, const nm_dmat *B);
+
+/* Gather to rank 0 as a full symmetric column-major m x m array (the lower
+ * triangle mirrored).  Collective. */
+int nm_gram_gather(const nm_dmat *K, const nm_grid *g, double *full, nm_err *e);
+
+/* Flops of nm_gram_ntk: pdsyrk m(m+1)/2 * 2k per part, plus the X X^T blocks
+ * and feature GEMMs; for GFLOP/s reports. */
+double nm_gram_flops(long m, long d, long Q, int hidden, int output);
+
+#endif

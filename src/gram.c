@@ -1,0 +1,442 @@
+/* Distributed NTK Gram matrices and their spectra: the scheme is described in
+ * include/nm_gram.h. */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_exp.h"
+#include "nm_gram.h"
+#include "nm_scalapack.h"
+
+static const int I1 = 1;
+
+void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
+                    int *nb)
+{
+    if (grid_p > 0 && grid_q > 0)
+        *nprow = grid_p, *npcol = grid_q;
+    else
+        nm_grid_auto(P, nprow, npcol);
+    if (nb_req > 0) {
+        *nb = (int)nb_req;
+        return;
+    }
+    int pmax = *nprow > *npcol ? *nprow : *npcol;
+    long per = m / (4L * pmax); /* at least 4 blocks per process row / column */
+    int b = 128;
+    while (b > 16 && b > per) b /= 2;
+    *nb = b;
+}
+
+/* Largest local extent of n in blocks of nb over np processes. */
+static double max_loc(long n, int nb, int np)
+{
+    int nn = (int)n, zero = 0, r = 0;
+    return (double)numroc_(&nn, &nb, &r, &zero, &np); /* process 0 holds the most */
+}
+
+double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb)
+{
+    return 8.0 * max_loc(m, nb, nprow) * max_loc(m, nb, npcol);
+}
+
+/* Neuron panel width: a whole shard when it fits in 64 MiB of features. */
+static long panel_width(long m, long nbmax)
+{
+    long kc = (long)(64.0 * 1048576.0 / (8.0 * (double)(m > 0 ? m : 1)));
+    if (kc < 64) kc = 64;
+    return kc < nbmax ? kc : (nbmax > 0 ? nbmax : 1);
+}
+
+double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb)
+{
+    long kc = panel_width(m, nrows);
+    double panel = 8.0 * (double)m * (double)kc;                        /* features, 1 x P */
+    double moved = 8.0 * max_loc(m, nb, nprow) * max_loc(P * kc, nb, npcol); /* on the grid */
+    double xblk = 8.0 * max_loc(m, nb, nprow) * ((double)d + nb + 1) + 8.0 * (double)m;
+    /* pdgemr2d buffers up to one local piece each way */
+    return panel + 2.0 * moved + xblk;
+}
+
+int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
+{
+    return nm_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
+}
+
+static int rows_owned(const nm_dmat *K) { return K->a && K->mloc > 0 && K->nloc > 0; }
+
+/* For every local column block of K: the local rows on or below the block's
+ * first global column (everything above is strictly upper), their inner
+ * products with the block's columns by one GEMM, then either K *= G
+ * (hadamard) or K = f(norms, G) in place. */
+static int xx_blocks(nm_dmat *K, const nm_grid *g, long d, const double *X, int hadamard,
+                     nm_gram_blockfn f, void *ctx, nm_err *e)
+{
+    if (!g->in_grid || !rows_owned(K)) return NM_OK;
+    int mloc = K->mloc, nb = K->nb, lld = K->lld;
+    double *Xr = nm_calloc((size_t)mloc * (size_t)d, sizeof(double), "X rows", e);
+    double *xxr = Xr ? nm_calloc((size_t)mloc, sizeof(double), "norms", e) : NULL;
+    double *xxc = xxr ? nm_calloc((size_t)nb, sizeof(double), "norms", e) : NULL;
+    double *T = xxc && hadamard ? nm_calloc((size_t)mloc * (size_t)nb, sizeof(double),
+                                            "X X^T block", e)
+                                : NULL;
+    int rc = (xxc && (T || !hadamard)) ? NM_OK : NM_ENOMEM;
+    if (rc == NM_OK) {
+        int *growv = malloc(sizeof(int) * (size_t)mloc);
+        if (!growv) rc = nm_fail(e, NM_ENOMEM, "out of memory (row index)");
+        for (int il = 0; rc == NM_OK && il < mloc; il++) {
+            growv[il] = nm_dmat_grow(K, il);
+            memcpy(Xr + (size_t)il * d, X + (size_t)growv[il] * d, (size_t)d * sizeof(double));
+            xxr[il] = cblas_ddot((int)d, Xr + (size_t)il * d, 1, Xr + (size_t)il * d, 1);
+        }
+        for (int jl0 = 0; rc == NM_OK && jl0 < K->nloc; jl0 += nb) {
+            int nc = K->nloc - jl0 < nb ? K->nloc - jl0 : nb, c0 = nm_dmat_gcol(K, jl0);
+            int il0 = 0;
+            while (il0 < mloc && growv[il0] < c0) il0++;
+            int mr = mloc - il0;
+            if (mr <= 0) continue;
+            double *Kb = K->a + il0 + (size_t)jl0 * lld;
+            double *G = hadamard ? T : Kb;
+            int ldg = hadamard ? mr : lld;
+            /* G = X_rows X_cols^T: X is row-major, so both are transposed views */
+            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, mr, nc, (int)d, 1.0,
+                        Xr + (size_t)il0 * d, (int)d, X + (size_t)c0 * d, (int)d, 0.0, G, ldg);
+            if (hadamard) {
+                for (int j = 0; j < nc; j++)
+                    for (int i = 0; i < mr; i++) Kb[i + (size_t)j * lld] *= G[i + (size_t)j * mr];
+            } else if (f) {
+                for (int j = 0; j < nc; j++)
+                    xxc[j] = cblas_ddot((int)d, X + (size_t)(c0 + j) * d, 1,
+                                        X + (size_t)(c0 + j) * d, 1);
+                f(ctx, mr, nc, xxr + il0, xxc, G, ldg, Kb, lld);
+            }
+        }
+        free(growv);
+    }
+    free(Xr);
+    free(xxr);
+    free(xxc);
+    free(T);
+    return rc;
+}
+
+int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
+                  nm_gram_blockfn f, void *ctx, nm_err *e)
+{
+    int rc = xx_blocks(K, g, d, X, 0, f, ctx, e);
+    return nm_agree(g->comm, rc, e);
+}
+
+/* Features of local rows [k0, k0 + nk) into A (m x kc, column-major, ld m):
+ * column k = sqrt(w_k) sigma^(deriv)(X w_k); columns nk..kc-1 zero. */
+static void features(const nm_gram_in *in, long k0, long nk, long kc, int deriv, const double *w,
+                     double *A)
+{
+    long m = in->m;
+    if (nk > 0) {
+        /* (W_k X^T) row-major nk x m = column-major m x nk */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nk, (int)m, (int)in->d, 1.0,
+                    in->W + k0 * in->d, (int)in->d, in->X, (int)in->d, 0.0, A, (int)m);
+        size_t n = (size_t)nk * (size_t)m;
+        nm_act_apply(in->act, in->alpha, n, A, deriv ? NULL : A, deriv ? A : NULL);
+        for (long k = 0; k < nk; k++) cblas_dscal((int)m, sqrt(w[k0 + k]), A + k * m, 1);
+    }
+    memset(A + nk * m, 0, (size_t)(kc - nk) * (size_t)m * sizeof(double));
+}
+
+/* K = beta K + sum over all ranks' rows of w_j f_j f_j^T (lower triangle),
+ * f_j = sigma^(deriv)(X w_j), panel by panel. */
+static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
+                    const double *w, double beta, long kc, long nbmax, nm_err *e)
+{
+    nm_dmat A, T;
+    int P = g->size, m = (int)in->m, k = (int)(P * kc);
+    int rc = nm_dmat_init(&A, g, g->ctxt_all, m, k, m, (int)kc, e);
+    memset(&T, 0, sizeof T);
+    if (rc == NM_OK) rc = nm_dmat_init(&T, g, g->ctxt, m, k, K->mb, K->nb, e);
+    rc = nm_agree(g->comm, rc, e);
+    for (long c0 = 0; rc == NM_OK && c0 < nbmax; c0 += kc) {
+        long nk = in->nrows - c0;
+        nk = nk < 0 ? 0 : (nk > kc ? kc : nk);
+        features(in, c0, nk, kc, deriv, w, A.a);
+        nm_dmat_copy(&A, &T, g); /* 1 x P neuron panels -> 2-D block-cyclic */
+        if (g->in_grid) {
+            double one = 1.0, b = c0 == 0 ? beta : 1.0;
+            pdsyrk_("L", "N", &m, &k, &one, T.a, &I1, &I1, T.desc, &b, K->a, &I1, &I1, K->desc,
+                    1, 1);
+        }
+    }
+    nm_dmat_free(&A);
+    nm_dmat_free(&T);
+    return rc;
+}
+
+static int check_weights(const nm_gram_in *in, const double *w, const char *name, nm_err *e)
+{
+    for (long k = 0; w && k < in->nrows; k++)
+        if (!(w[k] >= 0) || !isfinite(w[k]))
+            return nm_fail(e, NM_EINVAL, "Gram weight %s[%ld] = %g: weights must be finite and "
+                           ">= 0", name, k, w[k]);
+    return NM_OK;
+}
+
+int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
+{
+    int rc = check_weights(in, in->ch, "ch", e);
+    if (rc == NM_OK) rc = check_weights(in, in->co, "co", e);
+    if (rc == NM_OK && !in->ch && !in->co)
+        rc = nm_fail(e, NM_EINVAL, "Gram with neither hidden nor output part");
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    long nbmax = 0;
+    MPI_Allreduce(&in->nrows, &nbmax, 1, MPI_LONG, MPI_MAX, g->comm);
+    long kc = panel_width(in->m, nbmax);
+    if (in->ch) {
+        rc = add_part(K, g, in, 1, in->ch, 0.0, kc, nbmax, e);
+        if (rc == NM_OK) rc = nm_agree(g->comm, xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e), e);
+    }
+    if (rc == NM_OK && in->co) rc = add_part(K, g, in, 0, in->co, in->ch ? 1.0 : 0.0, kc, nbmax, e);
+    return rc;
+}
+
+double nm_gram_flops(long m, long d, long Q, int hidden, int output)
+{
+    double mm = (double)m, syrk = mm * (mm + 1.0) * (double)Q; /* m(m+1)/2 entries x 2Q */
+    double f = 0;
+    if (hidden) f += syrk + mm * (mm + 1.0) * (double)d + 2.0 * mm * (double)Q * (double)d;
+    if (output) f += syrk + 2.0 * mm * (double)Q * (double)d;
+    return f;
+}
+
+/* ---- serial reference ---- */
+
+static int gather_rows(const double *src, long n, long cols, double **dst, long *total,
+                       MPI_Comm comm, nm_err *e)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    int cnt = (int)(n * cols), *cnts = NULL, *dsp = NULL;
+    if (rank == 0) {
+        cnts = calloc((size_t)P, sizeof(int));
+        dsp = calloc((size_t)P, sizeof(int));
+    }
+    MPI_Gather(&cnt, 1, MPI_INT, cnts, 1, MPI_INT, 0, comm);
+    long tot = 0;
+    if (rank == 0)
+        for (int r = 0; r < P; r++) dsp[r] = (int)tot, tot += cnts[r];
+    *dst = rank == 0 ? calloc((size_t)(tot > 0 ? tot : 1), sizeof(double)) : NULL;
+    MPI_Gatherv(src, cnt, MPI_DOUBLE, *dst, cnts, dsp, MPI_DOUBLE, 0, comm);
+    if (total) *total = tot / (cols > 0 ? cols : 1);
+    free(cnts);
+    free(dsp);
+    return (rank == 0 && !*dst) ? nm_fail(e, NM_ENOMEM, "serial Gram: out of memory") : NM_OK;
+}
+
+int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    double *W = NULL, *ch = NULL, *co = NULL;
+    long Q = 0;
+    int rc = gather_rows(in->W, in->nrows, in->d, &W, &Q, comm, e);
+    if (in->ch) rc |= gather_rows(in->ch, in->nrows, 1, &ch, NULL, comm, e);
+    if (in->co) rc |= gather_rows(in->co, in->nrows, 1, &co, NULL, comm, e);
+    if (rc == NM_OK && rank == 0) {
+        int m = (int)in->m, d = (int)in->d, q = (int)Q;
+        double one = 1.0, zero = 0.0;
+        double *A = calloc((size_t)m * (size_t)(q > 0 ? q : 1), sizeof(double));
+        double *G = calloc((size_t)m * (size_t)m, sizeof(double));
+        memset(Kfull, 0, (size_t)m * (size_t)m * sizeof(double));
+        for (int part = 0; part < 2; part++) {
+            const double *w = part == 0 ? ch : co;
+            if (!w) continue;
+            /* plain loops, independent of the distributed path's GEMM */
+            for (long k = 0; k < Q; k++)
+                for (int i = 0; i < m; i++) {
+                    double z = 0;
+                    for (int t = 0; t < d; t++) z += W[k * d + t] * in->X[(long)i * d + t];
+                    A[i + k * m] = sqrt(w[k]) * (part == 0 ? nm_act_dsigma(in->act, in->alpha, z)
+                                                           : nm_act_sigma(in->act, in->alpha, z));
+                }
+            double b = part == 1 && ch ? 1.0 : 0.0;
+            if (part == 0) {
+                dsyrk_("L", "N", &m, &q, &one, A, &m, &zero, Kfull, &m, 1, 1);
+                dsyrk_("L", "T", &m, &d, &one, in->X, &d, &zero, G, &m, 1, 1); /* X X^T */
+                for (size_t i = 0; i < (size_t)m * (size_t)m; i++) Kfull[i] *= G[i];
+            } else {
+                dsyrk_("L", "N", &m, &q, &one, A, &m, &b, Kfull, &m, 1, 1);
+            }
+        }
+        for (int j = 0; j < m; j++)
+            for (int i = j + 1; i < m; i++) Kfull[j + (size_t)i * m] = Kfull[i + (size_t)j * m];
+        free(A);
+        free(G);
+    }
+    free(W);
+    free(ch);
+    free(co);
+    return nm_agree(comm, rc, e);
+}
+
+/* ---- spectrum, solves, norms ---- */
+
+/* Local row of global row i, or -1 when this process row does not own it. */
+static int local_row(const nm_dmat *K, const nm_grid *g, int i)
+{
+    int blk = i / K->mb;
+    if (blk % g->nprow != g->myrow) return -1;
+    return (blk / g->nprow) * K->mb + i % K->mb;
+}
+
+static int local_col(const nm_dmat *K, const nm_grid *g, int j)
+{
+    int blk = j / K->nb;
+    if (blk % g->npcol != g->mycol) return -1;
+    return (blk / g->npcol) * K->nb + j % K->nb;
+}
+
+int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, double *lmax,
+                nm_err *e)
+{
+    int n = K->m, info = 0, rc = NM_OK;
+    double *dg = nm_calloc((size_t)n, sizeof(double), "tridiagonal", e);
+    double *od = dg ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
+    double *dsum = od ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
+    double *osum = dsum ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
+    if (!osum) rc = NM_ENOMEM;
+    if (rc == NM_OK && g->in_grid) {
+        /* T = Q^T K Q; pdsytrd keeps the diagonal and subdiagonal of T in K */
+        int nl = K->nloc + 1, lwork = -1;
+        double q, *dd = calloc((size_t)nl, sizeof(double)), *ee = calloc((size_t)nl, sizeof(double)),
+                  *tau = calloc((size_t)nl, sizeof(double));
+        pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
+        lwork = (int)q + 1;
+        double *work = malloc(sizeof(double) * (size_t)lwork);
+        if (!dd || !ee || !tau || !work)
+            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsytrd work space)");
+        else
+            pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
+        if (rc == NM_OK && info != 0)
+            rc = nm_fail(e, NM_ENUM, "pdsytrd failed (info = %d)", info);
+        free(dd), free(ee), free(tau), free(work);
+        for (int j = 0; rc == NM_OK && j < n; j++) {
+            int jl = local_col(K, g, j);
+            if (jl < 0) continue;
+            int il = local_row(K, g, j);
+            if (il >= 0) dg[j] = K->a[il + (size_t)jl * K->lld];
+            il = j + 1 < n ? local_row(K, g, j + 1) : -1;
+            if (il >= 0) od[j] = K->a[il + (size_t)jl * K->lld];
+        }
+    }
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
+    MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
+    double ext[2] = {NAN, NAN};
+    if (g->rank == 0) {
+        if (all) {
+            dsterf_(&n, dsum, osum, &info); /* ascending, in dsum */
+            if (info == 0) {
+                memcpy(w, dsum, (size_t)n * sizeof(double));
+                ext[0] = w[0], ext[1] = w[n - 1];
+            }
+        } else {
+            /* bisection for the two end eigenvalues only (abstol: full accuracy) */
+            double vl = 0, vu = 0, abstol = 2 * DBL_MIN, *wk = malloc(sizeof(double) * 4 * n),
+                   *wv = malloc(sizeof(double) * n);
+            int *iw = malloc(sizeof(int) * 3 * (size_t)n), *ib = malloc(sizeof(int) * n),
+                *is = malloc(sizeof(int) * n), nf, ns, idx[2] = {1, n};
+            for (int t = 0; t < 2 && info == 0; t++) {
+                dstebz_("I", "E", &n, &vl, &vu, &idx[t], &idx[t], &abstol, dsum, osum, &nf, &ns,
+                        wv, ib, is, wk, iw, &info, 1, 1);
+                ext[t] = wv[0];
+            }
+            free(wk), free(wv), free(iw), free(ib), free(is);
+        }
+        if (info != 0) rc = nm_fail(e, NM_ENUM, "tridiagonal eigenvalues failed (info = %d)", info);
+    }
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm);
+    if (all) MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm);
+    *lmin = ext[0], *lmax = ext[1];
+out:
+    free(dg), free(od), free(dsum), free(osum);
+    return rc;
+}
+
+int nm_gram_yKinvy(nm_dmat *K, const nm_grid *g, const double *y, double *val, int *pd,
+                   nm_err *e)
+{
+    nm_dmat Y;
+    int n = K->m, info = 0, one = 1;
+    int rc = nm_dmat_init(&Y, g, g->ctxt, n, 1, K->mb, K->nb, e);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    double loc = 0, tot = 0;
+    if (g->in_grid) {
+        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) Y.a[il] = y[nm_dmat_grow(&Y, il)];
+        pdpotrf_("L", &n, K->a, &I1, &I1, K->desc, &info, 1);
+        if (info == 0)
+            pdpotrs_("L", &n, &one, K->a, &I1, &I1, K->desc, Y.a, &I1, &I1, Y.desc, &info, 1);
+        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) loc += y[nm_dmat_grow(&Y, il)] * Y.a[il];
+    }
+    MPI_Bcast(&info, 1, MPI_INT, 0, g->comm); /* rank 0 is always in the grid */
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    nm_dmat_free(&Y);
+    if (info < 0) return nm_fail(e, NM_ENUM, "pdpotrf/pdpotrs: illegal argument %d", -info);
+    *pd = info == 0;
+    *val = *pd ? tot : NAN;
+    return NM_OK;
+}
+
+int nm_gram_is_pd(int chol_ok, double lmin, double lmax, long m)
+{
+    return chol_ok && lmin > (double)m * DBL_EPSILON * fabs(lmax);
+}
+
+/* sum of f over the lower triangle (off-diagonal entries counted twice) */
+static double lower_sum(const nm_dmat *K, const nm_grid *g, int diag_only, int square)
+{
+    double loc = 0, tot = 0;
+    int *gr = g->in_grid && rows_owned(K) ? malloc(sizeof(int) * (size_t)K->mloc) : NULL;
+    for (int il = 0; gr && il < K->mloc; il++) gr[il] = nm_dmat_grow(K, il);
+    if (gr)
+        for (int jl = 0; jl < K->nloc; jl++) {
+            int j = nm_dmat_gcol(K, jl);
+            for (int il = 0; il < K->mloc; il++) {
+                int i = gr[il];
+                if (i < j || (diag_only && i != j)) continue;
+                double v = K->a[il + (size_t)jl * K->lld];
+                loc += (square ? v * v : v) * (i == j ? 1.0 : 2.0);
+            }
+        }
+    free(gr);
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    return tot;
+}
+
+double nm_gram_trace(const nm_dmat *K, const nm_grid *g) { return lower_sum(K, g, 1, 0); }
+double nm_gram_fro2(const nm_dmat *K, const nm_grid *g) { return lower_sum(K, g, 0, 1); }
+
+void nm_gram_copy(const nm_dmat *A, nm_dmat *B)
+{
+    if (A->a && B->a) memcpy(B->a, A->a, (size_t)A->lld * (size_t)A->nloc * sizeof(double));
+}
+
+void nm_gram_axpy(nm_dmat *A, double alpha, const nm_dmat *B)
+{
+    size_t n = (size_t)A->lld * (size_t)A->nloc;
+    for (size_t i = 0; A->a && B->a && i < n; i++) A->a[i] += alpha * B->a[i];
+}
+
+int nm_gram_gather(const nm_dmat *K, const nm_grid *g, double *full, nm_err *e)
+{
+    int rc = nm_dmat_gather(K, g, full, e);
+    if (rc == NM_OK && g->rank == 0) {
+        size_t m = (size_t)K->m;
+        for (size_t j = 0; j < m; j++)
+            for (size_t i = j + 1; i < m; i++) full[j + i * m] = full[i + j * m];
+    }
+    return rc;
+}
