@@ -38,6 +38,8 @@ $(B)/test_%: tests/test_%.c tests/nm_test.h $(LIB)
 	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests $< $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
 $(B)/bench: tests/bench.c $(LIB)
 	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
+$(B)/bench_%: tests/bench_%.c $(LIB)
+	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
 
 deps:
 	@scripts/install-deps.sh
@@ -55,7 +57,7 @@ plots:
 reproduce: $(BIN)
 	@scripts/reproduce.sh
 
-bench: $(BIN) $(B)/bench
+bench: $(BIN) $(B)/bench $(B)/bench_ntk
 	@scripts/bench.sh
 
 clean:

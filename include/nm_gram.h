@@ -49,7 +49,7 @@ typedef struct {
  * (nm_grid_auto, near-square from P); nb_req = 0 picks the block size from m
  * and the grid: the largest power of two in [16, 128] with at least 4 blocks
  * per process row/column (smaller blocks for small m keep every rank busy;
- * 128 is the pdsytrd/pdsyrk sweet spot measured on this machine). */
+ * at m = 2000 on this machine nb 64..128 were best for the reduction). */
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb);
 
@@ -85,7 +85,7 @@ int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
 int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e);
 
 /* Spectrum of the symmetric K (lower triangle), destroying K: one
- * distributed tridiagonal reduction (pdsytrd), then on rank 0 all
+ * distributed tridiagonal reduction (pdsyntrd, as in pdsyevr), then on rank 0 all
  * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
  * only the two extremes by bisection (dstebz).  pdsyevd has no eigenvalues-
  * only mode and pdsyevr('N') does the same reduction, so this is the

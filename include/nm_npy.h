@@ -18,6 +18,9 @@ int nm_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err *
 int nm_npy_path(const char *tmpl, long point, long repeat, const char *suffix, char *out,
                 size_t n, nm_err *e);
 
+/* Expand {point} and {repeat} in a PATH template (no suffix, no extension). */
+int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e);
+
 /* mkdir -p of the directory part of path. */
 int nm_mkdir_parents(const char *path, nm_err *e);
 

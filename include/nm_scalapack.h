@@ -74,6 +74,11 @@ void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
 void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
               const int *desca, double *d, double *e, double *tau, double *work,
               const int *lwork, int *info, fstrlen);
+/* the same, tuned: serial dsytrd on one process, PDSYTTRD's square-grid code
+ * otherwise, when given the workspace its query asks for (pdsyevr uses it) */
+void pdsyntrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
+               const int *desca, double *d, double *e, double *tau, double *work,
+               const int *lwork, int *info, fstrlen);
 
 /* ---- serial LAPACK/BLAS (no lapacke installed; cblas.h exists but we use F77) ---- */
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,

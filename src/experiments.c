@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "nm_exp.h"
@@ -11,6 +12,7 @@ const nm_experiment *nm_experiment_get(int id)
     case NM_EXP_ONESTEP: return &nm_exp_onestep;
     case NM_EXP_CONSTRUCT: return &nm_exp_construct;
     case NM_EXP_NEAR_MIN: return &nm_exp_near_min;
+    case NM_EXP_NTK_SPECTRUM: return &nm_exp_ntk_spectrum;
     default: return NULL;
     }
 }

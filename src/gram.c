@@ -148,21 +148,27 @@ static void features(const nm_gram_in *in, long k0, long nk, long kc, int deriv,
 }
 
 /* K = beta K + sum over all ranks' rows of w_j f_j f_j^T (lower triangle),
- * f_j = sigma^(deriv)(X w_j), panel by panel. */
+ * f_j = sigma^(deriv)(X w_j), panel by panel: panel c of every rank forms
+ * the m x (P kc) matrix A with one column block of kc per rank.  On a 1 x P
+ * grid that already is A's layout on the grid (all m rows, the rank's own
+ * column block), so the features go straight into place; on other grids
+ * pdgemr2d moves them (column blocks of kc stay whole: each rank's panel
+ * goes to one process column, split over the process rows). */
 static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
                     const double *w, double beta, long kc, long nbmax, nm_err *e)
 {
     nm_dmat A, T;
     int P = g->size, m = (int)in->m, k = (int)(P * kc);
-    int rc = nm_dmat_init(&A, g, g->ctxt_all, m, k, m, (int)kc, e);
-    memset(&T, 0, sizeof T);
-    if (rc == NM_OK) rc = nm_dmat_init(&T, g, g->ctxt, m, k, K->mb, K->nb, e);
+    int direct = g->nprow == 1 && g->npcol == P;
+    memset(&A, 0, sizeof A);
+    int rc = direct ? NM_OK : nm_dmat_init(&A, g, g->ctxt_all, m, k, m, (int)kc, e);
+    if (rc == NM_OK) rc = nm_dmat_init(&T, g, g->ctxt, m, k, K->mb, (int)kc, e);
     rc = nm_agree(g->comm, rc, e);
     for (long c0 = 0; rc == NM_OK && c0 < nbmax; c0 += kc) {
         long nk = in->nrows - c0;
         nk = nk < 0 ? 0 : (nk > kc ? kc : nk);
-        features(in, c0, nk, kc, deriv, w, A.a);
-        nm_dmat_copy(&A, &T, g); /* 1 x P neuron panels -> 2-D block-cyclic */
+        features(in, c0, nk, kc, deriv, w, direct ? T.a : A.a);
+        if (!direct) nm_dmat_copy(&A, &T, g);
         if (g->in_grid) {
             double one = 1.0, b = c0 == 0 ? beta : 1.0;
             pdsyrk_("L", "N", &m, &k, &one, T.a, &I1, &I1, T.desc, &b, K->a, &I1, &I1, K->desc,
@@ -308,19 +314,20 @@ int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, 
     double *osum = dsum ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
     if (!osum) rc = NM_ENOMEM;
     if (rc == NM_OK && g->in_grid) {
-        /* T = Q^T K Q; pdsytrd keeps the diagonal and subdiagonal of T in K */
+        /* T = Q^T K Q; the diagonal and subdiagonal of T stay in K.  pdsyntrd
+         * (pdsyevr's reduction) was as fast or faster than pdsytrd here. */
         int nl = K->nloc + 1, lwork = -1;
         double q, *dd = calloc((size_t)nl, sizeof(double)), *ee = calloc((size_t)nl, sizeof(double)),
                   *tau = calloc((size_t)nl, sizeof(double));
-        pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
+        pdsyntrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
         lwork = (int)q + 1;
         double *work = malloc(sizeof(double) * (size_t)lwork);
         if (!dd || !ee || !tau || !work)
-            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsytrd work space)");
+            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsyntrd work space)");
         else
-            pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
+            pdsyntrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
         if (rc == NM_OK && info != 0)
-            rc = nm_fail(e, NM_ENUM, "pdsytrd failed (info = %d)", info);
+            rc = nm_fail(e, NM_ENUM, "pdsyntrd failed (info = %d)", info);
         free(dd), free(ee), free(tau), free(work);
         for (int j = 0; rc == NM_OK && j < n; j++) {
             int jl = local_col(K, g, j);

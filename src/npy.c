@@ -95,23 +95,31 @@ out:
     return rc;
 }
 
+int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e)
+{
+    size_t k = 0;
+    for (const char *p = tmpl; *p; p++) {
+        if (k + 32 >= n) return nm_fail(e, NM_EINVAL, "path from '%s' is too long", tmpl);
+        if (strncmp(p, "{point}", 7) == 0) {
+            k += (size_t)snprintf(out + k, n - k, "%ld", point);
+            p += 6;
+        } else if (strncmp(p, "{repeat}", 8) == 0) {
+            k += (size_t)snprintf(out + k, n - k, "%ld", repeat);
+            p += 7;
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = 0;
+    return NM_OK;
+}
+
 int nm_npy_path(const char *tmpl, long point, long repeat, const char *suffix, char *out,
                 size_t n, nm_err *e)
 {
     char buf[1024];
-    size_t k = 0;
-    for (const char *p = tmpl; *p && k + 32 < sizeof buf; p++) {
-        if (strncmp(p, "{point}", 7) == 0) {
-            k += (size_t)snprintf(buf + k, sizeof buf - k, "%ld", point);
-            p += 6;
-        } else if (strncmp(p, "{repeat}", 8) == 0) {
-            k += (size_t)snprintf(buf + k, sizeof buf - k, "%ld", repeat);
-            p += 7;
-        } else {
-            buf[k++] = *p;
-        }
-    }
-    buf[k] = 0;
+    int rc = nm_path_expand(tmpl, point, repeat, buf, sizeof buf, e);
+    if (rc) return rc;
     size_t L = strlen(buf);
     int has_ext = L >= 4 && strcmp(buf + L - 4, ".npy") == 0;
     if (has_ext) buf[L - 4] = 0;
