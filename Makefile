@@ -23,7 +23,7 @@ ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSIO
 
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps demo check bench clean
+.PHONY: all deps demo check bench clean plots reproduce
 all: $(BIN)
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(B)/obj
@@ -49,6 +49,13 @@ demo: deps $(BIN)
 
 check: $(BIN) $(TESTS)
 	@tests/run-all.sh
+
+# figures of analysis/ (Debian python3 + numpy + matplotlib) from every CSV in results/
+plots:
+	/usr/bin/python3 analysis/plot.py all $(wildcard results/*.csv) -o results/figures
+
+reproduce: $(BIN)
+	@scripts/reproduce.sh
 
 bench: $(BIN) $(B)/bench $(B)/bench_ntk
 	@scripts/bench.sh

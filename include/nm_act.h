@@ -20,7 +20,8 @@ typedef enum {
 /* NULL-terminated names, indexed by nm_act (used by the config table). */
 extern const char *const nm_act_names[];
 
-/* sig[i] = sigma(z[i]) and dsig[i] = sigma'(z[i]); either output may be NULL.
+/* sig[i] = sigma(z[i]) and dsig[i] = sigma'(z[i]); either output may be NULL, and
+ * either may be z itself (elementwise, z[i] is read before writing).
  * At kinks the right derivative is used (relu'(0) = 0 by convention 1[z>0]). */
 void nm_act_apply(nm_act a, double alpha, size_t n, const double *z, double *sig, double *dsig);
 

@@ -37,4 +37,8 @@ int nm_csv_open(const char *path, const char *header, int resume, int force, nm_
 /* Split one CSV line into at most maxf fields (handles "quoted, fields"). */
 int nm_csv_split(char *line, char **fields, int maxf);
 
+/* Read a whole line of any length without its '\n' (malloc'ed); NULL at EOF.
+ * *complete = the line ended in '\n' (a last line cut off mid-write does not). */
+char *nm_csv_read_line(FILE *f, int *complete);
+
 #endif

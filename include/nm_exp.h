@@ -44,6 +44,10 @@ int nm_exp_save_weights(const nm_params *p, const nm_net *net, const double *W, 
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 extern const nm_experiment nm_exp_sgd;
+extern const nm_experiment nm_exp_ntk_train;
+extern const nm_experiment nm_exp_onestep;
+extern const nm_experiment nm_exp_construct;
+extern const nm_experiment nm_exp_near_min;
 extern const nm_experiment nm_exp_ntk_spectrum;
 extern const nm_experiment nm_exp_gd_width;
 

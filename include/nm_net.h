@@ -18,6 +18,9 @@ typedef struct {
     double s;  /* output scale */
     double *W; /* sh.nrows x d, row-major */
     double *u; /* sh.nrows */
+    /* orthogonal init: ||W W^T - I||_max measured after the QR (the run's
+     * self-check, STYLE point 8); NAN for the other inits */
+    double orth_err;
 } nm_net;
 
 /* Work space for forward/backward on up to cap examples at once. */
@@ -31,7 +34,8 @@ typedef struct {
 } nm_ws;
 
 /* Allocate and initialise from p->init with Philox keyed by p->seed:
- * row j of W (and u_j) depends only on (seed, j), never on the rank count. */
+ * row j of W (and u_j) depends only on (seed, j), never on the rank count.
+ * Collective for init orthogonal (a distributed QR, SPEC section 2). */
 int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e);
 void nm_net_free(nm_net *net);
 
@@ -49,6 +53,24 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
  * W -= eta grad_W, u -= eta grad_u.  No communication. */
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws);
+
+/* The hidden-weight part of nm_net_backward into any matrix T of W's shape:
+ * T -= eta grad_W, with grad_W from the pre-activations ws->Z of the last
+ * forward pass (overwritten).  The full-batch step of onestep accumulates
+ * chunks into a copy of W this way (W itself must stay fixed until the
+ * whole batch is seen), and ntk_train updates V: grad_V f_V = grad_W h_W
+ * [D20b Alg 2].  No communication. */
+void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
+                          double eta, nm_ws *ws, double *T);
+
+/* The NTK linear model of [D20b] Algorithm 2 on the n rows of X:
+ *   out[i] = f_V(x_i) = <V, Psi_W(x_i)> = s sum_k u_k sigma'(<w_k, x_i>) <v_k, x_i>,
+ * Psi_W(x) = grad_W h_W(x) at the network's (fixed) W, u; V has W's local
+ * layout.  Two GEMMs (X W^T, X V^T), a Hadamard product, one Allreduce.
+ * Leaves Z = X W^T in ws, so nm_net_backward_into(net, n, X, g, eta, ws, V)
+ * is the SGD step on V (grad_V f_V = Psi_W). */
+int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double *X, double *out,
+                       nm_ws *ws, nm_err *e);
 
 /* Sum over all ranks of ||W - W0||_F^2 (W0 in the same local layout). */
 double nm_net_dist2(const nm_net *net, const double *W0);

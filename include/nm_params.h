@@ -72,7 +72,7 @@ typedef struct {
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
     long nb;            /* ScaLAPACK block size; 0 = auto */
     int kinf;           /* also build the infinite-width kernel K_inf */
-    long quad_order;    /* Gauss-Hermite points per dimension */
+    long quad_order;    /* K_inf quadrature: Gauss-Legendre points per panel */
     char spectrum_out[NM_PATH_MAX], save_gram[NM_PATH_MAX];
 
     /* ntk_train */

@@ -69,8 +69,9 @@ void nm_act_apply(nm_act a, double alpha, size_t n, const double *z, double *sig
         }
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (sig) sig[i] = nm_act_sigma(a, alpha, z[i]);
-        if (dsig) dsig[i] = nm_act_dsigma(a, alpha, z[i]);
+    for (size_t i = 0; i < n; i++) { /* z read once: sig or dsig may alias z */
+        double v = z[i];
+        if (sig) sig[i] = nm_act_sigma(a, alpha, v);
+        if (dsig) dsig[i] = nm_act_dsigma(a, alpha, v);
     }
 }

@@ -129,8 +129,7 @@ void nm_keyset_free(nm_keyset *k)
     memset(k, 0, sizeof *k);
 }
 
-/* Read a whole line of any length; NULL at EOF.  *complete = ends in '\n'. */
-static char *read_line(FILE *f, int *complete)
+char *nm_csv_read_line(FILE *f, int *complete)
 {
     size_t cap = 4096, n = 0;
     char *s = malloc(cap);
@@ -158,7 +157,7 @@ static int resume_rewrite(const char *path, const char *header, nm_keyset *done,
     FILE *f = fopen(path, "r");
     if (!f) return nm_fail(e, NM_EIO, "cannot read %s: %s", path, strerror(errno));
     int complete = 0, rc = NM_OK;
-    char *h = read_line(f, &complete);
+    char *h = nm_csv_read_line(f, &complete);
     if (!h || strcmp(h, header) != 0) {
         free(h);
         fclose(f);
@@ -177,7 +176,7 @@ static int resume_rewrite(const char *path, const char *header, nm_keyset *done,
     char **lines = NULL;
     long nl = 0, cap = 0;
     char *l;
-    while ((l = read_line(f, &complete))) {
+    while ((l = nm_csv_read_line(f, &complete))) {
         if (!complete) { free(l); break; }
         char *c = strdup(l);
         int k = nm_csv_split(c, fields, 512);

@@ -4,6 +4,7 @@
 #include "nm_data.h"
 #include "nm_params.h"
 #include "nm_rng.h"
+#include "nm_shard.h"
 
 void nm_data_rows(int kind, long i0, long n, long d, uint64_t seed, double *X, double *y)
 {
@@ -46,4 +47,34 @@ void nm_data_free(nm_data *D)
     free(D->X);
     free(D->y);
     D->X = D->y = NULL;
+}
+
+int nm_data_rows_shared(int kind, long i0, long n, long d, uint64_t seed, MPI_Comm comm,
+                        double *X, double *y, nm_err *e)
+{
+    int P, r;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &r);
+    /* at most 64 ranks per call on the stack; more use the heap */
+    int cbuf[2 * 64], *cnt = P <= 64 ? cbuf : malloc(2 * (size_t)P * sizeof(int)), *dsp;
+    if (!cnt) return nm_fail(e, NM_ENOMEM, "out of memory sharing example rows");
+    dsp = cnt + P;
+    long s0, c;
+    for (int k = 0; k < P; k++) {
+        nm_block_range(n, P, k, &s0, &c);
+        cnt[k] = (int)c;
+        dsp[k] = (int)s0;
+    }
+    nm_block_range(n, P, r, &s0, &c);
+    nm_data_rows(kind, i0 + s0, c, d, seed, X + s0 * d, y + s0);
+    /* labels first (counts in rows), then the rows (counts in doubles) */
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, y, cnt, dsp, MPI_DOUBLE, comm);
+    MPI_Datatype row;
+    MPI_Type_contiguous((int)d, MPI_DOUBLE, &row);
+    MPI_Type_commit(&row);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, X, cnt, dsp, row, comm);
+    MPI_Type_free(&row);
+    if (cnt != cbuf) free(cnt);
+    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Allgatherv of examples failed (%d)", rc);
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "nm_exp.h"
-#include "nm_npy.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"loss",        "frac_memorized", "min_margin",

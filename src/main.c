@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nm_coord.h"
+#include "nm_merge.h"
 #include "nm_params.h"
 #include "nm_sink.h"
 #include "nm_version.h"
@@ -17,6 +18,7 @@ static void usage(FILE *f)
             "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
             "                         [--dry-run] [--shard i/n]\n"
             "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
+            "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force]   join CSVs of one sweep\n"
             "  ntkmem --help | --help-settings | --version\n"
             "\n"
             "  --out FILE      write rows here instead of the sweep's `output:`\n"
@@ -25,6 +27,9 @@ static void usage(FILE *f)
             "  --dry-run       validate and list what would run; write nothing\n"
             "  --shard i/n     run only points with index %% n == i (job arrays)\n"
             "  --ranks P       validate: estimate memory for P ranks\n"
+            "  merge           headers must agree; one copy per run (key) and step is kept,\n"
+            "                  complete runs and final rows first; sorted by point, repeat,\n"
+            "                  step; -o FILE is not overwritten without --force\n"
             "\n"
             "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
             "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n");
@@ -60,6 +65,45 @@ static int parse_shard(const char *s, nm_run_opts *o)
     return (*end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
 }
 
+/* ntkmem merge: serial, no MPI. */
+static int merge_main(int argc, char **argv)
+{
+    const char *out = NULL;
+    int force = 0, nin = 0;
+    const char **in = calloc((size_t)argc, sizeof *in);
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] != '-') in[nin++] = argv[i];
+        else {
+            fprintf(stderr, "ntkmem merge: unknown or incomplete option '%s'\n", argv[i]);
+            free(in);
+            return 2;
+        }
+    }
+    if (!out || nin < 1) {
+        fprintf(stderr, "usage: ntkmem merge A.csv B.csv ... -o ALL.csv [--force]\n");
+        free(in);
+        return 2;
+    }
+    nm_err e = {0, ""};
+    nm_merge_stats st;
+    int rc = nm_merge(in, nin, out, force, &st, &e);
+    free(in);
+    if (rc) {
+        fprintf(stderr, "ntkmem merge: error: %s\n", e.msg);
+        return 2;
+    }
+    printf("merged %d file%s: %ld rows read, %ld duplicate rows dropped, %ld rows of %ld runs "
+           "written to %s\n",
+           nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.rows_out, st.runs, out);
+    if (st.runs_incomplete)
+        printf("%ld runs have no final row in any input (interrupted); run the sweep with "
+               "--out %s --resume to finish them\n",
+               st.runs_incomplete, out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
@@ -75,6 +119,7 @@ int main(int argc, char **argv)
         help_settings();
         return 0;
     }
+    if (!strcmp(argv[1], "merge")) return merge_main(argc, argv);
     nm_run_opts o;
     memset(&o, 0, sizeof o);
     if (!strcmp(argv[1], "validate")) o.validate = 1;

@@ -4,8 +4,135 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_exp.h"
+#include "nm_grid.h"
 #include "nm_net.h"
 #include "nm_rng.h"
+#include "nm_scalapack.h"
+
+/* ||W W^T - I||_max of the q x d row-orthonormal W, with W^T described by
+ * desc on the 1 x P grid: C = W W^T by one pdgemm into column blocks of the
+ * same width, then a max over ranks.  Collective. */
+static int orth_error(nm_net *net, const int *desc, const nm_grid *g, nm_err *e)
+{
+    int q = (int)net->sh.nunits, d = (int)net->d, nb = desc[5], one = 1, info;
+    long nu = net->sh.nu, u0 = net->sh.u0;
+    int dc[9];
+    double alpha = 1.0, beta = 0.0, loc = 0.0;
+    descinit_(dc, &q, &q, &q, &nb, &(int){0}, &(int){0}, (int *)&g->ctxt_all, &q, &info);
+    double *C = nm_calloc((size_t)q * (size_t)nu, sizeof(double), "W W^T check", e);
+    int rc = nm_agree(g->comm, C ? NM_OK : NM_ENOMEM, e);
+    if (rc != NM_OK) {
+        free(C);
+        return rc;
+    }
+    pdgemm_("T", "N", &q, &q, &d, &alpha, net->W, &one, &one, desc, net->W, &one, &one, desc,
+            &beta, C, &one, &one, dc, 1, 1);
+    for (long k = 0; k < nu; k++)
+        for (long i = 0; i < q; i++)
+            loc = fmax(loc, fabs(C[k * q + i] - (i == u0 + k ? 1.0 : 0.0)));
+    free(C);
+    MPI_Allreduce(&loc, &net->orth_err, 1, MPI_DOUBLE, MPI_MAX, g->comm);
+    return NM_OK;
+}
+
+/* Block size of the QR's 2-D block-cyclic copy: the panels of pdgeqrf are
+ * this wide, so they stay in cache (a panel as wide as a whole neuron shard,
+ * ceil(q/P), made the init at d = q = 4096, P = 2 take 55 s instead of 22 s). */
+#define QR_NB 64
+
+/* [D20a]: rows of W orthonormal, a in {+1,-1}^q balanced, s = 1/sqrt(q).
+ * W = Q^T with G = Q R the QR of a Gaussian d x q matrix G whose column j
+ * is Philox row j (so G does not depend on P).  The rank's row-major shard
+ * (nu x d) is, read column-major, its column block of G on the 1 x P grid
+ * (nm_grid.h); pdgemr2d moves it to a 2-D block-cyclic copy with QR_NB
+ * blocks where pdgeqrf + pdorgqr run, and back.  QR is unique up to the
+ * signs of diag(R): making them >= 0 fixes W, identical for every P up to
+ * rounding.  Collective. */
+static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
+{
+    nm_shard *sh = &net->sh;
+    long d = net->d, nu = sh->nu, q = sh->nunits;
+    net->s = 1.0 / sqrt((double)q);
+    for (long k = 0; k < nu; k++)
+        nm_rng_normal_row(p->seed, NM_STREAM_W, (uint64_t)(sh->u0 + k), (size_t)d, net->W + k * d);
+
+    /* balanced signs: a_j = +1 for the first ceil(q/2) positions of a
+     * Philox Fisher-Yates permutation of 0..q-1 (computed whole by every
+     * rank, so a_j does not depend on P) */
+    long *perm = nm_calloc((size_t)q, sizeof(long), "sign permutation", e);
+    double *sgn = perm ? nm_calloc((size_t)q, sizeof(double), "QR signs", e) : NULL;
+    int rc = nm_agree(sh->comm, sgn ? NM_OK : NM_ENOMEM, e);
+    if (rc != NM_OK) {
+        free(perm);
+        return rc;
+    }
+    for (long i = 0; i < q; i++) perm[i] = i;
+    for (long i = q - 1; i > 0; i--) {
+        long j = (long)(nm_rng_u64(p->seed, NM_STREAM_SIGN, (uint64_t)i, 0) % (uint64_t)(i + 1));
+        long t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (long k = 0; k < nu; k++) net->u[k] = perm[sh->u0 + k] < (q + 1) / 2 ? 1.0 : -1.0;
+    free(perm);
+
+    nm_grid g;
+    rc = nm_agree(sh->comm, nm_grid_init(&g, sh->comm, 0, 0, e), e);
+    if (rc != NM_OK) {
+        free(sgn);
+        return rc;
+    }
+    /* the shards as a distributed matrix (no copy), and the QR's copy */
+    int M = (int)d, N = (int)q, one = 1, info = 0, lw = -1;
+    nm_dmat S, A;
+    memset(&S, 0, sizeof S);
+    S.m = M, S.n = N, S.a = net->W;
+    int nbs = (int)nm_block_size(q, sh->size);
+    descinit_(S.desc, &M, &N, &M, &nbs, &(int){0}, &(int){0}, &g.ctxt_all, &M, &info);
+    int nb = QR_NB;
+    rc = info ? nm_fail(e, NM_EINVAL, "descinit of the shards failed (info=%d)", info)
+              : nm_dmat_init(&A, &g, g.ctxt, M, N, nb, nb, e);
+    double *tau = NULL, *work = NULL, wq[2] = {0, 0};
+    if (rc == NM_OK && g.in_grid) {
+        tau = nm_calloc((size_t)A.nloc, sizeof(double), "QR tau", e);
+        if (tau) {
+            pdgeqrf_(&M, &N, A.a, &one, &one, A.desc, tau, &wq[0], &lw, &info);
+            pdorgqr_(&M, &N, &N, A.a, &one, &one, A.desc, tau, &wq[1], &lw, &info);
+            work = nm_calloc((size_t)fmax(wq[0], wq[1]) + 1, sizeof(double), "QR work", e);
+        }
+        rc = work ? NM_OK : NM_ENOMEM;
+    }
+    rc = nm_agree(sh->comm, rc, e);
+    if (rc == NM_OK) {
+        nm_dmat_copy(&S, &A, &g);
+        if (g.in_grid) {
+            lw = (int)fmax(wq[0], wq[1]) + 1;
+            pdgeqrf_(&M, &N, A.a, &one, &one, A.desc, tau, work, &lw, &info);
+            /* sign of R_jj from whichever rank holds (j, j); summed below */
+            for (int jl = 0; jl < A.nloc; jl++)
+                for (int il = 0; il < A.mloc; il++) {
+                    int j = nm_dmat_gcol(&A, jl);
+                    if (nm_dmat_grow(&A, il) == j) sgn[j] = A.a[(size_t)jl * A.lld + il] < 0 ? -1 : 1;
+                }
+            if (info == 0) pdorgqr_(&M, &N, &N, A.a, &one, &one, A.desc, tau, work, &lw, &info);
+        }
+        rc = info != 0 ? nm_fail(e, NM_ENUM, "pdgeqrf/pdorgqr failed (info=%d)", info) : NM_OK;
+        rc = nm_agree(sh->comm, rc, e);
+    }
+    if (rc == NM_OK) {
+        nm_dmat_copy(&A, &S, &g);
+        MPI_Allreduce(MPI_IN_PLACE, sgn, (int)q, MPI_DOUBLE, MPI_SUM, sh->comm);
+        for (long k = 0; k < nu; k++) cblas_dscal((int)d, sgn[sh->u0 + k], net->W + k * d, 1);
+        rc = orth_error(net, S.desc, &g, e);
+    }
+    free(tau);
+    free(sgn);
+    free(work);
+    nm_dmat_free(&A);
+    nm_grid_free(&g);
+    return rc;
+}
 
 int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
@@ -18,9 +145,13 @@ int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
     long nr = net->sh.nrows, d = p->d;
     net->W = nm_calloc((size_t)nr * (size_t)d, sizeof(double), "hidden weights W", e);
     net->u = net->W ? nm_calloc((size_t)nr, sizeof(double), "output weights u", e) : NULL;
-    if (!net->u) {
+    net->orth_err = NAN;
+    int rc = net->u ? NM_OK : NM_ENOMEM;
+    /* the orthogonal init is collective: every rank must get there */
+    if (p->init == NM_INIT_ORTHOGONAL) rc = nm_agree(comm, rc, e);
+    if (rc != NM_OK) {
         nm_net_free(net);
-        return NM_ENOMEM;
+        return rc;
     }
     switch (p->init) {
     case NM_INIT_XAVIER_ZERO:
@@ -48,6 +179,10 @@ int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
         }
         break;
     }
+    case NM_INIT_ORTHOGONAL:
+        rc = init_orthogonal(net, p, e);
+        if (rc != NM_OK) nm_net_free(net);
+        return rc;
     default:
         nm_net_free(net);
         return nm_fail(e, NM_EINVAL, "init '%s' is not available for this experiment",
@@ -122,16 +257,42 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     return NM_OK;
 }
 
-void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
-                     int train_u, nm_ws *ws)
+int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double *X, double *out,
+                       nm_ws *ws, nm_err *e)
+{
+    const nm_shard *sh = &net->sh;
+    long nr = sh->nrows, d = net->d;
+    if (n > ws->cap) return nm_fail(e, NM_EINVAL, "forward: %ld rows exceed workspace %ld", n,
+                                    ws->cap);
+    memset(ws->part, 0, (size_t)n * sizeof(double));
+    if (nr > 0) {
+        /* Z = X W^T (fixed features, kept for the backward pass), A = X V^T */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)d, 1.0, X,
+                    (int)d, net->W, (int)d, 0.0, ws->Z, (int)nr);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nr, (int)d, 1.0, X,
+                    (int)d, V, (int)d, 0.0, ws->A, (int)nr);
+        /* part_i = s sum_k u_k sigma'(Z_ik) A_ik; ws->gu (nrows) is free
+         * scratch here: the linear model has no u gradient */
+        double *ds = ws->gu;
+        for (long i = 0; i < n; i++) {
+            const double *a = ws->A + i * nr;
+            nm_act_apply(net->act, net->alpha, (size_t)nr, ws->Z + i * nr, NULL, ds);
+            double t = 0;
+            for (long k = 0; k < nr; k++) t += net->u[k] * ds[k] * a[k];
+            ws->part[i] = net->s * t;
+        }
+    }
+    int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
+    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
+    return NM_OK;
+}
+
+void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
+                          double eta, nm_ws *ws, double *T)
 {
     long nr = net->sh.nrows, d = net->d;
     if (nr == 0 || n == 0) return;
-    /* grad_u = s A^T g, from the activations before any update */
-    if (train_u)
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
-                    ws->gu, 1);
-    /* G = sigma'(Z) o (s g u^T), overwriting Z; then W -= eta G^T X */
+    /* G = sigma'(Z) o (s g u^T), overwriting Z; then T -= eta G^T X */
     for (long i = 0; i < n; i++) {
         double *z = ws->Z + i * nr;
         nm_act_apply(net->act, net->alpha, (size_t)nr, z, NULL, z);
@@ -139,7 +300,19 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
         for (long k = 0; k < nr; k++) z[k] *= gi * net->u[k];
     }
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)d, (int)n, -eta, ws->Z,
-                (int)nr, X, (int)d, 1.0, net->W, (int)d);
+                (int)nr, X, (int)d, 1.0, T, (int)d);
+}
+
+void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
+                     int train_u, nm_ws *ws)
+{
+    long nr = net->sh.nrows;
+    if (nr == 0 || n == 0) return;
+    /* grad_u = s A^T g, from the activations before any update */
+    if (train_u)
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
+                    ws->gu, 1);
+    nm_net_backward_into(net, n, X, g, eta, ws, net->W);
     if (train_u)
         for (long k = 0; k < nr; k++) net->u[k] -= eta * ws->gu[k];
 }

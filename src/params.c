@@ -74,8 +74,9 @@ const nm_setting nm_settings[] = {
     {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, GRAM, "ScaLAPACK block size; 0 = auto"},
     {"kinf", NM_T_BOOL, OFF(kinf), "true", bool_names, 0, 0, X(NTK_SPECTRUM),
      "also build the infinite-width kernel K_inf and report the distance to it"},
-    {"quad_order", NM_T_INT, OFF(quad_order), "48", NULL, 4, 256, X(NTK_SPECTRUM),
-     "Gauss-Hermite points per dimension for activations without a closed form"},
+    {"quad_order", NM_T_INT, OFF(quad_order), "10", NULL, 2, 64, X(NTK_SPECTRUM),
+     "K_inf quadrature for activations without a closed form: Gauss-Legendre points per "
+     "panel (10: ~1e-10; cost grows as the square)"},
     {"spectrum_out", NM_T_STR, OFF(spectrum_out), "", NULL, 0, 0, X(NTK_SPECTRUM),
      "write every eigenvalue to this side CSV (PATH may contain {point} and {repeat})"},
     {"save_gram", NM_T_STR, OFF(save_gram), "", NULL, 0, 0, X(NTK_SPECTRUM),
@@ -264,6 +265,8 @@ static const struct { int exp; const char *key, *def; } overrides[] = {
     {NM_EXP_GD_WIDTH, "kernel", "hidden"}, /* [Gu]: only W is trained, so J J^T = K^h */
     {NM_EXP_NEAR_MIN, "loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
     {NM_EXP_NEAR_MIN, "epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
+    {NM_EXP_NEAR_MIN, "train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
+    {NM_EXP_NEAR_MIN, "eval_every", "1"},   /* a row every epoch */
 };
 
 const char *nm_setting_default(const nm_setting *s, int exp)

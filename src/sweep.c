@@ -79,9 +79,14 @@ int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
             run->point = pt;
             run->repeat = r;
             run->key = nm_hash64(key ^ nm_hash64((uint64_t)r + 1));
-            /* (seed, point, repeat) -> seed; the point enters through its
-             * settings so that renumbering a sweep keeps every seed */
-            run->seed = nm_rng_u64(spec->seed, NM_STREAM_SEED, key, (uint64_t)r);
+            /* Common random numbers: every point of a repeat gets the same
+             * seed (derived from (seed, repeat)).  Draws are keyed by example
+             * and neuron index, so points that differ in B, eta, eps, loss...
+             * see the same data and initial weights, and points that differ
+             * in m or q see nested data sets and nested networks: a sweep
+             * compares like with like, and reordering or extending it keeps
+             * every existing run's draws. */
+            run->seed = nm_rng_u64(spec->seed, NM_STREAM_SEED, 0, (uint64_t)r);
         }
     }
     return NM_OK;

@@ -7,7 +7,7 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for np in 1 2 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ntk_ranks.yaml" --out "$T/p$np.csv" \
+    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ntk_spectrum_ranks.yaml" --out "$T/p$np.csv" \
         >"$T/log$np" 2>&1 || { cat "$T/log$np"; exit 1; }
 done
 for np in 2 4; do

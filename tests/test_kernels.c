@@ -10,6 +10,7 @@
 #include "nm_act.h"
 #include "nm_kernels.h"
 #include "nm_rng.h"
+#include "nm_scalapack.h"
 #include "nm_test.h"
 
 #define D 3
@@ -33,6 +34,13 @@ static double dot(const double *a, const double *b)
 {
     double s = 0;
     for (int i = 0; i < D; i++) s += a[i] * b[i];
+    return s;
+}
+
+static double dot5(const double *a, const double *b)
+{
+    double s = 0;
+    for (int i = 0; i < 5; i++) s += a[i] * b[i];
     return s;
 }
 
@@ -79,7 +87,8 @@ START_TEST(test_against_monte_carlo)
             pair_geom(p, &xx, &yy, &xy);
             nm_kinf_expect(&k, xx, yy, xy, &ex[0], &ex[1]);
             for (int t = 0; t < 2; t++) {
-                double mean = s[t] / NMC, var = fmax(s2[t] / NMC - mean * mean, 0) * NMC / (NMC - 1);
+                double mean = s[t] / NMC;
+                double var = fmax(s2[t] / NMC - mean * mean, 0) * NMC / (NMC - 1);
                 double se = sqrt(var / NMC), dev = fabs(ex[t] - mean);
                 double tol = 5 * se + 1e-10 * (1 + fabs(ex[t]));
                 if (dev > tol) {
@@ -266,8 +275,8 @@ START_TEST(test_degenerate)
 }
 END_TEST
 
-/* The block filler equals nm_kinf_entry entry by entry, with padded leading
- * dimensions and in place; parts add up. */
+/* The block filler equals nm_kinf_entry entry by entry (exactly for closed
+ * forms), with padded leading dimensions and in place; parts add up. */
 START_TEST(test_block)
 {
     enum { MR = 5, NC = 4, LDG = 7, LDK = 6 };
@@ -290,13 +299,92 @@ START_TEST(test_block)
         for (int j = 0; j < NC; j++)
             for (int i = 0; i < MR; i++) {
                 double want = nm_kinf_entry(&k, 2, B, xr[i], yc[j], G[i + j * LDG]);
-                ck_assert(K[i + j * LDK] == want && Kin[i + j * LDG] == want);
+                /* tanh: Mehler's series for |rho| <= 0.6, see the next test */
+                double tol = nm_kinf_has_closed_form(acts[t]) ? 0 : 1e-10 * (1 + fabs(want));
+                ck_assert(fabs(K[i + j * LDK] - want) <= tol && Kin[i + j * LDG] == K[i + j * LDK]);
                 NEAR(Kh[i + j * LDK] + Ko[i + j * LDK], want, 1e-14 * (1 + fabs(want)),
                      "hidden + output");
             }
         for (int j = 0; j < NC; j++) /* padding rows untouched in place */
             for (int i = MR; i < LDG; i++) ck_assert(Kin[i + j * LDG] == 99);
     }
+}
+END_TEST
+
+/* The block's Mehler series (quadrature activations, |rho| <= 0.6) against
+ * the 2-D quadrature of nm_kinf_entry: one row against 81 columns with rho
+ * from -1 to 1, for several norm pairs (|x|^2 up to 256). */
+START_TEST(test_block_series)
+{
+    enum { NCOL = 81 };
+    const double norms[][2] = {{1, 1}, {0.3, 20}, {256, 1}, {20, 20}};
+    const int acts[] = {NM_ACT_TANH, NM_ACT_SOFTPLUS, NM_ACT_HARDTANH};
+    double yc[NCOL], G[NCOL], K[NCOL];
+    for (size_t t = 0; t < sizeof acts / sizeof acts[0]; t++) {
+        nm_kinf k = {.act = acts[t], .order = 0};
+        double worst = 0;
+        for (size_t q = 0; q < sizeof norms / sizeof norms[0]; q++)
+            for (int part = 0; part < 3; part++) {
+                double xx = norms[q][0];
+                for (int j = 0; j < NCOL; j++)
+                    yc[j] = norms[q][1], G[j] = (-1 + 2.0 * j / (NCOL - 1)) * sqrt(xx * yc[j]);
+                nm_kinf_block(&k, part, 0.9, 1, NCOL, &xx, yc, G, 1, K, 1);
+                for (int j = 0; j < NCOL; j++) {
+                    double want = nm_kinf_entry(&k, part, 0.9, xx, yc[j], G[j]);
+                    worst = fmax(worst, fabs(K[j] - want) / fmax(1, fabs(want)));
+                }
+            }
+        printf("block series vs quadrature %-9s: %.3g\n", nm_act_names[acts[t]], worst);
+        ck_assert_msg(worst <= 1e-9, "%s: block series off the quadrature by %.3g",
+                      nm_act_names[acts[t]], worst);
+    }
+}
+END_TEST
+
+/* K_inf is a kernel: on 24 points (12 on the sphere S^4, 12 Gaussian in
+ * R^5, one duplicated, one antipodal, one zero) every part's Gram matrix is
+ * exactly symmetric and positive semi-definite, lambda_min >= -1e-10
+ * lambda_max (dsyevd). */
+START_TEST(test_kinf_psd)
+{
+    enum { M = 24, DD = 5 };
+    double X[M][DD], xx[M], G[M * M], K[M * M], ev[M];
+    for (int i = 0; i < M; i++) {
+        nm_rng_normal_row(99, NM_STREAM_MC, 1u << 30 | (uint64_t)i, DD, X[i]);
+        double n = sqrt(dot5(X[i], X[i]));
+        if (i < 12)
+            for (int k = 0; k < DD; k++) X[i][k] /= n;
+    }
+    memcpy(X[5], X[3], sizeof X[3]);
+    for (int k = 0; k < DD; k++) X[7][k] = -X[2][k], X[20][k] = 0;
+    for (int i = 0; i < M; i++) xx[i] = dot5(X[i], X[i]);
+    for (int j = 0; j < M; j++)
+        for (int i = 0; i < M; i++) G[i + j * M] = dot5(X[i], X[j]);
+    for (int a = 0; a < NM_ACT_COUNT; a++)
+        for (int part = 0; part < 3; part++) {
+            nm_kinf k = {.act = a, .alpha = 0.1, .order = 0};
+            nm_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
+            double asym = 0;
+            for (int j = 0; j < M; j++)
+                for (int i = 0; i < j; i++)
+                    asym = fmax(asym, fabs(K[i + j * M] - K[j + i * M]) /
+                                          (1 + fabs(K[i + j * M])));
+            int n = M, lwork = 1 + 6 * M + 2 * M * M, liwork = 3 + 5 * M, info;
+            double *work = malloc(sizeof(double) * lwork);
+            int *iwork = malloc(sizeof(int) * liwork);
+            dsyevd_("N", "U", &n, K, &n, ev, work, &lwork, iwork, &liwork, &info, 1, 1);
+            free(work), free(iwork);
+            ck_assert_int_eq(info, 0);
+            if (part == 0 && (a == NM_ACT_STEP || a == NM_ACT_SIGN)) {
+                ck_assert(ev[0] == 0 && ev[M - 1] == 0); /* sigma' = 0 a.e. */
+                continue;
+            }
+            ck_assert_msg(asym == 0, "%s part %d: K_inf not symmetric (%.3g)",
+                          nm_act_names[a], part, asym);
+            ck_assert_msg(ev[0] >= -1e-10 * ev[M - 1] && ev[M - 1] > 0,
+                          "%s part %d: lambda_min %.3g, lambda_max %.3g", nm_act_names[a], part,
+                          ev[0], ev[M - 1]);
+        }
 }
 END_TEST
 
@@ -312,7 +400,8 @@ START_TEST(test_gauss_legendre)
         ck_assert_int_eq(nm_gauss_legendre(n, x, w, &e), NM_OK);
         for (int k = 0; 2 * k <= 2 * n - 1; k++) {
             double m = 0, odd = 0, want = 2.0 / (2 * k + 1);
-            for (int i = 0; i < n; i++) m += w[i] * pow(x[i], 2 * k), odd += w[i] * pow(x[i], 2 * k + 1);
+            for (int i = 0; i < n; i++)
+                m += w[i] * pow(x[i], 2 * k), odd += w[i] * pow(x[i], 2 * k + 1);
             ck_assert_msg(fabs(m - want) <= 1e-13, "n=%d: int x^%d = %.17g, want %.17g", n,
                           2 * k, m, want);
             ck_assert_msg(fabs(odd) <= 1e-14, "n=%d: odd moment %g", n, odd);
@@ -333,6 +422,8 @@ static Suite *make(void)
     tcase_add_test(tc, test_gauss_legendre);
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_block);
+    tcase_add_test(tc, test_block_series);
+    tcase_add_test(tc, test_kinf_psd);
     tcase_add_test(tc, test_quadrature_vs_closed);
     tcase_add_test(tc, test_quadrature_self);
     tcase_add_test(tc, test_against_monte_carlo);

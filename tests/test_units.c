@@ -32,6 +32,12 @@ START_TEST(test_act_derivatives)
             nm_act_apply(a, 0.1, 1, &z, &s, &ds);
             ck_assert_msg(s == nm_act_sigma(a, 0.1, z) && ds == an, "%s: apply differs at %g",
                           nm_act_names[a], z);
+            /* outputs may alias the input */
+            double zs = z, zd = z, ds2;
+            nm_act_apply(a, 0.1, 1, &zs, &zs, &ds2);
+            nm_act_apply(a, 0.1, 1, &zd, NULL, &zd);
+            ck_assert_msg(zs == s && ds2 == an && zd == an, "%s: aliased apply differs at %g",
+                          nm_act_names[a], z);
         }
         ck_assert_msg(worst < 1e-7, "%s: sigma' off by %.3g from finite differences",
                       nm_act_names[a], worst);
@@ -129,9 +135,13 @@ START_TEST(test_npy_roundtrip)
     char dir[] = "/tmp/nm_npyXXXXXX", path[256];
     ck_assert(mkdtemp(dir) != NULL);
     nm_err e;
-    ck_assert_int_eq(nm_npy_path("{point}/w_{repeat}.npy", 3, 1, "_W", path, sizeof path, &e),
-                     NM_OK);
-    ck_assert_str_eq(path, "3/w_1_W.npy");
+    char tmpl[256], want[256];
+    snprintf(tmpl, sizeof tmpl, "%s/{point}/w_{repeat}.npy", dir); /* makes dir/3 */
+    snprintf(want, sizeof want, "%s/3/w_1_W.npy", dir);
+    ck_assert_int_eq(nm_npy_path(tmpl, 3, 1, "_W", path, sizeof path, &e), NM_OK);
+    ck_assert_str_eq(path, want);
+    snprintf(path, sizeof path, "%s/3", dir);
+    rmdir(path);
     snprintf(path, sizeof path, "%s/sub/a.npy", dir);
     double a[15], *b = NULL;
     for (int i = 0; i < 15; i++) a[i] = i * 0.1 - 0.7;

@@ -1,0 +1,139 @@
+"""Read ntkmem CSV files (README "CSV columns", src/csvout.c).
+
+A header is: key, point, repeat, seed, experiment, then every setting that
+applies to the experiment (m, d, q, ...), then P, threads, version, status,
+check, final, step, wall_s, then the experiment's metrics.  A name can appear
+twice (the setting `loss` = hinge and the sgd metric `loss` = mean loss), so
+columns are split by position into settings and metrics rather than looked up
+by name in one dict.
+"""
+
+import csv
+import sys
+
+LEAD = ("key", "point", "repeat", "seed", "experiment")
+META = ("P", "threads", "version", "status", "check", "final", "step", "wall_s")
+
+
+class CsvError(Exception):
+    """A CSV that cannot be used; the message names the file (and line/column)."""
+
+
+class Row:
+    """One CSV row: .settings (str values), .metrics (floats), .meta, .lead."""
+
+    __slots__ = ("path", "line", "lead", "settings", "meta", "metrics")
+
+    def __init__(self, path, line, lead, settings, meta, metrics):
+        self.path, self.line = path, line
+        self.lead, self.settings, self.meta, self.metrics = lead, settings, meta, metrics
+
+    @property
+    def experiment(self):
+        return self.lead["experiment"]
+
+    @property
+    def repeat(self):
+        return int(self.lead["repeat"])
+
+    def setting(self, name):
+        """A setting as a float (numbers) or its string (enums, bools)."""
+        if name not in self.settings:
+            raise CsvError(f"{self.path}: missing column '{name}' (a setting of "
+                           f"experiment '{self.experiment}')")
+        v = self.settings[name]
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    def metric(self, name):
+        if name not in self.metrics:
+            raise CsvError(f"{self.path}: missing column '{name}' (a metric of "
+                           f"experiment '{self.experiment}')")
+        return self.metrics[name]
+
+
+def _num(path, line, col, s):
+    try:
+        return float(s)
+    except ValueError:
+        raise CsvError(f"{path}:{line}: column '{col}': not a number: '{s}'") from None
+
+
+def read(path):
+    """All rows of one ntkmem CSV.  Raises CsvError naming the file for a
+    missing/unreadable/empty file, a header without the fixed ntkmem columns,
+    a row with the wrong number of fields or a non-numeric metric.  A last
+    line without its newline (a run still writing) is skipped with a note."""
+    try:
+        with open(path, newline="") as f:
+            text = f.read()
+    except OSError as e:
+        raise CsvError(f"{path}: cannot read: {e.strerror}") from None
+    if not text.strip():
+        raise CsvError(f"{path}: empty file (no header line)")
+    lines = text.splitlines(keepends=True)
+    reader = csv.reader(lines)
+    header = next(reader)
+    for c in LEAD + META:
+        if c not in header:
+            raise CsvError(f"{path}: missing column '{c}' in the header "
+                           f"(not an ntkmem CSV?)")
+    if tuple(header[:len(LEAD)]) != LEAD:
+        raise CsvError(f"{path}: header must start with {', '.join(LEAD)}")
+    i_meta = header.index("P")
+    if tuple(header[i_meta:i_meta + len(META)]) != META:
+        raise CsvError(f"{path}: columns {', '.join(META)} must follow the settings")
+    set_cols = header[len(LEAD):i_meta]
+    met_cols = header[i_meta + len(META):]
+    rows = []
+    for lineno, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            if lineno == len(lines) and not lines[-1].endswith("\n"):
+                print(f"note: {path}:{lineno}: incomplete last line skipped "
+                      f"(run still writing?)", file=sys.stderr)
+                break
+            raise CsvError(f"{path}:{lineno}: malformed row: {len(fields)} fields, "
+                           f"the header has {len(header)}")
+        lead = dict(zip(LEAD, fields[:len(LEAD)]))
+        settings = dict(zip(set_cols, fields[len(LEAD):i_meta]))
+        meta = dict(zip(META, fields[i_meta:i_meta + len(META)]))
+        metrics = {c: _num(path, lineno, c, v)
+                   for c, v in zip(met_cols, fields[i_meta + len(META):])}
+        for c in ("repeat", "point"):
+            _num(path, lineno, c, lead[c])
+        _num(path, lineno, "final", meta["final"])
+        rows.append(Row(path, lineno, lead, settings, meta, metrics))
+    return rows
+
+
+def final_rows(paths, experiment, statuses=("ok",), settings=(), metrics=()):
+    """End-of-run rows (final == 1, status in `statuses`) of `experiment` from
+    every file.  Files holding that experiment must have the named settings
+    and metrics columns, else CsvError naming the file and the column.
+    A run (its `key`) found in more than one file counts once, so shard CSVs
+    and their merge can be given together without double weight."""
+    out, seen, dups = [], set(), 0
+    for p in paths:
+        rows = [r for r in read(p) if r.experiment == experiment]
+        for r in rows[:1]:  # columns are per file: check on its first row
+            for s in settings:
+                r.setting(s)
+            for mname in metrics:
+                r.metric(mname)
+        for r in rows:
+            if r.meta["final"] != "1" or r.meta["status"] not in statuses:
+                continue
+            if r.lead["key"] in seen:
+                dups += 1
+                continue
+            seen.add(r.lead["key"])
+            out.append(r)
+    if dups:
+        print(f"note: {dups} {experiment} runs appear in more than one file; "
+              f"counted once", file=sys.stderr)
+    return out
+

@@ -1,0 +1,114 @@
+"""Fits and summaries for the scaling plots (numpy only)."""
+
+import math
+
+import numpy as np
+
+
+def mean_se(values):
+    """Mean, standard error of the mean (std with ddof=1 over sqrt(n); 0 for
+    a single value) and n, ignoring NaNs."""
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return math.nan, math.nan, 0
+    se = float(np.std(v, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    return float(np.mean(v)), se, n
+
+
+class Fit:
+    """y = intercept[g] + slope * x by weighted least squares (one intercept
+    per group g; a single group is an ordinary line)."""
+
+    def __init__(self, slope, slope_se, intercepts, n):
+        self.slope, self.slope_se = slope, slope_se
+        self.intercepts = intercepts
+        self.intercept = next(iter(intercepts.values()))
+        self.n = n
+
+    def __str__(self):
+        return f"slope {self.slope:.3f} ± {self.slope_se:.3f} (n = {self.n})"
+
+
+def linear_fit(x, y, sigma=None, groups=None):
+    """Weighted least squares of y on x with weights 1/sigma^2; with `groups`
+    (one label per point) each group gets its own intercept and all share
+    the slope (e.g. curves at different d, same power of m/d).
+
+    sigma is regularised as sqrt(sigma^2 + median(sigma)^2): an error bar
+    from 2-3 repeats can come out near zero by chance and must not let one
+    point carry the fit.  The parameter covariance (X^T W X)^-1 is scaled by
+    the reduced chi^2 of the residuals, so sigma only sets relative weights
+    and the reported standard error reflects the actual scatter.  The
+    standard error is NaN without a spare degree of freedom."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = len(x)
+    if n < 2 or np.ptp(x) == 0:
+        raise ValueError(f"a fit needs at least 2 distinct x values, got {n} points")
+    if sigma is None:
+        s = np.ones(n)
+    else:
+        s = np.asarray(sigma, dtype=float).copy()
+        ok = np.isfinite(s) & (s > 0)
+        med = float(np.median(s[ok])) if ok.any() else 1.0
+        s[~ok] = 0.0
+        s = np.sqrt(s**2 + med**2)
+    labels = [None] * n if groups is None else list(groups)
+    names = list(dict.fromkeys(labels))
+    A = np.column_stack([[1.0 if g == name else 0.0 for g in labels] for name in names] + [x])
+    beta, se = lstsq(A, y, s)
+    return Fit(float(beta[-1]), float(se[-1]), dict(zip(names, map(float, beta[:-1]))), n)
+
+
+def lstsq(A, y, sigma):
+    """Weighted least squares y ~ A beta (weights 1/sigma^2); returns beta and
+    standard errors from the covariance scaled by the reduced chi^2 (NaN
+    without a spare degree of freedom)."""
+    w = 1.0 / np.asarray(sigma, dtype=float) ** 2
+    cov = np.linalg.pinv(A.T @ (A * w[:, None]))
+    beta = cov @ (A.T @ (w * y))
+    dof = len(y) - A.shape[1]
+    if dof <= 0:
+        return beta, np.full(len(beta), math.nan)
+    chi2 = float(np.sum(w * (y - A @ beta) ** 2))
+    return beta, np.sqrt(np.diag(cov) * chi2 / dof)
+
+
+def power_law_2(x1, x2, y):
+    """y = C x1^a x2^b (unweighted, in logs): returns (a, se_a, b, se_b)."""
+    A = np.column_stack([np.ones(len(y)), np.log(x1), np.log(x2)])
+    beta, se = lstsq(A, np.log(np.asarray(y, dtype=float)), np.ones(len(y)))
+    return float(beta[1]), float(se[1]), float(beta[2]), float(se[2])
+
+
+def loglog_fit(x, y, yerr=None):
+    """Power law y = C x^slope: weighted fit of log y on log x.  yerr are
+    absolute errors of y, propagated as yerr / y to log y."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("a log-log fit needs positive x and y")
+    sig = None if yerr is None else np.asarray(yerr, dtype=float) / y
+    return linear_fit(np.log(x), np.log(y), sig)
+
+
+def critical_width(qs, fracs, threshold=0.99):
+    """Smallest width reaching `threshold` memorized, interpolated linearly in
+    log q between the last sweep point below and the first at or above it.
+
+    Returns (q_star, status): status "ok"; "at_min" when the smallest q
+    already reaches the threshold (q_star = that q is only an upper bound);
+    "not_reached" when no q does (q_star = NaN)."""
+    order = np.argsort(np.asarray(qs, dtype=float))
+    q = np.asarray(qs, dtype=float)[order]
+    f = np.asarray(fracs, dtype=float)[order]
+    above = np.nonzero(f >= threshold)[0]
+    if len(above) == 0:
+        return math.nan, "not_reached"
+    i = int(above[0])
+    if i == 0:
+        return float(q[0]), "at_min"
+    lq0, lq1 = math.log(q[i - 1]), math.log(q[i])
+    t = (threshold - f[i - 1]) / (f[i] - f[i - 1])
+    return float(math.exp(lq0 + t * (lq1 - lq0))), "ok"

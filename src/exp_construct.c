@@ -1,0 +1,138 @@
+/* Experiment `construct` (SPEC 3.5): memorizing networks built by hand --
+ * Baum's threshold network [YW Thm 2] and the ReLU network of Bubeck et al.
+ * [YW Thm 3] -- verified by a distributed forward pass (one GEMM per chunk
+ * and one Allreduce of the outputs), with the neuron count against
+ * 4 ceil(m/d) (2 ceil(m/d) for Baum) and [YSJ19 Cor 4.2]'s 4N/d_x + 4d_y. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_construct.h"
+#include "nm_exp.h"
+#include "nm_npy.h"
+#include "nm_train.h"
+
+static const char *const metrics[] = {"neurons", "neurons_bound", "neurons_ysj", "max_err",
+                                      "frac_correct", NULL};
+enum { M_NEURONS, M_BOUND, M_YSJ, M_MAXERR, M_FRAC, M_N };
+
+/* |h - y| below which a ReLU output counts as interpolated; threshold
+ * outputs are integers, so for Baum any error < 1/2 means exact. */
+#define BUBECK_TOL 1e-6
+
+static int check(const nm_params *p, nm_err *e)
+{
+    if (p->method == NM_METHOD_BAUM && p->labels != NM_LABELS_AUTO &&
+        p->labels != NM_LABELS_BINARY)
+        return nm_fail(e, NM_EINVAL, "method baum memorizes labels in {0, 1}: use labels auto or "
+                                     "binary, not %s", nm_labels_names[p->labels]);
+    /* the saved arrays: X' = [X, 1] (m x (d+1)) and W (neurons x (d+1)) */
+    double xb = 8.0 * (double)p->m * (double)(p->d + 1);
+    double wb = 8.0 * (double)nm_construct_bound(p->method, p->m, p->d) * (double)(p->d + 1);
+    char a[32], b[32];
+    nm_bytes_str(p->save_max_bytes, b, sizeof b);
+    if (p->save_data[0] && xb > p->save_max_bytes)
+        return nm_fail(e, NM_EINVAL, "save_data would write X' of %ld x %ld = %s, above "
+                       "save_max_bytes = %s", p->m, p->d + 1, nm_bytes_str(xb, a, sizeof a), b);
+    if (p->save_weights[0] && wb > p->save_max_bytes)
+        return nm_fail(e, NM_EINVAL, "save_weights would write W of up to %ld x %ld = %s, above "
+                       "save_max_bytes = %s", nm_construct_bound(p->method, p->m, p->d), p->d + 1,
+                       nm_bytes_str(wb, a, sizeof a), b);
+    return NM_OK;
+}
+
+/* Rank 0 writes the constructed W (neurons x (d+1), group-major) and u as
+ * <path>_W.npy and <path>_u.npy. */
+static int save_weights(const nm_params *p, const nm_construct *c, MPI_Comm comm, nm_err *e)
+{
+    int rank, rc = NM_OK;
+    MPI_Comm_rank(comm, &rank);
+    long N = c->neurons, D1 = p->d + 1;
+    double *W = NULL, *u = NULL;
+    if (rank == 0 && !((W = nm_calloc((size_t)(N * D1) + 1, sizeof(double), "gathered W", e)) &&
+                       (u = nm_calloc((size_t)N + 1, sizeof(double), "gathered u", e))))
+        rc = NM_ENOMEM;
+    rc = nm_agree(comm, rc, e);
+    if (rc == NM_OK) rc = nm_construct_gather(c, W, u, e);
+    if (rc == NM_OK && rank == 0) {
+        char path[NM_PATH_MAX + 64];
+        long shW[2] = {N, D1}, shu[2] = {N, 1};
+        rc = nm_npy_path(p->save_weights, p->point, p->repeat, "_W", path, sizeof path, e);
+        if (rc == NM_OK) rc = nm_npy_write(path, W, 2, shW, e);
+        if (rc == NM_OK) rc = nm_npy_path(p->save_weights, p->point, p->repeat, "_u", path,
+                                          sizeof path, e);
+        if (rc == NM_OK) rc = nm_npy_write(path, u, 1, shu, e);
+    }
+    free(W);
+    free(u);
+    return nm_agree(comm, rc, e);
+}
+
+static double mem_bytes(const nm_params *p, int P, int rank)
+{
+    long g0, ng, groups = (p->m + p->d - 1) / p->d;
+    nm_block_range(groups, P, rank, &g0, &ng);
+    double m = (double)p->m, D1 = (double)(p->d + 1), nr = 4.0 * (double)ng;
+    double chunk = fmin(m, NM_EVAL_CHUNK);
+    return 8.0 * (m * D1 + 4 * m                 /* X', y, outputs, group maps */
+                  + nr * D1 + nr                 /* W, u */
+                  + 2 * ng * D1 + 2 * chunk * ng /* normals, label vectors, projections */
+                  + 2 * chunk * nr + 2 * chunk   /* forward work space */
+                  + 66 * D1 * D1);               /* QR of one group */
+}
+
+static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
+{
+    nm_data D;
+    nm_construct c;
+    nm_ws ws;
+    memset(&D, 0, sizeof D);
+    memset(&c, 0, sizeof c);
+    memset(&ws, 0, sizeof ws);
+    double *h = NULL;
+    int rc = nm_construct_data(p, &D, e);
+    rc = nm_agree(comm, rc, e);
+    if (rc == NM_OK && p->save_data[0]) { /* X' = [X, 1], as the network sees it */
+        nm_params pa = *p;
+        pa.d = p->d + 1;
+        rc = nm_exp_save_data(&pa, &D, comm, e);
+    }
+    if (rc == NM_OK) rc = nm_construct_build(&c, p, &D, comm, e);
+    if (rc == NM_OK && p->save_weights[0]) rc = save_weights(p, &c, comm, e);
+    if (rc == NM_OK) {
+        long cap = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
+        rc = nm_ws_init(&ws, cap, c.net.sh.nrows, e);
+        if (rc == NM_OK && !(h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)))
+            rc = NM_ENOMEM;
+        rc = nm_agree(comm, rc, e);
+    }
+    if (rc == NM_OK) rc = nm_eval_outputs(&c.net, &D, &ws, h, e);
+    if (rc == NM_OK) {
+        double tol = p->method == NM_METHOD_BAUM ? 0.5 : BUBECK_TOL, maxerr = 0, ok = 0;
+        for (long i = 0; i < p->m; i++) {
+            double err = fabs(h[i] - D.y[i]);
+            if (!(err <= maxerr)) maxerr = isnan(err) ? INFINITY : err;
+            ok += err < tol;
+        }
+        double row[M_N];
+        row[M_NEURONS] = (double)c.neurons;
+        row[M_BOUND] = (double)nm_construct_bound(p->method, p->m, p->d);
+        row[M_YSJ] = 4.0 * (double)p->m / (double)p->d + 4.0; /* [YSJ19 Cor 4.2], d_y = 1 */
+        row[M_MAXERR] = maxerr;
+        row[M_FRAC] = ok / (double)p->m;
+        /* HPL-style self-check: every example interpolated */
+        const char *chk = ok == (double)p->m ? "PASSED" : "FAILED";
+        if (c.ndegenerate > 0 && sink->rank == 0)
+            fprintf(stderr, "[ntkmem] construct: %ld of %ld groups nearly degenerate (points "
+                            "not in general position); smallest tau %.3g\n",
+                    c.ndegenerate, c.groups, c.min_tau);
+        rc = nm_sink_row(sink, 0, c.ndegenerate > 0 ? "degenerate" : "ok", chk, 1, row, e);
+    }
+    free(h);
+    nm_ws_free(&ws);
+    nm_construct_free(&c);
+    nm_data_free(&D);
+    return rc;
+}
+
+const nm_experiment nm_exp_construct = {"construct", metrics, "max_err", check, mem_bytes, run};

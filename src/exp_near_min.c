@@ -1,0 +1,418 @@
+/* Experiment `near_min` (SPEC 3.6): [YSJ19 Thm 5.1] -- SGD started near a
+ * memorizing global minimum theta*.
+ *
+ * theta* is the Bubeck et al. network of `construct` (source: construct) or a
+ * network trained by SGD with square loss (source: sgd), both on the
+ * augmented inputs x' = [x, 1].  Every parameter (W and u) is perturbed by
+ * xi_0 with ||xi_0|| = eps (direction: Philox normals keyed by the global
+ * neuron row, so the same for every P), then without-replacement mini-batch
+ * SGD runs with square loss.  After every epoch:
+ *   risk      = (1/m) sum_i l(h(x_i), y_i)
+ *   xi_norm   = ||theta - theta*||
+ *   xi_par_norm = ||xi_par||, xi_par the projection of xi onto
+ *               span{nu_i = grad_theta h_{theta*}(x_i)} [YSJ19 section 5]:
+ *               ||xi_par||^2 = (J xi)^T (J J^T)^{-1} (J xi)
+ *   risk_over_eps4 = risk / eps^4   (bounded at t* by the theorem)
+ * J xi is a forward-mode pass (two GEMMs per chunk, one Allreduce):
+ *   (J xi)_i = s sum_j [u*_j sigma'(w*_j.x_i) (xi_wj.x_i) + sigma(w*_j.x_i) xi_uj].
+ * J J^T is the NTK Gram at theta* (nm_gram: ch_j = s^2 u*_j^2, co_j = s^2),
+ * Cholesky-factored once (pdpotrf) and solved per row (pdpotrs).  If it is
+ * not numerically positive definite (m > number of parameters, repeated
+ * points), a ridge lambda = 1e-10 trace(K)/m (x100 until pdpotrf succeeds) is
+ * added and the status says "ridge": ||xi_par|| is then the norm of the
+ * projection onto the well-determined part of the span.
+ *
+ * The constructed theta* has output weights +-1/delta_g and unit-norm
+ * hidden rows; since relu(c z) = c relu(z) for c > 0, each neuron is
+ * rescaled to the balanced form |u_j| = ||w_j|| (same function, same
+ * minimum), so that a perturbation of size eps means the same in W and u and
+ * the NTK is not dominated by the hidden part. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_construct.h"
+#include "nm_exp.h"
+#include "nm_gram.h"
+#include "nm_loss.h"
+#include "nm_rng.h"
+#include "nm_scalapack.h"
+#include "nm_train.h"
+
+static const char *const metrics[] = {"risk", "xi_norm", "xi_par_norm", "risk_over_eps4", NULL};
+enum { M_RISK, M_XI, M_XIPAR, M_R4, M_N };
+
+static const int I1 = 1;
+
+static int check(const nm_params *p, nm_err *e)
+{
+    if (p->source == NM_SOURCE_CONSTRUCT && p->method != NM_METHOD_BUBECK)
+        return nm_fail(e, NM_EINVAL, "near_min needs a differentiable memorizer: method bubeck "
+                                     "(ReLU), not %s (threshold units have zero gradient)",
+                       nm_method_names[p->method]);
+    if (p->source == NM_SOURCE_SGD && p->init == NM_INIT_ORTHOGONAL)
+        return nm_fail(e, NM_EINVAL, "near_min with source sgd supports init xavier_zero or "
+                                     "gaussian, not orthogonal");
+    if (p->eps <= 0) return nm_fail(e, NM_EINVAL, "near_min needs eps > 0");
+    if (p->save_data[0] || p->save_weights[0])
+        return nm_fail(e, NM_EINVAL, "experiment near_min does not write save_data/save_weights");
+    return NM_OK;
+}
+
+/* Hidden rows of theta* on this rank. */
+static long local_rows(const nm_params *p, int P, int rank)
+{
+    long s0, n;
+    if (p->source == NM_SOURCE_CONSTRUCT) {
+        nm_block_range((p->m + p->d - 1) / p->d, P, rank, &s0, &n);
+        return 4 * n;
+    }
+    nm_block_range(p->q, P, rank, &s0, &n);
+    return p->init == NM_INIT_XAVIER_ZERO ? 2 * n : n;
+}
+
+static double mem_bytes(const nm_params *p, int P, int rank)
+{
+    int nprow, npcol, nb;
+    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
+    double m = (double)p->m, D1 = (double)(p->d + 1), nr = (double)local_rows(p, P, rank);
+    double chunk = fmin(m, NM_EVAL_CHUNK), b = (double)p->batch;
+    if (p->source == NM_SOURCE_SGD) b = fmax(b, m); /* full-batch GD for theta* */
+    double cap = fmax(b, chunk);
+    return 8.0 * (m * D1 + 4 * m                 /* X', y, outputs, J xi */
+                  + 3 * nr * D1 + 5 * nr          /* W, W*, xi_W, u, u*, xi_u, ch, co */
+                  + b * D1 + 2 * b                /* batch */
+                  + 2 * cap * nr + 2 * cap        /* forward work space */
+                  + 3 * chunk * nr + 66 * D1 * D1) /* J xi panels, QR of a group */
+           + 8.0 * m                              /* epoch permutation */
+           + nm_gram_mat_bytes(p->m, nprow, npcol, nb) +
+           nm_gram_work_bytes(p->m, p->d + 1, (long)nr, P, nprow, npcol, nb);
+}
+
+typedef struct {
+    nm_data D;
+    nm_net net;       /* theta = theta* + xi */
+    nm_ws ws;
+    nm_batcher bt;
+    nm_grid g;
+    nm_dmat K, Y;     /* Cholesky factor of J J^T at theta*, right-hand side */
+    double *Ws, *us;  /* theta* */
+    double *h, *Xb, *yb, *g_, *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
+    long *idx, row0, chunk;
+    int have_grid, ridge, degenerate;
+    double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
+} state;
+
+static void state_free(state *s)
+{
+    nm_data_free(&s->D);
+    nm_net_free(&s->net);
+    nm_ws_free(&s->ws);
+    nm_batcher_free(&s->bt);
+    nm_dmat_free(&s->K);
+    nm_dmat_free(&s->Y);
+    if (s->have_grid) nm_grid_free(&s->g);
+    free(s->Ws), free(s->us), free(s->h), free(s->Xb), free(s->yb), free(s->g_);
+    free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
+    free(s->ch), free(s->co), free(s->idx);
+}
+
+/* theta* from the construction, balanced: w_j *= c_j, u_j /= c_j with
+ * c_j = sqrt(|u_j| / ||w_j||), so |u_j| = ||w_j|| (relu is positively
+ * homogeneous: the function is unchanged). */
+static int theta_construct(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
+{
+    nm_construct c;
+    int rc = nm_construct_build(&c, p, &s->D, comm, e);
+    if (rc != NM_OK) return rc;
+    s->net = c.net; /* take over the rows */
+    s->row0 = c.row0;
+    s->degenerate = c.ndegenerate > 0;
+    long D1 = s->net.d;
+    for (long k = 0; k < s->net.sh.nrows; k++) {
+        double *w = s->net.W + k * D1, nw = cblas_dnrm2((int)D1, w, 1);
+        double cj = nw > 0 ? sqrt(fabs(s->net.u[k]) / nw) : 1.0;
+        cblas_dscal((int)D1, cj, w, 1);
+        s->net.u[k] /= cj;
+    }
+    return NM_OK;
+}
+
+/* theta* by full-batch gradient descent with square loss from p->init for
+ * p->steps steps at rate eta (the epochs of the experiment are the run near
+ * theta*): one batch of all m examples per "epoch" of the batcher. */
+static int theta_sgd(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
+{
+    nm_params pp = *p;
+    pp.d = p->d + 1;
+    pp.epochs = p->steps;
+    pp.batch = p->m;
+    pp.loss = NM_LOSS_SQUARE;
+    int rc = nm_net_init(&s->net, &pp, comm, e);
+    if (rc != NM_OK) return rc;
+    s->row0 = -1;
+    nm_ws ws;
+    nm_batcher bt;
+    memset(&bt, 0, sizeof bt);
+    rc = nm_ws_init(&ws, pp.batch, s->net.sh.nrows, e);
+    if (rc == NM_OK) rc = nm_batcher_init(&bt, &pp, e);
+    rc = nm_agree(comm, rc, e);
+    for (long t = 0; rc == NM_OK && t < bt.total_steps; t++) {
+        long n = nm_batcher_step(&bt, t, s->idx);
+        rc = nm_sgd_step(&s->net, &s->D, s->idx, n, &pp, &ws, s->Xb, s->yb, s->g_, e);
+    }
+    nm_ws_free(&ws);
+    nm_batcher_free(&bt);
+    return rc;
+}
+
+static long global_row(const state *s, long k)
+{
+    return s->row0 >= 0 ? s->row0 + k : nm_shard_global_row(&s->net.sh, k);
+}
+
+/* J xi at theta* on all m examples (every rank), by chunks: with
+ * Z = X W*^T and Zx = X xi_W^T (two GEMMs),
+ *   (J xi)_i = s [ (sigma'(Z) o Zx) u* + sigma(Z) xi_u ]_i   (two GEMVs),
+ * summed over ranks by one Allreduce per chunk. */
+static int jacobian_xi(state *s, nm_err *e)
+{
+    const nm_net *n = &s->net;
+    long nr = n->sh.nrows, D1 = n->d, m = s->D.m;
+    double *part = s->ws.part;
+    for (long k = 0; k < nr * D1; k++) s->xiW[k] = n->W[k] - s->Ws[k];
+    for (long k = 0; k < nr; k++) s->xiu[k] = n->u[k] - s->us[k];
+    for (long i0 = 0; i0 < m; i0 += s->chunk) {
+        long c = m - i0 < s->chunk ? m - i0 : s->chunk;
+        const double *Xc = s->D.X + i0 * D1;
+        memset(part, 0, (size_t)c * sizeof(double));
+        if (nr > 0) {
+            size_t cn = (size_t)c * (size_t)nr;
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, 1.0, Xc,
+                        (int)D1, s->Ws, (int)D1, 0.0, s->Z1, (int)nr);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c, (int)nr, (int)D1, 1.0, Xc,
+                        (int)D1, s->xiW, (int)D1, 0.0, s->Z2, (int)nr);
+            /* Z3 = sigma'(Z), then Z1 = sigma(Z) in place (in that order: the
+             * generic path of nm_act_apply reads z after writing sig) */
+            nm_act_apply(n->act, n->alpha, cn, s->Z1, NULL, s->Z3);
+            nm_act_apply(n->act, n->alpha, cn, s->Z1, s->Z1, NULL);
+            for (size_t k = 0; k < cn; k++) s->Z2[k] *= s->Z3[k];
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z2, (int)nr, s->us,
+                        1, 0.0, part, 1);
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z1, (int)nr, s->xiu,
+                        1, 1.0, part, 1);
+        }
+        int rc = MPI_Allreduce(part, s->jxi + i0, (int)c, MPI_DOUBLE, MPI_SUM, n->sh.comm);
+        if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of J xi failed (%d)", rc);
+    }
+    return NM_OK;
+}
+
+/* K = J J^T at theta* (nm_gram), then its Cholesky factor; a ridge when it
+ * is not positive definite (see the top of the file). */
+static int factor_gram(state *s, nm_err *e)
+{
+    nm_gram_in in = {s->D.m, s->net.d, s->D.X, s->net.sh.nrows, s->Ws, s->ch, s->co,
+                     s->net.act, s->net.alpha};
+    int n = (int)s->D.m, info = 0;
+    double lambda = 0;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int rc = nm_gram_ntk(&s->K, &s->g, &in, e);
+        if (rc != NM_OK) return rc;
+        if (attempt > 0) {
+            if (attempt == 1) lambda = 1e-10 * nm_gram_trace(&s->K, &s->g) / (double)n;
+            else lambda *= 100.0;
+            for (int jl = 0; s->g.in_grid && jl < s->K.nloc; jl++)
+                for (int il = 0; il < s->K.mloc; il++)
+                    if (nm_dmat_grow(&s->K, il) == nm_dmat_gcol(&s->K, jl))
+                        s->K.a[il + (size_t)jl * s->K.lld] += lambda;
+            s->ridge = 1;
+        }
+        info = 0;
+        if (s->g.in_grid) pdpotrf_("L", &n, s->K.a, &I1, &I1, s->K.desc, &info, 1);
+        MPI_Bcast(&info, 1, MPI_INT, 0, s->g.comm); /* rank 0 is always in the grid */
+        if (info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -info);
+        if (info == 0) return NM_OK;
+    }
+    return nm_fail(e, NM_ENUM, "J J^T at theta* is not positive definite even with a ridge of "
+                               "%.3g", lambda);
+}
+
+/* ||xi_par||^2 = (J xi)^T K^-1 (J xi). */
+static int xi_par2(state *s, double *val, nm_err *e)
+{
+    int rc = jacobian_xi(s, e);
+    if (rc != NM_OK) return rc;
+    int n = (int)s->D.m, one = 1, info = 0;
+    double loc = 0, tot = 0;
+    if (s->g.in_grid) {
+        for (int il = 0; il < s->Y.mloc && s->Y.nloc > 0; il++)
+            s->Y.a[il] = s->jxi[nm_dmat_grow(&s->Y, il)];
+        pdpotrs_("L", &n, &one, s->K.a, &I1, &I1, s->K.desc, s->Y.a, &I1, &I1, s->Y.desc, &info,
+                 1);
+        for (int il = 0; il < s->Y.mloc && s->Y.nloc > 0; il++)
+            loc += s->jxi[nm_dmat_grow(&s->Y, il)] * s->Y.a[il];
+    }
+    MPI_Bcast(&info, 1, MPI_INT, 0, s->g.comm);
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->g.comm);
+    if (info != 0) return nm_fail(e, NM_ENUM, "pdpotrs failed (info=%d)", info);
+    *val = tot > 0 ? tot : 0.0;
+    return NM_OK;
+}
+
+static double xi_norm2(const state *s)
+{
+    long nr = s->net.sh.nrows, D1 = s->net.d;
+    double loc = 0, tot = 0;
+    for (long i = 0; i < nr * D1; i++) loc += (s->net.W[i] - s->Ws[i]) * (s->net.W[i] - s->Ws[i]);
+    for (long k = 0; k < nr; k++) loc += (s->net.u[k] - s->us[k]) * (s->net.u[k] - s->us[k]);
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->net.sh.comm);
+    return tot;
+}
+
+/* xi_0: Philox normals, row r of the global network gives (xi_w, xi_u) from
+ * counter r, scaled to ||xi_0|| = eps. */
+static void perturb(state *s, const nm_params *p)
+{
+    long nr = s->net.sh.nrows, D1 = s->net.d;
+    double *row = s->Z1; /* scratch of at least D1 + 1 */
+    for (long k = 0; k < nr; k++) {
+        nm_rng_normal_row(p->seed, NM_STREAM_PERTURB, (uint64_t)global_row(s, k), (size_t)D1 + 1,
+                          row);
+        memcpy(s->net.W + k * D1, row, (size_t)D1 * sizeof(double));
+        s->net.u[k] = row[D1];
+    }
+    /* net currently holds xi (theta* saved in Ws, us): scale, then add */
+    double loc = 0, tot = 0;
+    for (long i = 0; i < nr * D1; i++) loc += s->net.W[i] * s->net.W[i];
+    for (long k = 0; k < nr; k++) loc += s->net.u[k] * s->net.u[k];
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->net.sh.comm);
+    double f = p->eps / sqrt(tot);
+    for (long i = 0; i < nr * D1; i++) s->net.W[i] = s->Ws[i] + f * s->net.W[i];
+    for (long k = 0; k < nr; k++) s->net.u[k] = s->us[k] + f * s->net.u[k];
+}
+
+static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
+{
+    int rc = nm_construct_data(p, &s->D, e);
+    long b = p->source == NM_SOURCE_SGD && p->m > p->batch ? p->m : p->batch, D1 = p->d + 1;
+    if (rc == NM_OK &&
+        !((s->Xb = nm_calloc((size_t)(b * D1), sizeof(double), "batch", e)) &&
+          (s->yb = nm_calloc((size_t)b, sizeof(double), "batch", e)) &&
+          (s->g_ = nm_calloc((size_t)b, sizeof(double), "batch", e)) &&
+          (s->idx = nm_calloc((size_t)b, sizeof(long), "batch", e)) &&
+          (s->h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
+          (s->jxi = nm_calloc((size_t)p->m, sizeof(double), "J xi", e))))
+        rc = NM_ENOMEM;
+    rc = nm_agree(comm, rc, e);
+    if (rc != NM_OK) return rc;
+    rc = p->source == NM_SOURCE_CONSTRUCT ? theta_construct(s, p, comm, e)
+                                          : theta_sgd(s, p, comm, e);
+    rc = nm_agree(comm, rc, e);
+    if (rc != NM_OK) return rc;
+    long nr = s->net.sh.nrows, m = p->m;
+    b = p->batch;
+    s->chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
+    long cap = b > s->chunk ? b : s->chunk;
+    rc = nm_ws_init(&s->ws, cap, nr, e);
+    if (rc == NM_OK) rc = nm_batcher_init(&s->bt, p, e);
+    if (rc == NM_OK &&
+        !((s->Ws = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "theta*", e)) &&
+          (s->us = nm_calloc((size_t)nr + 1, sizeof(double), "theta*", e)) &&
+          (s->ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
+          (s->co = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
+          (s->Z1 = nm_calloc((size_t)(s->chunk * nr) + (size_t)D1 + 2, sizeof(double), "J xi", e)) &&
+          (s->Z2 = nm_calloc((size_t)(s->chunk * nr) + 1, sizeof(double), "J xi", e)) &&
+          (s->Z3 = nm_calloc((size_t)(s->chunk * nr) + 1, sizeof(double), "J xi", e)) &&
+          (s->xiW = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "xi", e)) &&
+          (s->xiu = nm_calloc((size_t)nr + 1, sizeof(double), "xi", e))))
+        rc = NM_ENOMEM;
+    rc = nm_agree(comm, rc, e);
+    if (rc != NM_OK) return rc;
+    memcpy(s->Ws, s->net.W, (size_t)(nr * D1) * sizeof(double));
+    memcpy(s->us, s->net.u, (size_t)nr * sizeof(double));
+    /* J J^T of h = s sum u_j sigma(w_j.x) in all parameters: ch = s^2 u_j^2, co = s^2 */
+    double s2 = s->net.s * s->net.s;
+    for (long k = 0; k < nr; k++) s->ch[k] = s2 * s->us[k] * s->us[k], s->co[k] = s2;
+    int nprow, npcol, nb, P;
+    MPI_Comm_size(comm, &P);
+    nm_gram_layout(m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
+    rc = nm_grid_init(&s->g, comm, nprow, npcol, e);
+    s->have_grid = rc == NM_OK;
+    if (rc == NM_OK) rc = nm_gram_alloc(&s->K, &s->g, m, nb, e);
+    if (rc == NM_OK) rc = nm_dmat_init(&s->Y, &s->g, s->g.ctxt, (int)m, 1, nb, nb, e);
+    rc = nm_agree(comm, rc, e);
+    if (rc == NM_OK) rc = factor_gram(s, e);
+    if (rc != NM_OK) return rc;
+    /* theta* itself: a memorizing minimum? */
+    rc = nm_eval_outputs(&s->net, &s->D, &s->ws, s->h, e);
+    s->star_err = 0;
+    for (long i = 0; i < m; i++) {
+        double t = fabs(s->h[i] - s->D.y[i]);
+        if (!(t <= s->star_err)) s->star_err = isnan(t) ? INFINITY : t;
+    }
+    perturb(s, p);
+    return rc;
+}
+
+/* One row after `step` steps; returns 1 when the run stops. */
+static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long T, nm_err *e,
+                    int *rc)
+{
+    nm_metrics mt;
+    double row[M_N], par2 = 0;
+    *rc = nm_eval_outputs(&s->net, &s->D, &s->ws, s->h, e);
+    if (*rc == NM_OK) *rc = xi_par2(s, &par2, e);
+    if (*rc != NM_OK) return 1;
+    nm_metrics_of(s->h, s->D.y, p->m, p->loss, p->kappa, &mt);
+    row[M_RISK] = mt.loss;
+    row[M_XI] = sqrt(xi_norm2(s));
+    row[M_XIPAR] = sqrt(par2);
+    row[M_R4] = mt.loss / (p->eps * p->eps * p->eps * p->eps);
+    int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(row[M_XI]);
+    const char *status = diverged ? "diverged" : s->ridge ? "ridge"
+                                             : s->degenerate ? "degenerate" : "ok";
+    /* self-check at step 0: theta* memorizes, max_i |h*(x_i) - y_i| < 1e-6 */
+    const char *chk = "-";
+    if (step == 0) chk = s->star_err < 1e-6 ? "PASSED" : "FAILED";
+    int done = diverged || step == T;
+    *rc = nm_sink_row(sink, step, status, chk, done, row, e);
+    return done;
+}
+
+static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
+{
+    /* data, theta*, the direction of xi_0 and the batches come from the
+     * run's seed, which depends on (seed, repeat) only (sweep.c), so runs at
+     * several eps perturb the same minimum in the same direction and
+     * risk(t*) / eps^4 compares like with like */
+    const nm_params *p = p0;
+    state s;
+    memset(&s, 0, sizeof s);
+    int rc = setup(&s, p, comm, e);
+    rc = nm_agree(comm, rc, e);
+    if (rc != NM_OK) {
+        state_free(&s);
+        return rc;
+    }
+    /* a row per epoch (per eval_every steps when epochs = 0) */
+    long T = s.bt.total_steps, E = s.bt.epochs ? s.bt.steps_per_epoch : p->eval_every;
+    if (s.bt.epochs && p->eval_every > E) E *= p->eval_every / E;
+    int stop = eval_row(&s, p, sink, 0, T, e, &rc);
+    for (long t = 0; t < T && !stop && rc == NM_OK; t++) {
+        long n = nm_batcher_step(&s.bt, t, s.idx);
+        rc = nm_sgd_step(&s.net, &s.D, s.idx, n, p, &s.ws, s.Xb, s.yb, s.g_, e);
+        if (rc == NM_OK && ((t + 1) % E == 0 || t + 1 == T)) {
+            stop = eval_row(&s, p, sink, t + 1, T, e, &rc);
+            if (!stop && rc == NM_OK && nm_sink_stop_requested(sink))
+                rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", t + 1);
+        }
+    }
+    state_free(&s);
+    return rc;
+}
+
+const nm_experiment nm_exp_near_min = {"near_min", metrics, "risk_over_eps4", check, mem_bytes,
+                                       run};

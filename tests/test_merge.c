@@ -1,0 +1,163 @@
+/* ntkmem merge (nm_merge) on hand-made CSVs whose correct merge is known
+ * line by line: duplicates across shards, an interrupted copy of a run, a
+ * repeated step, a torn last line, header mismatch, overwrite refusal. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nm_merge.h"
+#include "nm_test.h"
+
+static char dir[64];
+static char path[8][128];
+
+static const char *file(int i, const char *name, const char *text)
+{
+    snprintf(path[i], sizeof path[i], "%s/%s", dir, name);
+    FILE *f = fopen(path[i], "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path[i]);
+    fputs(text, f);
+    fclose(f);
+    return path[i];
+}
+
+static char *slurp(const char *p)
+{
+    static char buf[8192];
+    FILE *f = fopen(p, "r");
+    if (!f) return NULL;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+#define HDR "key,point,repeat,step,final,note\n"
+/* run 00..0a = point 0 repeat 0, ..0b = point 1 repeat 0, ..0c = point 0 repeat 1 */
+#define A0 "000000000000000a,0,0,0,0,a\n"
+#define A10 "000000000000000a,0,0,10,1,a\n"
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/nm_merge_XXXXXX");
+    ck_assert(mkdtemp(dir) != NULL);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+START_TEST(test_merge_dedup_order)
+{
+    /* shard a: run a complete, run b interrupted after step 0, a torn line */
+    const char *a = file(0, "a.csv", HDR A0 A10 "000000000000000b,1,0,0,0,a-interrupted\n"
+                                                 "000000000000000b,1,0,10,1,a-to");
+    /* shard b: run a again (dropped: a.csv has it complete and comes first),
+     * run b complete, run c with step 10 written twice (final kept) */
+    const char *b = file(1, "b.csv", HDR "000000000000000b,1,0,0,0,b\n"
+                                         "000000000000000b,1,0,10,1,b\n"
+                                         "000000000000000a,0,0,0,0,b-dup\n"
+                                         "000000000000000a,0,0,10,1,b-dup\n"
+                                         "000000000000000c,0,1,0,0,b\n"
+                                         "000000000000000c,0,1,10,0,b-notfinal\n"
+                                         "000000000000000c,0,1,10,1,b-final\n\n");
+    const char *in[] = {a, b};
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    int rc = nm_merge(in, 2, out, 0, &st, &e);
+    ck_assert_msg(rc == NM_OK, "merge failed: %s", e.msg);
+    const char *want = HDR A0 A10 "000000000000000c,0,1,0,0,b\n"
+                                  "000000000000000c,0,1,10,1,b-final\n"
+                                  "000000000000000b,1,0,0,0,b\n"
+                                  "000000000000000b,1,0,10,1,b\n";
+    const char *got = slurp(out);
+    ck_assert_msg(got && strcmp(got, want) == 0, "merged file is\n%s\nwant\n%s", got, want);
+    ck_assert_int_eq(st.rows_in, 10);
+    ck_assert_int_eq(st.rows_out, 6);
+    ck_assert_int_eq(st.dup_rows, 4);
+    ck_assert_int_eq(st.runs, 3);
+    ck_assert_int_eq(st.runs_incomplete, 0);
+    ck_assert_int_eq(st.torn_lines, 1);
+
+    /* out exists: refused without force and left alone; with force it is
+     * rewritten, here from itself plus a (idempotent) */
+    rc = nm_merge(in, 1, out, 0, &st, &e);
+    ck_assert_int_eq(rc, NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "already exists") && strstr(e.msg, "--force"), "%s", e.msg);
+    ck_assert_str_eq(slurp(out), want);
+    const char *again[] = {out, a};
+    rc = nm_merge(again, 2, out, 1, &st, &e);
+    ck_assert_msg(rc == NM_OK, "%s", e.msg);
+    ck_assert_str_eq(slurp(out), want);
+    ck_assert_int_eq(access(strcat(strcpy(path[7], out), ".tmp"), F_OK), -1);
+}
+END_TEST
+
+START_TEST(test_merge_incomplete_kept)
+{
+    /* a run interrupted in both files: the copy with more rows is kept and
+     * counted, so the user is told to --resume the merged file */
+    const char *a = file(0, "a.csv", HDR "00000000000000ff,2,0,0,0,a\n");
+    const char *b = file(1, "b.csv",
+                         HDR "00000000000000ff,2,0,0,0,b\n00000000000000ff,2,0,5,0,b\n");
+    const char *in[] = {a, b};
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_OK);
+    ck_assert_str_eq(slurp(out), HDR "00000000000000ff,2,0,0,0,b\n00000000000000ff,2,0,5,0,b\n");
+    ck_assert_int_eq(st.runs_incomplete, 1);
+}
+END_TEST
+
+START_TEST(test_merge_refuses)
+{
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    /* a different column set: error names the file and the column */
+    const char *a = file(0, "a.csv", HDR A0);
+    const char *b = file(1, "b.csv", "key,point,repeat,step,final,other\n" A0);
+    const char *in[] = {a, b};
+    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, b) && strstr(e.msg, "'note'") && strstr(e.msg, "'other'"),
+                  "unclear message: %s", e.msg);
+    ck_assert_int_eq(access(out, F_OK), -1);
+    /* the same key at another point: two different sweeps */
+    b = file(1, "b.csv", HDR "000000000000000a,3,0,0,1,x\n");
+    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "different sweeps"), "%s", e.msg);
+    /* not a results CSV; a malformed row; a missing file */
+    b = file(1, "b.csv", "x,y\n1,2\n");
+    ck_assert_int_eq(nm_merge(&in[1], 1, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "no 'key' column"), "%s", e.msg);
+    b = file(1, "b.csv", HDR "000000000000000a,0,0\n");
+    ck_assert_int_eq(nm_merge(&in[1], 1, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "b.csv:2: malformed row"), "%s", e.msg);
+    const char *none[] = {"/nonexistent/x.csv"};
+    ck_assert_int_eq(nm_merge(none, 1, out, 0, &st, &e), NM_EIO);
+    ck_assert_int_eq(access(out, F_OK), -1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("merge");
+    TCase *t = tcase_create("merge");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, test_merge_dedup_order);
+    tcase_add_test(t, test_merge_incomplete_kept);
+    tcase_add_test(t, test_merge_refuses);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(int argc, char **argv) { return nmt_main(argc, argv, suite); }
