@@ -1,6 +1,6 @@
 #!/bin/bash
 # ntk_spectrum: the same rows at P = 1, 2, 4 (1e-10 relative; grids 1x1, 1x2,
-# 2x2), and the saved Gram matrices and spectrum checked in numpy against the
+# 2x2) and on a 2x1 grid at P = 2 and 3 (an idle rank), and the saved Gram matrices and spectrum checked in numpy against the
 # CSV (symmetry, eigenvalues, ||K - K_inf|| / ||K_inf||).
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
@@ -31,6 +31,14 @@ sweep:
   activation: [relu, erf]
 YAML
 nm_mpirun 2 "$NTKMEM" run "$T/save.yaml" --out "$T/save.csv" >"$T/logs" 2>&1 || { cat "$T/logs"; exit 1; }
+# the same 2x1 grid at P = 3: rank 2 is outside the grid but holds neurons
+sed -e '/save_gram/d' -e '/spectrum_out/d' -e '/save_data/d' "$T/save.yaml" >"$T/idle.yaml"
+for np in 2 3; do
+    nm_mpirun $np "$NTKMEM" run "$T/idle.yaml" --out "$T/idle$np.csv" >"$T/logi" 2>&1 \
+        || { cat "$T/logi"; exit 1; }
+done
+/usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/idle2.csv" "$T/idle3.csv" --rtol 1e-10 \
+    --ignore seconds_gram,seconds_eig
 /usr/bin/python3 - "$T" <<'PY'
 import csv, sys
 import numpy as np
