@@ -14,6 +14,17 @@ for np in 2 4; do
     /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10 \
         --ignore seconds_gram,seconds_eig
 done
+# q = 13 neurons give the output part (S^T S / q B^2) rank <= 13 < m: singular,
+# reported as not_pd with yKinvy nan and no failure; everything else is PD
+/usr/bin/python3 - "$T/p1.csv" <<'PY'
+import csv, math, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    singular = r["kernel"] == "output" and r["q"] == "13"
+    assert r["status"] == ("not_pd" if singular else "ok"), (r["kernel"], r["q"], r["status"])
+    assert math.isnan(float(r["yKinvy"])) == singular
+    assert abs(float(r["lambda_min"])) <= (1e-12 if singular else 1) * float(r["lambda_max"])
+    assert r["check"] == "PASSED"
+PY
 # one run with save_gram and spectrum_out on an explicit 2x1 grid, nb 5
 cat >"$T/save.yaml" <<YAML
 experiment: ntk_spectrum
