@@ -41,6 +41,19 @@ finals() { # number of final rows in a CSV
     local c; c=$(head -1 "$1" | tr , '\n' | grep -nx final | cut -d: -f1)
     awk -F, -v c="$c" 'NR > 1 && $c == 1' "$1" | wc -l
 }
+signal_long() { # NAME K SIG: submit the LONG sweep on 2 tasks, send SIG to
+    # its batch shell once K runs are in NAME.csv; prints the job id
+    local id i
+    id=$(sbatch --parsable -n 2 -t 5 -o "$T/$1.out" "$J/ntkmem.sbatch" "$LONG" "$T/$1.csv")
+    for i in $(seq 600); do
+        [ "$(finals "$T/$1.csv")" -ge "$2" ] && break
+        [ -n "$(squeue -h -j "$id" 2>/dev/null)" ] || fail "($1) job $id ended before it was signalled"
+        sleep 0.1
+    done >&2
+    [ "$(finals "$T/$1.csv")" -ge "$2" ] || fail "($1) job $id wrote no $2 runs in 60 s" >&2
+    scancel --signal="$3" --batch "$id"
+    echo "$id"
+}
 state() { # JobState of a job still known to slurmctld
     scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -n 1
 }
@@ -69,14 +82,7 @@ echo "(a) ntkmem.sbatch, 2 tasks: $ntiny runs, CSV equal to mpirun's ($((SECONDS
 # before the time limit; scancel delivers it at once): ntkmem stops with
 # the CSV flushed, exits 0, the job requeues itself and resumes
 t0=$SECONDS
-b=$(sbatch --parsable -n 2 -t 5 -o "$T/b.out" "$J/ntkmem.sbatch" "$LONG" "$T/b.csv")
-for _ in $(seq 600); do
-    [ "$(finals "$T/b.csv")" -ge 3 ] && break
-    [ -n "$(squeue -h -j "$b" 2>/dev/null)" ] || fail "(b) job $b ended before it was signalled"
-    sleep 0.1
-done
-[ "$(finals "$T/b.csv")" -ge 3 ] || fail "(b) job $b wrote no 3 runs in 60 s"
-scancel --signal=USR1 --batch "$b"
+b=$(signal_long b 3 USR1)
 for _ in $(seq 300); do
     grep -q 'requeueing job' "$T/b.out" && break
     sleep 0.1
@@ -104,13 +110,7 @@ echo "(b) signalled after $cut of $nlong runs, requeued, resumed: CSV equal ($((
 # (b2) SIGTERM (what scancel sends) also stops ntkmem cleanly, forwarded as
 # USR1 because mpirun would kill the ranks on TERM, but is never requeued
 t0=$SECONDS
-b2=$(sbatch --parsable -n 2 -t 5 -o "$T/b2.out" "$J/ntkmem.sbatch" "$LONG" "$T/b2.csv")
-for _ in $(seq 600); do
-    [ "$(finals "$T/b2.csv")" -ge 2 ] && break
-    [ -n "$(squeue -h -j "$b2" 2>/dev/null)" ] || fail "(b2) job $b2 ended before it was signalled"
-    sleep 0.1
-done
-scancel --signal=TERM --batch "$b2"
+b2=$(signal_long b2 2 TERM)
 slurm_wait_job "$b2" 60 || fail "(b2) job $b2 did not end after SIGTERM"
 grep -q 'stopped early on SIGTERM with its CSV flushed (exit 0)' "$T/b2.out" ||
     fail "(b2) ntkmem did not stop cleanly on SIGTERM"
