@@ -49,5 +49,6 @@ extern const nm_experiment nm_exp_onestep;
 extern const nm_experiment nm_exp_construct;
 extern const nm_experiment nm_exp_near_min;
 extern const nm_experiment nm_exp_ntk_spectrum;
+extern const nm_experiment nm_exp_gd_width;
 
 #endif

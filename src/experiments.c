@@ -13,6 +13,7 @@ const nm_experiment *nm_experiment_get(int id)
     case NM_EXP_CONSTRUCT: return &nm_exp_construct;
     case NM_EXP_NEAR_MIN: return &nm_exp_near_min;
     case NM_EXP_NTK_SPECTRUM: return &nm_exp_ntk_spectrum;
+    case NM_EXP_GD_WIDTH: return &nm_exp_gd_width;
     default: return NULL;
     }
 }

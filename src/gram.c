@@ -43,22 +43,32 @@ double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb)
     return 8.0 * max_loc(m, nb, nprow) * max_loc(m, nb, npcol);
 }
 
-/* Neuron panel width: a whole shard when it fits in 64 MiB of features. */
-static long panel_width(long m, long nbmax)
+/* Neuron panel width kc: the panel's features are sent to every grid rank
+ * that needs them (rows of its process row and columns of its process
+ * column), so kc keeps the send buffer, m kc (nprow + npcol) doubles, and
+ * the receive buffer, (mloc + nloc) P kc doubles, near 32 MiB each: the
+ * buffers are reused panel after panel (first touches of fresh pages cost
+ * as much as the copies here) and GEMMs with k = P kc >= 128 run at full
+ * speed. */
+static long panel_width(long m, long nbmax, int P, int nprow, int npcol, int nb)
 {
-    long kc = (long)(64.0 * 1048576.0 / (8.0 * (double)(m > 0 ? m : 1)));
+    double cap = 32.0 * 1048576.0 / 8.0;
+    double snd = (double)m * (nprow + npcol), rcv = (max_loc(m, nb, nprow) +
+                                                     max_loc(m, nb, npcol)) * P;
+    long kc = (long)(cap / (snd > rcv ? snd : rcv));
     if (kc < 64) kc = 64;
     return kc < nbmax ? kc : (nbmax > 0 ? nbmax : 1);
 }
 
 double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb)
 {
-    long kc = panel_width(m, nrows);
-    double panel = 8.0 * (double)m * (double)kc;                        /* features, 1 x P */
-    double moved = 8.0 * max_loc(m, nb, nprow) * max_loc(P * kc, nb, npcol); /* on the grid */
-    double xblk = 8.0 * max_loc(m, nb, nprow) * ((double)d + nb + 1) + 8.0 * (double)m;
-    /* pdgemr2d buffers up to one local piece each way */
-    return panel + 2.0 * moved + xblk;
+    long kc = panel_width(m, nrows, P, nprow, npcol, nb);
+    double ml = max_loc(m, nb, nprow), nl = max_loc(m, nb, npcol);
+    double panel = 8.0 * (double)m * (double)kc;                   /* features */
+    double snd = 8.0 * (double)m * (nprow + npcol) * (double)kc;   /* rows for each grid rank */
+    double rcv = 8.0 * (ml + nl) * (double)P * (double)kc;         /* rows from every rank */
+    double xblk = 8.0 * ml * ((double)d + nb + 1) + 8.0 * (double)m; /* X X^T blocks */
+    return panel + snd + rcv + xblk;
 }
 
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
@@ -147,37 +157,103 @@ static void features(const nm_gram_in *in, long k0, long nk, long kc, int deriv,
     memset(A + nk * m, 0, (size_t)(kc - nk) * (size_t)m * sizeof(double));
 }
 
-/* K = beta K + sum over all ranks' rows of w_j f_j f_j^T (lower triangle),
- * f_j = sigma^(deriv)(X w_j), panel by panel: panel c of every rank forms
- * the m x (P kc) matrix A with one column block of kc per rank.  On a 1 x P
- * grid that already is A's layout on the grid (all m rows, the rank's own
- * column block), so the features go straight into place; on other grids
- * pdgemr2d moves them (column blocks of kc stay whole: each rank's panel
- * goes to one process column, split over the process rows). */
-static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
-                    const double *w, double beta, long kc, long nbmax, nm_err *e)
+/* Global indices of the rows (or columns) that process row (column) r of
+ * np owns in blocks of nb, in local order; returns the count. */
+static int owned(int n, int nb, int r, int np, int *idx)
 {
-    nm_dmat A, T;
-    int P = g->size, m = (int)in->m, k = (int)(P * kc);
-    int direct = g->nprow == 1 && g->npcol == P;
-    memset(&A, 0, sizeof A);
-    int rc = direct ? NM_OK : nm_dmat_init(&A, g, g->ctxt_all, m, k, m, (int)kc, e);
-    if (rc == NM_OK) rc = nm_dmat_init(&T, g, g->ctxt, m, k, K->mb, (int)kc, e);
-    rc = nm_agree(g->comm, rc, e);
-    for (long c0 = 0; rc == NM_OK && c0 < nbmax; c0 += kc) {
+    int k = 0;
+    for (int b0 = r * nb; b0 < n; b0 += np * nb)
+        for (int i = b0; i < n && i < b0 + nb; i++) idx[k++] = i;
+    return k;
+}
+
+/* K += sum over all ranks' rows of w_j f_j f_j^T (lower triangle), with
+ * f_j = sigma^(deriv)(X w_j), one neuron panel at a time.  Panel c of every
+ * rank r is the m x kc block F_r of the m x (P kc) feature matrix F; grid
+ * rank (i, j) needs only F's rows of its process row (R_i) and of its
+ * process column (C_j), so every rank sends those rows of its own panel to
+ * it (one MPI_Alltoallv: m Q (1/nprow + 1/npcol) doubles received per rank,
+ * the SUMMA volume).  The received blocks, (|R_i| + |C_j|) x kc per source
+ * with one leading dimension, are side by side a column-major
+ * (|R_i| + |C_j|) x (P kc) matrix: its top |R_i| rows are F(R_i, :), its
+ * bottom |C_j| rows F(C_j, :).  Then one GEMM per local column block,
+ * K(R_i, C_j) += F(R_i, :) F(C_j, :)^T, skipping rows above the block. */
+typedef struct {
+    long kc;
+    int ncol; /* local columns per GEMM */
+    int *rows, *scnt, *sdsp, *rcnt, *rdsp;
+    double *A, *snd, *rcv;
+} panel_ws;
+
+static void panel_free(panel_ws *ws)
+{
+    free(ws->rows), free(ws->scnt), free(ws->sdsp), free(ws->rcnt), free(ws->rdsp);
+    free(ws->A), free(ws->snd), free(ws->rcv);
+}
+
+/* Buffers and Alltoallv counts, allocated once for every panel and part. */
+static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc, nm_err *e)
+{
+    int P = g->size, m = K->m, nb = K->nb, G = g->nprow * g->npcol;
+    int ld = g->in_grid ? K->mloc + K->nloc : 0;
+    size_t sn = (size_t)m * (size_t)(g->nprow + g->npcol) * (size_t)kc;
+    memset(ws, 0, sizeof *ws);
+    ws->kc = kc;
+    /* GEMMs of at least 512 columns run near DGEMM speed; the rows above
+     * the first block's diagonal are skipped, the few above the later
+     * blocks' diagonals computed in vain (their results lie in the unused
+     * upper triangle) */
+    ws->ncol = nb * ((512 + nb - 1) / nb);
+    ws->rows = malloc(sizeof(int) * (size_t)(2 * m + 1));
+    ws->scnt = calloc((size_t)P, sizeof(int)), ws->sdsp = calloc((size_t)P, sizeof(int));
+    ws->rcnt = calloc((size_t)P, sizeof(int)), ws->rdsp = calloc((size_t)P, sizeof(int));
+    ws->A = malloc(sizeof(double) * (size_t)m * (size_t)kc);
+    ws->snd = malloc(sizeof(double) * (sn ? sn : 1));
+    ws->rcv = malloc(sizeof(double) * ((size_t)ld * (size_t)P * (size_t)kc + 1));
+    if (!(ws->rows && ws->scnt && ws->sdsp && ws->rcnt && ws->rdsp && ws->A && ws->snd && ws->rcv))
+        return nm_fail(e, NM_ENOMEM, "out of memory for the Gram feature panels");
+    for (int t = 0, off = 0; t < G; t++) { /* BLACS "Row" order: t = i npcol + j */
+        int i = t / g->npcol, j = t % g->npcol, zero = 0;
+        int n = numroc_(&m, &nb, &i, &zero, &g->nprow) + numroc_(&m, &nb, &j, &zero, &g->npcol);
+        ws->scnt[t] = n * (int)kc, ws->sdsp[t] = off, off += ws->scnt[t];
+    }
+    for (int r = 0; r < P; r++) ws->rcnt[r] = ld * (int)kc, ws->rdsp[r] = r * ld * (int)kc;
+    return NM_OK;
+}
+
+static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
+                     const double *w, long nbmax, panel_ws *ws)
+{
+    int P = g->size, m = (int)in->m, nb = K->nb, G = g->nprow * g->npcol;
+    int mloc = g->in_grid ? K->mloc : 0, nloc = g->in_grid ? K->nloc : 0, ld = mloc + nloc;
+    long kc = ws->kc;
+    int *rows = ws->rows;
+    double *A = ws->A, *snd = ws->snd, *rcv = ws->rcv;
+    int *scnt = ws->scnt, *sdsp = ws->sdsp, *rcnt = ws->rcnt, *rdsp = ws->rdsp;
+    for (long c0 = 0; c0 < nbmax; c0 += kc) {
         long nk = in->nrows - c0;
         nk = nk < 0 ? 0 : (nk > kc ? kc : nk);
-        features(in, c0, nk, kc, deriv, w, direct ? T.a : A.a);
-        if (!direct) nm_dmat_copy(&A, &T, g);
-        if (g->in_grid) {
-            double one = 1.0, b = c0 == 0 ? beta : 1.0;
-            pdsyrk_("L", "N", &m, &k, &one, T.a, &I1, &I1, T.desc, &b, K->a, &I1, &I1, K->desc,
-                    1, 1);
+        features(in, c0, nk, kc, deriv, w, A);
+        for (int t = 0; t < G; t++) { /* rows R_i then C_j of the panel, column-major */
+            int nr = owned(m, nb, t / g->npcol, g->nprow, rows);
+            nr += owned(m, nb, t % g->npcol, g->npcol, rows + nr);
+            double *s0 = snd + sdsp[t];
+            for (long c = 0; c < kc; c++)
+                for (int k = 0; k < nr; k++) s0[k + c * nr] = A[rows[k] + c * m];
+        }
+        MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm);
+        if (!g->in_grid || mloc == 0 || nloc == 0) continue;
+        int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
+        for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
+            int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
+            int il0 = 0;
+            while (il0 < nr && rows[il0] < c0g) il0++;
+            if (il0 >= mloc) continue;
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, mloc - il0, nc, kk, 1.0,
+                        rcv + il0, ld, rcv + mloc + jl0, ld, 1.0, K->a + il0 + (size_t)jl0 * K->lld,
+                        K->lld);
         }
     }
-    nm_dmat_free(&A);
-    nm_dmat_free(&T);
-    return rc;
 }
 
 static int check_weights(const nm_gram_in *in, const double *w, const char *name, nm_err *e)
@@ -198,12 +274,19 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     long nbmax = 0;
     MPI_Allreduce(&in->nrows, &nbmax, 1, MPI_LONG, MPI_MAX, g->comm);
-    long kc = panel_width(in->m, nbmax);
-    if (in->ch) {
-        rc = add_part(K, g, in, 1, in->ch, 0.0, kc, nbmax, e);
-        if (rc == NM_OK) rc = nm_agree(g->comm, xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e), e);
+    long kc = panel_width(in->m, nbmax, g->size, g->nprow, g->npcol, K->nb);
+    panel_ws ws;
+    if ((rc = nm_agree(g->comm, panel_init(&ws, K, g, kc, e), e)) != NM_OK) {
+        panel_free(&ws);
+        return rc;
     }
-    if (rc == NM_OK && in->co) rc = add_part(K, g, in, 0, in->co, in->ch ? 1.0 : 0.0, kc, nbmax, e);
+    if (K->a) memset(K->a, 0, (size_t)K->lld * (size_t)K->nloc * sizeof(double));
+    if (in->ch) {
+        add_part(K, g, in, 1, in->ch, nbmax, &ws);
+        rc = nm_agree(g->comm, xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e), e);
+    }
+    if (rc == NM_OK && in->co) add_part(K, g, in, 0, in->co, nbmax, &ws);
+    panel_free(&ws);
     return rc;
 }
 

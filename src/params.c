@@ -262,6 +262,7 @@ static const struct { int exp; const char *key, *def; } overrides[] = {
     {NM_EXP_ONESTEP, "activation", "abs"},  /* [D20a Thm 1]: E sigma'(X) = 0 */
     {NM_EXP_GD_WIDTH, "init", "gaussian"},  /* [Gu]: standard Gaussian init */
     {NM_EXP_GD_WIDTH, "loss", "square"},
+    {NM_EXP_GD_WIDTH, "kernel", "hidden"}, /* [Gu]: only W is trained, so J J^T = K^h */
     {NM_EXP_NEAR_MIN, "loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
     {NM_EXP_NEAR_MIN, "epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
     {NM_EXP_NEAR_MIN, "train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
