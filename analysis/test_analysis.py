@@ -21,7 +21,7 @@ import fits  # noqa: E402
 
 PLOT = os.path.join(HERE, "plot.py")
 META = ["P", "threads", "version", "status", "check", "final", "step", "wall_s"]
-SGD_METRICS = ["loss", "frac_memorized", "min_margin", "mean_margin", "max_abs_h",
+SGD_METRICS = ["mean_loss", "frac_memorized", "min_margin", "mean_margin", "max_abs_h",
                "w_dist_fro", "stop_step"]
 
 
@@ -152,7 +152,7 @@ class TestCsv(unittest.TestCase):
         rows = csvio.final_rows([self.good()], "sgd")
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0].setting("loss"), "hinge")
-        self.assertEqual(rows[0].metric("loss"), 0.25)
+        self.assertEqual(rows[0].metric("mean_loss"), 0.25)
         self.assertEqual(rows[0].setting("m"), 64.0)
 
     def test_same_run_in_two_files_counts_once(self):

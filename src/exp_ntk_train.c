@@ -15,7 +15,7 @@
 #include "nm_loss.h"
 #include "nm_train.h"
 
-static const char *const metrics[] = {"loss",        "frac_memorized",     "min_margin",
+static const char *const metrics[] = {"mean_loss",        "frac_memorized",     "min_margin",
                                       "mean_margin", "sgd_frac_memorized", "max_gap",
                                       "frac_gap",    NULL};
 enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_SFRAC, M_GAP, M_FGAP, M_N };

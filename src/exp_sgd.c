@@ -8,7 +8,7 @@
 #include "nm_exp.h"
 #include "nm_train.h"
 
-static const char *const metrics[] = {"loss",        "frac_memorized", "min_margin",
+static const char *const metrics[] = {"mean_loss",   "frac_memorized", "min_margin",
                                       "mean_margin", "max_abs_h",      "w_dist_fro",
                                       "stop_step",   NULL};
 enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_MAXH, M_WDIST, M_STOP, M_N };
