@@ -21,7 +21,7 @@ import fits  # noqa: E402
 
 PLOT = os.path.join(HERE, "plot.py")
 META = ["P", "threads", "version", "status", "check", "final", "step", "wall_s"]
-SGD_METRICS = ["loss", "frac_memorized", "min_margin", "mean_margin", "max_abs_h",
+SGD_METRICS = ["mean_loss", "frac_memorized", "min_margin", "mean_margin", "max_abs_h",
                "w_dist_fro", "stop_step"]
 
 
@@ -61,7 +61,7 @@ def sgd_runs(rng, slope=1.0, noise=0.08, ds=(16, 32, 64), mds=(2, 4, 8, 16, 32),
                     z = math.log(99.0) * (1 + math.log(q / qstar) / math.log(2))
                     frac = 1.0 / (1.0 + math.exp(-z))
                     runs.append((rep, dict(m=m, d=d, q=int(q), loss="hinge", m_per_d=md),
-                                 dict(loss=0.1, frac_memorized=frac, min_margin=0.0,
+                                 dict(mean_loss=0.1, frac_memorized=frac, min_margin=0.0,
                                       mean_margin=1.0, max_abs_h=1.0, w_dist_fro=1.0,
                                       stop_step=-1)))
     return runs
@@ -144,7 +144,7 @@ class TestCsv(unittest.TestCase):
         p = self.path("good.csv")
         write_csv(p, "sgd", ["m", "d", "q", "loss"], SGD_METRICS,
                   [(0, dict(m=64, d=16, q=4, loss="hinge"),
-                    dict(loss=0.25, frac_memorized=0.75, min_margin=-1, mean_margin=0.5,
+                    dict(mean_loss=0.25, frac_memorized=0.75, min_margin=-1, mean_margin=0.5,
                          max_abs_h=2, w_dist_fro=3, stop_step=-1))])
         return p
 
@@ -152,7 +152,7 @@ class TestCsv(unittest.TestCase):
         rows = csvio.final_rows([self.good()], "sgd")
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0].setting("loss"), "hinge")
-        self.assertEqual(rows[0].metric("loss"), 0.25)
+        self.assertEqual(rows[0].metric("mean_loss"), 0.25)
         self.assertEqual(rows[0].setting("m"), 64.0)
 
     def test_same_run_in_two_files_counts_once(self):

@@ -13,6 +13,8 @@ typedef struct {
     double *y; /* m labels, Rademacher +-1 */
 } nm_data;
 
+/* D zeroed: X (m x d) and y (m); on failure nothing is left allocated. */
+int nm_data_alloc(nm_data *D, long m, long d, nm_err *e);
 /* kind: nm_data_kind (sphere, gaussian, cube). */
 int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err *e);
 /* Rows [i0, i0 + n) only (x_i depends only on i). */

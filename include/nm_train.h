@@ -52,6 +52,37 @@ void nm_metrics_of(const double *h, const double *y, long m, int loss, double ka
  * Allreduce per chunk). */
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
 
+/* The training core the SGD-style experiments (sgd, ntk_train, near_min)
+ * share: the data, the network, its work space, the batcher, the outputs on
+ * the m examples and the batch buffers.  Experiments embed it beside their
+ * own extras (W0, V, theta*, ...). */
+typedef struct {
+    nm_data D;
+    nm_net net;
+    nm_ws ws;
+    nm_batcher bt;
+    double *h;       /* outputs on the m examples */
+    double *Xb, *yb; /* the batch's rows and labels */
+    double *hb;      /* the batch's outputs (ntk_train: then l'(h_i, y_i)/n) */
+    long *idx;       /* the batch's example indices */
+} nm_trainer;
+
+/* The whole core: D generated from p (data, m, d, seed), the network of
+ * net_p (NULL: p; e.g. another scale B), batch buffers of p->batch rows,
+ * then nm_trainer_start.  Collective: the error code is agreed over comm.
+ * t must be zeroed first; free it with nm_trainer_free also on failure. */
+int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
+                    nm_err *e);
+/* For an experiment that builds D itself: the outputs (D.m) and batch
+ * buffers of `rows` rows of D.d (rows >= p->batch; more when the network is
+ * first trained on larger batches).  Not collective. */
+int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e);
+/* Once t->net is set: the work space (max(batch, min(m, NM_EVAL_CHUNK))
+ * rows: one batch, or one chunk of nm_eval_outputs) and the batcher of p.
+ * Not collective. */
+int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e);
+void nm_trainer_free(nm_trainer *t);
+
 /* Bytes per rank of a neuron-sharded training run: X, y, W, W0, u, the batch
  * and evaluation work spaces. */
 double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk);

@@ -26,14 +26,8 @@ long nm_construct_bound(int method, long m, long d)
 int nm_construct_data(const nm_params *p, nm_data *D, nm_err *e)
 {
     long m = p->m, d = p->d, D1 = d + 1;
-    D->m = m;
-    D->d = D1;
-    D->X = nm_calloc((size_t)m * (size_t)D1, sizeof(double), "examples X'", e);
-    D->y = D->X ? nm_calloc((size_t)m, sizeof(double), "labels y", e) : NULL;
-    if (!D->y) {
-        nm_data_free(D);
-        return NM_ENOMEM;
-    }
+    int rc = nm_data_alloc(D, m, D1, e);
+    if (rc != NM_OK) return rc;
     int lab = p->labels;
     if (lab == NM_LABELS_AUTO)
         lab = p->method == NM_METHOD_BAUM ? NM_LABELS_BINARY : NM_LABELS_UNIFORM;

@@ -28,7 +28,7 @@ void nm_data_rows(int kind, long i0, long n, long d, uint64_t seed, double *X, d
     }
 }
 
-int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err *e)
+int nm_data_alloc(nm_data *D, long m, long d, nm_err *e)
 {
     D->m = m;
     D->d = d;
@@ -38,8 +38,14 @@ int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err
         nm_data_free(D);
         return NM_ENOMEM;
     }
-    nm_data_rows(kind, 0, m, d, seed, D->X, D->y);
     return NM_OK;
+}
+
+int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err *e)
+{
+    int rc = nm_data_alloc(D, m, d, e);
+    if (rc == NM_OK) nm_data_rows(kind, 0, m, d, seed, D->X, D->y);
+    return rc;
 }
 
 void nm_data_free(nm_data *D)

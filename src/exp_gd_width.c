@@ -18,7 +18,7 @@
 #include "nm_loss.h"
 #include "nm_train.h"
 
-static const char *const metrics[] = {"loss", "steps_to_eps", "lambda_min_init", "final_loss",
+static const char *const metrics[] = {"mean_loss", "steps_to_eps", "lambda_min_init", "final_loss",
                                       NULL};
 enum { M_LOSS, M_STEPS, M_LMIN, M_FINAL, M_N };
 

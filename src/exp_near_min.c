@@ -92,31 +92,25 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 }
 
 typedef struct {
-    nm_data D;
-    nm_net net;       /* theta = theta* + xi */
-    nm_ws ws;
-    nm_batcher bt;
+    nm_trainer tr;    /* net: theta = theta* + xi */
     nm_grid g;
     nm_dmat K, Y;     /* Cholesky factor of J J^T at theta*, right-hand side */
     double *Ws, *us;  /* theta* */
-    double *h, *Xb, *yb, *g_, *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
-    long *idx, row0, chunk;
+    double *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
+    long row0, chunk;
     int have_grid, ridge, degenerate;
     double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
 } state;
 
 static void state_free(state *s)
 {
-    nm_data_free(&s->D);
-    nm_net_free(&s->net);
-    nm_ws_free(&s->ws);
-    nm_batcher_free(&s->bt);
+    nm_trainer_free(&s->tr);
     nm_dmat_free(&s->K);
     nm_dmat_free(&s->Y);
     if (s->have_grid) nm_grid_free(&s->g);
-    free(s->Ws), free(s->us), free(s->h), free(s->Xb), free(s->yb), free(s->g_);
+    free(s->Ws), free(s->us);
     free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
-    free(s->ch), free(s->co), free(s->idx);
+    free(s->ch), free(s->co);
 }
 
 /* theta* from the construction, balanced: w_j *= c_j, u_j /= c_j with
@@ -125,17 +119,17 @@ static void state_free(state *s)
 static int theta_construct(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
     nm_construct c;
-    int rc = nm_construct_build(&c, p, &s->D, comm, e);
+    int rc = nm_construct_build(&c, p, &s->tr.D, comm, e);
     if (rc != NM_OK) return rc;
-    s->net = c.net; /* take over the rows */
+    s->tr.net = c.net; /* take over the rows */
     s->row0 = c.row0;
     s->degenerate = c.ndegenerate > 0;
-    long D1 = s->net.d;
-    for (long k = 0; k < s->net.sh.nrows; k++) {
-        double *w = s->net.W + k * D1, nw = cblas_dnrm2((int)D1, w, 1);
-        double cj = nw > 0 ? sqrt(fabs(s->net.u[k]) / nw) : 1.0;
+    long D1 = s->tr.net.d;
+    for (long k = 0; k < s->tr.net.sh.nrows; k++) {
+        double *w = s->tr.net.W + k * D1, nw = cblas_dnrm2((int)D1, w, 1);
+        double cj = nw > 0 ? sqrt(fabs(s->tr.net.u[k]) / nw) : 1.0;
         cblas_dscal((int)D1, cj, w, 1);
-        s->net.u[k] /= cj;
+        s->tr.net.u[k] /= cj;
     }
     return NM_OK;
 }
@@ -150,18 +144,19 @@ static int theta_sgd(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     pp.epochs = p->steps;
     pp.batch = p->m;
     pp.loss = NM_LOSS_SQUARE;
-    int rc = nm_net_init(&s->net, &pp, comm, e);
+    int rc = nm_net_init(&s->tr.net, &pp, comm, e);
     if (rc != NM_OK) return rc;
     s->row0 = -1;
     nm_ws ws;
     nm_batcher bt;
     memset(&bt, 0, sizeof bt);
-    rc = nm_ws_init(&ws, pp.batch, s->net.sh.nrows, e);
+    rc = nm_ws_init(&ws, pp.batch, s->tr.net.sh.nrows, e);
     if (rc == NM_OK) rc = nm_batcher_init(&bt, &pp, e);
     rc = nm_agree(comm, rc, e);
     for (long t = 0; rc == NM_OK && t < bt.total_steps; t++) {
-        long n = nm_batcher_step(&bt, t, s->idx);
-        rc = nm_sgd_step(&s->net, &s->D, s->idx, n, &pp, &ws, s->Xb, s->yb, s->g_, e);
+        long n = nm_batcher_step(&bt, t, s->tr.idx);
+        rc = nm_sgd_step(&s->tr.net, &s->tr.D, s->tr.idx, n, &pp, &ws, s->tr.Xb, s->tr.yb,
+                         s->tr.hb, e);
     }
     nm_ws_free(&ws);
     nm_batcher_free(&bt);
@@ -170,7 +165,7 @@ static int theta_sgd(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 
 static long global_row(const state *s, long k)
 {
-    return s->row0 >= 0 ? s->row0 + k : nm_shard_global_row(&s->net.sh, k);
+    return s->row0 >= 0 ? s->row0 + k : nm_shard_global_row(&s->tr.net.sh, k);
 }
 
 /* J xi at theta* on all m examples (every rank), by chunks: with
@@ -179,14 +174,14 @@ static long global_row(const state *s, long k)
  * summed over ranks by one Allreduce per chunk. */
 static int jacobian_xi(state *s, nm_err *e)
 {
-    const nm_net *n = &s->net;
-    long nr = n->sh.nrows, D1 = n->d, m = s->D.m;
-    double *part = s->ws.part;
+    const nm_net *n = &s->tr.net;
+    long nr = n->sh.nrows, D1 = n->d, m = s->tr.D.m;
+    double *part = s->tr.ws.part;
     for (long k = 0; k < nr * D1; k++) s->xiW[k] = n->W[k] - s->Ws[k];
     for (long k = 0; k < nr; k++) s->xiu[k] = n->u[k] - s->us[k];
     for (long i0 = 0; i0 < m; i0 += s->chunk) {
         long c = m - i0 < s->chunk ? m - i0 : s->chunk;
-        const double *Xc = s->D.X + i0 * D1;
+        const double *Xc = s->tr.D.X + i0 * D1;
         memset(part, 0, (size_t)c * sizeof(double));
         if (nr > 0) {
             size_t cn = (size_t)c * (size_t)nr;
@@ -214,9 +209,9 @@ static int jacobian_xi(state *s, nm_err *e)
  * is not positive definite (see the top of the file). */
 static int factor_gram(state *s, nm_err *e)
 {
-    nm_gram_in in = {s->D.m, s->net.d, s->D.X, s->net.sh.nrows, s->Ws, s->ch, s->co,
-                     s->net.act, s->net.alpha};
-    int n = (int)s->D.m, info = 0;
+    nm_gram_in in = {s->tr.D.m, s->tr.net.d, s->tr.D.X, s->tr.net.sh.nrows, s->Ws, s->ch, s->co,
+                     s->tr.net.act, s->tr.net.alpha};
+    int n = (int)s->tr.D.m, info = 0;
     double lambda = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
         int rc = nm_gram_ntk(&s->K, &s->g, &in, e);
@@ -245,7 +240,7 @@ static int xi_par2(state *s, double *val, nm_err *e)
 {
     int rc = jacobian_xi(s, e);
     if (rc != NM_OK) return rc;
-    int n = (int)s->D.m, one = 1, info = 0;
+    int n = (int)s->tr.D.m, one = 1, info = 0;
     double loc = 0, tot = 0;
     if (s->g.in_grid) {
         for (int il = 0; il < s->Y.mloc && s->Y.nloc > 0; il++)
@@ -264,11 +259,12 @@ static int xi_par2(state *s, double *val, nm_err *e)
 
 static double xi_norm2(const state *s)
 {
-    long nr = s->net.sh.nrows, D1 = s->net.d;
+    const nm_net *net = &s->tr.net;
+    long nr = net->sh.nrows, D1 = net->d;
     double loc = 0, tot = 0;
-    for (long i = 0; i < nr * D1; i++) loc += (s->net.W[i] - s->Ws[i]) * (s->net.W[i] - s->Ws[i]);
-    for (long k = 0; k < nr; k++) loc += (s->net.u[k] - s->us[k]) * (s->net.u[k] - s->us[k]);
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->net.sh.comm);
+    for (long i = 0; i < nr * D1; i++) loc += (net->W[i] - s->Ws[i]) * (net->W[i] - s->Ws[i]);
+    for (long k = 0; k < nr; k++) loc += (net->u[k] - s->us[k]) * (net->u[k] - s->us[k]);
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, net->sh.comm);
     return tot;
 }
 
@@ -276,50 +272,42 @@ static double xi_norm2(const state *s)
  * counter r, scaled to ||xi_0|| = eps. */
 static void perturb(state *s, const nm_params *p)
 {
-    long nr = s->net.sh.nrows, D1 = s->net.d;
+    long nr = s->tr.net.sh.nrows, D1 = s->tr.net.d;
     double *row = s->Z1; /* scratch of at least D1 + 1 */
     for (long k = 0; k < nr; k++) {
         nm_rng_normal_row(p->seed, NM_STREAM_PERTURB, (uint64_t)global_row(s, k), (size_t)D1 + 1,
                           row);
-        memcpy(s->net.W + k * D1, row, (size_t)D1 * sizeof(double));
-        s->net.u[k] = row[D1];
+        memcpy(s->tr.net.W + k * D1, row, (size_t)D1 * sizeof(double));
+        s->tr.net.u[k] = row[D1];
     }
     /* net currently holds xi (theta* saved in Ws, us): scale, then add */
     double loc = 0, tot = 0;
-    for (long i = 0; i < nr * D1; i++) loc += s->net.W[i] * s->net.W[i];
-    for (long k = 0; k < nr; k++) loc += s->net.u[k] * s->net.u[k];
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->net.sh.comm);
+    for (long i = 0; i < nr * D1; i++) loc += s->tr.net.W[i] * s->tr.net.W[i];
+    for (long k = 0; k < nr; k++) loc += s->tr.net.u[k] * s->tr.net.u[k];
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->tr.net.sh.comm);
     double f = p->eps / sqrt(tot);
-    for (long i = 0; i < nr * D1; i++) s->net.W[i] = s->Ws[i] + f * s->net.W[i];
-    for (long k = 0; k < nr; k++) s->net.u[k] = s->us[k] + f * s->net.u[k];
+    for (long i = 0; i < nr * D1; i++) s->tr.net.W[i] = s->Ws[i] + f * s->tr.net.W[i];
+    for (long k = 0; k < nr; k++) s->tr.net.u[k] = s->us[k] + f * s->tr.net.u[k];
 }
 
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
-    int rc = nm_construct_data(p, &s->D, e);
+    /* theta_sgd trains on batches of all m examples: buffers for those */
     long b = p->source == NM_SOURCE_SGD && p->m > p->batch ? p->m : p->batch, D1 = p->d + 1;
-    if (rc == NM_OK &&
-        !((s->Xb = nm_calloc((size_t)(b * D1), sizeof(double), "batch", e)) &&
-          (s->yb = nm_calloc((size_t)b, sizeof(double), "batch", e)) &&
-          (s->g_ = nm_calloc((size_t)b, sizeof(double), "batch", e)) &&
-          (s->idx = nm_calloc((size_t)b, sizeof(long), "batch", e)) &&
-          (s->h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
-          (s->jxi = nm_calloc((size_t)p->m, sizeof(double), "J xi", e))))
-        rc = NM_ENOMEM;
+    int rc = nm_construct_data(p, &s->tr.D, e);
+    if (rc == NM_OK) rc = nm_trainer_buffers(&s->tr, b, e);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
     rc = p->source == NM_SOURCE_CONSTRUCT ? theta_construct(s, p, comm, e)
                                           : theta_sgd(s, p, comm, e);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
-    long nr = s->net.sh.nrows, m = p->m;
-    b = p->batch;
+    long nr = s->tr.net.sh.nrows, m = p->m;
     s->chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
-    long cap = b > s->chunk ? b : s->chunk;
-    rc = nm_ws_init(&s->ws, cap, nr, e);
-    if (rc == NM_OK) rc = nm_batcher_init(&s->bt, p, e);
+    rc = nm_trainer_start(&s->tr, p, e);
     if (rc == NM_OK &&
-        !((s->Ws = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "theta*", e)) &&
+        !((s->jxi = nm_calloc((size_t)m, sizeof(double), "J xi", e)) &&
+          (s->Ws = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "theta*", e)) &&
           (s->us = nm_calloc((size_t)nr + 1, sizeof(double), "theta*", e)) &&
           (s->ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
           (s->co = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e)) &&
@@ -331,10 +319,10 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
         rc = NM_ENOMEM;
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
-    memcpy(s->Ws, s->net.W, (size_t)(nr * D1) * sizeof(double));
-    memcpy(s->us, s->net.u, (size_t)nr * sizeof(double));
+    memcpy(s->Ws, s->tr.net.W, (size_t)(nr * D1) * sizeof(double));
+    memcpy(s->us, s->tr.net.u, (size_t)nr * sizeof(double));
     /* J J^T of h = s sum u_j sigma(w_j.x) in all parameters: ch = s^2 u_j^2, co = s^2 */
-    double s2 = s->net.s * s->net.s;
+    double s2 = s->tr.net.s * s->tr.net.s;
     for (long k = 0; k < nr; k++) s->ch[k] = s2 * s->us[k] * s->us[k], s->co[k] = s2;
     int nprow, npcol, nb, P;
     MPI_Comm_size(comm, &P);
@@ -347,10 +335,10 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     if (rc == NM_OK) rc = factor_gram(s, e);
     if (rc != NM_OK) return rc;
     /* theta* itself: a memorizing minimum? */
-    rc = nm_eval_outputs(&s->net, &s->D, &s->ws, s->h, e);
+    rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     s->star_err = 0;
     for (long i = 0; i < m; i++) {
-        double t = fabs(s->h[i] - s->D.y[i]);
+        double t = fabs(s->tr.h[i] - s->tr.D.y[i]);
         if (!(t <= s->star_err)) s->star_err = isnan(t) ? INFINITY : t;
     }
     perturb(s, p);
@@ -363,10 +351,10 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
 {
     nm_metrics mt;
     double row[M_N], par2 = 0;
-    *rc = nm_eval_outputs(&s->net, &s->D, &s->ws, s->h, e);
+    *rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     if (*rc == NM_OK) *rc = xi_par2(s, &par2, e);
     if (*rc != NM_OK) return 1;
-    nm_metrics_of(s->h, s->D.y, p->m, p->loss, p->kappa, &mt);
+    nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
     row[M_RISK] = mt.loss;
     row[M_XI] = sqrt(xi_norm2(s));
     row[M_XIPAR] = sqrt(par2);
@@ -392,18 +380,19 @@ static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     int rc = setup(&s, p, comm, e);
+    nm_trainer *tr = &s.tr;
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) {
         state_free(&s);
         return rc;
     }
     /* a row per epoch (per eval_every steps when epochs = 0) */
-    long T = s.bt.total_steps, E = s.bt.epochs ? s.bt.steps_per_epoch : p->eval_every;
-    if (s.bt.epochs && p->eval_every > E) E *= p->eval_every / E;
+    long T = tr->bt.total_steps, E = tr->bt.epochs ? tr->bt.steps_per_epoch : p->eval_every;
+    if (tr->bt.epochs && p->eval_every > E) E *= p->eval_every / E;
     int stop = eval_row(&s, p, sink, 0, T, e, &rc);
     for (long t = 0; t < T && !stop && rc == NM_OK; t++) {
-        long n = nm_batcher_step(&s.bt, t, s.idx);
-        rc = nm_sgd_step(&s.net, &s.D, s.idx, n, p, &s.ws, s.Xb, s.yb, s.g_, e);
+        long n = nm_batcher_step(&tr->bt, t, tr->idx);
+        rc = nm_sgd_step(&tr->net, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
         if (rc == NM_OK && ((t + 1) % E == 0 || t + 1 == T)) {
             stop = eval_row(&s, p, sink, t + 1, T, e, &rc);
             if (!stop && rc == NM_OK && nm_sink_stop_requested(sink))

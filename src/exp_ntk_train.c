@@ -15,7 +15,7 @@
 #include "nm_loss.h"
 #include "nm_train.h"
 
-static const char *const metrics[] = {"loss",        "frac_memorized",     "min_margin",
+static const char *const metrics[] = {"mean_loss",        "frac_memorized",     "min_margin",
                                       "mean_margin", "sgd_frac_memorized", "max_gap",
                                       "frac_gap",    NULL};
 enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_SFRAC, M_GAP, M_FGAP, M_N };
@@ -45,62 +45,37 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 }
 
 typedef struct {
-    nm_data D;
-    nm_net net;  /* W ~ I(d, q, 1): the fixed features Psi_W */
-    nm_net snet; /* compare_sgd: Algorithm 1 at scale B */
-    nm_params ps; /* its parameters: rate eta / B^2 */
-    nm_ws ws;
-    nm_batcher bt;
-    double *V, *f, *hs, *Xb, *yb, *g;
-    long *idx;
+    nm_trainer tr; /* net: W ~ I(d, q, 1), the fixed features Psi_W; h: f_V */
+    nm_net snet;   /* compare_sgd: Algorithm 1 at scale B */
+    nm_params ps;  /* its parameters: rate eta / B^2 */
+    double *V, *hs;
 } state;
 
 static void state_free(state *s)
 {
-    nm_data_free(&s->D);
-    nm_net_free(&s->net);
+    nm_trainer_free(&s->tr);
     nm_net_free(&s->snet);
-    nm_ws_free(&s->ws);
-    nm_batcher_free(&s->bt);
     free(s->V);
-    free(s->f);
     free(s->hs);
-    free(s->Xb);
-    free(s->yb);
-    free(s->g);
-    free(s->idx);
 }
 
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
     nm_params p1 = *p;
     p1.B = 1.0; /* Algorithm 2 samples W ~ I(d, q, 1) */
-    int rc = nm_data_generate(&s->D, p->data, p->m, p->d, p->seed, e);
-    if (rc == NM_OK) rc = nm_net_init(&s->net, &p1, comm, e);
-    if (rc == NM_OK && p->compare_sgd) {
+    int rc = nm_trainer_init(&s->tr, p, &p1, comm, e);
+    if (rc != NM_OK) return rc;
+    if (p->compare_sgd) {
         /* same seed: the same W' (Philox by neuron), u = +-B */
         s->ps = *p;
         s->ps.eta = p->eta / (p->B * p->B);
         rc = nm_net_init(&s->snet, &s->ps, comm, e);
     }
-    if (rc == NM_OK) {
-        long nr = s->net.sh.nrows, cap = p->batch > NM_EVAL_CHUNK ? p->batch : NM_EVAL_CHUNK;
-        if (cap > p->m && p->batch <= p->m) cap = p->m;
-        size_t wn = (size_t)nr * (size_t)p->d;
-        rc = nm_ws_init(&s->ws, cap, nr, e);
-        if (rc == NM_OK) rc = nm_batcher_init(&s->bt, p, e);
-        if (rc == NM_OK && !((s->V = nm_calloc(wn, sizeof(double), "V", e)) &&
-                             (s->f = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
-                             (s->Xb = nm_calloc((size_t)p->batch * (size_t)p->d, sizeof(double),
-                                                "batch", e)) &&
-                             (s->yb = nm_calloc((size_t)p->batch, sizeof(double), "batch", e)) &&
-                             (s->g = nm_calloc((size_t)p->batch, sizeof(double), "batch", e)) &&
-                             (s->idx = nm_calloc((size_t)p->batch, sizeof(long), "batch", e))))
-            rc = NM_ENOMEM;
-        if (rc == NM_OK && p->compare_sgd &&
-            !(s->hs = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)))
-            rc = NM_ENOMEM;
-    }
+    size_t wn = (size_t)s->tr.net.sh.nrows * (size_t)p->d;
+    if (rc == NM_OK && !(s->V = nm_calloc(wn, sizeof(double), "V", e))) rc = NM_ENOMEM;
+    if (rc == NM_OK && p->compare_sgd &&
+        !(s->hs = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)))
+        rc = NM_ENOMEM;
     return nm_agree(comm, rc, e);
 }
 
@@ -108,24 +83,26 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
  * Allreduce), g_i = l'(f_i, y_i)/n, V -= eta Psi^T g (one GEMM). */
 static int ntk_step(state *s, const nm_params *p, long n, nm_err *e)
 {
-    nm_gather_rows(&s->D, s->idx, n, s->Xb, s->yb);
-    int rc = nm_net_ntk_forward(&s->net, s->V, n, s->Xb, s->g, &s->ws, e);
+    nm_trainer *tr = &s->tr;
+    nm_gather_rows(&tr->D, tr->idx, n, tr->Xb, tr->yb);
+    int rc = nm_net_ntk_forward(&tr->net, s->V, n, tr->Xb, tr->hb, &tr->ws, e);
     if (rc) return rc;
     for (long i = 0; i < n; i++)
-        s->g[i] = nm_loss_deriv(p->loss, p->kappa, s->g[i], s->yb[i]) / (double)n;
-    nm_net_backward_into(&s->net, n, s->Xb, s->g, p->eta, &s->ws, s->V);
+        tr->hb[i] = nm_loss_deriv(p->loss, p->kappa, tr->hb[i], tr->yb[i]) / (double)n;
+    nm_net_backward_into(&tr->net, n, tr->Xb, tr->hb, p->eta, &tr->ws, s->V);
     return NM_OK;
 }
 
 static int eval_outputs(state *s, const nm_params *p, nm_err *e)
 {
-    const nm_data *D = &s->D;
-    for (long i0 = 0; i0 < D->m; i0 += s->ws.cap) {
-        long n = D->m - i0 < s->ws.cap ? D->m - i0 : s->ws.cap;
-        int rc = nm_net_ntk_forward(&s->net, s->V, n, D->X + i0 * D->d, s->f + i0, &s->ws, e);
+    nm_trainer *tr = &s->tr;
+    const nm_data *D = &tr->D;
+    for (long i0 = 0; i0 < D->m; i0 += tr->ws.cap) {
+        long n = D->m - i0 < tr->ws.cap ? D->m - i0 : tr->ws.cap;
+        int rc = nm_net_ntk_forward(&tr->net, s->V, n, D->X + i0 * D->d, tr->h + i0, &tr->ws, e);
         if (rc) return rc;
     }
-    return p->compare_sgd ? nm_eval_outputs(&s->snet, D, &s->ws, s->hs, e) : NM_OK;
+    return p->compare_sgd ? nm_eval_outputs(&s->snet, D, &tr->ws, s->hs, e) : NM_OK;
 }
 
 /* One evaluation row; returns 1 when training stops (as sgd: at T, once
@@ -137,7 +114,7 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
     double row[M_N];
     *rc = eval_outputs(s, p, e);
     if (*rc) return 1;
-    nm_metrics_of(s->f, s->D.y, p->m, p->loss, p->kappa, &mt);
+    nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
     row[M_MIN] = mt.min_margin;
@@ -146,8 +123,8 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
     int finite = mt.finite && isfinite(mt.loss);
     if (p->compare_sgd) {
         double gap = 0;
-        nm_metrics_of(s->hs, s->D.y, p->m, p->loss, p->kappa, &ms);
-        for (long i = 0; i < p->m; i++) gap = fmax(gap, fabs(s->hs[i] - s->f[i]));
+        nm_metrics_of(s->hs, s->tr.D.y, p->m, p->loss, p->kappa, &ms);
+        for (long i = 0; i < p->m; i++) gap = fmax(gap, fabs(s->hs[i] - s->tr.h[i]));
         row[M_SFRAC] = ms.frac_mem;
         row[M_GAP] = gap;
         row[M_FGAP] = ms.frac_mem - mt.frac_mem;
@@ -169,21 +146,23 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     int rc = setup(&s, p, comm, e);
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &s.D, comm, e);
+    nm_trainer *tr = &s.tr;
+    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &tr->D, comm, e);
     if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+        rc = nm_exp_save_weights(p, &tr->net, tr->net.W, tr->net.u, "0", e);
     if (rc != NM_OK) {
         state_free(&s);
         return rc;
     }
-    long T = s.bt.total_steps;
+    long T = tr->bt.total_steps;
     int stop = eval_row(&s, p, sink, 0, T, e, &rc);
     for (long t = 0; t < T && !stop && rc == NM_OK; t++) {
-        long n = nm_batcher_step(&s.bt, t, s.idx);
+        long n = nm_batcher_step(&tr->bt, t, tr->idx);
         rc = ntk_step(&s, p, n, e);
         /* Algorithm 1 on the same batch from the same init */
         if (rc == NM_OK && p->compare_sgd)
-            rc = nm_sgd_step(&s.snet, &s.D, s.idx, n, &s.ps, &s.ws, s.Xb, s.yb, s.g, e);
+            rc = nm_sgd_step(&s.snet, &tr->D, tr->idx, n, &s.ps, &tr->ws, tr->Xb, tr->yb, tr->hb,
+                             e);
         if (rc) break;
         long step = t + 1;
         if (step % p->eval_every == 0 || step == T) {
@@ -194,7 +173,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     }
     /* V in W's layout, as <path>_WV.npy (u: the +-1 of Psi_W) */
     if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.V, s.net.u, "V", e);
+        rc = nm_exp_save_weights(p, &tr->net, s.V, tr->net.u, "V", e);
     state_free(&s);
     return rc;
 }

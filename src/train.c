@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_exp.h"
 #include "nm_loss.h"
 #include "nm_rng.h"
 #include "nm_train.h"
@@ -95,6 +96,53 @@ int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, n
         if (rc) return rc;
     }
     return NM_OK;
+}
+
+int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
+                    nm_err *e)
+{
+    int rc = nm_data_generate(&t->D, p->data, p->m, p->d, p->seed, e);
+    if (rc == NM_OK) rc = nm_net_init(&t->net, net_p ? net_p : p, comm, e);
+    if (rc == NM_OK) rc = nm_trainer_buffers(t, p->batch, e);
+    if (rc == NM_OK) rc = nm_trainer_start(t, p, e);
+    return nm_agree(comm, rc, e);
+}
+
+int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e)
+{
+    size_t b = (size_t)rows;
+    if (!((t->h = nm_calloc((size_t)t->D.m, sizeof(double), "outputs", e)) &&
+          (t->Xb = nm_calloc(b * (size_t)t->D.d, sizeof(double), "batch", e)) &&
+          (t->yb = nm_calloc(b, sizeof(double), "batch", e)) &&
+          (t->hb = nm_calloc(b, sizeof(double), "batch", e)) &&
+          (t->idx = nm_calloc(b, sizeof(long), "batch", e))))
+        return NM_ENOMEM;
+    return NM_OK;
+}
+
+int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e)
+{
+    /* a larger work space would give the same results (only its size
+     * bounds the rows of one forward); this one is what nm_train_mem_bytes
+     * counts */
+    long chunk = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
+    long cap = p->batch > chunk ? p->batch : chunk;
+    int rc = nm_ws_init(&t->ws, cap, t->net.sh.nrows, e);
+    if (rc == NM_OK) rc = nm_batcher_init(&t->bt, p, e);
+    return rc;
+}
+
+void nm_trainer_free(nm_trainer *t)
+{
+    nm_data_free(&t->D);
+    nm_net_free(&t->net);
+    nm_ws_free(&t->ws);
+    nm_batcher_free(&t->bt);
+    free(t->h);
+    free(t->Xb);
+    free(t->yb);
+    free(t->hb);
+    free(t->idx);
 }
 
 double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)

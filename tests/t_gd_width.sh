@@ -31,7 +31,7 @@ nm_mpirun 2 "$NTKMEM" run "$T/wide.yaml" --out "$T/wide.csv" >"$T/logw" 2>&1 || 
 /usr/bin/python3 - "$T/wide.csv" <<'PY'
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-L0 = {r["q"]: float(r["loss"]) for r in rows if r["step"] == "0"}
+L0 = {r["q"]: float(r["mean_loss"]) for r in rows if r["step"] == "0"}
 steps = {}
 for r in rows:
     if r["final"] != "1": continue
