@@ -5,7 +5,8 @@ usage: csvcmp.py A.csv B.csv [--rtol 1e-10] [--ignore col,col,...]
 
 Numeric cells must agree within rtol relative (atol = rtol for values near
 0); other cells exactly.  Columns that legitimately differ between runs
-(wall_s, P, threads, version by default) are ignored.  Prints the largest
+(wall_s, P, threads, version and every timing column seconds_* by default)
+are ignored.  Prints the largest
 relative difference seen; exit 1 on a mismatch.
 """
 import csv
@@ -47,7 +48,7 @@ def main(argv):
     for k, a in ia.items():
         b = ib[k]
         for c, (x, y) in enumerate(zip(a, b)):
-            if ha[c] in ignore or x == y:
+            if ha[c] in ignore or ha[c].startswith("seconds_") or x == y:
                 continue
             try:
                 fx, fy = float(x), float(y)
