@@ -92,7 +92,7 @@ int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
 int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e);
 
 /* Spectrum of the symmetric K (lower triangle), destroying K: one
- * distributed tridiagonal reduction (pdsyntrd, as in pdsyevr), then on rank 0 all
+ * distributed tridiagonal reduction (pdsytrd, in place), then on rank 0 all
  * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
  * only the two extremes by bisection (dstebz).  pdsyevd has no eigenvalues-
  * only mode and pdsyevr('N') does the same reduction, so this is the

@@ -397,20 +397,23 @@ int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, 
     double *osum = dsum ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
     if (!osum) rc = NM_ENOMEM;
     if (rc == NM_OK && g->in_grid) {
-        /* T = Q^T K Q; the diagonal and subdiagonal of T stay in K.  pdsyntrd
-         * (pdsyevr's reduction) was as fast or faster than pdsytrd here. */
+        /* T = Q^T K Q; the diagonal and subdiagonal of T stay in K.  pdsytrd,
+         * not pdsyntrd (pdsyevr's reduction): on a non-square grid pdsyntrd
+         * copies the whole matrix to a square subgrid -- at P = 2 one rank
+         * held all m^2 doubles (measured: 709 MB peak instead of 346 MB at
+         * m = 6000) -- and pdsytrd was also faster there (16.4 s vs 23.8 s). */
         int nl = K->nloc + 1, lwork = -1;
         double q, *dd = calloc((size_t)nl, sizeof(double)), *ee = calloc((size_t)nl, sizeof(double)),
                   *tau = calloc((size_t)nl, sizeof(double));
-        pdsyntrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
+        pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
         lwork = (int)q + 1;
         double *work = malloc(sizeof(double) * (size_t)lwork);
         if (!dd || !ee || !tau || !work)
-            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsyntrd work space)");
+            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsytrd work space)");
         else
-            pdsyntrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
+            pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
         if (rc == NM_OK && info != 0)
-            rc = nm_fail(e, NM_ENUM, "pdsyntrd failed (info = %d)", info);
+            rc = nm_fail(e, NM_ENUM, "pdsytrd failed (info = %d)", info);
         free(dd), free(ee), free(tau), free(work);
         for (int j = 0; rc == NM_OK && j < n; j++) {
             int jl = local_col(K, g, j);

@@ -6,7 +6,7 @@
  * Reports
  * - Gram build (nm_gram_ntk, what the experiment runs) GFLOP/s summed over
  *   ranks and its ratio to DSYRK run on every rank at once (target >= 0.7);
- * - eigenvalues (nm_gram_eig: pdsyntrd + dsterf) against serial LAPACK
+ * - eigenvalues (nm_gram_eig: pdsytrd + dsterf) against serial LAPACK
  *   dsyevd('N') of the same matrix on rank 0 with P BLAS threads, i.e. on
  *   the same cores (target <= 1.2x);
  * - peak resident memory per rank (getrusage) next to the guard's estimate.
