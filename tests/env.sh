@@ -8,3 +8,9 @@ NTKMEM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NTKMEM="$NTKMEM_ROOT/build/ntkmem"
 # mpirun with a hard time limit (no-fork check tests have no timeout of their own)
 nm_mpirun() { local np=$1; shift; timeout 600 mpirun -np "$np" --oversubscribe "$@"; }
+# run a sweep on NP ranks: nm_sweep NP CONFIG OUT.csv LOG [ntkmem options]; the
+# log is printed and the call fails when ntkmem fails
+nm_sweep() {
+    local np=$1 cfg=$2 out=$3 log=$4; shift 4
+    nm_mpirun "$np" "$NTKMEM" run "$cfg" --out "$out" "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
+}

@@ -9,8 +9,7 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for np in 1 2 3 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/construct.yaml" --out "$T/p$np.csv" >"$T/log$np" 2>&1 \
-        || { cat "$T/log$np"; exit 1; }
+    nm_sweep $np "$NTKMEM_ROOT/tests/configs/construct.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
     grep -q "self-checks: 4 PASSED, 0 FAILED" "$T/log$np"
     /usr/bin/python3 - "$T/p$np.csv" <<'PY'
 import csv, math, sys
@@ -39,7 +38,7 @@ fixed:
 sweep:
   method: [bubeck, baum]
 YAML
-nm_mpirun 3 "$NTKMEM" run "$T/save.yaml" --out "$T/save.csv" >"$T/logs" 2>&1 || { cat "$T/logs"; exit 1; }
+nm_sweep 3 "$T/save.yaml" "$T/save.csv" "$T/logs" || exit 1
 /usr/bin/python3 - "$T" <<'PY'
 import sys
 import numpy as np

@@ -10,8 +10,7 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for np in 1 2 3 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/gd_ranks.yaml" --out "$T/p$np.csv" \
-        >"$T/log$np" 2>&1 || { cat "$T/log$np"; exit 1; }
+    nm_sweep $np "$NTKMEM_ROOT/tests/configs/gd_ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
 for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
 cat >"$T/wide.yaml" <<YAML
@@ -27,7 +26,7 @@ fixed:
 sweep:
   q: [512, 8192]
 YAML
-nm_mpirun 2 "$NTKMEM" run "$T/wide.yaml" --out "$T/wide.csv" >"$T/logw" 2>&1 || { cat "$T/logw"; exit 1; }
+nm_sweep 2 "$T/wide.yaml" "$T/wide.csv" "$T/logw" || exit 1
 /usr/bin/python3 - "$T/wide.csv" <<'PY'
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

@@ -5,7 +5,7 @@ set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-nm_mpirun 2 "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/memorize.yaml" --out "$T/m.csv" >"$T/log" 2>&1 || { cat "$T/log"; exit 1; }
+nm_sweep 2 "$NTKMEM_ROOT/tests/configs/memorize.yaml" "$T/m.csv" "$T/log" || exit 1
 /usr/bin/python3 - "$T/m.csv" <<'PY'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["final"] == "1"]

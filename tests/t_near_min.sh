@@ -14,8 +14,8 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for cfg in near_min near_min_sgd; do
     for np in 1 2 3 4; do
-        nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/$cfg.yaml" --out "$T/p$np.csv" --force \
-            >"$T/log$np" 2>&1 || { cat "$T/log$np"; exit 1; }
+        nm_sweep $np "$NTKMEM_ROOT/tests/configs/$cfg.yaml" "$T/p$np.csv" "$T/log$np" --force \
+            || exit 1
         grep -q "self-checks: 2 PASSED, 0 FAILED" "$T/log$np"
     done
     for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-6; done

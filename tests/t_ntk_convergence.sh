@@ -6,8 +6,7 @@ set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-nm_mpirun 1 "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ntk_convergence.yaml" --out "$T/c.csv" \
-    >"$T/log" 2>&1 || { cat "$T/log"; exit 1; }
+nm_sweep 1 "$NTKMEM_ROOT/tests/configs/ntk_convergence.yaml" "$T/c.csv" "$T/log" || exit 1
 /usr/bin/python3 - "$T/c.csv" <<'PY'
 import csv, sys
 import numpy as np

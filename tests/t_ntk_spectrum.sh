@@ -7,8 +7,8 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for np in 1 2 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ntk_spectrum_ranks.yaml" --out "$T/p$np.csv" \
-        >"$T/log$np" 2>&1 || { cat "$T/log$np"; exit 1; }
+    nm_sweep $np "$NTKMEM_ROOT/tests/configs/ntk_spectrum_ranks.yaml" "$T/p$np.csv" "$T/log$np" \
+        || exit 1
 done
 for np in 2 4; do
     /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10 \
@@ -41,12 +41,11 @@ fixed:
 sweep:
   activation: [relu, erf]
 YAML
-nm_mpirun 2 "$NTKMEM" run "$T/save.yaml" --out "$T/save.csv" >"$T/logs" 2>&1 || { cat "$T/logs"; exit 1; }
+nm_sweep 2 "$T/save.yaml" "$T/save.csv" "$T/logs" || exit 1
 # the same 2x1 grid at P = 3: rank 2 is outside the grid but holds neurons
 sed -e '/save_gram/d' -e '/spectrum_out/d' -e '/save_data/d' "$T/save.yaml" >"$T/idle.yaml"
 for np in 2 3; do
-    nm_mpirun $np "$NTKMEM" run "$T/idle.yaml" --out "$T/idle$np.csv" >"$T/logi" 2>&1 \
-        || { cat "$T/logi"; exit 1; }
+    nm_sweep $np "$T/idle.yaml" "$T/idle$np.csv" "$T/logi" || exit 1
 done
 /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/idle2.csv" "$T/idle3.csv" --rtol 1e-10 \
     --ignore seconds_gram,seconds_eig

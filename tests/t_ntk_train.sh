@@ -24,8 +24,7 @@ assert gap[100] < 1e-4, f"gap at B=100 is {gap[100]}, above the bound 1e-4"
 assert float(rows[2]["frac_gap"]) == 0.0
 PY
 for np in 1 2 3 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ntk_ranks.yaml" --out "$T/p$np.csv" >"$T/log$np" 2>&1 \
-        || { cat "$T/log$np"; exit 1; }
+    nm_sweep $np "$NTKMEM_ROOT/tests/configs/ntk_ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
 /usr/bin/python3 - "$T/p1.csv" <<'PY'
 import csv, math, sys

@@ -11,7 +11,7 @@ sed "s#DIR#$T#" "$NTKMEM_ROOT/tests/configs/onestep_capacity.yaml" >"$T/cap.yaml
 for np in 1 2 3 4; do
     for c in "$NTKMEM_ROOT/tests/configs/onestep.yaml" "$T/cap.yaml"; do
         b=$(basename "$c" .yaml)
-        nm_mpirun $np "$NTKMEM" run "$c" --out "$T/$b$np.csv" >"$T/log" 2>&1 || { cat "$T/log"; exit 1; }
+        nm_sweep $np "$c" "$T/$b$np.csv" "$T/log" || exit 1
         grep -q "0 FAILED" "$T/log" || { cat "$T/log"; exit 1; }
     done
     /usr/bin/python3 "$NTKMEM_ROOT/tests/onestep_ref.py" "$T/cap$np.csv" "$T"

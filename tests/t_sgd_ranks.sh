@@ -6,7 +6,6 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for np in 1 2 3 4; do
-    nm_mpirun $np "$NTKMEM" run "$NTKMEM_ROOT/tests/configs/ranks.yaml" --out "$T/p$np.csv" >"$T/log$np" 2>&1 \
-        || { cat "$T/log$np"; exit 1; }
+    nm_sweep $np "$NTKMEM_ROOT/tests/configs/ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
 for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
