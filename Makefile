@@ -16,7 +16,9 @@ VERSION        := 0.1.0$(shell git rev-parse --short HEAD >/dev/null 2>&1 && ech
 B    := build
 LIB  := $(B)/libntkmem.a
 BIN  := $(B)/ntkmem
-SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+# src/<layer>/<module>.c: base (errors), par (ranks, grids, random numbers),
+# num (numerics), io (settings, sweeps, files), exp (the experiments)
+SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
 OBJS := $(SRCS:src/%.c=$(B)/obj/%.o)
 LIBS := $(SCALAPACK_LIBS) $(BLAS_LIBS) $(YAML_LIBS) -lm
 ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)"'
@@ -26,10 +28,9 @@ TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 .PHONY: all deps demo check bench clean plots reproduce
 all: $(BIN)
 
-$(B)/obj/%.o: src/%.c $(wildcard include/*.h) | $(B)/obj
+$(B)/obj/%.o: src/%.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CFLAGS) -c $< -o $@
-$(B)/obj:
-	mkdir -p $@
 $(LIB): $(OBJS)
 	ar rcs $@ $^
 $(BIN): src/main.c $(LIB)

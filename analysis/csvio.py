@@ -1,4 +1,4 @@
-"""Read ntkmem CSV files (README "CSV columns", src/csvout.c).
+"""Read ntkmem CSV files (README "CSV columns", src/io/csv.c).
 
 A header is: key, point, repeat, seed, experiment, then every setting that
 applies to the experiment (m, d, q, ...), then P, threads, version, status,
