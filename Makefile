@@ -25,7 +25,7 @@ ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSIO
 
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps demo check bench clean plots reproduce
+.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce
 all: $(BIN)
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h)
@@ -45,20 +45,50 @@ $(B)/bench_%: tests/bench_%.c $(LIB)
 deps:
 	@scripts/install-deps.sh
 
-demo: deps $(BIN)
+# The targets a new user runs first install the packages (deps) and then build
+# in a second make: this make read pkg-config before deps ran, so on a machine
+# that had nothing its LIBS are empty, the second make's are not.
+SUBMAKE := $(MAKE) --no-print-directory
+tests: $(TESTS)
+
+demo: deps
+	@$(SUBMAKE) all
 	@scripts/demo.sh
 
-check: $(BIN) $(TESTS)
+check: deps
+	@$(SUBMAKE) all tests
 	@tests/run-all.sh
+
+# make sanitize: the library, ntkmem and every test program built with ASan +
+# UBSan in build/san, then the whole suite run against that build.
+SAN_B      := build/san
+SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize: deps
+	@$(SUBMAKE) B=$(SAN_B) CFLAGS="$(SAN_CFLAGS)" all tests
+	@NTKMEM_BUILD=$(SAN_B) tests/run-all.sh
+
+# make fuzz: libFuzzer (clang) on the sweep parser and expansion, seeded with
+# tests/fuzz/corpus; FUZZ_SECONDS bounds the run (make check runs it briefly).
+FUZZ_B       := build/fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(SUBMAKE) B=$(FUZZ_B) MPICC="env OMPI_CC=clang mpicc" WARN="-std=c11 -D_GNU_SOURCE -w" \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	    $(FUZZ_B)/fuzz_config
+	@tests/fuzz/run.sh $(FUZZ_B)/fuzz_config $(FUZZ_SECONDS)
+$(B)/fuzz_config: tests/fuzz/fuzz_config.c $(LIB)
+	$(MPICC) $(ALL_CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LIBS) -o $@
 
 # figures of analysis/ (Debian python3 + numpy + matplotlib) from every CSV in results/
 plots:
 	/usr/bin/python3 analysis/plot.py all $(wildcard results/*.csv) -o results/figures
 
-reproduce: $(BIN)
+reproduce: deps
+	@$(SUBMAKE) all
 	@scripts/reproduce.sh
 
-bench: $(BIN) $(B)/bench $(B)/bench_ntk
+bench: deps
+	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk
 	@scripts/bench.sh
 
 clean:

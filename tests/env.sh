@@ -5,7 +5,14 @@ export OMPI_MCA_mpi_yield_when_idle=1   # oversubscribed ranks must not busy-pol
 export OMPI_MCA_rmaps_base_oversubscribe=1
 export OPENBLAS_NUM_THREADS=1 CK_FORK=no
 NTKMEM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-NTKMEM="$NTKMEM_ROOT/build/ntkmem"
+# NTKMEM_BUILD: the build under test (build, or build/san for make sanitize)
+export NTKMEM_BUILD=${NTKMEM_BUILD:-build}
+case $NTKMEM_BUILD in /*) ;; *) NTKMEM_BUILD=$NTKMEM_ROOT/$NTKMEM_BUILD ;; esac
+export NTKMEM="$NTKMEM_BUILD/ntkmem"
+# sanitizer builds: Open MPI's own start-up allocations are not ours to report
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$NTKMEM_ROOT/tests/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 # mpirun with a hard time limit (no-fork check tests have no timeout of their own)
 nm_mpirun() { local np=$1; shift; timeout 600 mpirun -np "$np" --oversubscribe "$@"; }
 # run a sweep on NP ranks: nm_sweep NP CONFIG OUT.csv LOG [ntkmem options]; the

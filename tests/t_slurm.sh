@@ -10,7 +10,7 @@ set -eu
 . "$(dirname "$0")/env.sh"
 if ! command -v slurmctld >/dev/null; then
     echo "SKIPPED: slurm not installed (scripts/install-deps.sh --with-slurm)"
-    exit 0
+    exit 77
 fi
 # the daemons of the test cluster run as root (SlurmUser=SlurmdUser=root)
 [ "$(id -u)" -eq 0 ] || { echo "FAILED: slurmctld is installed, but this test must run as root"; exit 1; }
