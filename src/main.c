@@ -18,7 +18,8 @@ static void usage(FILE *f)
             "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
             "                         [--dry-run] [--shard i/n]\n"
             "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
-            "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force]   join CSVs of one sweep\n"
+            "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force] [--allow-mixed-versions]\n"
+            "                                          join CSVs of one sweep\n"
             "  ntkmem --help | --help-settings | --version\n"
             "\n"
             "  --out FILE      write rows here instead of the sweep's `output:`\n"
@@ -69,11 +70,13 @@ static int parse_shard(const char *s, nm_run_opts *o)
 static int merge_main(int argc, char **argv)
 {
     const char *out = NULL;
-    int force = 0, nin = 0;
+    int force = 0, nin = 0, mixed = 0;
     const char **in = calloc((size_t)argc, sizeof *in);
+    if (!in) return 2;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--allow-mixed-versions")) mixed = 1;
         else if (argv[i][0] != '-') in[nin++] = argv[i];
         else {
             fprintf(stderr, "ntkmem merge: unknown or incomplete option '%s'\n", argv[i]);
@@ -82,13 +85,15 @@ static int merge_main(int argc, char **argv)
         }
     }
     if (!out || nin < 1) {
-        fprintf(stderr, "usage: ntkmem merge A.csv B.csv ... -o ALL.csv [--force]\n");
+        fprintf(stderr, "usage: ntkmem merge A.csv B.csv ... -o ALL.csv [--force] "
+                        "[--allow-mixed-versions]\n");
         free(in);
         return 2;
     }
     nm_err e = {0, ""};
     nm_merge_stats st;
-    int rc = nm_merge(in, nin, out, force, &st, &e);
+    nm_merge_opts o = {in, nin, out, force, mixed};
+    int rc = nm_merge(&o, &st, &e);
     free(in);
     if (rc) {
         fprintf(stderr, "ntkmem merge: error: %s\n", e.msg);

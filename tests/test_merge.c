@@ -33,10 +33,31 @@ static char *slurp(const char *p)
     return buf;
 }
 
-#define HDR "key,point,repeat,step,final,note\n"
+/* wall_s is how a copy ran (differs between copies of one run, tells which
+ * copy was kept here); value is what it computed (must agree) */
+#define HDR "key,point,repeat,step,final,version,value,wall_s\n"
 /* run 00..0a = point 0 repeat 0, ..0b = point 1 repeat 0, ..0c = point 0 repeat 1 */
-#define A0 "000000000000000a,0,0,0,0,a\n"
-#define A10 "000000000000000a,0,0,10,1,a\n"
+#define A0 "000000000000000a,0,0,0,0,v1,1.5,a\n"
+#define A10 "000000000000000a,0,0,10,1,v1,2.5,a\n"
+
+static int merge(const char *const *in, int nin, const char *out, int force, int mixed,
+                 nm_merge_stats *st, nm_err *e)
+{
+    nm_merge_opts o = {in, nin, out, force, mixed};
+    return nm_merge(&o, st, e);
+}
+
+/* files in dir (a failed or finished merge leaves no temporary behind) */
+static int nfiles(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1) n = -1;
+    if (p) pclose(p);
+    return n;
+}
 
 static void setup(void)
 {
@@ -54,28 +75,28 @@ static void teardown(void)
 START_TEST(test_merge_dedup_order)
 {
     /* shard a: run a complete, run b interrupted after step 0, a torn line */
-    const char *a = file(0, "a.csv", HDR A0 A10 "000000000000000b,1,0,0,0,a-interrupted\n"
-                                                 "000000000000000b,1,0,10,1,a-to");
+    const char *a = file(0, "a.csv", HDR A0 A10 "000000000000000b,1,0,0,0,v1,7,a-interrupted\n"
+                                                 "000000000000000b,1,0,10,1,v1,8,a-to");
     /* shard b: run a again (dropped: a.csv has it complete and comes first),
      * run b complete, run c with step 10 written twice (final kept) */
-    const char *b = file(1, "b.csv", HDR "000000000000000b,1,0,0,0,b\n"
-                                         "000000000000000b,1,0,10,1,b\n"
-                                         "000000000000000a,0,0,0,0,b-dup\n"
-                                         "000000000000000a,0,0,10,1,b-dup\n"
-                                         "000000000000000c,0,1,0,0,b\n"
-                                         "000000000000000c,0,1,10,0,b-notfinal\n"
-                                         "000000000000000c,0,1,10,1,b-final\n\n");
+    const char *b = file(1, "b.csv", HDR "000000000000000b,1,0,0,0,v1,7,b\n"
+                                         "000000000000000b,1,0,10,1,v1,8,b\n"
+                                         "000000000000000a,0,0,0,0,v1,1.5000000000001,b-dup\n"
+                                         "000000000000000a,0,0,10,1,v1,2.5,b-dup\n"
+                                         "000000000000000c,0,1,0,0,v1,3,b\n"
+                                         "000000000000000c,0,1,10,0,v1,4,b-notfinal\n"
+                                         "000000000000000c,0,1,10,1,v1,4,b-final\n\n");
     const char *in[] = {a, b};
     char out[160];
     snprintf(out, sizeof out, "%s/all.csv", dir);
     nm_merge_stats st;
     nm_err e = {0, ""};
-    int rc = nm_merge(in, 2, out, 0, &st, &e);
+    int rc = merge(in, 2, out, 0, 0, &st, &e);
     ck_assert_msg(rc == NM_OK, "merge failed: %s", e.msg);
-    const char *want = HDR A0 A10 "000000000000000c,0,1,0,0,b\n"
-                                  "000000000000000c,0,1,10,1,b-final\n"
-                                  "000000000000000b,1,0,0,0,b\n"
-                                  "000000000000000b,1,0,10,1,b\n";
+    const char *want = HDR A0 A10 "000000000000000c,0,1,0,0,v1,3,b\n"
+                                  "000000000000000c,0,1,10,1,v1,4,b-final\n"
+                                  "000000000000000b,1,0,0,0,v1,7,b\n"
+                                  "000000000000000b,1,0,10,1,v1,8,b\n";
     const char *got = slurp(out);
     ck_assert_msg(got && strcmp(got, want) == 0, "merged file is\n%s\nwant\n%s", got, want);
     ck_assert_int_eq(st.rows_in, 10);
@@ -87,15 +108,15 @@ START_TEST(test_merge_dedup_order)
 
     /* out exists: refused without force and left alone; with force it is
      * rewritten, here from itself plus a (idempotent) */
-    rc = nm_merge(in, 1, out, 0, &st, &e);
+    rc = merge(in, 1, out, 0, 0, &st, &e);
     ck_assert_int_eq(rc, NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "already exists") && strstr(e.msg, "--force"), "%s", e.msg);
     ck_assert_str_eq(slurp(out), want);
     const char *again[] = {out, a};
-    rc = nm_merge(again, 2, out, 1, &st, &e);
+    rc = merge(again, 2, out, 1, 0, &st, &e);
     ck_assert_msg(rc == NM_OK, "%s", e.msg);
     ck_assert_str_eq(slurp(out), want);
-    ck_assert_int_eq(access(strcat(strcpy(path[7], out), ".tmp"), F_OK), -1);
+    ck_assert_int_eq(nfiles(), 3); /* a, b, all: no temporary left */
 }
 END_TEST
 
@@ -103,16 +124,17 @@ START_TEST(test_merge_incomplete_kept)
 {
     /* a run interrupted in both files: the copy with more rows is kept and
      * counted, so the user is told to --resume the merged file */
-    const char *a = file(0, "a.csv", HDR "00000000000000ff,2,0,0,0,a\n");
+    const char *a = file(0, "a.csv", HDR "00000000000000ff,2,0,0,0,v1,1,a\n");
     const char *b = file(1, "b.csv",
-                         HDR "00000000000000ff,2,0,0,0,b\n00000000000000ff,2,0,5,0,b\n");
+                         HDR "00000000000000ff,2,0,0,0,v1,1,b\n00000000000000ff,2,0,5,0,v1,2,b\n");
     const char *in[] = {a, b};
     char out[160];
     snprintf(out, sizeof out, "%s/all.csv", dir);
     nm_merge_stats st;
     nm_err e = {0, ""};
-    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_OK);
-    ck_assert_str_eq(slurp(out), HDR "00000000000000ff,2,0,0,0,b\n00000000000000ff,2,0,5,0,b\n");
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_OK);
+    ck_assert_str_eq(slurp(out),
+                     HDR "00000000000000ff,2,0,0,0,v1,1,b\n00000000000000ff,2,0,5,0,v1,2,b\n");
     ck_assert_int_eq(st.runs_incomplete, 1);
 }
 END_TEST
@@ -125,26 +147,66 @@ START_TEST(test_merge_refuses)
     nm_err e = {0, ""};
     /* a different column set: error names the file and the column */
     const char *a = file(0, "a.csv", HDR A0);
-    const char *b = file(1, "b.csv", "key,point,repeat,step,final,other\n" A0);
+    const char *b = file(1, "b.csv", "key,point,repeat,step,final,version,other,wall_s\n" A0);
     const char *in[] = {a, b};
-    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_EINVAL);
-    ck_assert_msg(strstr(e.msg, b) && strstr(e.msg, "'note'") && strstr(e.msg, "'other'"),
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, b) && strstr(e.msg, "'value'") && strstr(e.msg, "'other'"),
                   "unclear message: %s", e.msg);
     ck_assert_int_eq(access(out, F_OK), -1);
     /* the same key at another point: two different sweeps */
-    b = file(1, "b.csv", HDR "000000000000000a,3,0,0,1,x\n");
-    ck_assert_int_eq(nm_merge(in, 2, out, 0, &st, &e), NM_EINVAL);
+    b = file(1, "b.csv", HDR "000000000000000a,3,0,0,1,v1,1.5,x\n");
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "different sweeps"), "%s", e.msg);
     /* not a results CSV; a malformed row; a missing file */
     b = file(1, "b.csv", "x,y\n1,2\n");
-    ck_assert_int_eq(nm_merge(&in[1], 1, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_int_eq(merge(&in[1], 1, out, 0, 0, &st, &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "no 'key' column"), "%s", e.msg);
     b = file(1, "b.csv", HDR "000000000000000a,0,0\n");
-    ck_assert_int_eq(nm_merge(&in[1], 1, out, 0, &st, &e), NM_EINVAL);
+    ck_assert_int_eq(merge(&in[1], 1, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "b.csv:2: malformed row"), "%s", e.msg);
+    ck_assert_int_eq(merge(&in[1], 1, out, 0, 0, &st, &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "b.csv:2: malformed row"), "%s", e.msg);
     const char *none[] = {"/nonexistent/x.csv"};
-    ck_assert_int_eq(nm_merge(none, 1, out, 0, &st, &e), NM_EIO);
+    ck_assert_int_eq(merge(none, 1, out, 0, 0, &st, &e), NM_EIO);
     ck_assert_int_eq(access(out, F_OK), -1);
+}
+END_TEST
+
+/* Two copies of one step that computed different numbers, mixed versions,
+ * and an output that is a directory: errors, nothing written, no leftovers. */
+START_TEST(test_merge_conflicts)
+{
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    const char *a = file(0, "a.csv", HDR A0 A10);
+    const char *b = file(1, "b.csv", HDR A0 "000000000000000a,0,0,10,1,v1,2.6,b\n");
+    const char *in[] = {a, b};
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "conflict") && strstr(e.msg, "000000000000000a") &&
+                      strstr(e.msg, "a.csv") && strstr(e.msg, "b.csv") && strstr(e.msg, "2.6"),
+                  "unclear message: %s", e.msg);
+    ck_assert_int_eq(access(out, F_OK), -1);
+    /* a status that differs is a conflict too, not only numbers */
+    file(0, "a.csv", "key,point,repeat,step,final,version,status\n000000000000000a,0,0,0,1,v1,ok\n");
+    file(1, "b.csv",
+         "key,point,repeat,step,final,version,status\n000000000000000a,0,0,0,1,v1,diverged\n");
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "diverged"), "%s", e.msg);
+    /* mixed versions: refused, naming both; allowed on request */
+    file(0, "a.csv", HDR A0 A10);
+    file(1, "b.csv", HDR "000000000000000b,1,0,10,1,v2,8,b\n");
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "v1") && strstr(e.msg, "v2") &&
+                      strstr(e.msg, "--allow-mixed-versions"),
+                  "%s", e.msg);
+    ck_assert_int_eq(merge(in, 2, out, 0, 1, &st, &e), NM_OK);
+    ck_assert_int_eq(st.rows_out, 3);
+    /* -o a directory: a clear error and no stray temporary */
+    ck_assert_int_eq(merge(in, 2, dir, 1, 1, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "is a directory"), "%s", e.msg);
+    ck_assert_int_eq(nfiles(), 3);
 }
 END_TEST
 
@@ -156,6 +218,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_merge_dedup_order);
     tcase_add_test(t, test_merge_incomplete_kept);
     tcase_add_test(t, test_merge_refuses);
+    tcase_add_test(t, test_merge_conflicts);
     suite_add_tcase(s, t);
     return s;
 }
