@@ -31,7 +31,7 @@ static double run_mem(const nm_experiment *x, const nm_params *p, int P)
 {
     double mx = 0;
     for (int r = 0; r < P; r++) {
-        double b = x->mem_bytes(p, P, r);
+        double b = x->hooks->mem_bytes(p, P, r);
         mx = b > mx ? b : mx;
     }
     return mx;
@@ -51,9 +51,6 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
     int rc = nm_config_load(o->config, &pl->spec, e);
     if (rc) return rc;
     pl->x = nm_experiment_get(pl->spec.experiment);
-    if (!pl->x)
-        return nm_fail(e, NM_EINVAL, "%s: experiment '%s' is not available in this build",
-                       o->config, nm_exp_names[pl->spec.experiment]);
     snprintf(pl->out, sizeof pl->out, "%s", o->out ? o->out : pl->spec.output);
     rc = nm_sweep_expand(&pl->spec, &pl->sw, e);
     if (rc) return rc;
@@ -62,7 +59,7 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
         nm_params *p = &pl->sw.runs[i];
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
-        if (pl->x->check && (rc = pl->x->check(p, e)) != NM_OK)
+        if (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK)
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
         double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
@@ -136,8 +133,8 @@ static void print_summary(const plan *pl, const double *fin, const char *ran, FI
 
 static int metric_index(const nm_experiment *x, const char *name)
 {
-    for (int i = 0; name && x->metrics[i]; i++)
-        if (strcmp(x->metrics[i], name) == 0) return i;
+    for (int i = 0; name && x->hooks->metrics[i]; i++)
+        if (strcmp(x->hooks->metrics[i], name) == 0) return i;
     return -1;
 }
 
@@ -159,7 +156,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     nm_keyset done = {0};
     if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) {
         char header[65536];
-        nm_csv_header(pl.spec.experiment, pl.x->metrics, header, sizeof header);
+        nm_csv_header(pl.spec.experiment, pl.x->hooks->metrics, header, sizeof header);
         rc = nm_csv_open(pl.out, header, o->resume, o->force, &done, &csv, &e);
     }
     rc = nm_agree(comm, rc, &e);
@@ -223,12 +220,12 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
         sink.threads = threads;
         sink.csv = csv;
         sink.p = p;
-        for (sink.nmetrics = 0; pl.x->metrics[sink.nmetrics]; sink.nmetrics++) {}
+        for (sink.nmetrics = 0; pl.x->hooks->metrics[sink.nmetrics]; sink.nmetrics++) {}
         MPI_Barrier(comm);
         sink.t0 = MPI_Wtime();
         e.code = 0;
         e.msg[0] = 0;
-        rc = pl.x->run(p, comm, &sink, &e);
+        rc = pl.x->hooks->run(p, comm, &sink, &e);
         rc = nm_agree(comm, rc, &e);
         double secs = MPI_Wtime() - sink.t0;
         ndone++;

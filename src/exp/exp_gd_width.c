@@ -133,4 +133,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_gd_width = {"gd_width", metrics, "steps_to_eps", check, mem_bytes, run};
+const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run};

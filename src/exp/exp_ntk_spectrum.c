@@ -241,5 +241,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_ntk_spectrum = {"ntk_spectrum", metrics, "err_rel_2", check, mem_bytes,
-                                           run};
+const nm_exp_hooks nm_ntk_spectrum_hooks = {metrics, check, mem_bytes, run};

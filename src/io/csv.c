@@ -57,7 +57,7 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
     snprintf(v, sizeof v, "%ld", p->point), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%ld", p->repeat), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%" PRIu64, p->seed), k = sep(buf, n, k, v);
-    k = sep(buf, n, k, nm_exp_names[p->experiment]);
+    k = sep(buf, n, k, nm_exp_name(p->experiment));
     for (int i = 0; i < nm_nsettings; i++)
         if (nm_csv_is_column(&nm_settings[i], p->experiment)) {
             nm_setting_format(p, &nm_settings[i], v, sizeof v);
