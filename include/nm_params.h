@@ -125,6 +125,10 @@ typedef struct {
     const char *const *names;  /* allowed values of an enum */
     double min, max;           /* allowed range of numbers */
     unsigned group;            /* NM_USES_* group; 0 = every experiment */
+    /* 1: part of a run's identity (a CSV column, hashed into the resume key);
+     * 0: a path or memory limit, which does not change the results, so that
+     * changing it keeps finished runs finished for --resume and merge */
+    int identity;
     const char *help;
 } nm_setting;
 
@@ -143,6 +147,10 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
 
 /* Is the setting used by experiment exp? */
 int nm_setting_applies(const nm_setting *s, int exp);
+
+/* Is the setting used by exp and part of a run's identity: the one predicate
+ * behind the CSV columns and the resume key. */
+int nm_setting_is_identity(const nm_setting *s, int exp);
 
 /* Fill p with every default (the table's, then the experiment's own). */
 void nm_params_defaults(nm_params *p, int experiment);
