@@ -1,4 +1,4 @@
-/* Constructions at P = 1..4 (SPEC 3.5): exact interpolation at m = 2000,
+/* Constructions at P = 1..4 ([YW Thm 2, Thm 3]): exact interpolation at m = 2000,
  * d = 20 (ReLU: max error < 1e-8; threshold: every output exactly right),
  * neuron counts equal the formulas, the weights built on P ranks equal the
  * serial build (MPI_COMM_SELF) to 1e-12, and nearly degenerate data is

@@ -1,4 +1,4 @@
-/* The orthogonal init of [D20a] (SPEC section 2) at P = 1..4: W W^T = I to
+/* The orthogonal init of [D20a] at P = 1..4: W W^T = I to
  * 1e-12, the same rows as a serial LAPACK dgeqrf/dorgqr of the same Philox
  * matrix (so the same rows for every P), and balanced output signs. */
 #include <math.h>

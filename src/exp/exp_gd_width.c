@@ -1,4 +1,4 @@
-/* Experiment `gd_width` (SPEC 3.7, [Gu]): full-batch gradient descent with
+/* Experiment `gd_width` ([Gu]): full-batch gradient descent with
  * the square loss from the standard Gaussian init; how many steps until the
  * training loss is <= loss_target, against the width q and against
  * lambda_min of the NTK Gram matrix at init -- the NTK analysis predicts

@@ -1,4 +1,4 @@
-/* Experiment `near_min` (SPEC 3.6): [YSJ19 Thm 5.1] -- SGD started near a
+/* Experiment `near_min`: [YSJ19 Thm 5.1] -- SGD started near a
  * memorizing global minimum theta*.
  *
  * theta* is the Bubeck et al. network of `construct` (source: construct) or a

@@ -29,6 +29,9 @@ static size_t sep(char *buf, size_t n, size_t k, const char *s)
     return put(buf, n, k, s);
 }
 
+/* analysis/csvio.py reads the groups of this header by position: the lead
+ * columns end at "experiment", the run's description runs from "P" to
+ * "wall_s", settings lie between and metrics follow.  Keep those anchors. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
 {
     size_t k = put(buf, n, 0, "key");

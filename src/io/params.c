@@ -42,7 +42,8 @@ const nm_setting nm_settings[] = {
     {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, ALL, ID,
      "input distribution: uniform on the sphere, N(0, I_d), or the cube {+-1/sqrt(d)}^d"},
     {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NETWORK, ID,
-     "initialisation (SPEC section 2)"},
+     "initialisation: xavier_zero (twin rows with u = +-B, so h == 0 at init [D20b sec 2.3]), "
+     "gaussian (u_j ~ N(0, 1/q)) or orthogonal (orthonormal rows, balanced signs [D20a])"},
     {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NETWORK, ID,
      "activation sigma"},
     {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NETWORK, ID,
@@ -66,7 +67,8 @@ const nm_setting nm_settings[] = {
     {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
     {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,
-     "all eigenvalues (pdsyevd) or only the extremes (pdsyevr)"},
+     "all eigenvalues (dsterf) or only the extremes (bisection, dstebz), after one "
+     "distributed tridiagonal reduction (pdsytrd)"},
     {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,
      "BLACS process grid: auto (near-square from P), PxQ, or [P, Q]"},
     {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, NM_USES_GRID, ID, "ScaLAPACK block size; 0 = auto"},
