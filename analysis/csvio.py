@@ -1,18 +1,20 @@
-"""Read ntkmem CSV files (README "CSV columns", src/io/csv.c).
+"""Read ntkmem CSV files (README "CSV columns").
 
-A header is: key, point, repeat, seed, experiment, then every setting that
-applies to the experiment (m, d, q, ...), then P, threads, version, status,
-check, final, step, wall_s, then the experiment's metrics.  A name can appear
-twice (the setting `loss` = hinge and the sgd metric `loss` = mean loss), so
-columns are split by position into settings and metrics rather than looked up
-by name in one dict.
+The column groups are read from each file's own header, not from a copy of
+the schema: src/io/csv.c (nm_csv_header) writes the run's lead columns up to
+`experiment`, then the settings that are part of the run's identity, then the
+run's description from `P` to `wall_s`, then the experiment's metrics.  Only
+those three anchors and the columns this module uses are named here.  A
+setting and a metric may share a name, so columns are split by position into
+settings and metrics rather than looked up by name in one dict.
 """
 
 import csv
 import sys
 
-LEAD = ("key", "point", "repeat", "seed", "experiment")
-META = ("P", "threads", "version", "status", "check", "final", "step", "wall_s")
+LEAD_LAST, META_FIRST, META_LAST = "experiment", "P", "wall_s"  # group anchors
+USED_LEAD = ("key", "point", "repeat", "experiment")  # read by this module
+USED_META = ("status", "final")
 
 
 class CsvError(Exception):
@@ -76,17 +78,20 @@ def read(path):
     lines = text.splitlines(keepends=True)
     reader = csv.reader(lines)
     header = next(reader)
-    for c in LEAD + META:
-        if c not in header:
+    try:
+        i_set = header.index(LEAD_LAST) + 1
+        i_meta = header.index(META_FIRST, i_set)
+        i_met = header.index(META_LAST, i_meta) + 1
+    except ValueError:
+        raise CsvError(f"{path}: the header lacks the columns {LEAD_LAST}, {META_FIRST} "
+                       f"and {META_LAST} in that order (not an ntkmem CSV?)") from None
+    lead_cols, meta_cols = header[:i_set], header[i_meta:i_met]
+    for c in USED_LEAD + USED_META:
+        if c not in (lead_cols if c in USED_LEAD else meta_cols):
             raise CsvError(f"{path}: missing column '{c}' in the header "
                            f"(not an ntkmem CSV?)")
-    if tuple(header[:len(LEAD)]) != LEAD:
-        raise CsvError(f"{path}: header must start with {', '.join(LEAD)}")
-    i_meta = header.index("P")
-    if tuple(header[i_meta:i_meta + len(META)]) != META:
-        raise CsvError(f"{path}: columns {', '.join(META)} must follow the settings")
-    set_cols = header[len(LEAD):i_meta]
-    met_cols = header[i_meta + len(META):]
+    set_cols = header[i_set:i_meta]
+    met_cols = header[i_met:]
     rows = []
     for lineno, fields in enumerate(reader, start=2):
         if not fields:
@@ -98,11 +103,10 @@ def read(path):
                 break
             raise CsvError(f"{path}:{lineno}: malformed row: {len(fields)} fields, "
                            f"the header has {len(header)}")
-        lead = dict(zip(LEAD, fields[:len(LEAD)]))
-        settings = dict(zip(set_cols, fields[len(LEAD):i_meta]))
-        meta = dict(zip(META, fields[i_meta:i_meta + len(META)]))
-        metrics = {c: _num(path, lineno, c, v)
-                   for c, v in zip(met_cols, fields[i_meta + len(META):])}
+        lead = dict(zip(lead_cols, fields[:i_set]))
+        settings = dict(zip(set_cols, fields[i_set:i_meta]))
+        meta = dict(zip(meta_cols, fields[i_meta:i_met]))
+        metrics = {c: _num(path, lineno, c, v) for c, v in zip(met_cols, fields[i_met:])}
         for c in ("repeat", "point"):
             _num(path, lineno, c, lead[c])
         _num(path, lineno, "final", meta["final"])

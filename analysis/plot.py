@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""The scaling plots of SPEC section 4 from ntkmem CSV files.
+"""The scaling plots of the papers ([D20b], [D20a], [YSJ19], [YW], [Gu];
+README "Analysis and figures") from ntkmem CSV files.
 
     analysis/plot.py FIGURE results.csv... [-o fig.png]
     analysis/plot.py all results/*.csv [-o results/figures]
@@ -510,7 +511,7 @@ def main(argv=None):
     global THRESHOLD
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # plot.py ... | head: no traceback
     ap = argparse.ArgumentParser(
-        description="Scaling plots of SPEC section 4 from ntkmem CSV files.")
+        description="Scaling plots of the papers from ntkmem CSV files.")
     ap.add_argument("figure", choices=list(FIGURES) + ["all"])
     ap.add_argument("csv", nargs="*", help="ntkmem result CSV files")
     ap.add_argument("--threshold", type=float, default=THRESHOLD,

@@ -169,8 +169,9 @@ class TestCsv(unittest.TestCase):
     def test_errors(self):
         self.assertCsvError(self.path("missing.csv"), "cannot read")
         self.assertCsvError(self.path("empty.csv", ""), "empty file")
-        self.assertCsvError(self.path("junk.csv", "a,b,c\n1,2,3\n"), "missing column 'key'")
+        self.assertCsvError(self.path("junk.csv", "a,b,c\n1,2,3\n"), "not an ntkmem CSV")
         text = self.read(self.good())
+        self.assertCsvError(self.path("nokey.csv", "kex" + text[3:]), "missing column 'key'")
         self.assertCsvError(self.path("nofinal.csv", text.replace(",final,", ",fin,")),
                             "missing column 'final'")
         lines = text.splitlines(keepends=True)

@@ -1,4 +1,5 @@
-/* nm_act: activation functions sigma and their derivatives (SPEC section 1). */
+/* nm_act: activation functions sigma and their derivatives, the
+ * sigma of h(x) = s * sum_j u_j sigma(<w_j, x>). */
 #ifndef NM_ACT_H
 #define NM_ACT_H
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* nm_construct: memorizing networks built by hand, no training (SPEC 3.5).
+/* nm_construct: memorizing networks built by hand, no training ([YW sec 3]).
  *
  *   baum   [YW Thm 2, Bau88]: threshold units, labels in {0,1}; the label-1
  *          points are split into groups of d, and each group gets the two

@@ -7,11 +7,8 @@
 #include "nm_err.h"
 #include "nm_params.h"
 
-/* Does a setting appear as a CSV column (and in the resume key)?  Paths and
- * memory limits do not change results, so they do not. */
-int nm_csv_is_column(const nm_setting *s, int exp);
-
-/* Header line (no newline) for an experiment with the given metric columns. */
+/* Header line (no newline) for an experiment with the given metric columns.
+ * The settings columns are those of nm_setting_is_identity. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n);
 
 /* One row (no newline). */

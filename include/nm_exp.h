@@ -1,6 +1,7 @@
-/* nm_exp: the experiment interface.  Each experiment (SPEC section 3) is one
- * module exp_<name>.c that fills one nm_experiment; the coordinator knows
- * nothing else about it. */
+/* nm_exp: the experiment interface.  Each experiment is one module
+ * exp_<name>.c that defines its hooks, plus one entry of the registration
+ * table nm_experiments[] (src/exp/exp.c); the coordinator knows nothing else
+ * about it. */
 #ifndef NM_EXP_H
 #define NM_EXP_H
 #include <mpi.h>
@@ -11,10 +12,9 @@
 #include "nm_params.h"
 #include "nm_sink.h"
 
+/* What an experiment's file exp_<name>.c defines (as nm_<name>_hooks). */
 typedef struct {
-    const char *name;
     const char *const *metrics; /* NULL-terminated metric columns (units in the name) */
-    const char *summary_metric; /* metric summarised per point at the end of a sweep */
     /* Extra validation of one run before anything starts (NULL: none). */
     int (*check)(const nm_params *p, nm_err *e);
     /* Bytes that rank `rank` of P needs for this run (the guard takes the max). */
@@ -22,9 +22,21 @@ typedef struct {
     /* Run collectively on comm; emit rows through the sink.  Returns NM_OK,
      * NM_EINTR when stopped by a signal, or an error agreed by all ranks. */
     int (*run)(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e);
+} nm_exp_hooks;
+
+/* One entry of the registration table: all the rest of the program knows of
+ * an experiment.  Its id (nm_params.experiment) is its index. */
+typedef struct {
+    const char *name;           /* `experiment:` in a sweep, the CSV column */
+    unsigned uses;              /* NM_USES_* setting groups it reads */
+    const nm_default *defaults; /* its own defaults, overriding the settings table's */
+    const char *summary_metric; /* metric summarised per point at the end of a sweep */
+    const nm_exp_hooks *hooks;
 } nm_experiment;
 
-/* NULL when the experiment is not built in yet. */
+extern const nm_experiment nm_experiments[];
+
+/* NULL when id is not in the table. */
 const nm_experiment *nm_experiment_get(int id);
 
 /* Shared by experiments: validation of save_* sizes, and the bytes of the
@@ -42,13 +54,5 @@ int nm_exp_save_weights(const nm_params *p, const nm_net *net, const double *W, 
 /* Agree on an error across ranks: returns the largest code; when it is not
  * NM_OK every rank gets the message of the lowest failing rank.  Collective. */
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
-
-extern const nm_experiment nm_exp_sgd;
-extern const nm_experiment nm_exp_ntk_train;
-extern const nm_experiment nm_exp_onestep;
-extern const nm_experiment nm_exp_construct;
-extern const nm_experiment nm_exp_near_min;
-extern const nm_experiment nm_exp_ntk_spectrum;
-extern const nm_experiment nm_exp_gd_width;
 
 #endif

@@ -3,9 +3,9 @@
  *                      + (1/B^2) E[sigma(<w,x>) sigma(<w,y>)],   w ~ N(0, I_d).
  * Both expectations depend only on |x|^2, |y|^2 and <x,y>, since
  * (<w,x>, <w,y>) is centred Gaussian with that covariance.  Closed forms for
- * relu, step, abs, sign and erf (SPEC 3.3); 2-D quadrature against the
+ * relu, step, abs, sign (arc-cosine kernels) and erf (arcsine); 2-D quadrature against the
  * Gaussian (nested composite Gauss-Legendre with panel ends at the kinks of
- * sigma, see src/kernels.c) for every other activation. */
+ * sigma, see src/num/kernels.c) for every other activation. */
 #ifndef NM_KERNELS_H
 #define NM_KERNELS_H
 
@@ -27,7 +27,7 @@ typedef struct {
 #define NM_KINF_ORDER_DEFAULT 10
 #define NM_KINF_ORDER_MAX 64
 
-/* 1 if act has a closed form here: relu, step, abs, sign, erf (SPEC 3.3) and
+/* 1 if act has a closed form here: relu, step, abs, sign, erf and
  * also leaky_relu (a combination of the relu terms) and quadratic (Isserlis).
  * For step and sign sigma' = 0 almost everywhere, so their hidden part
  * E[sigma' sigma'] is 0 and only the output part E[sigma sigma] counts. */

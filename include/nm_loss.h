@@ -1,4 +1,5 @@
-/* nm_loss: per-example losses l(yhat, y) and dl/dyhat (SPEC section 1). */
+/* nm_loss: per-example losses l(yhat, y) and dl/dyhat: hinge
+ * max(0, kappa - y yhat) (kappa = ln d in [D20a]), logistic, square. */
 #ifndef NM_LOSS_H
 #define NM_LOSS_H
 

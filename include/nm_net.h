@@ -1,5 +1,5 @@
 /* nm_net: this rank's block of the two-layer network
- *   h(x) = s * sum_j u_j sigma(<w_j, x>)            (SPEC section 1)
+ *   h(x) = s * sum_j u_j sigma(<w_j, x>)            (the network of [D20b])
  * Forward and backward are GEMMs on the rank's contiguous row block; one
  * MPI_Allreduce of n doubles assembles the outputs of n examples. */
 #ifndef NM_NET_H
@@ -19,7 +19,7 @@ typedef struct {
     double *W; /* sh.nrows x d, row-major */
     double *u; /* sh.nrows */
     /* orthogonal init: ||W W^T - I||_max measured after the QR (the run's
-     * self-check, STYLE point 8); NAN for the other inits */
+     * self-check, the `check` column); NAN for the other inits */
     double orth_err;
 } nm_net;
 
@@ -35,7 +35,8 @@ typedef struct {
 
 /* Allocate and initialise from p->init with Philox keyed by p->seed:
  * row j of W (and u_j) depends only on (seed, j), never on the rank count.
- * Collective for init orthogonal (a distributed QR, SPEC section 2). */
+ * Collective for init orthogonal (a distributed QR: the orthonormal rows of
+ * [D20a]). */
 int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e);
 void nm_net_free(nm_net *net);
 
@@ -49,7 +50,7 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
 
 /* One gradient step after nm_net_forward on the same X: with g[i] = dL/dh(x_i)
  * (already divided by the batch size), grad_W = s diag(u) [sigma'(Z)^T o g] X
- * (SPEC section 1; one GEMM) and, if train_u, grad_u = s A^T g.
+ * (the chain rule through sigma; one GEMM) and, if train_u, grad_u = s A^T g.
  * W -= eta grad_W, u -= eta grad_u.  No communication. */
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws);

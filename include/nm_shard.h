@@ -24,7 +24,7 @@ long nm_block_size(long n, int P);
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired);
 
 /* Global row index (0..Q-1) of local row k.  Paired: rows 0..q-1 carry +B and
- * rows q..2q-1 their -B twins (W = [W'; W'] in SPEC section 2); locally the
+ * rows q..2q-1 their -B twins (W = [W'; W'], the xavier_zero init of [D20b sec 2.3]); locally the
  * layout is [own +B rows; own -B rows]. */
 long nm_shard_global_row(const nm_shard *sh, long k);
 

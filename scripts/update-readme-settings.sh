@@ -1,6 +1,6 @@
 #!/bin/bash
 # Regenerate the settings table of README.md from the settings table in
-# src/params.c (via ntkmem --help-settings).  tests/t_readme.sh fails when
+# src/io/params.c (via ntkmem --help-settings).  tests/t_readme.sh fails when
 # the README is out of date.
 set -eu
 cd "$(dirname "$0")/.."

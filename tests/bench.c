@@ -50,7 +50,7 @@ static double bench_case(long q, long d, long b, int steps, MPI_Comm comm)
     int rank;
     MPI_Comm_rank(comm, &rank);
     nm_params p;
-    nm_params_defaults(&p, NM_EXP_SGD);
+    nm_params_defaults(&p, nm_exp_lookup("sgd"));
     p.q = q, p.d = d, p.m = 4 * b, p.batch = b, p.eta = 1e-4, p.seed = 1;
     nm_data D;
     nm_net net;

@@ -1,4 +1,4 @@
-/* Constructions at P = 1..4 (SPEC 3.5): exact interpolation at m = 2000,
+/* Constructions at P = 1..4 ([YW Thm 2, Thm 3]): exact interpolation at m = 2000,
  * d = 20 (ReLU: max error < 1e-8; threshold: every output exactly right),
  * neuron counts equal the formulas, the weights built on P ranks equal the
  * serial build (MPI_COMM_SELF) to 1e-12, and nearly degenerate data is
@@ -13,7 +13,7 @@
 static nm_params params(int method, int data, long m, long d, uint64_t seed)
 {
     nm_params p;
-    nm_params_defaults(&p, NM_EXP_CONSTRUCT);
+    nm_params_defaults(&p, nm_exp_lookup("construct"));
     p.method = method;
     p.data = data;
     p.m = m;

@@ -1,4 +1,4 @@
-/* The orthogonal init of [D20a] (SPEC section 2) at P = 1..4: W W^T = I to
+/* The orthogonal init of [D20a] at P = 1..4: W W^T = I to
  * 1e-12, the same rows as a serial LAPACK dgeqrf/dorgqr of the same Philox
  * matrix (so the same rows for every P), and balanced output signs. */
 #include <math.h>
@@ -37,7 +37,7 @@ static void serial_reference(const nm_params *p, double *Wref)
 static void check_orthogonal(long d, long q)
 {
     nm_params p;
-    nm_params_defaults(&p, NM_EXP_ONESTEP);
+    nm_params_defaults(&p, nm_exp_lookup("onestep"));
     p.d = d;
     p.q = q;
     p.seed = 4242;
@@ -94,7 +94,7 @@ END_TEST
 START_TEST(test_signs_random)
 {
     nm_params p;
-    nm_params_defaults(&p, NM_EXP_ONESTEP);
+    nm_params_defaults(&p, nm_exp_lookup("onestep"));
     p.d = p.q = 64;
     long q = p.q;
     double *u[2];

@@ -4,19 +4,54 @@
 #include "nm_exp.h"
 #include "nm_npy.h"
 
+extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hooks,
+    nm_onestep_hooks, nm_construct_hooks, nm_near_min_hooks, nm_gd_width_hooks;
+
+#define DEFAULTS(...) ((const nm_default[]){__VA_ARGS__, {NULL, NULL}})
+
+/* The registration table: an experiment is its file plus one entry here
+ * (README "Adding an experiment").  Defaults are the paper's own choices. */
+const nm_experiment nm_experiments[] = {
+    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING, NULL, "frac_memorized",
+     &nm_sgd_hooks},
+    {"ntk_spectrum",
+     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM, NULL,
+     "err_rel_2", &nm_ntk_spectrum_hooks},
+    {"ntk_train", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_COMPARE_SGD, NULL,
+     "frac_memorized", &nm_ntk_train_hooks},
+    {"onestep", NM_USES_NETWORK | NM_USES_ONESTEP,
+     DEFAULTS({"data", "gaussian"},   /* [D20a]: x ~ N(0, I_d) */
+              {"init", "orthogonal"}, /* [D20a]: orthonormal rows, balanced a */
+              {"activation", "abs"}), /* [D20a Thm 1]: E sigma'(X) = 0 */
+     "frac_memorized", &nm_onestep_hooks},
+    {"construct", NM_USES_CONSTRUCTION | NM_USES_LABELS, NULL, "max_err", &nm_construct_hooks},
+    {"near_min",
+     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_GRID | NM_USES_CONSTRUCTION |
+         NM_USES_PERTURBATION,
+     DEFAULTS({"loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
+              {"epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
+              {"train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
+              {"eval_every", "1"}),  /* a row every epoch */
+     "risk_over_eps4", &nm_near_min_hooks},
+    {"gd_width",
+     NM_USES_NETWORK | NM_USES_TRAINING | NM_USES_KERNEL | NM_USES_GRID | NM_USES_LOSS_TARGET,
+     DEFAULTS({"init", "gaussian"}, /* [Gu]: standard Gaussian init */
+              {"loss", "square"},
+              {"kernel", "hidden"}), /* [Gu]: only W is trained, so J J^T = K^h */
+     "steps_to_eps", &nm_gd_width_hooks},
+};
+#define NEXP ((int)(sizeof nm_experiments / sizeof nm_experiments[0]))
+
 const nm_experiment *nm_experiment_get(int id)
 {
-    switch (id) {
-    case NM_EXP_SGD: return &nm_exp_sgd;
-    case NM_EXP_NTK_TRAIN: return &nm_exp_ntk_train;
-    case NM_EXP_ONESTEP: return &nm_exp_onestep;
-    case NM_EXP_CONSTRUCT: return &nm_exp_construct;
-    case NM_EXP_NEAR_MIN: return &nm_exp_near_min;
-    case NM_EXP_NTK_SPECTRUM: return &nm_exp_ntk_spectrum;
-    case NM_EXP_GD_WIDTH: return &nm_exp_gd_width;
-    default: return NULL;
-    }
+    return id >= 0 && id < NEXP ? &nm_experiments[id] : NULL;
 }
+
+/* The accessors through which the settings (io layer) see this table. */
+int nm_exp_count(void) { return NEXP; }
+const char *nm_exp_name(int id) { return nm_experiments[id].name; }
+unsigned nm_exp_uses(int id) { return nm_experiments[id].uses; }
+const nm_default *nm_exp_defaults(int id) { return nm_experiments[id].defaults; }
 
 int nm_exp_check_saves(const nm_params *p, nm_err *e)
 {

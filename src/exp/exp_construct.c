@@ -1,4 +1,4 @@
-/* Experiment `construct` (SPEC 3.5): memorizing networks built by hand --
+/* Experiment `construct` ([YW sec 3]): memorizing networks built by hand --
  * Baum's threshold network [YW Thm 2] and the ReLU network of Bubeck et al.
  * [YW Thm 3] -- verified by a distributed forward pass (one GEMM per chunk
  * and one Allreduce of the outputs), with the neuron count against
@@ -135,4 +135,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_construct = {"construct", metrics, "max_err", check, mem_bytes, run};
+const nm_exp_hooks nm_construct_hooks = {metrics, check, mem_bytes, run};

@@ -1,4 +1,4 @@
-/* Experiment `gd_width` (SPEC 3.7, [Gu]): full-batch gradient descent with
+/* Experiment `gd_width` ([Gu]): full-batch gradient descent with
  * the square loss from the standard Gaussian init; how many steps until the
  * training loss is <= loss_target, against the width q and against
  * lambda_min of the NTK Gram matrix at init -- the NTK analysis predicts
@@ -133,4 +133,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_gd_width = {"gd_width", metrics, "steps_to_eps", check, mem_bytes, run};
+const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run};

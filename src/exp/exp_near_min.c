@@ -1,4 +1,4 @@
-/* Experiment `near_min` (SPEC 3.6): [YSJ19 Thm 5.1] -- SGD started near a
+/* Experiment `near_min`: [YSJ19 Thm 5.1] -- SGD started near a
  * memorizing global minimum theta*.
  *
  * theta* is the Bubeck et al. network of `construct` (source: construct) or a
@@ -403,5 +403,4 @@ static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_near_min = {"near_min", metrics, "risk_over_eps4", check, mem_bytes,
-                                       run};
+const nm_exp_hooks nm_near_min_hooks = {metrics, check, mem_bytes, run};

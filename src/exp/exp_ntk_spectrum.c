@@ -1,4 +1,4 @@
-/* Experiment `ntk_spectrum` (SPEC 3.3): the empirical NTK Gram matrix K_W of
+/* Experiment `ntk_spectrum` ([D20b sec 2.5]): the empirical NTK Gram matrix K_W of
  * the xavier_zero network on the m training points, normalised by 2qB^2 as
  * in [D20b section 2.5],
  *   K^h = (X X^T) o (S'^T S') / q,  K^o = S^T S / (q B^2),  S' = sigma'(W' X^T),
@@ -241,5 +241,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_ntk_spectrum = {"ntk_spectrum", metrics, "err_rel_2", check, mem_bytes,
-                                           run};
+const nm_exp_hooks nm_ntk_spectrum_hooks = {metrics, check, mem_bytes, run};

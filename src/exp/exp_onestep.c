@@ -143,7 +143,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
         row[M_MEAN] = m1.mean_margin / lnd;
         row[M_MDQ] = (double)p->m / dq;
         row[M_MLOG] = (double)p->m * pow(lnd, 4) / dq;
-        /* self-check (STYLE point 8): the orthogonal init has W W^T = I */
+        /* self-check (the `check` column): the orthogonal init has W W^T = I */
         const char *chk = "-";
         if (p->init == NM_INIT_ORTHOGONAL) chk = s.net.orth_err < ORTH_TOL ? "PASSED" : "FAILED";
         int div = !m1.finite;
@@ -153,5 +153,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_experiment nm_exp_onestep = {"onestep", metrics, "frac_memorized", check, mem_bytes,
-                                      run};
+const nm_exp_hooks nm_onestep_hooks = {metrics, check, mem_bytes, run};

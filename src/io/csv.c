@@ -8,11 +8,6 @@
 #include "nm_npy.h"
 #include "nm_version.h"
 
-int nm_csv_is_column(const nm_setting *s, int exp)
-{
-    return nm_setting_applies(s, exp) && s->type != NM_T_STR && s->type != NM_T_BYTES;
-}
-
 static size_t put(char *buf, size_t n, size_t k, const char *s)
 {
     /* quote a field holding a comma or a quote, doubling inner quotes */
@@ -34,6 +29,9 @@ static size_t sep(char *buf, size_t n, size_t k, const char *s)
     return put(buf, n, k, s);
 }
 
+/* analysis/csvio.py reads the groups of this header by position: the lead
+ * columns end at "experiment", the run's description runs from "P" to
+ * "wall_s", settings lie between and metrics follow.  Keep those anchors. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
 {
     size_t k = put(buf, n, 0, "key");
@@ -42,7 +40,7 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
                                        "final", "step", "wall_s", NULL};
     for (int i = 0; lead[i]; i++) k = sep(buf, n, k, lead[i]);
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_csv_is_column(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
+        if (nm_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
     for (int i = 0; meta[i]; i++) k = sep(buf, n, k, meta[i]);
     for (int i = 0; metrics[i]; i++) k = sep(buf, n, k, metrics[i]);
 }
@@ -57,9 +55,9 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
     snprintf(v, sizeof v, "%ld", p->point), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%ld", p->repeat), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%" PRIu64, p->seed), k = sep(buf, n, k, v);
-    k = sep(buf, n, k, nm_exp_names[p->experiment]);
+    k = sep(buf, n, k, nm_exp_name(p->experiment));
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_csv_is_column(&nm_settings[i], p->experiment)) {
+        if (nm_setting_is_identity(&nm_settings[i], p->experiment)) {
             nm_setting_format(p, &nm_settings[i], v, sizeof v);
             k = sep(buf, n, k, v);
         }

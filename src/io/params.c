@@ -9,8 +9,6 @@
 #include "nm_loss.h"
 #include "nm_params.h"
 
-const char *const nm_exp_names[] = {"sgd",       "ntk_spectrum", "ntk_train", "onestep",
-                                    "construct", "near_min",     "gd_width",  NULL};
 const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
 const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
 const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
@@ -21,92 +19,93 @@ const char *const nm_source_names[] = {"construct", "sgd", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 
 #define OFF(f) offsetof(nm_params, f)
-#define TRAINING (NM_EXP_BIT(NM_EXP_SGD) | NM_EXP_BIT(NM_EXP_NTK_TRAIN) | \
-                  NM_EXP_BIT(NM_EXP_NEAR_MIN) | NM_EXP_BIT(NM_EXP_GD_WIDTH))
-#define X(e) NM_EXP_BIT(NM_EXP_##e)
-#define NETWORK (NM_EXPS_ALL & ~X(CONSTRUCT)) /* experiments with a random network */
-#define GRAM (X(NTK_SPECTRUM) | X(NEAR_MIN) | X(GD_WIDTH)) /* a distributed Gram matrix */
+#define ALL 0 /* group of the settings every experiment reads */
+#define NETWORK NM_USES_NETWORK
+#define TRAINING NM_USES_TRAINING
 #define BIG 1e18
+#define ID 1     /* part of a run's identity */
+#define NOT_ID 0 /* a path or limit: does not change results */
 
-/* The one table. Order = CSV column order. */
+/* The one table. Order = CSV column order; the identity settings that apply
+ * are the CSV columns and the resume key. */
 const nm_setting nm_settings[] = {
-    {"m", NM_T_INT, OFF(m), "256", NULL, 1, BIG, NM_EXPS_ALL, "number of training examples"},
-    {"d", NM_T_INT, OFF(d), "32", NULL, 1, BIG, NM_EXPS_ALL, "input dimension"},
-    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NETWORK,
+    {"m", NM_T_INT, OFF(m), "256", NULL, 1, BIG, ALL, ID, "number of training examples"},
+    {"d", NM_T_INT, OFF(d), "32", NULL, 1, BIG, ALL, ID, "input dimension"},
+    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NETWORK, ID,
      "neurons (neuron pairs for xavier_zero, so Q = 2q hidden rows)"},
-    {"m_per_d", NM_T_REAL, OFF(m_per_d), "nan", NULL, 0, BIG, NM_EXPS_ALL,
+    {"m_per_d", NM_T_REAL, OFF(m_per_d), "nan", NULL, 0, BIG, ALL, ID,
      "if set: m = round(m_per_d * d)"},
-    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NETWORK,
+    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NETWORK, ID,
      "if set: q = max(1, round(q_per_m_over_d * m / d))"},
-    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NETWORK,
+    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NETWORK, ID,
      "if set: m = max(1, round(m_per_dq * d * q))"},
-    {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, NM_EXPS_ALL,
+    {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, ALL, ID,
      "input distribution: uniform on the sphere, N(0, I_d), or the cube {+-1/sqrt(d)}^d"},
-    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NETWORK,
-     "initialisation (SPEC section 2)"},
-    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NETWORK,
+    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NETWORK, ID,
+     "initialisation: xavier_zero (twin rows with u = +-B, so h == 0 at init [D20b sec 2.3]), "
+     "gaussian (u_j ~ N(0, 1/q)) or orthogonal (orthonormal rows, balanced signs [D20a])"},
+    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NETWORK, ID,
      "activation sigma"},
-    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NETWORK,
+    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NETWORK, ID,
      "negative slope of leaky_relu"},
-    {"loss", NM_T_ENUM, OFF(loss), "hinge", nm_loss_names, 0, 0, TRAINING, "loss function"},
-    {"kappa", NM_T_REAL, OFF(kappa), "1", NULL, -BIG, BIG, TRAINING, "hinge margin"},
-    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NETWORK & ~X(ONESTEP) & ~X(GD_WIDTH),
+    {"loss", NM_T_ENUM, OFF(loss), "hinge", nm_loss_names, 0, 0, TRAINING, ID, "loss function"},
+    {"kappa", NM_T_REAL, OFF(kappa), "1", NULL, -BIG, BIG, TRAINING, ID, "hinge margin"},
+    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NM_USES_SCALE, ID,
      "output weight scale of xavier_zero (u = +-B)"},
-    {"eta", NM_T_REAL, OFF(eta), "0.01", NULL, 0, BIG, TRAINING, "learning rate"},
-    {"batch", NM_T_INT, OFF(batch), "32", NULL, 1, BIG, TRAINING, "mini-batch size b"},
-    {"steps", NM_T_INT, OFF(steps), "1000", NULL, 0, BIG, TRAINING,
+    {"eta", NM_T_REAL, OFF(eta), "0.01", NULL, 0, BIG, TRAINING, ID, "learning rate"},
+    {"batch", NM_T_INT, OFF(batch), "32", NULL, 1, BIG, TRAINING, ID, "mini-batch size b"},
+    {"steps", NM_T_INT, OFF(steps), "1000", NULL, 0, BIG, TRAINING, ID,
      "SGD steps (batches sampled with replacement); ignored when epochs > 0"},
-    {"epochs", NM_T_INT, OFF(epochs), "0", NULL, 0, BIG, TRAINING,
+    {"epochs", NM_T_INT, OFF(epochs), "0", NULL, 0, BIG, TRAINING, ID,
      "if > 0: epochs of SGD without replacement instead of steps"},
-    {"eval_every", NM_T_INT, OFF(eval_every), "100", NULL, 1, BIG, TRAINING,
+    {"eval_every", NM_T_INT, OFF(eval_every), "100", NULL, 1, BIG, TRAINING, ID,
      "steps between full evaluation passes (one CSV row each)"},
-    {"train_u", NM_T_BOOL, OFF(train_u), "false", bool_names, 0, 0, TRAINING,
+    {"train_u", NM_T_BOOL, OFF(train_u), "false", bool_names, 0, 0, TRAINING, ID,
      "also train the output weights u"},
-    {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING,
+    {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
-    {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0,
-     X(NTK_SPECTRUM) | X(GD_WIDTH),
+    {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
-    {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, X(NTK_SPECTRUM),
-     "all eigenvalues (pdsyevd) or only the extremes (pdsyevr)"},
-    {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, GRAM,
+    {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,
+     "all eigenvalues (dsterf) or only the extremes (bisection, dstebz), after one "
+     "distributed tridiagonal reduction (pdsytrd)"},
+    {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,
      "BLACS process grid: auto (near-square from P), PxQ, or [P, Q]"},
-    {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, GRAM, "ScaLAPACK block size; 0 = auto"},
-    {"kinf", NM_T_BOOL, OFF(kinf), "true", bool_names, 0, 0, X(NTK_SPECTRUM),
+    {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, NM_USES_GRID, ID, "ScaLAPACK block size; 0 = auto"},
+    {"kinf", NM_T_BOOL, OFF(kinf), "true", bool_names, 0, 0, NM_USES_SPECTRUM, ID,
      "also build the infinite-width kernel K_inf and report the distance to it"},
-    {"quad_order", NM_T_INT, OFF(quad_order), "10", NULL, 2, 64, X(NTK_SPECTRUM),
+    {"quad_order", NM_T_INT, OFF(quad_order), "10", NULL, 2, 64, NM_USES_SPECTRUM, ID,
      "K_inf quadrature for activations without a closed form: Gauss-Legendre points per "
      "panel (10: ~1e-10; cost grows as the square)"},
-    {"spectrum_out", NM_T_STR, OFF(spectrum_out), "", NULL, 0, 0, X(NTK_SPECTRUM),
+    {"spectrum_out", NM_T_STR, OFF(spectrum_out), "", NULL, 0, 0, NM_USES_SPECTRUM, NOT_ID,
      "write every eigenvalue to this side CSV (PATH may contain {point} and {repeat})"},
-    {"save_gram", NM_T_STR, OFF(save_gram), "", NULL, 0, 0, X(NTK_SPECTRUM),
+    {"save_gram", NM_T_STR, OFF(save_gram), "", NULL, 0, 0, NM_USES_SPECTRUM, NOT_ID,
      "write K_W (and K_inf) as .npy (PATH may contain {point} and {repeat})"},
-    {"compare_sgd", NM_T_BOOL, OFF(compare_sgd), "false", bool_names, 0, 0, X(NTK_TRAIN),
+    {"compare_sgd", NM_T_BOOL, OFF(compare_sgd), "false", bool_names, 0, 0, NM_USES_COMPARE_SGD, ID,
      "also run SGD (Algorithm 1) with scale B and rate eta/B^2 from the same init and data"},
-    {"eta_factor", NM_T_REAL, OFF(eta_factor), "1", NULL, 0, BIG, X(ONESTEP),
+    {"eta_factor", NM_T_REAL, OFF(eta_factor), "1", NULL, 0, BIG, NM_USES_ONESTEP, ID,
      "the one step uses eta = eta_factor * m ln(d) / d [D20a Thm 1]"},
-    {"method", NM_T_ENUM, OFF(method), "bubeck", nm_method_names, 0, 0,
-     X(CONSTRUCT) | X(NEAR_MIN),
+    {"method", NM_T_ENUM, OFF(method), "bubeck", nm_method_names, 0, 0, NM_USES_CONSTRUCTION, ID,
      "construction: bubeck (ReLU, 4 neurons per group of d points) or baum (threshold)"},
-    {"labels", NM_T_ENUM, OFF(labels), "auto", nm_labels_names, 0, 0, X(CONSTRUCT),
+    {"labels", NM_T_ENUM, OFF(labels), "auto", nm_labels_names, 0, 0, NM_USES_LABELS, ID,
      "labels: auto = uniform in [-1,1] for bubeck, binary {0,1} for baum"},
-    {"delta", NM_T_REAL, OFF(delta), "0", NULL, 0, BIG, X(CONSTRUCT) | X(NEAR_MIN),
+    {"delta", NM_T_REAL, OFF(delta), "0", NULL, 0, BIG, NM_USES_CONSTRUCTION, ID,
      "ReLU pair offset realising the step in bubeck; 0 = auto"},
-    {"tau", NM_T_REAL, OFF(tau), "0", NULL, 0, BIG, X(CONSTRUCT) | X(NEAR_MIN),
+    {"tau", NM_T_REAL, OFF(tau), "0", NULL, 0, BIG, NM_USES_CONSTRUCTION, ID,
      "half-width of the window around each group's hyperplane; 0 = auto"},
-    {"source", NM_T_ENUM, OFF(source), "construct", nm_source_names, 0, 0, X(NEAR_MIN),
+    {"source", NM_T_ENUM, OFF(source), "construct", nm_source_names, 0, 0, NM_USES_PERTURBATION, ID,
      "memorizing network theta*: from construct, or from sgd with square loss"},
-    {"eps", NM_T_REAL, OFF(eps), "0.01", NULL, 0, BIG, X(NEAR_MIN),
+    {"eps", NM_T_REAL, OFF(eps), "0.01", NULL, 0, BIG, NM_USES_PERTURBATION, ID,
      "norm of the perturbation xi_0 of theta*"},
-    {"loss_target", NM_T_REAL, OFF(loss_target), "1e-3", NULL, 0, BIG, X(GD_WIDTH),
+    {"loss_target", NM_T_REAL, OFF(loss_target), "1e-3", NULL, 0, BIG, NM_USES_LOSS_TARGET, ID,
      "gd_width: stop when the training loss <= loss_target"},
-    {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, NM_EXPS_ALL,
+    {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, ALL, NOT_ID,
      "write X and y as .npy (PATH may contain {point} and {repeat})"},
-    {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, NM_EXPS_ALL,
+    {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, ALL, NOT_ID,
      "write initial and final W, u as .npy (PATH may contain {point} and {repeat})"},
-    {"max_mem_per_rank", NM_T_BYTES, OFF(max_mem_per_rank), "auto", NULL, 0, BIG, NM_EXPS_ALL,
+    {"max_mem_per_rank", NM_T_BYTES, OFF(max_mem_per_rank), "auto", NULL, 0, BIG, ALL, NOT_ID,
      "per-rank memory limit (e.g. 2GiB); auto = 80% of node memory / ranks on the node"},
-    {"save_max_bytes", NM_T_BYTES, OFF(save_max_bytes), "1GiB", NULL, 0, BIG, NM_EXPS_ALL,
+    {"save_max_bytes", NM_T_BYTES, OFF(save_max_bytes), "1GiB", NULL, 0, BIG, ALL, NOT_ID,
      "largest array save_data/save_weights may write"},
 };
 const int nm_nsettings = (int)(sizeof nm_settings / sizeof nm_settings[0]);
@@ -118,7 +117,30 @@ const nm_setting *nm_setting_find(const char *key)
     return NULL;
 }
 
-int nm_setting_applies(const nm_setting *s, int exp) { return (s->exps >> exp) & 1u; }
+int nm_setting_applies(const nm_setting *s, int exp)
+{
+    return s->group == ALL || (nm_exp_uses(exp) & s->group) != 0;
+}
+
+int nm_setting_is_identity(const nm_setting *s, int exp)
+{
+    return s->identity && nm_setting_applies(s, exp);
+}
+
+int nm_exp_lookup(const char *name)
+{
+    for (int x = 0; x < nm_exp_count(); x++)
+        if (strcmp(nm_exp_name(x), name) == 0) return x;
+    return -1;
+}
+
+void nm_exp_list(char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int x = 0; x < nm_exp_count() && k < n; x++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%s", x ? ", " : "", nm_exp_name(x));
+}
 
 int nm_enum_lookup(const char *const *names, const char *text)
 {
@@ -254,36 +276,29 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
     }
 }
 
-/* Experiments whose natural setting differs from the table's default (the
- * paper's own choice). */
-static const struct { int exp; const char *key, *def; } overrides[] = {
-    {NM_EXP_ONESTEP, "data", "gaussian"},   /* [D20a]: x ~ N(0, I_d) */
-    {NM_EXP_ONESTEP, "init", "orthogonal"}, /* [D20a]: orthonormal rows, balanced a */
-    {NM_EXP_ONESTEP, "activation", "abs"},  /* [D20a Thm 1]: E sigma'(X) = 0 */
-    {NM_EXP_GD_WIDTH, "init", "gaussian"},  /* [Gu]: standard Gaussian init */
-    {NM_EXP_GD_WIDTH, "loss", "square"},
-    {NM_EXP_GD_WIDTH, "kernel", "hidden"}, /* [Gu]: only W is trained, so J J^T = K^h */
-    {NM_EXP_NEAR_MIN, "loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
-    {NM_EXP_NEAR_MIN, "epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
-    {NM_EXP_NEAR_MIN, "train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
-    {NM_EXP_NEAR_MIN, "eval_every", "1"},   /* a row every epoch */
-};
+/* An experiment's own default of setting s (its table entry's defaults, the
+ * paper's choice), or NULL. */
+static const char *own_default(const nm_setting *s, int exp)
+{
+    const nm_default *d = nm_exp_defaults(exp);
+    for (; d && d->key; d++)
+        if (strcmp(d->key, s->key) == 0) return d->value;
+    return NULL;
+}
 
 const char *nm_setting_default(const nm_setting *s, int exp)
 {
-    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++)
-        if (overrides[i].exp == exp && strcmp(overrides[i].key, s->key) == 0)
-            return overrides[i].def;
-    return s->def;
+    const char *v = own_default(s, exp);
+    return v ? v : s->def;
 }
 
 void nm_setting_default_help(const nm_setting *s, char *buf, size_t n)
 {
     size_t k = (size_t)snprintf(buf, n, "%s", s->def[0] ? s->def : "\"\"");
-    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0] && k < n; i++)
-        if (strcmp(overrides[i].key, s->key) == 0)
-            k += (size_t)snprintf(buf + k, n - k, " (%s: %s)", nm_exp_names[overrides[i].exp],
-                                  overrides[i].def);
+    for (int x = 0; x < nm_exp_count() && k < n; x++) {
+        const char *v = own_default(s, x);
+        if (v) k += (size_t)snprintf(buf + k, n - k, " (%s: %s)", nm_exp_name(x), v);
+    }
 }
 
 void nm_params_defaults(nm_params *p, int experiment)

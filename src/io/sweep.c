@@ -6,15 +6,17 @@
 #include "nm_rng.h"
 #include "nm_sweep.h"
 
-/* The resume key hashes every setting's text form, so it survives edits of
- * the sweep that renumber points, and changes when any value changes. */
+/* The resume key hashes the text form of every identity setting (the CSV
+ * columns), so it survives edits of the sweep that renumber points, changes
+ * when a value that changes the results changes, and not when only an
+ * output path or a memory limit does. */
 static uint64_t run_key(const nm_params *p, unsigned long long seed)
 {
     uint64_t h = nm_hash64(seed ^ ((uint64_t)p->experiment << 56));
     char buf[NM_PATH_MAX + 32];
     for (int i = 0; i < nm_nsettings; i++) {
         const nm_setting *s = &nm_settings[i];
-        if (!nm_setting_applies(s, p->experiment)) continue;
+        if (!nm_setting_is_identity(s, p->experiment)) continue;
         nm_setting_format(p, s, buf, sizeof buf);
         h = nm_hash_bytes(s->key, strlen(s->key), h);
         h = nm_hash_bytes(buf, strlen(buf) + 1, h);

@@ -221,166 +221,211 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
     return rc;
 }
 
+/* Work arrays of one build (this rank's ng groups). */
+typedef struct {
+    long *idx, *pos;     /* group members (see groups.idx); position of each example, -1: none */
+    double *A, *Qf, *tv, *work; /* one group's QR */
+    int lwork;
+    double *T, *S, *NP, *VP; /* scan: projections of a chunk; packed normals, label vectors */
+    long chunk;
+    long *sel;           /* groups of the current scan */
+    char *dirty;         /* groups whose geometry must be (re)computed */
+} build_ws;
+
+static void ws_free(build_ws *w, groups *G)
+{
+    free(w->idx), free(w->pos), free(w->A), free(w->Qf), free(w->tv), free(w->work);
+    free(w->T), free(w->S), free(w->NP), free(w->VP), free(w->sel), free(w->dirty);
+    free(G->N), free(G->V), free(G->tau), free(G->delta), free(G->degen);
+}
+
+/* Phase 1: the points to memorize, in groups of d consecutive members
+ * (bubeck: every point; baum: only the label-1 points [YW Thm 2]). */
+static int members(groups *G, build_ws *w, const nm_data *D, int bub, nm_err *e)
+{
+    long m = D->m;
+    w->idx = nm_calloc((size_t)m + 1, sizeof(long), "group members", e);
+    w->pos = w->idx ? nm_calloc((size_t)m + 1, sizeof(long), "group of example", e) : NULL;
+    if (!w->pos) return NM_ENOMEM;
+    for (long i = 0; i < m; i++)
+        if (bub || D->y[i] == 1.0) w->idx[G->n1++] = i;
+    for (long i = 0; i < m; i++) w->pos[i] = -1;
+    for (long r = 0; r < G->n1; r++) w->pos[w->idx[r]] = r;
+    G->idx = w->idx;
+    return NM_OK;
+}
+
+/* Phase 2: shard the groups like neurons; this rank's rows of the network. */
+static void shard(nm_construct *c, groups *G, int bub, MPI_Comm comm)
+{
+    nm_net *net = &c->net;
+    c->groups = (G->n1 + G->d - 1) / G->d;
+    c->neurons = c->per_group * c->groups;
+    nm_shard_init(&net->sh, comm, c->groups, 0);
+    net->sh.nrows = c->per_group * net->sh.nu;
+    net->d = G->D1;
+    net->act = bub ? NM_ACT_RELU : NM_ACT_STEP;
+    net->s = 1.0;
+    c->g0 = G->g0 = net->sh.u0;
+    c->ng = G->ng = net->sh.nu;
+    c->row0 = c->per_group * c->g0;
+}
+
+/* Phase 3: the network, the per-group geometry and the work arrays. */
+static int alloc_build(nm_construct *c, groups *G, build_ws *w, long m, nm_err *e)
+{
+    nm_net *net = &c->net;
+    long ng = G->ng, D1 = G->D1, nr = net->sh.nrows;
+    w->chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
+    w->lwork = (int)(64 * D1);
+    if ((net->W = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "constructed W", e)) &&
+        (net->u = nm_calloc((size_t)nr + 1, sizeof(double), "constructed u", e)) &&
+        (G->N = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "normals", e)) &&
+        (G->V = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "label vectors", e)) &&
+        (G->tau = nm_calloc((size_t)ng + 1, sizeof(double), "tau", e)) &&
+        (G->delta = nm_calloc((size_t)ng + 1, sizeof(double), "delta", e)) &&
+        (G->degen = nm_calloc((size_t)ng + 1, 1, "flags", e)) &&
+        (w->A = nm_calloc((size_t)(D1 * D1), sizeof(double), "QR", e)) &&
+        (w->Qf = nm_calloc((size_t)(D1 * D1), sizeof(double), "Q", e)) &&
+        (w->tv = nm_calloc((size_t)D1, sizeof(double), "QR", e)) &&
+        (w->work = nm_calloc((size_t)w->lwork, sizeof(double), "QR", e)) &&
+        (w->T = nm_calloc((size_t)(w->chunk * ng) + 1, sizeof(double), "projections", e)) &&
+        (w->S = nm_calloc((size_t)(w->chunk * ng) + 1, sizeof(double), "projections", e)) &&
+        (w->NP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "normals", e)) &&
+        (w->VP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "label vectors", e)) &&
+        (w->sel = nm_calloc((size_t)ng + 1, sizeof(long), "group list", e)) &&
+        (w->dirty = nm_calloc((size_t)ng + 1, 1, "flags", e)))
+        return NM_OK;
+    return NM_ENOMEM;
+}
+
+/* Phase 4: hyperplane, label vector and pass 0 for every group, then, after
+ * each regrouping round (bubeck), only for the groups that changed.
+ * Collective. */
+static int geometry(const nm_construct *c, groups *G, build_ws *w, const nm_params *p,
+                    const nm_data *D, int bub, MPI_Comm comm, nm_err *e)
+{
+    int rc = NM_OK;
+    for (long lg = 0; lg < G->ng; lg++) w->dirty[lg] = 1;
+    for (int round = 0; rc == NM_OK; round++) {
+        long ns = 0;
+        for (long lg = 0; rc == NM_OK && lg < G->ng; lg++) {
+            if (!w->dirty[lg]) continue;
+            w->sel[ns++] = lg;
+            G->degen[lg] = 0;
+            rc = group_geometry(G, D, lg, bub, w->A, w->Qf, w->tv, w->work, w->lwork, e);
+            G->tau[lg] = INFINITY, G->delta[lg] = 0;
+        }
+        if (rc == NM_OK) scan(G, D, w->pos, 0, w->sel, ns, w->NP, w->VP, w->T, w->S, w->chunk);
+        rc = nm_agree(comm, rc, e);
+        if (rc != NM_OK || !bub || round == REGROUP_ROUNDS) break;
+        int swaps = 0;
+        rc = regroup(G, c->groups, w->idx, w->pos, round, p->seed, comm, &swaps, w->dirty, e);
+        if (rc == NM_OK && swaps == 0) break;
+    }
+    return rc;
+}
+
+/* Phase 5: tau_g from pass 0's nearest other point, and the degeneracy flag. */
+static void choose_tau(groups *G, const nm_params *p)
+{
+    for (long lg = 0; lg < G->ng; lg++) {
+        double tmin = G->tau[lg], tin = G->delta[lg];
+        if (!isfinite(tmin)) tmin = 1.0; /* a single group: no other point */
+        double tau = p->tau > 0 ? p->tau : 0.5 * tmin;
+        /* another point on the hyperplane, or a given tau that lets one into
+         * the slab or leaves a group point out */
+        if (tmin < TAU_MIN || tmin <= tau || tin >= tau) G->degen[lg] = 1;
+        G->tau[lg] = tau;
+        G->delta[lg] = 0;
+    }
+}
+
+/* Phase 6 (bubeck): delta_g from pass 1's largest |v.x'| / gap. */
+static void choose_delta(groups *G, build_ws *w, const nm_params *p, const nm_data *D)
+{
+    for (long lg = 0; lg < G->ng; lg++) w->sel[lg] = lg;
+    scan(G, D, w->pos, 1, w->sel, G->ng, w->NP, w->VP, w->T, w->S, w->chunk);
+    for (long lg = 0; lg < G->ng; lg++) {
+        double rmax = G->delta[lg], delta;
+        if (rmax == 0) delta = 1.0; /* v.x' = 0 everywhere: any delta works */
+        else if (isfinite(rmax)) delta = 0.5 / rmax;
+        else { /* a point on a shifted hyperplane: no delta is exact */
+            G->degen[lg] = 1;
+            delta = 1e-3 * G->tau[lg];
+        }
+        if (p->delta > 0) {
+            if (p->delta * rmax >= 1.0) G->degen[lg] = 1;
+            delta = p->delta;
+        }
+        G->delta[lg] = delta;
+    }
+}
+
+/* Phase 7: the units of group g (rows per_group * lg ...), see nm_construct.h:
+ *   bubeck: (n + tau e + delta v, +1/delta), (n + tau e, -1/delta),
+ *           (n - tau e + delta v, -1/delta), (n - tau e, +1/delta)
+ *   baum:   (n + tau e, +1), (n - tau e, -1)
+ * with e the constant coordinate, so the units see n.x' +- tau.  Returns this
+ * rank's smallest tau and delta and its count of degenerate groups. */
+static void write_units(nm_construct *c, const groups *G, int bub, double *tmin, double *dmin,
+                        long *nd)
+{
+    long D1 = G->D1, d = G->d;
+    for (long lg = 0; lg < G->ng; lg++) {
+        const double *n = G->N + lg * D1, *v = G->V + lg * D1;
+        double tau = G->tau[lg], del = G->delta[lg];
+        double *w = c->net.W + c->per_group * lg * D1, *u = c->net.u + c->per_group * lg;
+        for (long r = 0; r < c->per_group; r++) {
+            double sh = r < c->per_group / 2 ? tau : -tau;
+            int shifted = bub && r % 2 == 0;
+            for (long j = 0; j < D1; j++) w[r * D1 + j] = n[j] + (shifted ? del * v[j] : 0.0);
+            w[r * D1 + d] += sh;
+        }
+        if (bub) {
+            u[0] = u[3] = 1.0 / del;
+            u[1] = u[2] = -1.0 / del;
+            *dmin = del < *dmin ? del : *dmin;
+        } else {
+            u[0] = 1.0;
+            u[1] = -1.0;
+        }
+        *tmin = tau < *tmin ? tau : *tmin;
+        *nd += G->degen[lg];
+    }
+}
+
 int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MPI_Comm comm,
                        nm_err *e)
 {
     memset(c, 0, sizeof *c);
     int bub = p->method == NM_METHOD_BUBECK;
-    long m = D->m, D1 = D->d, d = D1 - 1;
     c->method = p->method;
     c->per_group = bub ? 4 : 2;
     groups G;
+    build_ws w;
     memset(&G, 0, sizeof G);
-    G.D1 = D1;
-    G.d = d;
-    long *idx = nm_calloc((size_t)m + 1, sizeof(long), "group members", e);
-    long *pos = idx ? nm_calloc((size_t)m + 1, sizeof(long), "group of example", e) : NULL;
-    int rc = pos ? NM_OK : NM_ENOMEM;
+    memset(&w, 0, sizeof w);
+    G.D1 = D->d;
+    G.d = D->d - 1;
+    /* agreed before sharding: every rank must count the same groups */
+    int rc = nm_agree(comm, members(&G, &w, D, bub, e), e);
     if (rc == NM_OK) {
-        /* bubeck: every point; baum: only the label-1 points [YW Thm 2] */
-        for (long i = 0; i < m; i++)
-            if (bub || D->y[i] == 1.0) idx[G.n1++] = i;
-        for (long i = 0; i < m; i++) pos[i] = -1;
-        for (long r = 0; r < G.n1; r++) pos[idx[r]] = r;
+        shard(c, &G, bub, comm);
+        rc = nm_agree(comm, alloc_build(c, &G, &w, D->m, e), e);
     }
-    G.idx = idx;
-    c->groups = (G.n1 + d - 1) / d;
-    c->neurons = c->per_group * c->groups;
-    nm_net *net = &c->net;
-    nm_shard_init(&net->sh, comm, c->groups, 0);
-    net->sh.nrows = c->per_group * net->sh.nu;
-    net->d = D1;
-    net->act = bub ? NM_ACT_RELU : NM_ACT_STEP;
-    net->s = 1.0;
-    c->g0 = G.g0 = net->sh.u0;
-    c->ng = G.ng = net->sh.nu;
-    c->row0 = c->per_group * c->g0;
-    long ng = G.ng, nr = net->sh.nrows, chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
-    int lwork = (int)(64 * D1);
-    double *A = NULL, *Qf = NULL, *tv = NULL, *work = NULL, *T = NULL, *S = NULL, *NP = NULL,
-           *VP = NULL;
-    long *sel = NULL;
-    char *dirty = NULL;
-    if (rc == NM_OK &&
-        !((net->W = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "constructed W", e)) &&
-          (net->u = nm_calloc((size_t)nr + 1, sizeof(double), "constructed u", e)) &&
-          (G.N = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "normals", e)) &&
-          (G.V = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "label vectors", e)) &&
-          (G.tau = nm_calloc((size_t)ng + 1, sizeof(double), "tau", e)) &&
-          (G.delta = nm_calloc((size_t)ng + 1, sizeof(double), "delta", e)) &&
-          (G.degen = nm_calloc((size_t)ng + 1, 1, "flags", e)) &&
-          (A = nm_calloc((size_t)(D1 * D1), sizeof(double), "QR", e)) &&
-          (Qf = nm_calloc((size_t)(D1 * D1), sizeof(double), "Q", e)) &&
-          (tv = nm_calloc((size_t)D1, sizeof(double), "QR", e)) &&
-          (work = nm_calloc((size_t)lwork, sizeof(double), "QR", e)) &&
-          (T = nm_calloc((size_t)(chunk * ng) + 1, sizeof(double), "projections", e)) &&
-          (S = nm_calloc((size_t)(chunk * ng) + 1, sizeof(double), "projections", e)) &&
-          (NP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "normals", e)) &&
-          (VP = nm_calloc((size_t)(ng * D1) + 1, sizeof(double), "label vectors", e)) &&
-          (sel = nm_calloc((size_t)ng + 1, sizeof(long), "group list", e)) &&
-          (dirty = nm_calloc((size_t)ng + 1, 1, "flags", e))))
-        rc = NM_ENOMEM;
-    rc = nm_agree(comm, rc, e);
-    /* geometry and pass 0 for every group, then, after each regrouping round,
-     * only for the groups that changed (dirty) */
-    for (long lg = 0; lg < ng; lg++) dirty[lg] = 1;
-    for (int round = 0; rc == NM_OK; round++) {
-        long ns = 0;
-        for (long lg = 0; rc == NM_OK && lg < ng; lg++) {
-            if (!dirty[lg]) continue;
-            sel[ns++] = lg;
-            G.degen[lg] = 0;
-            rc = group_geometry(&G, D, lg, bub, A, Qf, tv, work, lwork, e);
-            G.tau[lg] = INFINITY, G.delta[lg] = 0;
-        }
-        if (rc == NM_OK) scan(&G, D, pos, 0, sel, ns, NP, VP, T, S, chunk);
-        rc = nm_agree(comm, rc, e);
-        if (rc != NM_OK || !bub || round == REGROUP_ROUNDS) break;
-        int swaps = 0;
-        rc = regroup(&G, c->groups, idx, pos, round, p->seed, comm, &swaps, dirty, e);
-        if (rc == NM_OK && swaps == 0) break;
-    }
-    if (rc == NM_OK) {
-        for (long lg = 0; lg < ng; lg++) {
-            double tmin = G.tau[lg], tin = G.delta[lg];
-            if (!isfinite(tmin)) tmin = 1.0; /* a single group: no other point */
-            double tau = p->tau > 0 ? p->tau : 0.5 * tmin;
-            /* another point on the hyperplane, or a given tau that lets one into
-             * the slab or leaves a group point out */
-            if (tmin < TAU_MIN || tmin <= tau || tin >= tau) G.degen[lg] = 1;
-            G.tau[lg] = tau;
-            G.delta[lg] = 0;
-        }
-    }
-    if (rc == NM_OK && bub) {
-        for (long lg = 0; lg < ng; lg++) sel[lg] = lg;
-        scan(&G, D, pos, 1, sel, ng, NP, VP, T, S, chunk);
-        for (long lg = 0; lg < ng; lg++) {
-            double rmax = G.delta[lg], delta;
-            if (rmax == 0) delta = 1.0; /* v.x' = 0 everywhere: any delta works */
-            else if (isfinite(rmax)) delta = 0.5 / rmax;
-            else { /* a point on a shifted hyperplane: no delta is exact */
-                G.degen[lg] = 1;
-                delta = 1e-3 * G.tau[lg];
-            }
-            if (p->delta > 0) {
-                if (p->delta * rmax >= 1.0) G.degen[lg] = 1;
-                delta = p->delta;
-            }
-            G.delta[lg] = delta;
-        }
-    }
+    if (rc == NM_OK) rc = geometry(c, &G, &w, p, D, bub, comm, e);
     double tmin = INFINITY, dmin = INFINITY;
     long nd = 0;
     if (rc == NM_OK) {
-        /* the units of group g (rows per_group * lg ...), see nm_construct.h:
-         *   bubeck: (n + tau e + delta v, +1/delta), (n + tau e, -1/delta),
-         *           (n - tau e + delta v, -1/delta), (n - tau e, +1/delta)
-         *   baum:   (n + tau e, +1), (n - tau e, -1)
-         * with e the constant coordinate, so the units see n.x' +- tau. */
-        for (long lg = 0; lg < ng; lg++) {
-            const double *n = G.N + lg * D1, *v = G.V + lg * D1;
-            double tau = G.tau[lg], del = G.delta[lg];
-            double *w = net->W + c->per_group * lg * D1, *u = net->u + c->per_group * lg;
-            for (long r = 0; r < c->per_group; r++) {
-                double sh = r < c->per_group / 2 ? tau : -tau;
-                int shifted = bub && r % 2 == 0;
-                for (long j = 0; j < D1; j++)
-                    w[r * D1 + j] = n[j] + (shifted ? del * v[j] : 0.0);
-                w[r * D1 + d] += sh;
-            }
-            if (bub) {
-                u[0] = u[3] = 1.0 / del;
-                u[1] = u[2] = -1.0 / del;
-                dmin = del < dmin ? del : dmin;
-            } else {
-                u[0] = 1.0;
-                u[1] = -1.0;
-            }
-            tmin = tau < tmin ? tau : tmin;
-            nd += G.degen[lg];
-        }
+        choose_tau(&G, p);
+        if (bub) choose_delta(&G, &w, p, D);
+        write_units(c, &G, bub, &tmin, &dmin, &nd);
     }
-    free(idx);
-    free(pos);
-    free(G.N);
-    free(G.V);
-    free(G.tau);
-    free(G.delta);
-    free(G.degen);
-    free(A);
-    free(Qf);
-    free(tv);
-    free(work);
-    free(T);
-    free(S);
-    free(NP);
-    free(VP);
-    free(sel);
-    free(dirty);
+    ws_free(&w, &G);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) {
-        nm_net_free(net);
+        nm_net_free(&c->net);
         return rc;
     }
     MPI_Allreduce(&nd, &c->ndegenerate, 1, MPI_LONG, MPI_SUM, comm);

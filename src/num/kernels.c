@@ -1,7 +1,8 @@
 /* nm_kernels: the expected infinite-width NTK of [D20b section 2.5],
  *   tk(x, y) = <x,y> E[sigma'(u) sigma'(v)] + (1/B^2) E[sigma(u) sigma(v)],
  *   (u, v) = (<w,x>, <w,y>) ~ N(0, [[xx, xy], [xy, yy]]),  w ~ N(0, I_d).
- * Closed forms (SPEC 3.3) where they exist, a 2-D quadrature against the
+ * Closed forms where they exist (relu, step, abs, sign: arc-cosine kernels;
+ * erf: arcsine), a 2-D quadrature against the
  * Gaussian with panel ends on the kinks of sigma otherwise. */
 #include <math.h>
 #include <stdlib.h>
