@@ -31,7 +31,9 @@ all: $(BIN)
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CFLAGS) -c $< -o $@
+# rebuilt from scratch: ar would keep members of modules since moved or removed
 $(LIB): $(OBJS)
+	rm -f $@
 	ar rcs $@ $^
 $(BIN): src/main.c $(LIB)
 	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
