@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nm_comm.h"
 #include "nm_config.h"
 #include "nm_coord.h"
 #include "nm_csv.h"
@@ -269,7 +270,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             if (rc != NM_OK && rc != NM_EINTR) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
         }
         if (rc == NM_EMPI) break;
-        if (rc == NM_EINTR || (ndone < todo && nm_sink_stop_requested(&sink))) {
+        if (rc == NM_EINTR || (ndone < todo && nm_comm_stop_requested(comm))) {
             interrupted = 1;
             break;
         }
