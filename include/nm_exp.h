@@ -51,8 +51,5 @@ int nm_exp_save_data(const nm_params *p, const nm_data *D, MPI_Comm comm, nm_err
 int nm_exp_save_weights(const nm_params *p, const nm_net *net, const double *W, const double *u,
                         const char *tag, nm_err *e);
 
-/* Agree on an error across ranks: returns the largest code; when it is not
- * NM_OK every rank gets the message of the lowest failing rank.  Collective. */
-int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 #endif

@@ -31,13 +31,4 @@ typedef struct {
 int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, int final,
                 const double *metrics, nm_err *e);
 
-/* Collective: has any rank received SIGUSR1/SIGTERM (SLURM's warning before
- * the time limit)?  Experiments call it between evaluations. */
-int nm_sink_stop_requested(nm_sink *s);
-
-/* Install the signal handlers (once, in main). */
-void nm_signal_install(void);
-/* Local flag, no communication. */
-int nm_signal_pending(void);
-
 #endif

@@ -83,6 +83,38 @@ int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e);
 int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e);
 void nm_trainer_free(nm_trainer *t);
 
+/* Step t of an nm_trainer by [D20b] Algorithm 1: batch t of its batcher,
+ * then nm_sgd_step with the trainer's buffers. */
+int nm_trainer_sgd_step(nm_trainer *t, const nm_params *p, long step, nm_err *e);
+
+/* The training loop the step-wise experiments (sgd, ntk_train, near_min,
+ * gd_width) share: an evaluation at step 0, then step after step with an
+ * evaluation after every eval_every-th step and after step `steps`, until
+ * an evaluation says done.  The experiment supplies what differs through
+ * two callbacks on its own context; the evaluation writes the rows, so
+ * this module never sees where they go. */
+typedef struct {
+    MPI_Comm comm;
+    long steps;        /* T: the most steps taken */
+    long eval_every;   /* >= 1 */
+    /* the collective stop-on-signal check follows the evaluations after
+     * steps that are multiples of signal_every (0: every evaluation) */
+    long signal_every;
+    /* Step t -> t + 1.  Its error must be the same on every rank (size
+     * checks, MPI): agreeing it would cost one more Allreduce per step. */
+    int (*step)(void *ctx, long t, nm_err *e);
+    /* Evaluation after `step` steps; sets *done (the same on every rank:
+     * decided on reduced values) when training ends there.  Its error is
+     * agreed, so a rank that cannot write a row stops every rank. */
+    int (*eval)(void *ctx, long step, int *done, nm_err *e);
+    void *ctx;
+} nm_train_loop_spec;
+
+/* Collective.  Returns NM_OK once an evaluation said done, NM_EINTR when a
+ * signal stopped the run at an evaluation, or the error of a step or the
+ * agreed error of an evaluation -- in every case on every rank together. */
+int nm_train_loop(const nm_train_loop_spec *ls, nm_err *e);
+
 /* Bytes per rank of a neuron-sharded training run: X, y, W, W0, u, the batch
  * and evaluation work spaces. */
 double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk);

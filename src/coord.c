@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nm_comm.h"
 #include "nm_config.h"
 #include "nm_coord.h"
 #include "nm_csv.h"
@@ -268,7 +269,7 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     /* a signal seen by any rank stops the sweep after this run (a collective
      * check, skipped after an MPI error, which ends the sweep anyway) */
     *stop = rc != NM_EINTR && rc != NM_EMPI && t->ndone < t->todo &&
-            nm_sink_stop_requested(&sink);
+            nm_comm_stop_requested(comm);
     return rc;
 }
 

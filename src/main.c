@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_coord.h"
 #include "nm_merge.h"
 #include "nm_params.h"
-#include "nm_sink.h"
 #include "nm_version.h"
 
 static void usage(FILE *f)

@@ -10,8 +10,8 @@
 
 #include "nm_act.h"
 #include "nm_data.h"
-#include "nm_exp.h"
 #include "nm_gram.h"
+#include "nm_params.h"
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 #include "nm_shard.h"

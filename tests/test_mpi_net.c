@@ -11,6 +11,7 @@
 #include "nm_net.h"
 #include "nm_rng.h"
 #include "nm_test.h"
+#include "nm_train.h"
 
 static nm_params tiny(int init, int act, int loss)
 {
@@ -174,6 +175,48 @@ START_TEST(test_weights_independent_of_P)
 }
 END_TEST
 
+/* nm_train_loop: the evaluations fall at 0, every eval_every steps and at T;
+ * an error of one rank's evaluation (as a CSV write on rank 0) ends the loop
+ * on every rank with that error, none left waiting in a collective. */
+typedef struct {
+    long steps_taken, evals, fail_at;
+    int fail_rank;
+    char at[64];
+} loop_ctx;
+
+static int loop_step(void *ctx, long t, nm_err *e)
+{
+    ((loop_ctx *)ctx)->steps_taken++;
+    return NM_OK;
+}
+
+static int loop_eval(void *ctx, long step, int *done, nm_err *e)
+{
+    loop_ctx *c = ctx;
+    int n = (int)strlen(c->at);
+    snprintf(c->at + n, sizeof c->at - (size_t)n, "%ld ", step);
+    c->evals++;
+    if (step == c->fail_at && nmt_rank == c->fail_rank)
+        return nm_fail(e, NM_EIO, "cannot write a row");
+    return NM_OK;
+}
+
+START_TEST(test_train_loop)
+{
+    loop_ctx c = {0, 0, -1, 0, ""};
+    nm_train_loop_spec ls = {MPI_COMM_WORLD, 10, 4, 0, loop_step, loop_eval, &c};
+    nm_err e = {0, ""};
+    int rc = nm_train_loop(&ls, &e);
+    NMT_ASSERT_ALL(rc == NM_OK && c.steps_taken == 10 && strcmp(c.at, "0 4 8 10 ") == 0,
+                   "loop: rc %d, %ld steps, evaluations at %s", rc, c.steps_taken, c.at);
+    loop_ctx f = {0, 0, 4, nmt_size - 1, ""};
+    ls.ctx = &f;
+    rc = nm_train_loop(&ls, &e);
+    NMT_ASSERT_ALL(rc == NM_EIO && f.steps_taken == 4 && strstr(e.msg, "cannot write") != NULL,
+                   "failing evaluation: rc %d after %ld steps (%s)", rc, f.steps_taken, e.msg);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("net");
@@ -181,6 +224,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_gradients);
     tcase_add_test(tc, test_xavier_zero_exact);
     tcase_add_test(tc, test_weights_independent_of_P);
+    tcase_add_test(tc, test_train_loop);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_npy.h"
 

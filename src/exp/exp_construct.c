@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_construct.h"
 #include "nm_exp.h"
 #include "nm_npy.h"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_gram.h"
 #include "nm_loss.h"
@@ -84,52 +85,87 @@ out:
     return rc;
 }
 
-static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
-{
+typedef struct {
     nm_data D;
     nm_net net;
     nm_ws ws;
-    memset(&D, 0, sizeof D), memset(&net, 0, sizeof net), memset(&ws, 0, sizeof ws);
-    double *h = NULL, *g = NULL, row[M_N];
-    int rc = nm_data_generate(&D, p->data, p->m, p->d, p->seed, e);
-    if (rc == NM_OK) rc = nm_net_init(&net, p, comm, e);
-    if (rc == NM_OK) rc = nm_ws_init(&ws, p->m, net.sh.nrows, e);
-    if (rc == NM_OK && !((h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
-                         (g = nm_calloc((size_t)p->m, sizeof(double), "loss gradient", e))))
+    double *h, *g; /* outputs on the m examples, then dL/dh */
+    double row[M_N];
+    long reached;  /* first step with loss <= loss_target, or -1 */
+    const nm_params *p;
+    nm_sink *sink;
+} state;
+
+static void state_free(state *s)
+{
+    free(s->h), free(s->g);
+    nm_ws_free(&s->ws);
+    nm_net_free(&s->net);
+    nm_data_free(&s->D);
+}
+
+static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
+{
+    int rc = nm_data_generate(&s->D, p->data, p->m, p->d, p->seed, e);
+    if (rc == NM_OK) rc = nm_net_init(&s->net, p, comm, e);
+    if (rc == NM_OK) rc = nm_ws_init(&s->ws, p->m, s->net.sh.nrows, e);
+    if (rc == NM_OK && !((s->h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
+                         (s->g = nm_calloc((size_t)p->m, sizeof(double), "loss gradient", e))))
         rc = NM_ENOMEM;
-    rc = nm_agree(comm, rc, e);
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &D, comm, e);
+    return nm_agree(comm, rc, e);
+}
+
+/* The nm_train_loop evaluation, made after every step: full batch, the
+ * outputs on all m examples are the loss at step t (so steps_to_eps is
+ * exact) and what the next step descends on; a row every eval_every
+ * steps and at the end. */
+static int eval_loss(void *ctx, long t, int *done, nm_err *e)
+{
+    state *s = ctx;
+    const nm_params *p = s->p;
+    int rc = nm_net_forward(&s->net, p->m, s->D.X, s->h, &s->ws, e);
+    if (rc != NM_OK) return rc;
+    double L = 0;
+    for (long i = 0; i < p->m; i++) L += nm_loss_value(p->loss, p->kappa, s->h[i], s->D.y[i]);
+    L /= (double)p->m;
+    if (s->reached < 0 && L <= p->loss_target) s->reached = t;
+    int diverged = !isfinite(L);
+    *done = diverged || s->reached >= 0 || t == p->steps;
+    if (!*done && t % p->eval_every != 0) return NM_OK;
+    s->row[M_LOSS] = L;
+    s->row[M_STEPS] = (double)s->reached;
+    s->row[M_FINAL] = *done ? L : NAN;
+    return nm_sink_row(s->sink, t, diverged ? "diverged" : "ok", "-", *done, s->row, e);
+}
+
+/* One GD step on the outputs of the evaluation at t. */
+static int gd_step(void *ctx, long t, nm_err *e)
+{
+    state *s = ctx;
+    const nm_params *p = s->p;
+    for (long i = 0; i < p->m; i++)
+        s->g[i] = nm_loss_deriv(p->loss, p->kappa, s->h[i], s->D.y[i]) / (double)p->m;
+    nm_net_backward(&s->net, p->m, s->D.X, s->g, p->eta, p->train_u, &s->ws);
+    return NM_OK;
+}
+
+static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
+{
+    state s;
+    memset(&s, 0, sizeof s);
+    s.p = p, s.sink = sink, s.reached = -1;
+    int rc = setup(&s, p, comm, e);
+    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &s.D, comm, e);
     if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &net, net.W, net.u, "0", e);
-    if (rc == NM_OK) rc = gram_lambda_min(p, &net, &D, comm, &row[M_LMIN], e);
-    long T = p->steps, reached = -1;
-    for (long t = 0; rc == NM_OK; t++) {
-        /* full batch: the outputs on all m examples are the loss at step t
-         * (so steps_to_eps is exact), then one GD step if not done */
-        if ((rc = nm_net_forward(&net, p->m, D.X, h, &ws, e)) != NM_OK) break;
-        double L = 0;
-        for (long i = 0; i < p->m; i++) L += nm_loss_value(p->loss, p->kappa, h[i], D.y[i]);
-        L /= (double)p->m;
-        if (reached < 0 && L <= p->loss_target) reached = t;
-        int diverged = !isfinite(L), done = diverged || reached >= 0 || t == T;
-        if (done || t % p->eval_every == 0) {
-            row[M_LOSS] = L;
-            row[M_STEPS] = (double)reached;
-            row[M_FINAL] = done ? L : NAN;
-            rc = nm_sink_row(sink, t, diverged ? "diverged" : "ok", "-", done, row, e);
-            if (rc == NM_OK && !done && nm_sink_stop_requested(sink))
-                rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", t);
-        }
-        if (done || rc != NM_OK) break;
-        for (long i = 0; i < p->m; i++)
-            g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], D.y[i]) / (double)p->m;
-        nm_net_backward(&net, p->m, D.X, g, p->eta, p->train_u, &ws);
-    }
-    if (rc == NM_OK && p->save_weights[0]) rc = nm_exp_save_weights(p, &net, net.W, net.u, "", e);
-    free(h), free(g);
-    nm_ws_free(&ws);
-    nm_net_free(&net);
-    nm_data_free(&D);
+        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+    if (rc == NM_OK) rc = gram_lambda_min(p, &s.net, &s.D, comm, &s.row[M_LMIN], e);
+    /* gd_step needs the outputs at every step: evaluate after each one, but
+     * check for a signal only where a row was written, as between rows */
+    nm_train_loop_spec ls = {comm, p->steps, 1, p->eval_every, gd_step, eval_loss, &s};
+    if (rc == NM_OK) rc = nm_train_loop(&ls, e);
+    if (rc == NM_OK && p->save_weights[0])
+        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
+    state_free(&s);
     return rc;
 }
 

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_comm.h"
 #include "nm_construct.h"
 #include "nm_exp.h"
 #include "nm_gram.h"
@@ -100,6 +101,8 @@ typedef struct {
     long row0, chunk;
     int have_grid, ridge, degenerate;
     double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
+    const nm_params *p;
+    nm_sink *sink;
 } state;
 
 static void state_free(state *s)
@@ -345,15 +348,16 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     return rc;
 }
 
-/* One row after `step` steps; returns 1 when the run stops. */
-static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long T, nm_err *e,
-                    int *rc)
+/* One row after `step` steps, the nm_train_loop evaluation. */
+static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
+    state *s = ctx;
+    const nm_params *p = s->p;
     nm_metrics mt;
     double row[M_N], par2 = 0;
-    *rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
-    if (*rc == NM_OK) *rc = xi_par2(s, &par2, e);
-    if (*rc != NM_OK) return 1;
+    int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
+    if (rc == NM_OK) rc = xi_par2(s, &par2, e);
+    if (rc != NM_OK) return rc;
     nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
     row[M_RISK] = mt.loss;
     row[M_XI] = sqrt(xi_norm2(s));
@@ -365,9 +369,14 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
     /* self-check at step 0: theta* memorizes, max_i |h*(x_i) - y_i| < 1e-6 */
     const char *chk = "-";
     if (step == 0) chk = s->star_err < 1e-6 ? "PASSED" : "FAILED";
-    int done = diverged || step == T;
-    *rc = nm_sink_row(sink, step, status, chk, done, row, e);
-    return done;
+    *done = diverged || step == s->tr.bt.total_steps;
+    return nm_sink_row(s->sink, step, status, chk, *done, row, e);
+}
+
+static int train_step(void *ctx, long t, nm_err *e)
+{
+    state *s = ctx;
+    return nm_trainer_sgd_step(&s->tr, s->p, t, e);
 }
 
 static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
@@ -379,26 +388,15 @@ static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
     const nm_params *p = p0;
     state s;
     memset(&s, 0, sizeof s);
+    s.p = p, s.sink = sink;
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     rc = nm_agree(comm, rc, e);
-    if (rc != NM_OK) {
-        state_free(&s);
-        return rc;
-    }
     /* a row per epoch (per eval_every steps when epochs = 0) */
-    long T = tr->bt.total_steps, E = tr->bt.epochs ? tr->bt.steps_per_epoch : p->eval_every;
+    long E = tr->bt.epochs ? tr->bt.steps_per_epoch : p->eval_every;
     if (tr->bt.epochs && p->eval_every > E) E *= p->eval_every / E;
-    int stop = eval_row(&s, p, sink, 0, T, e, &rc);
-    for (long t = 0; t < T && !stop && rc == NM_OK; t++) {
-        long n = nm_batcher_step(&tr->bt, t, tr->idx);
-        rc = nm_sgd_step(&tr->net, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
-        if (rc == NM_OK && ((t + 1) % E == 0 || t + 1 == T)) {
-            stop = eval_row(&s, p, sink, t + 1, T, e, &rc);
-            if (!stop && rc == NM_OK && nm_sink_stop_requested(sink))
-                rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", t + 1);
-        }
-    }
+    nm_train_loop_spec ls = {comm, tr->bt.total_steps, E, 0, train_step, eval_row, &s};
+    if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     state_free(&s);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_data.h"
 #include "nm_exp.h"
 #include "nm_gram.h"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_loss.h"
 #include "nm_train.h"
@@ -49,6 +50,8 @@ typedef struct {
     nm_net snet;   /* compare_sgd: Algorithm 1 at scale B */
     nm_params ps;  /* its parameters: rate eta / B^2 */
     double *V, *hs;
+    const nm_params *p;
+    nm_sink *sink;
 } state;
 
 static void state_free(state *s)
@@ -105,15 +108,16 @@ static int eval_outputs(state *s, const nm_params *p, nm_err *e)
     return p->compare_sgd ? nm_eval_outputs(&s->snet, D, &tr->ws, s->hs, e) : NM_OK;
 }
 
-/* One evaluation row; returns 1 when training stops (as sgd: at T, once
- * every example has margin > stop_margin, or on divergence). */
-static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long T, nm_err *e,
-                    int *rc)
+/* One evaluation row, the nm_train_loop evaluation; done (as sgd) at T,
+ * once every example has margin > stop_margin, or on divergence. */
+static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
+    state *s = ctx;
+    const nm_params *p = s->p;
     nm_metrics mt, ms = {0};
     double row[M_N];
-    *rc = eval_outputs(s, p, e);
-    if (*rc) return 1;
+    int rc = eval_outputs(s, p, e);
+    if (rc) return rc;
     nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
@@ -136,41 +140,35 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
         chk = mt.max_abs_h == 0.0 && (!p->compare_sgd || ms.max_abs_h == 0.0) ? "PASSED"
                                                                                 : "FAILED";
     int memorized = finite && mt.min_margin > p->stop_margin;
-    int done = !finite || memorized || step == T;
-    *rc = nm_sink_row(sink, step, finite ? "ok" : "diverged", chk, done, row, e);
-    return done;
+    *done = !finite || memorized || step == s->tr.bt.total_steps;
+    return nm_sink_row(s->sink, step, finite ? "ok" : "diverged", chk, *done, row, e);
+}
+
+/* Algorithm 2 on batch t and, with compare_sgd, Algorithm 1 on the same
+ * batch from the same init. */
+static int train_step(void *ctx, long t, nm_err *e)
+{
+    state *s = ctx;
+    nm_trainer *tr = &s->tr;
+    long n = nm_batcher_step(&tr->bt, t, tr->idx);
+    int rc = ntk_step(s, s->p, n, e);
+    if (rc == NM_OK && s->p->compare_sgd)
+        rc = nm_sgd_step(&s->snet, &tr->D, tr->idx, n, &s->ps, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
+    return rc;
 }
 
 static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
 {
     state s;
     memset(&s, 0, sizeof s);
+    s.p = p, s.sink = sink;
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &tr->D, comm, e);
     if (rc == NM_OK && p->save_weights[0])
         rc = nm_exp_save_weights(p, &tr->net, tr->net.W, tr->net.u, "0", e);
-    if (rc != NM_OK) {
-        state_free(&s);
-        return rc;
-    }
-    long T = tr->bt.total_steps;
-    int stop = eval_row(&s, p, sink, 0, T, e, &rc);
-    for (long t = 0; t < T && !stop && rc == NM_OK; t++) {
-        long n = nm_batcher_step(&tr->bt, t, tr->idx);
-        rc = ntk_step(&s, p, n, e);
-        /* Algorithm 1 on the same batch from the same init */
-        if (rc == NM_OK && p->compare_sgd)
-            rc = nm_sgd_step(&s.snet, &tr->D, tr->idx, n, &s.ps, &tr->ws, tr->Xb, tr->yb, tr->hb,
-                             e);
-        if (rc) break;
-        long step = t + 1;
-        if (step % p->eval_every == 0 || step == T) {
-            stop = eval_row(&s, p, sink, step, T, e, &rc);
-            if (!stop && rc == NM_OK && nm_sink_stop_requested(sink))
-                rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", step);
-        }
-    }
+    nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
+    if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     /* V in W's layout, as <path>_WV.npy (u: the +-1 of Psi_W) */
     if (rc == NM_OK && p->save_weights[0])
         rc = nm_exp_save_weights(p, &tr->net, s.V, tr->net.u, "V", e);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_loss.h"
 #include "nm_train.h"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_train.h"
 
@@ -31,6 +32,8 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 typedef struct {
     nm_trainer tr;
     double *W0, *u0; /* the init, for w_dist_fro and save_weights */
+    const nm_params *p;
+    nm_sink *sink;
 } state;
 
 static void state_free(state *s)
@@ -58,18 +61,19 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 
 /* One evaluation row at `step`; the row is final when step == T, when every
  * example is memorized with the requested margin (early stop, recorded in
- * stop_step) or when the outputs diverged.  Returns 1 when training stops. */
-static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long T, int *diverged,
-                    nm_err *e, int *rc)
+ * stop_step) or when the outputs diverged.  The nm_train_loop evaluation. */
+static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
+    state *s = ctx;
+    const nm_params *p = s->p;
     nm_metrics mt;
     double row[M_N];
-    *rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
-    if (*rc) return 1;
+    int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
+    if (rc) return rc;
     nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
     double dist = sqrt(nm_net_dist2(&s->tr.net, s->W0));
-    *diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
-    int memorized = !*diverged && mt.min_margin > p->stop_margin;
+    int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
+    int memorized = !diverged && mt.min_margin > p->stop_margin;
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
     row[M_MIN] = mt.min_margin;
@@ -80,37 +84,28 @@ static int eval_row(state *s, const nm_params *p, nm_sink *sink, long step, long
     /* self-check [D20b section 2.3]: the xavier_zero init computes h == 0 exactly */
     const char *chk = "-";
     if (step == 0 && p->init == NM_INIT_XAVIER_ZERO) chk = mt.max_abs_h == 0.0 ? "PASSED" : "FAILED";
-    int done = *diverged || memorized || step == T;
-    *rc = nm_sink_row(sink, step, *diverged ? "diverged" : "ok", chk, done, row, e);
-    return done;
+    *done = diverged || memorized || step == s->tr.bt.total_steps;
+    return nm_sink_row(s->sink, step, diverged ? "diverged" : "ok", chk, *done, row, e);
+}
+
+static int train_step(void *ctx, long t, nm_err *e)
+{
+    state *s = ctx;
+    return nm_trainer_sgd_step(&s->tr, s->p, t, e);
 }
 
 static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
 {
     state s;
     memset(&s, 0, sizeof s);
-    int rc = setup(&s, p, comm, e), div = 0;
+    s.p = p, s.sink = sink;
+    int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &tr->D, comm, e);
     if (rc == NM_OK && p->save_weights[0])
         rc = nm_exp_save_weights(p, &tr->net, s.W0, s.u0, "0", e);
-    if (rc != NM_OK) {
-        state_free(&s);
-        return rc;
-    }
-    long T = tr->bt.total_steps, t = 0;
-    int stop = eval_row(&s, p, sink, 0, T, &div, e, &rc);
-    for (t = 0; t < T && !stop && rc == NM_OK; t++) {
-        long n = nm_batcher_step(&tr->bt, t, tr->idx);
-        rc = nm_sgd_step(&tr->net, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
-        if (rc) break;
-        long step = t + 1;
-        if (step % p->eval_every == 0 || step == T) {
-            stop = eval_row(&s, p, sink, step, T, &div, e, &rc);
-            if (!stop && rc == NM_OK && nm_sink_stop_requested(sink))
-                rc = nm_fail(e, NM_EINTR, "stopped by signal at step %ld", step);
-        }
-    }
+    nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
+    if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     if (rc == NM_OK && p->save_weights[0])
         rc = nm_exp_save_weights(p, &tr->net, tr->net.W, tr->net.u, "", e);
     state_free(&s);

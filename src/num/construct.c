@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_comm.h"
 #include "nm_construct.h"
-#include "nm_exp.h"
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 #include "nm_train.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "nm_act.h"
-#include "nm_exp.h"
+#include "nm_comm.h"
 #include "nm_gram.h"
 #include "nm_scalapack.h"
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "nm_act.h"
-#include "nm_exp.h"
+#include "nm_comm.h"
 #include "nm_grid.h"
 #include "nm_net.h"
 #include "nm_rng.h"

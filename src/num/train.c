@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nm_exp.h"
+#include "nm_comm.h"
 #include "nm_loss.h"
 #include "nm_rng.h"
 #include "nm_train.h"
@@ -171,4 +171,37 @@ int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm
     for (long i = 0; i < n; i++) g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
     nm_net_backward(net, n, Xb, g, p->eta, p->train_u, ws);
     return NM_OK;
+}
+
+int nm_trainer_sgd_step(nm_trainer *t, const nm_params *p, long step, nm_err *e)
+{
+    long n = nm_batcher_step(&t->bt, step, t->idx);
+    return nm_sgd_step(&t->net, &t->D, t->idx, n, p, &t->ws, t->Xb, t->yb, t->hb, e);
+}
+
+/* One evaluation and what the ranks then decide together: an error on any
+ * rank stops all of them (the hardening rule: no rank may leave while
+ * another waits in a collective); else, unless training ends here anyway,
+ * a signal on any rank does. */
+static int eval_point(const nm_train_loop_spec *ls, long step, int *done, nm_err *e)
+{
+    *done = 0;
+    int rc = nm_agree(ls->comm, ls->eval(ls->ctx, step, done, e), e);
+    if (rc != NM_OK || *done) return rc;
+    if (ls->signal_every > 0 && step % ls->signal_every != 0) return NM_OK;
+    if (nm_comm_stop_requested(ls->comm))
+        return nm_fail(e, NM_EINTR, "stopped by signal at step %ld", step);
+    return NM_OK;
+}
+
+int nm_train_loop(const nm_train_loop_spec *ls, nm_err *e)
+{
+    int done = 0;
+    int rc = eval_point(ls, 0, &done, e);
+    for (long t = 0; rc == NM_OK && !done && t < ls->steps; t++) {
+        if ((rc = ls->step(ls->ctx, t, e)) != NM_OK) break;
+        long step = t + 1;
+        if (step % ls->eval_every == 0 || step == ls->steps) rc = eval_point(ls, step, &done, e);
+    }
+    return rc;
 }
