@@ -16,6 +16,7 @@
 #include "nm_exp.h"
 #include "nm_gram.h"
 #include "nm_loss.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"mean_loss", "steps_to_eps", "lambda_min_init", "final_loss",
@@ -29,7 +30,7 @@ static int check(const nm_params *p, nm_err *e)
                        "not orthogonal");
     if (p->m > 2147483647L / 2)
         return nm_fail(e, NM_EINVAL, "m = %ld is too large for ScaLAPACK's 32-bit indices", p->m);
-    return nm_exp_check_saves(p, e);
+    return nm_save_check(p, e);
 }
 
 /* Per rank: the network and full-batch work space (Z, A: m x local rows),
@@ -49,7 +50,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
                   nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb) + 8.0 * (6.0 * p->m + 2.0 * nr);
     double b = 8.0 * ((double)p->m * p->d + 2.0 * p->m) + 8.0 * nr * (p->d + 1.0);
     b += fmax(train, gram);
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (p->d + 1.0);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -57,29 +58,22 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data *D, MPI_Comm comm,
                            double *lmin, nm_err *e)
 {
-    int P, pr, pc, nb;
-    MPI_Comm_size(comm, &P);
-    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
-    nm_grid g;
-    nm_dmat K;
-    memset(&K, 0, sizeof K);
+    nm_gram_set gs;
+    memset(&gs, 0, sizeof gs);
     long nr = net->sh.nrows;
     double *ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e);
     double *co = ch ? nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e) : NULL;
     int rc = co ? NM_OK : NM_ENOMEM;
     for (long k = 0; rc == NM_OK && k < nr; k++) /* grad_w h = s u sigma' x, grad_u h = s sigma */
         ch[k] = net->s * net->s * net->u[k] * net->u[k], co[k] = net->s * net->s;
-    if ((rc = nm_agree(comm, rc, e)) != NM_OK) goto out;
-    if ((rc = nm_grid_init(&g, comm, pr, pc, e)) != NM_OK) goto out;
-    rc = nm_agree(comm, nm_gram_alloc(&K, &g, p->m, nb, e), e);
+    if ((rc = nm_agree(comm, rc, e)) == NM_OK)
+        rc = nm_gram_open(&gs, comm, p->m, p->grid_p, p->grid_q, p->nb, 1, e);
     nm_gram_in in = {p->m, p->d, D->X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
-    if (rc == NM_OK) rc = nm_gram_ntk(&K, &g, &in, e);
-    if (rc == NM_OK) rc = nm_gram_eig(&K, &g, 0, NULL, lmin, &lmax, e);
-    nm_dmat_free(&K);
-    nm_grid_free(&g);
-out:
+    if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
+    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, 0, NULL, lmin, &lmax, e);
+    nm_gram_close(&gs);
     free(ch), free(co);
     return rc;
 }
@@ -98,9 +92,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
                          (g = nm_calloc((size_t)p->m, sizeof(double), "loss gradient", e))))
         rc = NM_ENOMEM;
     rc = nm_agree(comm, rc, e);
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &D, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &net, net.W, net.u, "0", e);
+    if (rc == NM_OK) rc = nm_save_data(p, &D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &net, net.W, net.u, "0", e);
     if (rc == NM_OK) rc = gram_lambda_min(p, &net, &D, comm, &row[M_LMIN], e);
     long T = p->steps, reached = -1;
     for (long t = 0; rc == NM_OK; t++) {
@@ -125,7 +118,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
             g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], D.y[i]) / (double)p->m;
         nm_net_backward(&net, p->m, D.X, g, p->eta, p->train_u, &ws);
     }
-    if (rc == NM_OK && p->save_weights[0]) rc = nm_exp_save_weights(p, &net, net.W, net.u, "", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &net, net.W, net.u, "", e);
     free(h), free(g);
     nm_ws_free(&ws);
     nm_net_free(&net);

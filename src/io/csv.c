@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "nm_csv.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 #include "nm_version.h"
 
 int nm_csv_is_column(const nm_setting *s, int exp)

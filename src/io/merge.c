@@ -7,7 +7,7 @@
 
 #include "nm_csv.h"
 #include "nm_merge.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 
 #define MAXF 512
 
