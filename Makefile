@@ -24,6 +24,7 @@ LIBS := $(SCALAPACK_LIBS) $(BLAS_LIBS) $(YAML_LIBS) -lm
 ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)"'
 
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
+TESTLIB := $(B)/testobj/nm_testlib.o
 
 .PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce
 all: $(BIN)
@@ -37,12 +38,17 @@ $(LIB): $(OBJS)
 	ar rcs $@ $^
 $(BIN): src/main.c $(LIB)
 	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
-$(B)/test_%: tests/test_%.c tests/nm_test.h $(LIB)
-	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests $< $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
-$(B)/bench: tests/bench.c $(LIB)
-	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
-$(B)/bench_%: tests/bench_%.c $(LIB)
-	$(MPICC) $(ALL_CFLAGS) $< $(LIB) $(LIBS) -o $@
+# test-only references and readers (tests/nm_testlib.c), linked into the
+# test and bench programs but not into the library
+$(TESTLIB): tests/nm_testlib.c tests/nm_testlib.h $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -Itests -c $< -o $@
+$(B)/test_%: tests/test_%.c tests/nm_test.h $(TESTLIB) $(LIB)
+	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests $< $(TESTLIB) $(LIB) $(LIBS) $(CHECK_LIBS) -o $@
+$(B)/bench: tests/bench.c $(TESTLIB) $(LIB)
+	$(MPICC) $(ALL_CFLAGS) -Itests $< $(TESTLIB) $(LIB) $(LIBS) -o $@
+$(B)/bench_%: tests/bench_%.c $(TESTLIB) $(LIB)
+	$(MPICC) $(ALL_CFLAGS) -Itests $< $(TESTLIB) $(LIB) $(LIBS) -o $@
 
 deps:
 	@scripts/install-deps.sh

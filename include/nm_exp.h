@@ -39,17 +39,5 @@ extern const nm_experiment nm_experiments[];
 /* NULL when id is not in the table. */
 const nm_experiment *nm_experiment_get(int id);
 
-/* Shared by experiments: validation of save_* sizes, and the bytes of the
- * examples every rank holds. */
-int nm_exp_check_saves(const nm_params *p, nm_err *e);
-
-/* save_data: rank 0 writes X and y as <path>_X.npy, <path>_y.npy (every
- * rank holds the same data).  Collective. */
-int nm_exp_save_data(const nm_params *p, const nm_data *D, MPI_Comm comm, nm_err *e);
-/* save_weights: W and u gathered in global row order, written by rank 0 as
- * <path>_W<tag>.npy and <path>_u<tag>.npy.  Collective. */
-int nm_exp_save_weights(const nm_params *p, const nm_net *net, const double *W, const double *u,
-                        const char *tag, nm_err *e);
-
 
 #endif

@@ -5,7 +5,7 @@
  *     S' = sigma'(W X^T), S = sigma(W X^T)         (Q x m, rows = neurons)
  * from each rank's own neuron rows of W (nm_shard), in ScaLAPACK's 2-D
  * block-cyclic layout on a BLACS grid.  The m x m matrix is never held whole
- * by any rank (except by the serial reference, for tests).
+ * by any rank (except by the serial reference of the tests).
  *
  * Weights ch, co (one per neuron row, >= 0) select the kernel:
  * - ntk_spectrum, xavier_zero [D20b section 2.5], normalised by 2qB^2: only
@@ -70,6 +70,23 @@ double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npco
 /* K (m x m, nb x nb blocks on g->ctxt) allocated and zeroed. */
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e);
 
+/* The grid of a Gram computation and its m x m matrices K[0..nmat) (at most
+ * 3: ntk_spectrum holds K_W, a work copy for the destroying Cholesky and
+ * eigen routines, and K_inf). */
+#define NM_GRAM_MAXMAT 3
+typedef struct {
+    nm_grid g;
+    nm_dmat K[NM_GRAM_MAXMAT];
+    int nb, nmat, grid_ok;
+} nm_gram_set;
+
+/* Layout by nm_gram_layout(m, P of comm, grid_p, grid_q, nb_req), the grid on
+ * comm and nmat zeroed matrices (nm_gram_alloc).  Collective; the error is
+ * agreed; nm_gram_close frees what was set up, also after an error. */
+int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
+                 int nmat, nm_err *e);
+void nm_gram_close(nm_gram_set *s);
+
 /* The NTK Gram of `in` into K (lower triangle).  Collective over g->comm. */
 int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e);
 
@@ -86,11 +103,6 @@ typedef void (*nm_gram_blockfn)(void *ctx, int mr, int nc, const double *xxr, co
 int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e);
 
-/* Serial reference (tests): gathers every rank's rows and weights to rank 0
- * and forms K with dsyrk, full symmetric, column-major m x m in Kfull (rank
- * 0 only; may be NULL elsewhere).  Collective over comm. */
-int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e);
-
 /* Spectrum of the symmetric K (lower triangle), destroying K: one
  * distributed tridiagonal reduction (pdsytrd, in place), then on rank 0 all
  * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
@@ -101,9 +113,21 @@ int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_er
 int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, double *lmax,
                 nm_err *e);
 
-/* y^T K^-1 y by Cholesky (pdpotrf + pdpotrs), destroying K.  *pd = 0 when
- * pdpotrf finds K not positive definite; then *val = NaN (never an error).
- * y (m) is the same on every rank; the result is on every rank. */
+/* The Cholesky factor of K (pdpotrf, lower triangle) in place of K.
+ * *info > 0 (on every rank) when K is not positive definite, 0 otherwise.
+ * Collective over g->comm. */
+int nm_gram_cholesky(nm_dmat *K, const nm_grid *g, int *info, nm_err *e);
+
+/* y^T K^-1 y = y^T L^-T L^-1 y from the factor L of nm_gram_cholesky
+ * (pdpotrs).  y (m) is the same on every rank; so is *val.  Collective. */
+int nm_gram_solve(const nm_dmat *L, const nm_grid *g, const double *y, double *val, nm_err *e);
+
+/* K += lambda I (a ridge). */
+void nm_gram_shift(nm_dmat *K, const nm_grid *g, double lambda);
+
+/* y^T K^-1 y by Cholesky (nm_gram_cholesky + nm_gram_solve), destroying K.
+ * *pd = 0 when pdpotrf finds K not positive definite; then *val = NaN (never
+ * an error).  y (m) is the same on every rank; the result is on every rank. */
 int nm_gram_yKinvy(nm_dmat *K, const nm_grid *g, const double *y, double *val, int *pd,
                    nm_err *e);
 
@@ -125,9 +149,5 @@ void nm_gram_axpy(nm_dmat *A, double alpha, const nm_dmat *B);
 /* Gather to rank 0 as a full symmetric column-major m x m array (the lower
  * triangle mirrored).  Collective. */
 int nm_gram_gather(const nm_dmat *K, const nm_grid *g, double *full, nm_err *e);
-
-/* Useful flops of nm_gram_ntk: m(m+1)/2 * 2Q per part (a SYRK), plus the
- * X X^T blocks and the feature GEMMs; for GFLOP/s reports. */
-double nm_gram_flops(long m, long d, long Q, int hidden, int output);
 
 #endif

@@ -18,8 +18,6 @@ void Cblacs_get(int icontxt, int what, int *val);
 void Cblacs_gridinit(int *icontxt, const char *order, int nprow, int npcol);
 void Cblacs_gridinfo(int icontxt, int *nprow, int *npcol, int *myrow, int *mycol);
 void Cblacs_gridexit(int icontxt);
-void Cblacs_barrier(int icontxt, const char *scope);
-void Cblacs_exit(int notdone);
 int  Csys2blacs_handle(MPI_Comm comm); /* BLACS system handle for an MPI communicator */
 void Cfree_blacs_system_handle(int handle);
 
@@ -29,11 +27,6 @@ int  numroc_(const int *n, const int *nb, const int *iproc, const int *isrcproc,
 void descinit_(int *desc, const int *m, const int *n, const int *mb, const int *nb,
                const int *irsrc, const int *icsrc, const int *ictxt, const int *lld,
                int *info);
-int  indxl2g_(const int *indxloc, const int *nb, const int *iproc,
-              const int *isrcproc, const int *nprocs);
-void pdgemr2d_(const int *m, const int *n, const double *a, const int *ia,
-               const int *ja, const int *desca, double *b, const int *ib,
-               const int *jb, const int *descb, const int *ictxt);
 void Cpdgemr2d(int m, int n, double *a, int ia, int ja, int *desca, double *b,
                int ib, int jb, int *descb, int gcontext);
 
@@ -43,27 +36,8 @@ void pdgemm_(const char *transa, const char *transb, const int *m, const int *n,
              const int *ja, const int *desca, const double *b, const int *ib,
              const int *jb, const int *descb, const double *beta, double *c,
              const int *ic, const int *jc, const int *descc, fstrlen, fstrlen);
-void pdsyrk_(const char *uplo, const char *trans, const int *n, const int *k,
-             const double *alpha, const double *a, const int *ia, const int *ja,
-             const int *desca, const double *beta, double *c, const int *ic,
-             const int *jc, const int *descc, fstrlen, fstrlen);
 
 /* ---- ScaLAPACK drivers ---- */
-void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
-              const int *ia, const int *ja, const int *desca, double *w, double *z,
-              const int *iz, const int *jz, const int *descz, double *work,
-              const int *lwork, int *iwork, const int *liwork, int *info,
-              fstrlen, fstrlen);
-void pdsyev_(const char *jobz, const char *uplo, const int *n, double *a,
-             const int *ia, const int *ja, const int *desca, double *w, double *z,
-             const int *iz, const int *jz, const int *descz, double *work,
-             const int *lwork, int *info, fstrlen, fstrlen);
-void pdsyevr_(const char *jobz, const char *range, const char *uplo, const int *n,
-              double *a, const int *ia, const int *ja, const int *desca,
-              const double *vl, const double *vu, const int *il, const int *iu,
-              int *m, int *nz, double *w, double *z, const int *iz, const int *jz,
-              const int *descz, double *work, const int *lwork, int *iwork,
-              const int *liwork, int *info, fstrlen, fstrlen, fstrlen);
 void pdpotrf_(const char *uplo, const int *n, double *a, const int *ia,
               const int *ja, const int *desca, int *info, fstrlen);
 void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
@@ -74,11 +48,6 @@ void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
 void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
               const int *desca, double *d, double *e, double *tau, double *work,
               const int *lwork, int *info, fstrlen);
-/* the same, tuned: serial dsytrd on one process, PDSYTTRD's square-grid code
- * otherwise, when given the workspace its query asks for (pdsyevr uses it) */
-void pdsyntrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
-               const int *desca, double *d, double *e, double *tau, double *work,
-               const int *lwork, int *info, fstrlen);
 
 /* ---- serial LAPACK/BLAS (no lapacke installed; cblas.h exists but we use F77) ---- */
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,

@@ -24,6 +24,7 @@
 #include "nm_gram.h"
 #include "nm_net.h"
 #include "nm_scalapack.h"
+#include "nm_testlib.h"
 
 static double now(MPI_Comm c)
 {
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
         if (nm_gram_ntk(&K, &g, &in, &e)) die(&e);
         best = fmin(best, tmax(now(comm) - t0, comm));
     }
-    double gf = nm_gram_flops(p.m, p.d, p.q, 1, 1) / best / 1e9;
+    double gf = nmt_gram_flops(p.m, p.d, p.q, 1, 1) / best / 1e9;
     if (rank == 0)
         printf("Gram build (grid %dx%d, nb %d): %.3f s, %.2f GFLOP/s, ratio to DSYRK %.2f %s\n",
                pr, pc, nb, best, gf, gf / syrk, gf / syrk >= 0.7 ? "(target >= 0.7 met)"

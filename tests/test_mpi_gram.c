@@ -16,6 +16,7 @@
 #include "nm_scalapack.h"
 #include "nm_shard.h"
 #include "nm_test.h"
+#include "nm_testlib.h"
 
 #define TOL 1e-10
 
@@ -109,7 +110,7 @@ static void check_case(long m, long d, long q, int act, int hidden, int output, 
 
     size_t mm = (size_t)m * (size_t)m;
     double *ref = calloc(mm, sizeof(double)), *got = calloc(mm, sizeof(double));
-    ck_assert_int_eq(nm_gram_ntk_serial(&pb.in, MPI_COMM_WORLD, ref, &e), NM_OK);
+    ck_assert_int_eq(nmt_gram_ntk_serial(&pb.in, MPI_COMM_WORLD, ref, &e), NM_OK);
     ck_assert_int_eq(nm_gram_gather(&K, &g, got, &e), NM_OK);
     double scale = 1, err = 0;
     if (nmt_rank == 0) {

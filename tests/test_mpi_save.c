@@ -9,10 +9,10 @@
 
 #include "nm_coord.h"
 #include "nm_data.h"
-#include "nm_npy.h"
 #include "nm_params.h"
 #include "nm_rng.h"
 #include "nm_test.h"
+#include "nm_testlib.h"
 
 static char dir[64];
 
@@ -45,7 +45,7 @@ static double *load(const char *path, long r, long c)
     long sh[2];
     int nd;
     nm_err e;
-    ck_assert_msg(nm_npy_read(path, &a, &nd, sh, &e) == NM_OK, "%s", e.msg);
+    ck_assert_msg(nmt_npy_read(path, &a, &nd, sh, &e) == NM_OK, "%s", e.msg);
     ck_assert_msg(sh[0] == r && sh[1] == c, "%s: shape %ldx%ld, want %ldx%ld", path, sh[0], sh[1],
                   r, c);
     return a;

@@ -11,8 +11,10 @@
 #include "nm_npy.h"
 #include "nm_params.h"
 #include "nm_rng.h"
+#include "nm_save.h"
 #include "nm_shard.h"
 #include "nm_test.h"
+#include "nm_testlib.h"
 
 /* sigma' against central differences (h = 1e-6, error O(h^2) ~ 1e-10 for
  * smooth pieces) at points at least 0.05 from every kink (0, +-1). */
@@ -138,7 +140,7 @@ START_TEST(test_npy_roundtrip)
     char tmpl[256], want[256];
     snprintf(tmpl, sizeof tmpl, "%s/{point}/w_{repeat}.npy", dir); /* makes dir/3 */
     snprintf(want, sizeof want, "%s/3/w_1_W.npy", dir);
-    ck_assert_int_eq(nm_npy_path(tmpl, 3, 1, "_W", path, sizeof path, &e), NM_OK);
+    ck_assert_int_eq(nm_save_path(tmpl, 3, 1, "_W", path, sizeof path, &e), NM_OK);
     ck_assert_str_eq(path, want);
     snprintf(path, sizeof path, "%s/3", dir);
     rmdir(path);
@@ -147,8 +149,9 @@ START_TEST(test_npy_roundtrip)
     for (int i = 0; i < 15; i++) a[i] = i * 0.1 - 0.7;
     long sh[2] = {5, 3}, got[2];
     int nd;
+    ck_assert_int_eq(nm_mkdir_parents(path, &e), NM_OK); /* nm_npy_write makes no directory */
     ck_assert_int_eq(nm_npy_write(path, a, 2, sh, &e), NM_OK);
-    ck_assert_int_eq(nm_npy_read(path, &b, &nd, got, &e), NM_OK);
+    ck_assert_int_eq(nmt_npy_read(path, &b, &nd, got, &e), NM_OK);
     ck_assert(nd == 2 && got[0] == 5 && got[1] == 3 && memcmp(a, b, sizeof a) == 0);
     /* header is a multiple of 64 bytes, as the format requires */
     FILE *f = fopen(path, "rb");

@@ -10,7 +10,7 @@
 #include "nm_comm.h"
 #include "nm_construct.h"
 #include "nm_exp.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"neurons", "neurons_bound", "neurons_ysj", "max_err",
@@ -28,45 +28,24 @@ static int check(const nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL, "method baum memorizes labels in {0, 1}: use labels auto or "
                                      "binary, not %s", nm_labels_names[p->labels]);
     /* the saved arrays: X' = [X, 1] (m x (d+1)) and W (neurons x (d+1)) */
-    double xb = 8.0 * (double)p->m * (double)(p->d + 1);
-    double wb = 8.0 * (double)nm_construct_bound(p->method, p->m, p->d) * (double)(p->d + 1);
-    char a[32], b[32];
-    nm_bytes_str(p->save_max_bytes, b, sizeof b);
-    if (p->save_data[0] && xb > p->save_max_bytes)
-        return nm_fail(e, NM_EINVAL, "save_data would write X' of %ld x %ld = %s, above "
-                       "save_max_bytes = %s", p->m, p->d + 1, nm_bytes_str(xb, a, sizeof a), b);
-    if (p->save_weights[0] && wb > p->save_max_bytes)
-        return nm_fail(e, NM_EINVAL, "save_weights would write W of up to %ld x %ld = %s, above "
-                       "save_max_bytes = %s", nm_construct_bound(p->method, p->m, p->d), p->d + 1,
-                       nm_bytes_str(wb, a, sizeof a), b);
-    return NM_OK;
+    int rc = nm_save_fits(p, "save_data", p->save_data, "X'", p->m, p->d + 1, e);
+    if (rc == NM_OK)
+        rc = nm_save_fits(p, "save_weights", p->save_weights, "W of up to",
+                          nm_construct_bound(p->method, p->m, p->d), p->d + 1, e);
+    return rc;
+}
+
+static int gather_weights(const void *ctx, nm_save_arr *arr, nm_err *e)
+{
+    return nm_construct_gather(ctx, arr[0].a, arr[1].a, e);
 }
 
 /* Rank 0 writes the constructed W (neurons x (d+1), group-major) and u as
  * <path>_W.npy and <path>_u.npy. */
 static int save_weights(const nm_params *p, const nm_construct *c, MPI_Comm comm, nm_err *e)
 {
-    int rank, rc = NM_OK;
-    MPI_Comm_rank(comm, &rank);
-    long N = c->neurons, D1 = p->d + 1;
-    double *W = NULL, *u = NULL;
-    if (rank == 0 && !((W = nm_calloc((size_t)(N * D1) + 1, sizeof(double), "gathered W", e)) &&
-                       (u = nm_calloc((size_t)N + 1, sizeof(double), "gathered u", e))))
-        rc = NM_ENOMEM;
-    rc = nm_agree(comm, rc, e);
-    if (rc == NM_OK) rc = nm_construct_gather(c, W, u, e);
-    if (rc == NM_OK && rank == 0) {
-        char path[NM_PATH_MAX + 64];
-        long shW[2] = {N, D1}, shu[2] = {N, 1};
-        rc = nm_npy_path(p->save_weights, p->point, p->repeat, "_W", path, sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, W, 2, shW, e);
-        if (rc == NM_OK) rc = nm_npy_path(p->save_weights, p->point, p->repeat, "_u", path,
-                                          sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, u, 1, shu, e);
-    }
-    free(W);
-    free(u);
-    return nm_agree(comm, rc, e);
+    nm_save_arr arr[2] = {{"_W", c->neurons, p->d + 1, NULL}, {"_u", c->neurons, 0, NULL}};
+    return nm_save_gathered(p, p->save_weights, arr, 2, gather_weights, c, comm, e);
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
@@ -93,13 +72,9 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     double *h = NULL;
     int rc = nm_construct_data(p, &D, e);
     rc = nm_agree(comm, rc, e);
-    if (rc == NM_OK && p->save_data[0]) { /* X' = [X, 1], as the network sees it */
-        nm_params pa = *p;
-        pa.d = p->d + 1;
-        rc = nm_exp_save_data(&pa, &D, comm, e);
-    }
+    if (rc == NM_OK) rc = nm_save_data(p, &D, comm, e); /* X' = [X, 1], as the network sees it */
     if (rc == NM_OK) rc = nm_construct_build(&c, p, &D, comm, e);
-    if (rc == NM_OK && p->save_weights[0]) rc = save_weights(p, &c, comm, e);
+    if (rc == NM_OK) rc = save_weights(p, &c, comm, e);
     if (rc == NM_OK) {
         long cap = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
         rc = nm_ws_init(&ws, cap, c.net.sh.nrows, e);

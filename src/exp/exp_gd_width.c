@@ -17,6 +17,7 @@
 #include "nm_exp.h"
 #include "nm_gram.h"
 #include "nm_loss.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"mean_loss", "steps_to_eps", "lambda_min_init", "final_loss",
@@ -30,7 +31,7 @@ static int check(const nm_params *p, nm_err *e)
                        "not orthogonal");
     if (p->m > 2147483647L / 2)
         return nm_fail(e, NM_EINVAL, "m = %ld is too large for ScaLAPACK's 32-bit indices", p->m);
-    return nm_exp_check_saves(p, e);
+    return nm_save_check(p, e);
 }
 
 /* Per rank: the network and full-batch work space (Z, A: m x local rows),
@@ -50,7 +51,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
                   nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb) + 8.0 * (6.0 * p->m + 2.0 * nr);
     double b = 8.0 * ((double)p->m * p->d + 2.0 * p->m) + 8.0 * nr * (p->d + 1.0);
     b += fmax(train, gram);
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (p->d + 1.0);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -58,29 +59,22 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data *D, MPI_Comm comm,
                            double *lmin, nm_err *e)
 {
-    int P, pr, pc, nb;
-    MPI_Comm_size(comm, &P);
-    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
-    nm_grid g;
-    nm_dmat K;
-    memset(&K, 0, sizeof K);
+    nm_gram_set gs;
+    memset(&gs, 0, sizeof gs);
     long nr = net->sh.nrows;
     double *ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e);
     double *co = ch ? nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e) : NULL;
     int rc = co ? NM_OK : NM_ENOMEM;
     for (long k = 0; rc == NM_OK && k < nr; k++) /* grad_w h = s u sigma' x, grad_u h = s sigma */
         ch[k] = net->s * net->s * net->u[k] * net->u[k], co[k] = net->s * net->s;
-    if ((rc = nm_agree(comm, rc, e)) != NM_OK) goto out;
-    if ((rc = nm_grid_init(&g, comm, pr, pc, e)) != NM_OK) goto out;
-    rc = nm_agree(comm, nm_gram_alloc(&K, &g, p->m, nb, e), e);
+    if ((rc = nm_agree(comm, rc, e)) == NM_OK)
+        rc = nm_gram_open(&gs, comm, p->m, p->grid_p, p->grid_q, p->nb, 1, e);
     nm_gram_in in = {p->m, p->d, D->X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
-    if (rc == NM_OK) rc = nm_gram_ntk(&K, &g, &in, e);
-    if (rc == NM_OK) rc = nm_gram_eig(&K, &g, 0, NULL, lmin, &lmax, e);
-    nm_dmat_free(&K);
-    nm_grid_free(&g);
-out:
+    if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
+    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, 0, NULL, lmin, &lmax, e);
+    nm_gram_close(&gs);
     free(ch), free(co);
     return rc;
 }
@@ -155,16 +149,14 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     memset(&s, 0, sizeof s);
     s.p = p, s.sink = sink, s.reached = -1;
     int rc = setup(&s, p, comm, e);
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &s.D, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+    if (rc == NM_OK) rc = nm_save_data(p, &s.D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
     if (rc == NM_OK) rc = gram_lambda_min(p, &s.net, &s.D, comm, &s.row[M_LMIN], e);
     /* gd_step needs the outputs at every step: evaluate after each one, but
      * check for a signal only where a row was written, as between rows */
     nm_train_loop_spec ls = {comm, p->steps, 1, p->eval_every, gd_step, eval_loss, &s};
     if (rc == NM_OK) rc = nm_train_loop(&ls, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
     state_free(&s);
     return rc;
 }

@@ -39,13 +39,10 @@
 #include "nm_gram.h"
 #include "nm_loss.h"
 #include "nm_rng.h"
-#include "nm_scalapack.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"risk", "xi_norm", "xi_par_norm", "risk_over_eps4", NULL};
 enum { M_RISK, M_XI, M_XIPAR, M_R4, M_N };
-
-static const int I1 = 1;
 
 static int check(const nm_params *p, nm_err *e)
 {
@@ -94,12 +91,11 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 
 typedef struct {
     nm_trainer tr;    /* net: theta = theta* + xi */
-    nm_grid g;
-    nm_dmat K, Y;     /* Cholesky factor of J J^T at theta*, right-hand side */
+    nm_gram_set gs;   /* K[0]: the Cholesky factor of J J^T at theta* */
     double *Ws, *us;  /* theta* */
     double *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
     long row0, chunk;
-    int have_grid, ridge, degenerate;
+    int ridge, degenerate;
     double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
     const nm_params *p;
     nm_sink *sink;
@@ -108,9 +104,7 @@ typedef struct {
 static void state_free(state *s)
 {
     nm_trainer_free(&s->tr);
-    nm_dmat_free(&s->K);
-    nm_dmat_free(&s->Y);
-    if (s->have_grid) nm_grid_free(&s->g);
+    nm_gram_close(&s->gs);
     free(s->Ws), free(s->us);
     free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
     free(s->ch), free(s->co);
@@ -214,24 +208,18 @@ static int factor_gram(state *s, nm_err *e)
 {
     nm_gram_in in = {s->tr.D.m, s->tr.net.d, s->tr.D.X, s->tr.net.sh.nrows, s->Ws, s->ch, s->co,
                      s->tr.net.act, s->tr.net.alpha};
-    int n = (int)s->tr.D.m, info = 0;
+    nm_dmat *K = &s->gs.K[0];
     double lambda = 0;
     for (int attempt = 0; attempt < 8; attempt++) {
-        int rc = nm_gram_ntk(&s->K, &s->g, &in, e);
+        int info, rc = nm_gram_ntk(K, &s->gs.g, &in, e);
         if (rc != NM_OK) return rc;
         if (attempt > 0) {
-            if (attempt == 1) lambda = 1e-10 * nm_gram_trace(&s->K, &s->g) / (double)n;
+            if (attempt == 1) lambda = 1e-10 * nm_gram_trace(K, &s->gs.g) / (double)s->tr.D.m;
             else lambda *= 100.0;
-            for (int jl = 0; s->g.in_grid && jl < s->K.nloc; jl++)
-                for (int il = 0; il < s->K.mloc; il++)
-                    if (nm_dmat_grow(&s->K, il) == nm_dmat_gcol(&s->K, jl))
-                        s->K.a[il + (size_t)jl * s->K.lld] += lambda;
+            nm_gram_shift(K, &s->gs.g, lambda);
             s->ridge = 1;
         }
-        info = 0;
-        if (s->g.in_grid) pdpotrf_("L", &n, s->K.a, &I1, &I1, s->K.desc, &info, 1);
-        MPI_Bcast(&info, 1, MPI_INT, 0, s->g.comm); /* rank 0 is always in the grid */
-        if (info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -info);
+        if ((rc = nm_gram_cholesky(K, &s->gs.g, &info, e)) != NM_OK) return rc;
         if (info == 0) return NM_OK;
     }
     return nm_fail(e, NM_ENUM, "J J^T at theta* is not positive definite even with a ridge of "
@@ -242,22 +230,9 @@ static int factor_gram(state *s, nm_err *e)
 static int xi_par2(state *s, double *val, nm_err *e)
 {
     int rc = jacobian_xi(s, e);
-    if (rc != NM_OK) return rc;
-    int n = (int)s->tr.D.m, one = 1, info = 0;
-    double loc = 0, tot = 0;
-    if (s->g.in_grid) {
-        for (int il = 0; il < s->Y.mloc && s->Y.nloc > 0; il++)
-            s->Y.a[il] = s->jxi[nm_dmat_grow(&s->Y, il)];
-        pdpotrs_("L", &n, &one, s->K.a, &I1, &I1, s->K.desc, s->Y.a, &I1, &I1, s->Y.desc, &info,
-                 1);
-        for (int il = 0; il < s->Y.mloc && s->Y.nloc > 0; il++)
-            loc += s->jxi[nm_dmat_grow(&s->Y, il)] * s->Y.a[il];
-    }
-    MPI_Bcast(&info, 1, MPI_INT, 0, s->g.comm);
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->g.comm);
-    if (info != 0) return nm_fail(e, NM_ENUM, "pdpotrs failed (info=%d)", info);
-    *val = tot > 0 ? tot : 0.0;
-    return NM_OK;
+    if (rc == NM_OK) rc = nm_gram_solve(&s->gs.K[0], &s->gs.g, s->jxi, val, e);
+    if (rc == NM_OK) *val = *val > 0 ? *val : 0.0; /* rounding below 0 (and NaN) as 0 */
+    return rc;
 }
 
 static double xi_norm2(const state *s)
@@ -327,14 +302,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     /* J J^T of h = s sum u_j sigma(w_j.x) in all parameters: ch = s^2 u_j^2, co = s^2 */
     double s2 = s->tr.net.s * s->tr.net.s;
     for (long k = 0; k < nr; k++) s->ch[k] = s2 * s->us[k] * s->us[k], s->co[k] = s2;
-    int nprow, npcol, nb, P;
-    MPI_Comm_size(comm, &P);
-    nm_gram_layout(m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
-    rc = nm_grid_init(&s->g, comm, nprow, npcol, e);
-    s->have_grid = rc == NM_OK;
-    if (rc == NM_OK) rc = nm_gram_alloc(&s->K, &s->g, m, nb, e);
-    if (rc == NM_OK) rc = nm_dmat_init(&s->Y, &s->g, s->g.ctxt, (int)m, 1, nb, nb, e);
-    rc = nm_agree(comm, rc, e);
+    rc = nm_gram_open(&s->gs, comm, m, p->grid_p, p->grid_q, p->nb, 1, e);
     if (rc == NM_OK) rc = factor_gram(s, e);
     if (rc != NM_OK) return rc;
     /* theta* itself: a memorizing minimum? */

@@ -18,7 +18,7 @@
 #include "nm_gram.h"
 #include "nm_kernels.h"
 #include "nm_net.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 
 static const char *const metrics[] = {
     "lambda_min",      "lambda_max", "cond",        "trace",        "yKinvy",      "kinf_lambda_min",
@@ -38,13 +38,9 @@ static int check(const nm_params *p, nm_err *e)
     if (p->spectrum_out[0] && p->eigenvalues != NM_EIG_ALL)
         return nm_fail(e, NM_EINVAL, "spectrum_out needs eigenvalues: all (extremes computes only "
                        "lambda_min and lambda_max)");
-    double gb = 8.0 * (double)p->m * (double)p->m;
-    char a[32], b[32];
-    if (p->save_gram[0] && gb > p->save_max_bytes)
-        return nm_fail(e, NM_EINVAL, "save_gram would write K of %ld x %ld = %s, above "
-                       "save_max_bytes = %s", p->m, p->m, nm_bytes_str(gb, a, sizeof a),
-                       nm_bytes_str(p->save_max_bytes, b, sizeof b));
-    return nm_exp_check_saves(p, e);
+    int rc = nm_save_fits(p, "save_gram", p->save_gram, "K", p->m, p->m, e);
+    if (rc != NM_OK) return rc;
+    return nm_save_check(p, e);
 }
 
 /* Per rank: X, y and this rank's W rows (the network keeps the -B twins
@@ -65,7 +61,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     b += nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
     b += 8.0 * 6.0 * m; /* tridiagonal, spectrum, eigen work */
     if (rank == 0 && p->save_gram[0]) b += 2.0 * 8.0 * m * m;
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (d + 1);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -96,24 +92,23 @@ static double elapsed(double t0, MPI_Comm c)
     return mx;
 }
 
+typedef struct {
+    const nm_dmat *K;
+    const nm_grid *g;
+} gram_ctx;
+
+static int gather_gram(const void *ctx, nm_save_arr *arr, nm_err *e)
+{
+    const gram_ctx *c = ctx;
+    return nm_gram_gather(c->K, c->g, arr[0].a, e); /* symmetric: column-major = C order */
+}
+
 static int save_gram(const nm_params *p, const nm_dmat *K, const char *suffix, const nm_grid *g,
                      nm_err *e)
 {
-    double *full = NULL;
-    int rc = NM_OK;
-    if (g->rank == 0 &&
-        !(full = nm_calloc((size_t)p->m * (size_t)p->m, sizeof(double), "gathered Gram", e)))
-        rc = NM_ENOMEM;
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    rc = nm_gram_gather(K, g, full, e);
-    if (rc == NM_OK && g->rank == 0) { /* symmetric: column-major = C order */
-        char path[NM_PATH_MAX + 64];
-        long sh[2] = {p->m, p->m};
-        rc = nm_npy_path(p->save_gram, p->point, p->repeat, suffix, path, sizeof path, e);
-        if (rc == NM_OK) rc = nm_npy_write(path, full, 2, sh, e);
-    }
-    free(full);
-    return nm_agree(g->comm, rc, e);
+    nm_save_arr arr = {suffix, p->m, p->m, NULL};
+    gram_ctx c = {K, g};
+    return nm_save_gathered(p, p->save_gram, &arr, 1, gather_gram, &c, g->comm, e);
 }
 
 /* Side CSV of the spectrum: one file per run when the path holds {point},
@@ -138,30 +133,21 @@ static int write_spectrum(const nm_params *p, const double *w, nm_err *e)
 typedef struct {
     nm_data D;
     nm_net net;
-    nm_grid g;
-    nm_dmat K, C, Ki;
+    nm_gram_set gs; /* K[0] = K_W, K[1] a work copy, K[2] = K_inf */
     double *ch, *co, *w;
-    int grid_ok;
 } state;
 
 static void state_free(state *s)
 {
-    nm_dmat_free(&s->K);
-    nm_dmat_free(&s->C);
-    nm_dmat_free(&s->Ki);
-    if (s->grid_ok) nm_grid_free(&s->g);
+    nm_gram_close(&s->gs);
     nm_net_free(&s->net);
     nm_data_free(&s->D);
     free(s->ch), free(s->co), free(s->w);
 }
 
-static int setup(state *s, const nm_params *p, MPI_Comm comm, int *nb, nm_err *e)
+static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
-    int P, pr, pc;
-    MPI_Comm_size(comm, &P);
-    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, nb);
-    int rc = nm_grid_init(&s->g, comm, pr, pc, e);
-    s->grid_ok = rc == NM_OK;
+    int rc = nm_gram_open(&s->gs, comm, p->m, p->grid_p, p->grid_q, p->nb, p->kinf ? 3 : 2, e);
     if (rc == NM_OK) rc = nm_data_generate(&s->D, p->data, p->m, p->d, p->seed, e);
     if (rc == NM_OK) rc = nm_net_init(&s->net, p, comm, e);
     long nu = s->net.sh.nu;
@@ -174,9 +160,6 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, int *nb, nm_err *e
      * 2qB^2-normalised Gram is over the q rows of W' with these weights */
     for (long k = 0; rc == NM_OK && k < nu; k++)
         s->ch[k] = 1.0 / (double)p->q, s->co[k] = 1.0 / ((double)p->q * p->B * p->B);
-    if (rc == NM_OK) rc = nm_gram_alloc(&s->K, &s->g, p->m, *nb, e);
-    if (rc == NM_OK) rc = nm_gram_alloc(&s->C, &s->g, p->m, *nb, e);
-    if (rc == NM_OK && p->kinf) rc = nm_gram_alloc(&s->Ki, &s->g, p->m, *nb, e);
     return nm_agree(comm, rc, e);
 }
 
@@ -184,43 +167,43 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
 {
     state s;
     memset(&s, 0, sizeof s);
-    int nb, rc = setup(&s, p, comm, &nb, e);
+    int rc = setup(&s, p, comm, e);
     double row[M_N];
     for (int i = 0; i < M_N; i++) row[i] = NAN;
-    const nm_grid *g = &s.g;
+    const nm_grid *g = &s.gs.g;
+    nm_dmat *K = &s.gs.K[0], *C = &s.gs.K[1], *Ki = &s.gs.K[2];
     int hidden = p->kernel != NM_KERNEL_OUTPUT, output = p->kernel != NM_KERNEL_HIDDEN;
     nm_gram_in in = {p->m,      p->d,      s.D.X, s.net.sh.nu, s.net.W, hidden ? s.ch : NULL,
                      output ? s.co : NULL, p->activation, p->alpha};
     double t0 = wtime(comm);
-    if (rc == NM_OK) rc = nm_gram_ntk(&s.K, g, &in, e);
+    if (rc == NM_OK) rc = nm_gram_ntk(K, g, &in, e);
     row[M_TGRAM] = elapsed(t0, comm);
     kinf_ctx kc = {{p->activation, p->alpha, (int)p->quad_order}, p->kernel, p->B};
-    if (rc == NM_OK && p->kinf) rc = nm_gram_inner(&s.Ki, g, p->m, p->d, s.D.X, kinf_block, &kc, e);
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &s.D, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
-    if (rc == NM_OK && p->save_gram[0]) rc = save_gram(p, &s.K, "_K", g, e);
-    if (rc == NM_OK && p->save_gram[0] && p->kinf) rc = save_gram(p, &s.Ki, "_Kinf", g, e);
+    if (rc == NM_OK && p->kinf) rc = nm_gram_inner(Ki, g, p->m, p->d, s.D.X, kinf_block, &kc, e);
+    if (rc == NM_OK) rc = nm_save_data(p, &s.D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+    if (rc == NM_OK) rc = save_gram(p, K, "_K", g, e);
+    if (rc == NM_OK && p->kinf) rc = save_gram(p, Ki, "_Kinf", g, e);
     int chol_ok = 0;
     if (rc == NM_OK) {
-        row[M_TRACE] = nm_gram_trace(&s.K, g);
-        nm_gram_copy(&s.K, &s.C);
-        rc = nm_gram_yKinvy(&s.C, g, s.D.y, &row[M_YKY], &chol_ok, e);
+        row[M_TRACE] = nm_gram_trace(K, g);
+        nm_gram_copy(K, C);
+        rc = nm_gram_yKinvy(C, g, s.D.y, &row[M_YKY], &chol_ok, e);
     }
     if (rc == NM_OK) {
-        nm_gram_copy(&s.K, &s.C);
+        nm_gram_copy(K, C);
         t0 = wtime(comm);
-        rc = nm_gram_eig(&s.C, g, p->eigenvalues == NM_EIG_ALL, s.w, &row[M_LMIN], &row[M_LMAX],
+        rc = nm_gram_eig(C, g, p->eigenvalues == NM_EIG_ALL, s.w, &row[M_LMIN], &row[M_LMAX],
                          e);
         row[M_TEIG] = elapsed(t0, comm);
     }
     if (rc == NM_OK && p->kinf) {
         /* ||K_W - K_inf||_2 = largest |eigenvalue| of the (symmetric) difference */
-        double fi = sqrt(nm_gram_fro2(&s.Ki, g)), dmin, dmax;
-        nm_gram_axpy(&s.K, -1.0, &s.Ki);
-        row[M_ERRF] = sqrt(nm_gram_fro2(&s.K, g)) / fi;
-        rc = nm_gram_eig(&s.K, g, 0, NULL, &dmin, &dmax, e);
-        if (rc == NM_OK) rc = nm_gram_eig(&s.Ki, g, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
+        double fi = sqrt(nm_gram_fro2(Ki, g)), dmin, dmax;
+        nm_gram_axpy(K, -1.0, Ki);
+        row[M_ERRF] = sqrt(nm_gram_fro2(K, g)) / fi;
+        rc = nm_gram_eig(K, g, 0, NULL, &dmin, &dmax, e);
+        if (rc == NM_OK) rc = nm_gram_eig(Ki, g, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
         if (rc == NM_OK)
             row[M_ERR2] = fmax(fabs(dmin), fabs(dmax)) /
                           fmax(fabs(row[M_KMIN]), fabs(row[M_KMAX]));

@@ -14,6 +14,7 @@
 #include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_loss.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"mean_loss",        "frac_memorized",     "min_margin",
@@ -30,7 +31,7 @@ static int check(const nm_params *p, nm_err *e)
     if (p->train_u)
         return nm_fail(e, NM_EINVAL, "experiment ntk_train trains V only (Psi_W is the gradient "
                                      "w.r.t. W): train_u must be false");
-    return nm_exp_check_saves(p, e);
+    return nm_save_check(p, e);
 }
 
 /* sgd's training state (X, W, W0, u, batch, work space; V takes W0's
@@ -41,7 +42,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_block_range(p->q, P, rank, &u0, &nu);
     double b = nm_train_mem_bytes(p, P, rank, NM_EVAL_CHUNK);
     if (p->compare_sgd) b += 8.0 * (2.0 * (double)nu * (double)(p->d + 1) + (double)p->m);
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (double)(p->d + 1);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -164,14 +165,12 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     s.p = p, s.sink = sink;
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &tr->D, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &tr->net, tr->net.W, tr->net.u, "0", e);
+    if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, tr->net.W, tr->net.u, "0", e);
     nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
     if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     /* V in W's layout, as <path>_WV.npy (u: the +-1 of Psi_W) */
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &tr->net, s.V, tr->net.u, "V", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, s.V, tr->net.u, "V", e);
     state_free(&s);
     return rc;
 }

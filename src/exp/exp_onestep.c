@@ -13,6 +13,7 @@
 #include "nm_comm.h"
 #include "nm_exp.h"
 #include "nm_loss.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"frac_memorized_before", "frac_memorized",
@@ -25,7 +26,7 @@ enum { M_FRAC0, M_FRAC, M_MIN, M_MEAN, M_MDQ, M_MLOG, M_N };
  * Householder QR gives O(d eps) ~ 1e-13 at d ~ 10^3. */
 #define ORTH_TOL 1e-10
 
-static int check(const nm_params *p, nm_err *e) { return nm_exp_check_saves(p, e); }
+static int check(const nm_params *p, nm_err *e) { return nm_save_check(p, e); }
 
 /* The examples are streamed in chunks (nm_data_rows_shared), so X never
  * exists whole: a chunk of X, y and the outputs before and after (3m), W and
@@ -43,7 +44,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     if (p->init == NM_INIT_ORTHOGONAL)
         b += 8.0 * ((double)p->q * (double)nu + (d + 64.0) * ((double)p->q / P + 64.0));
     if (p->save_data[0]) b += 8.0 * m * (d + 1);
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (double)(p->d + 1);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -114,7 +115,7 @@ static int save_data(const nm_params *p, MPI_Comm comm, nm_err *e)
     nm_data D;
     memset(&D, 0, sizeof D);
     int rc = nm_agree(comm, nm_data_generate(&D, p->data, p->m, p->d, p->seed, e), e);
-    if (rc == NM_OK) rc = nm_exp_save_data(p, &D, comm, e);
+    if (rc == NM_OK) rc = nm_save_data(p, &D, comm, e);
     nm_data_free(&D);
     return rc;
 }
@@ -125,14 +126,12 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     memset(&s, 0, sizeof s);
     int rc = setup(&s, p, comm, e);
     if (rc == NM_OK && p->save_data[0]) rc = save_data(p, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
     double lnd = log((double)p->d), eta = p->eta_factor * (double)p->m * lnd / (double)p->d;
     if (rc == NM_OK) rc = pass(&s, p, s.h0, eta, s.W1, e); /* h0: outputs at init */
     if (rc == NM_OK) memcpy(s.net.W, s.W1, (size_t)s.net.sh.nrows * (size_t)p->d * sizeof(double));
     if (rc == NM_OK) rc = pass(&s, p, s.h, 0.0, NULL, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
     if (rc == NM_OK) {
         nm_metrics m0, m1;
         nm_metrics_of(s.h0, s.y, p->m, NM_LOSS_HINGE, lnd, &m0);

@@ -7,6 +7,7 @@
 
 #include "nm_comm.h"
 #include "nm_exp.h"
+#include "nm_save.h"
 #include "nm_train.h"
 
 static const char *const metrics[] = {"mean_loss",   "frac_memorized", "min_margin",
@@ -19,13 +20,13 @@ static int check(const nm_params *p, nm_err *e)
     if (p->init == NM_INIT_ORTHOGONAL)
         return nm_fail(e, NM_EINVAL, "experiment sgd supports init xavier_zero or gaussian, not "
                                      "orthogonal (use experiment onestep)");
-    return nm_exp_check_saves(p, e);
+    return nm_save_check(p, e);
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
     double b = nm_train_mem_bytes(p, P, rank, NM_EVAL_CHUNK);
-    if (rank == 0 && p->save_weights[0]) b += 8.0 * (double)nm_params_rows(p) * (double)(p->d + 1);
+    b += nm_save_weights_bytes(p, rank);
     return b;
 }
 
@@ -101,13 +102,11 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     s.p = p, s.sink = sink;
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
-    if (rc == NM_OK && p->save_data[0]) rc = nm_exp_save_data(p, &tr->D, comm, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &tr->net, s.W0, s.u0, "0", e);
+    if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, s.W0, s.u0, "0", e);
     nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
     if (rc == NM_OK) rc = nm_train_loop(&ls, e);
-    if (rc == NM_OK && p->save_weights[0])
-        rc = nm_exp_save_weights(p, &tr->net, tr->net.W, tr->net.u, "", e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, tr->net.W, tr->net.u, "", e);
     state_free(&s);
     return rc;
 }

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "nm_csv.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 #include "nm_version.h"
 
 static size_t put(char *buf, size_t n, size_t k, const char *s)

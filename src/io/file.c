@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "nm_file.h"
-#include "nm_npy.h"
+#include "nm_save.h"
 
 int nm_atomic_open(nm_atomic *a, const char *path, nm_err *e)
 {

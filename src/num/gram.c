@@ -76,6 +76,28 @@ int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
     return nm_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
 }
 
+int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
+                 int nmat, nm_err *e)
+{
+    int P, nprow, npcol;
+    memset(s, 0, sizeof *s);
+    MPI_Comm_size(comm, &P);
+    nm_gram_layout(m, P, grid_p, grid_q, nb_req, &nprow, &npcol, &s->nb);
+    int rc = nm_grid_init(&s->g, comm, nprow, npcol, e);
+    s->grid_ok = rc == NM_OK;
+    s->nmat = nmat < NM_GRAM_MAXMAT ? nmat : NM_GRAM_MAXMAT;
+    for (int k = 0; rc == NM_OK && k < s->nmat; k++)
+        rc = nm_gram_alloc(&s->K[k], &s->g, m, s->nb, e);
+    return nm_agree(comm, rc, e);
+}
+
+void nm_gram_close(nm_gram_set *s)
+{
+    for (int k = 0; k < s->nmat; k++) nm_dmat_free(&s->K[k]);
+    if (s->grid_ok) nm_grid_free(&s->g);
+    s->grid_ok = 0;
+}
+
 static int rows_owned(const nm_dmat *K) { return K->a && K->mloc > 0 && K->nloc > 0; }
 
 /* For every local column block of K: the local rows on or below the block's
@@ -290,86 +312,6 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
     return rc;
 }
 
-double nm_gram_flops(long m, long d, long Q, int hidden, int output)
-{
-    double mm = (double)m, syrk = mm * (mm + 1.0) * (double)Q; /* m(m+1)/2 entries x 2Q */
-    double f = 0;
-    if (hidden) f += syrk + mm * (mm + 1.0) * (double)d + 2.0 * mm * (double)Q * (double)d;
-    if (output) f += syrk + 2.0 * mm * (double)Q * (double)d;
-    return f;
-}
-
-/* ---- serial reference ---- */
-
-static int gather_rows(const double *src, long n, long cols, double **dst, long *total,
-                       MPI_Comm comm, nm_err *e)
-{
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
-    int cnt = (int)(n * cols), *cnts = NULL, *dsp = NULL;
-    if (rank == 0) {
-        cnts = calloc((size_t)P, sizeof(int));
-        dsp = calloc((size_t)P, sizeof(int));
-    }
-    MPI_Gather(&cnt, 1, MPI_INT, cnts, 1, MPI_INT, 0, comm);
-    long tot = 0;
-    if (rank == 0)
-        for (int r = 0; r < P; r++) dsp[r] = (int)tot, tot += cnts[r];
-    *dst = rank == 0 ? calloc((size_t)(tot > 0 ? tot : 1), sizeof(double)) : NULL;
-    MPI_Gatherv(src, cnt, MPI_DOUBLE, *dst, cnts, dsp, MPI_DOUBLE, 0, comm);
-    if (total) *total = tot / (cols > 0 ? cols : 1);
-    free(cnts);
-    free(dsp);
-    return (rank == 0 && !*dst) ? nm_fail(e, NM_ENOMEM, "serial Gram: out of memory") : NM_OK;
-}
-
-int nm_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e)
-{
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    double *W = NULL, *ch = NULL, *co = NULL;
-    long Q = 0;
-    int rc = gather_rows(in->W, in->nrows, in->d, &W, &Q, comm, e);
-    if (in->ch) rc |= gather_rows(in->ch, in->nrows, 1, &ch, NULL, comm, e);
-    if (in->co) rc |= gather_rows(in->co, in->nrows, 1, &co, NULL, comm, e);
-    if (rc == NM_OK && rank == 0) {
-        int m = (int)in->m, d = (int)in->d, q = (int)Q;
-        double one = 1.0, zero = 0.0;
-        double *A = calloc((size_t)m * (size_t)(q > 0 ? q : 1), sizeof(double));
-        double *G = calloc((size_t)m * (size_t)m, sizeof(double));
-        memset(Kfull, 0, (size_t)m * (size_t)m * sizeof(double));
-        for (int part = 0; part < 2; part++) {
-            const double *w = part == 0 ? ch : co;
-            if (!w) continue;
-            /* plain loops, independent of the distributed path's GEMM */
-            for (long k = 0; k < Q; k++)
-                for (int i = 0; i < m; i++) {
-                    double z = 0;
-                    for (int t = 0; t < d; t++) z += W[k * d + t] * in->X[(long)i * d + t];
-                    A[i + k * m] = sqrt(w[k]) * (part == 0 ? nm_act_dsigma(in->act, in->alpha, z)
-                                                           : nm_act_sigma(in->act, in->alpha, z));
-                }
-            double b = part == 1 && ch ? 1.0 : 0.0;
-            if (part == 0) {
-                dsyrk_("L", "N", &m, &q, &one, A, &m, &zero, Kfull, &m, 1, 1);
-                dsyrk_("L", "T", &m, &d, &one, in->X, &d, &zero, G, &m, 1, 1); /* X X^T */
-                for (size_t i = 0; i < (size_t)m * (size_t)m; i++) Kfull[i] *= G[i];
-            } else {
-                dsyrk_("L", "N", &m, &q, &one, A, &m, &b, Kfull, &m, 1, 1);
-            }
-        }
-        for (int j = 0; j < m; j++)
-            for (int i = j + 1; i < m; i++) Kfull[j + (size_t)i * m] = Kfull[i + (size_t)j * m];
-        free(A);
-        free(G);
-    }
-    free(W);
-    free(ch);
-    free(co);
-    return nm_agree(comm, rc, e);
-}
-
 /* ---- spectrum, solves, norms ---- */
 
 /* Local row of global row i, or -1 when this process row does not own it. */
@@ -459,28 +401,52 @@ out:
     return rc;
 }
 
-int nm_gram_yKinvy(nm_dmat *K, const nm_grid *g, const double *y, double *val, int *pd,
-                   nm_err *e)
+int nm_gram_cholesky(nm_dmat *K, const nm_grid *g, int *info, nm_err *e)
+{
+    int n = K->m;
+    *info = 0;
+    if (g->in_grid) pdpotrf_("L", &n, K->a, &I1, &I1, K->desc, info, 1);
+    MPI_Bcast(info, 1, MPI_INT, 0, g->comm); /* rank 0 is always in the grid */
+    if (*info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -*info);
+    return NM_OK;
+}
+
+int nm_gram_solve(const nm_dmat *L, const nm_grid *g, const double *y, double *val, nm_err *e)
 {
     nm_dmat Y;
-    int n = K->m, info = 0, one = 1;
-    int rc = nm_dmat_init(&Y, g, g->ctxt, n, 1, K->mb, K->nb, e);
+    int n = L->m, info = 0;
+    int rc = nm_dmat_init(&Y, g, g->ctxt, n, 1, L->mb, L->nb, e);
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     double loc = 0, tot = 0;
     if (g->in_grid) {
         for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) Y.a[il] = y[nm_dmat_grow(&Y, il)];
-        pdpotrf_("L", &n, K->a, &I1, &I1, K->desc, &info, 1);
-        if (info == 0)
-            pdpotrs_("L", &n, &one, K->a, &I1, &I1, K->desc, Y.a, &I1, &I1, Y.desc, &info, 1);
+        pdpotrs_("L", &n, &I1, L->a, &I1, &I1, L->desc, Y.a, &I1, &I1, Y.desc, &info, 1);
         for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) loc += y[nm_dmat_grow(&Y, il)] * Y.a[il];
     }
-    MPI_Bcast(&info, 1, MPI_INT, 0, g->comm); /* rank 0 is always in the grid */
+    MPI_Bcast(&info, 1, MPI_INT, 0, g->comm);
     MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm);
     nm_dmat_free(&Y);
-    if (info < 0) return nm_fail(e, NM_ENUM, "pdpotrf/pdpotrs: illegal argument %d", -info);
-    *pd = info == 0;
-    *val = *pd ? tot : NAN;
+    if (info != 0) return nm_fail(e, NM_ENUM, "pdpotrs: illegal argument %d", -info);
+    *val = tot;
     return NM_OK;
+}
+
+void nm_gram_shift(nm_dmat *K, const nm_grid *g, double lambda)
+{
+    for (int jl = 0; g->in_grid && jl < K->nloc; jl++)
+        for (int il = 0; il < K->mloc; il++)
+            if (nm_dmat_grow(K, il) == nm_dmat_gcol(K, jl))
+                K->a[il + (size_t)jl * K->lld] += lambda;
+}
+
+int nm_gram_yKinvy(nm_dmat *K, const nm_grid *g, const double *y, double *val, int *pd,
+                   nm_err *e)
+{
+    int info, rc = nm_gram_cholesky(K, g, &info, e);
+    if (rc != NM_OK) return rc;
+    *pd = info == 0;
+    *val = NAN;
+    return *pd ? nm_gram_solve(K, g, y, val, e) : NM_OK;
 }
 
 int nm_gram_is_pd(int chol_ok, double lmin, double lmax, long m)

@@ -1,0 +1,135 @@
+/* Test-only references and readers: see tests/nm_testlib.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_exp.h"
+#include "nm_scalapack.h"
+#include "nm_comm.h"
+#include "nm_testlib.h"
+
+double nmt_gram_flops(long m, long d, long Q, int hidden, int output)
+{
+    double mm = (double)m, syrk = mm * (mm + 1.0) * (double)Q; /* m(m+1)/2 entries x 2Q */
+    double f = 0;
+    if (hidden) f += syrk + mm * (mm + 1.0) * (double)d + 2.0 * mm * (double)Q * (double)d;
+    if (output) f += syrk + 2.0 * mm * (double)Q * (double)d;
+    return f;
+}
+
+static int gather_rows(const double *src, long n, long cols, double **dst, long *total,
+                       MPI_Comm comm, nm_err *e)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    int cnt = (int)(n * cols), *cnts = NULL, *dsp = NULL;
+    if (rank == 0) {
+        cnts = calloc((size_t)P, sizeof(int));
+        dsp = calloc((size_t)P, sizeof(int));
+    }
+    MPI_Gather(&cnt, 1, MPI_INT, cnts, 1, MPI_INT, 0, comm);
+    long tot = 0;
+    if (rank == 0)
+        for (int r = 0; r < P; r++) dsp[r] = (int)tot, tot += cnts[r];
+    *dst = rank == 0 ? calloc((size_t)(tot > 0 ? tot : 1), sizeof(double)) : NULL;
+    MPI_Gatherv(src, cnt, MPI_DOUBLE, *dst, cnts, dsp, MPI_DOUBLE, 0, comm);
+    if (total) *total = tot / (cols > 0 ? cols : 1);
+    free(cnts);
+    free(dsp);
+    return (rank == 0 && !*dst) ? nm_fail(e, NM_ENOMEM, "serial Gram: out of memory") : NM_OK;
+}
+
+int nmt_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    double *W = NULL, *ch = NULL, *co = NULL;
+    long Q = 0;
+    int rc = gather_rows(in->W, in->nrows, in->d, &W, &Q, comm, e);
+    if (in->ch) rc |= gather_rows(in->ch, in->nrows, 1, &ch, NULL, comm, e);
+    if (in->co) rc |= gather_rows(in->co, in->nrows, 1, &co, NULL, comm, e);
+    if (rc == NM_OK && rank == 0) {
+        int m = (int)in->m, d = (int)in->d, q = (int)Q;
+        double one = 1.0, zero = 0.0;
+        double *A = calloc((size_t)m * (size_t)(q > 0 ? q : 1), sizeof(double));
+        double *G = calloc((size_t)m * (size_t)m, sizeof(double));
+        memset(Kfull, 0, (size_t)m * (size_t)m * sizeof(double));
+        for (int part = 0; part < 2; part++) {
+            const double *w = part == 0 ? ch : co;
+            if (!w) continue;
+            /* plain loops, independent of the distributed path's GEMM */
+            for (long k = 0; k < Q; k++)
+                for (int i = 0; i < m; i++) {
+                    double z = 0;
+                    for (int t = 0; t < d; t++) z += W[k * d + t] * in->X[(long)i * d + t];
+                    A[i + k * m] = sqrt(w[k]) * (part == 0 ? nm_act_dsigma(in->act, in->alpha, z)
+                                                           : nm_act_sigma(in->act, in->alpha, z));
+                }
+            double b = part == 1 && ch ? 1.0 : 0.0;
+            if (part == 0) {
+                dsyrk_("L", "N", &m, &q, &one, A, &m, &zero, Kfull, &m, 1, 1);
+                dsyrk_("L", "T", &m, &d, &one, in->X, &d, &zero, G, &m, 1, 1); /* X X^T */
+                for (size_t i = 0; i < (size_t)m * (size_t)m; i++) Kfull[i] *= G[i];
+            } else {
+                dsyrk_("L", "N", &m, &q, &one, A, &m, &b, Kfull, &m, 1, 1);
+            }
+        }
+        for (int j = 0; j < m; j++)
+            for (int i = j + 1; i < m; i++) Kfull[j + (size_t)i * m] = Kfull[i + (size_t)j * m];
+        free(A);
+        free(G);
+    }
+    free(W);
+    free(ch);
+    free(co);
+    return nm_agree(comm, rc, e);
+}
+
+int nmt_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return nm_fail(e, NM_EIO, "cannot open %s: %s", path, strerror(errno));
+    unsigned char head[10];
+    char dict[4096];
+    int rc = NM_OK;
+    if (fread(head, 1, 10, f) != 10 || memcmp(head, "\x93NUMPY", 6) != 0 || head[6] != 1) {
+        rc = nm_fail(e, NM_EIO, "%s: not a version 1.0 .npy file", path);
+        goto out;
+    }
+    size_t hl = (size_t)head[8] | ((size_t)head[9] << 8);
+    if (hl >= sizeof dict || fread(dict, 1, hl, f) != hl) {
+        rc = nm_fail(e, NM_EIO, "%s: bad header", path);
+        goto out;
+    }
+    dict[hl] = 0;
+    if (!strstr(dict, "'descr': '<f8'") || !strstr(dict, "'fortran_order': False")) {
+        rc = nm_fail(e, NM_EIO, "%s: only little-endian float64 C-order arrays are read", path);
+        goto out;
+    }
+    const char *sp = strstr(dict, "'shape': (");
+    if (!sp) {
+        rc = nm_fail(e, NM_EIO, "%s: no shape in header", path);
+        goto out;
+    }
+    shape[1] = 1;
+    int k = sscanf(sp, "'shape': (%ld, %ld)", &shape[0], &shape[1]);
+    *ndim = (k == 2) ? 2 : 1;
+    if (k < 1) {
+        rc = nm_fail(e, NM_EIO, "%s: cannot parse shape", path);
+        goto out;
+    }
+    size_t n = (size_t)shape[0] * (size_t)shape[1];
+    *a = malloc((n ? n : 1) * sizeof(double));
+    if (!*a || fread(*a, sizeof(double), n, f) != n) {
+        free(*a);
+        *a = NULL;
+        rc = nm_fail(e, NM_EIO, "%s: truncated data", path);
+    }
+out:
+    fclose(f);
+    return rc;
+}

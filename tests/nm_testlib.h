@@ -1,0 +1,24 @@
+/* nm_testlib: references and readers the test and bench programs share and
+ * the program itself never needs (compiled into every build/test_* and
+ * build/bench*, not into libntkmem.a). */
+#ifndef NM_TESTLIB_H
+#define NM_TESTLIB_H
+#include <mpi.h>
+
+#include "nm_err.h"
+#include "nm_gram.h"
+
+/* Serial reference of nm_gram_ntk: gathers every rank's rows and weights to
+ * rank 0 and forms K with plain loops and dsyrk, full symmetric, column-major
+ * m x m in Kfull (rank 0 only; may be NULL elsewhere).  Collective over comm. */
+int nmt_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_err *e);
+
+/* Useful flops of nm_gram_ntk: m(m+1)/2 * 2Q per part (a SYRK), plus the
+ * X X^T blocks and the feature GEMMs; for GFLOP/s reports. */
+double nmt_gram_flops(long m, long d, long Q, int hidden, int output);
+
+/* Read a float64 C-order .npy (what nm_npy_write writes); *a is malloc'ed.
+ * shape[1] = 1 for 1-D. */
+int nmt_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err *e);
+
+#endif
