@@ -601,12 +601,13 @@ def fig_construct(paths, out):
     results = {}
     for mi, method in enumerate(methods):
         mrows = [r for r in rows if str(r.setting("method")) == method]
-        for k, (label, rs) in enumerate(series_of(mrows, ("m",) + SIZE_ALIASES + IGNORED)):
+        for k, (sub, rs) in enumerate(series_of(mrows, ("m", "method") + SIZE_ALIASES + IGNORED)):
             c = f"C{mi}"
+            label = f"method={method}" + (f", {sub}" if sub else "")
             x, y, e, _ = by_x(rs, xf, lambda r: r.metric("neurons") / xf(r))
             axs[0].errorbar(x * (1 + 0.03 * k), y, yerr=e, marker=markers[k % len(markers)],
                             ms=4, lw=0, elinewidth=1, capsize=2, color=c, mfc="none",
-                            label=label if "method" in label else f"method={method}, {label}")
+                            label=label)
             xe, ye, ee, _ = by_x(rs, xf, lambda r: r.metric("max_err"))
             axs[1].errorbar(xe, np.maximum(ye, floor), yerr=ee, marker=markers[k % len(markers)],
                             ms=4, lw=1, capsize=2, color=c, mfc="none", label=label or None)
