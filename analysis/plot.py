@@ -142,10 +142,23 @@ IGNORED = ("save_data", "save_weights", "spectrum_out", "save_gram", "max_mem_pe
 
 def variants(rows):
     """[(label, rows)] of the training variants (settings other than m, d, q
-    that vary), the reference first: the variant with the most runs, ties
-    going to the first in sorted order (smallest eta, then smallest budget)."""
+    that vary), the reference first: the variant with the most runs; ties go
+    to the smallest training budget (epochs, else steps), then to the learning
+    rate most variants share (the check of the rate is the odd one out), then
+    to the first in sorted order.  E.g. {eta=40, epochs=1000}, {eta=40,
+    epochs=2000}, {eta=20, epochs=1000}: the first is the reference."""
     vs = series_of(rows, SGD_SIZES + IGNORED)
-    order = sorted(range(len(vs)), key=lambda i: (-len(vs[i][1]), i))
+
+    def first(rs, name):
+        v = rs[0].settings.get(name)
+        return float(v) if _isnum(v) else 0.0
+
+    def budget(rs):
+        return first(rs, "epochs") or first(rs, "steps")
+
+    etas = [first(rs, "eta") for _, rs in vs]
+    order = sorted(range(len(vs)), key=lambda i: (-len(vs[i][1]), budget(vs[i][1]),
+                                                  -etas.count(etas[i]), i))
     return [vs[i] for i in order]
 
 

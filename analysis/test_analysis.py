@@ -444,6 +444,20 @@ class TestPlot(unittest.TestCase):
         self.assertIn("moved by more than one grid step -- q* is not converged", out)
         self.assertFigure(self.out("conv_bad"))
 
+    def test_reference_variant(self):
+        """{eta=40, T}, {eta=40, 2T}, {eta=20, T} with equal runs: the
+        reference is eta=40 at T, whatever the order in the file."""
+        rng = np.random.default_rng(6)
+        runs = sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=20, epochs=10)) + \
+            sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=40, epochs=20)) + \
+            sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=40, epochs=10))
+        p = os.path.join(self.d, "ref.csv")
+        write_csv(p, "sgd", ["m", "d", "q", "m_per_d", "loss", "eta", "epochs"], SGD_METRICS,
+                  runs)
+        rc, out, err = plot("critical_width", p, "-o", self.out("ref.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("compared with eta=40, epochs=10: 0 moved", out)
+
     def test_near_min_and_gd_width(self):
         """near_min: ||xi_par|| = eps e^{-t/100}, ||xi|| = eps, risk = eps^4 (1 +
         xi_par^2 / eps^4): t* = 100 ln(1/eps), risk(t*) = 2 eps^4, slope 4.
