@@ -107,7 +107,10 @@ def plain_log_ticks(fig, keep=()):
             lo, hi = (ax.get_xlim() if axis is ax.xaxis else ax.get_ylim())
             if hi / lo > 1e4:
                 continue  # wide ranges: keep matplotlib's powers of ten
-            axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            # 1, 2, 5 per decade on short ranges; only powers of ten on long
+            # ones (their labels would overlap)
+            subs = (1.0, 2.0, 5.0) if hi / lo <= 100 else (1.0,)
+            axis.set_major_locator(ticker.LogLocator(subs=subs))
             axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -500,9 +503,6 @@ def fig_ntk_error(paths, out):
         axs[1].plot(xx, cb * xx**b, "k-", lw=1, label=f"joint fit: d^{b:.2f}±{sb:.2f}")
         axs[1].set_title(f"d-dependence, measured: err ∝ q^{a:.2f}±{sa:.2f} d^{b:.2f}±{sb:.2f}\n"
                          f"(no theorem bounds this norm's d-dependence)", fontsize=9)
-        axs[1].set_xticks(dvals)
-        axs[1].xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        axs[1].xaxis.set_minor_locator(ticker.NullLocator())
         axs[1].set_ylim(0, 1.3 * max(yd + ed))
     axs[2].plot([], [], "k--", lw=1, label="λ_min(K_∞) (dashed)")
     for ax, xl in zip(axs, ("q (neurons)", "d (input dimension)", "q (neurons)")):
@@ -510,6 +510,10 @@ def fig_ntk_error(paths, out):
         ax.set_xlabel(xl)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6.5)
+    if "q_d" in results:  # ticks at the measured d only (after set_xscale, which resets them)
+        axs[1].set_xticks(dvals)
+        axs[1].xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axs[1].xaxis.set_minor_locator(ticker.NullLocator())
     axs[0].set_yscale("log")
     axs[0].set_ylabel("‖K_W − K_∞‖₂ / ‖K_∞‖₂")
     axs[1].set_ylabel("‖K_W − K_∞‖₂ / ‖K_∞‖₂ · √q")
@@ -559,11 +563,14 @@ def fig_sgd_ntk_gap(paths, out):
             print(f"sgd_ntk_gap: {label or 'all'}: max gap vs B: slope {slope_text(f)} "
                   f"(n = {f.n}; B^-2 for smooth sigma and loss)")
             results[label] = f
-        if i == 0 and pos.any():
+        smooth = any(f"activation={a}" in label for a in ("tanh", "erf", "softplus"))
+        anchor = smooth or (i == len(series) - 1 and "B^-2" not in results)
+        if anchor and "B^-2" not in results and pos.any():
+            results["B^-2"] = label
             x0 = x[pos][0]
             xx = np.geomspace(x.min(), x.max(), 20)
             axs[0].plot(xx, y[pos][0] * (x0 / xx) ** 2, "k--", lw=1,
-                        label="B⁻² (±B twins cancel even orders;\nsmooth σ and loss)")
+                        label="B⁻² through the first point (±B twins cancel\neven orders: smooth σ and loss)")
     # the gap during training, per B: all evaluation rows of the first series
     keys = {r.lead["key"] for r in rows}
     steps = [r for r in all_rows(paths, "ntk_train") if r.lead["key"] in keys]
@@ -656,8 +663,8 @@ def fig_construct(paths, out):
     axs[0].set_ylim(0, None)
     axs[0].set_ylabel("hidden neurons / (m/d)")
     axs[1].set_ylabel(f"max_i |f(x_i) − y_i|  (0 shown at {floor:g})")
-    axs[0].set_title("Neurons used per m/d: Bubeck 4⌈m/d⌉ [YW Thm 3], Baum 2⌈m₁/d⌉ [YW Thm 2]",
-                     fontsize=9)
+    axs[0].set_title("Neurons / (m/d): Bubeck 4⌈m/d⌉ [YW Thm 3],\nBaum 2⌈m₁/d⌉ [YW Thm 2]; "
+                     "markers: runs, lines: counts", fontsize=9)
     axs[1].set_title("Interpolation error of the construction", fontsize=9)
     axs[0].legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axs[1].legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -793,7 +800,7 @@ def fig_gd_width(paths, out):
         for q in never:
             cap = max(s(r, "steps") for r in rs if s(r, "q") == q)
             axs[0].plot(q, cap, marker="^", mfc="none", color=c, ms=7, ls="none")
-            print(f"gd_width: {label or 'all'} q={q:g}: loss > eps after {cap:g} steps "
+            print(f"gd_width: {label + ' ' if label else ''}q={q:g}: loss > eps after {cap:g} steps "
                   f"(not converged; open triangle)")
         ratio = {}
         for r in conv:
@@ -801,14 +808,14 @@ def fig_gd_width(paths, out):
                 r.metric("steps_to_eps") / bound(runs[r.lead["key"]]))
         for q in sorted(ratio):
             mu, se_, n = fits.mean_se(ratio[q])
-            print(f"gd_width: {label or 'all'} q={q:g}: steps / NTK bound = {mu:.3f} ± {se_:.3f} "
+            print(f"gd_width: {label + ' ' if label else ''}q={q:g}: steps / NTK bound = {mu:.3f} ± {se_:.3f} "
                   f"({n} runs)")
         results[label] = {q: fits.mean_se(v)[0] for q, v in ratio.items()}
         xl, yl, el, _ = by_x(rs, lambda r: s(r, "q"), lambda r: r.metric("lambda_min_init"))
         axs[1].errorbar(xl, yl, yerr=el, marker="o", ms=4, lw=1, capsize=2, color=c,
                         label=label or "λ_min(K) at init")
         for q, v, ev in zip(xl, yl, el):
-            print(f"gd_width: {label or 'all'} q={q:g}: lambda_min(K) at init = {v:.4g} ± {ev:.2g}")
+            print(f"gd_width: {label + ' ' if label else ''}q={q:g}: lambda_min(K) at init = {v:.4g} ± {ev:.2g}")
     axs[0].plot([], [], marker="^", mfc="none", color="gray", ls="none",
                 label="not converged within the step budget")
     for ax in axs:
@@ -819,8 +826,8 @@ def fig_gd_width(paths, out):
     axs[0].set_yscale("log")
     axs[0].set_ylabel("full-batch GD steps")
     axs[1].set_ylabel("λ_min of the NTK Gram J Jᵀ at init")
-    axs[0].set_title("Steps to loss ≤ ε vs width [Gu]; dashed: NTK-regime upper bound",
-                     fontsize=9.5)
+    axs[0].set_title("Steps to loss ≤ ε vs width [Gu]; dashed: NTK bound, an upper bound\n"
+                     "only while K stays at its init value (q → ∞); mean ± s.e.", fontsize=9)
     axs[1].set_title("λ_min(K) at init vs q (sets the bound)", fontsize=9.5)
     save(fig, out)
     return results
