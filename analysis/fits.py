@@ -30,7 +30,7 @@ class Fit:
         return f"slope {self.slope:.3f} ± {self.slope_se:.3f} (n = {self.n})"
 
 
-def linear_fit(x, y, sigma=None, groups=None):
+def linear_fit(x, y, sigma=None, groups=None, regularise=True):
     """Weighted least squares of y on x with weights 1/sigma^2; with `groups`
     (one label per point) each group gets its own intercept and all share
     the slope (e.g. curves at different d, same power of m/d).
@@ -40,7 +40,14 @@ def linear_fit(x, y, sigma=None, groups=None):
     point carry the fit.  The parameter covariance (X^T W X)^-1 is scaled by
     the reduced chi^2 of the residuals, so sigma only sets relative weights
     and the reported standard error reflects the actual scatter.  The
-    standard error is NaN without a spare degree of freedom."""
+    standard error is NaN without a spare degree of freedom.
+
+    regularise=False takes sigma as it is (already regularised with
+    `regularised_sigma` over a larger set): fits of subsets (one per d) and
+    the common fit then use the same weights, and the common slope is a
+    weighted mean of the per-group slopes.  A per-group slope is
+    sum_g S_xy,g / sum_g S_xx,g restricted to g, so the common one always
+    lies between the smallest and the largest of them."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n = len(x)
@@ -48,17 +55,25 @@ def linear_fit(x, y, sigma=None, groups=None):
         raise ValueError(f"a fit needs at least 2 distinct x values, got {n} points")
     if sigma is None:
         s = np.ones(n)
+    elif regularise:
+        s = regularised_sigma(sigma)
     else:
-        s = np.asarray(sigma, dtype=float).copy()
-        ok = np.isfinite(s) & (s > 0)
-        med = float(np.median(s[ok])) if ok.any() else 1.0
-        s[~ok] = 0.0
-        s = np.sqrt(s**2 + med**2)
+        s = np.asarray(sigma, dtype=float)
     labels = [None] * n if groups is None else list(groups)
     names = list(dict.fromkeys(labels))
     A = np.column_stack([[1.0 if g == name else 0.0 for g in labels] for name in names] + [x])
     beta, se = lstsq(A, y, s)
     return Fit(float(beta[-1]), float(se[-1]), dict(zip(names, map(float, beta[:-1]))), n)
+
+
+def regularised_sigma(sigma):
+    """sqrt(sigma^2 + median(sigma)^2) over the finite positive sigma (a
+    missing or zero sigma counts as 0, so it gets the median)."""
+    s = np.asarray(sigma, dtype=float).copy()
+    ok = np.isfinite(s) & (s > 0)
+    med = float(np.median(s[ok])) if ok.any() else 1.0
+    s[~ok] = 0.0
+    return np.sqrt(s**2 + med**2)
 
 
 def lstsq(A, y, sigma):
@@ -112,3 +127,51 @@ def critical_width(qs, fracs, threshold=0.99):
     lq0, lq1 = math.log(q[i - 1]), math.log(q[i])
     t = (threshold - f[i - 1]) / (f[i] - f[i - 1])
     return float(math.exp(lq0 + t * (lq1 - lq0))), "ok"
+
+
+def grid_step(qs, q):
+    """The log-spacing of the sweep grid `qs` at q: log(q_hi / q_lo) of the
+    two grid values that bracket q (the nearer interval at the ends)."""
+    g = np.unique(np.asarray(qs, dtype=float))
+    if len(g) < 2:
+        return math.nan
+    i = int(np.clip(np.searchsorted(g, q), 1, len(g) - 1))
+    return float(math.log(g[i] / g[i - 1]))
+
+
+def compare_thresholds(ref, other, grid):
+    """Convergence check of a threshold (e.g. q*) between a reference and
+    another training variant (longer budget, other learning rate).
+
+    ref, other: (q_star, status) as from critical_width (q_star NaN when not
+    reached); grid: the swept values of q.  Returns (moved, shift) where
+    shift = log(other / ref) in units of the local grid step at ref's q*
+    (NaN if either is not a measured value), and moved is True when the
+    two differ by more than one grid step, or when one is measured and the
+    other is censored (at the smallest q, or never reached)."""
+    (q0, s0), (q1, s1) = ref, other
+    if s0 != "ok" or s1 != "ok":
+        return (s0 != s1), math.nan
+    step = grid_step(grid, q0)
+    shift = math.log(q1 / q0) / step if step > 0 else math.nan
+    return bool(abs(shift) > 1.0), shift
+
+
+def threshold_crossing(steps, ratio, values, threshold=1.0):
+    """First time `ratio` (a positive sequence over `steps`) falls to
+    `threshold` or below, interpolated linearly in log(ratio) between the two
+    rows around the crossing; `values` (positive) is interpolated
+    log-linearly at that time.  Returns (t, value) or (NaN, NaN) if the
+    ratio never gets there.  Used for t* of [YSJ19 Thm 5.1]: the first time
+    ||xi_par|| <= tau ||xi||^2, and the risk then."""
+    prev = None
+    for t, r, v in zip(steps, ratio, values):
+        g = math.log(r / threshold)
+        if g <= 0:
+            if prev is None:
+                return float(t), float(v)
+            f = prev[1] / (prev[1] - g)
+            return (prev[0] + f * (t - prev[0]),
+                    math.exp(math.log(prev[2]) + f * (math.log(v) - math.log(prev[2]))))
+        prev = (t, g, v)
+    return math.nan, math.nan

@@ -39,28 +39,46 @@ def write_csv(path, experiment, settings, metrics, runs):
                 f.write(",".join(lead + [str(sv[k]) for k in settings] + meta + met) + "\n")
 
 
+def write_steps(path, experiment, settings, metrics, runs):
+    """runs: list of (repeat, {setting: value}, [(step, {metric: value}), ...]);
+    the last step of each run is its final row."""
+    with open(path, "w") as f:
+        f.write(",".join(["key", "point", "repeat", "seed", "experiment"] + settings + META +
+                         metrics) + "\n")
+        for i, (rep, sv, steps) in enumerate(runs):
+            for j, (step, mv) in enumerate(steps):
+                lead = [f"{i:016x}", str(i), str(rep), str(1000 + i), experiment]
+                meta = ["2", "1", "test", "ok", "-", str(int(j == len(steps) - 1)), str(step),
+                        "0.1"]
+                f.write(",".join(lead + [str(sv[k]) for k in settings] + meta +
+                                 [repr(float(mv[k])) for k in metrics]) + "\n")
+
+
 def plot(*args):
     p = subprocess.run([sys.executable, PLOT] + list(args), capture_output=True, text=True,
                        timeout=120)
     return p.returncode, p.stdout, p.stderr
 
 
-def sgd_runs(rng, slope=1.0, noise=0.08, ds=(16, 32, 64), mds=(2, 4, 8, 16, 32), reps=3):
-    """frac memorized = logistic in log(q / q*) with q* = 2 (m/d)^slope times
-    lognormal noise per run: a known critical-width power law."""
+def sgd_runs(rng, slope=1.0, noise=0.08, ds=(16, 32, 64), mds=(2, 4, 8, 16, 32), reps=3,
+             extra=None, scale=1.0):
+    """frac memorized = logistic in log(q / q*) with q* = 2 scale (m/d)^slope
+    times lognormal noise per run: a known critical-width power law.  extra:
+    more settings (e.g. epochs) written with every run."""
     runs = []
+    extra = extra or {}
     for d in ds:
         for md in mds:
             m = md * d
             for rep in range(reps):
-                qstar = 2.0 * md**slope * math.exp(noise * rng.standard_normal())
+                qstar = 2.0 * scale * md**slope * math.exp(noise * rng.standard_normal())
                 for q in np.unique(np.round(np.geomspace(0.2, 12, 16) * md)).astype(int):
                     if q < 1:
                         continue
                     # logistic in log2(q / q*), equal to 0.99 exactly at q = q*
                     z = math.log(99.0) * (1 + math.log(q / qstar) / math.log(2))
                     frac = 1.0 / (1.0 + math.exp(-z))
-                    runs.append((rep, dict(m=m, d=d, q=int(q), loss="hinge", m_per_d=md),
+                    runs.append((rep, dict(m=m, d=d, q=int(q), loss="hinge", m_per_d=md, **extra),
                                  dict(mean_loss=0.1, frac_memorized=frac, min_margin=0.0,
                                       mean_margin=1.0, max_abs_h=1.0, w_dist_fro=1.0,
                                       stop_step=-1)))
@@ -118,6 +136,57 @@ class TestFits(unittest.TestCase):
         self.assertEqual((m, n), (2.0, 3))
         self.assertAlmostEqual(se, 1 / math.sqrt(3), places=12)
         self.assertEqual(fits.mean_se([5.0])[:2], (5.0, 0.0))
+
+
+    def test_common_slope_between_group_slopes(self):
+        """With the same regularised sigma for both, the common slope (one
+        intercept per group) is a weighted mean of the per-group slopes; the
+        old pooled-median common fit could fall outside them."""
+        rng = np.random.default_rng(2)
+        for _ in range(50):
+            x = np.log(np.tile([16.0, 32, 64], 2))
+            g = ["a"] * 3 + ["b"] * 3
+            y = np.array([0.9, 0.9, 0.9, 1.0, 1.0, 1.0]) * x + rng.normal(0, 0.05, 6) + \
+                np.array([0, 0, 0, 1, 1, 1])
+            sig = fits.regularised_sigma(rng.uniform(0.001, 0.2, 6))
+            c = fits.linear_fit(x, y, sig, groups=g, regularise=False)
+            per = [fits.linear_fit(x[i:i + 3], y[i:i + 3], sig[i:i + 3], regularise=False).slope
+                   for i in (0, 3)]
+            self.assertGreaterEqual(c.slope, min(per) - 1e-12)
+            self.assertLessEqual(c.slope, max(per) + 1e-12)
+
+    def test_loglog_recovers_known_slope(self):
+        """A synthetic power law of slope 4 (risk ~ eps^4) and of slope -2
+        (gap ~ B^-2) with noise: recovered within 3 reported SE."""
+        rng = np.random.default_rng(9)
+        for slope in (4.0, -2.0, 0.9):
+            x = np.geomspace(1e-3, 1e-1, 6) if slope == 4 else np.geomspace(1, 100, 6)
+            y = 1.5 * x**slope * np.exp(0.05 * rng.standard_normal(6))
+            f = fits.loglog_fit(x, y, 0.05 * y)
+            self.assertLess(abs(f.slope - slope), 3 * f.slope_se + 1e-9, (slope, str(f)))
+
+    def test_grid_step_and_compare(self):
+        grid = [4, 5, 6, 8, 10, 12, 16]
+        self.assertAlmostEqual(fits.grid_step(grid, 7.0), math.log(8 / 6), places=12)
+        self.assertAlmostEqual(fits.grid_step(grid, 100.0), math.log(16 / 12), places=12)
+        moved, shift = fits.compare_thresholds((7.0, "ok"), (7.5, "ok"), grid)
+        self.assertFalse(moved)
+        self.assertAlmostEqual(shift, math.log(7.5 / 7) / math.log(8 / 6), places=12)
+        moved, shift = fits.compare_thresholds((7.0, "ok"), (5.0, "ok"), grid)
+        self.assertTrue(moved)
+        self.assertLess(shift, -1)
+        self.assertEqual(fits.compare_thresholds((7.0, "ok"), (math.nan, "not_reached"),
+                                                 grid)[0], True)
+        self.assertEqual(fits.compare_thresholds((4.0, "at_min"), (4.0, "at_min"), grid)[0],
+                         False)
+
+    def test_threshold_crossing(self):
+        # ratio 4, 2, 0.5: crosses 1 at 1/2 of the way from step 10 to 20 in log
+        t, v = fits.threshold_crossing([0, 10, 20], [4.0, 2.0, 0.5], [1.0, 1e-2, 1e-4])
+        self.assertAlmostEqual(t, 10 + 10 * math.log(2) / math.log(4), places=12)
+        self.assertAlmostEqual(v, 1e-3, places=12)
+        self.assertEqual(fits.threshold_crossing([0, 1], [0.5, 0.1], [3.0, 1.0]), (0.0, 3.0))
+        self.assertTrue(math.isnan(fits.threshold_crossing([0, 1], [5, 2], [1, 1])[0]))
 
 
 class TestCsv(unittest.TestCase):
@@ -253,7 +322,8 @@ class TestPlot(unittest.TestCase):
         self.assertFalse(os.path.exists(self.out("one.png")))
         rc, out, err = plot("all", self.sgd, "-o", self.out("all"))
         self.assertEqual(rc, 0, err)
-        for name in ("ntk_error", "sgd_ntk_gap", "construct", "onestep"):
+        for name in ("ntk_error", "sgd_ntk_gap", "construct", "onestep", "near_min",
+                     "gd_width"):
             self.assertIn(f"{name}: skipped: no ", out)
             self.assertFalse(os.path.exists(os.path.join(self.out("all"), name + ".png")))
         self.assertFigure(os.path.join(self.out("all"), "collapse"))
@@ -278,32 +348,45 @@ class TestPlot(unittest.TestCase):
         rc, out, err = plot("ntk_error", p, "-o", self.out("ntk.png"))
         self.assertEqual(rc, 0, err)
         self.assertFigure(self.out("ntk"))
-        mt = re.search(r"pooled over all curves vs q d: slope ([-\d.]+) ± ([\d.]+)", out)
-        self.assertLess(abs(float(mt.group(1)) + 0.5), max(3 * float(mt.group(2)), 0.02), out)
+        self.assertNotIn("pooled", out)  # no (q d)^-1/2 theory line any more
         mt = re.search(r"a = ([-\d.]+) ± ([\d.]+), b = ([-\d.]+) ± ([\d.]+)", out)
         for k in (1, 3):
             self.assertLess(abs(float(mt.group(k)) + 0.5), 3 * float(mt.group(k + 1)) + 0.01, out)
+        self.assertIn("d: no theorem for this norm -- measured only", out)
 
         p = os.path.join(self.d, "one.csv")
-        runs = [(rep, dict(m=int(r * d * 8), d=d, q=8),
-                 dict(frac_memorized_before=0.5, frac_memorized=1 / (1 + r)))
-                for d in (16, 32) for r in (0.25, 0.5, 1, 2) for rep in range(2)]
-        write_csv(p, "onestep", ["m", "d", "q"], ["frac_memorized_before", "frac_memorized"],
-                  runs)
+        runs = [(rep, dict(m=int(r * d * 64), d=d, q=64),
+                 dict(frac_memorized_before=0.5, frac_memorized=min(1.0, 0.02 / r),
+                      min_margin_over_lnd=0.1 - r))
+                for d in (16, 32) for r in (0.005, 0.01, 0.04, 0.25, 1) for rep in range(2)]
+        write_csv(p, "onestep", ["m", "d", "q"],
+                  ["frac_memorized_before", "frac_memorized", "min_margin_over_lnd"], runs)
         rc, out, err = plot("onestep", p, "-o", self.out("one.png"))
         self.assertEqual(rc, 0, err)
         self.assertFigure(self.out("one"))
+        # the theorem's m = d q / ln^4 d per d, and its hypothesis q >= ln^4 d
+        self.assertIn(f"d=16: theorem's m = d q / ln^4 d is m/(d q) = {1 / math.log(16)**4:.2g}",
+                      out)
+        self.assertIn("d=16: theorem's m = d q / ln^4 d is m/(d q) = 0.017; hypothesis "
+                      "q >= ln^4 d = 59: met (q = 64)", out)
+        self.assertIn("hypothesis q >= ln^4 d = 144: NOT met (q = 64)", out)
+        # 99% capacity: frac = 0.02 / r crosses 0.99 between r = 0.01 and 0.04
+        mt = re.search(r"d=32: largest m/\(d q\) with >= 99% memorized: ([\d.e-]+)", out)
+        self.assertTrue(0.009 < float(mt.group(1)) < 0.04, out)
 
         p = os.path.join(self.d, "gap.csv")
         runs = [(rep, dict(m=64, d=16, q=32, B=B, eta=0.1 / B**2, compare_sgd="true"),
-                 dict(max_gap=1 / B, frac_gap=0.1 / B))
-                for B in (1, 2, 4, 8, 16) for rep in range(2)]
+                 dict(max_gap=0.05 / B**2 * math.exp(0.03 * rng.standard_normal()),
+                      frac_gap=0.0))
+                for B in (1, 2, 4, 8, 16) for rep in range(3)]
         write_csv(p, "ntk_train", ["m", "d", "q", "B", "eta", "compare_sgd"],
                   ["max_gap", "frac_gap"], runs)
         rc, out, err = plot("sgd_ntk_gap", p, "-o", self.out("gap.png"))
         self.assertEqual(rc, 0, err)
         self.assertFigure(self.out("gap"))
-        self.assertIn("max gap vs B: slope -1.00", out)
+        mt = re.search(r"max gap vs B: slope ([-\d.]+) ± ([\d.]+)", out)
+        self.assertLess(abs(float(mt.group(1)) + 2), 3 * float(mt.group(2)) + 0.005, out)
+        self.assertIn("frac_gap (SGD minus NTK fraction memorized) nonzero in 0 of 15", out)
 
         p = os.path.join(self.d, "con.csv")
         runs = []
@@ -320,6 +403,113 @@ class TestPlot(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertFigure(self.out("con"))
         self.assertIn("method=bubeck: max interpolation error 1e-12", out)
+        self.assertIn("construct: method=bubeck: neurons - 4⌈m/d⌉ (exact): min 0, max 0", out)
+        self.assertIn("neurons - 2⌈m/d⌉ (upper bound: m₁ ≤ m)", out)
+        # with an m1 column Baum is compared with 2 ceil(m1/d) exactly
+        p = os.path.join(self.d, "con1.csv")
+        runs = [(0, dict(m=16 * md, d=16, method="baum"),
+                 dict(neurons=2 * math.ceil(m1 / 16), neurons_bound=2 * md, m1=m1,
+                      neurons_ysj=4 * md + 4, max_err=0.0, frac_correct=1.0))
+                for md, m1 in ((1, 9), (2, 15), (4, 33), (8, 60))]
+        write_csv(p, "construct", ["m", "d", "method"],
+                  ["neurons", "neurons_bound", "neurons_ysj", "max_err", "frac_correct", "m1"],
+                  runs)
+        rc, out, err = plot("construct", p, "-o", self.out("con1.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("method=baum: neurons - 2⌈m₁/d⌉ (exact): min 0, max 0", out)
+
+    def test_critical_width_convergence_flags(self):
+        """Two training variants: epochs=200 with the same q* law as epochs=100
+        is not flagged; a variant whose q* is 1.6x larger (under-trained) is
+        flagged on every (m, d).  The figure's fit uses the reference variant
+        (the first: epochs=100) and recovers its slope."""
+        rng = np.random.default_rng(4)
+        ok = sgd_runs(rng, noise=0.02, extra=dict(epochs=100)) + \
+            sgd_runs(rng, noise=0.02, extra=dict(epochs=200))
+        p = os.path.join(self.d, "conv_ok.csv")
+        write_csv(p, "sgd", ["m", "d", "q", "m_per_d", "loss", "epochs"], SGD_METRICS, ok)
+        rc, out, err = plot("critical_width", p, "-o", self.out("conv_ok.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("15 q*(m, d) compared with epochs=100: 0 moved", out)
+        self.assertIn("(n = 15 points, epochs=100", out)
+        for v in ("epochs=100", "epochs=200"):
+            mt = re.search(v + r": common slope ([-\d.]+) ± ([\d.]+)", out)
+            self.assertLess(abs(float(mt.group(1)) - 1), 3 * float(mt.group(2)) + 0.01, out)
+        bad = sgd_runs(rng, noise=0.02, extra=dict(epochs=100)) + \
+            sgd_runs(rng, noise=0.02, extra=dict(epochs=50), scale=1.6)
+        p = os.path.join(self.d, "conv_bad.csv")
+        write_csv(p, "sgd", ["m", "d", "q", "m_per_d", "loss", "epochs"], SGD_METRICS, bad)
+        rc, out, err = plot("critical_width", p, "-o", self.out("conv_bad.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.count("MOVED"), 15, out)
+        self.assertIn("moved by more than one grid step -- q* is not converged", out)
+        self.assertFigure(self.out("conv_bad"))
+
+    def test_reference_variant(self):
+        """{eta=40, T}, {eta=40, 2T}, {eta=20, T} with equal runs: the
+        reference is eta=40 at T, whatever the order in the file."""
+        rng = np.random.default_rng(6)
+        runs = sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=20, epochs=10)) + \
+            sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=40, epochs=20)) + \
+            sgd_runs(rng, noise=0.02, ds=(16,), mds=(2, 4, 8), extra=dict(eta=40, epochs=10))
+        p = os.path.join(self.d, "ref.csv")
+        write_csv(p, "sgd", ["m", "d", "q", "m_per_d", "loss", "eta", "epochs"], SGD_METRICS,
+                  runs)
+        rc, out, err = plot("critical_width", p, "-o", self.out("ref.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("compared with eta=40, epochs=10: 0 moved", out)
+
+    def test_near_min_and_gd_width(self):
+        """near_min: ||xi_par|| = eps e^{-t/100}, ||xi|| = eps, risk = eps^4 (1 +
+        xi_par^2 / eps^4): t* = 100 ln(1/eps), risk(t*) = 2 eps^4, slope 4.
+        gd_width: steps_to_eps = 0.8 x the NTK bound m ln(L0/eps) / (2 eta lambda)."""
+        rng = np.random.default_rng(8)
+        runs = []
+        for eps in (4e-3, 2e-3, 1e-3, 5e-4):
+            for rep in range(2):
+                noise = math.exp(0.02 * rng.standard_normal())
+                steps = []
+                for t in range(0, 1201, 20):
+                    xp = eps * math.exp(-t / 100)
+                    steps.append((t, dict(risk=eps**4 * (1 + xp**2 / eps**4) * noise,
+                                          xi_norm=eps, xi_par_norm=xp,
+                                          risk_over_eps4=(1 + xp**2 / eps**4) * noise)))
+                runs.append((rep, dict(m=20, d=10, eps=eps), steps))
+        p = os.path.join(self.d, "nm.csv")
+        write_steps(p, "near_min", ["m", "d", "eps"],
+                    ["risk", "xi_norm", "xi_par_norm", "risk_over_eps4"], runs)
+        rc, out, err = plot("near_min", p, "-o", self.out("nm.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertFigure(self.out("nm"))
+        mt = re.search(r"risk\(t\*\) vs eps: slope ([-\d.]+) ± ([\d.]+)", out)
+        self.assertLess(abs(float(mt.group(1)) - 4), 3 * float(mt.group(2)) + 0.01, out)
+        mt = re.search(r"eps=0.001: t\* = (\d+) steps, risk\(t\*\)/eps\^4 = ([\d.]+)", out)
+        self.assertLess(abs(int(mt.group(1)) - 100 * math.log(1e3)), 3, out)
+        self.assertLess(abs(float(mt.group(2)) - 2), 0.1, out)
+
+        runs = []
+        for q in (16, 64, 256):
+            for rep in range(2):
+                lam, L0, m, eta, eps = 0.5 + 0.1 * math.log(q), 0.6, 100, 0.5, 1e-3
+                b = m * math.log(L0 / eps) / (2 * eta * lam)
+                conv = q > 16
+                st = [(0, dict(mean_loss=L0, steps_to_eps=-1, lambda_min_init=lam,
+                               final_loss=math.nan)),
+                      (30000 if not conv else int(0.8 * b),
+                       dict(mean_loss=eps if conv else 0.1,
+                            steps_to_eps=int(0.8 * b) if conv else -1,
+                            lambda_min_init=lam, final_loss=eps))]
+                runs.append((rep, dict(m=m, d=20, q=q, eta=eta, loss_target=eps, steps=30000),
+                             st))
+        p = os.path.join(self.d, "gdw.csv")
+        write_steps(p, "gd_width", ["m", "d", "q", "eta", "loss_target", "steps"],
+                    ["mean_loss", "steps_to_eps", "lambda_min_init", "final_loss"], runs)
+        rc, out, err = plot("gd_width", p, "-o", self.out("gdw.png"))
+        self.assertEqual(rc, 0, err)
+        self.assertFigure(self.out("gdw"))
+        self.assertIn("q=16: loss > eps after 30000 steps (not converged", out)
+        mt = re.search(r"q=256: steps / NTK bound = ([\d.]+)", out)
+        self.assertLess(abs(float(mt.group(1)) - 0.8), 0.01, out)
 
 
 if __name__ == "__main__":
