@@ -1,0 +1,74 @@
+#!/bin/bash
+# Hostile sweeps (the hardening issue): ranges without end, run counts that
+# overflow, sizes that overflow, nan, cut values, duplicate keys, bad --ranks,
+# a NUL byte.  Each must end within seconds with exit 2 and a message naming
+# the file (and line:column where the mistake has one) -- never a crash, a
+# hang or a silent default.  The inputs are the seeds tests/fuzz/corpus/
+# hostile-*.yaml; `# expect-at: L:C` (0:0 = a whole-sweep error) and
+# `# expect: TEXT` say what the message must contain.  Then a sweep of 10^6
+# runs goes through the broadcast of the run list at np = 2.
+set -u
+. "$(dirname "$0")/env.sh"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fail=0; n=0
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+# want_error NAME WANT_TEXT WANT_POS COMMAND...: exit 2 within 60 s, one
+# 'ntkmem: error:' line containing WANT_TEXT (and WANT_POS if not empty)
+want_error() {
+    local name=$1 want=$2 pos=$3; shift 3
+    n=$((n + 1))
+    timeout 60 "$@" >"$T/out" 2>"$T/err"; local rc=$?
+    local msg; msg=$(grep -a -m1 'ntkmem: error:\|ntkmem: --' "$T/err")
+    echo "$name: exit $rc: $msg"
+    [ $rc -eq 2 ] || { bad "$name: exit $rc, want 2"; tail -n 5 "$T/err"; return; }
+    case "$msg" in *"$want"*) ;; *) bad "$name: message lacks '$want'" ;; esac
+    [ -z "$pos" ] || case "$msg" in *"$pos"*) ;; *) bad "$name: message lacks '$pos'" ;; esac
+}
+
+for f in "$NTKMEM_ROOT"/tests/fuzz/corpus/hostile-*.yaml; do
+    at=$(sed -n 's/^# expect-at: //p' "$f" | tr -d '\r')
+    want=$(sed -n 's/^# expect: //p' "$f")
+    pos="$f:$at:"; [ "$at" = 0:0 ] && pos="$f"
+    want_error "$(basename "$f")" "$want" "$pos" "$NTKMEM" validate "$f"
+done
+
+# --ranks: a positive number of ranks, nothing else
+for r in 0 -3 abc 99999999999 2x; do
+    want_error "--ranks $r" "--ranks needs" "" "$NTKMEM" validate \
+        "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks "$r"
+done
+
+# a fixed process grid larger than the ranks is a planning error, not a run failure
+cat >"$T/grid.yaml" <<'EOF'
+experiment: ntk_spectrum
+fixed:
+  m: 16
+  d: 4
+  q: 8
+  grid: 3x3
+EOF
+want_error "grid 3x3 on 2 ranks" "key 'grid': 3x3 needs 9 ranks" "$T/grid.yaml" \
+    "$NTKMEM" validate "$T/grid.yaml" --ranks 2
+want_error "grid 3x3 on 2 ranks (run)" "key 'grid': 3x3 needs 9 ranks" "$T/grid.yaml" \
+    nm_mpirun 2 "$NTKMEM" run "$T/grid.yaml" --out "$T/grid.csv"
+[ ! -e "$T/grid.csv" ] || bad "grid 3x3: a CSV was written"
+
+# 10^6 runs (the limit) pass, one more is refused before anything is expanded
+cat >"$T/million.yaml" <<'EOF'
+experiment: sgd
+repeats: 1000000
+fixed: {m: 4, d: 2, q: 1, batch: 1, steps: 1, eval_every: 1}
+EOF
+n=$((n + 1))
+t0=$SECONDS
+timeout 300 mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/million.yaml" --out "$T/m.csv" \
+    --dry-run >"$T/out" 2>"$T/err"; rc=$?
+echo "10^6 runs, np 2, dry run: exit $rc in $((SECONDS - t0)) s: $(tail -n 1 "$T/out")"
+[ $rc -eq 0 ] && grep -q "dry run: 1000000 of 1000000 runs would run" "$T/out" ||
+    { bad "10^6 runs at np 2: exit $rc"; tail -n 5 "$T/err"; }
+sed 's/repeats: 1000000/repeats: 1000001/' "$T/million.yaml" >"$T/toomany.yaml"
+want_error "10^6 + 1 runs" "1000001 runs" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
+
+echo "$n hostile inputs, $fail failures"
+[ $fail -eq 0 ]
