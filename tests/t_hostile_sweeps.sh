@@ -18,7 +18,7 @@ bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 want_error() {
     local name=$1 want=$2 pos=$3; shift 3
     n=$((n + 1))
-    timeout 60 "$@" >"$T/out" 2>"$T/err"; local rc=$?
+    timeout -k 5 60 "$@" >"$T/out" 2>"$T/err"; local rc=$?
     local msg; msg=$(grep -a -m1 'ntkmem: error:\|ntkmem: --' "$T/err")
     echo "$name: exit $rc: $msg"
     [ $rc -eq 2 ] || { bad "$name: exit $rc, want 2"; tail -n 5 "$T/err"; return; }
@@ -51,7 +51,7 @@ EOF
 want_error "grid 3x3 on 2 ranks" "key 'grid': 3x3 needs 9 ranks" "$T/grid.yaml" \
     "$NTKMEM" validate "$T/grid.yaml" --ranks 2
 want_error "grid 3x3 on 2 ranks (run)" "key 'grid': 3x3 needs 9 ranks" "$T/grid.yaml" \
-    nm_mpirun 2 "$NTKMEM" run "$T/grid.yaml" --out "$T/grid.csv"
+    mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/grid.yaml" --out "$T/grid.csv"
 [ ! -e "$T/grid.csv" ] || bad "grid 3x3: a CSV was written"
 
 # 10^6 runs (the limit) pass, one more is refused before anything is expanded
@@ -62,7 +62,7 @@ fixed: {m: 4, d: 2, q: 1, batch: 1, steps: 1, eval_every: 1}
 EOF
 n=$((n + 1))
 t0=$SECONDS
-timeout 300 mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/million.yaml" --out "$T/m.csv" \
+timeout -k 5 300 mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/million.yaml" --out "$T/m.csv" \
     --dry-run >"$T/out" 2>"$T/err"; rc=$?
 echo "10^6 runs, np 2, dry run: exit $rc in $((SECONDS - t0)) s: $(tail -n 1 "$T/out")"
 [ $rc -eq 0 ] && grep -q "dry run: 1000000 of 1000000 runs would run" "$T/out" ||
