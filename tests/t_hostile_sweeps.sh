@@ -54,19 +54,35 @@ want_error "grid 3x3 on 2 ranks (run)" "key 'grid': 3x3 needs 9 ranks" "$T/grid.
     mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/grid.yaml" --out "$T/grid.csv"
 [ ! -e "$T/grid.csv" ] || bad "grid 3x3: a CSV was written"
 
-# 10^6 runs (the limit) pass, one more is refused before anything is expanded
+# 10^6 runs (the limit) pass: the dry run lists them at np 2, and a run of
+# one shard (point 0 of 10^4 points x 100 repeats) gets the broadcast list
+# right on rank 1 (its byte count once overflowed an int: rank 1 ran zeros)
 cat >"$T/million.yaml" <<'EOF'
 experiment: sgd
 repeats: 1000000
 fixed: {m: 4, d: 2, q: 1, batch: 1, steps: 1, eval_every: 1}
 EOF
-n=$((n + 1))
+cat >"$T/shards.yaml" <<'EOF'
+experiment: sgd
+repeats: 100
+fixed: {m: 4, d: 2, q: 1, batch: 1, steps: 1, eval_every: 1}
+sweep:
+  eta: {from: 0.001, to: 0.1, step: 0.001}
+  kappa: {from: 1, to: 100, step: 1}
+EOF
+n=$((n + 2))
 t0=$SECONDS
 timeout -k 5 300 mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/million.yaml" --out "$T/m.csv" \
     --dry-run >"$T/out" 2>"$T/err"; rc=$?
 echo "10^6 runs, np 2, dry run: exit $rc in $((SECONDS - t0)) s: $(tail -n 1 "$T/out")"
 [ $rc -eq 0 ] && grep -q "dry run: 1000000 of 1000000 runs would run" "$T/out" ||
     { bad "10^6 runs at np 2: exit $rc"; tail -n 5 "$T/err"; }
+t0=$SECONDS
+timeout -k 5 300 mpirun -np 2 --oversubscribe "$NTKMEM" run "$T/shards.yaml" --out "$T/s.csv" \
+    --shard 0/10000 >"$T/out" 2>"$T/err"; rc=$?
+echo "10^6 runs, np 2, shard 0/10000: exit $rc in $((SECONDS - t0)) s: $(tail -n 1 "$T/out")"
+[ $rc -eq 0 ] && grep -q "^100 runs: 100 ok, 0 diverged, 0 failed, 0 interrupted, 999900 skipped" \
+    "$T/out" || { bad "shard of 10^6 runs at np 2: exit $rc"; tail -n 5 "$T/out" "$T/err"; }
 sed 's/repeats: 1000000/repeats: 1000001/' "$T/million.yaml" >"$T/toomany.yaml"
 want_error "10^6 + 1 runs" "1000001 runs" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
 

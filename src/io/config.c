@@ -115,8 +115,10 @@ static int add_value(ctx *c, nm_axis *ax, yaml_node_t *n, double v)
 {
     if (ax->n >= NM_MAX_AXIS_VALUES)
         return at(c, n, "key '%s': more than %d sweep values", ax->s->key, NM_MAX_AXIS_VALUES);
-    if (ax->s->type == NM_T_INT && fabs(v) < 1e18) /* larger: out of range, shown as is */
+    if (ax->s->type == NM_T_INT && fabs(v) < 1e18)
         snprintf(ax->vals[ax->n], 64, "%ld", lround(v));
+    else if (ax->s->type == NM_T_INT) /* beyond a long: out of range, shown as it reads */
+        snprintf(ax->vals[ax->n], 64, "%.15g", v);
     else
         snprintf(ax->vals[ax->n], 64, "%.17g", v);
     /* integer ranges with non-integer factors can repeat a value: keep one */
@@ -194,8 +196,8 @@ static int parse_range(ctx *c, nm_axis *ax, yaml_node_t *map)
     double n = range_count(from, to, factor, step);
     if (n < 1) return at(c, map, "range of '%s' is empty (from > to)", ax->s->key);
     if (!(n <= NM_MAX_AXIS_VALUES))
-        return at(c, map, "range of '%s' has %.3g values, more than the %d a swept key may have; "
-                          "use a larger %s", ax->s->key, n, NM_MAX_AXIS_VALUES,
+        return at(c, map, "range of '%s' has %.*g values, more than the %d a swept key may have; "
+                          "use a larger %s", ax->s->key, n < 1e15 ? 15 : 3, n, NM_MAX_AXIS_VALUES,
                   isnan(factor) ? "step" : "factor");
     if (isnan(factor)) {
         for (long i = 0; i < (long)n; i++)
