@@ -19,6 +19,11 @@ typedef struct {
     long n;            /* number of runs = npoints * repeats */
     long npoints, repeats;
     nm_params *points; /* resolved settings of each point; key = the point's key */
+    /* points dropped because, once relative sizes were rounded to integers,
+     * they were an earlier point again (q = 1 five times at small m/d):
+     * how many, and a note naming the first few for the log */
+    long ndropped;
+    char dropped_note[512];
 } nm_sweep;
 
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e);
@@ -28,7 +33,8 @@ void nm_sweep_free(nm_sweep *sw);
  * seed and resume key. */
 void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run);
 
-/* "q=64 d=32" : the swept values of a run, for progress lines and errors. */
+/* "q=64 d=32" : the swept values of a run, for progress lines and errors
+ * (reals in 6 significant digits: 0.99999999997 reads 1, not float noise). */
 void nm_sweep_label(const nm_sweep_spec *spec, const nm_params *p, char *buf, size_t n);
 
 #endif

@@ -66,6 +66,11 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
     snprintf(pl->out, sizeof pl->out, "%s", o->out ? o->out : pl->spec.output);
     rc = nm_sweep_expand(&pl->spec, &pl->sw, e);
     if (rc) return rc;
+    if (pl->sw.ndropped)
+        fprintf(stderr, "ntkmem: note: %ld point%s dropped: after rounding m and q to integers "
+                        "they repeat an earlier point: %s%s\n",
+                pl->sw.ndropped, pl->sw.ndropped == 1 ? "" : "s", pl->sw.dropped_note,
+                pl->sw.ndropped > 3 ? "; ..." : "");
     pl->limit = pl->spec.fixed.max_mem_per_rank > 0 ? pl->spec.fixed.max_mem_per_rank : auto_limit;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
         const nm_params *p = &pl->sw.points[pt];

@@ -86,5 +86,23 @@ echo "10^6 runs, np 2, shard 0/10000: exit $rc in $((SECONDS - t0)) s: $(tail -n
 sed 's/repeats: 1000000/repeats: 1000001/' "$T/million.yaml" >"$T/toomany.yaml"
 want_error "10^6 + 1 runs" "1000001 runs" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
 
+# Relative sizes that round to one (m, q) are run once: a geometric q range
+# at m/d = 4 gives q = 1 twice; labels show short reals, not float noise
+cat >"$T/dup.yaml" <<'YAML'
+experiment: sgd
+fixed: {d: 16, steps: 10, eval_every: 5}
+sweep:
+  m_per_d: [4]
+  q_per_m_over_d: {from: 0.25, to: 4, factor: 1.41}
+  eta: {from: 0.1, to: 0.3, step: 0.1}
+YAML
+n=$((n + 1))
+"$NTKMEM" validate "$T/dup.yaml" >"$T/out" 2>"$T/err" || bad "dup: validate failed"
+grep -q "note: 3 points dropped.*q_per_m_over_d=0.3525 eta=0.1 m=64 q=1) = (.*q_per_m_over_d=0.25 eta=0.1" \
+    "$T/err" || { bad "dup: no note on the dropped points"; cat "$T/err"; }
+grep -q "24 points x 1 repeats" "$T/out" || bad "dup: $(head -1 "$T/out")"
+grep -q "eta=0.3 " "$T/out" && ! grep -q "0.30000" "$T/out" || bad "dup: labels show float noise"
+echo "dup: $(head -c 120 "$T/err")..."
+
 echo "$n hostile inputs, $fail failures"
 [ $fail -eq 0 ]

@@ -24,13 +24,40 @@ static uint64_t run_key(const nm_params *p, unsigned long long seed)
     return h;
 }
 
+/* The hash of what a point runs: its identity settings, except the
+ * relative sizes, which only say how m and q were chosen. */
+static uint64_t resolved_key(const nm_params *p)
+{
+    uint64_t h = nm_hash64((uint64_t)p->experiment + 1);
+    char buf[NM_PATH_MAX + 32];
+    for (int i = 0; i < nm_nsettings; i++) {
+        const nm_setting *s = &nm_settings[i];
+        if (!nm_setting_is_identity(s, p->experiment) || s->offset == offsetof(nm_params, m_per_d) ||
+            s->offset == offsetof(nm_params, q_per_m_over_d) ||
+            s->offset == offsetof(nm_params, m_per_dq))
+            continue;
+        nm_setting_format(p, s, buf, sizeof buf);
+        h = nm_hash_bytes(buf, strlen(buf) + 1, h);
+    }
+    return h;
+}
+
+static void label_value(const nm_params *p, const nm_setting *s, char *v, size_t n)
+{
+    nm_setting_format(p, s, v, n);
+    if (s->type == NM_T_REAL) {
+        double x = strtod(v, NULL);
+        snprintf(v, n, "%.6g", x);
+    }
+}
+
 void nm_sweep_label(const nm_sweep_spec *spec, const nm_params *p, char *buf, size_t n)
 {
     size_t k = 0;
     char v[NM_PATH_MAX];
     buf[0] = 0;
     for (int a = 0; a < spec->naxes && k < n; a++) {
-        nm_setting_format(p, spec->axes[a].s, v, sizeof v);
+        label_value(p, spec->axes[a].s, v, sizeof v);
         k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", a ? " " : "", spec->axes[a].s->key, v);
     }
     /* relative sizes resolve into m and q: show them too */
@@ -80,6 +107,58 @@ static int make_point(const nm_sweep_spec *spec, long pt, nm_params *p, nm_err *
     return NM_OK;
 }
 
+typedef struct {
+    uint64_t h;
+    long pt;
+} keyed;
+
+static int by_hash(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return x->pt < y->pt ? -1 : x->pt > y->pt;
+}
+
+/* Drop every point that runs exactly what an earlier point runs (relative
+ * sizes that round to the same m and q), keep the order of the rest and
+ * renumber them.  A geometric q range at small m/d would otherwise run
+ * q = 1 several times and weigh it several times in every average. */
+static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
+{
+    long np = sw->npoints, kept = 0;
+    keyed *k = nm_calloc((size_t)np + 1, sizeof *k, "point hashes", e);
+    char *drop = k ? nm_calloc((size_t)np + 1, 1, "dropped points", e) : NULL;
+    if (!drop) {
+        free(k);
+        return NM_ENOMEM;
+    }
+    for (long pt = 0; pt < np; pt++) k[pt] = (keyed){resolved_key(&sw->points[pt]), pt};
+    qsort(k, (size_t)np, sizeof *k, by_hash);
+    size_t w = 0;
+    for (long i = 1; i < np; i++)
+        if (k[i].h == k[i - 1].h) {
+            drop[k[i].pt] = 1;
+            if (sw->ndropped++ < 3 && w < sizeof sw->dropped_note) {
+                char a[256], b[256];
+                nm_sweep_label(spec, &sw->points[k[i].pt], a, sizeof a);
+                nm_sweep_label(spec, &sw->points[k[i - 1].pt], b, sizeof b);
+                w += (size_t)snprintf(sw->dropped_note + w, sizeof sw->dropped_note - w,
+                                      "%s(%s) = (%s)", w ? "; " : "", a, b);
+            }
+        }
+    for (long pt = 0; pt < np; pt++)
+        if (!drop[pt]) {
+            sw->points[kept] = sw->points[pt];
+            sw->points[kept].point = kept;
+            kept++;
+        }
+    sw->npoints = kept;
+    sw->n = kept * sw->repeats;
+    free(k);
+    free(drop);
+    return NM_OK;
+}
+
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
 {
     long np = 0;
@@ -95,7 +174,7 @@ int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
             nm_sweep_free(sw);
             return e->code;
         }
-    return NM_OK;
+    return drop_repeated_points(spec, sw, e);
 }
 
 void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
