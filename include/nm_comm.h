@@ -12,8 +12,14 @@
  * NM_OK every rank gets the message of the lowest failing rank.  Collective. */
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
-/* Install the SIGUSR1/SIGTERM handlers (once, in main): SLURM's warning
- * before the time limit only raises a flag, so work stops at a safe point. */
+/* Broadcast n bytes from root in pieces whose counts fit an int (MPI
+ * counts are ints: one count of n bytes overflows above 2 GiB).  Collective;
+ * NM_EMPI on an MPI error. */
+int nm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e);
+
+/* Install the SIGUSR1/SIGTERM handlers (once, by the coordinator after
+ * planning): SLURM's warning before the time limit only raises a flag, so
+ * work stops at a safe point. */
 void nm_signal_install(void);
 /* Local flag, no communication. */
 int nm_signal_pending(void);

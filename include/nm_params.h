@@ -30,6 +30,9 @@ extern const char *const nm_labels_names[];
 extern const char *const nm_source_names[];
 
 #define NM_PATH_MAX 512
+/* Most ranks a grid or `validate --ranks` may name (far above any job this
+ * code is meant for; keeps products of ranks inside an int). */
+#define NM_MAX_RANKS 65536
 
 /* The experiments as the settings see them.  The registration table
  * nm_experiments[] (src/exp/exp.c) defines these accessors; the settings and

@@ -6,16 +6,35 @@
 
 #include "nm_config.h"
 
+/* Limits checked before anything is allocated: a sweep is a list of runs
+ * that one job works through, and a larger one is a typo (a step or a
+ * repeats count off by orders of magnitude), not a plan. */
+#define NM_MAX_POINTS 100000L
+#define NM_MAX_RUNS 1000000L
+
+/* The points are stored, the runs derived: the runs of a point differ only
+ * in repeat, seed and key, and a full nm_params per run would make 10^6
+ * runs take gigabytes. */
 typedef struct {
-    long n;          /* number of runs = points * repeats */
-    long npoints;
-    nm_params *runs; /* runs[point * repeats + repeat] */
+    long n;            /* number of runs = npoints * repeats */
+    long npoints, repeats;
+    nm_params *points; /* resolved settings of each point; key = the point's key */
+    /* points dropped because, once relative sizes were rounded to integers,
+     * they were an earlier point again (q = 1 five times at small m/d):
+     * how many, and a note naming the first few for the log */
+    long ndropped;
+    char dropped_note[512];
 } nm_sweep;
 
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e);
 void nm_sweep_free(nm_sweep *sw);
 
-/* "q=64 d=32" : the swept values of a run, for progress lines and errors. */
+/* Run i = point * repeats + repeat: its point's settings with the repeat's
+ * seed and resume key. */
+void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run);
+
+/* "q=64 d=32" : the swept values of a run, for progress lines and errors
+ * (reals in 6 significant digits: 0.99999999997 reads 1, not float noise). */
 void nm_sweep_label(const nm_sweep_spec *spec, const nm_params *p, char *buf, size_t n);
 
 #endif

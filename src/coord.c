@@ -46,6 +46,17 @@ typedef struct {
     double limit;
 } plan;
 
+/* A fixed process grid must fit the ranks the sweep runs on; found here, it
+ * is a planning error (exit 2) instead of a failure of every run. */
+static int check_grid(const nm_params *p, int P, nm_err *e)
+{
+    if (!nm_setting_applies(nm_setting_find("grid"), p->experiment) || p->grid_p == 0)
+        return NM_OK;
+    if ((long)p->grid_p * p->grid_q <= P) return NM_OK;
+    return nm_fail(e, NM_EINVAL, "key 'grid': %dx%d needs %ld ranks, but the sweep is planned for "
+                   "%d", p->grid_p, p->grid_q, (long)p->grid_p * p->grid_q, P);
+}
+
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
 static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, nm_err *e)
 {
@@ -55,12 +66,18 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
     snprintf(pl->out, sizeof pl->out, "%s", o->out ? o->out : pl->spec.output);
     rc = nm_sweep_expand(&pl->spec, &pl->sw, e);
     if (rc) return rc;
+    if (pl->sw.ndropped)
+        fprintf(stderr, "ntkmem: note: %ld point%s dropped: after rounding m and q to integers "
+                        "they repeat an earlier point: %s%s\n",
+                pl->sw.ndropped, pl->sw.ndropped == 1 ? "" : "s", pl->sw.dropped_note,
+                pl->sw.ndropped > 3 ? "; ..." : "");
     pl->limit = pl->spec.fixed.max_mem_per_rank > 0 ? pl->spec.fixed.max_mem_per_rank : auto_limit;
-    for (long i = 0; i < pl->sw.n; i += pl->spec.repeats) {
-        nm_params *p = &pl->sw.runs[i];
+    for (long pt = 0; pt < pl->sw.npoints; pt++) {
+        const nm_params *p = &pl->sw.points[pt];
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
-        if (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK)
+        if ((rc = check_grid(p, P, e)) != NM_OK ||
+            (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
         double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
@@ -89,8 +106,8 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
            "mem/rank(MiB)");
     double worst = 0;
     long wp = 0;
-    for (long i = 0; i < pl->sw.n; i += pl->spec.repeats) {
-        const nm_params *p = &pl->sw.runs[i];
+    for (long pt = 0; pt < pl->sw.npoints; pt++) {
+        const nm_params *p = &pl->sw.points[pt];
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = run_mem(pl->x, p, P);
@@ -126,7 +143,7 @@ static void print_summary(const plan *pl, const double *fin, const char *ran, FI
         }
         if (!k) continue;
         char label[512];
-        nm_sweep_label(&pl->spec, &pl->sw.runs[pt * pl->spec.repeats], label, sizeof label);
+        nm_sweep_label(&pl->spec, &pl->sw.points[pt], label, sizeof label);
         fprintf(f, "  %-40s %s = %.4f [%.4f, %.4f] (%d run%s)\n", label[0] ? label : "-",
                 pl->x->summary_metric, s / k, mn, mx, k, k == 1 ? "" : "s");
     }
@@ -173,21 +190,21 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
     return nm_agree(comm, rc, e);
 }
 
-/* Phase 2: broadcast the flat list of runs and which of them to skip.
- * Collective. */
+/* Phase 2: broadcast the points of the sweep (the runs derive from them)
+ * and which runs to skip.  Collective. */
 static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
                       const nm_keyset *done, tally *t, nm_err *e)
 {
-    long n = pl->sw.n;
-    int exp = pl->spec.experiment, rc = NM_OK;
-    MPI_Bcast(&n, 1, MPI_LONG, 0, comm);
-    MPI_Bcast(&exp, 1, MPI_INT, 0, comm);
-    t->n = n;
+    long hdr[3] = {pl->sw.npoints, pl->sw.repeats, pl->spec.experiment};
+    int rc = NM_OK;
+    MPI_Bcast(hdr, 3, MPI_LONG, 0, comm);
+    nm_sweep *sw = &pl->sw;
+    long n = t->n = hdr[0] * hdr[1];
     if (rank != 0) {
-        pl->sw.n = n;
-        pl->sw.runs = nm_calloc((size_t)n + 1, sizeof *pl->sw.runs, "runs", e);
-        pl->x = nm_experiment_get(exp);
-        if (!pl->sw.runs) rc = NM_ENOMEM;
+        sw->npoints = hdr[0], sw->repeats = hdr[1], sw->n = n;
+        sw->points = nm_calloc((size_t)hdr[0] + 1, sizeof *sw->points, "points", e);
+        pl->x = nm_experiment_get((int)hdr[2]);
+        if (!sw->points) rc = NM_ENOMEM;
     }
     if (rc == NM_OK && !((t->skip = nm_calloc((size_t)n + 1, 1, "skip list", e)) &&
                          (t->ran = nm_calloc((size_t)n + 1, 1, "run list", e)) &&
@@ -195,17 +212,19 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
         rc = NM_ENOMEM;
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
-    MPI_Bcast(pl->sw.runs, (int)(n * (long)sizeof(nm_params)), MPI_BYTE, 0, comm);
+    /* both broadcasts on every rank, whatever the first gave: no rank may skip one */
+    int rc1 = nm_bcast_bytes(sw->points, (size_t)sw->npoints * sizeof *sw->points, 0, comm, e);
     if (rank == 0)
         for (long i = 0; i < n; i++) {
-            const nm_params *p = &pl->sw.runs[i];
-            t->skip[i] = (o->shard_n > 1 && p->point % o->shard_n != o->shard_i) ||
-                         nm_keyset_has(done, p->key);
+            nm_params p;
+            nm_sweep_run(sw, i, &p);
+            t->skip[i] = (o->shard_n > 1 && p.point % o->shard_n != o->shard_i) ||
+                         nm_keyset_has(done, p.key);
             t->todo += !t->skip[i];
         }
-    MPI_Bcast(t->skip, (int)n, MPI_CHAR, 0, comm);
+    rc = nm_bcast_bytes(t->skip, (size_t)n, 0, comm, e);
     MPI_Bcast(&t->todo, 1, MPI_LONG, 0, comm);
-    return NM_OK;
+    return nm_agree(comm, rc1 ? rc1 : rc, e);
 }
 
 /* Phase 3, one run: run it collectively, count the outcome, print the
@@ -213,7 +232,9 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
 static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int threads, FILE *csv,
                    int mi, double t_start, tally *t, int *stop)
 {
-    const nm_params *p = &pl->sw.runs[i];
+    nm_params run;
+    const nm_params *p = &run;
+    nm_sweep_run(&pl->sw, i, &run);
     nm_err e = {0, ""};
     nm_sink sink;
     memset(&sink, 0, sizeof sink);
@@ -320,6 +341,9 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     nm_keyset done = {0};
     int status = 0;
     int rc = plan_and_open(o, comm, rank, P, &pl, &csv, &done, &e);
+    /* only now: until the plan stands there is nothing to save, and the
+     * default action ends a long parse at once */
+    nm_signal_install();
     if (rc == NM_OK && o->validate) {
         if (rank == 0) print_plan(o, &pl, o->ranks > 0 ? o->ranks : P);
     } else {

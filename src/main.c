@@ -1,5 +1,6 @@
 /* ntkmem: memorization and NTK experiments on depth-two networks, with MPI.
  * A thin main over libntkmem: parse the command line, start MPI, hand over. */
+#include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +62,25 @@ static int parse_shard(const char *s, nm_run_opts *o)
 {
     char *end;
     o->shard_i = strtol(s, &end, 10);
-    if (*end != '/') return -1;
-    o->shard_n = strtol(end + 1, &end, 10);
-    return (*end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
+    if (end == s || *end != '/') return -1;
+    s = end + 1;
+    o->shard_n = strtol(s, &end, 10);
+    return (end == s || *end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
+}
+
+/* --ranks P: a whole number in [1, NM_MAX_RANKS], nothing else. */
+static int parse_ranks(const char *s, nm_run_opts *o)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < 1 || v > NM_MAX_RANKS) {
+        fprintf(stderr, "ntkmem: --ranks needs a number of ranks in [1, %d], got '%s'\n",
+                NM_MAX_RANKS, s);
+        return -1;
+    }
+    o->ranks = (int)v;
+    return 0;
 }
 
 /* ntkmem merge: serial, no MPI. */
@@ -145,7 +162,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "ntkmem: --shard needs i/n with 0 <= i < n, got '%s'\n", argv[i]);
                 return 2;
             }
-        } else if (!strcmp(a, "--ranks") && more) o.ranks = atoi(argv[++i]);
+        } else if (!strcmp(a, "--ranks") && more) {
+            if (parse_ranks(argv[++i], &o)) return 2;
+        }
         else if (a[0] != '-' && !o.config) o.config = a;
         else {
             fprintf(stderr, "ntkmem: unknown or incomplete option '%s'\n", a);
@@ -164,7 +183,6 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     /* let MPI errors come back as codes so they are reported, not aborted on */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    nm_signal_install();
     int rc = nm_coord_main(&o, MPI_COMM_WORLD);
     MPI_Finalize();
     return rc;

@@ -115,8 +115,10 @@ static int add_value(ctx *c, nm_axis *ax, yaml_node_t *n, double v)
 {
     if (ax->n >= NM_MAX_AXIS_VALUES)
         return at(c, n, "key '%s': more than %d sweep values", ax->s->key, NM_MAX_AXIS_VALUES);
-    if (ax->s->type == NM_T_INT)
+    if (ax->s->type == NM_T_INT && fabs(v) < 1e18)
         snprintf(ax->vals[ax->n], 64, "%ld", lround(v));
+    else if (ax->s->type == NM_T_INT) /* beyond a long: out of range, shown as it reads */
+        snprintf(ax->vals[ax->n], 64, "%.15g", v);
     else
         snprintf(ax->vals[ax->n], 64, "%.17g", v);
     /* integer ranges with non-integer factors can repeat a value: keep one */
@@ -125,13 +127,40 @@ static int add_value(ctx *c, nm_axis *ax, yaml_node_t *n, double v)
     return NM_OK;
 }
 
+/* Range bounds are finite numbers: an infinite end would never be reached. */
 static int num_at(ctx *c, yaml_node_t *n, const char *what, double *v)
 {
     char *end;
     if (n->type != YAML_SCALAR_NODE) return at(c, n, "'%s' must be a number", what);
     *v = strtod(scalar(n), &end);
     if (end == scalar(n) || *end) return at(c, n, "'%s': '%s' is not a number", what, scalar(n));
+    if (!isfinite(*v))
+        return at(c, n, "'%s' must be a finite number, not '%s'", what, scalar(n));
     return NM_OK;
+}
+
+/* A mapping key seen before in the same mapping (YAML says keys are unique;
+ * libyaml keeps both, and the last one would silently win). */
+static int dup_key(ctx *c, yaml_node_t *map, yaml_node_pair_t *pr)
+{
+    yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+    if (k->type != YAML_SCALAR_NODE) return NM_OK;
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pr; q++) {
+        yaml_node_t *o = yaml_document_get_node(c->doc, q->key);
+        if (o->type == YAML_SCALAR_NODE && strcmp(scalar(o), scalar(k)) == 0)
+            return at(c, k, "duplicate key '%s' (first at line %zu)", scalar(k),
+                      o->start_mark.line + 1);
+    }
+    return NM_OK;
+}
+
+/* Number of values of a range, computed before expanding it, so that a
+ * step or factor too small for the span is refused instead of looping. */
+static double range_count(double from, double to, double factor, double step)
+{
+    if (to < from) return 0;
+    double n = isnan(factor) ? (to - from) / step : (log(to) - log(from)) / log(factor);
+    return floor(n * (1 + 1e-12)) + 1; /* inf or nan stay so */
 }
 
 /* A range: {from, to, factor} (geometric) or {from, to, step} (linear). */
@@ -152,7 +181,7 @@ static int parse_range(ctx *c, nm_axis *ax, yaml_node_t *map)
         if (!dst)
             return at(c, k, "range of '%s': unknown key '%s' (allowed: from, to, factor, step)",
                       ax->s->key, ks);
-        if (num_at(c, v, ks, dst)) return NM_EINVAL;
+        if (dup_key(c, map, pr) || num_at(c, v, ks, dst)) return NM_EINVAL;
         if (dst == &from) fn = v;
     }
     if (isnan(from) || isnan(to))
@@ -160,20 +189,24 @@ static int parse_range(ctx *c, nm_axis *ax, yaml_node_t *map)
     if (isnan(factor) == isnan(step))
         return at(c, map, "range of '%s' needs exactly one of 'factor' (geometric) or 'step' "
                           "(linear)", ax->s->key);
-    if (!isnan(factor)) {
-        if (!(factor > 1.0) || !(from > 0))
-            return at(c, map, "geometric range of '%s' needs from > 0 and factor > 1",
-                      ax->s->key);
-        for (double v = from; v <= to * (1 + 1e-12); v *= factor)
-            if (add_value(c, ax, fn, v)) return NM_EINVAL;
-    } else {
-        if (!(step > 0))
-            return at(c, map, "linear range of '%s' needs step > 0", ax->s->key);
-        long n = lround(floor((to - from) / step * (1 + 1e-12))) + 1;
-        for (long i = 0; i < n; i++)
+    if (!isnan(factor) && (!(factor > 1.0) || !(from > 0)))
+        return at(c, map, "geometric range of '%s' needs from > 0 and factor > 1", ax->s->key);
+    if (isnan(factor) && !(step > 0))
+        return at(c, map, "linear range of '%s' needs step > 0", ax->s->key);
+    double n = range_count(from, to, factor, step);
+    if (n < 1) return at(c, map, "range of '%s' is empty (from > to)", ax->s->key);
+    if (!(n <= NM_MAX_AXIS_VALUES))
+        return at(c, map, "range of '%s' has %.*g values, more than the %d a swept key may have; "
+                          "use a larger %s", ax->s->key, n < 1e15 ? 15 : 3, n, NM_MAX_AXIS_VALUES,
+                  isnan(factor) ? "step" : "factor");
+    if (isnan(factor)) {
+        for (long i = 0; i < (long)n; i++)
             if (add_value(c, ax, fn, from + (double)i * step)) return NM_EINVAL;
+    } else { /* repeated products, as always: a sweep's values must not change */
+        double v = from;
+        for (long i = 0; i <= (long)n && v <= to * (1 + 1e-12); i++, v *= factor)
+            if (add_value(c, ax, fn, v)) return NM_EINVAL;
     }
-    if (ax->n == 0) return at(c, map, "range of '%s' is empty (from > to)", ax->s->key);
     return NM_OK;
 }
 
@@ -196,6 +229,11 @@ static int parse_axis(ctx *c, nm_sweep_spec *sp, yaml_node_t *kn, yaml_node_t *v
         if (s->type == NM_T_ENUM || s->type == NM_T_BOOL || s->type == NM_T_GRID)
             return at(c, vn, "key '%s' takes named values; give them as a list", s->key);
         if (parse_range(c, ax, vn)) return NM_EINVAL;
+        for (int i = 0; i < ax->n; i++) { /* each value now, with the range's position */
+            nm_params tmp = sp->fixed;
+            nm_err te;
+            if (nm_setting_set(&tmp, s, ax->vals[i], &te)) return at(c, vn, "%s", te.msg);
+        }
     } else {
         yaml_node_item_t *it = NULL, *end = NULL;
         if (vn->type == YAML_SEQUENCE_NODE) {
@@ -211,7 +249,10 @@ static int parse_axis(ctx *c, nm_sweep_spec *sp, yaml_node_t *kn, yaml_node_t *v
             nm_params tmp = sp->fixed; /* validate each value now, with its position */
             if (set_at(c, &tmp, s, v)) return NM_EINVAL;
             if (ax->n >= NM_MAX_AXIS_VALUES) return at(c, v, "too many values");
-            snprintf(ax->vals[ax->n++], 64, "%s", scalar(v));
+            if (strlen(scalar(v)) >= sizeof ax->vals[0]) /* would be cut, and mean another value */
+                return at(c, v, "key '%s': value longer than %zu characters", s->key,
+                          sizeof ax->vals[0] - 1);
+            snprintf(ax->vals[ax->n++], sizeof ax->vals[0], "%s", scalar(v));
             if (one) break;
         }
     }
@@ -256,6 +297,7 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
         yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
         if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+        if (dup_key(c, root, pr)) return NM_EINVAL;
         const char *ks = scalar(k);
         if (strcmp(ks, "experiment") == 0 || strcmp(ks, "description") == 0) continue;
         if (strcmp(ks, "fixed") == 0 || strcmp(ks, "sweep") == 0) {
@@ -290,6 +332,7 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
             yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
             if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+            if (dup_key(c, fixed, pr)) return NM_EINVAL;
             const nm_setting *s = find_setting(c, k, sp->experiment);
             if (!s || set_at(c, &sp->fixed, s, v)) return NM_EINVAL;
         }
@@ -299,6 +342,7 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
             yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
             if (k->type != YAML_SCALAR_NODE) return at(c, k, "keys must be plain words");
+            if (dup_key(c, sweep, pr)) return NM_EINVAL;
             if (fixed)
                 for (yaml_node_pair_t *q = fixed->data.mapping.pairs.start;
                      q < fixed->data.mapping.pairs.top; q++) {
@@ -310,6 +354,36 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             if (parse_axis(c, sp, k, v)) return NM_EINVAL;
         }
     return NM_OK;
+}
+
+/* Line and column of byte offset off of f.  libyaml's reader errors (a NUL
+ * or another control character, bad UTF-8) come with a byte offset only,
+ * and their problem_mark is 0:0. */
+static void offset_mark(FILE *f, size_t off, size_t *line, size_t *col)
+{
+    *line = 0, *col = 0;
+    rewind(f);
+    for (size_t i = 0; i < off; i++) {
+        int ch = getc(f);
+        if (ch == EOF) break;
+        if (ch == '\n') ++*line, *col = 0;
+        else if ((ch & 0xC0) != 0x80) ++*col; /* count characters, not UTF-8 bytes */
+    }
+}
+
+/* The message of a file libyaml could not load. */
+static int syntax_error(const char *path, yaml_parser_t *parser, FILE *f, nm_err *e)
+{
+    size_t line = parser->problem_mark.line, col = parser->problem_mark.column;
+    char where[160] = "";
+    if (parser->error == YAML_READER_ERROR) offset_mark(f, parser->problem_offset, &line, &col);
+    /* libyaml notices some mistakes lines later: also say where the
+     * construct it was parsing began */
+    if (parser->context)
+        snprintf(where, sizeof where, " %s that started at line %zu, column %zu",
+                 parser->context, parser->context_mark.line + 1, parser->context_mark.column + 1);
+    return nm_fail(e, NM_EINVAL, "%s:%zu:%zu: YAML syntax error: %s%s", path, line + 1, col + 1,
+                   parser->problem ? parser->problem : "unknown", where);
 }
 
 int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
@@ -326,16 +400,7 @@ int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
     yaml_parser_set_input_file(&parser, f);
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
-        /* libyaml notices some mistakes lines later: also say where the
-         * construct it was parsing began */
-        char where[160] = "";
-        if (parser.context)
-            snprintf(where, sizeof where, " %s that started at line %zu, column %zu",
-                     parser.context, parser.context_mark.line + 1,
-                     parser.context_mark.column + 1);
-        rc = nm_fail(e, NM_EINVAL, "%s:%zu:%zu: YAML syntax error: %s%s", path,
-                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                     parser.problem ? parser.problem : "unknown", where);
+        rc = syntax_error(path, &parser, f, e);
         yaml_parser_delete(&parser);
         fclose(f);
         return rc;

@@ -183,10 +183,28 @@ static int parse_number(const char *text, int bytes, double *out)
 
 static void fmt_range(const nm_setting *s, char *buf, size_t n)
 {
-    if (s->max >= BIG)
+    if (s->max >= BIG && s->min <= -BIG)
+        snprintf(buf, n, "a finite number");
+    else if (s->max >= BIG)
         snprintf(buf, n, ">= %g", s->min);
     else
         snprintf(buf, n, "in [%g, %g]", s->min, s->max);
+}
+
+/* A process grid "PxQ": two positive ints, no sign, no overflow. */
+static int parse_grid(const char *text, int g[2])
+{
+    const char *t = text;
+    for (int k = 0; k < 2; k++) {
+        char *end;
+        if (!isdigit((unsigned char)*t)) return -1;
+        errno = 0;
+        long v = strtol(t, &end, 10);
+        if (errno || v < 1 || v > NM_MAX_RANKS || *end != (k ? '\0' : 'x')) return -1;
+        g[k] = (int)v;
+        t = end + 1;
+    }
+    return 0;
 }
 
 int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e)
@@ -206,15 +224,16 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
         return NM_OK;
     }
     case NM_T_GRID: {
-        int *g = (int *)field, a, b, k = 0;
+        int *g = (int *)field, v[2];
         if (strcmp(text, "auto") == 0) {
             g[0] = g[1] = 0;
             return NM_OK;
         }
-        if (sscanf(text, "%dx%d%n", &a, &b, &k) != 2 || text[k] || a < 1 || b < 1)
+        if (parse_grid(text, v))
             return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not a process grid (allowed: auto, "
-                           "PxQ such as 2x2, or [P, Q])", s->key, text);
-        g[0] = a, g[1] = b;
+                           "PxQ such as 2x2 with P, Q in [1, %d], or [P, Q])", s->key, text,
+                           NM_MAX_RANKS);
+        g[0] = v[0], g[1] = v[1];
         return NM_OK;
     }
     case NM_T_STR:
@@ -236,7 +255,9 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
                            s->type == NM_T_INT     ? "number"
                            : s->type == NM_T_BYTES ? "size (e.g. 512MiB, 4GiB, or auto)"
                                                    : "number");
-        if (isnan(v) && s->type == NM_T_REAL) { /* "nan" = unset for relative sizes */
+        if (isnan(v)) { /* "nan" = unset, for the relative sizes only */
+            if (s->type != NM_T_REAL || strcmp(s->def, "nan") != 0)
+                return nm_fail(e, NM_EINVAL, "key '%s': %s is not a number", s->key, text);
             *(double *)field = v;
             return NM_OK;
         }
@@ -322,18 +343,43 @@ long nm_params_rows(const nm_params *p)
     return p->init == NM_INIT_XAVIER_ZERO ? 2 * p->q : p->q;
 }
 
+/* A size derived from a relative one, checked against the range of the
+ * setting it sets, as a given value would be (x is NaN or inf on overflow). */
+static int derived(const char *key, const char *formula, double x, long *out, nm_err *e)
+{
+    const nm_setting *s = nm_setting_find(key);
+    x = round(x);
+    if (!(x <= s->max))
+        return nm_fail(e, NM_EINVAL, "%s = %g is out of range (must be in [1, %g])", formula, x,
+                       s->max);
+    *out = x < 1 ? 1 : (long)x;
+    return NM_OK;
+}
+
 int nm_params_resolve(nm_params *p, nm_err *e)
 {
+    char f[160];
     if (!isnan(p->m_per_d) && !isnan(p->m_per_dq))
         return nm_fail(e, NM_EINVAL, "m_per_d and m_per_dq both set: give m one way");
     if (!isnan(p->m_per_dq) && !isnan(p->q_per_m_over_d))
         return nm_fail(e, NM_EINVAL, "m_per_dq and q_per_m_over_d both set: one must be given "
                                      "directly");
-    if (!isnan(p->m_per_d)) p->m = lround(fmax(1.0, p->m_per_d * (double)p->d));
-    if (!isnan(p->q_per_m_over_d))
-        p->q = lround(fmax(1.0, p->q_per_m_over_d * (double)p->m / (double)p->d));
-    if (!isnan(p->m_per_dq))
-        p->m = lround(fmax(1.0, p->m_per_dq * (double)p->d * (double)p->q));
+    if (!isnan(p->m_per_d)) {
+        snprintf(f, sizeof f, "key 'm_per_d': m = m_per_d * d = %g * %ld", p->m_per_d, p->d);
+        if (derived("m", f, p->m_per_d * (double)p->d, &p->m, e)) return NM_EINVAL;
+    }
+    if (!isnan(p->q_per_m_over_d)) {
+        snprintf(f, sizeof f, "key 'q_per_m_over_d': q = q_per_m_over_d * m / d = %g * %ld / %ld",
+                 p->q_per_m_over_d, p->m, p->d);
+        if (derived("q", f, p->q_per_m_over_d * (double)p->m / (double)p->d, &p->q, e))
+            return NM_EINVAL;
+    }
+    if (!isnan(p->m_per_dq)) {
+        snprintf(f, sizeof f, "key 'm_per_dq': m = m_per_dq * d * q = %g * %ld * %ld", p->m_per_dq,
+                 p->d, p->q);
+        if (derived("m", f, p->m_per_dq * (double)p->d * (double)p->q, &p->m, e))
+            return NM_EINVAL;
+    }
     if (p->init == NM_INIT_ORTHOGONAL && p->q > p->d)
         return nm_fail(e, NM_EINVAL,
                        "init 'orthogonal' needs q <= d (orthonormal rows), but q=%ld > d=%ld",

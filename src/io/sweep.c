@@ -24,13 +24,40 @@ static uint64_t run_key(const nm_params *p, unsigned long long seed)
     return h;
 }
 
+/* The hash of what a point runs: its identity settings, except the
+ * relative sizes, which only say how m and q were chosen. */
+static uint64_t resolved_key(const nm_params *p)
+{
+    uint64_t h = nm_hash64((uint64_t)p->experiment + 1);
+    char buf[NM_PATH_MAX + 32];
+    for (int i = 0; i < nm_nsettings; i++) {
+        const nm_setting *s = &nm_settings[i];
+        if (!nm_setting_is_identity(s, p->experiment) || s->offset == offsetof(nm_params, m_per_d) ||
+            s->offset == offsetof(nm_params, q_per_m_over_d) ||
+            s->offset == offsetof(nm_params, m_per_dq))
+            continue;
+        nm_setting_format(p, s, buf, sizeof buf);
+        h = nm_hash_bytes(buf, strlen(buf) + 1, h);
+    }
+    return h;
+}
+
+static void label_value(const nm_params *p, const nm_setting *s, char *v, size_t n)
+{
+    nm_setting_format(p, s, v, n);
+    if (s->type == NM_T_REAL) {
+        double x = strtod(v, NULL);
+        snprintf(v, n, "%.6g", x);
+    }
+}
+
 void nm_sweep_label(const nm_sweep_spec *spec, const nm_params *p, char *buf, size_t n)
 {
     size_t k = 0;
     char v[NM_PATH_MAX];
     buf[0] = 0;
     for (int a = 0; a < spec->naxes && k < n; a++) {
-        nm_setting_format(p, spec->axes[a].s, v, sizeof v);
+        label_value(p, spec->axes[a].s, v, sizeof v);
         k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", a ? " " : "", spec->axes[a].s->key, v);
     }
     /* relative sizes resolve into m and q: show them too */
@@ -40,63 +67,134 @@ void nm_sweep_label(const nm_sweep_spec *spec, const nm_params *p, char *buf, si
         snprintf(buf + k, n - k, "%sq=%ld", k ? " " : "", p->q);
 }
 
+/* Points and runs of spec, refused above the limits before expanding. */
+static int count_runs(const nm_sweep_spec *spec, long *np, nm_err *e)
+{
+    double pts = 1;
+    for (int a = 0; a < spec->naxes; a++) pts *= spec->axes[a].n;
+    if (pts > NM_MAX_POINTS)
+        return nm_fail(e, NM_EINVAL, "%s: the sweep has %.0f points, more than the limit of %ld "
+                       "points", spec->file, pts, NM_MAX_POINTS);
+    if (pts * (double)spec->repeats > NM_MAX_RUNS)
+        return nm_fail(e, NM_EINVAL, "%s: the sweep has %.0f points x %ld repeats = %.0f runs, "
+                       "more than the limit of %ld runs", spec->file, pts, spec->repeats,
+                       pts * (double)spec->repeats, NM_MAX_RUNS);
+    *np = (long)pts;
+    return NM_OK;
+}
+
+/* The settings of point pt: its swept values, resolved. */
+static int make_point(const nm_sweep_spec *spec, long pt, nm_params *p, nm_err *e)
+{
+    long rem = pt;
+    *p = spec->fixed;
+    /* last axis varies fastest, like nested loops in file order */
+    for (int a = spec->naxes - 1; a >= 0; a--) {
+        const nm_axis *ax = &spec->axes[a];
+        nm_err tmp;
+        if (nm_setting_set(p, ax->s, ax->vals[rem % ax->n], &tmp) != NM_OK)
+            return nm_fail(e, NM_EINVAL, "%s:%d:%d: %s", spec->file, ax->line, ax->col, tmp.msg);
+        rem /= ax->n;
+    }
+    if (nm_params_resolve(p, e) != NM_OK) {
+        char label[512];
+        nm_sweep_label(spec, p, label, sizeof label);
+        return nm_err_prefix(e, "%s: point %ld (%s): ", spec->file, pt, label[0] ? label : "fixed");
+    }
+    p->point = pt;
+    p->base_seed = spec->seed;
+    p->key = run_key(p, spec->seed);
+    return NM_OK;
+}
+
+typedef struct {
+    uint64_t h;
+    long pt;
+} keyed;
+
+static int by_hash(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return x->pt < y->pt ? -1 : x->pt > y->pt;
+}
+
+/* Drop every point that runs exactly what an earlier point runs (relative
+ * sizes that round to the same m and q), keep the order of the rest and
+ * renumber them.  A geometric q range at small m/d would otherwise run
+ * q = 1 several times and weigh it several times in every average. */
+static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
+{
+    long np = sw->npoints, kept = 0;
+    keyed *k = nm_calloc((size_t)np + 1, sizeof *k, "point hashes", e);
+    char *drop = k ? nm_calloc((size_t)np + 1, 1, "dropped points", e) : NULL;
+    if (!drop) {
+        free(k);
+        return NM_ENOMEM;
+    }
+    for (long pt = 0; pt < np; pt++) k[pt] = (keyed){resolved_key(&sw->points[pt]), pt};
+    qsort(k, (size_t)np, sizeof *k, by_hash);
+    size_t w = 0;
+    for (long i = 1; i < np; i++)
+        if (k[i].h == k[i - 1].h) {
+            drop[k[i].pt] = 1;
+            if (sw->ndropped++ < 3 && w < sizeof sw->dropped_note) {
+                char a[256], b[256];
+                nm_sweep_label(spec, &sw->points[k[i].pt], a, sizeof a);
+                nm_sweep_label(spec, &sw->points[k[i - 1].pt], b, sizeof b);
+                w += (size_t)snprintf(sw->dropped_note + w, sizeof sw->dropped_note - w,
+                                      "%s(%s) = (%s)", w ? "; " : "", a, b);
+            }
+        }
+    for (long pt = 0; pt < np; pt++)
+        if (!drop[pt]) {
+            sw->points[kept] = sw->points[pt];
+            sw->points[kept].point = kept;
+            kept++;
+        }
+    sw->npoints = kept;
+    sw->n = kept * sw->repeats;
+    free(k);
+    free(drop);
+    return NM_OK;
+}
+
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
 {
-    long np = 1;
-    for (int a = 0; a < spec->naxes; a++) {
-        np *= spec->axes[a].n;
-        if (np > 10000000) return nm_fail(e, NM_EINVAL, "%s: the sweep has more than 10^7 points",
-                                          spec->file);
-    }
+    long np = 0;
+    memset(sw, 0, sizeof *sw);
+    if (count_runs(spec, &np, e)) return NM_EINVAL;
+    sw->points = nm_calloc((size_t)np, sizeof *sw->points, "the points of the sweep", e);
+    if (!sw->points) return NM_ENOMEM;
     sw->npoints = np;
+    sw->repeats = spec->repeats;
     sw->n = np * spec->repeats;
-    sw->runs = calloc((size_t)sw->n, sizeof *sw->runs);
-    if (!sw->runs) return nm_fail(e, NM_ENOMEM, "out of memory expanding %ld runs", sw->n);
-    for (long pt = 0; pt < np; pt++) {
-        nm_params p = spec->fixed;
-        long rem = pt;
-        /* last axis varies fastest, like nested loops in file order */
-        for (int a = spec->naxes - 1; a >= 0; a--) {
-            const nm_axis *ax = &spec->axes[a];
-            nm_err tmp;
-            if (nm_setting_set(&p, ax->s, ax->vals[rem % ax->n], &tmp) != NM_OK) {
-                nm_sweep_free(sw);
-                return nm_fail(e, NM_EINVAL, "%s:%d:%d: %s", spec->file, ax->line, ax->col,
-                               tmp.msg);
-            }
-            rem /= ax->n;
-        }
-        if (nm_params_resolve(&p, e) != NM_OK) {
-            char label[512];
-            nm_sweep_label(spec, &p, label, sizeof label);
-            nm_err_prefix(e, "%s: point %ld (%s): ", spec->file, pt, label[0] ? label : "fixed");
+    for (long pt = 0; pt < np; pt++)
+        if (make_point(spec, pt, &sw->points[pt], e)) {
             nm_sweep_free(sw);
             return e->code;
         }
-        p.base_seed = spec->seed;
-        uint64_t key = run_key(&p, spec->seed);
-        for (long r = 0; r < spec->repeats; r++) {
-            nm_params *run = &sw->runs[pt * spec->repeats + r];
-            *run = p;
-            run->point = pt;
-            run->repeat = r;
-            run->key = nm_hash64(key ^ nm_hash64((uint64_t)r + 1));
-            /* Common random numbers: every point of a repeat gets the same
-             * seed (derived from (seed, repeat)).  Draws are keyed by example
-             * and neuron index, so points that differ in B, eta, eps, loss...
-             * see the same data and initial weights, and points that differ
-             * in m or q see nested data sets and nested networks: a sweep
-             * compares like with like, and reordering or extending it keeps
-             * every existing run's draws. */
-            run->seed = nm_rng_u64(spec->seed, NM_STREAM_SEED, 0, (uint64_t)r);
-        }
-    }
-    return NM_OK;
+    return drop_repeated_points(spec, sw, e);
+}
+
+void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
+{
+    long r = i % sw->repeats;
+    *run = sw->points[i / sw->repeats];
+    run->repeat = r;
+    run->key = nm_hash64(run->key ^ nm_hash64((uint64_t)r + 1));
+    /* Common random numbers: every point of a repeat gets the same seed
+     * (derived from (seed, repeat)).  Draws are keyed by example and neuron
+     * index, so points that differ in B, eta, eps, loss... see the same data
+     * and initial weights, and points that differ in m or q see nested data
+     * sets and nested networks: a sweep compares like with like, and
+     * reordering or extending it keeps every existing run's draws. */
+    run->seed = nm_rng_u64(run->base_seed, NM_STREAM_SEED, 0, (uint64_t)r);
 }
 
 void nm_sweep_free(nm_sweep *sw)
 {
-    free(sw->runs);
-    sw->runs = NULL;
-    sw->n = sw->npoints = 0;
+    free(sw->points);
+    sw->points = NULL;
+    sw->n = sw->npoints = sw->repeats = 0;
 }

@@ -45,3 +45,14 @@ int nm_agree(MPI_Comm comm, int rc, nm_err *e)
     if (first != 0) nm_err_prefix(e, "rank %d: ", first);
     return worst;
 }
+
+int nm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e)
+{
+    const size_t piece = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += piece) {
+        int k = (int)(n - off < piece ? n - off : piece);
+        if (MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, comm) != MPI_SUCCESS)
+            return nm_fail(e, NM_EMPI, "broadcast of %zu bytes failed", n);
+    }
+    return NM_OK;
+}
