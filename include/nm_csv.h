@@ -31,6 +31,11 @@ void nm_keyset_free(nm_keyset *k);
 int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
                 FILE **out, nm_err *e);
 
+/* Append line and a newline to f, flushed, whole or not at all: after a
+ * failure (disk full, file size limit) f ends where it did before.  The
+ * message names path and carries strerror. */
+int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e);
+
 /* Split one CSV line into at most maxf fields (handles "quoted, fields"). */
 int nm_csv_split(char *line, char **fields, int maxf);
 

@@ -1,4 +1,5 @@
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,7 @@ typedef struct {
     double *fin;   /* per run: final value of the summary metric */
     long nok, ndiv, nfail, nchk, nchkfail, ndone;
     int interrupted;
+    int write_failed; /* the CSV could not be written: the sweep stopped */
 } tally;
 
 static void tally_free(tally *t)
@@ -222,6 +224,7 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     sink.P = P;
     sink.threads = threads;
     sink.csv = csv;
+    sink.path = pl->out;
     sink.p = p;
     for (sink.nmetrics = 0; pl->x->hooks->metrics[sink.nmetrics]; sink.nmetrics++) {}
     MPI_Barrier(comm);
@@ -241,13 +244,14 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         double nanrow[NM_MAX_METRICS];
         for (int k = 0; k < NM_MAX_METRICS; k++) nanrow[k] = NAN;
         nm_err we;
-        nm_sink_row(&sink, -1, "error", "-", 0, nanrow, &we);
+        if (!sink.write_failed) nm_sink_row(&sink, -1, "error", "-", 0, nanrow, &we);
     } else if (strcmp(sink.last_status, "diverged") == 0) {
         t->ndiv++;
         what = "diverged";
     } else {
         t->nok++;
     }
+    t->write_failed |= sink.write_failed;
     if (rc == NM_OK) {
         t->ran[i] = 1;
         t->fin[i] = mi >= 0 ? sink.last[mi] : NAN;
@@ -284,7 +288,9 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
         if (t->skip[i]) continue;
         int stop = 0;
         int rc = run_one(pl, i, comm, rank, P, threads, csv, mi, t_start, t, &stop);
-        if (rc == NM_EMPI) break;
+        /* MPI errors and a CSV that cannot be written end the sweep: every
+         * further run would fail the same way */
+        if (rc == NM_EMPI || t->write_failed) break;
         if (rc == NM_EINTR || stop) {
             t->interrupted = 1;
             break;
@@ -300,7 +306,11 @@ static void report(const plan *pl, const tally *t)
            "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
            t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
            t->nchk - t->nchkfail, t->nchkfail, pl->out);
-    if (t->interrupted)
+    if (t->write_failed)
+        printf("the sweep stopped after %ld of %ld runs: rows cannot be written to %s (error "
+               "above); the rows of finished runs are kept. Make room and continue with "
+               "--resume.\n", t->ndone, t->todo, pl->out);
+    else if (t->interrupted)
         printf("stopped by a signal after %ld of %ld runs; CSV flushed. Continue with "
                "--resume.\n", t->ndone, t->todo);
     fflush(stdout);
@@ -339,7 +349,11 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             status = (t.nfail || t.nchkfail) ? 1 : 0;
         }
     }
-    if (csv) fclose(csv);
+    /* rows were flushed one by one; a failing close still loses data */
+    if (csv && fclose(csv) != 0) {
+        fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
+        status = status ? status : 1;
+    }
     tally_free(&t);
     nm_sweep_free(&pl.sw);
     nm_config_free(&pl.spec);

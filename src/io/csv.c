@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio_ext.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,20 @@ static int resume_rewrite(const char *path, const char *header, nm_keyset *done,
     return rc;
 }
 
+int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e)
+{
+    long off = ftell(f);
+    size_t n = strlen(line);
+    if (fwrite(line, 1, n, f) == n && fputc('\n', f) != EOF && fflush(f) == 0) return NM_OK;
+    int err = errno;
+    /* drop what stdio still holds and what reached the file, so a later
+     * close cannot add half a row and --resume finds whole lines only */
+    __fpurge(f);
+    if (off >= 0 && ftruncate(fileno(f), off) == 0) fseek(f, off, SEEK_SET);
+    clearerr(f);
+    return nm_fail(e, NM_EIO, "cannot write to %s: %s", path, strerror(err ? err : EIO));
+}
+
 int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
                 FILE **out, nm_err *e)
 {
@@ -221,9 +236,10 @@ int nm_csv_open(const char *path, const char *header, int resume, int force, nm_
         *out = fopen(path, "a");
     } else {
         *out = fopen(path, "w");
-        if (*out) {
-            fprintf(*out, "%s\n", header);
-            fflush(*out);
+        if (*out && nm_csv_append(*out, path, header, e) != NM_OK) {
+            fclose(*out);
+            *out = NULL;
+            return e->code;
         }
     }
     if (!*out) return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno));
