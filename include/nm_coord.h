@@ -12,6 +12,7 @@ typedef struct {
     int resume, force, dry_run, validate;
     long shard_i, shard_n; /* run every shard_n-th point starting at shard_i */
     int ranks;         /* validate: estimate for this many ranks (0 = comm size) */
+    int keep_foreign, mixed_versions; /* --resume: keep rows of another sweep/version */
 } nm_run_opts;
 
 /* Returns the process exit code (same on every rank): 0 all runs ok, 1 some

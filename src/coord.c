@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nm_comm.h"
@@ -11,6 +12,7 @@
 #include "nm_coord.h"
 #include "nm_csv.h"
 #include "nm_exp.h"
+#include "nm_file.h"
 #include "nm_sweep.h"
 
 double nm_coord_auto_mem_limit(MPI_Comm comm)
@@ -45,6 +47,7 @@ typedef struct {
     const nm_experiment *x;
     char out[NM_PATH_MAX];
     double limit;
+    int lock; /* rank 0: the output's lock (nm_file_lock), -1 when none */
 } plan;
 
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
@@ -158,6 +161,27 @@ static void tally_free(tally *t)
     free(t->fin);
 }
 
+/* Rank 0: lock the output for the whole sweep (a second writer would mix
+ * rows; devices like /dev/null have nothing to protect), then open it. */
+static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done, nm_err *e)
+{
+    struct stat st;
+    if ((stat(pl->out, &st) != 0 || S_ISREG(st.st_mode)) && nm_file_lock(pl->out, &pl->lock, e))
+        return e->code;
+    char header[65536];
+    nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
+    uint64_t *keys = nm_calloc((size_t)pl->sw.n + 1, sizeof *keys, "run keys", e);
+    if (!keys) return NM_ENOMEM;
+    for (long i = 0; i < pl->sw.n; i++) keys[i] = pl->sw.runs[i].key;
+    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign, o->mixed_versions, 0, 0, 0};
+    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
+    free(keys);
+    if (rc == NM_OK && r.bad_rows)
+        fprintf(stderr, "[ntkmem] --resume: %ld damaged rows dropped; their %ld runs run again\n",
+                r.bad_rows, r.bad_runs);
+    return rc;
+}
+
 /* Phase 1: rank 0 plans and opens the CSV (keeping finished runs' keys in
  * done); every rank agrees on the verdict.  Collective. */
 static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, plan *pl,
@@ -167,11 +191,7 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
     double auto_limit = nm_coord_auto_mem_limit(comm);
     if (o->validate && o->ranks > 0) auto_limit = auto_limit * P / Pest;
     int rc = rank == 0 ? make_plan(o, Pest, auto_limit, pl, e) : NM_OK;
-    if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) {
-        char header[65536];
-        nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
-        rc = nm_csv_open(pl->out, header, o->resume, o->force, done, csv, e);
-    }
+    if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) rc = open_csv(o, pl, csv, done, e);
     return nm_agree(comm, rc, e);
 }
 
@@ -326,6 +346,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     tally t;
     memset(&pl, 0, sizeof pl);
     memset(&t, 0, sizeof t);
+    pl.lock = -1;
     FILE *csv = NULL;
     nm_keyset done = {0};
     int status = 0;
@@ -354,6 +375,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
         fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
         status = status ? status : 1;
     }
+    nm_file_unlock(pl.lock);
     tally_free(&t);
     nm_sweep_free(&pl.sw);
     nm_config_free(&pl.spec);
