@@ -29,7 +29,7 @@ expect_fail() { # LOG PATTERN ntkmem-run-args...
     if grep -q "stopped by a signal" "$log"; then cat "$log"; echo "claims a signal"; return 1; fi
 }
 fill() { # leave about $1 KiB free on the tmpfs
-    rm -f "$M/fill"; head -c $(( (60 - $1) * 1024 )) /dev/zero >"$M/fill"
+    rm -f "$M/fill"; head -c $(( (60 - $1) * 1024 )) /dev/zero >"$M/fill" 2>/dev/null || true
 }
 cat >"$T/one.yaml" <<'EOF'
 experiment: onestep
@@ -71,3 +71,22 @@ for c in one con spec; do
     expect_fail "$T/$c.log" "File too large" "$T/$c.yaml" --out "$T/$c.lim.csv"
     LIM=''
 done
+
+# 4. a .npy that does not fit leaves no truncated file and no temporary
+cat >"$T/save.yaml" <<EOF
+experiment: construct
+seed: 3
+fixed: {d: 20, m: 2000, method: baum, save_weights: "$M/w_{point}.npy"}
+EOF
+fill 4
+expect_fail "$T/npy.log" "w_0_W.npy: No space left on device" "$T/save.yaml" --out "$T/save.csv"
+if ls -A "$M" | grep -E 'npy|tmp'; then echo "left a partial .npy or a temporary"; exit 1; fi
+
+# 5. a resume rewrite on a full disk: the reason, the old file untouched, no temporary
+rm -f "$M/fill"
+run2 "$T/one.yaml" --out "$M/r.csv" >/dev/null 2>&1
+cp "$M/r.csv" "$T/r0.csv"
+head -c 65536 /dev/zero >"$M/fill" 2>/dev/null || true
+expect_fail "$T/rw.log" "No space left on device" "$T/one.yaml" --out "$M/r.csv" --resume
+cmp "$M/r.csv" "$T/r0.csv"
+if ls -A "$M" | grep -q tmp; then ls -la "$M"; echo "temporary left behind"; exit 1; fi
