@@ -30,7 +30,8 @@ double nm_coord_auto_mem_limit(MPI_Comm comm)
 
 static double mib(double b) { return b / 1048576.0; }
 
-/* Largest per-rank memory estimate of a run over the P ranks. */
+/* Largest per-rank memory estimate of a run over the P ranks, with what
+ * MPI and the libraries take on every rank. */
 static double run_mem(const nm_experiment *x, const nm_params *p, int P)
 {
     double mx = 0;
@@ -38,7 +39,7 @@ static double run_mem(const nm_experiment *x, const nm_params *p, int P)
         double b = x->hooks->mem_bytes(p, P, r);
         mx = b > mx ? b : mx;
     }
-    return mx;
+    return mx + NM_MEM_RUNTIME_BYTES;
 }
 
 typedef struct {
