@@ -12,7 +12,15 @@ typedef struct {
     int resume, force, dry_run, validate;
     long shard_i, shard_n; /* run every shard_n-th point starting at shard_i */
     int ranks;         /* validate: estimate for this many ranks (0 = comm size) */
+    int keep_foreign, mixed_versions; /* --resume: keep rows of another sweep/version */
 } nm_run_opts;
+
+/* Memory every rank holds besides a run's arrays: Open MPI, OpenBLAS,
+ * ScaLAPACK, libyaml and the binary.  Measured as the peak RSS of a tiny run
+ * (onestep, m = d = q = 16, arrays 0.06 MiB) at np = 2 with Open MPI 4.1 on
+ * Debian 12: 16.0-16.7 MiB per rank (`mpirun -np 2 /usr/bin/time -f %M
+ * ntkmem run ...`).  Counted in the memory guard and in validate's plan. */
+#define NM_MEM_RUNTIME_BYTES (16.0 * 1048576.0)
 
 /* Returns the process exit code (same on every rank): 0 all runs ok, 1 some
  * run failed or a self-check FAILED, 2 the sweep was refused. */

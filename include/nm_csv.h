@@ -22,14 +22,38 @@ typedef struct {
 } nm_keyset;
 
 int nm_keyset_has(const nm_keyset *k, uint64_t key);
+/* 0, or -1 when out of memory. */
+int nm_keyset_add(nm_keyset *k, uint64_t key);
 void nm_keyset_free(nm_keyset *k);
 
+/* What --resume may keep, and what it found. */
+typedef struct {
+    const uint64_t *keys; /* the run keys of this sweep */
+    long nkeys;
+    int keep_foreign;     /* keep rows of runs not in this sweep (else refuse) */
+    int mixed_versions;   /* keep rows of another ntkmem version (else refuse) */
+    long kept_rows, bad_rows, bad_runs; /* out */
+} nm_resume_rules;
+
+/* --resume of path: the header must match exactly; every row is checked
+ * (field count, key, numbers where the column is numeric).  Keeps the rows
+ * of runs that finished with no damaged row -- their keys go to done -- and
+ * drops the others, which then run again.  Rows of runs not in rules->keys
+ * or of another version are refused (NM_EINVAL) unless rules allow them.
+ * The file is replaced through nm_atomic: on failure it is unchanged. */
+int nm_csv_resume(const char *path, const char *header, nm_resume_rules *rules,
+                  nm_keyset *done, nm_err *e);
+
 /* Open the output for writing rows.  A new file gets the header.  An existing
- * file is an error unless resume (keep only rows of runs whose final row is
- * present -- their keys go to done -- and append) or force (overwrite).  With
- * resume the header must match exactly. */
-int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
-                FILE **out, nm_err *e);
+ * file is an error unless resume (nm_csv_resume, then append) or force
+ * (overwrite). */
+int nm_csv_open(const char *path, const char *header, int resume, int force,
+                nm_resume_rules *rules, nm_keyset *done, FILE **out, nm_err *e);
+
+/* Append line and a newline to f, flushed, whole or not at all: after a
+ * failure (disk full, file size limit) f ends where it did before.  The
+ * message names path and carries strerror. */
+int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e);
 
 /* Split one CSV line into at most maxf fields (handles "quoted, fields"). */
 int nm_csv_split(char *line, char **fields, int maxf);

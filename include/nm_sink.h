@@ -1,6 +1,8 @@
 /* nm_sink: where an experiment's rows go.  Every rank calls it with the same
  * (already reduced) values; only rank 0 writes, one flushed CSV row per call,
- * so a killed job loses nothing already computed. */
+ * so a killed job loses nothing already computed.  The call is collective:
+ * the ranks agree on rank 0's write, so a full disk stops every rank at the
+ * same row instead of leaving the others in a collective rank 0 skips. */
 #ifndef NM_SINK_H
 #define NM_SINK_H
 #include <mpi.h>
@@ -15,6 +17,8 @@ typedef struct {
     MPI_Comm comm;
     int rank, P, threads;
     FILE *csv;           /* rank 0 only; NULL elsewhere or in dry runs */
+    const char *path;    /* the CSV's name, for messages */
+    int write_failed;    /* a row could not be written (every rank knows) */
     const nm_params *p;
     int nmetrics;
     double t0;           /* MPI_Wtime at the start of the run */

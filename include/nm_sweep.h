@@ -32,6 +32,8 @@ void nm_sweep_free(nm_sweep *sw);
 /* Run i = point * repeats + repeat: its point's settings with the repeat's
  * seed and resume key. */
 void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run);
+/* Just its resume key (the same as nm_sweep_run's). */
+uint64_t nm_sweep_run_key(const nm_sweep *sw, long i);
 
 /* "q=64 d=32" : the swept values of a run, for progress lines and errors
  * (reals in 6 significant digits: 0.99999999997 reads 1, not float noise). */

@@ -60,6 +60,7 @@ nm_job_launcher() { # CONFIG
         fi
     fi
     grep -E '^(sweep|largest estimate)' "$log"
+    NTKMEM_OUTPUT=$(sed -n 's/^output: //p' "$log")
     rm -f "$log"
     nm_log "launcher: ${LAUNCH[*]}"
 }
@@ -78,6 +79,18 @@ nm_job_signal() { # USR1|TERM
     else
         nm_log "got SIG$1 before ntkmem started: not starting it"
     fi
+}
+
+# The launcher can return before its ranks are gone (mpirun killed, or its
+# answer to SIGTERM); they hold the CSV's lock (flock on OUT.lock) until they
+# exit.  Wait for it -- bounded by NTKMEM_LOCK_WAIT seconds (default 60) --
+# before requeueing or exiting, so the next --resume is not refused or raced.
+nm_job_wait_ranks() { # ARGS... (the output: --out FILE, else the sweep's output:)
+    local out=$NTKMEM_OUTPUT w=${NTKMEM_LOCK_WAIT:-60}
+    while [ $# -gt 1 ]; do [ "$1" = --out ] && out=$2; shift; done
+    [ -n "$out" ] && [ -e "$out.lock" ] || return 0
+    flock -w "$w" "$out.lock" true 2>/dev/null ||
+        nm_log "warning: ranks still hold $out.lock after ${w} s"
 }
 
 nm_job_run() { # CONFIG ARGS...
@@ -106,6 +119,7 @@ nm_job_run() { # CONFIG ARGS...
             rc=0; wait "$child" || rc=$?
             kill -0 "$child" 2>/dev/null || break
         done
+        nm_job_wait_ranks "$@"
     fi
     trap - USR1 TERM
     # a signal and exit 0: stopped early (or just done -- then the requeued

@@ -1,8 +1,10 @@
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nm_comm.h"
@@ -10,6 +12,7 @@
 #include "nm_coord.h"
 #include "nm_csv.h"
 #include "nm_exp.h"
+#include "nm_file.h"
 #include "nm_sweep.h"
 
 double nm_coord_auto_mem_limit(MPI_Comm comm)
@@ -27,7 +30,8 @@ double nm_coord_auto_mem_limit(MPI_Comm comm)
 
 static double mib(double b) { return b / 1048576.0; }
 
-/* Largest per-rank memory estimate of a run over the P ranks. */
+/* Largest per-rank memory estimate of a run over the P ranks, with what
+ * MPI and the libraries take on every rank. */
 static double run_mem(const nm_experiment *x, const nm_params *p, int P)
 {
     double mx = 0;
@@ -35,7 +39,7 @@ static double run_mem(const nm_experiment *x, const nm_params *p, int P)
         double b = x->hooks->mem_bytes(p, P, r);
         mx = b > mx ? b : mx;
     }
-    return mx;
+    return mx + NM_MEM_RUNTIME_BYTES;
 }
 
 typedef struct {
@@ -44,6 +48,7 @@ typedef struct {
     const nm_experiment *x;
     char out[NM_PATH_MAX];
     double limit;
+    int lock; /* rank 0: the output's lock (nm_file_lock), -1 when none */
 } plan;
 
 /* A fixed process grid must fit the ranks the sweep runs on; found here, it
@@ -164,6 +169,7 @@ typedef struct {
     double *fin;   /* per run: final value of the summary metric */
     long nok, ndiv, nfail, nchk, nchkfail, ndone;
     int interrupted;
+    int write_failed; /* the CSV could not be written: the sweep stopped */
 } tally;
 
 static void tally_free(tally *t)
@@ -171,6 +177,27 @@ static void tally_free(tally *t)
     free(t->skip);
     free(t->ran);
     free(t->fin);
+}
+
+/* Rank 0: lock the output for the whole sweep (a second writer would mix
+ * rows; devices like /dev/null have nothing to protect), then open it. */
+static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done, nm_err *e)
+{
+    struct stat st;
+    if ((stat(pl->out, &st) != 0 || S_ISREG(st.st_mode)) && nm_file_lock(pl->out, &pl->lock, e))
+        return e->code;
+    char header[65536];
+    nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
+    uint64_t *keys = nm_calloc((size_t)pl->sw.n + 1, sizeof *keys, "run keys", e);
+    if (!keys) return NM_ENOMEM;
+    for (long i = 0; i < pl->sw.n; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
+    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign, o->mixed_versions, 0, 0, 0};
+    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
+    free(keys);
+    if (rc == NM_OK && r.bad_rows)
+        fprintf(stderr, "[ntkmem] --resume: %ld damaged rows dropped; their %ld runs run again\n",
+                r.bad_rows, r.bad_runs);
+    return rc;
 }
 
 /* Phase 1: rank 0 plans and opens the CSV (keeping finished runs' keys in
@@ -182,11 +209,7 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
     double auto_limit = nm_coord_auto_mem_limit(comm);
     if (o->validate && o->ranks > 0) auto_limit = auto_limit * P / Pest;
     int rc = rank == 0 ? make_plan(o, Pest, auto_limit, pl, e) : NM_OK;
-    if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) {
-        char header[65536];
-        nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
-        rc = nm_csv_open(pl->out, header, o->resume, o->force, done, csv, e);
-    }
+    if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) rc = open_csv(o, pl, csv, done, e);
     return nm_agree(comm, rc, e);
 }
 
@@ -243,6 +266,7 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     sink.P = P;
     sink.threads = threads;
     sink.csv = csv;
+    sink.path = pl->out;
     sink.p = p;
     for (sink.nmetrics = 0; pl->x->hooks->metrics[sink.nmetrics]; sink.nmetrics++) {}
     MPI_Barrier(comm);
@@ -262,13 +286,14 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         double nanrow[NM_MAX_METRICS];
         for (int k = 0; k < NM_MAX_METRICS; k++) nanrow[k] = NAN;
         nm_err we;
-        nm_sink_row(&sink, -1, "error", "-", 0, nanrow, &we);
+        if (!sink.write_failed) nm_sink_row(&sink, -1, "error", "-", 0, nanrow, &we);
     } else if (strcmp(sink.last_status, "diverged") == 0) {
         t->ndiv++;
         what = "diverged";
     } else {
         t->nok++;
     }
+    t->write_failed |= sink.write_failed;
     if (rc == NM_OK) {
         t->ran[i] = 1;
         t->fin[i] = mi >= 0 ? sink.last[mi] : NAN;
@@ -305,7 +330,9 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
         if (t->skip[i]) continue;
         int stop = 0;
         int rc = run_one(pl, i, comm, rank, P, threads, csv, mi, t_start, t, &stop);
-        if (rc == NM_EMPI) break;
+        /* MPI errors and a CSV that cannot be written end the sweep: every
+         * further run would fail the same way */
+        if (rc == NM_EMPI || t->write_failed) break;
         if (rc == NM_EINTR || stop) {
             t->interrupted = 1;
             break;
@@ -321,7 +348,11 @@ static void report(const plan *pl, const tally *t)
            "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
            t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
            t->nchk - t->nchkfail, t->nchkfail, pl->out);
-    if (t->interrupted)
+    if (t->write_failed)
+        printf("the sweep stopped after %ld of %ld runs: rows cannot be written to %s (error "
+               "above); the rows of finished runs are kept. Make room and continue with "
+               "--resume.\n", t->ndone, t->todo, pl->out);
+    else if (t->interrupted)
         printf("stopped by a signal after %ld of %ld runs; CSV flushed. Continue with "
                "--resume.\n", t->ndone, t->todo);
     fflush(stdout);
@@ -337,6 +368,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     tally t;
     memset(&pl, 0, sizeof pl);
     memset(&t, 0, sizeof t);
+    pl.lock = -1;
     FILE *csv = NULL;
     nm_keyset done = {0};
     int status = 0;
@@ -363,7 +395,12 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             status = (t.nfail || t.nchkfail) ? 1 : 0;
         }
     }
-    if (csv) fclose(csv);
+    /* rows were flushed one by one; a failing close still loses data */
+    if (csv && fclose(csv) != 0) {
+        fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
+        status = status ? status : 1;
+    }
+    nm_file_unlock(pl.lock);
     tally_free(&t);
     nm_sweep_free(&pl.sw);
     nm_config_free(&pl.spec);

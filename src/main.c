@@ -17,7 +17,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage:\n"
             "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
-            "                         [--dry-run] [--shard i/n]\n"
+            "                         [--dry-run] [--shard i/n] [--keep-foreign]\n"
+            "                         [--allow-mixed-versions]\n"
             "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
             "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force] [--allow-mixed-versions]\n"
             "                                          join CSVs of one sweep\n"
@@ -26,6 +27,8 @@ static void usage(FILE *f)
             "  --out FILE      write rows here instead of the sweep's `output:`\n"
             "  --resume        keep the rows of runs already finished in FILE and run the rest\n"
             "  --force         overwrite FILE if it exists\n"
+            "  --keep-foreign  --resume: keep rows of runs not in this sweep (else refused)\n"
+            "  --allow-mixed-versions  --resume: keep rows of another ntkmem version\n"
             "  --dry-run       validate and list what would run; write nothing\n"
             "  --shard i/n     run only points with index %% n == i (job arrays)\n"
             "  --ranks P       validate: estimate memory for P ranks\n"
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--dry-run")) o.dry_run = 1;
+        else if (!strcmp(a, "--keep-foreign")) o.keep_foreign = 1;
+        else if (!strcmp(a, "--allow-mixed-versions")) o.mixed_versions = 1;
         else if (!strcmp(a, "--shard") && more) {
             if (parse_shard(argv[++i], &o)) {
                 fprintf(stderr, "ntkmem: --shard needs i/n with 0 <= i < n, got '%s'\n", argv[i]);

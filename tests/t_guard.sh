@@ -22,6 +22,14 @@ grep -q "point 1 (m=4000000) needs an estimated 1[0-9][0-9] GiB per rank on 2 ra
 sed 's/^fixed:/fixed:\n  max_mem_per_rank: 1MiB/' "$T/huge.yaml" >"$T/small.yaml"
 rc=0; "$NTKMEM" validate "$T/small.yaml" >"$T/log" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "point 0 (m=1000) needs an estimated .* above the limit of 1 MiB per rank (max_mem_per_rank)" "$T/log"
+# the estimate counts the ~16 MiB every rank holds for MPI and the libraries:
+# a tiny run does not fit in 10 MiB, and validate's plan shows it
+printf 'experiment: onestep\nfixed: {d: 16, q: 16, m: 16, max_mem_per_rank: 10MiB}\n' >"$T/tiny.yaml"
+rc=0; "$NTKMEM" validate "$T/tiny.yaml" >"$T/log" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "needs an estimated 16.* MiB per rank" "$T/log" || { cat "$T/log"; exit 1; }
+sed -i 's/max_mem_per_rank: 10MiB/max_mem_per_rank: 64MiB/' "$T/tiny.yaml"
+"$NTKMEM" validate "$T/tiny.yaml" >"$T/log" 2>&1
+grep -q "largest estimate: 16\.[0-9]* MiB per rank" "$T/log" || { cat "$T/log"; exit 1; }
 # validate prints the plan with estimates, for another rank count too
 "$NTKMEM" validate "$NTKMEM_ROOT/configs/demo.yaml" --ranks 64 >"$T/v" 2>&1
 cat "$T/v"

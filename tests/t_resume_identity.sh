@@ -46,8 +46,12 @@ nm_sweep 2 b.yaml b.csv b2.log
 grep -q "of 6 runs written" m.log || { cat m.log; echo "merge counted different runs"; exit 1; }
 /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" ref.csv m.csv --rtol 0
 
-# a setting that is a column is part of the identity
-nm_sweep 2 c.yaml a.csv c.log --resume
+# a setting that is a column is part of the identity: the old rows are now
+# another sweep's, refused by --resume unless kept with --keep-foreign
+if nm_mpirun 1 "$NTKMEM" run c.yaml --out a.csv --resume >c0.log 2>&1; then
+    cat c0.log; echo "resumed rows of another eta"; exit 1; fi
+grep -q "not part of this sweep" c0.log || { cat c0.log; exit 1; }
+nm_sweep 2 c.yaml a.csv c.log --resume --keep-foreign
 grep -q "6 runs: 6 ok, 0 diverged, 0 failed, 0 interrupted, 0 skipped" c.log \
     || { cat c.log; echo "changing eta did not re-run"; exit 1; }
 echo "resume and merge keep runs across max_mem_per_rank and save paths; eta re-runs"

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio_ext.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,7 @@ int nm_keyset_has(const nm_keyset *k, uint64_t key)
     return 0;
 }
 
-static int keyset_add(nm_keyset *k, uint64_t key)
+int nm_keyset_add(nm_keyset *k, uint64_t key)
 {
     if (k->n == k->cap) {
         long cap = k->cap ? 2 * k->cap : 256;
@@ -148,65 +149,22 @@ char *nm_csv_read_line(FILE *f, int *complete)
     return s;
 }
 
-/* Keep the header and the rows of complete runs; drop rows of runs cut off
- * mid-way (they are rerun) and a last line cut off mid-write. */
-static int resume_rewrite(const char *path, const char *header, nm_keyset *done, nm_err *e)
+int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return nm_fail(e, NM_EIO, "cannot read %s: %s", path, strerror(errno));
-    int complete = 0, rc = NM_OK;
-    char *h = nm_csv_read_line(f, &complete);
-    if (!h || strcmp(h, header) != 0) {
-        free(h);
-        fclose(f);
-        return nm_fail(e, NM_EINVAL,
-                       "--resume: %s has a different header than this sweep would write "
-                       "(another experiment or ntkmem version?); write to a new --out file",
-                       path);
-    }
-    free(h);
-    /* find the "final" column */
-    char *hcopy = strdup(header), *fields[512];
-    int nf = nm_csv_split(hcopy, fields, 512), fcol = -1;
-    for (int i = 0; i < nf; i++)
-        if (strcmp(fields[i], "final") == 0) fcol = i;
-    free(hcopy);
-    char **lines = NULL;
-    long nl = 0, cap = 0;
-    char *l;
-    while ((l = nm_csv_read_line(f, &complete))) {
-        if (!complete) { free(l); break; }
-        char *c = strdup(l);
-        int k = nm_csv_split(c, fields, 512);
-        if (k == nf && strcmp(fields[fcol], "1") == 0)
-            keyset_add(done, strtoull(fields[0], NULL, 16));
-        free(c);
-        if (nl == cap) lines = realloc(lines, (size_t)(cap = cap ? 2 * cap : 1024) * sizeof *lines);
-        lines[nl++] = l;
-    }
-    fclose(f);
-    char tmp[NM_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *o = fopen(tmp, "w");
-    if (!o) rc = nm_fail(e, NM_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    if (o) fprintf(o, "%s\n", header);
-    for (long i = 0; i < nl; i++) {
-        char *c = strdup(lines[i]);
-        nm_csv_split(c, fields, 512);
-        if (o && nm_keyset_has(done, strtoull(fields[0], NULL, 16))) fprintf(o, "%s\n", lines[i]);
-        free(c);
-        free(lines[i]);
-    }
-    free(lines);
-    if (o && (fflush(o) != 0 || fsync(fileno(o)) != 0 || fclose(o) != 0))
-        rc = nm_fail(e, NM_EIO, "error writing %s", tmp);
-    if (rc == NM_OK && rename(tmp, path) != 0)
-        rc = nm_fail(e, NM_EIO, "cannot replace %s: %s", path, strerror(errno));
-    return rc;
+    long off = ftell(f);
+    size_t n = strlen(line);
+    if (fwrite(line, 1, n, f) == n && fputc('\n', f) != EOF && fflush(f) == 0) return NM_OK;
+    int err = errno;
+    /* drop what stdio still holds and what reached the file, so a later
+     * close cannot add half a row and --resume finds whole lines only */
+    __fpurge(f);
+    if (off >= 0 && ftruncate(fileno(f), off) == 0) fseek(f, off, SEEK_SET);
+    clearerr(f);
+    return nm_fail(e, NM_EIO, "cannot write to %s: %s", path, strerror(err ? err : EIO));
 }
 
-int nm_csv_open(const char *path, const char *header, int resume, int force, nm_keyset *done,
-                FILE **out, nm_err *e)
+int nm_csv_open(const char *path, const char *header, int resume, int force,
+                nm_resume_rules *rules, nm_keyset *done, FILE **out, nm_err *e)
 {
     *out = NULL;
     int exists = access(path, F_OK) == 0;
@@ -216,14 +174,15 @@ int nm_csv_open(const char *path, const char *header, int resume, int force, nm_
                        path);
     if (nm_mkdir_parents(path, e)) return e->code;
     if (exists && resume) {
-        int rc = resume_rewrite(path, header, done, e);
+        int rc = nm_csv_resume(path, header, rules, done, e);
         if (rc) return rc;
         *out = fopen(path, "a");
     } else {
         *out = fopen(path, "w");
-        if (*out) {
-            fprintf(*out, "%s\n", header);
-            fflush(*out);
+        if (*out && nm_csv_append(*out, path, header, e) != NM_OK) {
+            fclose(*out);
+            *out = NULL;
+            return e->code;
         }
     }
     if (!*out) return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno));

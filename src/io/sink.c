@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_csv.h"
 #include "nm_sink.h"
 
@@ -14,11 +15,13 @@ int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, in
     if (strcmp(check, "-") != 0) s->checks++;
     if (final) s->final_written = 1;
     s->rows++;
-    if (s->rank != 0 || !s->csv) return NM_OK;
-    static char row[65536];
-    nm_csv_row(s->p, s->P, s->threads, status, check, final, step, wall, metrics, nm, row,
-               sizeof row);
-    if (fprintf(s->csv, "%s\n", row) < 0 || fflush(s->csv) != 0)
-        return nm_fail(e, NM_EIO, "cannot write a CSV row (disk full?)");
-    return NM_OK;
+    int rc = NM_OK;
+    if (s->rank == 0 && s->csv && !s->write_failed) {
+        static char row[65536];
+        nm_csv_row(s->p, s->P, s->threads, status, check, final, step, wall, metrics, nm, row,
+                   sizeof row);
+        rc = nm_csv_append(s->csv, s->path, row, e);
+    }
+    if ((rc = nm_agree(s->comm, rc, e)) == NM_EIO) s->write_failed = 1;
+    return rc;
 }

@@ -177,12 +177,18 @@ int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
     return drop_repeated_points(spec, sw, e);
 }
 
+uint64_t nm_sweep_run_key(const nm_sweep *sw, long i)
+{
+    uint64_t r = (uint64_t)(i % sw->repeats);
+    return nm_hash64(sw->points[i / sw->repeats].key ^ nm_hash64(r + 1));
+}
+
 void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
 {
     long r = i % sw->repeats;
     *run = sw->points[i / sw->repeats];
     run->repeat = r;
-    run->key = nm_hash64(run->key ^ nm_hash64((uint64_t)r + 1));
+    run->key = nm_sweep_run_key(sw, i);
     /* Common random numbers: every point of a repeat gets the same seed
      * (derived from (seed, repeat)).  Draws are keyed by example and neuron
      * index, so points that differ in B, eta, eps, loss... see the same data

@@ -19,6 +19,10 @@ void nm_signal_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* past a file size limit (ulimit -f) a write then fails with EFBIG and
+     * is reported like a full disk, instead of the signal killing rank 0
+     * while the others wait in a collective */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int nm_signal_pending(void) { return stop_flag != 0; }
