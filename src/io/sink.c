@@ -16,7 +16,8 @@ int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, in
     s->rows++;
     if (s->rank != 0 || !s->csv) return NM_OK;
     static char row[65536];
-    nm_csv_row(s->p, s->P, s->threads, status, check, final, step, wall, metrics, nm, row,
+    const char *why = !final ? "-" : s->stop_reason ? s->stop_reason : "done";
+    nm_csv_row(s->p, s->P, s->threads, status, check, final, why, step, wall, metrics, nm, row,
                sizeof row);
     if (fprintf(s->csv, "%s\n", row) < 0 || fflush(s->csv) != 0)
         return nm_fail(e, NM_EIO, "cannot write a CSV row (disk full?)");
