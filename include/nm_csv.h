@@ -11,10 +11,11 @@
  * The settings columns are those of nm_setting_is_identity. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n);
 
-/* One row (no newline). */
+/* One row (no newline).  stop_reason: why the run ended ("-" on rows that
+ * are not final). */
 void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
-                int final, long step, double wall_s, const double *metrics, int nmetrics,
-                char *buf, size_t n);
+                int final, const char *stop_reason, long step, double wall_s,
+                const double *metrics, int nmetrics, char *buf, size_t n);
 
 typedef struct {
     uint64_t *keys;

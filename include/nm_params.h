@@ -70,6 +70,7 @@ typedef struct {
     long batch, steps, epochs, eval_every;
     int train_u;
     double stop_margin;
+    long patience; /* evaluations without a better frac_memorized before stopping; 0 = off */
 
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
     int kernel, eigenvalues;
@@ -118,6 +119,7 @@ enum {
     NM_USES_LABELS = 1u << 9,       /* labels */
     NM_USES_PERTURBATION = 1u << 10, /* source, eps */
     NM_USES_LOSS_TARGET = 1u << 11, /* loss_target */
+    NM_USES_PATIENCE = 1u << 12,    /* patience: stop a memorization run on a plateau */
 };
 
 typedef struct {

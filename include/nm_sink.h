@@ -28,6 +28,10 @@ typedef struct {
     int final_written;
     double last[NM_MAX_METRICS];
     char last_status[32];
+    /* why the run ended, printed in the final row's stop_reason column:
+     * set by the experiment before its final row ("memorized", "patience",
+     * "budget", "loss_target", "diverged", ...); NULL prints "done" */
+    const char *stop_reason;
 } nm_sink;
 
 /* status: "ok", "diverged", "error", ...; check: "PASSED", "FAILED" or "-".

@@ -121,4 +121,21 @@ double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk);
 
 #define NM_EVAL_CHUNK 1024
 
+/* The stop rule of a memorization run (sgd, ntk_train): it ends when every
+ * example is memorized, when the outputs diverge, when frac_memorized has
+ * not improved for `patience` evaluations (a plateau: more training of the
+ * same budget-free run would not change a width threshold), or at the step
+ * budget -- whichever comes first.  A threshold such as q* is only
+ * meaningful from runs that ended for a reason other than "budget". */
+typedef struct {
+    long patience, since; /* patience 0: never stop on a plateau */
+    double best;          /* best frac_memorized so far (-1 before the first) */
+} nm_stop_rule;
+
+void nm_stop_rule_init(nm_stop_rule *r, long patience);
+/* Feed one evaluation; returns the reason to stop ("diverged", "memorized",
+ * "patience", "budget") or NULL to go on. */
+const char *nm_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
+                                int at_budget);
+
 #endif

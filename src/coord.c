@@ -131,6 +131,14 @@ static void fmt_eta(double s, char *buf, size_t n)
 }
 
 /* End-of-sweep summary: the summary metric per point over its repeats. */
+/* A summary value: 4 decimals, or 4 significant digits for values that 4
+ * decimals would print as 0.0000 (near_min's risk / eps^4 at small eps). */
+static const char *fmt_metric(double v, char buf[32])
+{
+    snprintf(buf, 32, v != 0 && fabs(v) < 1e-3 ? "%.4g" : "%.4f", v);
+    return buf;
+}
+
 static void print_summary(const plan *pl, const double *fin, const char *ran, FILE *f)
 {
     if (!pl->x->summary_metric) return;
@@ -149,8 +157,10 @@ static void print_summary(const plan *pl, const double *fin, const char *ran, FI
         if (!k) continue;
         char label[512];
         nm_sweep_label(&pl->spec, &pl->sw.points[pt], label, sizeof label);
-        fprintf(f, "  %-40s %s = %.4f [%.4f, %.4f] (%d run%s)\n", label[0] ? label : "-",
-                pl->x->summary_metric, s / k, mn, mx, k, k == 1 ? "" : "s");
+        char a[32], b[32], c[32];
+        fprintf(f, "  %-40s %s = %s [%s, %s] (%d run%s)\n", label[0] ? label : "-",
+                pl->x->summary_metric, fmt_metric(s / k, a), fmt_metric(mn, b),
+                fmt_metric(mx, c), k, k == 1 ? "" : "s");
     }
 }
 
@@ -301,12 +311,12 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         t->nchkfail += sink.check_failed;
     }
     if (rank == 0) {
-        char label[512], eta[32], val[64] = "";
+        char label[512], eta[32], val[96] = "", a[32];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double el = MPI_Wtime() - t_start;
         fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
         if (rc == NM_OK && mi >= 0)
-            snprintf(val, sizeof val, " %s=%.4f", pl->x->summary_metric, t->fin[i]);
+            snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(t->fin[i], a));
         fprintf(stderr, "[ntkmem] run %ld/%ld point %ld repeat %ld (%s): %s%s%s in %.2f s; ETA %s\n",
                 t->ndone, t->todo, p->point, p->repeat, label[0] ? label : "fixed", what, val,
                 sink.check_failed ? " self-check FAILED" : "", secs, eta);

@@ -21,7 +21,9 @@ for r in csv.DictReader(open(sys.argv[1])):
     if r["method"] == "bubeck":
         assert err < 1e-8 and n == b == 4 * math.ceil(m / d), r
     else:
-        assert err == 0 and n <= b == 2 * math.ceil(m / d) and n % 2 == 0, r
+        # exact count [YW Thm 2]: two neurons per group of d label-1 points
+        m1 = int(float(r["m1"]))
+        assert err == 0 and n == b == 2 * math.ceil(m1 / d) and n % 2 == 0, r
 PY
 done
 for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 5e-9; done

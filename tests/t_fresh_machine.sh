@@ -8,7 +8,7 @@
 set -eu
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-command -v git >/dev/null && [ -d "$NTKMEM_ROOT/.git" ] || { echo "SKIPPED: not a git clone"; exit 77; }
+command -v git >/dev/null && git -C "$NTKMEM_ROOT" rev-parse --git-dir >/dev/null 2>&1 || { echo "SKIPPED: not a git clone"; exit 77; }
 mkdir -p "$T/bin" "$T/repo"
 (cd "$NTKMEM_ROOT" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$T/repo"
 real_dpkg=$(command -v dpkg-query); real_pc=$(command -v pkg-config)

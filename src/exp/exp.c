@@ -8,13 +8,14 @@ extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hook
 /* The registration table: an experiment is its file plus one entry here
  * (README "Adding an experiment").  Defaults are the paper's own choices. */
 const nm_experiment nm_experiments[] = {
-    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING, NULL, "frac_memorized",
-     &nm_sgd_hooks},
+    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE, NULL,
+     "frac_memorized", &nm_sgd_hooks},
     {"ntk_spectrum",
      NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM, NULL,
      "err_rel_2", &nm_ntk_spectrum_hooks},
-    {"ntk_train", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_COMPARE_SGD, NULL,
-     "frac_memorized", &nm_ntk_train_hooks},
+    {"ntk_train",
+     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_COMPARE_SGD | NM_USES_PATIENCE,
+     NULL, "frac_memorized", &nm_ntk_train_hooks},
     {"onestep", NM_USES_NETWORK | NM_USES_ONESTEP,
      DEFAULTS({"data", "gaussian"},   /* [D20a]: x ~ N(0, I_d) */
               {"init", "orthogonal"}, /* [D20a]: orthonormal rows, balanced a */

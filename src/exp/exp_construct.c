@@ -13,9 +13,11 @@
 #include "nm_save.h"
 #include "nm_train.h"
 
+/* m1: points labelled 1 -- Baum's construction spends 2 neurons per group of
+ * d of them, so its exact count is 2 ceil(m1/d) [YW Thm 2] */
 static const char *const metrics[] = {"neurons", "neurons_bound", "neurons_ysj", "max_err",
-                                      "frac_correct", NULL};
-enum { M_NEURONS, M_BOUND, M_YSJ, M_MAXERR, M_FRAC, M_N };
+                                      "frac_correct", "m1", NULL};
+enum { M_NEURONS, M_BOUND, M_YSJ, M_MAXERR, M_FRAC, M_M1, M_N };
 
 /* |h - y| below which a ReLU output counts as interpolated; threshold
  * outputs are integers, so for Baum any error < 1/2 means exact. */
@@ -85,14 +87,19 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     if (rc == NM_OK) rc = nm_eval_outputs(&c.net, &D, &ws, h, e);
     if (rc == NM_OK) {
         double tol = p->method == NM_METHOD_BAUM ? 0.5 : BUBECK_TOL, maxerr = 0, ok = 0;
+        long m1 = 0;
         for (long i = 0; i < p->m; i++) {
+            m1 += D.y[i] == 1.0;
             double err = fabs(h[i] - D.y[i]);
             if (!(err <= maxerr)) maxerr = isnan(err) ? INFINITY : err;
             ok += err < tol;
         }
         double row[M_N];
         row[M_NEURONS] = (double)c.neurons;
-        row[M_BOUND] = (double)nm_construct_bound(p->method, p->m, p->d);
+        /* Baum's bound counts the label-1 points, Bubeck's all of them */
+        row[M_BOUND] = (double)nm_construct_bound(p->method,
+                                                  p->method == NM_METHOD_BAUM ? m1 : p->m, p->d);
+        row[M_M1] = (double)m1;
         row[M_YSJ] = 4.0 * (double)p->m / (double)p->d + 4.0; /* [YSJ19 Cor 4.2], d_y = 1 */
         row[M_MAXERR] = maxerr;
         row[M_FRAC] = ok / (double)p->m;

@@ -125,6 +125,7 @@ static int eval_loss(void *ctx, long t, int *done, nm_err *e)
     if (s->reached < 0 && L <= p->loss_target) s->reached = t;
     int diverged = !isfinite(L);
     *done = diverged || s->reached >= 0 || t == p->steps;
+    s->sink->stop_reason = diverged ? "diverged" : s->reached >= 0 ? "loss_target" : "budget";
     if (!*done && t % p->eval_every != 0) return NM_OK;
     s->row[M_LOSS] = L;
     s->row[M_STEPS] = (double)s->reached;

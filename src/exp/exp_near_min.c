@@ -338,6 +338,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     const char *chk = "-";
     if (step == 0) chk = s->star_err < 1e-6 ? "PASSED" : "FAILED";
     *done = diverged || step == s->tr.bt.total_steps;
+    s->sink->stop_reason = diverged ? "diverged" : "budget"; /* t* is read off the rows */
     return nm_sink_row(s->sink, step, status, chk, *done, row, e);
 }
 

@@ -53,6 +53,7 @@ typedef struct {
     double *V, *hs;
     const nm_params *p;
     nm_sink *sink;
+    nm_stop_rule stop;
 } state;
 
 static void state_free(state *s)
@@ -109,8 +110,8 @@ static int eval_outputs(state *s, const nm_params *p, nm_err *e)
     return p->compare_sgd ? nm_eval_outputs(&s->snet, D, &tr->ws, s->hs, e) : NM_OK;
 }
 
-/* One evaluation row, the nm_train_loop evaluation; done (as sgd) at T,
- * once every example has margin > stop_margin, or on divergence. */
+/* One evaluation row, the nm_train_loop evaluation; done when the stop rule
+ * says so, as sgd (memorized, plateau, divergence or step T). */
 static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
     state *s = ctx;
@@ -141,7 +142,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
         chk = mt.max_abs_h == 0.0 && (!p->compare_sgd || ms.max_abs_h == 0.0) ? "PASSED"
                                                                                 : "FAILED";
     int memorized = finite && mt.min_margin > p->stop_margin;
-    *done = !finite || memorized || step == s->tr.bt.total_steps;
+    const char *why = nm_stop_rule_update(&s->stop, !finite, memorized, mt.frac_mem,
+                                          step == s->tr.bt.total_steps);
+    *done = why != NULL;
+    s->sink->stop_reason = why;
     return nm_sink_row(s->sink, step, finite ? "ok" : "diverged", chk, *done, row, e);
 }
 
@@ -163,6 +167,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     s.p = p, s.sink = sink;
+    nm_stop_rule_init(&s.stop, p->patience);
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);

@@ -35,6 +35,7 @@ typedef struct {
     double *W0, *u0; /* the init, for w_dist_fro and save_weights */
     const nm_params *p;
     nm_sink *sink;
+    nm_stop_rule stop;
 } state;
 
 static void state_free(state *s)
@@ -60,9 +61,10 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     return nm_agree(comm, rc, e);
 }
 
-/* One evaluation row at `step`; the row is final when step == T, when every
- * example is memorized with the requested margin (early stop, recorded in
- * stop_step) or when the outputs diverged.  The nm_train_loop evaluation. */
+/* One evaluation row at `step`; the row is final when the stop rule says so
+ * (every example memorized with the requested margin -- recorded in
+ * stop_step --, a plateau of `patience` evaluations, divergence, or step
+ * T).  The nm_train_loop evaluation. */
 static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
     state *s = ctx;
@@ -85,7 +87,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     /* self-check [D20b section 2.3]: the xavier_zero init computes h == 0 exactly */
     const char *chk = "-";
     if (step == 0 && p->init == NM_INIT_XAVIER_ZERO) chk = mt.max_abs_h == 0.0 ? "PASSED" : "FAILED";
-    *done = diverged || memorized || step == s->tr.bt.total_steps;
+    const char *why = nm_stop_rule_update(&s->stop, diverged, memorized, mt.frac_mem,
+                                          step == s->tr.bt.total_steps);
+    *done = why != NULL;
+    s->sink->stop_reason = why;
     return nm_sink_row(s->sink, step, diverged ? "diverged" : "ok", chk, *done, row, e);
 }
 
@@ -100,6 +105,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     s.p = p, s.sink = sink;
+    nm_stop_rule_init(&s.stop, p->patience);
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);

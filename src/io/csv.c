@@ -37,8 +37,8 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
 {
     size_t k = put(buf, n, 0, "key");
     static const char *const lead[] = {"point", "repeat", "seed", "experiment", NULL};
-    static const char *const meta[] = {"P", "threads", "version", "status", "check",
-                                       "final", "step", "wall_s", NULL};
+    static const char *const meta[] = {"P",     "threads",     "version", "status", "check",
+                                       "final", "stop_reason", "step",    "wall_s", NULL};
     for (int i = 0; lead[i]; i++) k = sep(buf, n, k, lead[i]);
     for (int i = 0; i < nm_nsettings; i++)
         if (nm_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
@@ -47,8 +47,8 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
 }
 
 void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
-                int final, long step, double wall_s, const double *metrics, int nmetrics,
-                char *buf, size_t n)
+                int final, const char *stop_reason, long step, double wall_s,
+                const double *metrics, int nmetrics, char *buf, size_t n)
 {
     char v[NM_PATH_MAX + 64];
     snprintf(v, sizeof v, "%016" PRIx64, p->key);
@@ -68,6 +68,7 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
     k = sep(buf, n, k, status);
     k = sep(buf, n, k, check);
     snprintf(v, sizeof v, "%d", final), k = sep(buf, n, k, v);
+    k = sep(buf, n, k, stop_reason);
     snprintf(v, sizeof v, "%ld", step), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%.6f", wall_s), k = sep(buf, n, k, v);
     for (int i = 0; i < nmetrics; i++) {

@@ -64,6 +64,9 @@ const nm_setting nm_settings[] = {
      "also train the output weights u"},
     {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
+    {"patience", NM_T_INT, OFF(patience), "0", NULL, 0, BIG, NM_USES_PATIENCE, ID,
+     "stop once frac_memorized has not improved for this many evaluations (0: never); "
+     "steps/epochs stay the hard budget; the final row's stop_reason says which ended it"},
     {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
     {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,

@@ -52,7 +52,8 @@ static void column_types(scan *s, const char *header)
     for (int i = 0; i < s->nf; i++) {
         if (strcmp(f[i], "P") == 0) text = 0;
         int word = text || !strcmp(f[i], "experiment") || !strcmp(f[i], "version") ||
-                   !strcmp(f[i], "status") || !strcmp(f[i], "check");
+                   !strcmp(f[i], "status") || !strcmp(f[i], "check") ||
+                   !strcmp(f[i], "stop_reason");
         s->type[i] = i == 0 ? 'k' : word ? 's' : 'n';
         if (strcmp(f[i], "experiment") == 0) text = 1;
         if (strcmp(f[i], "final") == 0) s->fcol = i;

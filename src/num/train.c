@@ -205,3 +205,23 @@ int nm_train_loop(const nm_train_loop_spec *ls, nm_err *e)
     }
     return rc;
 }
+
+void nm_stop_rule_init(nm_stop_rule *r, long patience)
+{
+    r->patience = patience;
+    r->since = 0;
+    r->best = -1.0;
+}
+
+const char *nm_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
+                                int at_budget)
+{
+    if (diverged) return "diverged";
+    if (memorized) return "memorized";
+    /* improvement means at least one more example memorized: frac moves in
+     * steps of 1/m, so a strict increase is the right test */
+    if (frac > r->best) r->best = frac, r->since = 0;
+    else r->since++;
+    if (r->patience > 0 && r->since >= r->patience) return "patience";
+    return at_budget ? "budget" : NULL;
+}
