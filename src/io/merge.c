@@ -49,7 +49,8 @@ typedef struct {
 static int is_how_column(const char *name)
 {
     return !strcmp(name, "P") || !strcmp(name, "threads") || !strcmp(name, "wall_s") ||
-           !strcmp(name, "final") || !strcmp(name, "version") || !strncmp(name, "seconds_", 8);
+           !strcmp(name, "final") || !strcmp(name, "stop_reason") || !strcmp(name, "version") ||
+           !strncmp(name, "seconds_", 8);
 }
 
 static int by_run(const void *a, const void *b)
