@@ -17,7 +17,7 @@ static void usage(FILE *f)
             "usage:\n"
             "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
             "                         [--dry-run] [--shard i/n]\n"
-            "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
+            "  ntkmem validate SWEEP.yaml [--ranks P] [--ranks-per-node N]   print points, memory\n"
             "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force]   join CSVs of one sweep\n"
             "  ntkmem --help | --help-settings | --version\n"
             "\n"
@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "  --dry-run       validate and list what would run; write nothing\n"
             "  --shard i/n     run only points with index %% n == i (job arrays)\n"
             "  --ranks P       validate: estimate memory for P ranks\n"
+            "  --ranks-per-node N  validate: N ranks share a node's memory (SLURM_MEM_PER_NODE,\n"
+            "                  SLURM_MEM_PER_CPU x cpus, else 80%% of MemTotal)\n"
             "  merge           headers must agree; one copy per run (key) and step is kept,\n"
             "                  complete runs and final rows first; sorted by point, repeat,\n"
             "                  step; -o FILE is not overwritten without --force\n"
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--ranks") && more) o.ranks = atoi(argv[++i]);
+        else if (!strcmp(a, "--ranks-per-node") && more) o.ranks_per_node = atoi(argv[++i]);
         else if (a[0] != '-' && !o.config) o.config = a;
         else {
             fprintf(stderr, "ntkmem: unknown or incomplete option '%s'\n", a);
