@@ -35,10 +35,10 @@ if [ -z "${NTKMEM_MN_INNER:-}" ]; then
     export MN_ID=$$
     # the nodes see their own /tmp: everything they read or write lives here
     D=$(mktemp -d "${NTKMEM_MN_SCRATCH:-/var/tmp}/ntkmem-mn.XXXXXX")
+    trap 'mn_reap "$MN_ID"; rm -rf "$D"' EXIT
+    trap 'exit 1' INT TERM HUP
     rc=0
     NTKMEM_MN_INNER=$D timeout -k 10 "${NTKMEM_MN_TIMEOUT:-110}" bash "$0" "$@" || rc=$?
-    mn_reap "$MN_ID"
-    rm -rf "$D"
     [ $rc -ne 124 ] && [ $rc -ne 137 ] || echo "FAILED: over the time limit of ${NTKMEM_MN_TIMEOUT:-110} s"
     exit $rc
 fi
@@ -85,14 +85,34 @@ mn_sbatch() {
     slurm_cmd env OMPI_MCA_btl_tcp_if_include=$MN_NET.0/24 OMPI_MCA_oob_tcp_if_include=$MN_NET.0/24 \
         OMPI_MCA_hwloc_base_binding_policy=none NTKMEM="$NTKMEM" sbatch --parsable "$@"
 }
+# Open MPI 4.1.4 (Debian 12) sometimes crashes in MPI_Init when ranks on two
+# nodes start over TCP: btl/tcp calls a NULL active-message callback
+# ("Failing at address: (nil)"; gdb: ompi_mpi_init -> opal_progress ->
+# mca_btl_tcp.so -> 0x0), about once in 100 launches here.  Not ntkmem's
+# code and not the job scripts': such a job is reported and submitted once more.
+ompi_init_crash() { grep -qs 'Failing at address: (nil)' "$@"; }
+# submit NAME OUT-PATTERN SBATCH-ARGS...: submit, wait until it has left
+# the queue; prints the job id
+submit() {
+    local name=$1 out=$2 id try f
+    shift 2
+    for try in 1 2; do
+        id=$(mn_sbatch -o "$out" "$@")
+        slurm_wait_job "$id" 60 >&2 || fail "($name) job $id did not finish" >&2
+        ompi_init_crash "$D/$name"*.out || break
+        [ $try = 1 ] || fail "($name) Open MPI crashed in MPI_Init twice" >&2
+        echo "    ($name) NOTE: Open MPI crashed in MPI_Init (upstream btl/tcp race), submitting again" >&2
+        for f in "$D/$name"*.out; do mv "$f" "${f%.out}.crash-log"; done
+    done
+    echo "$id"
+}
 ref() { # NP CONFIG OUT: the one-node run (shared memory) to compare with
     local t=$SECONDS
     nm_sweep "$1" "$2" "$3" "$3.log"
     echo "    one-node reference: mpirun -np $1 $(basename "$2") ($((SECONDS - t)) s)"
 }
 # the job ran on both nodes, 2 ranks each, and finished its sweep
-check_job() { # NAME ID LAUNCHER
-    slurm_wait_job "$2" 60 || fail "($1) job $2 did not finish"
+check_job() { # NAME ID LAUNCHER (a job that has left the queue)
     [ "$(state "$2")" = COMPLETED ] || fail "($1) job $2 ended $(state "$2")"
     grep -q 'on node\[1-2\]: 4 ranks (2(x2) per node)' "$D/$1.out" || fail "($1) not 4 ranks on node[1-2]"
     grep -q '2 ranks per node (--ranks-per-node; this launch placed up to 2 per node)' "$D/$1.out" ||
@@ -111,7 +131,7 @@ nodes=$(slurm_cmd srun -N2 -n2 hostname | sort | tr '\n' ' ')
 # (a) sgd: neurons sharded over 4 ranks on 2 nodes
 t=$SECONDS
 ref 4 "$SGD" "$D/sgd-ref.csv"
-a=$(mn_sbatch -N 2 -n 4 -t 5 -o "$D/a.out" "$J/ntkmem.sbatch" "$SGD" "$D/a.csv")
+a=$(submit a "$D/a.out" -N 2 -n 4 -t 5 "$J/ntkmem.sbatch" "$SGD" "$D/a.csv")
 check_job a "$a" 'srun --mpi=pmix'
 $CMP "$D/sgd-ref.csv" "$D/a.csv" --rtol 0 || fail "(a) CSV differs from the one-node run"
 echo "(a) ntkmem.sbatch -N 2 -n 4, sgd: $(finals "$D/a.csv") runs on node[1-2], CSV equal to one node's ($((SECONDS - t)) s)"
@@ -119,7 +139,7 @@ echo "(a) ntkmem.sbatch -N 2 -n 4, sgd: $(finals "$D/a.csv") runs on node[1-2], 
 # (b) ntk_spectrum: the Gram 2-D block-cyclic across the nodes
 t=$SECONDS
 ref 4 "$NTK" "$D/ntk-ref.csv"
-b=$(mn_sbatch -N 2 -n 4 -t 5 -o "$D/b.out" "$J/ntkmem.sbatch" "$NTK" "$D/b.csv")
+b=$(submit b "$D/b.out" -N 2 -n 4 -t 5 "$J/ntkmem.sbatch" "$NTK" "$D/b.csv")
 check_job b "$b" 'srun --mpi=pmix'
 $CMP "$D/ntk-ref.csv" "$D/b.csv" --rtol 0 || fail "(b) CSV differs from the one-node run"
 echo "(b) ntkmem.sbatch -N 2 -n 4, ntk_spectrum: $(finals "$D/b.csv") runs, CSV equal to one node's ($((SECONDS - t)) s)"
@@ -146,11 +166,18 @@ grep -q 'stopped early on SIGUSR1 with its CSV flushed (exit 0)' "$D/c.out" ||
     fail "(c) ntkmem did not exit 0 after the signal"
 cut=$(finals "$D/c.csv")
 [ "$cut" -lt "$nlong" ] || fail "(c) the signal came after the sweep had finished"
-# SLURM holds a requeued job ~2 min (BeginTime); start it in 3 s instead
+# SLURM holds a requeued job ~2 min (BeginTime); start it now instead, but
+# not within the second of the kill (slurmd rejects a credential issued in
+# the same second as the revoked one), and with `StartTime=now`, which
+# schedules at once (a future StartTime waits for the next periodic pass)
 for _ in $(seq 100); do
-    [ "$(state "$c")" = PENDING ] && slurm_cmd scontrol update jobid="$c" StartTime=now+3 2>/dev/null && break
+    [ "$(state "$c")" = PENDING ] && break
     sleep 0.2
 done
+sleep 2
+slurm_cmd scontrol update jobid="$c" StartTime=now
+slurm_wait_job "$c" 60 || fail "(c) job $c did not finish"
+ompi_init_crash "$D/c.out" && fail "(c) Open MPI crashed in MPI_Init (upstream btl/tcp race; rerun the test)"
 check_job c "$c" 'mpirun -np 4'
 slurm_cmd scontrol show job "$c" | grep -q 'Restarts=1' || fail "(c) job $c was not restarted once"
 grep -q "$cut skipped" "$D/c.out" || fail "(c) the restart did not skip the $cut finished runs"
@@ -162,8 +189,7 @@ echo "(c) mpirun across node[1-2], SIGUSR1 after $cut of $nlong runs, requeued, 
 # different nodes at the same time
 t=$SECONDS
 ref 2 "$TINY" "$D/tiny-ref.csv"
-d=$(mn_sbatch --array=0-1 -N 1 -n 2 -t 5 -o "$D/d-%a.out" "$J/sweep-array.sbatch" "$TINY" "$D/d.csv")
-slurm_wait_job "$d" 60 || fail "(d) array $d did not finish"
+d=$(submit d "$D/d-%a.out" --array=0-1 -N 1 -n 2 -t 5 "$J/sweep-array.sbatch" "$TINY" "$D/d.csv")
 on=
 for i in 0 1; do
     grep -q "shard $i/2" "$D/d-$i.out" || fail "(d) task $i did not run shard $i/2"
@@ -179,23 +205,20 @@ echo "(d) 2-task array on$on + ntkmem merge: equal to the unsharded run ($((SECO
 # P = 4, under 1 MiB, but 2 ranks per node need 1.38 MiB: refused; with
 # --mem=2 the same placement fits
 t=$SECONDS
-e=$(mn_sbatch -N 2 -n 4 --mem=1 -t 5 -o "$D/e1.out" "$J/ntkmem.sbatch" "$LONG" "$D/e1.csv" --dry-run)
-slurm_wait_job "$e" 60 || fail "(e) job $e did not end"
+e=$(submit e1 "$D/e1.out" -N 2 -n 4 --mem=1 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e1.csv" --dry-run)
 [ "$(state "$e")" = FAILED ] || fail "(e) the job with --mem=1 ended $(state "$e")"
 grep -q '1.38 MiB per node at 2 ranks per node exceeds the node.s 1 MiB (SLURM_MEM_PER_NODE)' "$D/e1.out" ||
     fail "(e) no per-node refusal in the job log"
 grep -q 'ntkmem refused the sweep on 4 ranks, 2 per node' "$D/e1.out" || fail "(e) the job did not stop at the probe"
-e=$(mn_sbatch -N 2 -n 4 --mem=2 -t 5 -o "$D/e2.out" "$J/ntkmem.sbatch" "$LONG" "$D/e2.csv" --dry-run)
-slurm_wait_job "$e" 60 || fail "(e) job $e did not end"
+e=$(submit e2 "$D/e2.out" -N 2 -n 4 --mem=2 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e2.csv" --dry-run)
 [ "$(state "$e")" = COMPLETED ] || fail "(e) the job with --mem=2 ended $(state "$e")"
 grep -q 'memory per node: 2.0 MiB (SLURM_MEM_PER_NODE), 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not use SLURM_MEM_PER_NODE"
 grep -q 'largest estimate: 0.69 MiB per rank, 1.38 MiB per node at 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not print the per-node estimate"
 # the run's own guard (no probe) counts the ranks MPI put on each node
-e=$(mn_sbatch -N 2 -n 4 --mem=1 -t 5 -o "$D/e3.out" \
+e=$(submit e3 "$D/e3.out" -N 2 -n 4 --mem=1 -t 5 \
     --wrap "srun --mpi=pmix $NTKMEM run $LONG --out $D/e3.csv --dry-run")
-slurm_wait_job "$e" 60 || fail "(e) job $e did not end"
 [ "$(state "$e")" = FAILED ] && grep -q '1.38 MiB per node at 2 ranks per node exceeds' "$D/e3.out" ||
     fail "(e) ntkmem run did not refuse 2 ranks per node"
 echo "(e) 2 ranks per node: --mem=1 refused (job probe and ntkmem run), --mem=2 fits ($((SECONDS - t)) s)"
