@@ -21,7 +21,8 @@
 #   mn_start DIR            bring it up under DIR (must not be under /tmp:
 #                           the nodes do not see the real /tmp); exports
 #                           SLURM_CONF, MN_NET (10.A.B), MN_HEAD, MN_NODE1..
-#   mn_exec NODE CMD...     run CMD on head|node1|node2
+#   mn_exec NODE CMD...     run CMD on head|node1|node2 (within
+#                           $MN_EXEC_TIMEOUT seconds if set)
 #   mn_stop                 cancel our jobs, stop our daemons by PID, kill
 #                           what is left in our namespaces, delete them
 #   mn_reap ID              the same for a run that was itself killed: kill
@@ -62,7 +63,7 @@ mn_exec() { # NODE CMD...
     # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup
     # file system slurmd needs.  Every exec keeps the PID: $! of a `mn_exec
     # ... &` is the daemon itself.
-    nsenter --net=/run/netns/"$ns" -- unshare --uts --mount --propagation slave -- /bin/sh -c '
+    ${MN_EXEC_TIMEOUT:+timeout $MN_EXEC_TIMEOUT} nsenter --net=/run/netns/"$ns" -- unshare --uts --mount --propagation slave -- /bin/sh -c '
         hostname "$0" && mount --bind "$1" /etc/hosts || exit 255
         if [ -n "$2" ]; then mount --bind "$2" /tmp || exit 255; fi
         shift 2; exec "$@"' "$h" "$MN_DIR/hosts" "$tmp" "$@"
@@ -116,10 +117,11 @@ mn_stop() { # best effort, also under set -e in an EXIT trap
     [ ${#MN_NS[@]} -gt 0 ] || return 0
     local e=$- p i
     set +e
-    # our jobs first, so slurmd takes their slurmstepd processes down
-    slurm_cmd scancel --user=root --full 2>/dev/null
+    # our jobs first, so slurmd takes their slurmstepd processes down (a
+    # client retries for long when slurmctld is gone: at most 3 s each)
+    MN_EXEC_TIMEOUT=3 slurm_cmd scancel --user=root --full 2>/dev/null
     for i in $(seq 15); do
-        [ -z "$(slurm_cmd squeue -h 2>/dev/null)" ] && break
+        [ -z "$(MN_EXEC_TIMEOUT=3 slurm_cmd squeue -h 2>&1)" ] && break
         sleep 0.2
     done
     # all daemons at once (a state save is not needed), KILL after 3 s
