@@ -13,6 +13,7 @@ typedef struct {
     long shard_i, shard_n; /* run every shard_n-th point starting at shard_i */
     int ranks;         /* validate: estimate for this many ranks (0 = comm size) */
     int keep_foreign, mixed_versions; /* --resume: keep rows of another sweep/version */
+    int ranks_per_node; /* validate: ranks sharing one node's memory (0 = as MPI placed them) */
 } nm_run_opts;
 
 /* Memory every rank holds besides a run's arrays: Open MPI, OpenBLAS,
@@ -26,8 +27,17 @@ typedef struct {
  * run failed or a self-check FAILED, 2 the sweep was refused. */
 int nm_coord_main(const nm_run_opts *o, MPI_Comm comm);
 
-/* Auto memory limit of one rank: 80% of this node's memory / ranks on it
- * (minimum over the nodes).  Collective. */
-double nm_coord_auto_mem_limit(MPI_Comm comm);
+/* The memory guard's view of the nodes.  node: bytes one node offers the job
+ * (minimum over the nodes): SLURM's allocation, SLURM_MEM_PER_NODE MiB or
+ * SLURM_MEM_PER_CPU MiB x SLURM_CPUS_ON_NODE, else 80% of MemTotal; src
+ * names which.  placed: most ranks MPI put on one node in this launch.
+ * per_node: ranks sharing a node for the estimate (per_node_override, or
+ * placed).  The auto limit per rank is node / per_node.  Collective. */
+typedef struct {
+    double node;
+    int placed, per_node;
+    const char *src;
+} nm_mem_share;
+void nm_coord_mem_share(MPI_Comm comm, int per_node_override, nm_mem_share *s);
 
 #endif

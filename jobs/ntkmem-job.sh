@@ -33,14 +33,36 @@ nm_job_binary() {
 # and checks the sweep against the memory guard for this P, in about a second.
 # If srun fails and mpirun (which reads the allocation itself) works, mpirun is
 # used; if both fail the error is shown and the job ends before wasting time.
+# Ranks per node as SLURM placed them: the largest count of
+# SLURM_TASKS_PER_NODE ("2(x3),1" = 2,2,2,1), else --ntasks-per-node, else 1.
+# They share the node's memory (SLURM_MEM_PER_NODE, or SLURM_MEM_PER_CPU x
+# CPUs, else MemTotal): `ntkmem validate --ranks-per-node N` checks N x the
+# per-rank estimate against it.
+nm_job_ranks_per_node() {
+    local t c n=0
+    for t in ${SLURM_TASKS_PER_NODE//,/ }; do
+        c=${t%%(*}
+        case $c in '' | *[!0-9]*) continue ;; esac
+        [ "$c" -gt "$n" ] && n=$c
+    done
+    [ "$n" -gt 0 ] || n=${SLURM_NTASKS_PER_NODE:-1}
+    echo "$n"
+}
+
 nm_job_launcher() { # CONFIG
     local cfg=$1 np=${SLURM_NTASKS:-1} mode=${NTKMEM_LAUNCHER:-auto}
-    local mpi=${NTKMEM_SRUN_MPI:-pmix} log
+    local mpi=${NTKMEM_SRUN_MPI:-pmix} log rpn
+    rpn=$(nm_job_ranks_per_node)
+    local probe=("$NTKMEM" validate "$cfg" --ranks "$np" --ranks-per-node "$rpn")
     log=$(mktemp "${TMPDIR:-/tmp}/ntkmem-probe.XXXXXX")
     LAUNCH=()
     if [ "$mode" != mpirun ]; then
-        if srun --mpi="$mpi" -n "$np" "$NTKMEM" validate "$cfg" >"$log" 2>&1; then
+        if srun --mpi="$mpi" -n "$np" "${probe[@]}" >"$log" 2>&1; then
             LAUNCH=(srun --mpi="$mpi" -n "$np" --kill-on-bad-exit=1)
+        elif grep -q '^ntkmem: error:' "$log"; then
+            # ntkmem ran and refused the sweep (config, memory): no fallback
+            cat "$log"; rm -f "$log"
+            nm_log "error: ntkmem refused the sweep on $np ranks, $rpn per node (above)"; exit 2
         elif [ "$mode" = srun ]; then
             cat "$log"; rm -f "$log"
             nm_log "error: srun --mpi=$mpi could not start ntkmem (NTKMEM_LAUNCHER=srun)"; exit 2
@@ -50,7 +72,7 @@ nm_job_launcher() { # CONFIG
         fi
     fi
     if [ ${#LAUNCH[@]} -eq 0 ]; then
-        if mpirun -np "$np" "$NTKMEM" validate "$cfg" >"$log" 2>&1; then
+        if mpirun -np "$np" "${probe[@]}" >"$log" 2>&1; then
             LAUNCH=(mpirun -np "$np")
         else
             cat "$log"; rm -f "$log"
@@ -59,7 +81,7 @@ nm_job_launcher() { # CONFIG
             exit 2
         fi
     fi
-    grep -E '^(sweep|largest estimate)' "$log"
+    grep -E '^(sweep|memory per node|largest estimate|warning)' "$log"
     NTKMEM_OUTPUT=$(sed -n 's/^output: //p' "$log")
     rm -f "$log"
     nm_log "launcher: ${LAUNCH[*]}"
@@ -107,7 +129,8 @@ nm_job_run() { # CONFIG ARGS...
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$OPENBLAS_NUM_THREADS}
     nm_log "job ${SLURM_JOB_ID:-?} (restart ${SLURM_RESTART_COUNT:-0})" \
         "on ${SLURM_JOB_NODELIST:-?}:" \
-        "${SLURM_NTASKS:-1} ranks, $OPENBLAS_NUM_THREADS BLAS threads each; $NTKMEM"
+        "${SLURM_NTASKS:-1} ranks (${SLURM_TASKS_PER_NODE:-?} per node)," \
+        "$OPENBLAS_NUM_THREADS BLAS threads each; $NTKMEM"
     nm_job_launcher "$cfg"
     if [ -z "$signalled" ]; then
         nm_log "running: ${LAUNCH[*]} $NTKMEM run $cfg --resume $*"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install (as root) or check the Debian packages ntkmem needs.
 #   scripts/install-deps.sh              build + run + analysis
-#   scripts/install-deps.sh --with-slurm also slurm + munge (the SLURM tests)
+#   scripts/install-deps.sh --with-slurm also slurm + munge + iproute2 (the SLURM tests)
 # Not root: prints the exact apt-get command to run and exits 1 when
 # something is missing.  Clusters with environment modules skip this and pass
 # MPICC / BLAS_LIBS / SCALAPACK_LIBS / YAML_LIBS to make (see README).
@@ -9,7 +9,8 @@ set -eu
 pkgs="build-essential pkg-config openmpi-bin libopenmpi-dev libscalapack-openmpi-dev
       libopenblas-dev libyaml-dev check librandom123-dev python3 python3-numpy
       python3-matplotlib clang libclang-rt-14-dev"
-[ "${1:-}" = "--with-slurm" ] && pkgs="$pkgs slurmctld slurmd slurm-client munge"
+# iproute2 (ip netns) and util-linux (nsenter, unshare): the two-node test
+[ "${1:-}" = "--with-slurm" ] && pkgs="$pkgs slurmctld slurmd slurm-client munge iproute2 util-linux"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

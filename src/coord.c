@@ -15,17 +15,36 @@
 #include "nm_file.h"
 #include "nm_sweep.h"
 
-double nm_coord_auto_mem_limit(MPI_Comm comm)
+/* What one node offers this job: SLURM's memory allocation when the job has
+ * one, else 80% of the physical memory (room for the OS and MPI). */
+static double node_mem(const char **src)
+{
+    const char *s = getenv("SLURM_MEM_PER_NODE"), *c = getenv("SLURM_CPUS_ON_NODE");
+    double mb;
+    if (s && (mb = atof(s)) > 0) {
+        *src = "SLURM_MEM_PER_NODE";
+        return mb * 1048576.0;
+    }
+    s = getenv("SLURM_MEM_PER_CPU");
+    if (s && c && (mb = atof(s)) > 0 && atoi(c) > 0) {
+        *src = "SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE";
+        return mb * atoi(c) * 1048576.0;
+    }
+    *src = "80% of MemTotal";
+    return 0.8 * (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+}
+
+void nm_coord_mem_share(MPI_Comm comm, int per_node_override, nm_mem_share *s)
 {
     MPI_Comm node;
     int on_node = 1;
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &on_node);
     MPI_Comm_free(&node);
-    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    double mine = 0.8 * phys / on_node, lim = mine;
-    MPI_Allreduce(&mine, &lim, 1, MPI_DOUBLE, MPI_MIN, comm);
-    return lim;
+    double mine = node_mem(&s->src);
+    MPI_Allreduce(&mine, &s->node, 1, MPI_DOUBLE, MPI_MIN, comm);
+    MPI_Allreduce(&on_node, &s->placed, 1, MPI_INT, MPI_MAX, comm);
+    s->per_node = per_node_override > 0 ? per_node_override : s->placed;
 }
 
 static double mib(double b) { return b / 1048576.0; }
@@ -49,6 +68,7 @@ typedef struct {
     char out[NM_PATH_MAX];
     double limit;
     int lock; /* rank 0: the output's lock (nm_file_lock), -1 when none */
+    nm_mem_share sh; /* the nodes' memory as the guard sees it */
 } plan;
 
 /* A fixed process grid must fit the ranks the sweep runs on; found here, it
@@ -63,8 +83,10 @@ static int check_grid(const nm_params *p, int P, nm_err *e)
 }
 
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
-static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, nm_err *e)
+static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
 {
+    const nm_mem_share *sh = &pl->sh;
+    double auto_limit = sh->node / sh->per_node;
     int rc = nm_config_load(o->config, &pl->spec, e);
     if (rc) return rc;
     pl->x = nm_experiment_get(pl->spec.experiment);
@@ -87,28 +109,43 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
                                  label[0] ? label : "fixed");
         double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
         double need = run_mem(pl->x, p, P);
-        char nb[32], lb[32];
+        char nb[32], lb[32], kb[32], sb[32];
+        if (need > lim && p->max_mem_per_rank > 0)
+            return nm_fail(e, NM_ENOMEM,
+                           "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
+                           "the limit of %s per rank (max_mem_per_rank); use more ranks or a "
+                           "smaller size",
+                           o->config, p->point, label[0] ? label : "fixed",
+                           nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb));
         if (need > lim)
             return nm_fail(e, NM_ENOMEM,
                            "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
-                           "the limit of %s per rank (max_mem_per_rank%s); use more ranks or a "
-                           "smaller size",
+                           "the limit of %s per rank (max_mem_per_rank = auto): %s per node at %d "
+                           "ranks per node exceeds the node's %s (%s); use more nodes, fewer "
+                           "ranks per node or a smaller size",
                            o->config, p->point, label[0] ? label : "fixed",
                            nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb),
-                           p->max_mem_per_rank > 0 ? "" : " = auto: 80% of node memory / ranks "
-                                                          "on the node");
+                           nm_bytes_str(need * sh->per_node, kb, sizeof kb), sh->per_node,
+                           nm_bytes_str(sh->node, sb, sizeof sb), sh->src);
     }
     return NM_OK;
 }
 
 static void print_plan(const nm_run_opts *o, const plan *pl, int P)
 {
+    const nm_mem_share *sh = &pl->sh;
     printf("sweep %s: experiment %s, %ld points x %ld repeats = %ld runs, estimated for P = %d "
            "ranks\n",
            o->config, pl->x->name, pl->sw.npoints, pl->spec.repeats, pl->sw.n, P);
-    printf("output: %s\nmemory limit per rank: %.1f MiB\n", pl->out, mib(pl->limit));
-    printf("%6s  %-36s %9s %7s %9s %10s  %s\n", "point", "swept values", "m", "d", "q", "Q",
-           "mem/rank(MiB)");
+    printf("output: %s\n", pl->out);
+    printf("memory per node: %.1f MiB (%s), %d ranks per node (%s; this launch placed up to %d "
+           "per node)\n",
+           mib(sh->node), sh->src, sh->per_node,
+           o->ranks_per_node > 0 ? "--ranks-per-node" : o->ranks > 0 ? "scaled to --ranks" : "as placed",
+           sh->placed);
+    printf("memory limit per rank: %.1f MiB\n", mib(pl->limit));
+    printf("%6s  %-36s %9s %7s %9s %10s  %13s  %s\n", "point", "swept values", "m", "d", "q", "Q",
+           "mem/rank(MiB)", "mem/node(MiB)");
     double worst = 0;
     long wp = 0;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
@@ -117,11 +154,12 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = run_mem(pl->x, p, P);
         if (need > worst) worst = need, wp = p->point;
-        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %.2f\n", p->point, label[0] ? label : "-",
-               p->m, p->d, p->q, nm_params_rows(p), mib(need));
+        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %13.2f  %.2f\n", p->point, label[0] ? label : "-",
+               p->m, p->d, p->q, nm_params_rows(p), mib(need), mib(need * sh->per_node));
     }
-    printf("largest estimate: %.2f MiB per rank (point %ld) of %.1f MiB allowed: fits\n",
-           mib(worst), wp, mib(pl->limit));
+    printf("largest estimate: %.2f MiB per rank, %.2f MiB per node at %d ranks per node (point "
+           "%ld) of %.1f MiB per rank allowed: fits\n",
+           mib(worst), mib(worst * sh->per_node), sh->per_node, wp, mib(pl->limit));
 }
 
 static void fmt_eta(double s, char *buf, size_t n)
@@ -130,7 +168,6 @@ static void fmt_eta(double s, char *buf, size_t n)
     snprintf(buf, n, "%02ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
 }
 
-/* End-of-sweep summary: the summary metric per point over its repeats. */
 /* A summary value: 4 decimals, or 4 significant digits for values that 4
  * decimals would print as 0.0000 (near_min's risk / eps^4 at small eps). */
 static const char *fmt_metric(double v, char buf[32])
@@ -139,6 +176,7 @@ static const char *fmt_metric(double v, char buf[32])
     return buf;
 }
 
+/* End-of-sweep summary: the summary metric per point over its repeats. */
 static void print_summary(const plan *pl, const double *fin, const char *ran, FILE *f)
 {
     if (!pl->x->summary_metric) return;
@@ -216,9 +254,11 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
                          FILE **csv, nm_keyset *done, nm_err *e)
 {
     int Pest = o->validate && o->ranks > 0 ? o->ranks : P;
-    double auto_limit = nm_coord_auto_mem_limit(comm);
-    if (o->validate && o->ranks > 0) auto_limit = auto_limit * P / Pest;
-    int rc = rank == 0 ? make_plan(o, Pest, auto_limit, pl, e) : NM_OK;
+    nm_coord_mem_share(comm, o->validate ? o->ranks_per_node : 0, &pl->sh);
+    /* validate --ranks P without --ranks-per-node: as many nodes as now */
+    if (o->validate && o->ranks > 0 && o->ranks_per_node <= 0)
+        pl->sh.per_node = (pl->sh.placed * Pest + P - 1) / P;
+    int rc = rank == 0 ? make_plan(o, Pest, pl, e) : NM_OK;
     if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) rc = open_csv(o, pl, csv, done, e);
     return nm_agree(comm, rc, e);
 }
@@ -387,7 +427,14 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
      * default action ends a long parse at once */
     nm_signal_install();
     if (rc == NM_OK && o->validate) {
-        if (rank == 0) print_plan(o, &pl, o->ranks > 0 ? o->ranks : P);
+        int Pest = o->ranks > 0 ? o->ranks : P;
+        if (rank == 0) print_plan(o, &pl, Pest);
+        /* launched with the real P (a job's probe): does the layout agree? */
+        if (rank == 0 && Pest == P && P > 1 && o->ranks_per_node > 0 &&
+            pl.sh.placed != o->ranks_per_node)
+            printf("warning: --ranks-per-node %d, but this launch placed up to %d ranks on a "
+                   "node\n",
+                   o->ranks_per_node, pl.sh.placed);
     } else {
         if (rc == NM_OK) rc = share_runs(o, comm, rank, &pl, &done, &t, &e);
         if (rc != NM_OK) {

@@ -19,7 +19,7 @@ static void usage(FILE *f)
             "  mpirun -np P ntkmem run SWEEP.yaml [--out FILE.csv] [--resume | --force]\n"
             "                         [--dry-run] [--shard i/n] [--keep-foreign]\n"
             "                         [--allow-mixed-versions]\n"
-            "  ntkmem validate SWEEP.yaml [--ranks P]   parse, expand, print points and memory\n"
+            "  ntkmem validate SWEEP.yaml [--ranks P] [--ranks-per-node N]   print points, memory\n"
             "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force] [--allow-mixed-versions]\n"
             "                                          join CSVs of one sweep\n"
             "  ntkmem --help | --help-settings | --version\n"
@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "  --dry-run       validate and list what would run; write nothing\n"
             "  --shard i/n     run only points with index %% n == i (job arrays)\n"
             "  --ranks P       validate: estimate memory for P ranks\n"
+            "  --ranks-per-node N  validate: N ranks share a node's memory (SLURM_MEM_PER_NODE,\n"
+            "                  SLURM_MEM_PER_CPU x cpus, else 80%% of MemTotal)\n"
             "  merge           headers must agree; one copy per run (key) and step is kept,\n"
             "                  complete runs and final rows first; sorted by point, repeat,\n"
             "                  step; -o FILE is not overwritten without --force\n"
@@ -72,17 +74,18 @@ static int parse_shard(const char *s, nm_run_opts *o)
 }
 
 /* --ranks P: a whole number in [1, NM_MAX_RANKS], nothing else. */
-static int parse_ranks(const char *s, nm_run_opts *o)
+/* --ranks, --ranks-per-node: a whole number of ranks, nothing else */
+static int parse_count(const char *opt, const char *s, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
     if (end == s || *end || errno || v < 1 || v > NM_MAX_RANKS) {
-        fprintf(stderr, "ntkmem: --ranks needs a number of ranks in [1, %d], got '%s'\n",
+        fprintf(stderr, "ntkmem: %s needs a number of ranks in [1, %d], got '%s'\n", opt,
                 NM_MAX_RANKS, s);
         return -1;
     }
-    o->ranks = (int)v;
+    *out = (int)v;
     return 0;
 }
 
@@ -168,7 +171,9 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--ranks") && more) {
-            if (parse_ranks(argv[++i], &o)) return 2;
+            if (parse_count("--ranks", argv[++i], &o.ranks)) return 2;
+        } else if (!strcmp(a, "--ranks-per-node") && more) {
+            if (parse_count("--ranks-per-node", argv[++i], &o.ranks_per_node)) return 2;
         }
         else if (a[0] != '-' && !o.config) o.config = a;
         else {
