@@ -44,6 +44,13 @@ typedef struct {
 int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
 
+/* One SGD step of [D20b] Algorithm 2 (the NTK linear model f_V of
+ * nm_net_ntk_forward) on the n examples idx: gather, f_V on the batch (one
+ * Allreduce), h_i = l'(f_i, y_i)/n (h holds f_V until then), V -= eta Psi^T h
+ * (one GEMM). */
+int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
+                const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
+
 /* Metrics of outputs h against labels y (no communication). */
 void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
                    nm_metrics *mt);

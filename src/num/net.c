@@ -10,6 +10,10 @@
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 
+nm_prof_t nm_prof;
+const char *const nm_prof_names[NM_PH_N] = {"sample",   "gather",   "fwd_gemm", "act+out", "reduce",
+                                            "loss",     "bwd_elem", "bwd_gemm", "update_u"};
+
 /* ||W W^T - I||_max of the q x d row-orthonormal W, with W^T described by
  * desc on the 1 x P grid: C = W W^T by one pdgemm into column blocks of the
  * same width, then a max over ranks.  Collective. */
@@ -233,6 +237,7 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     long nr = sh->nrows, d = net->d;
     if (n > ws->cap) return nm_fail(e, NM_EINVAL, "forward: %ld rows exceed workspace %ld", n,
                                     ws->cap);
+    double t0 = nm_prof_tick(-1, 0);
     memset(ws->part, 0, (size_t)n * sizeof(double));
     memset(ws->part2, 0, (size_t)n * sizeof(double));
     if (nr > 0) {
@@ -243,6 +248,7 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
         for (long c0 = 0; c0 < nr; c0 += h)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)h, (int)d, 1.0, X,
                         (int)d, net->W + c0 * d, (int)d, 0.0, ws->Z + c0, (int)nr);
+        t0 = nm_prof_tick(NM_PH_FWD_GEMM, t0);
         nm_act_apply(net->act, net->alpha, (size_t)n * (size_t)nr, ws->Z, ws->A, NULL);
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)h, net->s, ws->A, (int)nr, net->u,
                     1, 0.0, ws->part, 1);
@@ -251,8 +257,10 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
                         net->u + h, 1, 0.0, ws->part2, 1);
             for (long i = 0; i < n; i++) ws->part[i] += ws->part2[i];
         }
+        t0 = nm_prof_tick(NM_PH_ACT, t0);
     }
     int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
+    nm_prof_tick(NM_PH_REDUCE, t0);
     if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
     return NM_OK;
 }
@@ -293,14 +301,17 @@ void nm_net_backward_into(const nm_net *net, long n, const double *X, const doub
     long nr = net->sh.nrows, d = net->d;
     if (nr == 0 || n == 0) return;
     /* G = sigma'(Z) o (s g u^T), overwriting Z; then T -= eta G^T X */
+    double t0 = nm_prof_tick(-1, 0);
     for (long i = 0; i < n; i++) {
         double *z = ws->Z + i * nr;
         nm_act_apply(net->act, net->alpha, (size_t)nr, z, NULL, z);
         double gi = net->s * g[i];
         for (long k = 0; k < nr; k++) z[k] *= gi * net->u[k];
     }
+    t0 = nm_prof_tick(NM_PH_BWD_ELEM, t0);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)d, (int)n, -eta, ws->Z,
                 (int)nr, X, (int)d, 1.0, T, (int)d);
+    nm_prof_tick(NM_PH_BWD_GEMM, t0);
 }
 
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
@@ -309,12 +320,16 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
     long nr = net->sh.nrows;
     if (nr == 0 || n == 0) return;
     /* grad_u = s A^T g, from the activations before any update */
+    double t0 = nm_prof_tick(-1, 0);
     if (train_u)
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
                     ws->gu, 1);
+    nm_prof_tick(NM_PH_UPDATE, t0);
     nm_net_backward_into(net, n, X, g, eta, ws, net->W);
+    t0 = nm_prof_tick(-1, 0);
     if (train_u)
         for (long k = 0; k < nr; k++) net->u[k] -= eta * ws->gu[k];
+    nm_prof_tick(NM_PH_UPDATE, t0);
 }
 
 double nm_net_dist2(const nm_net *net, const double *W0)
