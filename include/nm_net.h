@@ -85,6 +85,14 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws);
 
+/* nm_net_backward with X as scratch: the examples with g_i == 0 exactly
+ * (the hinge loss's memorized ones) are left out of the GEMM, their rows
+ * of X dropped and the others moved to the front (X's contents are
+ * undefined afterwards).  The same W and u, bit for bit: a zero row adds
+ * nothing to the GEMM's sums.  ws->no_compact turns the compaction off. */
+void nm_net_backward_scratch(nm_net *net, long n, double *X, const double *g, double eta,
+                             int train_u, nm_ws *ws);
+
 /* The hidden-weight part of nm_net_backward into any matrix T of W's shape:
  * T -= eta grad_W, with grad_W from the pre-activations ws->Z of the last
  * forward pass (overwritten).  The full-batch step of onestep accumulates
@@ -93,6 +101,9 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
  * [D20b Alg 2].  No communication. */
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T);
+/* The same with X as scratch, compacted as in nm_net_backward_scratch. */
+void nm_net_backward_into_scratch(const nm_net *net, long n, double *X, const double *g,
+                                  double eta, nm_ws *ws, double *T);
 
 /* The NTK linear model of [D20b] Algorithm 2 on the n rows of X:
  *   out[i] = f_V(x_i) = <V, Psi_W(x_i)> = s sum_k u_k sigma'(<w_k, x_i>) <v_k, x_i>,

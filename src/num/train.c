@@ -173,7 +173,7 @@ int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm
     double *g = ws->part;
     for (long i = 0; i < n; i++) g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
     nm_prof_tick(NM_PH_LOSS, t0);
-    nm_net_backward(net, n, Xb, g, p->eta, p->train_u, ws);
+    nm_net_backward_scratch(net, n, Xb, g, p->eta, p->train_u, ws);
     return NM_OK;
 }
 
@@ -188,7 +188,7 @@ int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx,
     t0 = nm_prof_tick(-1, 0);
     for (long i = 0; i < n; i++) h[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
     nm_prof_tick(NM_PH_LOSS, t0);
-    nm_net_backward_into(net, n, Xb, h, p->eta, ws, V);
+    nm_net_backward_into_scratch(net, n, Xb, h, p->eta, ws, V);
     return NM_OK;
 }
 
