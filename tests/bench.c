@@ -213,7 +213,7 @@ static void breakdown(long q, long d, long b, long m, int iters, MPI_Comm comm)
     fixture_init(&f, K_SGD, q, d, b, m, comm);
     double best[NM_PH_N], tot = 1e30;
     for (int k = 0; k < NM_PH_N; k++) best[k] = 1e30;
-    for (int rep = 0; rep < 4; rep++) {
+    for (int rep = 0; rep < 61; rep++) {
         memset(&nm_prof, 0, sizeof nm_prof);
         nm_prof.on = 1;
         double t0 = now(comm);
@@ -226,8 +226,9 @@ static void breakdown(long q, long d, long b, long m, int iters, MPI_Comm comm)
     }
     if (rank_ == 0) {
         double sum = 0;
-        printf("phase breakdown of the sgd step Q=%ld d=%ld b=%ld (us/step, best of 3 runs of "
-               "%d steps, slowest rank):\n", nm_params_rows(&f.p), d, b, iters);
+        printf("phase breakdown of the sgd step Q=%ld d=%ld b=%ld (us/step, each phase's best of "
+               "60 runs of %d steps, slowest rank; other: total minus the phases):\n",
+               nm_params_rows(&f.p), d, b, iters);
         for (int k = 0; k < NM_PH_N; k++) {
             printf("  %-9s %8.1f us  %5.1f%%\n", nm_prof_names[k], best[k] * 1e6,
                    100 * best[k] / tot);
@@ -315,11 +316,11 @@ int main(int argc, char **argv)
         int iters, reps;
         double target;
         int slow;
-    } cs[] = {{K_SGD, 128, 64, 256, 4096, 200, 9, 0.6, 0},
-              {K_EVAL, 128, 64, 256, 4096, 20, 9, 0.6, 0},
-              {K_NTK, 128, 64, 256, 4096, 200, 9, 0, 0},
-              {K_GD, 256, 64, 256, 256, 200, 9, 0, 0},
-              {K_SGD, 256, 512, 512, 2048, 20, 7, 0.85, 1},
+    } cs[] = {{K_SGD, 128, 64, 256, 4096, 10, 61, 0.6, 0},
+              {K_EVAL, 128, 64, 256, 4096, 1, 61, 0.6, 0},
+              {K_NTK, 128, 64, 256, 4096, 10, 61, 0, 0},
+              {K_GD, 256, 64, 256, 256, 10, 61, 0, 0},
+              {K_SGD, 256, 512, 512, 2048, 4, 21, 0.85, 1},
               {K_SGD, 1024, 1024, 1024, 4096, 3, 4, 0, 1}};
     int nc = (int)(sizeof cs / sizeof cs[0]);
     result r[8];
@@ -328,13 +329,17 @@ int main(int argc, char **argv)
         if (!(cs[i].slow && skip_slow))
             r[i] = bench_case(cs[i].kind, cs[i].q, cs[i].d, cs[i].b, cs[i].m, cs[i].iters,
                               cs[i].reps, comm);
-    breakdown(128, 64, 256, 4096, 200, comm);
+    breakdown(128, 64, 256, 4096, 10, comm);
 
     /* memorization: the same run with and without the compaction */
     long st[2];
-    double fr[2], *W[2], sec[2];
-    for (int c = 0; c < 2; c++)
-        sec[c] = mem_run(c, 128, 64, 256, 1024, 0.2, 3000, &st[c], &fr[c], &W[c], comm);
+    double fr[2], *W[2] = {NULL, NULL}, sec[2] = {1e30, 1e30};
+    for (int rep = 0; rep < 3; rep++) /* alternating, the best of 3 each */
+        for (int c = 0; c < 2; c++) {
+            free(W[c]);
+            sec[c] = fmin(sec[c], mem_run(c, 128, 64, 256, 1024, 0.2, 3000, &st[c], &fr[c], &W[c],
+                                          comm));
+        }
     double dmax = 0;
     for (long i = 0; i < 256 / P_ * 64; i++) dmax = fmax(dmax, fabs(W[0][i] - W[1][i]));
     dmax = maxall(dmax, comm);
