@@ -31,7 +31,37 @@ typedef struct {
     double *part;  /* cap: this rank's partial outputs */
     double *part2; /* cap: partial outputs of the -B twins (paired nets) */
     double *gu;    /* nrows: gradient of u */
+    int no_compact; /* 1: the backward GEMM keeps the examples with g_i = 0 (bench) */
 } nm_ws;
+
+/* Per-phase timers of the training step, for make bench: off (a branch per
+ * phase) unless nm_prof.on; then t0 = nm_prof_tick(PHASE, t0) adds the time
+ * since t0 to PHASE.  Not thread-safe; the bench alone turns it on. */
+enum {
+    NM_PH_SAMPLE,   /* batch indices */
+    NM_PH_GATHER,   /* batch rows and labels */
+    NM_PH_FWD_GEMM, /* Z = X W^T */
+    NM_PH_ACT,      /* A = sigma(Z) and the partial outputs s A u */
+    NM_PH_REDUCE,   /* Allreduce of the outputs */
+    NM_PH_LOSS,     /* l'(h, y) / n (and the compaction of the batch) */
+    NM_PH_BWD_ELEM, /* sigma'(Z) o (s g u^T) */
+    NM_PH_BWD_GEMM, /* W -= eta G^T X */
+    NM_PH_UPDATE,   /* grad u and its update */
+    NM_PH_N
+};
+typedef struct {
+    int on;
+    double t[NM_PH_N];
+} nm_prof_t;
+extern nm_prof_t nm_prof;
+extern const char *const nm_prof_names[NM_PH_N];
+static inline double nm_prof_tick(int ph, double t0)
+{
+    if (!nm_prof.on) return 0;
+    double t = MPI_Wtime();
+    if (ph >= 0) nm_prof.t[ph] += t - t0;
+    return t;
+}
 
 /* Allocate and initialise from p->init with Philox keyed by p->seed:
  * row j of W (and u_j) depends only on (seed, j), never on the rank count.
@@ -55,6 +85,14 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws);
 
+/* nm_net_backward with X as scratch: the examples with g_i == 0 exactly
+ * (the hinge loss's memorized ones) are left out of the GEMM, their rows
+ * of X dropped and the others moved to the front (X's contents are
+ * undefined afterwards).  The same W and u, bit for bit: a zero row adds
+ * nothing to the GEMM's sums.  ws->no_compact turns the compaction off. */
+void nm_net_backward_scratch(nm_net *net, long n, double *X, const double *g, double eta,
+                             int train_u, nm_ws *ws);
+
 /* The hidden-weight part of nm_net_backward into any matrix T of W's shape:
  * T -= eta grad_W, with grad_W from the pre-activations ws->Z of the last
  * forward pass (overwritten).  The full-batch step of onestep accumulates
@@ -63,6 +101,9 @@ void nm_net_backward(nm_net *net, long n, const double *X, const double *g, doub
  * [D20b Alg 2].  No communication. */
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T);
+/* The same with X as scratch, compacted as in nm_net_backward_scratch. */
+void nm_net_backward_into_scratch(const nm_net *net, long n, double *X, const double *g,
+                                  double eta, nm_ws *ws, double *T);
 
 /* The NTK linear model of [D20b] Algorithm 2 on the n rows of X:
  *   out[i] = f_V(x_i) = <V, Psi_W(x_i)> = s sum_k u_k sigma'(<w_k, x_i>) <v_k, x_i>,

@@ -39,10 +39,18 @@ typedef struct {
 
 /* One SGD step of [D20b] Algorithm 1 on the n examples idx: gather them
  * into Xb/yb, forward (one Allreduce), g_i = l'(h_i, y_i)/n, backward (one
- * GEMM).  h receives the batch outputs before the step.  The benchmark
- * times exactly this function. */
+ * GEMM, on the examples with g_i != 0 only: nm_net_backward_scratch, which
+ * leaves Xb compacted).  h receives the batch outputs before the step.
+ * The benchmark times exactly this function. */
 int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
+
+/* One SGD step of [D20b] Algorithm 2 (the NTK linear model f_V of
+ * nm_net_ntk_forward) on the n examples idx: gather, f_V on the batch (one
+ * Allreduce), h_i = l'(f_i, y_i)/n (h holds f_V until then), V -= eta Psi^T h
+ * (one GEMM on the examples with h_i != 0; Xb is left compacted). */
+int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
+                const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
 
 /* Metrics of outputs h against labels y (no communication). */
 void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,

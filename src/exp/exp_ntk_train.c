@@ -84,18 +84,11 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     return nm_agree(comm, rc, e);
 }
 
-/* One SGD step of Algorithm 2 on the n examples idx: f_V on the batch (one
- * Allreduce), g_i = l'(f_i, y_i)/n, V -= eta Psi^T g (one GEMM). */
+/* One SGD step of Algorithm 2 on the n examples idx (nm_ntk_step). */
 static int ntk_step(state *s, const nm_params *p, long n, nm_err *e)
 {
     nm_trainer *tr = &s->tr;
-    nm_gather_rows(&tr->D, tr->idx, n, tr->Xb, tr->yb);
-    int rc = nm_net_ntk_forward(&tr->net, s->V, n, tr->Xb, tr->hb, &tr->ws, e);
-    if (rc) return rc;
-    for (long i = 0; i < n; i++)
-        tr->hb[i] = nm_loss_deriv(p->loss, p->kappa, tr->hb[i], tr->yb[i]) / (double)n;
-    nm_net_backward_into(&tr->net, n, tr->Xb, tr->hb, p->eta, &tr->ws, s->V);
-    return NM_OK;
+    return nm_ntk_step(&tr->net, s->V, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
 }
 
 static int eval_outputs(state *s, const nm_params *p, nm_err *e)

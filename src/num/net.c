@@ -10,6 +10,10 @@
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 
+nm_prof_t nm_prof;
+const char *const nm_prof_names[NM_PH_N] = {"sample",   "gather",   "fwd_gemm", "act+out", "reduce",
+                                            "loss",     "bwd_elem", "bwd_gemm", "update_u"};
+
 /* ||W W^T - I||_max of the q x d row-orthonormal W, with W^T described by
  * desc on the 1 x P grid: C = W W^T by one pdgemm into column blocks of the
  * same width, then a max over ranks.  Collective. */
@@ -226,6 +230,33 @@ void nm_ws_free(nm_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+/* Rows per block of the passes after the forward GEMM: A = sigma(Z) of a
+ * block is written and read back by its GEMV while it is still in L1/L2
+ * (one pass over Z instead of three over n x nrows).  A multiple of 4: the
+ * GEMV kernel handles the rows in fours, so every output gets the same
+ * kernel, and the same bits, as in one GEMV over all n rows. */
+#define ROW_BLOCK 16
+
+/* GCC at -O2 vectorises only loops whose trip count it knows; the
+ * elementwise passes of the step (same IEEE operations per element, so the
+ * same bits) get its full vectoriser. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORIZE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define VECTORIZE
+#endif
+
+/* sigma of n contiguous values: the branch-free loops of nm_act_apply
+ * for relu (the experiments' default) inline here so they vectorise. */
+VECTORIZE static void act_sigma(const nm_net *net, size_t n, const double *z, double *a)
+{
+    if (net->act == NM_ACT_RELU) {
+        for (size_t i = 0; i < n; i++) a[i] = z[i] > 0 ? z[i] : 0.0;
+        return;
+    }
+    nm_act_apply(net->act, net->alpha, n, z, a, NULL);
+}
+
 int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_ws *ws,
                    nm_err *e)
 {
@@ -233,8 +264,8 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     long nr = sh->nrows, d = net->d;
     if (n > ws->cap) return nm_fail(e, NM_EINVAL, "forward: %ld rows exceed workspace %ld", n,
                                     ws->cap);
-    memset(ws->part, 0, (size_t)n * sizeof(double));
-    memset(ws->part2, 0, (size_t)n * sizeof(double));
+    double t0 = nm_prof_tick(-1, 0);
+    if (nr == 0) memset(ws->part, 0, (size_t)n * sizeof(double));
     if (nr > 0) {
         /* Z = X W^T.  A paired net does its two halves as two identical GEMM
          * calls, so twins give bitwise-equal columns and h == 0 exactly at
@@ -243,18 +274,50 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
         for (long c0 = 0; c0 < nr; c0 += h)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)h, (int)d, 1.0, X,
                         (int)d, net->W + c0 * d, (int)d, 0.0, ws->Z + c0, (int)nr);
-        nm_act_apply(net->act, net->alpha, (size_t)n * (size_t)nr, ws->Z, ws->A, NULL);
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)h, net->s, ws->A, (int)nr, net->u,
-                    1, 0.0, ws->part, 1);
-        if (sh->paired) {
-            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)h, net->s, ws->A + h, (int)nr,
-                        net->u + h, 1, 0.0, ws->part2, 1);
-            for (long i = 0; i < n; i++) ws->part[i] += ws->part2[i];
+        t0 = nm_prof_tick(NM_PH_FWD_GEMM, t0);
+        /* A = sigma(Z), part = s A u (per half), block by block */
+        for (long i0 = 0; i0 < n; i0 += ROW_BLOCK) {
+            long nb = n - i0 < ROW_BLOCK ? n - i0 : ROW_BLOCK;
+            double *A = ws->A + i0 * nr;
+            act_sigma(net, (size_t)nb * (size_t)nr, ws->Z + i0 * nr, A);
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)nb, (int)h, net->s, A, (int)nr, net->u,
+                        1, 0.0, ws->part + i0, 1);
+            if (sh->paired) {
+                cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)nb, (int)h, net->s, A + h, (int)nr,
+                            net->u + h, 1, 0.0, ws->part2 + i0, 1);
+                for (long i = i0; i < i0 + nb; i++) ws->part[i] += ws->part2[i];
+            }
         }
+        t0 = nm_prof_tick(NM_PH_ACT, t0);
+    }
+    /* one rank: the sum over ranks is its own part (no collective) */
+    if (sh->size == 1) {
+        memcpy(out, ws->part, (size_t)n * sizeof(double));
+        nm_prof_tick(NM_PH_REDUCE, t0);
+        return NM_OK;
     }
     int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
+    nm_prof_tick(NM_PH_REDUCE, t0);
     if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
     return NM_OK;
+}
+
+/* The relu rows of nm_net_ntk_forward four at a time: four independent
+ * sums (each in the order of the one-row loop, so the same bits) hide the
+ * latency of the additions.  Returns the rows done. */
+static long ntk_rows_relu(const nm_net *net, long n, nm_ws *ws)
+{
+    long nr = net->sh.nrows, i = 0;
+    const double *u = net->u;
+    for (; i + 4 <= n; i += 4) {
+        const double *z0 = ws->Z + i * nr, *a0 = ws->A + i * nr;
+        double t[4] = {0, 0, 0, 0};
+        for (long k = 0; k < nr; k++)
+            for (int r = 0; r < 4; r++)
+                t[r] += u[k] * (z0[r * nr + k] > 0 ? 1.0 : 0.0) * a0[r * nr + k];
+        for (int r = 0; r < 4; r++) ws->part[i + r] = net->s * t[r];
+    }
+    return i;
 }
 
 int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double *X, double *out,
@@ -274,7 +337,8 @@ int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double 
         /* part_i = s sum_k u_k sigma'(Z_ik) A_ik; ws->gu (nrows) is free
          * scratch here: the linear model has no u gradient */
         double *ds = ws->gu;
-        for (long i = 0; i < n; i++) {
+        long i = net->act == NM_ACT_RELU ? ntk_rows_relu(net, n, ws) : 0;
+        for (; i < n; i++) {
             const double *a = ws->A + i * nr;
             nm_act_apply(net->act, net->alpha, (size_t)nr, ws->Z + i * nr, NULL, ds);
             double t = 0;
@@ -282,39 +346,96 @@ int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double 
             ws->part[i] = net->s * t;
         }
     }
+    if (sh->size == 1) { /* one rank: no collective */
+        memcpy(out, ws->part, (size_t)n * sizeof(double));
+        return NM_OK;
+    }
     int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
     if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
     return NM_OK;
 }
 
+/* Row c of G = sigma'(Z) o (s g u^T) from row z of Z (c may be z): the
+ * product sigma'(z_k) (s g_i u_k) in the order nm_act_apply + scaling used,
+ * fused into one pass. */
+VECTORIZE static void grad_row(const nm_net *net, long nr, const double *z, double gi, double *c)
+{
+    const double *u = net->u;
+    if (net->act == NM_ACT_RELU) {
+        for (long k = 0; k < nr; k++) c[k] = (z[k] > 0 ? 1.0 : 0.0) * (gi * u[k]);
+        return;
+    }
+    nm_act_apply(net->act, net->alpha, (size_t)nr, z, NULL, c);
+    for (long k = 0; k < nr; k++) c[k] *= gi * u[k];
+}
+
+/* T -= eta G^T X with G from ws->Z (overwritten).  Xs != NULL: X is
+ * scratch (Xs == X) and the examples with g_i == 0 -- exact zeros of the
+ * gradient, e.g. the hinge loss's y h >= kappa -- are dropped: the others'
+ * rows of G and X move to the front and the GEMM runs on them alone.  A
+ * zero row adds nothing to any sum (the GEMM accumulates each entry over
+ * the examples in order), so the result is the same. */
+static void backward_core(const nm_net *net, long n, const double *X, double *Xs,
+                          const double *g, double eta, nm_ws *ws, double *T)
+{
+    long nr = net->sh.nrows, d = net->d, c = 0;
+    if (nr == 0 || n == 0) return;
+    double t0 = nm_prof_tick(-1, 0);
+    int compact = Xs && !ws->no_compact;
+    for (long i = 0; i < n; i++) {
+        if (compact && g[i] == 0.0) continue;
+        grad_row(net, nr, ws->Z + i * nr, net->s * g[i], ws->Z + c * nr);
+        if (compact && c != i) memcpy(Xs + c * d, Xs + i * d, (size_t)d * sizeof(double));
+        c++;
+    }
+    t0 = nm_prof_tick(NM_PH_BWD_ELEM, t0);
+    if (c > 0)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)d, (int)c, -eta,
+                    ws->Z, (int)nr, X, (int)d, 1.0, T, (int)d);
+    nm_prof_tick(NM_PH_BWD_GEMM, t0);
+}
+
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T)
 {
-    long nr = net->sh.nrows, d = net->d;
+    backward_core(net, n, X, NULL, g, eta, ws, T);
+}
+
+void nm_net_backward_into_scratch(const nm_net *net, long n, double *X, const double *g,
+                                  double eta, nm_ws *ws, double *T)
+{
+    backward_core(net, n, X, X, g, eta, ws, T);
+}
+
+static void backward(nm_net *net, long n, const double *X, double *Xs, const double *g,
+                     double eta, int train_u, nm_ws *ws)
+{
+    long nr = net->sh.nrows;
     if (nr == 0 || n == 0) return;
-    /* G = sigma'(Z) o (s g u^T), overwriting Z; then T -= eta G^T X */
-    for (long i = 0; i < n; i++) {
-        double *z = ws->Z + i * nr;
-        nm_act_apply(net->act, net->alpha, (size_t)nr, z, NULL, z);
-        double gi = net->s * g[i];
-        for (long k = 0; k < nr; k++) z[k] *= gi * net->u[k];
-    }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)d, (int)n, -eta, ws->Z,
-                (int)nr, X, (int)d, 1.0, T, (int)d);
+    /* grad_u = s A^T g, from the activations before any update (all n rows:
+     * the GEMV's sums keep their order) */
+    double t0 = nm_prof_tick(-1, 0);
+    if (train_u)
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
+                    ws->gu, 1);
+    nm_prof_tick(NM_PH_UPDATE, t0);
+    backward_core(net, n, X, Xs, g, eta, ws, net->W);
+    t0 = nm_prof_tick(-1, 0);
+    if (train_u)
+        for (long k = 0; k < nr; k++) net->u[k] -= eta * ws->gu[k];
+    nm_prof_tick(NM_PH_UPDATE, t0);
 }
 
 void nm_net_backward(nm_net *net, long n, const double *X, const double *g, double eta,
                      int train_u, nm_ws *ws)
 {
-    long nr = net->sh.nrows;
-    if (nr == 0 || n == 0) return;
-    /* grad_u = s A^T g, from the activations before any update */
-    if (train_u)
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)nr, net->s, ws->A, (int)nr, g, 1, 0.0,
-                    ws->gu, 1);
-    nm_net_backward_into(net, n, X, g, eta, ws, net->W);
-    if (train_u)
-        for (long k = 0; k < nr; k++) net->u[k] -= eta * ws->gu[k];
+    backward(net, n, X, NULL, g, eta, train_u, ws);
+}
+
+void nm_net_backward_scratch(nm_net *net, long n, double *X, const double *g, double eta,
+                             int train_u, nm_ws *ws)
+{
+    backward(net, n, X, X, g, eta, train_u, ws);
 }
 
 double nm_net_dist2(const nm_net *net, const double *W0)

@@ -162,14 +162,33 @@ double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)
 int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
 {
+    double t0 = nm_prof_tick(-1, 0);
     nm_gather_rows(D, idx, n, Xb, yb);
+    nm_prof_tick(NM_PH_GATHER, t0);
     int rc = nm_net_forward(net, n, Xb, h, ws, e);
     if (rc) return rc;
+    t0 = nm_prof_tick(-1, 0);
     /* L_S = (1/|S|) sum l(h(x_i), y_i): dL/dh_i = l'(h_i, y_i) / |S|; the
      * buffer ws->part is free again after the forward pass */
     double *g = ws->part;
     for (long i = 0; i < n; i++) g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
-    nm_net_backward(net, n, Xb, g, p->eta, p->train_u, ws);
+    nm_prof_tick(NM_PH_LOSS, t0);
+    nm_net_backward_scratch(net, n, Xb, g, p->eta, p->train_u, ws);
+    return NM_OK;
+}
+
+int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
+                const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
+{
+    double t0 = nm_prof_tick(-1, 0);
+    nm_gather_rows(D, idx, n, Xb, yb);
+    nm_prof_tick(NM_PH_GATHER, t0);
+    int rc = nm_net_ntk_forward(net, V, n, Xb, h, ws, e);
+    if (rc) return rc;
+    t0 = nm_prof_tick(-1, 0);
+    for (long i = 0; i < n; i++) h[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
+    nm_prof_tick(NM_PH_LOSS, t0);
+    nm_net_backward_into_scratch(net, n, Xb, h, p->eta, ws, V);
     return NM_OK;
 }
 
