@@ -12,7 +12,8 @@ export NTKMEM="$NTKMEM_BUILD/ntkmem"
 # sanitizer builds: Open MPI's own start-up allocations are not ours to report
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$NTKMEM_ROOT/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+# full unwinding at malloc: Open MPI's frames are named, so tests/lsan.supp matches them
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0}
 # mpirun with a hard time limit (no-fork check tests have no timeout of their own)
 nm_mpirun() { local np=$1; shift; timeout 600 mpirun -np "$np" --oversubscribe "$@"; }
 # run a sweep on NP ranks: nm_sweep NP CONFIG OUT.csv LOG [ntkmem options]; the
