@@ -63,7 +63,12 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
         if (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK)
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
-        double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
+        int lim_auto = !(p->max_mem_per_rank > 0);
+        double lim = lim_auto ? auto_limit : p->max_mem_per_rank;
+        /* the runs see the limit resolved (the training grid's auto choice
+         * depends on it) */
+        for (long r = i; r < i + pl->spec.repeats && r < pl->sw.n; r++)
+            pl->sw.runs[r].max_mem_per_rank = lim;
         double need = run_mem(pl->x, p, P);
         char nb[32], lb[32];
         if (need > lim)
@@ -73,7 +78,7 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
                            "smaller size",
                            o->config, p->point, label[0] ? label : "fixed",
                            nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb),
-                           p->max_mem_per_rank > 0 ? "" : " = auto: 80% of node memory / ranks "
+                           !lim_auto ? "" : " = auto: 80% of node memory / ranks "
                                                           "on the node");
     }
     return NM_OK;
