@@ -62,6 +62,15 @@ void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa
  * Allreduce per chunk). */
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
 
+/* One gradient step on the n = D->m examples of this rank's block with
+ * g[i] = dL/dh(x_i) (after nm_net_forward on D->X): without a split
+ * (D->pe == 1) nm_net_backward itself; else the block's gradient of W (and
+ * u) is formed in G (nrows x d) and gu, summed over the example blocks in a
+ * fixed order (MPI_Reduce to block 0, MPI_Bcast: every replica gets the same
+ * bits), then W -= eta G.  Collective over D->comm. */
+int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+                           int train_u, nm_ws *ws, double *G, nm_err *e);
+
 /* The training core the SGD-style experiments (sgd, ntk_train, near_min)
  * share: the data, the network, its work space, the batcher, the outputs on
  * the m examples and the batch buffers.  Experiments embed it beside their

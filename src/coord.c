@@ -11,6 +11,7 @@
 #include "nm_csv.h"
 #include "nm_exp.h"
 #include "nm_sweep.h"
+#include "nm_train.h"
 
 double nm_coord_auto_mem_limit(MPI_Comm comm)
 {
@@ -100,8 +101,14 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = run_mem(pl->x, p, P);
         if (need > worst) worst = need, wp = p->point;
-        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %.2f\n", p->point, label[0] ? label : "-",
+        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %.2f", p->point, label[0] ? label : "-",
                p->m, p->d, p->q, nm_params_rows(p), mib(need));
+        int pe, pn;
+        nm_err ge;
+        unsigned u = nm_exp_uses(p->experiment); /* near_min: 1 x P always */
+        if ((u & NM_USES_TRAINING) && !(u & NM_USES_PERTURBATION) && nm_train_grid(p, P, &pe, &pn, &ge) == NM_OK)
+            printf("  train_grid %dx%d", pe, pn);
+        printf("\n");
     }
     printf("largest estimate: %.2f MiB per rank (point %ld) of %.1f MiB allowed: fits\n",
            mib(worst), wp, mib(pl->limit));

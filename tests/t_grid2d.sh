@@ -5,8 +5,9 @@
 # relative (measured: <= 2.2e-14; only the order of the sums over neurons
 # and over example blocks differs).  save_data and the initial weights are
 # bitwise those of P = 1, and so are the final weights on every Pe x 1 grid
-# (same neuron sums: the batch rows reach every rank bitwise).  A train_grid
-# that does not match P is refused.
+# (same neuron sums: the batch rows reach every rank bitwise).  gd_width on
+# 2x1 and 2x2 likewise; near_min refuses Pe > 1; a train_grid that does not
+# match P is refused.
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -35,6 +36,21 @@ for g in 2x1 3x1 2x2 4x1 1x4; do
     nm_sweep $P "$T/n$g.yaml" "$T/n$g.csv" "$T/log"
     /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/n1.csv" "$T/n$g.csv" --rtol 1e-10
 done
+# gd_width (full batch: the gradient blocks are summed over the example
+# blocks in a fixed order; the Gram phase regenerates all of X)
+G=$NTKMEM_ROOT/tests/configs/gd_ranks.yaml
+cfg "$G" 1x1 "$T/g1.yaml" "$T/gsave"
+nm_sweep 1 "$T/g1.yaml" "$T/g1.csv" "$T/log"
+for g in 2x1 2x2; do
+    P=$(( ${g%x*} * ${g#*x} ))
+    cfg "$G" $g "$T/g$g.yaml" "$T/gsave"
+    nm_sweep $P "$T/g$g.yaml" "$T/g$g.csv" "$T/log"
+    /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/g1.csv" "$T/g$g.csv" --rtol 1e-10
+done
+# near_min keeps 1 x P and says so
+sed "s|^fixed:|fixed:\n  train_grid: 2x1|" "$NTKMEM_ROOT/tests/configs/near_min.yaml" >"$T/nm.yaml"
+if "$NTKMEM" validate "$T/nm.yaml" >"$T/log" 2>&1; then echo "near_min 2x1 accepted"; exit 1; fi
+grep -q "near_min runs on a 1 x P training grid only" "$T/log" || { cat "$T/log"; exit 1; }
 # a grid of the wrong size is refused, naming both sizes
 cfg "$S" 2x2 "$T/bad.yaml" "$T/bad"
 if nm_mpirun 2 "$NTKMEM" run "$T/bad.yaml" --out "$T/bad.csv" >"$T/log" 2>&1; then

@@ -1,3 +1,4 @@
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,35 @@ int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm
     double *g = ws->part;
     for (long i = 0; i < n; i++) g[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
     nm_net_backward(net, n, Xb, g, p->eta, p->train_u, ws);
+    return NM_OK;
+}
+
+int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+                           int train_u, nm_ws *ws, double *G, nm_err *e)
+{
+    long nr = net->sh.nrows, d = net->d;
+    size_t wn = (size_t)nr * (size_t)d;
+    if (D->pe <= 1) {
+        nm_net_backward(net, D->m, D->X, g, eta, train_u, ws);
+        return NM_OK;
+    }
+    /* G = grad_W of the block (nm_net_backward_into adds -eta' grad with
+     * eta' = -1), gu = s A^T g; then [G; gu] summed over the blocks */
+    memset(G, 0, (wn + (size_t)nr) * sizeof(double));
+    double *gu = G + wn;
+    if (nr > 0 && D->m > 0) {
+        if (train_u)
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)D->m, (int)nr, net->s, ws->A, (int)nr, g,
+                        1, 0.0, gu, 1);
+        nm_net_backward_into(net, D->m, D->X, g, -1.0, ws, G);
+    }
+    int cnt = (int)(wn + (size_t)nr), rank;
+    MPI_Comm_rank(D->comm, &rank);
+    int rc = MPI_Reduce(rank == 0 ? MPI_IN_PLACE : G, G, cnt, MPI_DOUBLE, MPI_SUM, 0, D->comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(G, cnt, MPI_DOUBLE, 0, D->comm);
+    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "sum of gradient blocks failed (%d)", rc);
+    cblas_daxpy((int)wn, -eta, G, 1, net->W, 1);
+    if (train_u) cblas_daxpy((int)nr, -eta, gu, 1, net->u, 1);
     return NM_OK;
 }
 
