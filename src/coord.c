@@ -64,6 +64,12 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
         if (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK)
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
+        unsigned uses = nm_exp_uses(p->experiment);
+        int pe, pn;
+        if ((uses & NM_USES_TRAINING) && !(uses & NM_USES_PERTURBATION) &&
+            (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK)
+            return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
+                                 label[0] ? label : "fixed");
         int lim_auto = !(p->max_mem_per_rank > 0);
         double lim = lim_auto ? auto_limit : p->max_mem_per_rank;
         /* the runs see the limit resolved (the training grid's auto choice

@@ -13,7 +13,7 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cfg() { # cfg SRC GRID DEST SAVEDIR
-    sed -e "s|^fixed:|fixed:\n  train_grid: $2|" -e "s|SAVE|$4|g" "$1" >"$3"
+    sed -e "s|^fixed:|fixed:\n  train_grid: $2\n  save_data: $4/d{point}\n  save_weights: $4/w{point}|" "$1" >"$3"
 }
 S=$NTKMEM_ROOT/tests/configs/grid2d.yaml N=$NTKMEM_ROOT/tests/configs/ntk_ranks.yaml
 cfg "$S" 1x1 "$T/s1.yaml" "$T/save1"
