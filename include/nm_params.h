@@ -75,6 +75,9 @@ typedef struct {
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
     int kernel, eigenvalues;
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
+    /* training (sgd, ntk_train, gd_width, near_min): the Pe x Pn grid of
+     * example blocks x neuron blocks; 0 x 0 = auto (nm_train_grid_choose) */
+    int tgrid_e, tgrid_n;
     long nb;            /* ScaLAPACK block size; 0 = auto */
     int kinf;           /* also build the infinite-width kernel K_inf */
     long quad_order;    /* K_inf quadrature: Gauss-Legendre points per panel */

@@ -13,6 +13,13 @@ typedef struct {
     long u0, nu;  /* this rank's units [u0, u0 + nu) */
     int paired;   /* 1: each unit is a pair of rows (w_j, +B) and (w_j, -B) */
     long nrows;   /* local hidden rows: nu, or 2 nu when paired */
+    /* On the Pe x Pn training grid (nm_tgrid) comm is the neuron
+     * communicator of this rank's example block; `all` holds every rank of
+     * the run and `replica` is the example block e: the Pe ranks with the
+     * same neuron block hold identical rows, and only replica 0 writes them.
+     * Without a grid: all = comm, replica = 0. */
+    MPI_Comm all;
+    int replica;
 } nm_shard;
 
 /* Block split of n items over P parts: part r gets [*start, *start + *count). */
@@ -30,5 +37,22 @@ long nm_shard_global_row(const nm_shard *sh, long k);
 
 /* Global unit (neuron of W') of local row k: the Philox counter of its weights. */
 long nm_shard_unit(const nm_shard *sh, long k);
+
+/* The Pe x Pn process grid of the training experiments [SPEC section 6]:
+ * rank r = e Pn + n holds example block e (nm_block_range(m, Pe, e)) and
+ * neuron block n.  ncomm: the Pn ranks of example block e (outputs are
+ * summed there); ecomm: the Pe ranks of neuron block n (sums over examples:
+ * metrics, full-batch gradients; batch rows are gathered there). */
+typedef struct {
+    MPI_Comm comm, ncomm, ecomm;
+    int pe, pn, e, n;
+    long m, i0, mloc; /* the example block [i0, i0 + mloc) of m */
+} nm_tgrid;
+
+/* Collective over comm; pe * pn must be its size. */
+int nm_tgrid_init(nm_tgrid *g, MPI_Comm comm, int pe, int pn, long m);
+void nm_tgrid_free(nm_tgrid *g);
+/* The neuron shard sh (built on g->ncomm) as part of the grid. */
+void nm_tgrid_attach(const nm_tgrid *g, nm_shard *sh);
 
 #endif

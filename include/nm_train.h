@@ -25,8 +25,13 @@ void nm_batcher_free(nm_batcher *bt);
  * of an epoch may be smaller).  Same on every rank, no communication. */
 long nm_batcher_step(nm_batcher *bt, long t, long *idx);
 
-/* Copy rows idx[0..n) of X (and y) into Xb (and yb). */
-void nm_gather_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb);
+/* The Pe x Pn training grid of a run on P ranks [SPEC section 6]:
+ * train_grid when given (an error unless Pe Pn = P), else automatic -- 1 x P
+ * while the estimate of the shared training state (nm_train_mem_bytes) with
+ * the whole X on every rank fits in half of max_mem_per_rank (0: no limit),
+ * else the smallest Pe dividing P whose estimate fits in half of it, else
+ * the smallest that fits at all, else P x 1. */
+int nm_train_grid(const nm_params *p, int P, int *pe, int *pn, nm_err *e);
 
 typedef struct {
     double loss;        /* mean loss over the m examples */
@@ -55,16 +60,31 @@ int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx,
 /* Metrics of outputs h against labels y (no communication). */
 void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
                    nm_metrics *mt);
+/* The same over all D->mg examples when h holds the outputs of this rank's
+ * block D->m: the block sums are combined in block order over D->comm
+ * (collective when D->pe > 1). */
+void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+                       nm_metrics *mt);
 
 /* Outputs of the network on all m examples, in chunks of ws->cap rows (one
  * Allreduce per chunk). */
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
+
+/* One gradient step on the n = D->m examples of this rank's block with
+ * g[i] = dL/dh(x_i) (after nm_net_forward on D->X): without a split
+ * (D->pe == 1) nm_net_backward itself; else the block's gradient of W (and
+ * u) is formed in G (nrows x d) and gu, summed over the example blocks in a
+ * fixed order (MPI_Reduce to block 0, MPI_Bcast: every replica gets the same
+ * bits), then W -= eta G.  Collective over D->comm. */
+int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+                           int train_u, nm_ws *ws, double *G, nm_err *e);
 
 /* The training core the SGD-style experiments (sgd, ntk_train, near_min)
  * share: the data, the network, its work space, the batcher, the outputs on
  * the m examples and the batch buffers.  Experiments embed it beside their
  * own extras (W0, V, theta*, ...). */
 typedef struct {
+    nm_tgrid g;      /* the Pe x Pn grid: D is example block g.e, net neuron block g.n */
     nm_data D;
     nm_net net;
     nm_ws ws;
@@ -75,7 +95,8 @@ typedef struct {
     long *idx;       /* the batch's example indices */
 } nm_trainer;
 
-/* The whole core: D generated from p (data, m, d, seed), the network of
+/* The whole core on the grid nm_train_grid picks: example block e of the
+ * data generated from p (data, m, d, seed), neuron block n of the network of
  * net_p (NULL: p; e.g. another scale B), batch buffers of p->batch rows,
  * then nm_trainer_start.  Collective: the error code is agreed over comm.
  * t must be zeroed first; free it with nm_trainer_free also on failure. */
@@ -123,8 +144,10 @@ typedef struct {
  * agreed error of an evaluation -- in every case on every rank together. */
 int nm_train_loop(const nm_train_loop_spec *ls, nm_err *e);
 
-/* Bytes per rank of a neuron-sharded training run: X, y, W, W0, u, the batch
- * and evaluation work spaces. */
+/* Bytes per rank of a training run on its Pe x Pn grid (nm_train_grid):
+ * the example block of X and y, the neuron block of W, W0, u, the batch and
+ * evaluation work spaces.  nm_train_rank: rank's place on that grid. */
+void nm_train_rank(const nm_params *p, int P, int rank, int *pe, int *pn, int *e, int *n);
 double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk);
 
 #define NM_EVAL_CHUNK 1024

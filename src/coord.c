@@ -14,6 +14,7 @@
 #include "nm_exp.h"
 #include "nm_file.h"
 #include "nm_sweep.h"
+#include "nm_train.h"
 
 /* What one node offers this job: SLURM's memory allocation when the job has
  * one, else 80% of the physical memory (room for the OS and MPI). */
@@ -82,6 +83,13 @@ static int check_grid(const nm_params *p, int P, nm_err *e)
                    "%d", p->grid_p, p->grid_q, (long)p->grid_p * p->grid_q, P);
 }
 
+/* Does p train on a Pe x Pn grid (train_grid)?  near_min: 1 x P always. */
+static int uses_train_grid(const nm_params *p)
+{
+    unsigned u = nm_exp_uses(p->experiment);
+    return (u & NM_USES_TRAINING) && !(u & NM_USES_PERTURBATION);
+}
+
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
 static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
 {
@@ -100,17 +108,22 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
                 pl->sw.ndropped > 3 ? "; ..." : "");
     pl->limit = pl->spec.fixed.max_mem_per_rank > 0 ? pl->spec.fixed.max_mem_per_rank : auto_limit;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
-        const nm_params *p = &pl->sw.points[pt];
+        nm_params *p = &pl->sw.points[pt];
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
+        int pe, pn, lim_auto = !(p->max_mem_per_rank > 0);
+        double lim = lim_auto ? auto_limit : p->max_mem_per_rank;
+        /* the runs see the limit resolved (the training grid's auto choice
+         * depends on it; not part of a run's identity) */
+        p->max_mem_per_rank = lim;
         if ((rc = check_grid(p, P, e)) != NM_OK ||
-            (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK))
+            (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK) ||
+            (uses_train_grid(p) && (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
-        double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
         double need = run_mem(pl->x, p, P);
         char nb[32], lb[32], kb[32], sb[32];
-        if (need > lim && p->max_mem_per_rank > 0)
+        if (need > lim && !lim_auto)
             return nm_fail(e, NM_ENOMEM,
                            "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
                            "the limit of %s per rank (max_mem_per_rank); use more ranks or a "
@@ -154,8 +167,13 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = run_mem(pl->x, p, P);
         if (need > worst) worst = need, wp = p->point;
-        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %13.2f  %.2f\n", p->point, label[0] ? label : "-",
+        printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %13.2f  %.2f", p->point, label[0] ? label : "-",
                p->m, p->d, p->q, nm_params_rows(p), mib(need), mib(need * sh->per_node));
+        int pe, pn;
+        nm_err ge;
+        if (uses_train_grid(p) && nm_train_grid(p, P, &pe, &pn, &ge) == NM_OK)
+            printf("  train_grid %dx%d", pe, pn);
+        printf("\n");
     }
     printf("largest estimate: %.2f MiB per rank, %.2f MiB per node at %d ranks per node (point "
            "%ld) of %.1f MiB per rank allowed: fits\n",

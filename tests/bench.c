@@ -288,6 +288,84 @@ static void print_ratio(int kind, long Q, long d, long b, result r, double gemm,
     printf("\n");
 }
 
+/* The 2-D case: the Pe x Pn training grid of the sgd experiment (SPEC
+ * section 6) on m examples.  Times one SGD step with the batch rows
+ * gathered from their owners and regenerated from Philox, and one
+ * evaluation pass (outputs of the rank's example block in chunks, metrics
+ * over the blocks), and counts the bytes each rank passes to collectives:
+ * per step the batch Allgatherv (b (d+1) doubles received from the other
+ * Pe - 1 blocks' owners, about (Pe-1)/Pe of them) and the Allreduce of b
+ * outputs over Pn ranks (ring: 2 (Pn-1)/Pn b doubles); per pass the
+ * Allreduce of m/Pe outputs over Pn ranks and the Allgather of 6 Pe metric
+ * sums.  Returns the step's GFLOP/s. */
+static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_Comm comm)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    int pn = P / pe;
+    nm_params p;
+    nm_params_defaults(&p, nm_exp_lookup("sgd"));
+    p.q = q, p.d = d, p.m = m, p.batch = b, p.eta = 1e-4, p.seed = 1;
+    nm_tgrid g;
+    nm_data D;
+    nm_net net;
+    nm_ws ws;
+    nm_err e;
+    nm_tgrid_init(&g, comm, pe, pn, m);
+    if (nm_data_generate_block(&D, NM_DATA_SPHERE, m, d, 1, g.ecomm, pe, g.e, g.n == 0, &e) ||
+        nm_net_init(&net, &p, g.ncomm, &e) || nm_ws_init(&ws, 1024 > b ? 1024 : b, net.sh.nrows, &e)) {
+        fprintf(stderr, "bench: %s\n", e.msg);
+        MPI_Abort(comm, 1);
+    }
+    nm_tgrid_attach(&g, &net.sh);
+    double *Xb = malloc(sizeof(double) * b * d), *yb = malloc(sizeof(double) * b),
+           *h = malloc(sizeof(double) * b), *hm = malloc(sizeof(double) * (D.m + 1));
+    long *idx = malloc(sizeof(long) * b);
+    nm_batcher bt;
+    nm_batcher_init(&bt, &p, &e);
+    double best[2] = {1e30, 1e30}, pass = 1e30;
+    for (int rep = 0; rep < 3; rep++)
+        for (int f = 0; f < 2; f++) {
+            D.fetch = f ? NM_FETCH_REGEN : NM_FETCH_GATHER;
+            double t0 = now(comm);
+            for (int t = 0; t < steps; t++) {
+                long n = nm_batcher_step(&bt, t, idx);
+                nm_sgd_step(&net, &D, idx, n, &p, &ws, Xb, yb, h, &e);
+            }
+            double dt = (now(comm) - t0) / steps, dmax;
+            MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+            if (dmax < best[f]) best[f] = dmax;
+        }
+    for (int rep = 0; rep < 2; rep++) {
+        nm_metrics mt;
+        double t0 = now(comm);
+        nm_eval_outputs(&net, &D, &ws, hm, &e);
+        nm_metrics_blocks(hm, &D, p.loss, p.kappa, &mt);
+        double dt = now(comm) - t0, dmax;
+        MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+        if (dmax < pass) pass = dmax;
+    }
+    long Q = nm_params_rows(&p);
+    double st = fmin(best[0], best[1]);
+    double gf = 4.0 * (double)(Q / pn) * d * b * P / st / 1e9; /* the flops every rank does */
+    double bstep = 8.0 * ((pe > 1 ? (double)b * (d + 1) * (pe - 1) / pe : 0) +
+                          (pn > 1 ? 2.0 * (pn - 1) / pn * b : 0));
+    double bpass = 8.0 * ((pn > 1 ? 2.0 * (pn - 1) / pn * (double)D.m : 0) + (pe > 1 ? 6.0 * pe : 0));
+    if (rank == 0)
+        printf("2-D grid %dx%d  Q=%ld d=%ld b=%ld m=%ld: step %.3f ms (batch rows gathered) / "
+               "%.3f ms (regenerated), eval pass %.1f ms, per rank %.0f bytes/step, %.0f "
+               "bytes/pass\n",
+               pe, pn, Q, d, b, m, best[0] * 1e3, best[1] * 1e3, pass * 1e3, bstep, bpass);
+    free(Xb), free(yb), free(h), free(hm), free(idx);
+    nm_batcher_free(&bt);
+    nm_ws_free(&ws);
+    nm_net_free(&net);
+    nm_data_free(&D);
+    nm_tgrid_free(&g);
+    return gf;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -350,6 +428,16 @@ int main(int argc, char **argv)
                st[0], fr[0], sec[0], sec[1], sec[1] / sec[0], dmax);
     free(W[0]), free(W[1]);
 
+    /* the 2-D grid: every shape of P ranks (Pe x P/Pe), 1 x P included */
+    long g2[4] = {256, 256, 128, 4096}; /* q, d, b, m */
+    double gf2[8];
+    int shapes[8], ns = 0;
+    for (int pe = 1; pe <= P_ && ns < 8; pe++)
+        if (P_ % pe == 0) {
+            shapes[ns] = pe;
+            gf2[ns++] = bench_grid(g2[0], g2[1], g2[2], g2[3], pe, 10, comm);
+        }
+
     /* DGEMM again after the cases, keep the better (load only lowers it) */
     double again = dgemm_rate(1024, 1.5, comm);
     if (again > gemm) gemm = again;
@@ -362,6 +450,11 @@ int main(int argc, char **argv)
         long Q = cs[i].kind == K_GD ? cs[i].q : 2 * cs[i].q;
         print_ratio(cs[i].kind, Q, cs[i].d, cs[i].kind == K_EVAL ? cs[i].m : cs[i].b, r[i], gemm,
                     cs[i].target);
+    }
+    if (rank_ == 0) {
+        for (int i = 0; i < ns; i++)
+            printf("ratio of the 2-D grid %dx%d step (Q=%ld d=%ld b=%ld) to DGEMM: %.2f\n",
+                   shapes[i], P_ / shapes[i], 2 * g2[0], g2[1], g2[2], gf2[i] / gemm);
     }
     MPI_Finalize();
     return 0;

@@ -16,8 +16,9 @@ Y
 rc=0; nm_mpirun 2 "$NTKMEM" run "$T/huge.yaml" --out "$T/h.csv" >"$T/log" 2>&1 || rc=$?
 cat "$T/log"
 [ $rc -eq 2 ] && [ ! -e "$T/h.csv" ]
-# 4e6 x 4096 doubles of X alone = 122 GiB per rank
-grep -q "point 1 (m=4000000) needs an estimated 1[0-9][0-9] GiB per rank on 2 ranks, above the limit of" "$T/log"
+# 4e6 x 4096 doubles of X alone = 122 GiB, split in Pe = 2 example blocks
+# by the automatic train_grid: 61 GiB per rank
+grep -q "point 1 (m=4000000) needs an estimated 6[0-9.]* GiB per rank on 2 ranks, above the limit of" "$T/log"
 # an explicit limit
 sed 's/^fixed:/fixed:\n  max_mem_per_rank: 1MiB/' "$T/huge.yaml" >"$T/small.yaml"
 rc=0; "$NTKMEM" validate "$T/small.yaml" >"$T/log" 2>&1 || rc=$?
@@ -35,6 +36,8 @@ grep -q "largest estimate: 16\.[0-9]* MiB per rank" "$T/log" || { cat "$T/log"; 
 cat "$T/v"
 grep -q "6 points x 2 repeats = 12 runs, estimated for P = 64 ranks" "$T/v"
 grep -q "fits" "$T/v"
+# the training grid it would use: the replicated X fits at P = 64
+grep -q "train_grid 1x64" "$T/v"
 # dry run: plan, nothing written
 nm_mpirun 2 "$NTKMEM" run "$NTKMEM_ROOT/configs/demo.yaml" --out "$T/d.csv" --dry-run >"$T/d" 2>&1
 grep -q "dry run: 12 of 12 runs would run" "$T/d" && [ ! -e "$T/d.csv" ]

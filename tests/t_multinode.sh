@@ -69,7 +69,7 @@ case $NTKMEM_ROOT/ in /tmp/*)
 esac
 case $NTKMEM/ in /tmp/*) cp "$NTKMEM" "$D/ntkmem"; NTKMEM=$D/ntkmem ;; esac
 CMP="/usr/bin/python3 $NTKMEM_ROOT/tests/csvcmp.py"
-SGD=$C/slurm.yaml NTK=$C/multinode_ntk.yaml LONG=$C/multinode_long.yaml TINY=$C/slurm.yaml
+SGD=$C/multinode_sgd.yaml NTK=$C/multinode_ntk.yaml LONG=$C/multinode_long.yaml TINY=$C/slurm.yaml
 finals() { # number of final rows in a CSV
     [ -f "$1" ] || { echo 0; return; }
     local c; c=$(head -1 "$1" | tr , '\n' | grep -nx final | cut -d: -f1)

@@ -41,15 +41,25 @@ static double mem_bytes(const nm_params *p, int P, int rank)
 {
     nm_params q = *p;
     q.batch = p->m; /* full batch */
-    double train = nm_train_mem_bytes(&q, P, rank, p->m);
+    int pe, pn, eb, nbk;
+    nm_train_rank(&q, P, rank, &pe, &pn, &eb, &nbk);
+    q.tgrid_e = pe, q.tgrid_n = pn;
+    long u0, nu, i0, ml;
+    nm_block_range(p->q, pn, nbk, &u0, &nu);
+    nm_block_range(p->m, pe, eb, &i0, &ml);
+    long nr = p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu;
+    /* the block's work space is ml x nr (nm_train_mem_bytes counts m x nr
+     * with eval_chunk = m; the block sizes it with its own rows) */
+    double train = nm_train_mem_bytes(&q, P, rank, ml);
+    if (pe > 1) train += 8.0 * ((double)nr * (p->d + 1.0)); /* summed gradient */
     int pr, pc, nb;
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
-    long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
-    long nr = p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu;
     double gram = (rank < pr * pc ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0) +
                   nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb) + 8.0 * (6.0 * p->m + 2.0 * nr);
-    double b = 8.0 * ((double)p->m * p->d + 2.0 * p->m) + 8.0 * nr * (p->d + 1.0);
+    /* the Gram phase needs every example on every rank: with Pe > 1 the
+     * whole X is regenerated for it and freed before training */
+    if (pe > 1) gram += 8.0 * ((double)p->m * p->d + p->m);
+    double b = 8.0 * ((double)ml * p->d + 2.0 * ml) + 8.0 * nr * (p->d + 1.0);
     b += fmax(train, gram);
     b += nm_save_weights_bytes(p, rank);
     return b;
@@ -62,28 +72,40 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
     nm_gram_set gs;
     memset(&gs, 0, sizeof gs);
     long nr = net->sh.nrows;
+    /* on a Pe x Pn grid the Gram needs all m examples (regenerated whole,
+     * freed before training) and each neuron row once (from replica 0) */
+    nm_data Dall;
+    memset(&Dall, 0, sizeof Dall);
+    const double *X = D->X;
+    if (net->sh.replica > 0) nr = 0;
     double *ch = nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e);
     double *co = ch ? nm_calloc((size_t)nr + 1, sizeof(double), "Gram weights", e) : NULL;
     int rc = co ? NM_OK : NM_ENOMEM;
+    if (rc == NM_OK && D->pe > 1 &&
+        (rc = nm_data_generate(&Dall, p->data, p->m, p->d, p->seed, e)) == NM_OK)
+        X = Dall.X;
     for (long k = 0; rc == NM_OK && k < nr; k++) /* grad_w h = s u sigma' x, grad_u h = s sigma */
         ch[k] = net->s * net->s * net->u[k] * net->u[k], co[k] = net->s * net->s;
     if ((rc = nm_agree(comm, rc, e)) == NM_OK)
         rc = nm_gram_open(&gs, comm, p->m, p->grid_p, p->grid_q, p->nb, 1, e);
-    nm_gram_in in = {p->m, p->d, D->X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
+    nm_gram_in in = {p->m, p->d, X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
     if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
     if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, 0, NULL, lmin, &lmax, e);
     nm_gram_close(&gs);
+    nm_data_free(&Dall);
     free(ch), free(co);
     return rc;
 }
 
 typedef struct {
+    nm_tgrid tg;   /* Pe x Pn: D is example block e, net neuron block n */
     nm_data D;
     nm_net net;
     nm_ws ws;
-    double *h, *g; /* outputs on the m examples, then dL/dh */
+    double *h, *g; /* outputs on the block's examples, then dL/dh */
+    double *G;     /* Pe > 1: the gradient summed over the blocks */
     double row[M_N];
     long reached;  /* first step with loss <= loss_target, or -1 */
     const nm_params *p;
@@ -92,19 +114,33 @@ typedef struct {
 
 static void state_free(state *s)
 {
-    free(s->h), free(s->g);
+    free(s->h), free(s->g), free(s->G);
     nm_ws_free(&s->ws);
     nm_net_free(&s->net);
     nm_data_free(&s->D);
+    nm_tgrid_free(&s->tg);
 }
 
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
-    int rc = nm_data_generate(&s->D, p->data, p->m, p->d, p->seed, e);
-    if (rc == NM_OK) rc = nm_net_init(&s->net, p, comm, e);
-    if (rc == NM_OK) rc = nm_ws_init(&s->ws, p->m, s->net.sh.nrows, e);
-    if (rc == NM_OK && !((s->h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)) &&
-                         (s->g = nm_calloc((size_t)p->m, sizeof(double), "loss gradient", e))))
+    int P, pe, pn;
+    MPI_Comm_size(comm, &P);
+    nm_params q = *p;
+    q.batch = p->m; /* the grid's estimate: full batch */
+    int rc = nm_train_grid(&q, P, &pe, &pn, e);
+    if (rc != NM_OK) return rc;
+    nm_tgrid_init(&s->tg, comm, pe, pn, p->m);
+    rc = nm_data_generate_block(&s->D, p->data, p->m, p->d, p->seed, s->tg.ecomm, pe, s->tg.e,
+                                s->tg.n == 0, e);
+    if (rc == NM_OK) rc = nm_net_init(&s->net, p, s->tg.ncomm, e);
+    if (rc == NM_OK) nm_tgrid_attach(&s->tg, &s->net.sh);
+    long ml = s->D.m, nr = s->net.sh.nrows;
+    if (rc == NM_OK) rc = nm_ws_init(&s->ws, ml, nr, e);
+    if (rc == NM_OK && !((s->h = nm_calloc((size_t)ml, sizeof(double), "outputs", e)) &&
+                         (s->g = nm_calloc((size_t)ml, sizeof(double), "loss gradient", e))))
+        rc = NM_ENOMEM;
+    if (rc == NM_OK && pe > 1 &&
+        !(s->G = nm_calloc((size_t)nr * (size_t)(p->d + 1), sizeof(double), "gradient", e)))
         rc = NM_ENOMEM;
     return nm_agree(comm, rc, e);
 }
@@ -117,11 +153,11 @@ static int eval_loss(void *ctx, long t, int *done, nm_err *e)
 {
     state *s = ctx;
     const nm_params *p = s->p;
-    int rc = nm_net_forward(&s->net, p->m, s->D.X, s->h, &s->ws, e);
+    int rc = nm_net_forward(&s->net, s->D.m, s->D.X, s->h, &s->ws, e);
     if (rc != NM_OK) return rc;
-    double L = 0;
-    for (long i = 0; i < p->m; i++) L += nm_loss_value(p->loss, p->kappa, s->h[i], s->D.y[i]);
-    L /= (double)p->m;
+    nm_metrics mt; /* its loss: the sum over the blocks in block order, / m */
+    nm_metrics_blocks(s->h, &s->D, p->loss, p->kappa, &mt);
+    double L = mt.loss;
     if (s->reached < 0 && L <= p->loss_target) s->reached = t;
     int diverged = !isfinite(L);
     *done = diverged || s->reached >= 0 || t == p->steps;
@@ -138,10 +174,9 @@ static int gd_step(void *ctx, long t, nm_err *e)
 {
     state *s = ctx;
     const nm_params *p = s->p;
-    for (long i = 0; i < p->m; i++)
+    for (long i = 0; i < s->D.m; i++)
         s->g[i] = nm_loss_deriv(p->loss, p->kappa, s->h[i], s->D.y[i]) / (double)p->m;
-    nm_net_backward(&s->net, p->m, s->D.X, s->g, p->eta, p->train_u, &s->ws);
-    return NM_OK;
+    return nm_net_backward_blocks(&s->net, &s->D, s->g, p->eta, p->train_u, &s->ws, s->G, e);
 }
 
 static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)

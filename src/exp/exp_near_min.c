@@ -54,6 +54,12 @@ static int check(const nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL, "near_min with source sgd supports init xavier_zero or "
                                      "gaussian, not orthogonal");
     if (p->eps <= 0) return nm_fail(e, NM_EINVAL, "near_min needs eps > 0");
+    /* theta* (construct) splits its groups of examples over all P ranks and
+     * the J xi / Gram passes use every example on every rank: near_min keeps
+     * the 1 x P layout (train_grid auto means 1 x P here) */
+    if (p->tgrid_e > 1)
+        return nm_fail(e, NM_EINVAL, "near_min runs on a 1 x P training grid only, not "
+                                     "train_grid %dx%d", p->tgrid_e, p->tgrid_n);
     if (p->save_data[0] || p->save_weights[0])
         return nm_fail(e, NM_EINVAL, "experiment near_min does not write save_data/save_weights");
     return NM_OK;

@@ -38,10 +38,13 @@ static int check(const nm_params *p, nm_err *e)
  * place) and, with compare_sgd, a second network and its outputs. */
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
-    long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
+    int pe, pn, eb, nb;
+    long u0, nu, i0, ml;
+    nm_train_rank(p, P, rank, &pe, &pn, &eb, &nb);
+    nm_block_range(p->q, pn, nb, &u0, &nu);
+    nm_block_range(p->m, pe, eb, &i0, &ml);
     double b = nm_train_mem_bytes(p, P, rank, NM_EVAL_CHUNK);
-    if (p->compare_sgd) b += 8.0 * (2.0 * (double)nu * (double)(p->d + 1) + (double)p->m);
+    if (p->compare_sgd) b += 8.0 * (2.0 * (double)nu * (double)(p->d + 1) + (double)ml);
     b += nm_save_weights_bytes(p, rank);
     return b;
 }
@@ -74,12 +77,13 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
         /* same seed: the same W' (Philox by neuron), u = +-B */
         s->ps = *p;
         s->ps.eta = p->eta / (p->B * p->B);
-        rc = nm_net_init(&s->snet, &s->ps, comm, e);
+        rc = nm_net_init(&s->snet, &s->ps, s->tr.g.ncomm, e);
+        if (rc == NM_OK) nm_tgrid_attach(&s->tr.g, &s->snet.sh);
     }
     size_t wn = (size_t)s->tr.net.sh.nrows * (size_t)p->d;
     if (rc == NM_OK && !(s->V = nm_calloc(wn, sizeof(double), "V", e))) rc = NM_ENOMEM;
     if (rc == NM_OK && p->compare_sgd &&
-        !(s->hs = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)))
+        !(s->hs = nm_calloc((size_t)s->tr.D.m, sizeof(double), "outputs", e)))
         rc = NM_ENOMEM;
     return nm_agree(comm, rc, e);
 }
@@ -113,7 +117,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     double row[M_N];
     int rc = eval_outputs(s, p, e);
     if (rc) return rc;
-    nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
+    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
     row[M_MIN] = mt.min_margin;
@@ -122,8 +126,9 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int finite = mt.finite && isfinite(mt.loss);
     if (p->compare_sgd) {
         double gap = 0;
-        nm_metrics_of(s->hs, s->tr.D.y, p->m, p->loss, p->kappa, &ms);
-        for (long i = 0; i < p->m; i++) gap = fmax(gap, fabs(s->hs[i] - s->tr.h[i]));
+        nm_metrics_blocks(s->hs, &s->tr.D, p->loss, p->kappa, &ms);
+        for (long i = 0; i < s->tr.D.m; i++) gap = fmax(gap, fabs(s->hs[i] - s->tr.h[i]));
+        if (s->tr.D.pe > 1) MPI_Allreduce(MPI_IN_PLACE, &gap, 1, MPI_DOUBLE, MPI_MAX, s->tr.D.comm);
         row[M_SFRAC] = ms.frac_mem;
         row[M_GAP] = gap;
         row[M_FGAP] = ms.frac_mem - mt.frac_mem;

@@ -73,7 +73,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     double row[M_N];
     int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     if (rc) return rc;
-    nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
+    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
     double dist = sqrt(nm_net_dist2(&s->tr.net, s->W0));
     int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
     int memorized = !diverged && mt.min_margin > p->stop_margin;

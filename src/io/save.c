@@ -123,8 +123,24 @@ int nm_save_gathered(const nm_params *p, const char *tmpl, nm_save_arr *arr, int
     return nm_agree(comm, rc, e);
 }
 
+typedef struct {
+    const nm_data *D;
+    MPI_Comm comm;
+} data_ctx;
+
+static int gather_data(const void *ctx, nm_save_arr *arr, nm_err *e)
+{
+    const data_ctx *c = ctx;
+    return nm_data_gather(c->D, c->comm, arr[0].a, arr[1].a, e);
+}
+
 int nm_save_data(const nm_params *p, const nm_data *D, MPI_Comm comm, nm_err *e)
 {
+    if (D->pe > 1) { /* examples split over ranks: gathered to rank 0 */
+        nm_save_arr arr[2] = {{"_X", D->mg, D->d, NULL}, {"_y", D->mg, 0, NULL}};
+        data_ctx c = {D, comm};
+        return nm_save_gathered(p, p->save_data, arr, 2, gather_data, &c, comm, e);
+    }
     nm_save_arr arr[2] = {{"_X", D->m, D->d, D->X}, {"_y", D->m, 0, D->y}};
     return nm_save_write(p, p->save_data, arr, 2, comm, e);
 }
@@ -149,5 +165,10 @@ int nm_save_weights(const nm_params *p, const nm_net *net, const double *W, cons
     long Q = nm_params_rows(p);
     nm_save_arr arr[2] = {{sw, Q, p->d, NULL}, {su, Q, 0, NULL}};
     weights_ctx c = {net, W, u};
-    return nm_save_gathered(p, p->save_weights, arr, 2, gather_weights, &c, net->sh.comm, e);
+    /* on a Pe x Pn grid the Pe replicas hold the same rows: replica 0
+     * gathers and writes them, and every rank agrees on the outcome */
+    int rc = NM_OK;
+    if (net->sh.replica == 0)
+        rc = nm_save_gathered(p, p->save_weights, arr, 2, gather_weights, &c, net->sh.comm, e);
+    return net->sh.all != net->sh.comm ? nm_agree(net->sh.all, rc, e) : rc;
 }

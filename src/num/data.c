@@ -1,5 +1,6 @@
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nm_data.h"
 #include "nm_params.h"
@@ -32,6 +33,8 @@ int nm_data_alloc(nm_data *D, long m, long d, nm_err *e)
 {
     D->m = m;
     D->d = d;
+    D->i0 = 0, D->mg = m, D->pe = 1, D->e = 0, D->lead = 1, D->fetch = NM_FETCH_GATHER;
+    D->comm = MPI_COMM_NULL;
     D->X = nm_calloc((size_t)m * (size_t)d, sizeof(double), "examples X", e);
     D->y = D->X ? nm_calloc((size_t)m, sizeof(double), "labels y", e) : NULL;
     if (!D->y) {
@@ -45,7 +48,109 @@ int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err
 {
     int rc = nm_data_alloc(D, m, d, e);
     if (rc == NM_OK) nm_data_rows(kind, 0, m, d, seed, D->X, D->y);
+    D->kind = kind, D->seed = seed;
     return rc;
+}
+
+int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed, MPI_Comm comm,
+                           int pe, int e, int lead, nm_err *err)
+{
+    long i0, n;
+    nm_block_range(mg, pe, e, &i0, &n);
+    int rc = nm_data_alloc(D, n, d, err);
+    if (rc != NM_OK) return rc;
+    nm_data_rows(kind, i0, n, d, seed, D->X, D->y);
+    D->i0 = i0, D->mg = mg, D->pe = pe, D->e = e, D->lead = lead;
+    D->comm = comm, D->kind = kind, D->seed = seed;
+    return NM_OK;
+}
+
+double nm_batch_rows_bytes(long n, long d, int pe)
+{
+    return pe > 1 ? 8.0 * 2.0 * (double)n * (double)(d + 1) + 4.0 * 4.0 * pe : 0.0;
+}
+
+int nm_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb, nm_err *e)
+{
+    long d = D->d;
+    if (D->pe <= 1) {
+        for (long k = 0; k < n; k++) {
+            memcpy(Xb + k * d, D->X + idx[k] * d, (size_t)d * sizeof(double));
+            if (yb) yb[k] = D->y[idx[k]];
+        }
+        return NM_OK;
+    }
+    if (D->fetch == NM_FETCH_REGEN) {
+        double yk;
+        for (long k = 0; k < n; k++) {
+            nm_data_rows(D->kind, idx[k], 1, d, D->seed, Xb + k * d, &yk);
+            if (yb) yb[k] = yk;
+        }
+        return NM_OK;
+    }
+    /* owners pack their rows (x_i, y_i) in batch order; one Allgatherv; every
+     * rank unpacks by owner and position */
+    int P = D->pe;
+    long bs = nm_block_size(D->mg, P), w = d + 1, mine = 0;
+    int *cnt = calloc(4 * (size_t)P, sizeof(int)), *dsp = cnt + P, *pos = cnt + 2 * P;
+    double *snd = malloc(((size_t)n * (size_t)w + 1) * sizeof(double));
+    double *rcv = malloc(((size_t)n * (size_t)w + 1) * sizeof(double));
+    if (!cnt || !snd || !rcv) {
+        free(cnt), free(snd), free(rcv);
+        return nm_fail(e, NM_ENOMEM, "out of memory gathering batch rows");
+    }
+    for (long k = 0; k < n; k++) {
+        int o = (int)(idx[k] / bs);
+        cnt[o] += (int)w;
+        if (o == D->e) {
+            double *r = snd + mine * w;
+            memcpy(r, D->X + (idx[k] - D->i0) * d, (size_t)d * sizeof(double));
+            r[d] = D->y[idx[k] - D->i0];
+            mine++;
+        }
+    }
+    for (int o = 1; o < P; o++) dsp[o] = dsp[o - 1] + cnt[o - 1];
+    int rc = MPI_Allgatherv(snd, (int)(mine * w), MPI_DOUBLE, rcv, cnt, dsp, MPI_DOUBLE, D->comm);
+    for (int o = 0; o < P; o++) pos[o] = dsp[o];
+    for (long k = 0; rc == MPI_SUCCESS && k < n; k++) {
+        int o = (int)(idx[k] / bs);
+        const double *r = rcv + pos[o];
+        pos[o] += (int)w;
+        memcpy(Xb + k * d, r, (size_t)d * sizeof(double));
+        if (yb) yb[k] = r[d];
+    }
+    free(cnt), free(snd), free(rcv);
+    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Allgatherv of batch rows failed (%d)", rc);
+}
+
+int nm_data_gather(const nm_data *D, MPI_Comm comm, double *X, double *y, nm_err *e)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    if (D->pe <= 1) { /* rank 0 holds everything */
+        if (rank == 0) {
+            memcpy(X, D->X, (size_t)D->m * (size_t)D->d * sizeof(double));
+            memcpy(y, D->y, (size_t)D->m * sizeof(double));
+        }
+        return NM_OK;
+    }
+    int mine = D->lead ? (int)D->m : 0, *cnt = NULL, *dsp = NULL;
+    if (rank == 0) {
+        cnt = calloc(2 * (size_t)P, sizeof(int));
+        if (!cnt) return nm_fail(e, NM_ENOMEM, "out of memory gathering examples");
+        dsp = cnt + P;
+    }
+    MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, comm);
+    for (int r = 1; rank == 0 && r < P; r++) dsp[r] = dsp[r - 1] + cnt[r - 1];
+    int rc = MPI_Gatherv(D->y, mine, MPI_DOUBLE, y, cnt, dsp, MPI_DOUBLE, 0, comm);
+    MPI_Datatype row;
+    MPI_Type_contiguous((int)D->d, MPI_DOUBLE, &row);
+    MPI_Type_commit(&row);
+    if (rc == MPI_SUCCESS) rc = MPI_Gatherv(D->X, mine, row, X, cnt, dsp, row, 0, comm);
+    MPI_Type_free(&row);
+    free(cnt);
+    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Gatherv of examples failed (%d)", rc);
 }
 
 void nm_data_free(nm_data *D)

@@ -1,3 +1,4 @@
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,16 +59,12 @@ long nm_batcher_step(nm_batcher *bt, long t, long *idx)
     return n;
 }
 
-void nm_gather_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb)
-{
-    for (long k = 0; k < n; k++) {
-        memcpy(Xb + k * D->d, D->X + idx[k] * D->d, (size_t)D->d * sizeof(double));
-        if (yb) yb[k] = D->y[idx[k]];
-    }
-}
+/* The sums behind nm_metrics of m outputs: loss, memorized, min margin,
+ * margin, max |h|, finite. */
+enum { S_L, S_MEM, S_MIN, S_MEAN, S_MAX, S_FIN, S_N };
 
-void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
-                   nm_metrics *mt)
+static void metric_sums(const double *h, const double *y, long m, int loss, double kappa,
+                        double *S)
 {
     double L = 0, mem = 0, mn = INFINITY, mean = 0, mx = 0;
     int fin = 1;
@@ -80,12 +77,47 @@ void nm_metrics_of(const double *h, const double *y, long m, int loss, double ka
         mean += t;
         mx = fabs(h[i]) > mx ? fabs(h[i]) : mx;
     }
-    mt->loss = L / (double)m;
-    mt->frac_mem = mem / (double)m;
-    mt->min_margin = mn;
-    mt->mean_margin = mean / (double)m;
-    mt->max_abs_h = mx;
-    mt->finite = fin;
+    S[S_L] = L, S[S_MEM] = mem, S[S_MIN] = mn, S[S_MEAN] = mean, S[S_MAX] = mx, S[S_FIN] = fin;
+}
+
+static void metrics_final(const double *S, long m, nm_metrics *mt)
+{
+    mt->loss = S[S_L] / (double)m;
+    mt->frac_mem = S[S_MEM] / (double)m;
+    mt->min_margin = S[S_MIN];
+    mt->mean_margin = S[S_MEAN] / (double)m;
+    mt->max_abs_h = S[S_MAX];
+    mt->finite = S[S_FIN] != 0;
+}
+
+void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
+                   nm_metrics *mt)
+{
+    double S[S_N];
+    metric_sums(h, y, m, loss, kappa, S);
+    metrics_final(S, m, mt);
+}
+
+void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+                       nm_metrics *mt)
+{
+    double S[S_N], all[S_N * 64], *A = D->pe <= 64 ? all : NULL;
+    metric_sums(h, D->y, D->m, loss, kappa, S);
+    if (D->pe > 1) {
+        /* every block's sums on every rank, combined in block order: the
+         * same numbers on every rank and for every Pn */
+        if (!A && !(A = malloc((size_t)D->pe * S_N * sizeof(double)))) abort();
+        MPI_Allgather(S, S_N, MPI_DOUBLE, A, S_N, MPI_DOUBLE, D->comm);
+        memcpy(S, A, sizeof S);
+        for (int b = 1; b < D->pe; b++) {
+            const double *T = A + b * S_N;
+            S[S_L] += T[S_L], S[S_MEM] += T[S_MEM], S[S_MEAN] += T[S_MEAN];
+            S[S_MIN] = fmin(S[S_MIN], T[S_MIN]), S[S_MAX] = fmax(S[S_MAX], T[S_MAX]);
+            S[S_FIN] = S[S_FIN] && T[S_FIN];
+        }
+        if (A != all) free(A);
+    }
+    metrics_final(S, D->mg, mt);
 }
 
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e)
@@ -101,8 +133,15 @@ int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, n
 int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
                     nm_err *e)
 {
-    int rc = nm_data_generate(&t->D, p->data, p->m, p->d, p->seed, e);
-    if (rc == NM_OK) rc = nm_net_init(&t->net, net_p ? net_p : p, comm, e);
+    int P, pe, pn;
+    MPI_Comm_size(comm, &P);
+    int rc = nm_train_grid(p, P, &pe, &pn, e); /* the same on every rank */
+    if (rc != NM_OK) return rc;
+    nm_tgrid_init(&t->g, comm, pe, pn, p->m);
+    rc = nm_data_generate_block(&t->D, p->data, p->m, p->d, p->seed, t->g.ecomm, pe, t->g.e,
+                                t->g.n == 0, e);
+    if (rc == NM_OK) rc = nm_net_init(&t->net, net_p ? net_p : p, t->g.ncomm, e);
+    if (rc == NM_OK) nm_tgrid_attach(&t->g, &t->net.sh);
     if (rc == NM_OK) rc = nm_trainer_buffers(t, p->batch, e);
     if (rc == NM_OK) rc = nm_trainer_start(t, p, e);
     return nm_agree(comm, rc, e);
@@ -125,7 +164,7 @@ int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e)
     /* a larger work space would give the same results (only its size
      * bounds the rows of one forward); this one is what nm_train_mem_bytes
      * counts */
-    long chunk = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
+    long chunk = t->D.m < NM_EVAL_CHUNK ? t->D.m : NM_EVAL_CHUNK;
     long cap = p->batch > chunk ? p->batch : chunk;
     int rc = nm_ws_init(&t->ws, cap, t->net.sh.nrows, e);
     if (rc == NM_OK) rc = nm_batcher_init(&t->bt, p, e);
@@ -143,29 +182,67 @@ void nm_trainer_free(nm_trainer *t)
     free(t->yb);
     free(t->hb);
     free(t->idx);
+    nm_tgrid_free(&t->g);
+}
+
+/* nm_train_mem_bytes of block (e, n) of a pe x pn grid. */
+static double mem_on_grid(const nm_params *p, int pe, int pn, int eb, int nb, long eval_chunk)
+{
+    long u0, nu, i0, ml;
+    nm_block_range(p->q, pn, nb, &u0, &nu);
+    nm_block_range(p->m, pe, eb, &i0, &ml);
+    double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
+    double m = (double)ml, d = (double)p->d, b = (double)p->batch;
+    double cap = fmax(b, fmin(m, (double)eval_chunk));
+    return 8.0 * (m * d + 3 * m            /* X, y, outputs of the example block */
+                  + 2 * nr * d + 3 * nr    /* W, W0, u, u0, grad u */
+                  + b * d + 2 * b          /* batch rows, labels, g */
+                  + 2 * cap * nr + 2 * cap) /* Z, A, partial outputs */
+           + 8.0 * (double)p->m             /* epoch permutation */
+           + nm_batch_rows_bytes(p->batch, p->d, pe); /* gathering a batch */
+}
+
+int nm_train_grid(const nm_params *p, int P, int *pe, int *pn, nm_err *e)
+{
+    if (p->tgrid_e > 0) {
+        *pe = p->tgrid_e, *pn = p->tgrid_n;
+        if ((long)*pe * *pn != P)
+            return nm_fail(e, NM_EINVAL, "train_grid %dx%d needs %d ranks, the run has %d", *pe,
+                           *pn, *pe * *pn, P);
+        return NM_OK;
+    }
+    double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : INFINITY;
+    long chunk = NM_EVAL_CHUNK;
+    *pe = 0;
+    for (double frac = 0.5; frac <= 1.0 && !*pe; frac += 0.5)
+        for (int k = 1; k <= P && !*pe; k++) /* block 0 is the largest */
+            if (P % k == 0 && mem_on_grid(p, k, P / k, 0, 0, chunk) <= frac * lim) *pe = k;
+    if (!*pe) *pe = P;
+    *pn = P / *pe;
+    return NM_OK;
+}
+
+void nm_train_rank(const nm_params *p, int P, int rank, int *pe, int *pn, int *e, int *n)
+{
+    nm_err err;
+    if (nm_train_grid(p, P, pe, pn, &err) != NM_OK) *pe = 1, *pn = P; /* refused at run time */
+    *e = rank / *pn, *n = rank % *pn;
 }
 
 double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)
 {
-    long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
-    double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
-    double m = (double)p->m, d = (double)p->d, b = (double)p->batch;
-    double cap = fmax(b, fmin(m, (double)eval_chunk));
-    return 8.0 * (m * d + 3 * m            /* X, y, outputs */
-                  + 2 * nr * d + 3 * nr    /* W, W0, u, u0, grad u */
-                  + b * d + 2 * b          /* batch rows, labels, g */
-                  + 2 * cap * nr + 2 * cap) /* Z, A, partial outputs */
-           + 8.0 * m;                      /* epoch permutation */
+    int pe, pn, eb, nb;
+    nm_train_rank(p, P, rank, &pe, &pn, &eb, &nb);
+    return mem_on_grid(p, pe, pn, eb, nb, eval_chunk);
 }
 
 int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
 {
     double t0 = nm_prof_tick(-1, 0);
-    nm_gather_rows(D, idx, n, Xb, yb);
+    int rc = nm_batch_rows(D, idx, n, Xb, yb, e);
     nm_prof_tick(NM_PH_GATHER, t0);
-    int rc = nm_net_forward(net, n, Xb, h, ws, e);
+    if (rc == NM_OK) rc = nm_net_forward(net, n, Xb, h, ws, e);
     if (rc) return rc;
     t0 = nm_prof_tick(-1, 0);
     /* L_S = (1/|S|) sum l(h(x_i), y_i): dL/dh_i = l'(h_i, y_i) / |S|; the
@@ -181,14 +258,43 @@ int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx,
                 const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
 {
     double t0 = nm_prof_tick(-1, 0);
-    nm_gather_rows(D, idx, n, Xb, yb);
+    int rc = nm_batch_rows(D, idx, n, Xb, yb, e);
     nm_prof_tick(NM_PH_GATHER, t0);
-    int rc = nm_net_ntk_forward(net, V, n, Xb, h, ws, e);
+    if (rc == NM_OK) rc = nm_net_ntk_forward(net, V, n, Xb, h, ws, e);
     if (rc) return rc;
     t0 = nm_prof_tick(-1, 0);
     for (long i = 0; i < n; i++) h[i] = nm_loss_deriv(p->loss, p->kappa, h[i], yb[i]) / (double)n;
     nm_prof_tick(NM_PH_LOSS, t0);
     nm_net_backward_into_scratch(net, n, Xb, h, p->eta, ws, V);
+    return NM_OK;
+}
+
+int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+                           int train_u, nm_ws *ws, double *G, nm_err *e)
+{
+    long nr = net->sh.nrows, d = net->d;
+    size_t wn = (size_t)nr * (size_t)d;
+    if (D->pe <= 1) {
+        nm_net_backward(net, D->m, D->X, g, eta, train_u, ws);
+        return NM_OK;
+    }
+    /* G = grad_W of the block (nm_net_backward_into adds -eta' grad with
+     * eta' = -1), gu = s A^T g; then [G; gu] summed over the blocks */
+    memset(G, 0, (wn + (size_t)nr) * sizeof(double));
+    double *gu = G + wn;
+    if (nr > 0 && D->m > 0) {
+        if (train_u)
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)D->m, (int)nr, net->s, ws->A, (int)nr, g,
+                        1, 0.0, gu, 1);
+        nm_net_backward_into(net, D->m, D->X, g, -1.0, ws, G);
+    }
+    int cnt = (int)(wn + (size_t)nr), rank;
+    MPI_Comm_rank(D->comm, &rank);
+    int rc = MPI_Reduce(rank == 0 ? MPI_IN_PLACE : G, G, cnt, MPI_DOUBLE, MPI_SUM, 0, D->comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(G, cnt, MPI_DOUBLE, 0, D->comm);
+    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "sum of gradient blocks failed (%d)", rc);
+    cblas_daxpy((int)wn, -eta, G, 1, net->W, 1);
+    if (train_u) cblas_daxpy((int)nr, -eta, gu, 1, net->u, 1);
     return NM_OK;
 }
 

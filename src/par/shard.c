@@ -22,6 +22,39 @@ void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired)
     sh->paired = paired;
     nm_block_range(nunits, sh->size, sh->rank, &sh->u0, &sh->nu);
     sh->nrows = paired ? 2 * sh->nu : sh->nu;
+    sh->all = comm;
+    sh->replica = 0;
+}
+
+int nm_tgrid_init(nm_tgrid *g, MPI_Comm comm, int pe, int pn, long m)
+{
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    g->comm = comm;
+    g->ncomm = g->ecomm = MPI_COMM_NULL;
+    g->pe = 0;
+    if (pe < 1 || pn < 1 || pe * pn != P) return -1;
+    g->pe = pe, g->pn = pn, g->e = rank / pn, g->n = rank % pn;
+    g->m = m;
+    nm_block_range(m, pe, g->e, &g->i0, &g->mloc);
+    MPI_Comm_split(comm, g->e, g->n, &g->ncomm);
+    MPI_Comm_split(comm, g->n, g->e, &g->ecomm);
+    return 0;
+}
+
+void nm_tgrid_free(nm_tgrid *g)
+{
+    if (g->pe < 1) return; /* never initialised (zeroed) */
+    if (g->ncomm != MPI_COMM_NULL) MPI_Comm_free(&g->ncomm);
+    if (g->ecomm != MPI_COMM_NULL) MPI_Comm_free(&g->ecomm);
+    g->pe = 0;
+}
+
+void nm_tgrid_attach(const nm_tgrid *g, nm_shard *sh)
+{
+    sh->all = g->comm;
+    sh->replica = g->e;
 }
 
 long nm_shard_unit(const nm_shard *sh, long k)
