@@ -131,7 +131,7 @@ echo "cluster up in $((SECONDS - t)) s: $(slurm_cmd sinfo -h -N -o '%N(%c CPUs, 
 nodes=$(slurm_cmd srun -N2 -n2 hostname | sort | tr '\n' ' ')
 [ "$nodes" = "node1 node2 " ] || fail "srun -N2 -n2 hostname printed '$nodes'"
 
-# (a) sgd: neurons sharded over 4 ranks on 2 nodes
+# (a) sgd on the 2x2 training grid: example blocks on different nodes
 t=$SECONDS
 ref 4 "$SGD" "$D/sgd-ref.csv"
 a=$(submit a "$D/a.out" -N 2 -n 4 -t 5 "$J/ntkmem.sbatch" "$SGD" "$D/a.csv")
@@ -204,24 +204,25 @@ done
 $CMP "$D/tiny-ref.csv" "$D/d.csv" --rtol 0 || fail "(d) merged shards differ from the unsharded run"
 echo "(d) 2-task array on$on + ntkmem merge: equal to the unsharded run ($((SECONDS - t)) s)"
 
-# (e) --mem=1 (MiB per node): the largest point needs 0.69 MiB per rank at
-# P = 4, under 1 MiB, but 2 ranks per node need 1.38 MiB: refused; with
-# --mem=2 the same placement fits
+# (e) --mem=20 (MiB per node): the largest point needs 16.69 MiB per rank at
+# P = 4 (0.69 MiB of arrays + the 16 MiB every rank's MPI and libraries
+# take), under 20 MiB, but 2 ranks per node need 33.38 MiB: refused; with
+# --mem=40 the same placement fits
 t=$SECONDS
-e=$(submit e1 "$D/e1.out" -N 2 -n 4 --mem=1 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e1.csv" --dry-run)
-[ "$(state "$e")" = FAILED ] || fail "(e) the job with --mem=1 ended $(state "$e")"
-grep -q '1.38 MiB per node at 2 ranks per node exceeds the node.s 1 MiB (SLURM_MEM_PER_NODE)' "$D/e1.out" ||
+e=$(submit e1 "$D/e1.out" -N 2 -n 4 --mem=20 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e1.csv" --dry-run)
+[ "$(state "$e")" = FAILED ] || fail "(e) the job with --mem=20 ended $(state "$e")"
+grep -q 'MiB per node at 2 ranks per node exceeds the node.s 20 MiB (SLURM_MEM_PER_NODE)' "$D/e1.out" ||
     fail "(e) no per-node refusal in the job log"
 grep -q 'ntkmem refused the sweep on 4 ranks, 2 per node' "$D/e1.out" || fail "(e) the job did not stop at the probe"
-e=$(submit e2 "$D/e2.out" -N 2 -n 4 --mem=2 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e2.csv" --dry-run)
-[ "$(state "$e")" = COMPLETED ] || fail "(e) the job with --mem=2 ended $(state "$e")"
-grep -q 'memory per node: 2.0 MiB (SLURM_MEM_PER_NODE), 2 ranks per node' "$D/e2.out" ||
+e=$(submit e2 "$D/e2.out" -N 2 -n 4 --mem=40 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e2.csv" --dry-run)
+[ "$(state "$e")" = COMPLETED ] || fail "(e) the job with --mem=40 ended $(state "$e")"
+grep -q 'memory per node: 40.0 MiB (SLURM_MEM_PER_NODE), 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not use SLURM_MEM_PER_NODE"
-grep -q 'largest estimate: 0.69 MiB per rank, 1.38 MiB per node at 2 ranks per node' "$D/e2.out" ||
+grep -q 'largest estimate: 16.69 MiB per rank, 33.38 MiB per node at 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not print the per-node estimate"
 # the run's own guard (no probe) counts the ranks MPI put on each node
-e=$(submit e3 "$D/e3.out" -N 2 -n 4 --mem=1 -t 5 \
+e=$(submit e3 "$D/e3.out" -N 2 -n 4 --mem=20 -t 5 \
     --wrap "srun --mpi=pmix $NTKMEM run $LONG --out $D/e3.csv --dry-run")
-[ "$(state "$e")" = FAILED ] && grep -q '1.38 MiB per node at 2 ranks per node exceeds' "$D/e3.out" ||
+[ "$(state "$e")" = FAILED ] && grep -q 'MiB per node at 2 ranks per node exceeds' "$D/e3.out" ||
     fail "(e) ntkmem run did not refuse 2 ranks per node"
-echo "(e) 2 ranks per node: --mem=1 refused (job probe and ntkmem run), --mem=2 fits ($((SECONDS - t)) s)"
+echo "(e) 2 ranks per node: --mem=20 refused (job probe and ntkmem run), --mem=40 fits ($((SECONDS - t)) s)"
