@@ -9,7 +9,9 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 T=$(mktemp -d); job=999999
 trap '[ $job != 999999 ] && kill -9 $job 2>/dev/null; rm -rf "$T"' EXIT
 CFG="$NTKMEM_ROOT/tests/configs/resume.yaml"
-export NTKMEM NTKMEM_LAUNCHER=mpirun SLURM_NTASKS=2 NTKMEM_JOBS="$NTKMEM_ROOT/jobs"
+# orphaned ranks of a sanitizer build run on for longer: a generous wait
+export NTKMEM NTKMEM_LAUNCHER=mpirun SLURM_NTASKS=2 NTKMEM_JOBS="$NTKMEM_ROOT/jobs" \
+    NTKMEM_LOCK_WAIT=${NTKMEM_LOCK_WAIT:-300}
 bash -c '. "$NTKMEM_JOBS/ntkmem-job.sh"; nm_job_run "$1" --out "$2"' job "$CFG" "$T/a.csv" \
     >"$T/job.log" 2>&1 &
 job=$!

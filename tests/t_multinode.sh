@@ -68,6 +68,11 @@ case $NTKMEM_ROOT/ in /tmp/*)
     cp -r "$NTKMEM_ROOT/jobs" "$NTKMEM_ROOT/tests/configs" "$D/"; J=$D/jobs C=$D/configs ;;
 esac
 case $NTKMEM/ in /tmp/*) cp "$NTKMEM" "$D/ntkmem"; NTKMEM=$D/ntkmem ;; esac
+# (make sanitize) the leak suppressions too, where the ranks can read them
+case $NTKMEM_ROOT/ in /tmp/*)
+    cp "$NTKMEM_ROOT/tests/lsan.supp" "$D/"
+    export LSAN_OPTIONS=${LSAN_OPTIONS//$NTKMEM_ROOT\/tests\/lsan.supp/$D\/lsan.supp} ;;
+esac
 CMP="/usr/bin/python3 $NTKMEM_ROOT/tests/csvcmp.py"
 SGD=$C/multinode_sgd.yaml NTK=$C/multinode_ntk.yaml LONG=$C/multinode_long.yaml TINY=$C/slurm.yaml
 finals() { # number of final rows in a CSV
