@@ -26,12 +26,19 @@ ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSIO
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 TESTLIB := $(B)/testobj/nm_testlib.o
 
-.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce
+.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce FORCE
 all: $(BIN)
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CFLAGS) -c $< -o $@
+# The version string lives in one object, rebuilt whenever the commit changes
+# (the stamp is rewritten only then), so a binary never mixes two versions.
+$(B)/version.stamp: FORCE
+	@mkdir -p $(B); echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(B)/obj/base/version.o: $(B)/version.stamp
+FORCE:
+
 # rebuilt from scratch: ar would keep members of modules since moved or removed
 $(LIB): $(OBJS)
 	rm -f $@

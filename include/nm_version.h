@@ -1,7 +1,8 @@
+/* nm_version: the ntkmem version ("0.1.0-<git hash>"), written in every CSV
+ * row and checked by --resume and merge. */
 #ifndef NM_VERSION_H
 #define NM_VERSION_H
-/* The Makefile passes -DNM_VERSION="0.1.0-<git hash>" */
-#ifndef NM_VERSION
-#define NM_VERSION "0.1.0"
-#endif
+
+extern const char nm_version[];
+
 #endif

@@ -135,7 +135,7 @@ static int merge_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
-        printf("ntkmem %s\n", NM_VERSION);
+        printf("ntkmem %s\n", nm_version);
         return 0;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

@@ -33,6 +33,8 @@ pid=$!
 wait_finals "$T/a.csv" 3
 # Open MPI puts the ranks in their own process groups: kill them and mpirun
 kill -9 $(pgrep -P $pid) $pid; wait $pid 2>/dev/null || true; pid=999999
+# SIGKILLed ranks release the output's lock when the kernel has reaped them
+flock -w 30 "$T/a.csv.lock" true
 got=$(finals "$T/a.csv"); echo "killed after $got finished runs ($(($(wc -l <"$T/a.csv") - 1)) rows)"
 [ "$got" -lt "$total" ] || { echo "the kill came too late to test anything"; exit 1; }
 nm_mpirun 2 "$NTKMEM" run "$CFG" --out "$T/a.csv" --resume >"$T/a2.log" 2>&1
@@ -97,11 +99,15 @@ grep -q "$total skipped" "$T/v.log" || { cat "$T/v.log"; exit 1; }
 setsid mpirun -np 2 "$NTKMEM" run "$CFG" --out "$T/l.csv" >"$T/l.log" 2>&1 &
 pid=$!
 wait_finals "$T/l.csv" 1
+# the first writer's ranks pause (holding the lock) while the second tries:
+# a fast sweep must not finish in between and let the second one in
+pkill -STOP -f "ntkmem run $CFG --out $T/l.csv" || true
 for opt in --resume --force; do
     rc=0; nm_mpirun 1 "$NTKMEM" run "$CFG" --out "$T/l.csv" $opt >"$T/l2.log" 2>&1 || rc=$?
     [ $rc -eq 2 ] || { cat "$T/l2.log"; echo "second writer ($opt) exited $rc, want 2"; exit 1; }
     grep -q "being written by another ntkmem" "$T/l2.log" || { cat "$T/l2.log"; exit 1; }
 done
+pkill -CONT -f "ntkmem run $CFG --out $T/l.csv" || true
 wait $pid; pid=999999
 /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/ref.csv" "$T/l.csv" --rtol 0
 if ls -a "$T" | grep -q '\.tmp$'; then ls -a "$T"; echo "temporary files left"; exit 1; fi

@@ -64,7 +64,7 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
         }
     snprintf(v, sizeof v, "%d", P), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%d", threads), k = sep(buf, n, k, v);
-    k = sep(buf, n, k, NM_VERSION);
+    k = sep(buf, n, k, nm_version);
     k = sep(buf, n, k, status);
     k = sep(buf, n, k, check);
     snprintf(v, sizeof v, "%d", final), k = sep(buf, n, k, v);

@@ -87,7 +87,7 @@ static int classify(scan *s, const char *line, uint64_t *key)
     else if (nf != s->nf) cls = ROW_BAD;
     for (int i = 1; cls == ROW_OK && i < nf; i++)
         if (s->type[i] == 'n' ? !is_number(f[i]) : !f[i][0]) cls = ROW_BAD;
-    if (cls == ROW_OK && strcmp(f[s->vcol], NM_VERSION) != 0) {
+    if (cls == ROW_OK && strcmp(f[s->vcol], nm_version) != 0) {
         snprintf(s->version, sizeof s->version, "%s", f[s->vcol]);
         cls = s->r->mixed_versions ? ROW_OK : ROW_VERSION;
     }
@@ -148,7 +148,7 @@ static int check_foreign(const scan *s, const char *path, nm_err *e)
         return nm_fail(e, NM_EINVAL,
                        "--resume: %s holds %ld rows written by ntkmem %s, this is %s; write to "
                        "a new --out file, or pass --allow-mixed-versions to mix them",
-                       path, nv, s->version, NM_VERSION);
+                       path, nv, s->version, nm_version);
     return NM_OK;
 }
 
@@ -168,7 +168,7 @@ static int settle_done(scan *s, nm_keyset *done, nm_err *e)
     if (!(s->fin = malloc((size_t)(done->n + 1) * sizeof *s->fin)))
         return nm_fail(e, NM_ENOMEM, "out of memory for the finished runs");
     s->nfin = done->n;
-    memcpy(s->fin, done->keys, (size_t)done->n * sizeof *s->fin);
+    if (done->n > 0) memcpy(s->fin, done->keys, (size_t)done->n * sizeof *s->fin);
     qsort(s->fin, (size_t)s->nfin, sizeof *s->fin, cmp_u64);
     for (long i = 0; i < s->n; i++) {
         s->r->bad_rows += s->cls[i] == ROW_BAD || s->cls[i] == ROW_BADKEY;
