@@ -98,7 +98,10 @@ mn_sbatch() {
 # it hits the srun probe: the job falls back to mpirun).  A job whose log
 # shows a rank's segfault is reported and submitted once more; a segfault
 # of ntkmem's own would come back and fail the test.
-ompi_init_crash() { grep -qsE 'Failing at address: \(nil\)|: Segmentation fault' "$@"; }
+# (the same crash in a sanitizer build: ASan's report of a jump to address 0)
+ompi_init_crash() {
+    grep -qsE 'Failing at address: \(nil\)|: Segmentation fault|SEGV on unknown address 0x0+ \(pc 0x0+ ' "$@"
+}
 # submit NAME OUT-PATTERN SBATCH-ARGS...: submit, wait until it has left
 # the queue; prints the job id
 submit() {
