@@ -97,6 +97,11 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         if (need > worst) worst = need, wp = p->point;
         printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %.2f\n", p->point, label[0] ? label : "-",
                p->m, p->d, p->q, nm_params_rows(p), mib(need));
+        if (pl->x->hooks->describe) {
+            char how[512];
+            pl->x->hooks->describe(p, P, how, sizeof how);
+            printf("        %s\n", how);
+        }
     }
     printf("largest estimate: %.2f MiB per rank (point %ld) of %.1f MiB allowed: fits\n",
            mib(worst), wp, mib(pl->limit));

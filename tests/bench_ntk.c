@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     double *w = malloc(sizeof(double) * p.m), lmin, lmax;
     nm_gram_copy(&K, &C);
     double t0 = now(comm);
-    if (nm_gram_eig(&C, &g, 1, w, &lmin, &lmax, &e)) die(&e);
+    if (nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
     double teig = tmax(now(comm) - t0, comm);
 
     /* serial dsyevd('N') of the same matrix on rank 0 with P BLAS threads */

@@ -143,9 +143,9 @@ static void check_case(long m, long d, long q, int act, int hidden, int output, 
     MPI_Bcast(&ykiy0, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&ok0, 1, MPI_INT, 0, MPI_COMM_WORLD);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 1, w, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 0, NULL, &emin, &emax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &emin, &emax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     double lam = fabs(wref[m - 1]), werr = 0;
@@ -203,7 +203,7 @@ START_TEST(test_gram_singular)
     nm_gram_copy(&K, &C);
     double lmin, lmax, ykiy;
     int pd;
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 0, NULL, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     int is_pd = nm_gram_is_pd(pd, lmin, lmax, m);
@@ -221,7 +221,8 @@ END_TEST
 /* A kernel of inner products, K(i,j) = exp(<x_i,x_j> - (|x_i|^2 + |x_j|^2)/2)
  * (Gaussian), via the block callback, against a plain loop. */
 static void gauss_block(void *ctx, int mr, int nc, const double *xxr, const double *xxc,
-                        const double *G, int ldg, double *K, int ldk)
+                        const double *G, int ldg, double *K, int ldk, const double *Xr,
+                        const double *Xc, int d)
 {
     (void)ctx;
     for (int j = 0; j < nc; j++)

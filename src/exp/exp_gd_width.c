@@ -48,7 +48,10 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_block_range(p->q, P, rank, &u0, &nu);
     long nr = p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu;
     double gram = (rank < pr * pc ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0) +
-                  nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb) + 8.0 * (6.0 * p->m + 2.0 * nr);
+                  fmax(nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb),
+                       p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                                                           : 0.0) +
+                  8.0 * (6.0 * p->m + 2.0 * nr);
     double b = 8.0 * ((double)p->m * p->d + 2.0 * p->m) + 8.0 * nr * (p->d + 1.0);
     b += fmax(train, gram);
     b += nm_save_weights_bytes(p, rank);
@@ -73,7 +76,7 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
     if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
-    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, 0, NULL, lmin, &lmax, e);
+    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, p->eigensolver, 0, NULL, lmin, &lmax, e);
     nm_gram_close(&gs);
     free(ch), free(co);
     return rc;
@@ -161,4 +164,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run};
+const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run, NULL};
