@@ -40,6 +40,8 @@ typedef struct {
     double *sd, *s;     /* cached S' as doubles, cached S */
     double *Z, *A, *Bw, *C, *vf, *of; /* panel work, full vectors */
     long products;      /* K v products so far (each counts once per vector) */
+    int nd;             /* deflated eigenpairs (nm_ntkop_lambda_min), 0 otherwise */
+    double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */
     double trace;       /* trace(K), from the caches-free formula */
 } nm_ntkop;
 
@@ -74,6 +76,24 @@ typedef struct {
  * on lambda_min whatever its residual (Courant-Fischer).  Collective. */
 int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
                      long max_products, double *vals, nm_krylov_info *info, nm_err *e);
+
+/* The same, also returning the Ritz vectors (op->ml x nev, row blocks) when
+ * vecs != NULL. */
+int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                       long max_products, double *vals, double *vecs, nm_krylov_info *info,
+                       nm_err *e);
+
+/* lambda_min by deflated Lanczos: the top ndefl eigenpairs first (Lanczos
+ * LA), then Lanczos SA on K + U (c - Lambda) U^T, which has K's small end
+ * but a spread of lambda_{ndefl} instead of lambda_max.  The NTK of a
+ * two-layer network has ~d + 1 outlying top eigenvalues (the constant and
+ * linear modes), so ndefl = d + 1 widens the relative gap at the bottom by
+ * lambda_max / lambda_{d+2} (~100x measured).  The answer's residual is
+ * checked against K itself; *val is the Ritz value (an upper bound on
+ * lambda_min when converged; NaN if the budget ran out first).  ndefl = 0:
+ * plain Lanczos SA.  Collective. */
+int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
+                        double *val, nm_krylov_info *info, nm_err *e);
 
 /* y^T K^-1 y by conjugate gradients from x = 0, y (all m entries, the same
  * on every rank); stops at ||r|| <= tol ||y|| (recurrence residual), then

@@ -76,7 +76,7 @@ typedef struct {
     int eigensolver;    /* NM_EIGSOLVER_* of nm_gram.h: elpa, scalapack */
     int ntk_method;     /* nm_ntk_method */
     double dense_max_seconds, lanczos_tol, cg_tol;
-    long lanczos_ncv, top_k, max_products;
+    long lanczos_ncv, top_k, max_products, lambda_min_deflate;
     int lambda_min_mf;
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
     long nb;            /* ScaLAPACK block size; 0 = auto */

@@ -110,7 +110,11 @@ static double mf_bytes(const nm_params *p, int P, int rank)
     nm_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m;
     int ncv = (int)(p->lambda_min_mf && p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
-    double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + 8.0) + 8.0 * ncv * (ncv + 8.0);
+    double nd = p->lambda_min_mf ? (p->lambda_min_deflate < 0 ? p->d + 1.0 : p->lambda_min_deflate)
+                                 : 0.0;
+    if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
+    double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
+                  8.0 * ncv * (ncv + 8.0);
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
                           p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
 }
@@ -343,7 +347,8 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         double v;
         nm_krylov_info li;
         int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
-        rc = nm_ntkop_lanczos(&op, "SA", 1, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
+        int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
+        rc = nm_ntkop_lambda_min(&op, nd, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
         if (rc == NM_OK) {
             /* a Ritz value bounds lambda_min from above; it is lambda_min only
              * when its residual test passed */

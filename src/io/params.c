@@ -90,6 +90,10 @@ const nm_setting nm_settings[] = {
     {"lambda_min_mf", NM_T_BOOL, OFF(lambda_min_mf), "false", bool_names, 0, 0, NM_USES_SPECTRUM,
      ID, "matrix_free: also estimate lambda_min by Lanczos (hundreds to thousands of products; "
      "reported only when its residual test passes)"},
+    {"lambda_min_deflate", NM_T_INT, OFF(lambda_min_deflate), "-1", NULL, -1, 100000,
+     NM_USES_SPECTRUM, ID,
+     "matrix_free lambda_min: top eigenpairs deflated first (-1 = d + 1, the NTK's outliers; "
+     "0 = plain Lanczos)"},
     {"cg_tol", NM_T_REAL, OFF(cg_tol), "1e-10", NULL, 1e-16, 1, NM_USES_SPECTRUM, ID,
      "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||"},
     {"max_products", NM_T_INT, OFF(max_products), "20000", NULL, 10, BIG, NM_USES_SPECTRUM, ID,

@@ -63,6 +63,7 @@ void nm_ntkop_free(nm_ntkop *op)
 {
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
+    free(op->U), free(op->dshift), free(op->dc);
     memset(op, 0, sizeof *op);
 }
 
@@ -197,8 +198,34 @@ static double pdot(const nm_ntkop *op, const double *a, const double *b)
     return tot;
 }
 
+/* K' v = K v + U diag(shift) U^T v (U: the deflated Ritz vectors, row blocks) */
+static void apply_defl(nm_ntkop *op, const double *v, double *out)
+{
+    nm_ntkop_apply(op, v, out);
+    int k = op->nd;
+    if (k <= 0) return;
+    double *c = op->dc;
+    for (int j = 0; j < k; j++) {
+        double s = 0;
+        for (long i = 0; i < op->ml; i++) s += op->U[(size_t)j * op->ml + i] * v[i];
+        c[k + j] = s;
+    }
+    MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm);
+    for (int j = 0; j < k; j++) {
+        double a = op->dshift[j] * c[j];
+        for (long i = 0; i < op->ml; i++) out[i] += a * op->U[(size_t)j * op->ml + i];
+    }
+}
+
 int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
                      long max_products, double *vals, nm_krylov_info *info, nm_err *e)
+{
+    return nm_ntkop_lanczos_v(op, which, nev, ncv, tol, max_products, vals, NULL, info, e);
+}
+
+int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                       long max_products, double *vals, double *vecs, nm_krylov_info *info,
+                       nm_err *e)
 {
     memset(info, 0, sizeof *info);
     long m = op->in.m, p0 = op->products;
@@ -233,7 +260,7 @@ int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double t
             budget_stop = 1;
             break;
         }
-        nm_ntkop_apply(op, workd + ipntr[0] - 1, workd + ipntr[1] - 1);
+        apply_defl(op, workd + ipntr[0] - 1, workd + ipntr[1] - 1);
     }
     info->iterations = iparam[2];
     int nconv = budget_stop ? 0 : iparam[4];
@@ -256,7 +283,11 @@ int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double t
             worst = fmax(worst, r);
         }
         if (rc == NM_OK) {
-            for (int k = 0; k < nev; k++) vals[k] = which[0] == 'L' ? dv[nev - 1 - k] : dv[k];
+            for (int k = 0; k < nev; k++) {
+                int src = which[0] == 'L' ? nev - 1 - k : k;
+                vals[k] = dv[src];
+                if (vecs) memcpy(vecs + (size_t)k * op->ml, z + nl * src, sizeof(double) * op->ml);
+            }
             info->resid = worst;
             /* ARPACK's test is ||r|| <= tol |theta| on the Ritz estimate; ours
              * recomputes it (a little slack for the rounding of the product) */
@@ -320,5 +351,53 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, do
 out:
     info->products = op->products - p0;
     free(x), free(r), free(p), free(kp);
+    return rc;
+}
+
+int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
+                        double *val, nm_krylov_info *info, nm_err *e)
+{
+    memset(info, 0, sizeof *info);
+    *val = NAN;
+    long p0 = op->products, m = op->in.m;
+    int rc = NM_OK;
+    if (ndefl > m / 4) ndefl = (int)(m / 4);
+    if (ndefl > 0) {
+        /* 1. the top ndefl eigenpairs (Lanczos LA) */
+        int nc = 2 * ndefl + 20 < m ? 2 * ndefl + 20 : (int)m;
+        double *lam = malloc(sizeof(double) * (size_t)ndefl);
+        op->U = malloc(sizeof(double) * (size_t)ndefl * (size_t)(op->ml + 1));
+        op->dshift = malloc(sizeof(double) * (size_t)ndefl);
+        op->dc = malloc(sizeof(double) * 2 * (size_t)ndefl);
+        rc = (lam && op->U && op->dshift && op->dc) ? NM_OK
+                                                    : nm_fail(e, NM_ENOMEM, "out of memory (deflation)");
+        nm_krylov_info ti;
+        if ((rc = nm_agree(op->comm, rc, e)) == NM_OK)
+            rc = nm_ntkop_lanczos_v(op, "LA", ndefl, nc, tol, max_products, lam, op->U, &ti, e);
+        /* 2. K' = K + U (c - Lambda) U^T moves them to c = the smallest of
+         * them: the rest of the spectrum, lambda_min included, is unchanged
+         * up to the Ritz residuals, and its spread shrinks from lambda_max to
+         * lambda_{ndefl} (~100x for the d + 1 outliers of a relu NTK) */
+        if (rc == NM_OK && ti.converged) {
+            for (int j = 0; j < ndefl; j++) op->dshift[j] = lam[ndefl - 1] - lam[j];
+            op->nd = ndefl;
+        }
+        free(lam);
+    }
+    /* 3. the small end of K' (its true residual is checked against K itself
+     * inside: the Ritz vector is a residual-certified approximate eigenvector
+     * of K, and the Ritz value of K' an upper bound of lambda_min(K) only up
+     * to the deflation error, so only the residual-certified value is used) */
+    long left = max_products - (op->products - p0);
+    nm_krylov_info si;
+    if (rc == NM_OK && left > 10)
+        rc = nm_ntkop_lanczos(op, "SA", 1, ncv, tol, left, val, &si, e);
+    else
+        si.converged = 0, si.resid = NAN, *val = NAN;
+    op->nd = 0;
+    info->converged = rc == NM_OK && si.converged;
+    info->resid = si.resid;
+    info->iterations = si.iterations;
+    info->products = op->products - p0;
     return rc;
 }
