@@ -23,37 +23,15 @@
 #include "nm_test.h"
 #include "nm_testlib.h"
 
-typedef struct {
-    nm_data D;
-    nm_shard sh;
-    double *W, *ch, *co;
-    nm_gram_in in;
-} problem;
+typedef nmt_problem problem;
 
+/* m examples on the sphere, q neurons sharded over the ranks, weights 1/q. */
 static void make_problem(problem *pb, long m, long d, long q, int act, int hidden, int output)
 {
-    nm_err e;
-    memset(pb, 0, sizeof *pb);
-    ck_assert_int_eq(nm_data_generate(&pb->D, NM_DATA_SPHERE, m, d, 17, &e), NM_OK);
-    nm_shard_init(&pb->sh, MPI_COMM_WORLD, q, 0);
-    long nr = pb->sh.nu;
-    pb->W = calloc((size_t)(nr * d + 1), sizeof(double));
-    pb->ch = calloc((size_t)nr + 1, sizeof(double));
-    pb->co = calloc((size_t)nr + 1, sizeof(double));
-    for (long k = 0; k < nr; k++) {
-        long j = pb->sh.u0 + k;
-        nm_rng_normal_row(5, NM_STREAM_W, (uint64_t)j, (size_t)d, pb->W + k * d);
-        pb->ch[k] = 1.0 / (double)q, pb->co[k] = 1.0 / (double)q;
-    }
-    pb->in = (nm_gram_in){m, d, pb->D.X, nr, pb->W, hidden ? pb->ch : NULL,
-                          output ? pb->co : NULL, act, 0.1};
+    nmt_problem_make(pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, q, act, hidden, output, 0, 0);
 }
 
-static void free_problem(problem *pb)
-{
-    nm_data_free(&pb->D);
-    free(pb->W), free(pb->ch), free(pb->co);
-}
+#define free_problem nmt_problem_free
 
 START_TEST(test_elpa_vs_pdsytrd)
 {

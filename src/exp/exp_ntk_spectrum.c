@@ -149,10 +149,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
 {
     if (use_matrix_free(p, P)) {
         double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
-        snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P); "
-                 "lambda_max ~50-100 products, y^T K^-1 y ~100-300 (%.0f s at 10 GFLOP/s per "
-                 "product x 400)%s", mdq, 400 * mdq / DENSE_FLOPS_PER_RANK,
-                 p->ntk_method == NM_NTK_AUTO ? " (auto: dense does not fit)" : "");
+        snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
+                 "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products, y^T K^-1 y "
+                 "~100-500 (CG)%s%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
+                 p->lambda_min_mf ? ", lambda_min ~1000+" : "",
+                 p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
+                                              : "");
     } else
         snprintf(buf, n, "dense (%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
                  nm_eigsolver_names[p->eigensolver], dense_seconds(p, P),

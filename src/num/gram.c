@@ -13,7 +13,7 @@
 #include "nm_scalapack.h"
 
 static const int I1 = 1;
-#define ELPA_WS_MATS 4.5
+#define ELPA_WS_MATS 3.9
 
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb)
@@ -77,10 +77,10 @@ double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb)
 {
     /* ELPA's two-stage work space (band matrix, Householder blocks, its
      * eigenvector-sized scratch even for eigenvalues only): ELPA_WS_MATS
-     * local m x m arrays, measured from peak RSS at m = 4000, P = 2 (1x2):
-     * 4.25 local matrices beyond K with kinf false, 4.46 with kinf true
-     * (glibc's heap keeps some freed blocks), plus the two chunk buffers of
-     * nm_gram_symmetrize and the eigenvalues */
+     * local m x m arrays, from peak RSS at P = 2 (1x2 grid): 3.8 local
+     * matrices beyond K at m = 8000 (4.3 at m = 4000, where fixed buffers
+     * weigh more), with kinf true or false; or the two chunk buffers of
+     * nm_gram_symmetrize, which are freed before ELPA starts */
     double sym = 2.0 * (16.0 * 1048576.0 + 8.0 * nb * max_loc(m, nb, nprow > npcol ? nprow : npcol));
     double ws = ELPA_WS_MATS * nm_gram_mat_bytes(m, nprow, npcol, nb);
     return (ws > sym ? ws : sym) + 8.0 * 2.0 * (double)m; /* not alive at the same time */
