@@ -65,16 +65,20 @@ static int make_plan(const nm_run_opts *o, int P, double auto_limit, plan *pl, n
                                  label[0] ? label : "fixed");
         double lim = p->max_mem_per_rank > 0 ? p->max_mem_per_rank : auto_limit;
         double need = run_mem(pl->x, p, P);
-        char nb[32], lb[32];
+        char nb[32], lb[32], how[512] = "";
+        if (need > lim && pl->x->hooks->describe) {
+            how[0] = ';', how[1] = ' ';
+            pl->x->hooks->describe(p, P, how + 2, sizeof how - 2);
+        }
         if (need > lim)
             return nm_fail(e, NM_ENOMEM,
                            "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
                            "the limit of %s per rank (max_mem_per_rank%s); use more ranks or a "
-                           "smaller size",
+                           "smaller size%s",
                            o->config, p->point, label[0] ? label : "fixed",
                            nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb),
                            p->max_mem_per_rank > 0 ? "" : " = auto: 80% of node memory / ranks "
-                                                          "on the node");
+                                                          "on the node", how);
     }
     return NM_OK;
 }

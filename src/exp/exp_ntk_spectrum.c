@@ -130,13 +130,24 @@ static double dense_seconds(const nm_params *p, int P)
 
 /* The path a run takes: dense when asked, or (auto) while it fits the
  * memory limit and the time budget. */
+static int dense_too_big(const nm_params *p, int P)
+{
+    double need = 0, lim = mem_limit(p, P);
+    for (int r = 0; r < P; r++) need = fmax(need, base_bytes(p, P, r) + dense_bytes(p, P, r));
+    return need > lim || dense_seconds(p, P) > p->dense_max_seconds || p->m > 2147483647L / 2;
+}
+
+/* outputs only the dense path gives: auto never drops them silently (the
+ * memory guard refuses the run instead, and validate says why) */
+static int needs_dense(const nm_params *p)
+{
+    return p->kinf || p->spectrum_out[0] || p->save_gram[0];
+}
+
 static int use_matrix_free(const nm_params *p, int P)
 {
     if (p->ntk_method != NM_NTK_AUTO) return p->ntk_method == NM_NTK_MATRIX_FREE;
-    double need = 0, lim = mem_limit(p, P);
-    for (int r = 0; r < P; r++) need = fmax(need, base_bytes(p, P, r) + dense_bytes(p, P, r));
-    return need > lim || dense_seconds(p, P) > p->dense_max_seconds ||
-           p->m > 2147483647L / 2;
+    return !needs_dense(p) && dense_too_big(p, P);
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
@@ -158,7 +169,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
     } else
         snprintf(buf, n, "dense (%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
                  nm_eigsolver_names[p->eigensolver], dense_seconds(p, P),
-                 DENSE_FLOPS_PER_RANK / 1e9, p->ntk_method == NM_NTK_AUTO ? " (auto)" : "");
+                 DENSE_FLOPS_PER_RANK / 1e9,
+                 p->ntk_method != NM_NTK_AUTO ? ""
+                 : needs_dense(p) && dense_too_big(p, P)
+                     ? " (auto: over the budget, but kinf / spectrum_out / save_gram need the dense "
+                       "path; set kinf: false for matrix_free)"
+                     : " (auto)");
 }
 
 typedef struct {
