@@ -7,6 +7,11 @@ BLAS_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS      ?= $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null)
 SCALAPACK_LIBS ?= $(shell $(PKG_CONFIG) --libs scalapack-openmpi 2>/dev/null)
 YAML_LIBS      ?= $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null)
+# ELPA (dense eigenvalues) and PARPACK (matrix-free Lanczos); Debian's parpack
+# has no working .pc (it needs arpack.pc of libarpack2-dev), so link directly
+ELPA_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags elpa 2>/dev/null)
+ELPA_LIBS      ?= $(shell $(PKG_CONFIG) --libs-only-L elpa 2>/dev/null) -lelpa
+PARPACK_LIBS   ?= -lparpack
 CHECK_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS     ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CFLAGS         ?= -O2 -g -march=x86-64-v2
@@ -20,8 +25,8 @@ BIN  := $(B)/ntkmem
 # num (numerics), io (settings, sweeps, files), exp (the experiments)
 SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
 OBJS := $(SRCS:src/%.c=$(B)/obj/%.o)
-LIBS := $(SCALAPACK_LIBS) $(BLAS_LIBS) $(YAML_LIBS) -lm
-ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)"'
+LIBS := $(ELPA_LIBS) $(PARPACK_LIBS) $(SCALAPACK_LIBS) $(BLAS_LIBS) $(YAML_LIBS) -lgfortran -lm
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) $(ELPA_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)"'
 
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 TESTLIB := $(B)/testobj/nm_testlib.o

@@ -22,6 +22,8 @@ typedef struct {
     /* Run collectively on comm; emit rows through the sink.  Returns NM_OK,
      * NM_EINTR when stopped by a signal, or an error agreed by all ranks. */
     int (*run)(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e);
+    /* Optional: one line on how a run will be computed and its cost (validate). */
+    void (*describe)(const nm_params *p, int P, char *buf, size_t n);
 } nm_exp_hooks;
 
 /* One entry of the registration table: all the rest of the program knows of

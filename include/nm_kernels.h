@@ -66,4 +66,23 @@ double nm_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy,
 void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
                    const double *yy_cols, const double *G, int ldg, double *K, int ldk);
 
+/* The same with the vectors: Xr holds the block rows' points, Xc the
+ * columns' (row-major, length d each).  Entries with |rho| above
+ * NM_KINF_RHO_VEC (the diagonal, near-duplicates, near-antipodes) are
+ * computed from the vectors (nm_kinf_entry_vec) instead of from G: the
+ * angle from sqrt(xx yy - xy^2) with xx from a dot product and xy from a
+ * GEMM (different roundings) was off by ~sqrt(eps), K_inf(i, i) by up to
+ * ~1e-8 relative.  When Xr + i d == Xc + j d (the same point) theta = 0 and
+ * <x,y> = |x|^2 exactly. */
+#define NM_KINF_RHO_VEC 0.9
+void nm_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
+                     const double *yy_cols, const double *G, int ldg, double *K, int ldk,
+                     const double *Xr, const double *Xc, int d);
+
+/* One entry from the vectors x, y (length d): xx, yy, xy by one dot-product
+ * loop and the angle by Kahan's theta = 2 atan2(|x^ - y^|, |x^ + y^|), exact
+ * for x == y (the same pointer) and stable near rho = +-1. */
+double nm_kinf_entry_vec(const nm_kinf *k, int part, double B, const double *x, const double *y,
+                         int d);
+
 #endif

@@ -25,6 +25,9 @@ typedef enum { NM_SOURCE_CONSTRUCT, NM_SOURCE_SGD } nm_source;
 
 extern const char *const nm_kernel_names[];
 extern const char *const nm_eig_names[];
+extern const char *const nm_eigsolver_names[];
+extern const char *const nm_ntk_method_names[];
+typedef enum { NM_NTK_DENSE, NM_NTK_MATRIX_FREE, NM_NTK_AUTO } nm_ntk_method;
 extern const char *const nm_method_names[];
 extern const char *const nm_labels_names[];
 extern const char *const nm_source_names[];
@@ -74,6 +77,11 @@ typedef struct {
 
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
     int kernel, eigenvalues;
+    int eigensolver;    /* NM_EIGSOLVER_* of nm_gram.h: elpa, scalapack */
+    int ntk_method;     /* nm_ntk_method */
+    double dense_max_seconds, lanczos_tol, cg_tol;
+    long lanczos_ncv, top_k, max_products, lambda_min_deflate;
+    int lambda_min_mf;
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
     /* training (sgd, ntk_train, gd_width, near_min): the Pe x Pn grid of
      * example blocks x neuron blocks; 0 x 0 = auto (nm_train_grid_choose) */
@@ -123,6 +131,7 @@ enum {
     NM_USES_PERTURBATION = 1u << 10, /* source, eps */
     NM_USES_LOSS_TARGET = 1u << 11, /* loss_target */
     NM_USES_PATIENCE = 1u << 12,    /* patience: stop a memorization run on a plateau */
+    NM_USES_EIGEN = 1u << 13,       /* eigensolver: a dense eigenvalue problem */
 };
 
 typedef struct {

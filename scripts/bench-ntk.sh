@@ -6,5 +6,5 @@ set -u
 cd "$(dirname "$0")/.."
 . tests/env.sh
 np=${NM_BENCH_NTK_NP:-2}
-echo "== ntk_spectrum Gram + eigenvalues, P=$np, m=${NM_BENCH_NTK_M:-8000} =="
+echo "== ntk_spectrum Gram + eigenvalues (ELPA vs pdsytrd vs serial dsyevd), P=$np, m=${NM_BENCH_NTK_M:-8000} =="
 mpirun -np $np --bind-to core build/bench_ntk

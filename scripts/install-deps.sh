@@ -7,8 +7,8 @@
 # MPICC / BLAS_LIBS / SCALAPACK_LIBS / YAML_LIBS to make (see README).
 set -eu
 pkgs="build-essential pkg-config openmpi-bin libopenmpi-dev libscalapack-openmpi-dev
-      libopenblas-dev libyaml-dev check librandom123-dev python3 python3-numpy
-      python3-matplotlib clang libclang-rt-14-dev"
+      libopenblas-dev libelpa-dev libparpack2-dev libarpack2-dev libyaml-dev check
+      librandom123-dev python3 python3-numpy python3-matplotlib clang libclang-rt-14-dev"
 # iproute2 (ip netns) and util-linux (nsenter, unshare): the two-node test
 [ "${1:-}" = "--with-slurm" ] && pkgs="$pkgs slurmctld slurmd slurm-client munge iproute2 util-linux"
 missing=""

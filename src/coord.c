@@ -122,24 +122,29 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
         double need = run_mem(pl->x, p, P);
-        char nb[32], lb[32], kb[32], sb[32];
+        char nb[32], lb[32], kb[32], sb[32], how[512] = "";
+        if (need > lim && pl->x->hooks->describe) {
+            how[0] = ';', how[1] = ' ';
+            pl->x->hooks->describe(p, P, how + 2, sizeof how - 2);
+        }
         if (need > lim && !lim_auto)
             return nm_fail(e, NM_ENOMEM,
                            "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
                            "the limit of %s per rank (max_mem_per_rank); use more ranks or a "
-                           "smaller size",
+                           "smaller size%s",
                            o->config, p->point, label[0] ? label : "fixed",
-                           nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb));
+                           nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb),
+                           how);
         if (need > lim)
             return nm_fail(e, NM_ENOMEM,
                            "%s: point %ld (%s) needs an estimated %s per rank on %d ranks, above "
                            "the limit of %s per rank (max_mem_per_rank = auto): %s per node at %d "
                            "ranks per node exceeds the node's %s (%s); use more nodes, fewer "
-                           "ranks per node or a smaller size",
+                           "ranks per node or a smaller size%s",
                            o->config, p->point, label[0] ? label : "fixed",
                            nm_bytes_str(need, nb, sizeof nb), P, nm_bytes_str(lim, lb, sizeof lb),
                            nm_bytes_str(need * sh->per_node, kb, sizeof kb), sh->per_node,
-                           nm_bytes_str(sh->node, sb, sizeof sb), sh->src);
+                           nm_bytes_str(sh->node, sb, sizeof sb), sh->src, how);
     }
     return NM_OK;
 }
@@ -174,6 +179,11 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         if (uses_train_grid(p) && nm_train_grid(p, P, &pe, &pn, &ge) == NM_OK)
             printf("  train_grid %dx%d", pe, pn);
         printf("\n");
+        if (pl->x->hooks->describe) {
+            char how[512];
+            pl->x->hooks->describe(p, P, how, sizeof how);
+            printf("        %s\n", how);
+        }
     }
     printf("largest estimate: %.2f MiB per rank, %.2f MiB per node at %d ranks per node (point "
            "%ld) of %.1f MiB per rank allowed: fits\n",

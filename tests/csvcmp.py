@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Compare two ntkmem CSV files row by row (matched by key and step).
 
-usage: csvcmp.py A.csv B.csv [--rtol 1e-10] [--ignore col,col,...]
+usage: csvcmp.py A.csv B.csv [--rtol 1e-10] [--ignore col,col,...] [--by col,col,...]
+
+--by matches rows by these columns instead of (key, step), for runs whose
+identity differs in an ignored setting (e.g. --by point,repeat,step --ignore
+key,eigensolver compares the ELPA and pdsytrd paths).
 
 Numeric cells must agree within rtol relative (atol = rtol for values near
 0); other cells exactly.  Columns that legitimately differ between runs
@@ -23,11 +27,13 @@ def load(path):
 
 
 def main(argv):
-    args, rtol, ignore = [], 1e-10, {"wall_s", "P", "threads", "version"}
+    args, rtol, ignore, by = [], 1e-10, {"wall_s", "P", "threads", "version"}, ["key", "step"]
     i = 1
     while i < len(argv):
         if argv[i] == "--rtol":
             rtol = float(argv[i + 1]); i += 2
+        elif argv[i] == "--by":
+            by = argv[i + 1].split(","); i += 2
         elif argv[i] == "--ignore":
             ignore |= set(argv[i + 1].split(",")); i += 2
         else:
@@ -36,9 +42,9 @@ def main(argv):
     hb, rb = load(args[1])
     if ha != hb:
         print(f"csvcmp: headers differ:\n{ha}\n{hb}"); return 1
-    ks, ss = ha.index("key"), ha.index("step")
+    cols = [ha.index(c) for c in by]
     def index(rows):
-        return {(r[ks], r[ss]): r for r in rows}
+        return {tuple(r[c] for c in cols): r for r in rows}
     ia, ib = index(ra), index(rb)
     if set(ia) != set(ib) or len(ra) != len(rb):
         print(f"csvcmp: different rows: {len(ra)} vs {len(rb)}; only in A: "

@@ -9,6 +9,7 @@
 #include "nm_exp.h"
 #include "nm_scalapack.h"
 #include "nm_comm.h"
+#include "nm_rng.h"
 #include "nm_testlib.h"
 
 double nmt_gram_flops(long m, long d, long Q, int hidden, int output)
@@ -132,4 +133,38 @@ int nmt_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err 
 out:
     fclose(f);
     return rc;
+}
+
+void nmt_problem_make(nmt_problem *pb, MPI_Comm comm, int data, long m, long d, long q, int act,
+                      int hidden, int output, int dup, int random_weights)
+{
+    nm_err e;
+    memset(pb, 0, sizeof *pb);
+    if (nm_data_generate(&pb->D, data, m, d, data == NM_DATA_GAUSSIAN ? 99 : 17, &e) != NM_OK) {
+        fprintf(stderr, "nmt_problem_make: %s\n", e.msg);
+        abort();
+    }
+    if (dup) /* duplicate examples: K has two equal rows, so it is singular */
+        for (long i = 0; i < m / 3; i++)
+            memcpy(pb->D.X + (m - 1 - i) * d, pb->D.X + i * d, sizeof(double) * (size_t)d);
+    nm_shard_init(&pb->sh, comm, q, 0);
+    long nr = pb->sh.nu;
+    pb->W = calloc((size_t)(nr * d + 1), sizeof(double));
+    pb->ch = calloc((size_t)nr + 1, sizeof(double));
+    pb->co = calloc((size_t)nr + 1, sizeof(double));
+    if (!pb->W || !pb->ch || !pb->co) abort();
+    for (long k = 0; k < nr; k++) {
+        long j = pb->sh.u0 + k;
+        nm_rng_normal_row(5, NM_STREAM_W, (uint64_t)j, (size_t)d, pb->W + k * d);
+        pb->ch[k] = (random_weights ? 0.5 + nm_rng_u01(5, NM_STREAM_U, (uint64_t)j, 0) : 1.0) / q;
+        pb->co[k] = (random_weights ? 0.5 + nm_rng_u01(5, NM_STREAM_U, (uint64_t)j, 1) : 1.0) / q;
+    }
+    pb->in = (nm_gram_in){m, d, pb->D.X, nr, pb->W, hidden ? pb->ch : NULL,
+                          output ? pb->co : NULL, act, 0.1};
+}
+
+void nmt_problem_free(nmt_problem *pb)
+{
+    nm_data_free(&pb->D);
+    free(pb->W), free(pb->ch), free(pb->co);
 }

@@ -5,8 +5,10 @@
 #define NM_TESTLIB_H
 #include <mpi.h>
 
+#include "nm_data.h"
 #include "nm_err.h"
 #include "nm_gram.h"
+#include "nm_shard.h"
 
 /* Serial reference of nm_gram_ntk: gathers every rank's rows and weights to
  * rank 0 and forms K with plain loops and dsyrk, full symmetric, column-major
@@ -16,6 +18,20 @@ int nmt_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_e
 /* Useful flops of nm_gram_ntk: m(m+1)/2 * 2Q per part (a SYRK), plus the
  * X X^T blocks and the feature GEMMs; for GFLOP/s reports. */
 double nmt_gram_flops(long m, long d, long Q, int hidden, int output);
+
+/* A Gram problem for the tests: m examples of `data` (seed 99 for gaussian,
+ * 17 otherwise), q neurons sharded over comm's ranks (Philox rows), weights
+ * (0.5 + U(0,1)) / q when random_weights, else 1/q; dup: the last m/3
+ * examples repeat the first ones (K singular).  Aborts on failure. */
+typedef struct {
+    nm_data D;
+    nm_shard sh;
+    double *W, *ch, *co;
+    nm_gram_in in;
+} nmt_problem;
+void nmt_problem_make(nmt_problem *pb, MPI_Comm comm, int data, long m, long d, long q, int act,
+                      int hidden, int output, int dup, int random_weights);
+void nmt_problem_free(nmt_problem *pb);
 
 /* Read a float64 C-order .npy (what nm_npy_write writes); *a is malloc'ed.
  * shape[1] = 1 for 1-D. */

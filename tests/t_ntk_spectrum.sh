@@ -1,6 +1,6 @@
 #!/bin/bash
 # ntk_spectrum: the same rows at P = 1, 2, 4 (1e-10 relative; grids 1x1, 1x2,
-# 2x2) and on a 2x1 grid at P = 2 and 3 (an idle rank), and the saved Gram matrices and spectrum checked in numpy against the
+# 2x2), ELPA against pdsytrd, matrix-free against dense, and on a 2x1 grid at P = 2 and 3 (an idle rank), and the saved Gram matrices and spectrum checked in numpy against the
 # CSV (symmetry, eigenvalues, ||K - K_inf|| / ||K_inf||).
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
@@ -24,6 +24,37 @@ for r in csv.DictReader(open(sys.argv[1])):
     assert math.isnan(float(r["yKinvy"])) == singular
     assert abs(float(r["lambda_min"])) <= (1e-12 if singular else 1) * float(r["lambda_max"])
     assert r["check"] == "PASSED"
+PY
+# the ELPA default against eigensolver: scalapack (pdsytrd) on the same sweep
+sed 's/^  B: 1.5/  B: 1.5\n  eigensolver: scalapack/' "$NTKMEM_ROOT/tests/configs/ntk_spectrum_ranks.yaml" \
+    >"$T/scal.yaml"
+nm_sweep 2 "$T/scal.yaml" "$T/scal.csv" "$T/logscal" || exit 1
+/usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p2.csv" "$T/scal.csv" --rtol 1e-10 \
+    --by point,repeat,step --ignore key,eigensolver
+# the matrix-free path on the same sweep (P = 3): lambda_max within 1e-8, y^T K^-1 y within
+# 1e-6, lambda_min within 1e-8 lambda_max of the dense rows; the singular rows (output
+# kernel, q = 13 < m) must say not_converged with yKinvy nan, never a number
+sed 's/^  B: 1.5/  B: 1.5\n  kinf: false\n  ntk_method: matrix_free\n  lambda_min_mf: true/' \
+    "$NTKMEM_ROOT/tests/configs/ntk_spectrum_ranks.yaml" >"$T/mf.yaml"
+nm_sweep 3 "$T/mf.yaml" "$T/mf.csv" "$T/logmf" || exit 1
+/usr/bin/python3 - "$T/p1.csv" "$T/mf.csv" <<'PY'
+import csv, math, sys
+dense = {r["point"]: r for r in csv.DictReader(open(sys.argv[1]))}
+n = 0
+for r in csv.DictReader(open(sys.argv[2])):
+    a = dense[r["point"]]
+    assert r["matrix_free"] == "1"
+    if a["status"] != "ok":
+        assert r["status"] == "not_converged" and math.isnan(float(r["yKinvy"])), r["point"]
+        continue
+    assert r["status"] == "ok", (r["point"], r["status"])
+    lmax = float(a["lambda_max"])
+    assert abs(float(r["lambda_max"]) - lmax) <= 1e-8 * lmax, r["point"]
+    assert abs(float(r["yKinvy"]) - float(a["yKinvy"])) <= 1e-6 * float(a["yKinvy"]), r["point"]
+    assert abs(float(r["lambda_min"]) - float(a["lambda_min"])) <= 1e-8 * lmax, r["point"]
+    assert abs(float(r["trace"]) - float(a["trace"])) <= 1e-12 * float(a["trace"]), r["point"]
+    n += 1
+print(f"matrix-free agrees with dense on {n} runs")
 PY
 # one run with save_gram and spectrum_out on an explicit 2x1 grid, nb 5
 cat >"$T/save.yaml" <<YAML

@@ -2,6 +2,7 @@
  * closed forms and quadrature against Monte Carlo over 10^6 Philox w,
  * quadrature against the closed forms, degenerate pairs, the block filler
  * and the Gauss-Hermite rule itself. */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,90 @@ START_TEST(test_block)
 }
 END_TEST
 
+/* Long-double reference of the closed forms from the vectors (Kahan's angle):
+ * relu, abs, erf; part as nm_kinf_entry. */
+static double ref_entry(int act, int part, double B, const double *x, const double *y, int d)
+{
+    long double xx = 0, yy = 0, xy = 0, dm = 0, dp = 0;
+    for (int k = 0; k < d; k++) xx += (long double)x[k] * x[k], yy += (long double)y[k] * y[k],
+                                xy += (long double)x[k] * y[k];
+    long double nx = sqrtl(xx), ny = sqrtl(yy), pi = 3.14159265358979323846264338327950288L;
+    for (int k = 0; k < d; k++) {
+        long double a = x[k] / nx, b = y[k] / ny;
+        dm += (a - b) * (a - b), dp += (a + b) * (a + b);
+    }
+    long double th = 2 * atan2l(sqrtl(dm), sqrtl(dp)), sn = nx * ny * sinl(th), edd, ess;
+    if (act == NM_ACT_RELU)
+        edd = (pi - th) / (2 * pi), ess = (sn + (pi - th) * xy) / (2 * pi);
+    else if (act == NM_ACT_ABS)
+        edd = 1 - 2 * th / pi, ess = 2 / pi * (sn + xy * (pi / 2 - th));
+    else {
+        ess = 2 / pi * asinl(2 * xy / sqrtl((1 + 2 * xx) * (1 + 2 * yy)));
+        edd = 4 / pi / sqrtl(1 + 2 * xx + 2 * yy + 4 * sn * sn);
+    }
+    long double h = xy * edd, o = ess / ((long double)B * B);
+    return (double)(part == 0 ? h : (part == 1 ? o : h + o));
+}
+
+/* Issue 1: the diagonal of K_inf and near-duplicate pairs to 1e-14.  m = 300
+ * points on S^19 plus 40 near-duplicates x_i + delta z (delta = 1e-3 .. 1e-9),
+ * G by a GEMM and the norms by ddot as the distributed build does: with the
+ * vectors (nm_kinf_block_x) every entry with |rho| > 0.9 is within 1e-14 of
+ * the long-double reference; the old form (no vectors) is reported (it was
+ * off by up to ~1e-8 on the diagonal). */
+START_TEST(test_kinf_diagonal)
+{
+    enum { M0 = 300, ND = 40, M = M0 + ND, DD = 20 };
+    double *X = malloc(sizeof(double) * M * DD), *G = malloc(sizeof(double) * M * M),
+           *K = malloc(sizeof(double) * M * M), xx[M];
+    for (int i = 0; i < M0; i++) {
+        nm_rng_normal_row(7, NM_STREAM_MC, 1u << 29 | (uint64_t)i, DD, X + i * DD);
+        double n = sqrt(cblas_ddot(DD, X + i * DD, 1, X + i * DD, 1));
+        for (int k = 0; k < DD; k++) X[i * DD + k] /= n;
+    }
+    for (int t = 0; t < ND; t++) { /* near-duplicates of point t */
+        double z[DD], delta = pow(10.0, -3.0 - 6.0 * t / (ND - 1));
+        nm_rng_normal_row(8, NM_STREAM_MC, 1u << 28 | (uint64_t)t, DD, z);
+        for (int k = 0; k < DD; k++) X[(M0 + t) * DD + k] = X[t * DD + k] + delta * z[k];
+    }
+    for (int i = 0; i < M; i++) xx[i] = cblas_ddot(DD, X + i * DD, 1, X + i * DD, 1);
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, M, M, DD, 1.0, X, DD, X, DD, 0.0, G, M);
+    const int acts[] = {NM_ACT_RELU, NM_ACT_ABS, NM_ACT_ERF};
+    for (int a = 0; a < 3; a++)
+        for (int part = 0; part < 3; part++) {
+            nm_kinf k = {.act = acts[a], .alpha = 0.1, .order = 0};
+            double worst = 0, worst_old = 0;
+            int nbad_old = 0;
+            for (int old = 0; old < 2; old++) {
+                if (old)
+                    nm_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
+                else
+                    nm_kinf_block_x(&k, part, 0.8, M, M, xx, xx, G, M, K, M, X, X, DD);
+                for (int j = 0; j < M; j++)
+                    for (int i = 0; i < M; i++) {
+                        int near = i == j || (i >= M0 && j == i - M0) || (j >= M0 && i == j - M0);
+                        if (!near) continue;
+                        double want = ref_entry(acts[a], part, 0.8, X + i * DD, X + j * DD, DD);
+                        double err = fabs(K[i + j * M] - want) / fabs(want);
+                        if (old) {
+                            worst_old = fmax(worst_old, err);
+                            nbad_old += err > 1e-14;
+                        } else {
+                            worst = fmax(worst, err);
+                            ck_assert_msg(err <= 1e-14, "%s part %d (%d, %d): %.17g, want %.17g "
+                                          "(rel %.3g)", nm_act_names[acts[a]], part, i, j,
+                                          K[i + j * M], want, err);
+                        }
+                    }
+            }
+            printf("kinf diagonal+near-duplicates %s part %d: max rel err %.2g (without the "
+                   "vectors: %.2g, %d of %d entries > 1e-14)\n", nm_act_names[acts[a]], part,
+                   worst, worst_old, nbad_old, M + 2 * ND);
+        }
+    free(X), free(G), free(K);
+}
+END_TEST
+
 /* The block's Mehler series (quadrature activations, |rho| <= 0.6) against
  * the 2-D quadrature of nm_kinf_entry: one row against 81 columns with rho
  * from -1 to 1, for several norm pairs (|x|^2 up to 256). */
@@ -423,6 +508,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_block);
     tcase_add_test(tc, test_block_series);
+    tcase_add_test(tc, test_kinf_diagonal);
     tcase_add_test(tc, test_kinf_psd);
     tcase_add_test(tc, test_quadrature_vs_closed);
     tcase_add_test(tc, test_quadrature_self);

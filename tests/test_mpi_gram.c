@@ -20,43 +20,16 @@
 
 #define TOL 1e-10
 
-typedef struct {
-    nm_data D;
-    nm_shard sh;
-    double *W, *ch, *co;
-    nm_gram_in in;
-} problem;
+typedef nmt_problem problem;
 
-/* m examples, q neurons sharded over the ranks, random positive weights. */
+/* m examples (gaussian), q neurons sharded over the ranks, random positive weights. */
 static void make_problem(problem *pb, long m, long d, long q, int act, int hidden, int output,
                          int dup)
 {
-    nm_err e;
-    memset(pb, 0, sizeof *pb);
-    ck_assert_int_eq(nm_data_generate(&pb->D, NM_DATA_GAUSSIAN, m, d, 99, &e), NM_OK);
-    if (dup) /* duplicate examples: K has two equal rows, so it is singular */
-        for (long i = 0; i < m / 3; i++)
-            memcpy(pb->D.X + (m - 1 - i) * d, pb->D.X + i * d, sizeof(double) * (size_t)d);
-    nm_shard_init(&pb->sh, MPI_COMM_WORLD, q, 0);
-    long nr = pb->sh.nu;
-    pb->W = calloc((size_t)(nr * d + 1), sizeof(double));
-    pb->ch = calloc((size_t)nr + 1, sizeof(double));
-    pb->co = calloc((size_t)nr + 1, sizeof(double));
-    for (long k = 0; k < nr; k++) {
-        long j = pb->sh.u0 + k;
-        nm_rng_normal_row(5, NM_STREAM_W, (uint64_t)j, (size_t)d, pb->W + k * d);
-        pb->ch[k] = (0.5 + nm_rng_u01(5, NM_STREAM_U, (uint64_t)j, 0)) / (double)q;
-        pb->co[k] = (0.5 + nm_rng_u01(5, NM_STREAM_U, (uint64_t)j, 1)) / (double)q;
-    }
-    pb->in = (nm_gram_in){m, d, pb->D.X, nr, pb->W, hidden ? pb->ch : NULL,
-                          output ? pb->co : NULL, act, 0.1};
+    nmt_problem_make(pb, MPI_COMM_WORLD, NM_DATA_GAUSSIAN, m, d, q, act, hidden, output, dup, 1);
 }
 
-static void free_problem(problem *pb)
-{
-    nm_data_free(&pb->D);
-    free(pb->W), free(pb->ch), free(pb->co);
-}
+#define free_problem nmt_problem_free
 
 static double max_abs(const double *a, size_t n)
 {
@@ -143,9 +116,9 @@ static void check_case(long m, long d, long q, int act, int hidden, int output, 
     MPI_Bcast(&ykiy0, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&ok0, 1, MPI_INT, 0, MPI_COMM_WORLD);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 1, w, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 0, NULL, &emin, &emax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &emin, &emax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     double lam = fabs(wref[m - 1]), werr = 0;
@@ -203,7 +176,7 @@ START_TEST(test_gram_singular)
     nm_gram_copy(&K, &C);
     double lmin, lmax, ykiy;
     int pd;
-    ck_assert_int_eq(nm_gram_eig(&C, &g, 0, NULL, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     int is_pd = nm_gram_is_pd(pd, lmin, lmax, m);
@@ -221,7 +194,8 @@ END_TEST
 /* A kernel of inner products, K(i,j) = exp(<x_i,x_j> - (|x_i|^2 + |x_j|^2)/2)
  * (Gaussian), via the block callback, against a plain loop. */
 static void gauss_block(void *ctx, int mr, int nc, const double *xxr, const double *xxc,
-                        const double *G, int ldg, double *K, int ldk)
+                        const double *G, int ldg, double *K, int ldk, const double *Xr,
+                        const double *Xc, int d)
 {
     (void)ctx;
     for (int j = 0; j < nc; j++)

@@ -11,7 +11,8 @@ const nm_experiment nm_experiments[] = {
     {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE, NULL,
      "frac_memorized", &nm_sgd_hooks},
     {"ntk_spectrum",
-     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM, NULL,
+     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM |
+         NM_USES_EIGEN, NULL,
      "err_rel_2", &nm_ntk_spectrum_hooks},
     {"ntk_train",
      NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_COMPARE_SGD | NM_USES_PATIENCE,
@@ -31,7 +32,8 @@ const nm_experiment nm_experiments[] = {
               {"eval_every", "1"}),  /* a row every epoch */
      "risk_over_eps4", &nm_near_min_hooks},
     {"gd_width",
-     NM_USES_NETWORK | NM_USES_TRAINING | NM_USES_KERNEL | NM_USES_GRID | NM_USES_LOSS_TARGET,
+     NM_USES_NETWORK | NM_USES_TRAINING | NM_USES_KERNEL | NM_USES_GRID | NM_USES_LOSS_TARGET |
+         NM_USES_EIGEN,
      DEFAULTS({"init", "gaussian"}, /* [Gu]: standard Gaussian init */
               {"loss", "square"},
               {"kernel", "hidden"}), /* [Gu]: only W is trained, so J J^T = K^h */

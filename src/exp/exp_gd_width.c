@@ -55,7 +55,10 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     int pr, pc, nb;
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     double gram = (rank < pr * pc ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0) +
-                  nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb) + 8.0 * (6.0 * p->m + 2.0 * nr);
+                  fmax(nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb),
+                       p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                                                           : 0.0) +
+                  8.0 * (6.0 * p->m + 2.0 * nr);
     /* the Gram phase needs every example on every rank: with Pe > 1 the
      * whole X is regenerated for it and freed before training */
     if (pe > 1) gram += 8.0 * ((double)p->m * p->d + p->m);
@@ -92,7 +95,7 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
     if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
-    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, 0, NULL, lmin, &lmax, e);
+    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, p->eigensolver, 0, NULL, lmin, &lmax, e);
     nm_gram_close(&gs);
     nm_data_free(&Dall);
     free(ch), free(co);
@@ -197,4 +200,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run};
+const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run, NULL};

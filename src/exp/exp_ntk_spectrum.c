@@ -18,23 +18,33 @@
 #include "nm_gram.h"
 #include "nm_kernels.h"
 #include "nm_net.h"
+#include "nm_ntkop.h"
 #include "nm_save.h"
+#include <unistd.h>
 
 static const char *const metrics[] = {
-    "lambda_min",      "lambda_max", "cond",        "trace",        "yKinvy",      "kinf_lambda_min",
-    "kinf_lambda_max", "err_rel_2",  "err_rel_fro", "seconds_gram", "seconds_eig", NULL};
+    "lambda_min",      "lambda_max",    "cond",          "trace",        "yKinvy",
+    "kinf_lambda_min", "kinf_lambda_max", "err_rel_2",   "err_rel_fro",  "seconds_gram",
+    "seconds_eig",     "matrix_free",   "lambda_min_upper", "lambda_max_resid", "lambda_min_resid",
+    "products_lambda_max", "products_lambda_min", "cg_iterations", "cg_resid", "seconds_solve",
+    NULL};
 enum { M_LMIN, M_LMAX, M_COND, M_TRACE, M_YKY, M_KMIN, M_KMAX, M_ERR2, M_ERRF, M_TGRAM, M_TEIG,
-       M_N };
-
+       M_MF, M_LMINUP, M_LMAXRES, M_LMINRES, M_PLMAX, M_PLMIN, M_CGIT, M_CGRES, M_TSOLVE, M_N };
 static int check(const nm_params *p, nm_err *e)
 {
     if (p->init != NM_INIT_XAVIER_ZERO)
         return nm_fail(e, NM_EINVAL, "experiment ntk_spectrum uses the xavier_zero init of [D20b "
                        "section 2.5] (its Gram is normalised by 2qB^2), not '%s'",
                        nm_init_names[p->init]);
-    if (p->m > 2147483647L / 2 || p->q > 2147483647L / 2)
+    if (p->ntk_method == NM_NTK_DENSE && (p->m > 2147483647L / 2 || p->q > 2147483647L / 2))
         return nm_fail(e, NM_EINVAL, "m = %ld or q = %ld is too large for ScaLAPACK's 32-bit "
                        "indices", p->m, p->q);
+    if (p->ntk_method != NM_NTK_DENSE && (p->m > 2147483647L || p->m * p->q > (1L << 50)))
+        return nm_fail(e, NM_EINVAL, "m = %ld is too large for the matrix-free path", p->m);
+    if (p->ntk_method == NM_NTK_MATRIX_FREE && (p->kinf || p->spectrum_out[0] ||
+                                               p->save_gram[0]))
+        return nm_fail(e, NM_EINVAL, "ntk_method matrix_free forms neither K nor K_inf: set "
+                       "kinf: false (and no spectrum_out / save_gram)");
     if (p->spectrum_out[0] && p->eigenvalues != NM_EIG_ALL)
         return nm_fail(e, NM_EINVAL, "spectrum_out needs eigenvalues: all (extremes computes only "
                        "lambda_min and lambda_max)");
@@ -43,26 +53,128 @@ static int check(const nm_params *p, nm_err *e)
     return nm_save_check(p, e);
 }
 
-/* Per rank: X, y and this rank's W rows (the network keeps the -B twins
- * too), K_W, a work copy and K_inf in nb x nb blocks, the Gram build's
- * panels, the tridiagonal and spectrum arrays; rank 0 also gathers K (twice:
- * pdgemr2d target and the full array) for save_gram. */
-static double mem_bytes(const nm_params *p, int P, int rank)
+/* ---- dense or matrix-free, and what each costs ----
+ * Dense: at most 1 + kinf m x m block-cyclic arrays per rank (K is rebuilt
+ * for each destroying factorisation instead of copied: a build costs
+ * m^2 (q + d) flops, an eigensolve (4/3) m^3), the build's panels, ELPA's
+ * work space (measured: ~1.0 m x m local arrays at P = 2) and the spectrum.
+ * Matrix-free: X, the vectors and the operator's caches (nm_ntkop). */
+#define DENSE_FLOPS_PER_RANK 10e9 /* conservative reduction rate per rank (2x measured) */
+
+static double mem_limit(const nm_params *p, int P)
+{
+    if (p->max_mem_per_rank > 0) return p->max_mem_per_rank;
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return 0.8 * phys / P; /* as the guard's auto limit with all ranks on one node */
+}
+
+static double base_bytes(const nm_params *p, int P, int rank)
+{
+    long u0, nu;
+    nm_block_range(p->q, P, rank, &u0, &nu);
+    double m = (double)p->m, d = (double)p->d;
+    double b = 8.0 * (m * d + m) + 8.0 * (2.0 * (double)nu * (d + 1) + 2.0 * (double)nu);
+    b += nm_save_weights_bytes(p, rank);
+    return b; /* (MPI's own ~16 MiB per rank: NM_MEM_RUNTIME_BYTES, added by the guard) */
+}
+
+static double dense_bytes(const nm_params *p, int P, int rank)
 {
     int pr, pc, nb;
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     long u0, nu;
     nm_block_range(p->q, P, rank, &u0, &nu);
-    double m = (double)p->m, d = (double)p->d;
-    double b = 8.0 * (m * d + m) + 8.0 * (2.0 * (double)nu * (d + 1) + 2.0 * (double)nu);
+    double m = (double)p->m;
     int in_grid = rank < pr * pc;
     double mat = in_grid ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0;
-    b += (2.0 + (p->kinf ? 1.0 : 0.0)) * mat;
-    b += nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
-    b += 8.0 * 6.0 * m; /* tridiagonal, spectrum, eigen work */
+    double b = (1.0 + (p->kinf ? 1.0 : 0.0)) * mat;
+    /* the larger of the build's panels and the eigensolver's work space */
+    double build = nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
+    double eig = p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                                                    : 8.0 * 4.0 * m;
+    b += build > eig ? build : eig;
+    b += 8.0 * 6.0 * m; /* tridiagonal, spectrum */
     if (rank == 0 && p->save_gram[0]) b += 2.0 * 8.0 * m * m;
-    b += nm_save_weights_bytes(p, rank);
     return b;
+}
+
+static double mf_cache_budget(const nm_params *p, int P, int rank)
+{
+    double lim = mem_limit(p, P) - base_bytes(p, P, rank) - 8.0 * 64.0 * (double)p->m;
+    return lim > 0 ? 0.9 * lim : 0;
+}
+
+static double mf_bytes(const nm_params *p, int P, int rank)
+{
+    long u0, nu;
+    nm_block_range(p->q, P, rank, &u0, &nu);
+    double m = (double)p->m;
+    int ncv = (int)(p->lambda_min_mf && p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
+    double nd = p->lambda_min_mf ? (p->lambda_min_deflate < 0 ? p->d + 1.0 : p->lambda_min_deflate)
+                                 : 0.0;
+    if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
+    double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
+                  8.0 * ncv * (ncv + 8.0);
+    return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
+                          p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
+}
+
+static double dense_seconds(const nm_params *p, int P)
+{
+    double m = (double)p->m, builds = (2.0 + (p->kinf ? 1.0 : 0.0));
+    double flops = (4.0 / 3.0) * m * m * m * (1.0 + (p->kinf ? 2.0 : 0.0)) /* eigensolves */
+                   + m * m * m / 3.0                                       /* Cholesky */
+                   + builds * m * m * ((double)p->q + p->d);
+    return flops / (DENSE_FLOPS_PER_RANK * P);
+}
+
+/* The path a run takes: dense when asked, or (auto) while it fits the
+ * memory limit and the time budget. */
+static int dense_too_big(const nm_params *p, int P)
+{
+    double need = 0, lim = mem_limit(p, P);
+    for (int r = 0; r < P; r++) need = fmax(need, base_bytes(p, P, r) + dense_bytes(p, P, r));
+    return need > lim || dense_seconds(p, P) > p->dense_max_seconds || p->m > 2147483647L / 2;
+}
+
+/* outputs only the dense path gives: auto never drops them silently (the
+ * memory guard refuses the run instead, and validate says why) */
+static int needs_dense(const nm_params *p)
+{
+    return p->kinf || p->spectrum_out[0] || p->save_gram[0];
+}
+
+static int use_matrix_free(const nm_params *p, int P)
+{
+    if (p->ntk_method != NM_NTK_AUTO) return p->ntk_method == NM_NTK_MATRIX_FREE;
+    return !needs_dense(p) && dense_too_big(p, P);
+}
+
+static double mem_bytes(const nm_params *p, int P, int rank)
+{
+    return base_bytes(p, P, rank) +
+           (use_matrix_free(p, P) ? mf_bytes(p, P, rank) : dense_bytes(p, P, rank));
+}
+
+static void describe(const nm_params *p, int P, char *buf, size_t n)
+{
+    if (use_matrix_free(p, P)) {
+        double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
+        snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
+                 "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products, y^T K^-1 y "
+                 "~100-500 (CG)%s%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
+                 p->lambda_min_mf ? ", lambda_min ~1000+" : "",
+                 p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
+                                              : "");
+    } else
+        snprintf(buf, n, "dense (%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
+                 nm_eigsolver_names[p->eigensolver], dense_seconds(p, P),
+                 DENSE_FLOPS_PER_RANK / 1e9,
+                 p->ntk_method != NM_NTK_AUTO ? ""
+                 : needs_dense(p) && dense_too_big(p, P)
+                     ? " (auto: over the budget, but kinf / spectrum_out / save_gram need the dense "
+                       "path; set kinf: false for matrix_free)"
+                     : " (auto)");
 }
 
 typedef struct {
@@ -72,10 +184,11 @@ typedef struct {
 } kinf_ctx;
 
 static void kinf_block(void *ctx, int mr, int nc, const double *xxr, const double *xxc,
-                       const double *G, int ldg, double *K, int ldk)
+                       const double *G, int ldg, double *K, int ldk, const double *Xr,
+                       const double *Xc, int d)
 {
     const kinf_ctx *c = ctx;
-    nm_kinf_block(&c->k, c->part, c->B, mr, nc, xxr, xxc, G, ldg, K, ldk);
+    nm_kinf_block_x(&c->k, c->part, c->B, mr, nc, xxr, xxc, G, ldg, K, ldk, Xr, Xc, d);
 }
 
 static double wtime(MPI_Comm c)
@@ -133,7 +246,7 @@ static int write_spectrum(const nm_params *p, const double *w, nm_err *e)
 typedef struct {
     nm_data D;
     nm_net net;
-    nm_gram_set gs; /* K[0] = K_W, K[1] a work copy, K[2] = K_inf */
+    nm_gram_set gs; /* K[0] = K_W (rebuilt per factorisation), K[1] = K_inf */
     double *ch, *co, *w;
 } state;
 
@@ -145,16 +258,17 @@ static void state_free(state *s)
     free(s->ch), free(s->co), free(s->w);
 }
 
-static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
+static int setup(state *s, const nm_params *p, MPI_Comm comm, int mf, nm_err *e)
 {
-    int rc = nm_gram_open(&s->gs, comm, p->m, p->grid_p, p->grid_q, p->nb, p->kinf ? 3 : 2, e);
+    int rc = mf ? NM_OK
+                : nm_gram_open(&s->gs, comm, p->m, p->grid_p, p->grid_q, p->nb, p->kinf ? 2 : 1, e);
     if (rc == NM_OK) rc = nm_data_generate(&s->D, p->data, p->m, p->d, p->seed, e);
     if (rc == NM_OK) rc = nm_net_init(&s->net, p, comm, e);
     long nu = s->net.sh.nu;
     if (rc == NM_OK &&
         !((s->ch = nm_calloc((size_t)nu + 1, sizeof(double), "Gram weights", e)) &&
           (s->co = nm_calloc((size_t)nu + 1, sizeof(double), "Gram weights", e)) &&
-          (s->w = nm_calloc((size_t)p->m, sizeof(double), "spectrum", e))))
+          (s->w = nm_calloc(mf ? 1 : (size_t)p->m, sizeof(double), "spectrum", e))))
         rc = NM_ENOMEM;
     /* [D20b section 2.5]: the -B twins repeat the features of W', so the
      * 2qB^2-normalised Gram is over the q rows of W' with these weights */
@@ -163,56 +277,145 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     return nm_agree(comm, rc, e);
 }
 
-static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
+/* The dense path: K_W is built once per destroying factorisation (Cholesky,
+ * eigensolve, the eigensolve of K_W - K_inf), so at most two m x m arrays
+ * (K_W and K_inf) are alive. */
+static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in *in,
+                     double *row, int *chol_ok, nm_err *e)
 {
-    state s;
-    memset(&s, 0, sizeof s);
-    int rc = setup(&s, p, comm, e);
-    double row[M_N];
-    for (int i = 0; i < M_N; i++) row[i] = NAN;
-    const nm_grid *g = &s.gs.g;
-    nm_dmat *K = &s.gs.K[0], *C = &s.gs.K[1], *Ki = &s.gs.K[2];
-    int hidden = p->kernel != NM_KERNEL_OUTPUT, output = p->kernel != NM_KERNEL_HIDDEN;
-    nm_gram_in in = {p->m,      p->d,      s.D.X, s.net.sh.nu, s.net.W, hidden ? s.ch : NULL,
-                     output ? s.co : NULL, p->activation, p->alpha};
+    const nm_grid *g = &s->gs.g;
+    nm_dmat *K = &s->gs.K[0], *Ki = &s->gs.K[1];
     double t0 = wtime(comm);
-    if (rc == NM_OK) rc = nm_gram_ntk(K, g, &in, e);
+    int rc = nm_gram_ntk(K, g, in, e);
     row[M_TGRAM] = elapsed(t0, comm);
+    row[M_MF] = 0;
     kinf_ctx kc = {{p->activation, p->alpha, (int)p->quad_order}, p->kernel, p->B};
-    if (rc == NM_OK && p->kinf) rc = nm_gram_inner(Ki, g, p->m, p->d, s.D.X, kinf_block, &kc, e);
-    if (rc == NM_OK) rc = nm_save_data(p, &s.D, comm, e);
-    if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "0", e);
+    if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
     if (rc == NM_OK) rc = save_gram(p, K, "_K", g, e);
-    if (rc == NM_OK && p->kinf) rc = save_gram(p, Ki, "_Kinf", g, e);
-    int chol_ok = 0;
     if (rc == NM_OK) {
         row[M_TRACE] = nm_gram_trace(K, g);
-        nm_gram_copy(K, C);
-        rc = nm_gram_yKinvy(C, g, s.D.y, &row[M_YKY], &chol_ok, e);
+        rc = nm_gram_yKinvy(K, g, s->D.y, &row[M_YKY], chol_ok, e);
     }
+    if (rc == NM_OK && p->kinf) rc = nm_gram_inner(Ki, g, p->m, p->d, s->D.X, kinf_block, &kc, e);
+    if (rc == NM_OK && p->kinf) rc = save_gram(p, Ki, "_Kinf", g, e);
+    if (rc == NM_OK) rc = nm_gram_ntk(K, g, in, e);
     if (rc == NM_OK) {
-        nm_gram_copy(K, C);
         t0 = wtime(comm);
-        rc = nm_gram_eig(C, g, p->eigenvalues == NM_EIG_ALL, s.w, &row[M_LMIN], &row[M_LMAX],
-                         e);
+        rc = nm_gram_eig(K, g, p->eigensolver, p->eigenvalues == NM_EIG_ALL, s->w, &row[M_LMIN],
+                         &row[M_LMAX], e);
         row[M_TEIG] = elapsed(t0, comm);
     }
     if (rc == NM_OK && p->kinf) {
         /* ||K_W - K_inf||_2 = largest |eigenvalue| of the (symmetric) difference */
         double fi = sqrt(nm_gram_fro2(Ki, g)), dmin, dmax;
-        nm_gram_axpy(K, -1.0, Ki);
-        row[M_ERRF] = sqrt(nm_gram_fro2(K, g)) / fi;
-        rc = nm_gram_eig(K, g, 0, NULL, &dmin, &dmax, e);
-        if (rc == NM_OK) rc = nm_gram_eig(Ki, g, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
+        rc = nm_gram_ntk(K, g, in, e);
+        if (rc == NM_OK) {
+            nm_gram_axpy(K, -1.0, Ki);
+            row[M_ERRF] = sqrt(nm_gram_fro2(K, g)) / fi;
+            rc = nm_gram_eig(K, g, p->eigensolver, 0, NULL, &dmin, &dmax, e);
+        }
+        if (rc == NM_OK)
+            rc = nm_gram_eig(Ki, g, p->eigensolver, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
         if (rc == NM_OK)
             row[M_ERR2] = fmax(fabs(dmin), fabs(dmax)) /
                           fmax(fabs(row[M_KMIN]), fabs(row[M_KMAX]));
     }
     if (rc == NM_OK && p->spectrum_out[0] && p->eigenvalues == NM_EIG_ALL) {
-        if (g->rank == 0) rc = write_spectrum(p, s.w, e);
+        if (g->rank == 0) rc = write_spectrum(p, s->w, e);
         rc = nm_agree(comm, rc, e);
     }
+    return rc;
+}
+
+/* The matrix-free path: products K v only (nm_ntkop). */
+static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in *in,
+                  double *row, int *status, nm_err *e)
+{
+    int P, rank;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &rank);
+    nm_ntkop op;
+    double t0 = wtime(comm);
+    int rc = nm_ntkop_init(&op, comm, in, mf_cache_budget(p, P, rank), e);
+    row[M_TGRAM] = elapsed(t0, comm);
+    row[M_MF] = 1;
+    if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
+    if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
+    int conv = 1;
     if (rc == NM_OK) {
+        row[M_TRACE] = op.trace;
+        t0 = wtime(comm);
+        int k = (int)p->top_k;
+        double *vals = malloc(sizeof(double) * (size_t)(k + 1));
+        nm_krylov_info li;
+        rc = vals ? nm_ntkop_lanczos(&op, "LA", k, (int)p->lanczos_ncv > 2 * k + 1
+                                                        ? (int)p->lanczos_ncv : 2 * k + 1,
+                                     p->lanczos_tol, p->max_products, vals, &li, e)
+                  : NM_ENOMEM;
+        if (rc == NM_OK) {
+            row[M_LMAX] = li.converged ? vals[0] : NAN;
+            row[M_LMAXRES] = li.resid, row[M_PLMAX] = (double)li.products;
+            conv &= li.converged;
+        }
+        free(vals);
+        row[M_TEIG] = elapsed(t0, comm);
+    }
+    if (rc == NM_OK && p->lambda_min_mf) {
+        double v;
+        nm_krylov_info li;
+        int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
+        int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
+        rc = nm_ntkop_lambda_min(&op, nd, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
+        if (rc == NM_OK) {
+            /* a Ritz value bounds lambda_min from above; it is lambda_min only
+             * when its residual test passed */
+            row[M_LMINUP] = v;
+            row[M_LMIN] = li.converged ? v : NAN;
+            row[M_LMINRES] = li.resid, row[M_PLMIN] = (double)li.products;
+            conv &= li.converged;
+        }
+    }
+    if (rc == NM_OK) {
+        nm_krylov_info ci;
+        t0 = wtime(comm);
+        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, p->max_products, &row[M_YKY], &ci, e);
+        row[M_TSOLVE] = elapsed(t0, comm);
+        if (rc == NM_OK) {
+            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
+            conv &= ci.converged;
+        }
+    }
+    if (rc == NM_OK) row[M_COND] = row[M_LMAX] / row[M_LMIN];
+    *status = conv;
+    nm_ntkop_free(&op);
+    return rc;
+}
+
+static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
+{
+    state s;
+    memset(&s, 0, sizeof s);
+    int P;
+    MPI_Comm_size(comm, &P);
+    int mf = use_matrix_free(p, P);
+    int rc = setup(&s, p, comm, mf, e);
+    double row[M_N];
+    for (int i = 0; i < M_N; i++) row[i] = NAN;
+    int hidden = p->kernel != NM_KERNEL_OUTPUT, output = p->kernel != NM_KERNEL_HIDDEN;
+    nm_gram_in in = {p->m,      p->d,      s.D.X, s.net.sh.nu, s.net.W, hidden ? s.ch : NULL,
+                     output ? s.co : NULL, p->activation, p->alpha};
+    int chol_ok = 0, conv = 1;
+    if (rc == NM_OK)
+        rc = mf ? run_mf(&s, p, comm, &in, row, &conv, e)
+                : run_dense(&s, p, comm, &in, row, &chol_ok, e);
+    if (rc == NM_OK && mf) {
+        /* PSD self-check: every Ritz value of a Gram matrix is >= 0 */
+        int psd = !(row[M_LMINUP] < -(double)p->m * 16.0 * DBL_EPSILON * fabs(row[M_LMAX])) &&
+                  !(row[M_LMAX] < 0);
+        rc = nm_sink_row(sink, 0, conv ? "ok" : "not_converged", psd ? "PASSED" : "FAILED", 1,
+                         row, e);
+    } else if (rc == NM_OK) {
         int pd = nm_gram_is_pd(chol_ok, row[M_LMIN], row[M_LMAX], p->m);
         if (!pd) row[M_YKY] = NAN;
         row[M_COND] = pd ? row[M_LMAX] / row[M_LMIN] : INFINITY;
@@ -225,4 +428,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_exp_hooks nm_ntk_spectrum_hooks = {metrics, check, mem_bytes, run};
+const nm_exp_hooks nm_ntk_spectrum_hooks = {metrics, check, mem_bytes, run, describe};

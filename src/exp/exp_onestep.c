@@ -153,4 +153,4 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_exp_hooks nm_onestep_hooks = {metrics, check, mem_bytes, run};
+const nm_exp_hooks nm_onestep_hooks = {metrics, check, mem_bytes, run, NULL};

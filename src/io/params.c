@@ -13,6 +13,8 @@ const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
 const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
 const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
+const char *const nm_eigsolver_names[] = {"elpa", "scalapack", NULL};
+const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
 const char *const nm_source_names[] = {"construct", "sgd", NULL};
@@ -75,8 +77,35 @@ const nm_setting nm_settings[] = {
     {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
     {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,
-     "all eigenvalues (dsterf) or only the extremes (bisection, dstebz), after one "
-     "distributed tridiagonal reduction (pdsytrd)"},
+     "all eigenvalues or only the extremes (eigensolver scalapack: bisection, dstebz; ELPA "
+     "always computes all)"},
+    {"eigensolver", NM_T_ENUM, OFF(eigensolver), "elpa", nm_eigsolver_names, 0, 0, NM_USES_EIGEN,
+     ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only) or scalapack (pdsytrd, "
+     "then dsterf / dstebz)"},
+    {"ntk_method", NM_T_ENUM, OFF(ntk_method), "auto", nm_ntk_method_names, 0, 0,
+     NM_USES_SPECTRUM, ID,
+     "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "
+     "auto: dense while it fits max_mem_per_rank and dense_max_seconds"},
+    {"dense_max_seconds", NM_T_REAL, OFF(dense_max_seconds), "3600", NULL, 0, BIG,
+     NM_USES_SPECTRUM, NOT_ID,
+     "ntk_method auto: the dense path's estimated time budget (validate prints the estimate)"},
+    {"lanczos_tol", NM_T_REAL, OFF(lanczos_tol), "1e-10", NULL, 1e-16, 1, NM_USES_SPECTRUM, ID,
+     "matrix_free: PARPACK relative Ritz residual tolerance (eigenvalue error ~ tol^2 / gap)"},
+    {"lanczos_ncv", NM_T_INT, OFF(lanczos_ncv), "24", NULL, 4, 1000, NM_USES_SPECTRUM, ID,
+     "matrix_free: Lanczos basis size (PARPACK ncv)"},
+    {"top_k", NM_T_INT, OFF(top_k), "1", NULL, 1, 100, NM_USES_SPECTRUM, ID,
+     "matrix_free: number of top eigenvalues wanted (lambda_max is the first)"},
+    {"lambda_min_mf", NM_T_BOOL, OFF(lambda_min_mf), "false", bool_names, 0, 0, NM_USES_SPECTRUM,
+     ID, "matrix_free: also estimate lambda_min by Lanczos (hundreds to thousands of products; "
+     "reported only when its residual test passes)"},
+    {"lambda_min_deflate", NM_T_INT, OFF(lambda_min_deflate), "-1", NULL, -1, 100000,
+     NM_USES_SPECTRUM, ID,
+     "matrix_free lambda_min: top eigenpairs deflated first (-1 = d + 1, the NTK's outliers; "
+     "0 = plain Lanczos)"},
+    {"cg_tol", NM_T_REAL, OFF(cg_tol), "1e-10", NULL, 1e-16, 1, NM_USES_SPECTRUM, ID,
+     "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||"},
+    {"max_products", NM_T_INT, OFF(max_products), "20000", NULL, 10, BIG, NM_USES_SPECTRUM, ID,
+     "matrix_free: products K v allowed per solve (status not_converged beyond)"},
     {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,
      "BLACS process grid: auto (near-square from P), PxQ, or [P, Q]"},
     {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, NM_USES_GRID, ID, "ScaLAPACK block size; 0 = auto"},

@@ -1,6 +1,7 @@
 /* Distributed NTK Gram matrices and their spectra: the scheme is described in
  * include/nm_gram.h. */
 #include <cblas.h>
+#include <elpa/elpa.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "nm_scalapack.h"
 
 static const int I1 = 1;
+#define ELPA_WS_MATS 3.9
 
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb)
@@ -69,6 +71,19 @@ double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npco
     double rcv = 8.0 * (ml + nl) * (double)P * (double)kc;         /* rows from every rank */
     double xblk = 8.0 * ml * ((double)d + nb + 1) + 8.0 * (double)m; /* X X^T blocks */
     return panel + snd + rcv + xblk;
+}
+
+double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb)
+{
+    /* ELPA's two-stage work space (band matrix, Householder blocks, its
+     * eigenvector-sized scratch even for eigenvalues only): ELPA_WS_MATS
+     * local m x m arrays, from peak RSS at P = 2 (1x2 grid): 3.8 local
+     * matrices beyond K at m = 8000 (4.3 at m = 4000, where fixed buffers
+     * weigh more), with kinf true or false; or the two chunk buffers of
+     * nm_gram_symmetrize, which are freed before ELPA starts */
+    double sym = 2.0 * (16.0 * 1048576.0 + 8.0 * nb * max_loc(m, nb, nprow > npcol ? nprow : npcol));
+    double ws = ELPA_WS_MATS * nm_gram_mat_bytes(m, nprow, npcol, nb);
+    return (ws > sym ? ws : sym) + 8.0 * 2.0 * (double)m; /* not alive at the same time */
 }
 
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
@@ -143,7 +158,8 @@ static int xx_blocks(nm_dmat *K, const nm_grid *g, long d, const double *X, int 
                 for (int j = 0; j < nc; j++)
                     xxc[j] = cblas_ddot((int)d, X + (size_t)(c0 + j) * d, 1,
                                         X + (size_t)(c0 + j) * d, 1);
-                f(ctx, mr, nc, xxr + il0, xxc, G, ldg, Kb, lld);
+                f(ctx, mr, nc, xxr + il0, xxc, G, ldg, Kb, lld, Xr + (size_t)il0 * d,
+                  X + (size_t)c0 * d, (int)d);
             }
         }
         free(growv);
@@ -329,8 +345,155 @@ static int local_col(const nm_dmat *K, const nm_grid *g, int j)
     return (blk / g->npcol) * K->nb + j % K->nb;
 }
 
-int nm_gram_eig(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin, double *lmax,
-                nm_err *e)
+static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
+                       double *lmax, nm_err *e);
+
+/* ---- the upper triangle from the lower (ELPA reads the whole matrix) ----
+ * Block (I, J), I > J, of the lower triangle lives on grid rank
+ * (I mod nprow, J mod npcol); its transpose belongs to block (J, I) on
+ * (J mod nprow, I mod npcol).  Block rows are taken in chunks whose local
+ * part is at most ~16 MiB per rank: every rank packs its lower blocks of the
+ * chunk per destination (I, then J ascending), one MPI_Alltoallv, and the
+ * receiver walks the same order to place them transposed.  Diagonal blocks
+ * are mirrored in place.  Memory: two chunk buffers, not a second matrix. */
+static int sym_owner(const nm_grid *g, int bi, int bj)
+{
+    return (bi % g->nprow) * g->npcol + bj % g->npcol; /* BLACS row-major grid rank */
+}
+
+int nm_gram_symmetrize(nm_dmat *K, const nm_grid *g, nm_err *e)
+{
+    int m = K->m, nb = K->nb, nblk = (m + nb - 1) / nb, P = g->size, pr = g->nprow,
+        pc = g->npcol;
+    int *scnt = calloc((size_t)P, sizeof(int)), *sdsp = calloc((size_t)P, sizeof(int));
+    int *rcnt = calloc((size_t)P, sizeof(int)), *rdsp = calloc((size_t)P, sizeof(int));
+    int *pos = calloc((size_t)P, sizeof(int));
+    double nlmax = max_loc(m, nb, pc);
+    int chunk = (int)(16.0 * 1048576.0 / 8.0 / (nlmax * nb) * pr);
+    if (chunk < 1) chunk = 1;
+    double mlmax = max_loc(m, nb, pr), c1 = (double)((chunk + pr - 1) / pr) * nb * nlmax,
+           c2 = (double)((chunk + pc - 1) / pc) * nb * mlmax;
+    size_t cap = (size_t)(c1 > c2 ? c1 : c2) + 1;
+    double *snd = malloc(sizeof(double) * cap), *rcv = malloc(sizeof(double) * cap);
+    int rc = (scnt && sdsp && rcnt && rdsp && pos && snd && rcv)
+                 ? NM_OK
+                 : nm_fail(e, NM_ENOMEM, "out of memory (symmetrizing K)");
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    int lld = K->lld, me = g->in_grid ? g->myrow * pc + g->mycol : -1;
+    for (int b0 = 0; b0 < nblk; b0 += chunk) {
+        int b1 = b0 + chunk < nblk ? b0 + chunk : nblk;
+        for (int t = 0; t < P; t++) scnt[t] = rcnt[t] = 0;
+        /* counts */
+        for (int bi = b0; bi < b1; bi++) {
+            int ri = m - bi * nb < nb ? m - bi * nb : nb;
+            for (int bj = 0; bj < bi; bj++) {
+                int cj = nb, src = sym_owner(g, bi, bj), dst = sym_owner(g, bj, bi);
+                if (src == me) scnt[dst] += ri * cj;
+                if (dst == me) rcnt[src] += ri * cj;
+            }
+        }
+        for (int t = 0, a = 0, b = 0; t < P; t++)
+            sdsp[t] = a, rdsp[t] = b, a += scnt[t], b += rcnt[t], pos[t] = sdsp[t];
+        /* pack: block (bi, bj) as stored, column-major ri x nb */
+        for (int bi = b0; me >= 0 && bi < b1; bi++) {
+            int ri = m - bi * nb < nb ? m - bi * nb : nb;
+            if (bi % pr != g->myrow) continue;
+            int lr = (bi / pr) * nb;
+            for (int bj = g->mycol; bj < bi; bj += pc) {
+                int dst = sym_owner(g, bj, bi), lc = (bj / pc) * nb;
+                double *o = snd + pos[dst];
+                for (int c = 0; c < nb; c++)
+                    memcpy(o + (size_t)c * ri, K->a + lr + (size_t)(lc + c) * lld,
+                           sizeof(double) * (size_t)ri);
+                pos[dst] += ri * nb;
+            }
+        }
+        MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm);
+        /* unpack transposed into block (bj, bi): rows of bj, columns of bi */
+        for (int t = 0; t < P; t++) pos[t] = rdsp[t];
+        for (int bi = b0; me >= 0 && bi < b1; bi++) {
+            int ri = m - bi * nb < nb ? m - bi * nb : nb;
+            if (bi % pc != g->mycol) continue;
+            int lc = (bi / pc) * nb;
+            for (int bj = g->myrow; bj < bi; bj += pr) {
+                int src = sym_owner(g, bi, bj), lr = (bj / pr) * nb;
+                const double *b = rcv + pos[src];
+                for (int r = 0; r < ri; r++)
+                    for (int c = 0; c < nb; c++)
+                        K->a[lr + c + (size_t)(lc + r) * lld] = b[r + (size_t)c * ri];
+                pos[src] += ri * nb;
+            }
+        }
+    }
+    /* diagonal blocks: mirror in place */
+    for (int bi = 0; me >= 0 && bi < nblk; bi++) {
+        if (bi % pr != g->myrow || bi % pc != g->mycol) continue;
+        int ri = m - bi * nb < nb ? m - bi * nb : nb, lr = (bi / pr) * nb, lc = (bi / pc) * nb;
+        for (int c = 0; c < ri; c++)
+            for (int r = c + 1; r < ri; r++)
+                K->a[lr + c + (size_t)(lc + r) * lld] = K->a[lr + r + (size_t)(lc + c) * lld];
+    }
+out:
+    free(scnt), free(sdsp), free(rcnt), free(rdsp), free(pos), free(snd), free(rcv);
+    return rc;
+}
+
+/* All eigenvalues by ELPA's two-stage solver (eigenvalues only) on the grid
+ * ranks; ascending into ev[n] on every rank of g->comm. */
+static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
+{
+    static int elpa_ready = 0;
+    int rc = NM_OK, err = ELPA_OK, n = K->m;
+    if (!elpa_ready) {
+        if (elpa_init(ELPA_API_VERSION) != ELPA_OK)
+            rc = nm_fail(e, NM_ENUM, "elpa_init(%d) failed: the ELPA library is older than "
+                         "the header", ELPA_API_VERSION);
+        elpa_ready = rc == NM_OK;
+    }
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_gram_symmetrize(K, g, e)) != NM_OK) return rc;
+    MPI_Comm gc;
+    MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc);
+    if (g->in_grid) {
+        elpa_t h = elpa_allocate(&err);
+        const char *what = "elpa_allocate";
+        if (err == ELPA_OK) {
+            int v[9] = {n, n, K->mloc, K->nloc, K->nb, (int)MPI_Comm_c2f(gc), g->myrow, g->mycol,
+                        g->ctxt};
+            const char *key[9] = {"na", "nev", "local_nrows", "local_ncols", "nblk",
+                                  "mpi_comm_parent", "process_row", "process_col", "blacs_context"};
+            for (int k = 0; k < 9 && err == ELPA_OK; k++) elpa_set(h, key[k], v[k], &err), what = key[k];
+            if (err == ELPA_OK) err = elpa_setup(h), what = "elpa_setup";
+            if (err == ELPA_OK) elpa_set(h, "solver", (int)ELPA_SOLVER_2STAGE, &err), what = "solver";
+            if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
+            int e2;
+            elpa_deallocate(h, &e2);
+        }
+        if (err != ELPA_OK)
+            rc = nm_fail(e, NM_ENUM, "ELPA failed at %s: %s", what, elpa_strerr(err));
+        MPI_Comm_free(&gc);
+    }
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm); /* rank 0 is in the grid */
+    return NM_OK;
+}
+
+int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, double *lmin,
+                double *lmax, nm_err *e)
+{
+    if (solver == NM_EIGSOLVER_ELPA) {
+        double *ev = all ? w : nm_calloc((size_t)K->m, sizeof(double), "eigenvalues", e);
+        int rc = nm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);
+        if (rc == NM_OK) rc = eig_elpa(K, g, ev, e);
+        if (rc == NM_OK) *lmin = ev[0], *lmax = ev[K->m - 1];
+        if (!all) free(ev);
+        return rc;
+    }
+    return eig_pdsytrd(K, g, all, w, lmin, lmax, e);
+}
+
+static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
+                       double *lmax, nm_err *e)
 {
     int n = K->m, info = 0, rc = NM_OK;
     double *dg = nm_calloc((size_t)n, sizeof(double), "tridiagonal", e);

@@ -38,6 +38,39 @@ typedef struct {
     int zero;          /* x = 0 or y = 0: u or v is 0 almost surely */
 } kgeom;
 
+/* The geometry from the vectors themselves (row-major x, y of length d):
+ * xx, yy, xy by the same ddot loop (so x = y gives xy = xx = yy exactly)
+ * and the angle by Kahan's formula theta = 2 atan2(|x^ - y^|, |x^ + y^|)
+ * (x^ = x/|x|), accurate to a few ulps for every theta, where
+ * sqrt(xx yy - xy^2) loses half the digits near rho = +-1 (its rounding is
+ * ~eps xx yy, so theta was off by ~sqrt(eps)). */
+static kgeom kgeom_vec(const double *x, const double *y, int d)
+{
+    kgeom g;
+    double xx = 0, yy = 0, xy = 0;
+    for (int k = 0; k < d; k++) xx += x[k] * x[k], yy += y[k] * y[k], xy += x[k] * y[k];
+    g.xx = xx > yy ? xx : yy, g.yy = xx > yy ? yy : xx; /* larger norm first, as kgeom_make */
+    g.zero = !(g.xx > 0 && g.yy > 0);
+    if (g.zero) {
+        g.xy = 0.0, g.sn = 0.0, g.theta = atan2(0.0, 0.0);
+        return g;
+    }
+    double ix = 1.0 / sqrt(xx), iy = 1.0 / sqrt(yy), dm = 0, dp = 0;
+    if (x == y)
+        dm = 0.0, dp = 4.0; /* the same point: theta = 0 exactly */
+    else
+        for (int k = 0; k < d; k++) {
+            double a = x[k] * ix, b = y[k] * iy;
+            dm += (a - b) * (a - b), dp += (a + b) * (a + b);
+        }
+    g.theta = 2.0 * atan2(sqrt(dm), sqrt(dp));
+    double nrm = sqrt(g.xx * g.yy);
+    g.xy = xy > nrm ? nrm : (xy < -nrm ? -nrm : xy);
+    if (x == y) g.xy = g.xx;
+    g.sn = nrm * sin(g.theta);
+    return g;
+}
+
 static kgeom kgeom_make(double xx, double yy, double xy)
 {
     kgeom g;
@@ -74,10 +107,8 @@ static double ksign(const kgeom *g) { return g->zero ? 0.0 : 1.0 - 2.0 * g->thet
 static double kabs(const kgeom *g) { return 2.0 / M_PI * (g->sn + g->xy * (M_PI / 2 - g->theta)); }
 
 /* Closed forms; returns 0 when act has none. */
-static int kinf_closed(const nm_kinf *k, double xx, double yy, double xy, double *edd,
-                       double *ess)
+static int kinf_closed_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
 {
-    kgeom g = kgeom_make(xx, yy, xy);
     switch (k->act) {
     case NM_ACT_RELU: /* sigma' = step */
         *edd = kstep(&g);
@@ -290,14 +321,12 @@ static int kq_nodes(int nends, const double *ends, double *z, double *w)
     return m;
 }
 
-void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, double *edd,
-                         double *ess)
+static void expect_quad_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
 {
     if (!kq_get(k->order)) {
         *edd = *ess = NAN;
         return;
     }
-    kgeom g = kgeom_make(xx, yy, xy);
     /* u = a z1, v = b z1 + c z2; a zero x gives u = 0, v = |y| z2 */
     double a = sqrt(g.xx), b = a > 0 ? g.xy / a : 0.0;
     double c = a > 0 ? g.sn / a : sqrt(g.yy); /* c^2 = yy - b^2 = det / xx */
@@ -354,10 +383,21 @@ void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, doub
     *ess = ss;
 }
 
+void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+                         double *ess)
+{
+    expect_quad_g(k, kgeom_make(xx, yy, xy), edd, ess);
+}
+
+static void expect_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
+{
+    if (!kinf_closed_g(k, g, edd, ess)) expect_quad_g(k, g, edd, ess);
+}
+
 void nm_kinf_expect(const nm_kinf *k, double xx, double yy, double xy, double *edd,
                     double *ess)
 {
-    if (!kinf_closed(k, xx, yy, xy, edd, ess)) nm_kinf_expect_quad(k, xx, yy, xy, edd, ess);
+    expect_g(k, kgeom_make(xx, yy, xy), edd, ess);
 }
 
 /* [D20b 2.5]: tk = tk^h + tk^o, tk^h = <x,y> E[s' s'], tk^o = E[s s]/B^2 */
@@ -372,6 +412,15 @@ double nm_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy,
     double edd, ess;
     nm_kinf_expect(k, xx, yy, xy, &edd, &ess);
     return kinf_part(part, B, xy, edd, ess);
+}
+
+double nm_kinf_entry_vec(const nm_kinf *k, int part, double B, const double *x, const double *y,
+                         int d)
+{
+    double edd, ess;
+    kgeom g = kgeom_vec(x, y, d);
+    expect_g(k, g, &edd, &ess);
+    return kinf_part(part, B, g.xy, edd, ess);
 }
 
 /* ---- the block: Mehler's series for the quadrature activations ----
@@ -423,6 +472,13 @@ static double kh_sum(const double *p, const double *q, double rho)
 void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
                    const double *yy_cols, const double *G, int ldg, double *K, int ldk)
 {
+    nm_kinf_block_x(k, part, B, mr, nc, xx_rows, yy_cols, G, ldg, K, ldk, NULL, NULL, 0);
+}
+
+void nm_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
+                     const double *yy_cols, const double *G, int ldg, double *K, int ldk,
+                     const double *Xr, const double *Xc, int d)
+{
     const int nt = KH_K + 1;
     double *cr = NULL, *cc = NULL;
     if (!nm_kinf_has_closed_form(k->act) && mr > 0 && nc > 0 && kq_get(k->order)) {
@@ -441,7 +497,9 @@ void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const d
             double xy = G[i + (size_t)j * ldg], xx = xx_rows[i], yy = yy_cols[j];
             double nrm = sqrt(fmax(xx, 0) * fmax(yy, 0)), rho = nrm > 0 ? xy / nrm : 2.0;
             double *out = &K[i + (size_t)j * ldk];
-            if (cr && fabs(rho) <= KH_RHO) {
+            if (Xr && Xc && fabs(rho) > NM_KINF_RHO_VEC)
+                *out = nm_kinf_entry_vec(k, part, B, Xr + (size_t)i * d, Xc + (size_t)j * d, d);
+            else if (cr && fabs(rho) <= KH_RHO) {
                 const double *ri = cr + 2 * nt * i, *cj = cc + 2 * nt * j;
                 double ess = kh_sum(ri, cj, rho), edd = kh_sum(ri + nt, cj + nt, rho);
                 *out = kinf_part(part, B, xy, edd, ess);

@@ -1,0 +1,106 @@
+/* nm_ntkop: products with the NTK Gram matrix without forming it (SPEC
+ * section 6, "NTK products without forming K"), and the Krylov solvers on
+ * top of them: lambda_max (and the top k) by PARPACK's thick-restart
+ * Lanczos (pdsaupd / pdseupd), lambda_min by the same with which = SA
+ * (an upper bound until its residual test passes), y^T K^-1 y by
+ * conjugate gradients.
+ *
+ * The kernel is the one nm_gram builds,
+ *     K = (X X^T) o (S'^T diag(ch) S') + S^T diag(co) S,
+ *     S' = sigma'(W X^T), S = sigma(W X^T)        (rows = neurons),
+ * with the neurons split over the ranks (each rank its own rows of W, X
+ * replicated) and vectors split in contiguous row blocks of m (block r of
+ * ~m/P entries on rank r, the layout PARPACK and CG work on).  One product:
+ *   1. Allgatherv of v (m numbers);
+ *   2. per panel of kp local neurons, BLAS-3:
+ *        A = S'_p^T o (v 1^T) (m x kp), B = X^T A (d x kp), C = X B (m x kp),
+ *        (K^h v)_i += sum_j ch_j S'_ij C_ij        (4 m d kp flops)
+ *      and K^o v += S_p^T diag(co_p) (S_p v)        (4 m kp flops);
+ *   3. MPI_Reduce_scatter of the m partial sums back to the row blocks.
+ * S' is cached as int8 when sigma' takes only the values -1, 0, 1 (relu,
+ * abs, step, sign), as doubles otherwise, and S as doubles, each only while
+ * the cache budget allows; what is not cached is recomputed per product
+ * from Z = X W_p^T (2 m d kp flops more).  Any activation, hidden / output /
+ * full kernel, any weights. */
+#ifndef NM_NTKOP_H
+#define NM_NTKOP_H
+#include <mpi.h>
+#include <stdint.h>
+
+#include "nm_gram.h"
+
+typedef struct {
+    MPI_Comm comm;
+    int P, rank;
+    nm_gram_in in;      /* X (m x d, all of it), this rank's rows of W, weights */
+    long kp;            /* neurons per panel */
+    long m0, ml;        /* this rank's vector block [m0, m0 + ml) */
+    int *cnt, *dsp;     /* vector blocks of every rank */
+    int8_t *s8;         /* cached S' (m x nrows, column j = neuron j), int8 */
+    double *sd, *s;     /* cached S' as doubles, cached S */
+    double *Z, *A, *Bw, *C, *vf, *of; /* panel work, full vectors */
+    long products;      /* K v products so far (each counts once per vector) */
+    int nd;             /* deflated eigenpairs (nm_ntkop_lambda_min), 0 otherwise */
+    double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */
+    double trace;       /* trace(K), from the caches-free formula */
+} nm_ntkop;
+
+/* Bytes per rank of the operator with cache budget `cache_max` (what
+ * nm_ntkop_init will allocate): X is not counted (the caller holds it). */
+double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, int output,
+                      double cache_max);
+
+/* Set up on comm (collective): caches as the budget allows, trace(K). */
+int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cache_max,
+                  nm_err *e);
+void nm_ntkop_free(nm_ntkop *op);
+
+/* out = K v on the row blocks (v, out: op->ml entries each).  Collective. */
+void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
+
+/* The result of a Krylov solve. */
+typedef struct {
+    int converged;      /* 1: the solver's own test and our residual check passed */
+    long products;      /* products used (including the residual checks) */
+    long iterations;    /* CG iterations / Lanczos restarts */
+    double resid;       /* final relative residual: ||K x - theta x|| / |theta|,
+                         * or ||K x - y|| / ||y|| (recomputed, not the recurrence's) */
+} nm_krylov_info;
+
+/* Extreme eigenvalues by PARPACK (mode 1, exact shifts): which = "LA"
+ * (largest) or "SA" (smallest), nev of them into vals (ascending for SA,
+ * descending for LA), ncv basis vectors, ARPACK's tol, at most max_products
+ * products.  The start vector depends on the example index only (the same
+ * for every P).  info->resid is the largest true relative residual of the
+ * nev Ritz pairs (nev more products).  A Ritz value of SA is an upper bound
+ * on lambda_min whatever its residual (Courant-Fischer).  Collective. */
+int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                     long max_products, double *vals, nm_krylov_info *info, nm_err *e);
+
+/* The same, also returning the Ritz vectors (op->ml x nev, row blocks) when
+ * vecs != NULL. */
+int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                       long max_products, double *vals, double *vecs, nm_krylov_info *info,
+                       nm_err *e);
+
+/* lambda_min by deflated Lanczos: the top ndefl eigenpairs first (Lanczos
+ * LA), then Lanczos SA on K + U (c - Lambda) U^T, which has K's small end
+ * but a spread of lambda_{ndefl} instead of lambda_max.  The NTK of a
+ * two-layer network has ~d + 1 outlying top eigenvalues (the constant and
+ * linear modes), so ndefl = d + 1 widens the relative gap at the bottom by
+ * lambda_max / lambda_{d+2} (~100x measured).  The answer's residual is
+ * checked against K itself; *val is the Ritz value (an upper bound on
+ * lambda_min when converged; NaN if the budget ran out first).  ndefl = 0:
+ * plain Lanczos SA.  Collective. */
+int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
+                        double *val, nm_krylov_info *info, nm_err *e);
+
+/* y^T K^-1 y by conjugate gradients from x = 0, y (all m entries, the same
+ * on every rank); stops at ||r|| <= tol ||y|| (recurrence residual), then
+ * recomputes the true residual with one more product: converged only when
+ * that also passes (<= 10 tol).  *val is NaN when not converged or when K
+ * shows a non-positive curvature (p^T K p <= 0).  Collective. */
+int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, double *val,
+                nm_krylov_info *info, nm_err *e);
+
+#endif

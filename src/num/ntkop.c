@@ -1,0 +1,403 @@
+/* Matrix-free NTK products and the Krylov solvers on them: see
+ * include/nm_ntkop.h. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_comm.h"
+#include "nm_ntkop.h"
+#include "nm_rng.h"
+#include "nm_scalapack.h"
+
+/* PARPACK (arpack-ng, Fortran; no C header): comm is a Fortran handle,
+ * LOGICAL a 4-byte int, one hidden length per CHARACTER argument at the end. */
+void pdsaupd_(const MPI_Fint *comm, int *ido, const char *bmat, const int *n, const char *which,
+              const int *nev, const double *tol, double *resid, const int *ncv, double *v,
+              const int *ldv, int *iparam, int *ipntr, double *workd, double *workl,
+              const int *lworkl, int *info, fstrlen, fstrlen);
+void pdseupd_(const MPI_Fint *comm, const int *rvec, const char *howmny, int *select, double *d,
+              double *z, const int *ldz, const double *sigma, const char *bmat, const int *n,
+              const char *which, const int *nev, const double *tol, double *resid, const int *ncv,
+              double *v, const int *ldv, int *iparam, int *ipntr, double *workd, double *workl,
+              const int *lworkl, int *info, fstrlen, fstrlen, fstrlen);
+
+/* sigma' takes only the values -1, 0, 1: one byte per entry */
+static int deriv_is_sign(int act)
+{
+    return act == NM_ACT_RELU || act == NM_ACT_ABS || act == NM_ACT_STEP || act == NM_ACT_SIGN;
+}
+
+static long panel_kp(long m, long nrows)
+{
+    long kp = (long)(32.0 * 1048576.0 / 8.0 / (double)(m > 0 ? m : 1));
+    if (kp < 32) kp = 32;
+    if (kp > 256) kp = 256;
+    return kp < nrows ? kp : (nrows > 0 ? nrows : 1);
+}
+
+/* cache decisions: bit 0 = S' cached, bit 1 = S cached */
+static int cache_plan(long m, long nrows, int act, int hidden, int output, double cache_max,
+                      double *bytes)
+{
+    double sp = (double)m * nrows * (deriv_is_sign(act) ? 1.0 : 8.0), s = 8.0 * m * nrows;
+    int plan = 0;
+    double used = 0;
+    if (hidden && sp <= cache_max) plan |= 1, used += sp;
+    if (output && used + s <= cache_max) plan |= 2, used += s;
+    *bytes = used;
+    return plan;
+}
+
+double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, int output,
+                      double cache_max)
+{
+    double cache;
+    cache_plan(m, nrows, act, hidden, output, cache_max, &cache);
+    long kp = panel_kp(m, nrows);
+    return cache + 8.0 * (3.0 * m * kp + d * kp + 2.0 * m) + 8.0 * P;
+}
+
+void nm_ntkop_free(nm_ntkop *op)
+{
+    free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
+    free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
+    free(op->U), free(op->dshift), free(op->dc);
+    memset(op, 0, sizeof *op);
+}
+
+/* Z = X W_p^T for local rows [k0, k0 + nk): column-major m x nk. */
+static void preact(const nm_ntkop *op, long k0, long nk, double *Z)
+{
+    const nm_gram_in *in = &op->in;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nk, (int)in->m, (int)in->d, 1.0,
+                in->W + k0 * in->d, (int)in->d, in->X, (int)in->d, 0.0, Z, (int)in->m);
+}
+
+int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cache_max,
+                  nm_err *e)
+{
+    memset(op, 0, sizeof *op);
+    op->comm = comm;
+    op->in = *in;
+    MPI_Comm_size(comm, &op->P);
+    MPI_Comm_rank(comm, &op->rank);
+    long m = in->m, nr = in->nrows;
+    op->kp = panel_kp(m, nr);
+    double cb;
+    int plan = cache_plan(m, nr, in->act, in->ch != NULL, in->co != NULL, cache_max, &cb);
+    op->cnt = calloc((size_t)op->P, sizeof(int)), op->dsp = calloc((size_t)op->P, sizeof(int));
+    size_t mk = (size_t)m * (size_t)op->kp;
+    op->Z = malloc(sizeof(double) * mk), op->A = malloc(sizeof(double) * mk);
+    op->C = malloc(sizeof(double) * mk);
+    op->Bw = malloc(sizeof(double) * (size_t)in->d * (size_t)op->kp);
+    op->vf = malloc(sizeof(double) * (size_t)m), op->of = malloc(sizeof(double) * (size_t)m);
+    int rc = (op->cnt && op->dsp && op->Z && op->A && op->C && op->Bw && op->vf && op->of)
+                 ? NM_OK
+                 : nm_fail(e, NM_ENOMEM, "out of memory (matrix-free NTK work space)");
+    size_t ms = (size_t)m * (size_t)nr;
+    if (rc == NM_OK && (plan & 1)) {
+        if (deriv_is_sign(in->act))
+            op->s8 = malloc(ms ? ms : 1);
+        else
+            op->sd = malloc(sizeof(double) * (ms ? ms : 1));
+        if (!op->s8 && !op->sd) rc = nm_fail(e, NM_ENOMEM, "out of memory (S' cache)");
+    }
+    if (rc == NM_OK && (plan & 2) && !(op->s = malloc(sizeof(double) * (ms ? ms : 1))))
+        rc = nm_fail(e, NM_ENOMEM, "out of memory (S cache)");
+    for (int r = 0, off = 0; rc == NM_OK && r < op->P; r++) {
+        op->cnt[r] = (int)(m / op->P + (r < m % op->P)), op->dsp[r] = off, off += op->cnt[r];
+        if (r == op->rank) op->m0 = op->dsp[r], op->ml = op->cnt[r];
+    }
+    /* caches and trace(K) = sum_i |x_i|^2 sum_j ch_j s'_ji^2 + sum_j co_j s_ji^2 */
+    double tr = 0;
+    for (long k0 = 0; rc == NM_OK && k0 < nr; k0 += op->kp) {
+        long nk = nr - k0 < op->kp ? nr - k0 : op->kp;
+        size_t n = (size_t)nk * (size_t)m;
+        preact(op, k0, nk, op->Z);
+        nm_act_apply(in->act, in->alpha, n, op->Z, op->A, op->C); /* A = S, C = S' */
+        for (long k = 0; k < nk; k++) {
+            const double *sk = op->A + k * m, *dk = op->C + k * m;
+            double ch = in->ch ? in->ch[k0 + k] : 0, co = in->co ? in->co[k0 + k] : 0;
+            for (long i = 0; i < m; i++) {
+                double xx = cblas_ddot((int)in->d, in->X + i * in->d, 1, in->X + i * in->d, 1);
+                if (in->ch) tr += xx * ch * dk[i] * dk[i];
+                if (in->co) tr += co * sk[i] * sk[i];
+            }
+        }
+        if (op->s8)
+            for (size_t t = 0; t < n; t++) op->s8[(size_t)k0 * m + t] = (int8_t)op->C[t];
+        if (op->sd) memcpy(op->sd + (size_t)k0 * m, op->C, n * sizeof(double));
+        if (op->s) memcpy(op->s + (size_t)k0 * m, op->A, n * sizeof(double));
+    }
+    MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm);
+    return nm_agree(comm, rc, e);
+}
+
+void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nr = in->nrows;
+    MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE, op->comm);
+    memset(op->of, 0, sizeof(double) * (size_t)m);
+    const double *vf = op->vf;
+    double *of = op->of;
+    for (long k0 = 0; k0 < nr; k0 += op->kp) {
+        long nk = nr - k0 < op->kp ? nr - k0 : op->kp;
+        size_t n = (size_t)nk * (size_t)m;
+        int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+        if (need_z) preact(op, k0, nk, op->Z);
+        if (in->co) { /* K^o v += S_p^T diag(co) S_p v; S_p column-major m x nk */
+            const double *S = op->s ? op->s + (size_t)k0 * m : op->A;
+            if (!op->s) nm_act_apply(in->act, in->alpha, n, op->Z, op->A, NULL);
+            double t[256];
+            cblas_dgemv(CblasColMajor, CblasTrans, (int)m, (int)nk, 1.0, S, (int)m, vf, 1, 0.0, t,
+                        1);
+            for (long k = 0; k < nk; k++) t[k] *= in->co[k0 + k];
+            cblas_dgemv(CblasColMajor, CblasNoTrans, (int)m, (int)nk, 1.0, S, (int)m, t, 1, 1.0,
+                        of, 1);
+        }
+        if (in->ch) {
+            /* S'_p: cached, or sigma'(Z) in place */
+            const double *Sd = op->sd ? op->sd + (size_t)k0 * m : op->Z;
+            const int8_t *S8 = op->s8 ? op->s8 + (size_t)k0 * m : NULL;
+            if (!op->s8 && !op->sd) nm_act_apply(in->act, in->alpha, n, op->Z, NULL, op->Z);
+            for (long k = 0; k < nk; k++) {
+                double *a = op->A + k * m;
+                if (S8)
+                    for (long i = 0; i < m; i++) a[i] = S8[k * m + i] * vf[i];
+                else
+                    for (long i = 0; i < m; i++) a[i] = Sd[k * m + i] * vf[i];
+            }
+            /* B = X^T A (d x nk): X row-major m x d is column-major d x m */
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)nk, (int)m, 1.0,
+                        in->X, (int)d, op->A, (int)m, 0.0, op->Bw, (int)d);
+            /* C = X B (m x nk) */
+            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)m, (int)nk, (int)d, 1.0,
+                        in->X, (int)d, op->Bw, (int)d, 0.0, op->C, (int)m);
+            for (long k = 0; k < nk; k++) {
+                const double *c = op->C + k * m;
+                double w = in->ch[k0 + k];
+                if (S8)
+                    for (long i = 0; i < m; i++) of[i] += w * S8[k * m + i] * c[i];
+                else
+                    for (long i = 0; i < m; i++) of[i] += w * Sd[k * m + i] * c[i];
+            }
+        }
+    }
+    MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm);
+    op->products++;
+}
+
+static double pdot(const nm_ntkop *op, const double *a, const double *b)
+{
+    double loc = 0, tot = 0;
+    for (long i = 0; i < op->ml; i++) loc += a[i] * b[i];
+    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, op->comm);
+    return tot;
+}
+
+/* K' v = K v + U diag(shift) U^T v (U: the deflated Ritz vectors, row blocks) */
+static void apply_defl(nm_ntkop *op, const double *v, double *out)
+{
+    nm_ntkop_apply(op, v, out);
+    int k = op->nd;
+    if (k <= 0) return;
+    double *c = op->dc;
+    for (int j = 0; j < k; j++) {
+        double s = 0;
+        for (long i = 0; i < op->ml; i++) s += op->U[(size_t)j * op->ml + i] * v[i];
+        c[k + j] = s;
+    }
+    MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm);
+    for (int j = 0; j < k; j++) {
+        double a = op->dshift[j] * c[j];
+        for (long i = 0; i < op->ml; i++) out[i] += a * op->U[(size_t)j * op->ml + i];
+    }
+}
+
+int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                     long max_products, double *vals, nm_krylov_info *info, nm_err *e)
+{
+    return nm_ntkop_lanczos_v(op, which, nev, ncv, tol, max_products, vals, NULL, info, e);
+}
+
+int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
+                       long max_products, double *vals, double *vecs, nm_krylov_info *info,
+                       nm_err *e)
+{
+    memset(info, 0, sizeof *info);
+    long m = op->in.m, p0 = op->products;
+    if (ncv > m) ncv = (int)m;
+    if (nev < 1 || nev >= ncv)
+        return nm_fail(e, NM_EINVAL, "Lanczos: nev = %d needs a basis ncv = %d > nev (m = %ld)",
+                       nev, ncv, m);
+    MPI_Fint fc = MPI_Comm_c2f(op->comm);
+    int n = (int)op->ml, ldv = n > 0 ? n : 1, ido = 0, ainfo = 1, lworkl = ncv * (ncv + 8);
+    int iparam[11] = {0}, ipntr[11] = {0};
+    size_t nl = (size_t)ldv;
+    double *resid = malloc(sizeof(double) * nl), *v = malloc(sizeof(double) * nl * ncv);
+    double *workd = malloc(sizeof(double) * 3 * nl), *workl = calloc((size_t)lworkl, sizeof(double));
+    double *z = malloc(sizeof(double) * nl * (nev + 1)), *dv = calloc((size_t)ncv, sizeof(double));
+    double *kx = malloc(sizeof(double) * nl);
+    int *select = calloc((size_t)ncv, sizeof(int));
+    int rc = (resid && v && workd && workl && z && dv && kx && select)
+                 ? NM_OK
+                 : nm_fail(e, NM_ENOMEM, "out of memory (Lanczos basis)");
+    if ((rc = nm_agree(op->comm, rc, e)) != NM_OK) goto out;
+    for (long i = 0; i < op->ml; i++) /* start: the same for every P */
+        resid[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
+    iparam[0] = 1;                                           /* exact shifts */
+    iparam[2] = (int)(max_products / (ncv - nev > 0 ? ncv - nev : 1) + 1); /* restarts */
+    iparam[6] = 1;                                           /* mode 1: K x = lambda x */
+    long budget_stop = 0;
+    for (;;) {
+        pdsaupd_(&fc, &ido, "I", &n, which, &nev, &tol, resid, &ncv, v, &ldv, iparam, ipntr,
+                 workd, workl, &lworkl, &ainfo, 1, 2);
+        if (ido != -1 && ido != 1) break;
+        if (op->products - p0 >= max_products) { /* budget spent: stop (collectively) */
+            budget_stop = 1;
+            break;
+        }
+        apply_defl(op, workd + ipntr[0] - 1, workd + ipntr[1] - 1);
+    }
+    info->iterations = iparam[2];
+    int nconv = budget_stop ? 0 : iparam[4];
+    if (ainfo < 0)
+        rc = nm_fail(e, NM_ENUM, "PARPACK pdsaupd failed (info = %d)", ainfo);
+    for (int k = 0; k < nev; k++) vals[k] = NAN;
+    if (rc == NM_OK && !budget_stop && ainfo >= 0 && nconv >= nev) {
+        int rvec = 1, ei = 0;
+        double sigma = 0;
+        pdseupd_(&fc, &rvec, "A", select, dv, z, &ldv, &sigma, "I", &n, which, &nev, &tol, resid,
+                 &ncv, v, &ldv, iparam, ipntr, workd, workl, &lworkl, &ei, 1, 1, 2);
+        if (ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
+        /* dv ascending; true residuals ||K x - theta x|| / |theta| (x unit) */
+        double worst = 0;
+        for (int k = 0; rc == NM_OK && k < nev; k++) {
+            double *x = z + nl * k, th = dv[k];
+            nm_ntkop_apply(op, x, kx);
+            for (long i = 0; i < op->ml; i++) kx[i] -= th * x[i];
+            double r = sqrt(pdot(op, kx, kx) / pdot(op, x, x)) / fabs(th);
+            worst = fmax(worst, r);
+        }
+        if (rc == NM_OK) {
+            for (int k = 0; k < nev; k++) {
+                int src = which[0] == 'L' ? nev - 1 - k : k;
+                vals[k] = dv[src];
+                if (vecs) memcpy(vecs + (size_t)k * op->ml, z + nl * src, sizeof(double) * op->ml);
+            }
+            info->resid = worst;
+            /* ARPACK's test is ||r|| <= tol |theta| on the Ritz estimate; ours
+             * recomputes it (a little slack for the rounding of the product) */
+            info->converged = worst <= fmax(10 * tol, 1e-13);
+        }
+    } else if (rc == NM_OK) {
+        /* not converged: the current extreme Ritz value (ARPACK's workl), an
+         * upper bound for SA, a lower bound for LA, never a claimed result */
+        double best = which[0] == 'S' ? INFINITY : -INFINITY;
+        for (int k = 0; k < ncv; k++) {
+            double r = workl[ipntr[5] - 1 + k];
+            if (r != 0) best = which[0] == 'S' ? fmin(best, r) : fmax(best, r);
+        }
+        vals[0] = isfinite(best) ? best : NAN;
+        info->resid = NAN;
+    }
+out:
+    info->products = op->products - p0;
+    free(resid), free(v), free(workd), free(workl), free(z), free(dv), free(kx), free(select);
+    return nm_agree(op->comm, rc, e);
+}
+
+int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, double *val,
+                nm_krylov_info *info, nm_err *e)
+{
+    memset(info, 0, sizeof *info);
+    *val = NAN;
+    long p0 = op->products;
+    size_t nl = (size_t)(op->ml > 0 ? op->ml : 1);
+    double *x = calloc(nl, sizeof(double)), *r = malloc(sizeof(double) * nl),
+           *p = malloc(sizeof(double) * nl), *kp = malloc(sizeof(double) * nl);
+    int rc = (x && r && p && kp) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG vectors)");
+    if ((rc = nm_agree(op->comm, rc, e)) != NM_OK) goto out;
+    const double *yl = y + op->m0;
+    memcpy(r, yl, sizeof(double) * (size_t)op->ml);
+    memcpy(p, yl, sizeof(double) * (size_t)op->ml);
+    double yy = pdot(op, yl, yl), rr = yy, stop = tol * tol * yy;
+    int ok = 1;
+    long it = 0;
+    while (rr > stop && op->products - p0 < max_products) {
+        nm_ntkop_apply(op, p, kp);
+        double pkp = pdot(op, p, kp);
+        if (!(pkp > 0)) { /* K not positive definite (numerically) */
+            ok = 0;
+            break;
+        }
+        double a = rr / pkp;
+        for (long i = 0; i < op->ml; i++) x[i] += a * p[i], r[i] -= a * kp[i];
+        double rn = pdot(op, r, r), b = rn / rr;
+        rr = rn;
+        for (long i = 0; i < op->ml; i++) p[i] = r[i] + b * p[i];
+        it++;
+    }
+    info->iterations = it;
+    /* the true residual (the recurrence drifts) */
+    nm_ntkop_apply(op, x, kp);
+    for (long i = 0; i < op->ml; i++) kp[i] = yl[i] - kp[i];
+    info->resid = sqrt(pdot(op, kp, kp) / yy);
+    info->converged = ok && rr <= stop && info->resid <= fmax(10 * tol, 1e-13);
+    if (info->converged) *val = pdot(op, yl, x);
+out:
+    info->products = op->products - p0;
+    free(x), free(r), free(p), free(kp);
+    return rc;
+}
+
+int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
+                        double *val, nm_krylov_info *info, nm_err *e)
+{
+    memset(info, 0, sizeof *info);
+    *val = NAN;
+    long p0 = op->products, m = op->in.m;
+    int rc = NM_OK;
+    if (ndefl > m / 4) ndefl = (int)(m / 4);
+    if (ndefl > 0) {
+        /* 1. the top ndefl eigenpairs (Lanczos LA) */
+        int nc = 2 * ndefl + 20 < m ? 2 * ndefl + 20 : (int)m;
+        double *lam = malloc(sizeof(double) * (size_t)ndefl);
+        op->U = malloc(sizeof(double) * (size_t)ndefl * (size_t)(op->ml + 1));
+        op->dshift = malloc(sizeof(double) * (size_t)ndefl);
+        op->dc = malloc(sizeof(double) * 2 * (size_t)ndefl);
+        rc = (lam && op->U && op->dshift && op->dc) ? NM_OK
+                                                    : nm_fail(e, NM_ENOMEM, "out of memory (deflation)");
+        nm_krylov_info ti;
+        if ((rc = nm_agree(op->comm, rc, e)) == NM_OK)
+            rc = nm_ntkop_lanczos_v(op, "LA", ndefl, nc, tol, max_products, lam, op->U, &ti, e);
+        /* 2. K' = K + U (c - Lambda) U^T moves them to c = the smallest of
+         * them: the rest of the spectrum, lambda_min included, is unchanged
+         * up to the Ritz residuals, and its spread shrinks from lambda_max to
+         * lambda_{ndefl} (~100x for the d + 1 outliers of a relu NTK) */
+        if (rc == NM_OK && ti.converged) {
+            for (int j = 0; j < ndefl; j++) op->dshift[j] = lam[ndefl - 1] - lam[j];
+            op->nd = ndefl;
+        }
+        free(lam);
+    }
+    /* 3. the small end of K' (its true residual is checked against K itself
+     * inside: the Ritz vector is a residual-certified approximate eigenvector
+     * of K, and the Ritz value of K' an upper bound of lambda_min(K) only up
+     * to the deflation error, so only the residual-certified value is used) */
+    long left = max_products - (op->products - p0);
+    nm_krylov_info si;
+    if (rc == NM_OK && left > 10)
+        rc = nm_ntkop_lanczos(op, "SA", 1, ncv, tol, left, val, &si, e);
+    else
+        si.converged = 0, si.resid = NAN, *val = NAN;
+    op->nd = 0;
+    info->converged = rc == NM_OK && si.converged;
+    info->resid = si.resid;
+    info->iterations = si.iterations;
+    info->products = op->products - p0;
+    return rc;
+}

@@ -1,0 +1,195 @@
+/* ELPA against the pdsytrd path, and the matrix-free products and Krylov
+ * solvers (nm_ntkop) against the dense Gram (nm_gram), at every rank count
+ * run-all gives (1..4):
+ * - ELPA eigenvalues within 1e-12 lambda_max of pdsytrd + dsterf (m = 300,
+ *   not a multiple of the block size; every grid P allows);
+ * - K v matrix-free equals the dense K v (1e-12), cached and uncached S';
+ * - lambda_max by PARPACK within 1e-8 relative and y^T K^-1 y by CG within
+ *   1e-6 of the dense values for relu, abs, erf, tanh and the hidden,
+ *   output and full kernels; lambda_min by Lanczos (SA) within 1e-8;
+ * - a solve stopped by its product budget says so (converged = 0, NaN). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nm_act.h"
+#include "nm_data.h"
+#include "nm_gram.h"
+#include "nm_ntkop.h"
+#include "nm_params.h"
+#include "nm_rng.h"
+#include "nm_shard.h"
+#include "nm_test.h"
+#include "nm_testlib.h"
+
+typedef nmt_problem problem;
+
+/* m examples on the sphere, q neurons sharded over the ranks, weights 1/q. */
+static void make_problem(problem *pb, long m, long d, long q, int act, int hidden, int output)
+{
+    nmt_problem_make(pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, q, act, hidden, output, 0, 0);
+}
+
+#define free_problem nmt_problem_free
+
+START_TEST(test_elpa_vs_pdsytrd)
+{
+    problem pb;
+    nm_err e;
+    long m = 300;
+    make_problem(&pb, m, 12, 150, NM_ACT_RELU, 1, 1);
+    nm_gram_set gs;
+    ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, m, 0, 0, 16, 1, &e), NM_OK);
+    double *w1 = malloc(sizeof(double) * m), *w2 = malloc(sizeof(double) * m), a, b, c, dd;
+    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a, &b, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 1, w2, &c, &dd, &e), NM_OK);
+    double worst = 0;
+    for (long i = 0; i < m; i++) worst = fmax(worst, fabs(w1[i] - w2[i]) / b);
+    if (nmt_rank == 0)
+        printf("ELPA vs pdsytrd, m = %ld, P = %d: max |dlambda| / lambda_max = %.2g\n", m,
+               nmt_size, worst);
+    ck_assert_msg(worst <= 1e-12, "ELPA vs pdsytrd: %.3g", worst);
+    ck_assert(a == w1[0] && dd == w2[m - 1]);
+    /* extremes only through ELPA too */
+    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, &c, &dd, &e), NM_OK);
+    ck_assert(c == w2[0] && dd == w2[m - 1]);
+    nm_gram_close(&gs);
+    free(w1), free(w2);
+    free_problem(&pb);
+}
+END_TEST
+
+/* dense reference: lambda_min, lambda_max (ELPA) and y^T K^-1 y (Cholesky),
+ * and the full K for the product check */
+static void dense_ref(problem *pb, double *lmin, double *lmax, double *yky, double *Kfull)
+{
+    nm_err e;
+    nm_gram_set gs;
+    long m = pb->in.m;
+    int pd;
+    ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, m, 0, 0, 0, 1, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
+    if (Kfull) ck_assert_int_eq(nm_gram_gather(&gs.K[0], &gs.g, Kfull, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_yKinvy(&gs.K[0], &gs.g, pb->D.y, yky, &pd, &e), NM_OK);
+    ck_assert(pd);
+    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
+    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
+                     NM_OK);
+    nm_gram_close(&gs);
+}
+
+START_TEST(test_product)
+{
+    long m = 157;
+    for (int cache = 0; cache < 2; cache++)
+        for (int a = 0; a < 2; a++) {
+            int act = a ? NM_ACT_TANH : NM_ACT_RELU;
+            problem pb;
+            nm_err e;
+            make_problem(&pb, m, 9, 70, act, 1, 1);
+            double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
+            dense_ref(&pb, &l0, &l1, &yk, K);
+            MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            nm_ntkop op;
+            ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
+                             NM_OK);
+            ck_assert(cache ? (op.s8 || op.sd) && op.s : !op.s8 && !op.sd && !op.s);
+            double *v = malloc(sizeof(double) * (op.ml + 1)), *kv = malloc(sizeof(double) * (op.ml + 1));
+            for (long i = 0; i < op.ml; i++) v[i] = sin(1.0 + (double)(op.m0 + i));
+            nm_ntkop_apply(&op, v, kv);
+            double worst = 0, tr = 0;
+            for (long i = 0; i < op.ml; i++) {
+                double s = 0;
+                long gi = op.m0 + i;
+                for (long j = 0; j < m; j++) s += K[gi + j * m] * sin(1.0 + (double)j);
+                worst = fmax(worst, fabs(s - kv[i]) / l1);
+            }
+            for (long i = 0; i < m; i++) tr += K[i + i * m];
+            ck_assert_msg(worst <= 1e-12, "K v: %.3g (cache %d)", worst, cache);
+            ck_assert_msg(fabs(tr - op.trace) <= 1e-12 * tr, "trace %.17g vs %.17g", op.trace, tr);
+            nm_ntkop_free(&op);
+            free(v), free(kv), free(K);
+            free_problem(&pb);
+        }
+}
+END_TEST
+
+START_TEST(test_agreement)
+{
+    const int acts[] = {NM_ACT_RELU, NM_ACT_ABS, NM_ACT_ERF, NM_ACT_TANH};
+    long m = 240;
+    double wl = 0, wy = 0, wn = 0;
+    long pmax = 0, cgmax = 0;
+    for (int a = 0; a < 4; a++)
+        for (int kern = 0; kern < 3; kern++) {
+            problem pb;
+            nm_err e;
+            /* output kernel needs q > m to be positive definite */
+            make_problem(&pb, m, 10, kern == 1 ? 600 : 200, acts[a], kern != 1, kern != 0);
+            double l0, l1, yk, v[2], v0, y2;
+            dense_ref(&pb, &l0, &l1, &yk, NULL);
+            nm_ntkop op;
+            nm_krylov_info li, lm, ci;
+            ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+            ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
+            ck_assert_int_eq(nm_ntkop_lambda_min(&op, 11, 60, 1e-10, 20000, &v0, &lm, &e), NM_OK);
+            ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, 20000, &y2, &ci, &e), NM_OK);
+            ck_assert_msg(li.converged && lm.converged && ci.converged,
+                          "%s kernel %d: a Krylov solve stopped early (%d %d %d)",
+                          nm_act_names[acts[a]], kern, li.converged, lm.converged, ci.converged);
+            double el = fabs(v[0] - l1) / l1, ey = fabs(y2 - yk) / yk, en = fabs(v0 - l0) / l1;
+            ck_assert_msg(el <= 1e-8, "%s kernel %d: lambda_max %.17g vs dense %.17g",
+                          nm_act_names[acts[a]], kern, v[0], l1);
+            ck_assert_msg(ey <= 1e-6, "%s kernel %d: yKinvy %.17g vs dense %.17g",
+                          nm_act_names[acts[a]], kern, y2, yk);
+            ck_assert_msg(en <= 1e-8, "%s kernel %d: lambda_min %.17g vs dense %.17g",
+                          nm_act_names[acts[a]], kern, v0, l0);
+            wl = fmax(wl, el), wy = fmax(wy, ey), wn = fmax(wn, en);
+            pmax = li.products > pmax ? li.products : pmax;
+            cgmax = ci.products > cgmax ? ci.products : cgmax;
+            nm_ntkop_free(&op);
+            free_problem(&pb);
+        }
+    if (nmt_rank == 0)
+        printf("matrix-free vs dense, m = %ld, P = %d: lambda_max %.2g, yKinvy %.2g, lambda_min "
+               "%.2g (rel. to lambda_max); products <= %ld (Lanczos LA), %ld (CG)\n", m, nmt_size,
+               wl, wy, wn, pmax, cgmax);
+}
+END_TEST
+
+START_TEST(test_stops_early)
+{
+    problem pb;
+    nm_err e;
+    make_problem(&pb, 200, 8, 100, NM_ACT_RELU, 1, 1);
+    nm_ntkop op;
+    nm_krylov_info li, ci;
+    double v, y;
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-12, 5, &y, &ci, &e), NM_OK);
+    ck_assert(!ci.converged && isnan(y) && ci.products <= 6 && ci.resid > 1e-6);
+    ck_assert_int_eq(nm_ntkop_lanczos(&op, "SA", 1, 30, 1e-12, 40, &v, &li, &e), NM_OK);
+    ck_assert(!li.converged && li.products <= 40);
+    nm_ntkop_free(&op);
+    free_problem(&pb);
+}
+END_TEST
+
+static Suite *make(void)
+{
+    Suite *s = suite_create("ntkop");
+    TCase *tc = tcase_create("ntkop");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_elpa_vs_pdsytrd);
+    tcase_add_test(tc, test_product);
+    tcase_add_test(tc, test_agreement);
+    tcase_add_test(tc, test_stops_early);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv) { return nmt_main(argc, argv, make); }
