@@ -6,17 +6,22 @@
 #include "nm_rng.h"
 #include "nm_sweep.h"
 
-/* The resume key hashes the text form of every identity setting (the CSV
- * columns), so it survives edits of the sweep that renumber points, changes
- * when a value that changes the results changes, and not when only an
- * output path or a memory limit does. */
-static uint64_t run_key(const nm_params *p, unsigned long long seed)
+static int is_relative_size(const nm_setting *s)
 {
-    uint64_t h = nm_hash64(seed ^ ((uint64_t)p->experiment << 56));
+    return s->offset == offsetof(nm_params, m_per_d) ||
+           s->offset == offsetof(nm_params, q_per_m_over_d) ||
+           s->offset == offsetof(nm_params, m_per_dq);
+}
+
+/* Hash h on with the text form of every identity setting (the CSV columns),
+ * the relative sizes included or not. */
+static uint64_t identity_hash(const nm_params *p, uint64_t h, int relative)
+{
     char buf[NM_PATH_MAX + 32];
     for (int i = 0; i < nm_nsettings; i++) {
         const nm_setting *s = &nm_settings[i];
-        if (!nm_setting_is_identity(s, p->experiment)) continue;
+        if (!nm_setting_is_identity(s, p->experiment) || (!relative && is_relative_size(s)))
+            continue;
         nm_setting_format(p, s, buf, sizeof buf);
         h = nm_hash_bytes(s->key, strlen(s->key), h);
         h = nm_hash_bytes(buf, strlen(buf) + 1, h);
@@ -24,22 +29,19 @@ static uint64_t run_key(const nm_params *p, unsigned long long seed)
     return h;
 }
 
+/* The resume key hashes every identity setting, so it survives edits of the
+ * sweep that renumber points, changes when a value that changes the results
+ * changes, and not when only an output path or a memory limit does. */
+static uint64_t run_key(const nm_params *p, unsigned long long seed)
+{
+    return identity_hash(p, nm_hash64(seed ^ ((uint64_t)p->experiment << 56)), 1);
+}
+
 /* The hash of what a point runs: its identity settings, except the
  * relative sizes, which only say how m and q were chosen. */
 static uint64_t resolved_key(const nm_params *p)
 {
-    uint64_t h = nm_hash64((uint64_t)p->experiment + 1);
-    char buf[NM_PATH_MAX + 32];
-    for (int i = 0; i < nm_nsettings; i++) {
-        const nm_setting *s = &nm_settings[i];
-        if (!nm_setting_is_identity(s, p->experiment) || s->offset == offsetof(nm_params, m_per_d) ||
-            s->offset == offsetof(nm_params, q_per_m_over_d) ||
-            s->offset == offsetof(nm_params, m_per_dq))
-            continue;
-        nm_setting_format(p, s, buf, sizeof buf);
-        h = nm_hash_bytes(buf, strlen(buf) + 1, h);
-    }
-    return h;
+    return identity_hash(p, nm_hash64((uint64_t)p->experiment + 1), 0);
 }
 
 static void label_value(const nm_params *p, const nm_setting *s, char *v, size_t n)
