@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,11 +84,12 @@ static int check_grid(const nm_params *p, int P, nm_err *e)
                    "%d", p->grid_p, p->grid_q, (long)p->grid_p * p->grid_q, P);
 }
 
-/* Does p train on a Pe x Pn grid (train_grid)?  near_min: 1 x P always. */
+/* Does p train on a Pe x Pn grid (train_grid)?  near_min only when the grid
+ * is given (its auto is 1 x P: exp_near_min.c). */
 static int uses_train_grid(const nm_params *p)
 {
     unsigned u = nm_exp_uses(p->experiment);
-    return (u & NM_USES_TRAINING) && !(u & NM_USES_PERTURBATION);
+    return (u & NM_USES_TRAINING) && (!(u & NM_USES_PERTURBATION) || p->tgrid_e > 0);
 }
 
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
@@ -246,6 +248,7 @@ typedef struct {
     long nok, ndiv, nfail, nchk, nchkfail, ndone;
     int interrupted;
     int write_failed; /* the CSV could not be written: the sweep stopped */
+    double peak_rss;  /* rank 0: the largest peak resident set of any rank */
 } tally;
 
 static void tally_free(tally *t)
@@ -419,9 +422,17 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
 }
 
 /* Phase 4 (rank 0): the summary and the counts. */
-static void report(const plan *pl, const tally *t)
+static void report(const plan *pl, const tally *t, int P)
 {
     print_summary(pl, t->fin, t->ran, stdout);
+    /* the estimate the guard used against what the ranks really took (IOR's
+     * habit: print what was measured next to what was asked for) */
+    double est = 0;
+    for (long pt = 0; pt < pl->sw.npoints; pt++)
+        est = fmax(est, run_mem(pl->x, &pl->sw.points[pt], P));
+    printf("memory per rank: peak RSS %.1f MiB (largest rank), estimate %.1f MiB (largest "
+           "point), measured/estimate %.2f\n",
+           mib(t->peak_rss), mib(est), est > 0 ? t->peak_rss / est : 0.0);
     printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
            "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
            t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
@@ -476,7 +487,11 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             }
         } else {
             run_all(&pl, comm, rank, P, csv, &t);
-            if (rank == 0) report(&pl, &t);
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
+            MPI_Reduce(&rss, &t.peak_rss, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
+            if (rank == 0) report(&pl, &t, P);
             status = (t.nfail || t.nchkfail) ? 1 : 0;
         }
     }

@@ -26,7 +26,22 @@
  * hidden rows; since relu(c z) = c relu(z) for c > 0, each neuron is
  * rescaled to the balanced form |u_j| = ||w_j|| (same function, same
  * minimum), so that a perturbation of size eps means the same in W and u and
- * the NTK is not dominated by the hidden part. */
+ * the NTK is not dominated by the hidden part.
+ *
+ * Training grid (train_grid, [SPEC section 6]): given as PexPn, rank (e, n)
+ * trains on example block e and neuron block n like sgd (batch rows
+ * gathered from their owners, outputs summed over the neuron communicator,
+ * evaluation on the own block); `auto` is 1 x P here.  Setting up needs
+ * every example on every rank -- theta* (the construction's tau_g ranges
+ * over all points; GD on all m) and the Gram J J^T -- so the whole
+ * augmented data set lives until the set-up ends: each example block's
+ * replica e builds theta* on its neuron communicator (Pn ranks, the same
+ * network whatever Pe is), the Gram is built once over all P ranks (each
+ * neuron row from replica 0) and factored, then every rank keeps only its
+ * example block.  J xi is formed on the own block, summed over neurons and
+ * gathered over the example blocks (m numbers) for the solve.  The split
+ * saves the m (d+1) doubles of X during training only: next to the factor's
+ * m^2 / P it matters when d is large against m / P. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -54,18 +69,21 @@ static int check(const nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL, "near_min with source sgd supports init xavier_zero or "
                                      "gaussian, not orthogonal");
     if (p->eps <= 0) return nm_fail(e, NM_EINVAL, "near_min needs eps > 0");
-    /* theta* (construct) splits its groups of examples over all P ranks and
-     * the J xi / Gram passes use every example on every rank: near_min keeps
-     * the 1 x P layout (train_grid auto means 1 x P here) */
-    if (p->tgrid_e > 1)
-        return nm_fail(e, NM_EINVAL, "near_min runs on a 1 x P training grid only, not "
-                                     "train_grid %dx%d", p->tgrid_e, p->tgrid_n);
     if (p->save_data[0] || p->save_weights[0])
         return nm_fail(e, NM_EINVAL, "experiment near_min does not write save_data/save_weights");
     return NM_OK;
 }
 
-/* Hidden rows of theta* on this rank. */
+/* The training grid: train_grid when given (an error unless Pe Pn = P),
+ * else 1 x P (see the top of the file). */
+static int near_grid(const nm_params *p, int P, int *pe, int *pn, nm_err *e)
+{
+    if (p->tgrid_e > 0) return nm_train_grid(p, P, pe, pn, e);
+    *pe = 1, *pn = P;
+    return NM_OK;
+}
+
+/* Hidden rows of theta* on neuron block `rank` of P. */
 static long local_rows(const nm_params *p, int P, int rank)
 {
     long s0, n;
@@ -77,11 +95,19 @@ static long local_rows(const nm_params *p, int P, int rank)
     return p->init == NM_INIT_XAVIER_ZERO ? 2 * n : n;
 }
 
+/* Per rank: the whole augmented data set and the outputs (set-up), theta*,
+ * theta and xi, the batch and J xi work space, the Gram factor and its
+ * build; on a Pe x Pn grid also the example block kept for training and
+ * the batch gather. */
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
-    int nprow, npcol, nb;
+    int nprow, npcol, nb, pe, pn;
+    nm_err err;
+    if (near_grid(p, P, &pe, &pn, &err) != NM_OK) pe = 1, pn = P; /* refused at run time */
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
-    double m = (double)p->m, D1 = (double)(p->d + 1), nr = (double)local_rows(p, P, rank);
+    long i0, ml;
+    nm_block_range(p->m, pe, rank / pn, &i0, &ml);
+    double m = (double)p->m, D1 = (double)(p->d + 1), nr = (double)local_rows(p, pn, rank % pn);
     double chunk = fmin(m, NM_EVAL_CHUNK), b = (double)p->batch;
     if (p->source == NM_SOURCE_SGD) b = fmax(b, m); /* full-batch GD for theta* */
     double cap = fmax(b, chunk);
@@ -89,8 +115,10 @@ static double mem_bytes(const nm_params *p, int P, int rank)
                   + 3 * nr * D1 + 5 * nr          /* W, W*, xi_W, u, u*, xi_u, ch, co */
                   + b * D1 + 2 * b                /* batch */
                   + 2 * cap * nr + 2 * cap        /* forward work space */
-                  + 3 * chunk * nr + 66 * D1 * D1) /* J xi panels, QR of a group */
+                  + 3 * chunk * nr + 2 * D1 * D1 + 64 * D1) /* J xi panels, QR of a group */
            + 8.0 * m                              /* epoch permutation */
+           + (pe > 1 ? 8.0 * (double)ml * (D1 + 1) + nm_batch_rows_bytes(p->batch, p->d + 1, pe)
+                     : 0.0)
            + nm_gram_mat_bytes(p->m, nprow, npcol, nb) +
            nm_gram_work_bytes(p->m, p->d + 1, (long)nr, P, nprow, npcol, nb);
 }
@@ -100,6 +128,7 @@ typedef struct {
     nm_gram_set gs;   /* K[0]: the Cholesky factor of J J^T at theta* */
     double *Ws, *us;  /* theta* */
     double *jxi, *Z1, *Z2, *Z3, *xiW, *xiu, *ch, *co;
+    int *gcnt;        /* Pe > 1: counts and offsets of the J xi gather */
     long row0, chunk;
     int ridge, degenerate;
     double star_err;  /* max_i |h_{theta*}(x_i) - y_i| */
@@ -113,7 +142,7 @@ static void state_free(state *s)
     nm_gram_close(&s->gs);
     free(s->Ws), free(s->us);
     free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
-    free(s->ch), free(s->co);
+    free(s->ch), free(s->co), free(s->gcnt);
 }
 
 /* theta* from the construction, balanced: w_j *= c_j, u_j /= c_j with
@@ -171,14 +200,17 @@ static long global_row(const state *s, long k)
     return s->row0 >= 0 ? s->row0 + k : nm_shard_global_row(&s->tr.net.sh, k);
 }
 
-/* J xi at theta* on all m examples (every rank), by chunks: with
- * Z = X W*^T and Zx = X xi_W^T (two GEMMs),
+/* J xi at theta* on all m examples (every rank), by chunks of the own
+ * example block: with Z = X W*^T and Zx = X xi_W^T (two GEMMs),
  *   (J xi)_i = s [ (sigma'(Z) o Zx) u* + sigma(Z) xi_u ]_i   (two GEMVs),
- * summed over ranks by one Allreduce per chunk. */
+ * summed over the neuron communicator by one Allreduce per chunk; on a
+ * Pe x Pn grid the blocks are then gathered over the example communicator
+ * (one Allgatherv of m numbers). */
 static int jacobian_xi(state *s, nm_err *e)
 {
     const nm_net *n = &s->tr.net;
-    long nr = n->sh.nrows, D1 = n->d, m = s->tr.D.m;
+    const nm_data *D = &s->tr.D;
+    long nr = n->sh.nrows, D1 = n->d, m = D->m;
     double *part = s->tr.ws.part;
     for (long k = 0; k < nr * D1; k++) s->xiW[k] = n->W[k] - s->Ws[k];
     for (long k = 0; k < nr; k++) s->xiu[k] = n->u[k] - s->us[k];
@@ -202,17 +234,29 @@ static int jacobian_xi(state *s, nm_err *e)
             cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)c, (int)nr, n->s, s->Z1, (int)nr, s->xiu,
                         1, 1.0, part, 1);
         }
-        int rc = MPI_Allreduce(part, s->jxi + i0, (int)c, MPI_DOUBLE, MPI_SUM, n->sh.comm);
+        int rc = MPI_Allreduce(part, s->jxi + D->i0 + i0, (int)c, MPI_DOUBLE, MPI_SUM, n->sh.comm);
         if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of J xi failed (%d)", rc);
     }
-    return NM_OK;
+    if (D->pe <= 1) return NM_OK;
+    int *cnt = s->gcnt, *dsp = s->gcnt + D->pe;
+    for (int b = 0; b < D->pe; b++) {
+        long b0, bn;
+        nm_block_range(D->mg, D->pe, b, &b0, &bn);
+        cnt[b] = (int)bn, dsp[b] = (int)b0;
+    }
+    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->jxi, cnt, dsp, MPI_DOUBLE,
+                            D->comm);
+    return rc == MPI_SUCCESS ? NM_OK
+                             : nm_fail(e, NM_EMPI, "MPI_Allgatherv of J xi failed (%d)", rc);
 }
 
 /* K = J J^T at theta* (nm_gram), then its Cholesky factor; a ridge when it
  * is not positive definite (see the top of the file). */
 static int factor_gram(state *s, nm_err *e)
 {
-    nm_gram_in in = {s->tr.D.m, s->tr.net.d, s->tr.D.X, s->tr.net.sh.nrows, s->Ws, s->ch, s->co,
+    /* every neuron row once: on a Pe x Pn grid from replica 0 */
+    long nr = s->tr.net.sh.replica > 0 ? 0 : s->tr.net.sh.nrows;
+    nm_gram_in in = {s->tr.D.m, s->tr.net.d, s->tr.D.X, nr, s->Ws, s->ch, s->co,
                      s->tr.net.act, s->tr.net.alpha};
     nm_dmat *K = &s->gs.K[0];
     double lambda = 0;
@@ -274,18 +318,46 @@ static void perturb(state *s, const nm_params *p)
     for (long k = 0; k < nr; k++) s->tr.net.u[k] = s->us[k] + f * s->tr.net.u[k];
 }
 
+/* Keep example block e of the whole data set (Pe > 1, after the set-up). */
+static int keep_block(state *s, nm_err *e)
+{
+    nm_data *D = &s->tr.D, B;
+    const nm_tgrid *g = &s->tr.g;
+    long i0, n;
+    nm_block_range(D->m, g->pe, g->e, &i0, &n);
+    int rc = nm_data_alloc(&B, n, D->d, e);
+    if (rc != NM_OK) return rc;
+    memcpy(B.X, D->X + i0 * D->d, (size_t)(n * D->d) * sizeof(double));
+    memcpy(B.y, D->y + i0, (size_t)n * sizeof(double));
+    /* augmented rows with their own labels: batches are gathered, never
+     * regenerated from Philox */
+    B.i0 = i0, B.mg = D->m, B.pe = g->pe, B.e = g->e, B.lead = g->n == 0;
+    B.comm = g->ecomm, B.fetch = NM_FETCH_GATHER, B.kind = D->kind, B.seed = D->seed;
+    nm_data_free(D);
+    *D = B;
+    s->gcnt = nm_calloc(2 * (size_t)g->pe, sizeof(int), "J xi gather", e);
+    return s->gcnt ? NM_OK : NM_ENOMEM;
+}
+
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
     /* theta_sgd trains on batches of all m examples: buffers for those */
     long b = p->source == NM_SOURCE_SGD && p->m > p->batch ? p->m : p->batch, D1 = p->d + 1;
-    int rc = nm_construct_data(p, &s->tr.D, e);
+    int P, pe, pn;
+    MPI_Comm_size(comm, &P);
+    int rc = near_grid(p, P, &pe, &pn, e);
+    if (rc != NM_OK) return rc;
+    nm_tgrid_init(&s->tr.g, comm, pe, pn, p->m);
+    MPI_Comm nc = s->tr.g.ncomm; /* theta* on the Pn ranks of this example block */
+    rc = nm_construct_data(p, &s->tr.D, e);
     if (rc == NM_OK) rc = nm_trainer_buffers(&s->tr, b, e);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
-    rc = p->source == NM_SOURCE_CONSTRUCT ? theta_construct(s, p, comm, e)
-                                          : theta_sgd(s, p, comm, e);
+    rc = p->source == NM_SOURCE_CONSTRUCT ? theta_construct(s, p, nc, e)
+                                          : theta_sgd(s, p, nc, e);
     rc = nm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
+    nm_tgrid_attach(&s->tr.g, &s->tr.net.sh);
     long nr = s->tr.net.sh.nrows, m = p->m;
     s->chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
     rc = nm_trainer_start(&s->tr, p, e);
@@ -311,7 +383,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     rc = nm_gram_open(&s->gs, comm, m, p->grid_p, p->grid_q, p->nb, 1, e);
     if (rc == NM_OK) rc = factor_gram(s, e);
     if (rc != NM_OK) return rc;
-    /* theta* itself: a memorizing minimum? */
+    /* theta* itself: a memorizing minimum?  (all m outputs, on every rank) */
     rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     s->star_err = 0;
     for (long i = 0; i < m; i++) {
@@ -319,7 +391,8 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
         if (!(t <= s->star_err)) s->star_err = isnan(t) ? INFINITY : t;
     }
     perturb(s, p);
-    return rc;
+    if (rc == NM_OK && pe > 1) rc = keep_block(s, e);
+    return nm_agree(comm, rc, e);
 }
 
 /* One row after `step` steps, the nm_train_loop evaluation. */
@@ -332,7 +405,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     if (rc == NM_OK) rc = xi_par2(s, &par2, e);
     if (rc != NM_OK) return rc;
-    nm_metrics_of(s->tr.h, s->tr.D.y, p->m, p->loss, p->kappa, &mt);
+    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
     row[M_RISK] = mt.loss;
     row[M_XI] = sqrt(xi_norm2(s));
     row[M_XIPAR] = sqrt(par2);

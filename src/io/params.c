@@ -67,7 +67,7 @@ const nm_setting nm_settings[] = {
     {"train_grid", NM_T_GRID, OFF(tgrid_e), "auto", NULL, 0, 0, TRAINING, NOT_ID,
      "training grid Pe x Pn: examples in Pe blocks, neurons in Pn blocks (Pe Pn = P); auto = "
      "1 x P while the replicated X fits in half of max_mem_per_rank, else the smallest Pe "
-     "that fits (near_min: 1 x P only).  Any grid gives the same results; a key apart from "
+     "that fits (near_min: 1 x P unless given).  Any grid gives the same results; a key apart from "
      "grid, which is the BLACS grid of a Gram matrix"},
     {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
