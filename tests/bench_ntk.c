@@ -10,6 +10,9 @@
  *   (target: ELPA >= 1.5x faster), and pdsytrd + dsterf against serial LAPACK
  *   dsyevd('N') of the same matrix on rank 0 with P BLAS threads, i.e. on
  *   the same cores (target <= 1.2x);
+ * - matrix-free products K v (nm_ntkop, what ntk_method: matrix_free runs):
+ *   time per product and its flop rate (4 m d q + 4 m q per product, S'
+ *   cached as int8) as a fraction of DGEMM run on every rank at once;
  * - peak resident memory per rank (getrusage) next to the guard's estimate.
  * Not a test: it never fails on speed. */
 #include <cblas.h>
@@ -24,6 +27,7 @@
 #include "nm_exp.h"
 #include "nm_gram.h"
 #include "nm_net.h"
+#include "nm_ntkop.h"
 #include "nm_scalapack.h"
 #include "nm_testlib.h"
 
@@ -59,6 +63,25 @@ static double dsyrk_rate(int n, int k, double secs, MPI_Comm comm)
     MPI_Comm_size(comm, &P);
     free(A), free(C);
     return (double)n * (n + 1.0) * k * P / best / 1e9;
+}
+
+/* Best DGEMM rate (n x n x n) on every rank at once over >= secs seconds,
+ * per rank. */
+static double dgemm_rate(int n, double secs, MPI_Comm comm)
+{
+    double *A = malloc(sizeof(double) * n * n), *B = malloc(sizeof(double) * n * n),
+           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30, start = now(comm);
+    for (long i = 0; i < (long)n * n; i++) A[i] = sin((double)i), B[i] = cos((double)i);
+    for (int r = 0, more = 1; more; r++) {
+        double t0 = now(comm);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
+        double t = tmax(now(comm) - t0, comm);
+        if (r > 0 && t < best) best = t;
+        more = r < 3 || now(comm) - start < secs;
+        MPI_Bcast(&more, 1, MPI_INT, 0, comm);
+    }
+    free(A), free(B), free(C);
+    return 2.0 * n * (double)n * n / best / 1e9;
 }
 
 static void die(const nm_err *e)
@@ -174,6 +197,31 @@ int main(int argc, char **argv)
                nm_bytes_str(est, c, sizeof c));
         if (getloadavg(la, 3) > 0) printf("load average after: %.2f\n", la[0]);
     }
+    /* matrix-free products on the same network: the rate of the hot loop of
+     * ntk_method: matrix_free (Lanczos and CG are a few vector operations
+     * per product on top) */
+    {
+        double gemm = dgemm_rate(1024, 3.0, comm);
+        nm_ntkop op;
+        if (nm_ntkop_init(&op, comm, &in, 1e12, &e)) die(&e);
+        double *v = malloc(sizeof(double) * (op.ml + 1)), *o = malloc(sizeof(double) * (op.ml + 1));
+        for (long i = 0; i < op.ml; i++) v[i] = cos((double)(op.m0 + i));
+        nm_ntkop_apply(&op, v, o); /* warm-up */
+        double tp = 1e30;
+        for (int r = 0; r < 5; r++) {
+            t0 = now(comm);
+            nm_ntkop_apply(&op, v, o);
+            tp = fmin(tp, tmax(now(comm) - t0, comm));
+        }
+        double fl = (4.0 * p.m * p.d * p.q + 4.0 * p.m * p.q) / P / tp / 1e9;
+        if (rank == 0)
+            printf("matrix-free K v (S' %s): %.3f s per product (best of 5), %.2f GFLOP/s per "
+                   "rank = %.2f of DGEMM n=1024 (%.2f GFLOP/s per rank, every rank at once)\n",
+                   op.s8 ? "cached as int8" : "recomputed", tp, fl, fl / gemm, gemm);
+        free(v), free(o);
+        nm_ntkop_free(&op);
+    }
+
     free(full), free(w), free(ch), free(co);
     nm_dmat_free(&K);
     nm_dmat_free(&C);
