@@ -214,21 +214,30 @@ static void print_summary(const plan *pl, const double *fin, const char *ran, FI
             pl->x->summary_metric);
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
         double s = 0, mn = INFINITY, mx = -INFINITY;
-        int k = 0;
+        int k = 0, nan = 0; /* NaN: not computed for these settings (e.g. kinf: false) */
         for (long r = 0; r < pl->spec.repeats; r++) {
             long i = pt * pl->spec.repeats + r;
             if (!ran[i]) continue;
+            if (isnan(fin[i])) {
+                nan++;
+                continue;
+            }
             s += fin[i], k++;
             mn = fmin(mn, fin[i]);
             mx = fmax(mx, fin[i]);
         }
-        if (!k) continue;
+        if (!k && !nan) continue;
         char label[512];
         nm_sweep_label(&pl->spec, &pl->sw.points[pt], label, sizeof label);
-        char a[32], b[32], c[32];
-        fprintf(f, "  %-40s %s = %s [%s, %s] (%d run%s)\n", label[0] ? label : "-",
-                pl->x->summary_metric, fmt_metric(s / k, a), fmt_metric(mn, b),
-                fmt_metric(mx, c), k, k == 1 ? "" : "s");
+        char a[32], b[32], c[32], t[48] = "";
+        if (nan) snprintf(t, sizeof t, ", %d nan", nan);
+        if (!k)
+            fprintf(f, "  %-40s %s = nan (%d run%s)\n", label[0] ? label : "-",
+                    pl->x->summary_metric, nan, nan == 1 ? "" : "s");
+        else
+            fprintf(f, "  %-40s %s = %s [%s, %s] (%d run%s%s)\n", label[0] ? label : "-",
+                    pl->x->summary_metric, fmt_metric(s / k, a), fmt_metric(mn, b),
+                    fmt_metric(mx, c), k, k == 1 ? "" : "s", t);
     }
 }
 
