@@ -54,9 +54,9 @@ typedef struct {
 
 /* Grid and block size of a Gram run: grid_p = grid_q = 0 is automatic
  * (nm_grid_auto, near-square from P); nb_req = 0 picks the block size from m
- * and the grid: the largest power of two in [16, 128] with at least 4 blocks
+ * and the grid: the largest power of two in [16, 64] with at least 4 blocks
  * per process row/column (smaller blocks for small m keep every rank busy;
- * at m = 2000 on this machine nb 64..128 were best for the reduction). */
+ * 64 was ELPA's best at m = 4000..16,000, P = 2; pdsytrd's were 64..128). */
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb);
 
