@@ -27,6 +27,9 @@ void nm_block_range(long n, int P, int r, long *start, long *count);
 /* The block size ceil(n/P) (at least 1), i.e. the MB of the matching
  * ScaLAPACK descriptor on a P x 1 grid. */
 long nm_block_size(long n, int P);
+/* The counts and offsets of that split for an MPI_(All)gatherv when each
+ * item is `unit` elements: cnt[r] = unit * count_r, dsp[r] = unit * start_r. */
+void nm_block_counts(long n, int P, long unit, int *cnt, int *dsp);
 
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired);
 

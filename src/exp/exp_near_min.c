@@ -239,11 +239,7 @@ static int jacobian_xi(state *s, nm_err *e)
     }
     if (D->pe <= 1) return NM_OK;
     int *cnt = s->gcnt, *dsp = s->gcnt + D->pe;
-    for (int b = 0; b < D->pe; b++) {
-        long b0, bn;
-        nm_block_range(D->mg, D->pe, b, &b0, &bn);
-        cnt[b] = (int)bn, dsp[b] = (int)b0;
-    }
+    nm_block_counts(D->mg, D->pe, 1, cnt, dsp);
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->jxi, cnt, dsp, MPI_DOUBLE,
                             D->comm);
     return rc == MPI_SUCCESS ? NM_OK

@@ -53,12 +53,7 @@ int nm_construct_gather(const nm_construct *c, double *W, double *u, nm_err *e)
     rc = nm_agree(sh->comm, rc, e);
     for (int pass = 0; rc == NM_OK && pass < 2; pass++) {
         long cols = pass == 0 ? c->net.d : 1; /* rows of a rank are contiguous in global order */
-        for (int r = 0; r < P; r++) {
-            long g0, ng;
-            nm_block_range(c->groups, P, r, &g0, &ng);
-            cnt[r] = (int)(c->per_group * ng * cols);
-            dsp[r] = (int)(c->per_group * g0 * cols);
-        }
+        nm_block_counts(c->groups, P, c->per_group * cols, cnt, dsp);
         int mr = MPI_Gatherv(pass == 0 ? c->net.W : c->net.u, cnt[sh->rank], MPI_DOUBLE,
                              pass == 0 ? W : u, cnt, dsp, MPI_DOUBLE, 0, sh->comm);
         if (mr != MPI_SUCCESS) rc = nm_fail(e, NM_EMPI, "MPI_Gatherv failed (%d)", mr);
@@ -189,12 +184,7 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
                                                       : nm_fail(e, NM_ENOMEM, "regroup: out of memory");
     rc = nm_agree(comm, rc, e);
     if (rc == NM_OK) {
-        for (int r = 0; r < P; r++) {
-            long s0, c;
-            nm_block_range(ngroups, P, r, &s0, &c);
-            cnt[r] = (int)c;
-            dsp[r] = (int)s0;
-        }
+        nm_block_counts(ngroups, P, 1, cnt, dsp);
         MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp, MPI_DOUBLE, comm);
         memcpy(srt, tm, (size_t)ngroups * sizeof(double));
         qsort(srt, (size_t)ngroups, sizeof(double), cmp_double);

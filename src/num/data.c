@@ -171,11 +171,7 @@ int nm_data_rows_shared(int kind, long i0, long n, long d, uint64_t seed, MPI_Co
     if (!cnt) return nm_fail(e, NM_ENOMEM, "out of memory sharing example rows");
     dsp = cnt + P;
     long s0, c;
-    for (int k = 0; k < P; k++) {
-        nm_block_range(n, P, k, &s0, &c);
-        cnt[k] = (int)c;
-        dsp[k] = (int)s0;
-    }
+    nm_block_counts(n, P, 1, cnt, dsp);
     nm_block_range(n, P, r, &s0, &c);
     nm_data_rows(kind, i0 + s0, c, d, seed, X + s0 * d, y + s0);
     /* labels first (counts in rows), then the rows (counts in doubles) */

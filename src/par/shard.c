@@ -13,6 +13,16 @@ void nm_block_range(long n, int P, int r, long *start, long *count)
 
 long nm_block_size(long n, int P) { return n > 0 ? (n + P - 1) / P : 1; }
 
+void nm_block_counts(long n, int P, long unit, int *cnt, int *dsp)
+{
+    for (int r = 0; r < P; r++) {
+        long s, c;
+        nm_block_range(n, P, r, &s, &c);
+        cnt[r] = (int)(unit * c);
+        dsp[r] = (int)(unit * s);
+    }
+}
+
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired)
 {
     sh->comm = comm;
