@@ -71,6 +71,9 @@ typedef struct {
     double limit;
     int lock; /* rank 0: the output's lock (nm_file_lock), -1 when none */
     nm_mem_share sh; /* the nodes' memory as the guard sees it */
+    double *need;    /* rank 0: per point, the estimate per rank (run_mem) */
+    double worst;    /* the largest of them, at point worst_point */
+    long worst_point;
 } plan;
 
 /* A fixed process grid must fit the ranks the sweep runs on; found here, it
@@ -109,6 +112,8 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
                 pl->sw.ndropped, pl->sw.ndropped == 1 ? "" : "s", pl->sw.dropped_note,
                 pl->sw.ndropped > 3 ? "; ..." : "");
     pl->limit = pl->spec.fixed.max_mem_per_rank > 0 ? pl->spec.fixed.max_mem_per_rank : auto_limit;
+    if (!(pl->need = nm_calloc((size_t)pl->sw.npoints + 1, sizeof(double), "estimates", e)))
+        return NM_ENOMEM;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
         nm_params *p = &pl->sw.points[pt];
         char label[512];
@@ -123,7 +128,8 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
             (uses_train_grid(p) && (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
-        double need = run_mem(pl->x, p, P);
+        double need = pl->need[pt] = run_mem(pl->x, p, P);
+        if (need > pl->worst) pl->worst = need, pl->worst_point = p->point;
         char nb[32], lb[32], kb[32], sb[32], how[512] = "";
         if (need > lim && pl->x->hooks->describe) {
             how[0] = ';', how[1] = ' ';
@@ -166,14 +172,11 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
     printf("memory limit per rank: %.1f MiB\n", mib(pl->limit));
     printf("%6s  %-36s %9s %7s %9s %10s  %13s  %s\n", "point", "swept values", "m", "d", "q", "Q",
            "mem/rank(MiB)", "mem/node(MiB)");
-    double worst = 0;
-    long wp = 0;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
         const nm_params *p = &pl->sw.points[pt];
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
-        double need = run_mem(pl->x, p, P);
-        if (need > worst) worst = need, wp = p->point;
+        double need = pl->need[pt];
         printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %13.2f  %.2f", p->point, label[0] ? label : "-",
                p->m, p->d, p->q, nm_params_rows(p), mib(need), mib(need * sh->per_node));
         int pe, pn;
@@ -189,7 +192,8 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
     }
     printf("largest estimate: %.2f MiB per rank, %.2f MiB per node at %d ranks per node (point "
            "%ld) of %.1f MiB per rank allowed: fits\n",
-           mib(worst), mib(worst * sh->per_node), sh->per_node, wp, mib(pl->limit));
+           mib(pl->worst), mib(pl->worst * sh->per_node), sh->per_node, pl->worst_point,
+           mib(pl->limit));
 }
 
 static void fmt_eta(double s, char *buf, size_t n)
@@ -431,17 +435,14 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
 }
 
 /* Phase 4 (rank 0): the summary and the counts. */
-static void report(const plan *pl, const tally *t, int P)
+static void report(const plan *pl, const tally *t)
 {
     print_summary(pl, t->fin, t->ran, stdout);
     /* the estimate the guard used against what the ranks really took (IOR's
      * habit: print what was measured next to what was asked for) */
-    double est = 0;
-    for (long pt = 0; pt < pl->sw.npoints; pt++)
-        est = fmax(est, run_mem(pl->x, &pl->sw.points[pt], P));
     printf("memory per rank: peak RSS %.1f MiB (largest rank), estimate %.1f MiB (largest "
            "point), measured/estimate %.2f\n",
-           mib(t->peak_rss), mib(est), est > 0 ? t->peak_rss / est : 0.0);
+           mib(t->peak_rss), mib(pl->worst), pl->worst > 0 ? t->peak_rss / pl->worst : 0.0);
     printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
            "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
            t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
@@ -500,7 +501,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             getrusage(RUSAGE_SELF, &ru);
             double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
             MPI_Reduce(&rss, &t.peak_rss, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
-            if (rank == 0) report(&pl, &t, P);
+            if (rank == 0) report(&pl, &t);
             status = (t.nfail || t.nchkfail) ? 1 : 0;
         }
     }
@@ -512,6 +513,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     nm_file_unlock(pl.lock);
     tally_free(&t);
     nm_sweep_free(&pl.sw);
+    free(pl.need);
     nm_config_free(&pl.spec);
     nm_keyset_free(&done);
     return status;
