@@ -26,42 +26,10 @@
 #include "nm_data.h"
 #include "nm_loss.h"
 #include "nm_net.h"
+#include "nm_testlib.h"
 #include "nm_train.h"
 
 static int rank_, P_;
-
-static double now(MPI_Comm c)
-{
-    MPI_Barrier(c);
-    return MPI_Wtime();
-}
-
-static double maxall(double t, MPI_Comm c)
-{
-    double m;
-    MPI_Allreduce(&t, &m, 1, MPI_DOUBLE, MPI_MAX, c);
-    return m;
-}
-
-/* Best DGEMM rate of one n x n x n product per rank, all ranks together,
- * over at least `secs` seconds of repetitions: the best repetition is the
- * machine's rate; a shared machine only ever makes a repetition slower. */
-static double dgemm_rate(int n, double secs, MPI_Comm comm)
-{
-    double *A = malloc(sizeof(double) * n * n), *B = malloc(sizeof(double) * n * n),
-           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30, start = now(comm);
-    for (long i = 0; i < (long)n * n; i++) A[i] = sin(i), B[i] = cos(i);
-    for (int r = 0, more = 1; more; r++) {
-        double t0 = now(comm);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
-        double t = maxall(now(comm) - t0, comm);
-        if (r > 0 && t < best) best = t;
-        more = r < 5 || now(comm) - start < secs; /* same verdict on every rank (rank 0's) */
-        MPI_Bcast(&more, 1, MPI_INT, 0, comm);
-    }
-    free(A), free(B), free(C);
-    return 2.0 * n * n * (double)n * P_ / best / 1e9;
-}
 
 /* The GEMM calls of a step alone, at the step's shapes: the forward
  * Z = X W^T (two calls for a paired net, as nm_net_forward), optionally a
@@ -185,12 +153,12 @@ static result bench_case(int kind, long q, long d, long b, long m, int iters, in
     double best = 1e30, bref = 1e30;
     long t = 0;
     for (int rep = 0; rep < reps; rep++) { /* interleaved: step, reference, step, ... */
-        double t0 = now(comm);
+        double t0 = nmt_now(comm);
         for (int i = 0; i < iters; i++) run_once(&f, kind, t++);
-        double dt = maxall((now(comm) - t0) / iters, comm);
-        t0 = now(comm);
+        double dt = nmt_maxall((nmt_now(comm) - t0) / iters, comm);
+        t0 = nmt_now(comm);
         for (int i = 0; i < iters; i++) ref_once(&f, kind, T);
-        double dr = maxall((now(comm) - t0) / iters, comm);
+        double dr = nmt_maxall((nmt_now(comm) - t0) / iters, comm);
         if (rep > 0 && dt < best) best = dt; /* rep 0 warms up */
         if (rep > 0 && dr < bref) bref = dr;
     }
@@ -216,13 +184,13 @@ static void breakdown(long q, long d, long b, long m, int iters, MPI_Comm comm)
     for (int rep = 0; rep < 61; rep++) {
         memset(&nm_prof, 0, sizeof nm_prof);
         nm_prof.on = 1;
-        double t0 = now(comm);
+        double t0 = nmt_now(comm);
         for (int i = 0; i < iters; i++) run_once(&f, K_SGD, rep * iters + i);
-        double dt = maxall((now(comm) - t0) / iters, comm);
+        double dt = nmt_maxall((nmt_now(comm) - t0) / iters, comm);
         nm_prof.on = 0;
         if (rep == 0) continue;
         tot = fmin(tot, dt);
-        for (int k = 0; k < NM_PH_N; k++) best[k] = fmin(best[k], maxall(nm_prof.t[k] / iters, comm));
+        for (int k = 0; k < NM_PH_N; k++) best[k] = fmin(best[k], nmt_maxall(nm_prof.t[k] / iters, comm));
     }
     if (rank_ == 0) {
         double sum = 0;
@@ -254,7 +222,7 @@ static double mem_run(int no_compact, long q, long d, long b, long m, double eta
     f.ws.no_compact = no_compact;
     nm_err e;
     nm_metrics mt = {0};
-    double t0 = now(comm);
+    double t0 = nmt_now(comm);
     long t = 0;
     for (; t < maxsteps; t++) {
         if (t % 10 == 0) {
@@ -264,7 +232,7 @@ static double mem_run(int no_compact, long q, long d, long b, long m, double eta
         }
         run_once(&f, K_SGD, t);
     }
-    double dt = maxall(now(comm) - t0, comm);
+    double dt = nmt_maxall(nmt_now(comm) - t0, comm);
     *steps = t, *frac = mt.frac_mem;
     size_t wn = (size_t)(f.net.sh.nrows * d);
     *Wout = malloc(wn * sizeof(double));
@@ -328,21 +296,21 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
     for (int rep = 0; rep < 3; rep++)
         for (int f = 0; f < 2; f++) {
             D.fetch = f ? NM_FETCH_REGEN : NM_FETCH_GATHER;
-            double t0 = now(comm);
+            double t0 = nmt_now(comm);
             for (int t = 0; t < steps; t++) {
                 long n = nm_batcher_step(&bt, t, idx);
                 nm_sgd_step(&net, &D, idx, n, &p, &ws, Xb, yb, h, &e);
             }
-            double dt = (now(comm) - t0) / steps, dmax;
+            double dt = (nmt_now(comm) - t0) / steps, dmax;
             MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
             if (dmax < best[f]) best[f] = dmax;
         }
     for (int rep = 0; rep < 2; rep++) {
         nm_metrics mt;
-        double t0 = now(comm);
+        double t0 = nmt_now(comm);
         nm_eval_outputs(&net, &D, &ws, hm, &e);
         nm_metrics_blocks(hm, &D, p.loss, p.kappa, &mt);
-        double dt = now(comm) - t0, dmax;
+        double dt = nmt_now(comm) - t0, dmax;
         MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
         if (dmax < pass) pass = dmax;
     }
@@ -374,7 +342,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(comm, &P_);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     const char *only = getenv("NM_BENCH_ONLY"); /* e.g. "small": skip the slow cases */
-    double gemm = dgemm_rate(1024, 1.5, comm);
+    double gemm = nmt_dgemm_rate(1024, 1.5, comm);
     if (rank_ == 0) {
         double load[3] = {0, 0, 0};
         FILE *fl = fopen("/proc/loadavg", "r");
@@ -420,7 +388,7 @@ int main(int argc, char **argv)
         }
     double dmax = 0;
     for (long i = 0; i < 256 / P_ * 64; i++) dmax = fmax(dmax, fabs(W[0][i] - W[1][i]));
-    dmax = maxall(dmax, comm);
+    dmax = nmt_maxall(dmax, comm);
     if (rank_ == 0)
         printf("memorization run Q=256 d=64 b=256 m=1024 hinge (an evaluation every 10 steps): "
                "%ld steps (frac memorized %.3f); %.3f s with the batch compacted to l' != 0, "
@@ -439,7 +407,7 @@ int main(int argc, char **argv)
         }
 
     /* DGEMM again after the cases, keep the better (load only lowers it) */
-    double again = dgemm_rate(1024, 1.5, comm);
+    double again = nmt_dgemm_rate(1024, 1.5, comm);
     if (again > gemm) gemm = again;
     if (rank_ == 0)
         printf("DGEMM 1024^3 on every rank at once: %.2f GFLOP/s in total (%.2f per rank; best "

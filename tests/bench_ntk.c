@@ -31,57 +31,41 @@
 #include "nm_scalapack.h"
 #include "nm_testlib.h"
 
-static double now(MPI_Comm c)
-{
-    MPI_Barrier(c);
-    return MPI_Wtime();
-}
+typedef struct {
+    int n, k;
+    double *A, *C;
+} syrk_case;
 
-static double tmax(double t, MPI_Comm c)
+static void syrk_run(void *ctx)
 {
-    double m = t;
-    MPI_Allreduce(&t, &m, 1, MPI_DOUBLE, MPI_MAX, c);
-    return m;
+    syrk_case *c = ctx;
+    double one = 1, zero = 0;
+    dsyrk_("L", "N", &c->n, &c->k, &one, c->A, &c->n, &zero, c->C, &c->n, 1, 1);
 }
 
 /* Best DSYRK rate (n x n lower triangle, rank k) on every rank at once over
  * >= secs seconds, summed over ranks. */
 static double dsyrk_rate(int n, int k, double secs, MPI_Comm comm)
 {
-    double *A = malloc(sizeof(double) * n * k), *C = calloc((size_t)n * n, sizeof(double)),
-           best = 1e30, start = now(comm), one = 1, zero = 0;
-    for (long i = 0; i < (long)n * k; i++) A[i] = sin((double)i);
-    for (int r = 0, more = 1; more; r++) {
-        double t0 = now(comm);
-        dsyrk_("L", "N", &n, &k, &one, A, &n, &zero, C, &n, 1, 1);
-        double t = tmax(now(comm) - t0, comm);
-        if (r > 0 && t < best) best = t;
-        more = r < 3 || now(comm) - start < secs;
-        MPI_Bcast(&more, 1, MPI_INT, 0, comm);
-    }
+    syrk_case c = {n, k, malloc(sizeof(double) * n * k), calloc((size_t)n * n, sizeof(double))};
+    for (long i = 0; i < (long)n * k; i++) c.A[i] = sin((double)i);
+    double best = nmt_best_seconds(syrk_run, &c, 3, secs, comm);
     int P;
     MPI_Comm_size(comm, &P);
-    free(A), free(C);
+    free(c.A), free(c.C);
     return (double)n * (n + 1.0) * k * P / best / 1e9;
 }
 
-/* Best DGEMM rate (n x n x n) on every rank at once over >= secs seconds,
- * per rank. */
-static double dgemm_rate(int n, double secs, MPI_Comm comm)
+typedef struct {
+    nm_ntkop *op;
+    const double *v;
+    double *out;
+} product_case;
+
+static void product_run(void *ctx)
 {
-    double *A = malloc(sizeof(double) * n * n), *B = malloc(sizeof(double) * n * n),
-           *C = calloc((size_t)n * n, sizeof(double)), best = 1e30, start = now(comm);
-    for (long i = 0; i < (long)n * n; i++) A[i] = sin((double)i), B[i] = cos((double)i);
-    for (int r = 0, more = 1; more; r++) {
-        double t0 = now(comm);
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, A, n, B, n, 0.0, C, n);
-        double t = tmax(now(comm) - t0, comm);
-        if (r > 0 && t < best) best = t;
-        more = r < 3 || now(comm) - start < secs;
-        MPI_Bcast(&more, 1, MPI_INT, 0, comm);
-    }
-    free(A), free(B), free(C);
-    return 2.0 * n * (double)n * n / best / 1e9;
+    product_case *c = ctx;
+    nm_ntkop_apply(c->op, c->v, c->out);
 }
 
 static void die(const nm_err *e)
@@ -127,9 +111,9 @@ int main(int argc, char **argv)
 
     double best = 1e30;
     for (int r = 0; r < 2; r++) {
-        double t0 = now(comm);
+        double t0 = nmt_now(comm);
         if (nm_gram_ntk(&K, &g, &in, &e)) die(&e);
-        best = fmin(best, tmax(now(comm) - t0, comm));
+        best = fmin(best, nmt_maxall(nmt_now(comm) - t0, comm));
     }
     double gf = nmt_gram_flops(p.m, p.d, p.q, 1, 1) / best / 1e9;
     if (rank == 0)
@@ -140,15 +124,15 @@ int main(int argc, char **argv)
     /* distributed eigenvalues */
     double *w = malloc(sizeof(double) * p.m), lmin, lmax;
     nm_gram_copy(&K, &C);
-    double t0 = now(comm);
+    double t0 = nmt_now(comm);
     if (nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
-    double teig = tmax(now(comm) - t0, comm);
+    double teig = nmt_maxall(nmt_now(comm) - t0, comm);
     /* ELPA two-stage (the default eigensolver) on the same matrix, same run */
     double *we = malloc(sizeof(double) * p.m), emin, emax;
     nm_gram_copy(&K, &C);
-    t0 = now(comm);
+    t0 = nmt_now(comm);
     if (nm_gram_eig(&C, &g, NM_EIGSOLVER_ELPA, 1, we, &emin, &emax, &e)) die(&e);
-    double telpa = tmax(now(comm) - t0, comm), eerr = 0;
+    double telpa = nmt_maxall(nmt_now(comm) - t0, comm), eerr = 0;
     for (long i = 0; i < p.m; i++) eerr = fmax(eerr, fabs(we[i] - w[i]) / w[p.m - 1]);
     if (rank == 0)
         printf("eigenvalues all: ELPA 2-stage %.3f s, pdsytrd+dsterf %.3f s: ELPA %.2fx faster %s; "
@@ -201,18 +185,13 @@ int main(int argc, char **argv)
      * ntk_method: matrix_free (Lanczos and CG are a few vector operations
      * per product on top) */
     {
-        double gemm = dgemm_rate(1024, 3.0, comm);
+        double gemm = nmt_dgemm_rate(1024, 3.0, comm) / P; /* per rank */
         nm_ntkop op;
         if (nm_ntkop_init(&op, comm, &in, 1e12, &e)) die(&e);
         double *v = malloc(sizeof(double) * (op.ml + 1)), *o = malloc(sizeof(double) * (op.ml + 1));
         for (long i = 0; i < op.ml; i++) v[i] = cos((double)(op.m0 + i));
-        nm_ntkop_apply(&op, v, o); /* warm-up */
-        double tp = 1e30;
-        for (int r = 0; r < 5; r++) {
-            t0 = now(comm);
-            nm_ntkop_apply(&op, v, o);
-            tp = fmin(tp, tmax(now(comm) - t0, comm));
-        }
+        product_case pcase = {&op, v, o};
+        double tp = nmt_best_seconds(product_run, &pcase, 5, 0.0, comm); /* warm-up + best of 5 */
         double fl = (4.0 * p.m * p.d * p.q + 4.0 * p.m * p.q) / P / tp / 1e9;
         if (rank == 0)
             printf("matrix-free K v (S' %s): %.3f s per product (best of 5), %.2f GFLOP/s per "

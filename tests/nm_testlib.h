@@ -33,6 +33,19 @@ void nmt_problem_make(nmt_problem *pb, MPI_Comm comm, int data, long m, long d, 
                       int hidden, int output, int dup, int random_weights);
 void nmt_problem_free(nmt_problem *pb);
 
+/* Timing for the benchmarks (collective over comm): the wall clock after a
+ * barrier; the largest t over the ranks; the best time of fn(ctx) run on
+ * every rank at once, at least min_reps + 1 times and for >= secs seconds,
+ * the first repetition not counted (a shared machine only ever makes a
+ * repetition slower, so the best one is the machine's rate); and with it
+ * the DGEMM rate of one n x n x n product per rank, summed over the ranks,
+ * in GFLOP/s. */
+double nmt_now(MPI_Comm comm);
+double nmt_maxall(double t, MPI_Comm comm);
+double nmt_best_seconds(void (*fn)(void *ctx), void *ctx, int min_reps, double secs,
+                        MPI_Comm comm);
+double nmt_dgemm_rate(int n, double secs, MPI_Comm comm);
+
 /* Read a float64 C-order .npy (what nm_npy_write writes); *a is malloc'ed.
  * shape[1] = 1 for 1-D. */
 int nmt_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err *e);
