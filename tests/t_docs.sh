@@ -1,8 +1,10 @@
 #!/bin/bash
 # The documentation is current and its links resolve:
 #  - every settings table (between <!-- settings:begin/end --> in README.md and
-#    docs/*.md) equals `ntkmem --help-settings` (regenerate with
-#    scripts/update-readme-settings.sh);
+#    docs/*.md) equals `ntkmem --help-settings`, and every experiment's list of
+#    keys in docs/experiments.md (<!-- keys:NAME:begin/end -->) the keys the
+#    settings table gives it (regenerate with scripts/update-readme-settings.sh);
+#    every experiment has such a list;
 #  - the test list of docs/testing.md names exactly the tests in tests/
 #    (test_*.c and t_*.sh);
 #  - every relative link in README.md, docs/*.md, jobs/README.md and
@@ -19,15 +21,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$NTKMEM" --help-settings >"$tmp/settings"
 
-# settings tables
-n=0
-for f in README.md docs/*.md; do
-    grep -q '<!-- settings:begin -->' "$f" || continue
-    n=$((n + 1))
-    sed -n '/<!-- settings:begin -->/,/<!-- settings:end -->/p' "$f" | sed '1d;$d' | diff - "$tmp/settings" \
-        || { echo "$f: settings table is out of date: run scripts/update-readme-settings.sh"; exit 1; }
-done
-[ "$n" -ge 1 ] || { echo "no settings table found in README.md or docs/"; exit 1; }
+# generated tables: the settings table and each experiment's keys
+grep -q '<!-- settings:begin -->' README.md docs/*.md \
+    || { echo "no settings table found in README.md or docs/"; exit 1; }
+"$NTKMEM_ROOT/scripts/update-readme-settings.sh" --check
 
 # README: size, the test command, the example
 lines=$(wc -l <README.md)
@@ -40,10 +37,18 @@ sed -n '/^```yaml/,/^```$/p' README.md | sed '1d;$d' >"$tmp/example.yaml"
     || { cat "$tmp/validate.out"; echo "README.md's example sweep does not validate"; exit 1; }
 
 # test list, links, anchors, citations
-/usr/bin/python3 - <<'PY' || { echo "t_docs: the documentation checks above failed"; exit 1; }
+/usr/bin/python3 - "$tmp/settings" <<'PY' || { echo "t_docs: the documentation checks above failed"; exit 1; }
 import glob, os, re, sys
 
 bad = []
+# every experiment of the settings table has its generated key list
+exps = set()
+for line in open(sys.argv[1]).read().splitlines()[2:]:
+    col = [c.strip() for c in line.strip("|").split("|")][3]
+    exps |= {e.strip() for e in col.split(",") if e.strip() != "all"}
+have = set(re.findall(r"<!-- keys:(\w+):begin -->", open("docs/experiments.md").read()))
+for e in sorted(exps - have):
+    bad.append(f"docs/experiments.md: experiment {e} has no <!-- keys:{e}:begin/end --> list")
 # tests present = tests listed (bullets "- `name`" or "- `a`, `b`:" in docs/testing.md)
 present = {os.path.basename(p)[:-2] for p in glob.glob("tests/test_*.c")}
 present |= {os.path.basename(p)[:-3] for p in glob.glob("tests/t_*.sh")}
