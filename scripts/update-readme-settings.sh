@@ -9,7 +9,7 @@
 # README.md.)
 set -eu
 cd "$(dirname "$0")/.."
-/usr/bin/python3 - build/ntkmem "${1:-}" README.md docs/*.md <<'PY'
+/usr/bin/python3 - "${NTKMEM:-build/ntkmem}" "${1:-}" README.md docs/*.md <<'PY'
 import re, subprocess, sys
 
 ntkmem, mode, files = sys.argv[1], sys.argv[2], sys.argv[3:]
