@@ -1,4 +1,4 @@
-"""Read ntkmem CSV files (README "CSV columns").
+"""Read ntkmem CSV files (docs/usage.md, "CSV columns").
 
 The column groups are read from each file's own header, not from a copy of
 the schema: src/io/csv.c (nm_csv_header) writes the run's lead columns up to

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The scaling plots of the papers ([D20b], [D20a], [YSJ19], [YW], [Gu];
-README "Analysis and figures") from ntkmem CSV files.
+docs/experiments.md) from ntkmem CSV files.
 
     analysis/plot.py FIGURE results.csv... [-o fig.png]
     analysis/plot.py all results/*.csv [-o results/figures]
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import csvio  # noqa: E402
 import fits  # noqa: E402
 
-# Settings that are other names for m and q (README: relative sizes are already
+# Settings that are other names for m and q (docs/usage.md: relative sizes are already
 # resolved into m and q in the CSV), never a reason to start a new curve.
 SIZE_ALIASES = ("m_per_d", "q_per_m_over_d", "m_per_dq")
 THRESHOLD = 0.99
@@ -541,7 +541,7 @@ def all_rows(paths, experiment, statuses=("ok",)):
 
 
 def fig_sgd_ntk_gap(paths, out):
-    """[D20b Thm 8]: SGD with output scale B and rate eta/B^2 tracks SGD on
+    """[YW Thm 8]: SGD with output scale B and rate eta/B^2 tracks SGD on
     the NTK random features as B grows (the theorem: the gap -> 0).  With a
     smooth sigma and loss the +-B twins cancel the even orders of the Taylor
     expansion in W - W0 = O(1/B), so the gap is O(B^-2): the reference line."""
@@ -594,7 +594,7 @@ def fig_sgd_ntk_gap(paths, out):
     axs[0].set_xscale("log")
     axs[0].set_xlabel("output scale B  (learning rate η / B²)")
     axs[1].set_xlabel("SGD step")
-    axs[0].set_title("SGD vs NTK model gap at the last step [D20b Thm 8: → 0 as B grows]",
+    axs[0].set_title("SGD vs NTK model gap at the last step [YW Thm 8: → 0 as B grows]",
                      fontsize=9)
     axs[1].set_title("The gap during training (mean over repeats)", fontsize=9)
     axs[0].legend(fontsize=7)
@@ -767,10 +767,12 @@ def fig_near_min(paths, out):
 
 # ---------------------------------------------------------------- figure 8
 def fig_gd_width(paths, out):
-    """[Gu] / Du et al.: full-batch GD with the square loss.  Linearised
-    around the init (the NTK regime), r_{t+1} = (I - eta K / m) r_t, so the
-    loss is <= eps after at most m ln(L0/eps) / (2 eta lambda_min(K)) steps:
-    an upper bound that holds as the width grows.  Steps to eps vs q against
+    """[Gu]: full-batch GD with the square loss.  Linearised around the init
+    (the NTK regime), r_{t+1} = (I - eta K / m) r_t, so the loss is <= eps
+    after at most m ln(L0/eps) / (2 eta lambda_min(K)) steps: an upper bound
+    that holds as the width grows, derived from the linearised dynamics
+    (docs/theory.md); [Gu] quotes Du et al.'s O(n^2 log(1/eps) /
+    lambda_min^2) iterations instead, a bound of another form.  Steps to eps vs q against
     that bound; lambda_min(K) at init vs q."""
     final = need(paths, "gd_width", settings=("m", "q", "eta", "loss_target"),
                  metrics=("steps_to_eps", "lambda_min_init", "mean_loss"))
@@ -797,7 +799,7 @@ def fig_gd_width(paths, out):
         xb, yb, eb, _ = by_x(rs, lambda r: s(r, "q"), lambda r: bound(runs[r.lead["key"]]))
         axs[0].plot(xb, yb, "--", color=c, lw=1.2,
                     label=(label + ": " if label else "") +
-                    "NTK bound m ln(L₀/ε) / (2η λ_min)")
+                    "linearised-GD bound m ln(L₀/ε) / (2η λ_min)")
         for q in never:
             cap = max(s(r, "steps") for r in rs if s(r, "q") == q)
             axs[0].plot(q, cap, marker="^", mfc="none", color=c, ms=7, ls="none")
@@ -827,8 +829,8 @@ def fig_gd_width(paths, out):
     axs[0].set_yscale("log")
     axs[0].set_ylabel("full-batch GD steps")
     axs[1].set_ylabel("λ_min of the NTK Gram J Jᵀ at init")
-    axs[0].set_title("Steps to loss ≤ ε vs width [Gu]; dashed: NTK bound, an upper bound\n"
-                     "only while K stays at its init value (q → ∞); mean ± s.e.", fontsize=9)
+    axs[0].set_title("Steps to loss ≤ ε vs width [Gu]; dashed: linearised-dynamics bound, an upper\n"
+                     "bound only while K stays at its init value (q → ∞); mean ± s.e.", fontsize=9)
     axs[1].set_title("λ_min(K) at init vs q (sets the bound)", fontsize=9.5)
     save(fig, out)
     return results

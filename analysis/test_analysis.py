@@ -1,6 +1,6 @@
 """Tests of analysis/ (run by tests/t_analysis.sh with /usr/bin/python3).
 
-Synthetic CSVs are written in ntkmem's layout (README "CSV columns"), with the
+Synthetic CSVs are written in ntkmem's layout (docs/usage.md, "CSV columns"), with the
 duplicate `loss` column (setting and metric) that real sgd files have."""
 
 import math
@@ -330,8 +330,8 @@ class TestPlot(unittest.TestCase):
         self.assertFigure(os.path.join(self.out("all"), "critical_width"))
 
     def test_other_experiments(self):
-        """Synthetic rows for the experiments other helpers write, under the
-        metric names they use: every figure draws; the NTK error slope vs q d
+        """Synthetic rows for the other experiments, under the metric names
+        they write: every figure draws; the NTK error slope vs q d
         comes out near the -1/2 put in."""
         rng = np.random.default_rng(3)
         p = os.path.join(self.d, "ntk.csv")

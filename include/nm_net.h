@@ -98,14 +98,14 @@ void nm_net_backward_scratch(nm_net *net, long n, double *X, const double *g, do
  * forward pass (overwritten).  The full-batch step of onestep accumulates
  * chunks into a copy of W this way (W itself must stay fixed until the
  * whole batch is seen), and ntk_train updates V: grad_V f_V = grad_W h_W
- * [D20b Alg 2].  No communication. */
+ * [YW Alg 2].  No communication. */
 void nm_net_backward_into(const nm_net *net, long n, const double *X, const double *g,
                           double eta, nm_ws *ws, double *T);
 /* The same with X as scratch, compacted as in nm_net_backward_scratch. */
 void nm_net_backward_into_scratch(const nm_net *net, long n, double *X, const double *g,
                                   double eta, nm_ws *ws, double *T);
 
-/* The NTK linear model of [D20b] Algorithm 2 on the n rows of X:
+/* The NTK linear model of [YW] Algorithm 2 on the n rows of X:
  *   out[i] = f_V(x_i) = <V, Psi_W(x_i)> = s sum_k u_k sigma'(<w_k, x_i>) <v_k, x_i>,
  * Psi_W(x) = grad_W h_W(x) at the network's (fixed) W, u; V has W's local
  * layout.  Two GEMMs (X W^T, X V^T), a Hadamard product, one Allreduce.

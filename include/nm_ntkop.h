@@ -1,5 +1,5 @@
-/* nm_ntkop: products with the NTK Gram matrix without forming it (SPEC
- * section 6, "NTK products without forming K"), and the Krylov solvers on
+/* nm_ntkop: products with the NTK Gram matrix without forming it
+ * (docs/theory.md, "Products with K without forming it"), and the Krylov solvers on
  * top of them: lambda_max (and the top k) by PARPACK's thick-restart
  * Lanczos (pdsaupd / pdseupd), lambda_min by the same with which = SA
  * (an upper bound until its residual test passes), y^T K^-1 y by

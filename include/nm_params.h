@@ -1,6 +1,7 @@
 /* nm_params: the flat parameter block of one sweep point, and the single
  * settings table that drives YAML parsing, unknown-key errors, --help, the
- * README table and the CSV columns (one table, as IOR's option_help). */
+ * table of docs/settings.md and the CSV columns (one table, as IOR's
+ * option_help). */
 #ifndef NM_PARAMS_H
 #define NM_PARAMS_H
 #include <stddef.h>

@@ -41,7 +41,7 @@ long nm_shard_global_row(const nm_shard *sh, long k);
 /* Global unit (neuron of W') of local row k: the Philox counter of its weights. */
 long nm_shard_unit(const nm_shard *sh, long k);
 
-/* The Pe x Pn process grid of the training experiments [SPEC section 6]:
+/* The Pe x Pn process grid of the training experiments (docs/theory.md, "Training grid"):
  * rank r = e Pn + n holds example block e (nm_block_range(m, Pe, e)) and
  * neuron block n.  ncomm: the Pn ranks of example block e (outputs are
  * summed there); ecomm: the Pe ranks of neuron block n (sums over examples:

@@ -25,7 +25,7 @@ void nm_batcher_free(nm_batcher *bt);
  * of an epoch may be smaller).  Same on every rank, no communication. */
 long nm_batcher_step(nm_batcher *bt, long t, long *idx);
 
-/* The Pe x Pn training grid of a run on P ranks [SPEC section 6]:
+/* The Pe x Pn training grid of a run on P ranks (docs/theory.md, "Training grid"):
  * train_grid when given (an error unless Pe Pn = P), else automatic -- 1 x P
  * while the estimate of the shared training state (nm_train_mem_bytes) with
  * the whole X on every rank fits in half of max_mem_per_rank (0: no limit),
@@ -50,7 +50,7 @@ typedef struct {
 int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
 
-/* One SGD step of [D20b] Algorithm 2 (the NTK linear model f_V of
+/* One SGD step of [YW] Algorithm 2 (the NTK linear model f_V of
  * nm_net_ntk_forward) on the n examples idx: gather, f_V on the batch (one
  * Allreduce), h_i = l'(f_i, y_i)/n (h holds f_V until then), V -= eta Psi^T h
  * (one GEMM on the examples with h_i != 0; Xb is left compacted). */

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --with-slurm also slurm + munge + iproute2 (the SLURM tests)
 # Not root: prints the exact apt-get command to run and exits 1 when
 # something is missing.  Clusters with environment modules skip this and pass
-# MPICC / BLAS_LIBS / SCALAPACK_LIBS / YAML_LIBS to make (see README).
+# MPICC / BLAS_LIBS / SCALAPACK_LIBS / YAML_LIBS to make (README, "On a cluster").
 set -eu
 pkgs="build-essential pkg-config openmpi-bin libopenmpi-dev libscalapack-openmpi-dev
       libopenblas-dev libelpa-dev libparpack2-dev libarpack2-dev libyaml-dev check

@@ -1,7 +1,7 @@
 #!/bin/bash
 # make reproduce: every configs/reproduce-*.yaml on 2 MPI ranks (fresh CSVs in
 # results/), then every figure of analysis/ from them into docs/figures/ (PNG
-# and PDF; README embeds the PNGs).  The fitted numbers README quotes are
+# and PDF; docs/experiments.md embeds the PNGs).  The fitted numbers it quotes are
 # printed by plot.py and kept in results/reproduce-analysis.txt; the time of
 # each config in results/reproduce-times.txt.  Sized for < 20 minutes on 2 cores.
 set -euo pipefail

@@ -256,8 +256,8 @@ static void print_ratio(int kind, long Q, long d, long b, result r, double gemm,
     printf("\n");
 }
 
-/* The 2-D case: the Pe x Pn training grid of the sgd experiment (SPEC
- * section 6) on m examples.  Times one SGD step with the batch rows
+/* The 2-D case: the Pe x Pn training grid of the sgd experiment
+ * (docs/theory.md, "Training grid") on m examples.  Times one SGD step with the batch rows
  * gathered from their owners and regenerated from Philox, and one
  * evaluation pass (outputs of the rank's example block in chunks, metrics
  * over the blocks), and counts the bytes each rank passes to collectives:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# README's first command on a machine that has nothing: pkg-config and
+# README's quick start (make demo) on a machine that has nothing: pkg-config and
 # dpkg-query answer "missing" until install-deps has called apt-get (a stand-in
 # here, which records the call and then lets the real tools answer).  The first
 # `make demo` in a copy of the tree must install, build, link and run -- no

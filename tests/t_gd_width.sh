@@ -2,7 +2,8 @@
 # gd_width: the same rows at P = 1, 2, 3, 4 (1e-10 relative); and in the
 # wide regime (q = 8192 at m = 60) full-batch GD reaches the loss target no
 # later than the NTK prediction t <= m ln(L0 / eps) / (2 eta lambda_min)
-# (residual r_{t+1} = (I - eta K / m) r_t, L = |r|^2 / 2m), with 10% slack
+# of the linearised dynamics (residual r_{t+1} = (I - eta K / m) r_t,
+# L = |r|^2 / 2m; docs/theory.md, "Gradient descent against width"), with 10% slack
 # for the kernel's drift (measured 0.85 of the bound), and in fewer steps than
 # at q = 512, which is not yet in that regime (measured 1.67x the bound).
 set -eu

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The Pe x Pn training grid [SPEC section 6]: sgd (grid2d.yaml) and ntk_train
+# The Pe x Pn training grid (docs/theory.md, "Training grid"): sgd (grid2d.yaml) and ntk_train
 # (ntk_ranks.yaml) on every grid of 2..4 ranks with Pe > 1 (2x1, 3x1, 4x1,
 # 2x2, and 1x4 for the neuron side) give the rows of P = 1 within 1e-10
 # relative (measured: <= 2.2e-14; only the order of the sums over neurons

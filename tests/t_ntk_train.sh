@@ -1,5 +1,5 @@
 #!/bin/bash
-# ntk_train [D20b Alg 2, Thm 8]: with tanh and logistic loss the gap
+# ntk_train [YW Alg 2, Thm 8]: with tanh and logistic loss the gap
 # max_i |h_SGD(x_i) - f_V(x_i)| between SGD at scale B (rate eta/B^2) and the
 # NTK model falls monotonically over B = 1, 10, 100, by more than 10x per
 # decade (theory ~100x; measured gaps ~1e-2, 1e-4, 1e-6), and is below 1e-4

@@ -1,4 +1,4 @@
-/* The NTK linear model of [D20b] Algorithm 2 at P = 1..4:
+/* The NTK linear model of [YW] Algorithm 2 at P = 1..4:
  *   f_V(x) = <V, Psi_W(x)>, Psi_W(x) = grad_W h_W(x),
  * checked two ways: f_V is the directional derivative of the network
  * (h(W + eV) - h(W - eV)) / 2e, and the SGD step on V is the gradient of the

@@ -6,7 +6,7 @@ extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hook
 #define DEFAULTS(...) ((const nm_default[]){__VA_ARGS__, {NULL, NULL}})
 
 /* The registration table: an experiment is its file plus one entry here
- * (README "Adding an experiment").  Defaults are the paper's own choices. */
+ * (docs/architecture.md, "Adding things").  Defaults are the paper's own choices. */
 const nm_experiment nm_experiments[] = {
     {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE, NULL,
      "frac_memorized", &nm_sgd_hooks},

@@ -1,9 +1,12 @@
 /* Experiment `gd_width` ([Gu]): full-batch gradient descent with
  * the square loss from the standard Gaussian init; how many steps until the
  * training loss is <= loss_target, against the width q and against
- * lambda_min of the NTK Gram matrix at init -- the NTK analysis predicts
- * L(t) <= (1 - eta lambda_min / m)^t L(0) for L = (1/2m) sum (h - y)^2 once
- * the network is wide enough to stay near its init.
+ * lambda_min of the NTK Gram matrix at init -- the linearised (NTK-regime)
+ * dynamics give L(t) <= (1 - eta lambda_min / m)^t L(0) for
+ * L = (1/2m) sum (h - y)^2 once the network is wide enough to stay near its
+ * init (derived in docs/theory.md, "Gradient descent against width"; [Gu]
+ * quotes the O(m^2 log(1/eps) / lambda_min^2) iterations of Du et al.
+ * instead, a bound of another form).
  *
  * The Gram at init is the gradient Gram J J^T of h = s sum_j u_j sigma(<w_j,x>)
  * (nm_gram weights ch_j = s^2 u_j^2 for the hidden part, co_j = s^2 for the

@@ -28,7 +28,7 @@
  * minimum), so that a perturbation of size eps means the same in W and u and
  * the NTK is not dominated by the hidden part.
  *
- * Training grid (train_grid, [SPEC section 6]): given as PexPn, rank (e, n)
+ * Training grid (train_grid, docs/theory.md "Training grid"): given as PexPn, rank (e, n)
  * trains on example block e and neuron block n like sgd (batch rows
  * gathered from their owners, outputs summed over the neuron communicator,
  * evaluation on the own block); `auto` is 1 x P here.  Setting up needs

@@ -1,12 +1,14 @@
-/* Experiment `ntk_train`: [D20b] Algorithm 2 (= Algorithm 3 on the NTK
- * random features) -- SGD on the linear model
+/* Experiment `ntk_train`: [YW] Algorithm 2 (= [YW] Algorithm 3 on the NTK
+ * random features; [D20b] numbers only its Algorithm 1) -- SGD on the
+ * linear model
  *   f_V(x) = <V, Psi_W(x)>,  Psi_W(x) = grad_W h_W(x) at W ~ I(d, q, 1),
  * i.e. f_V(x) = sum_j u_j sigma'(<w_j, x>) <v_j, x> with u = (+1, -1) pairs,
  * V (shape and shards of W) starting at 0.  With compare_sgd, Algorithm 1
  * runs beside it from the same W' and the same batches with scale B and
- * rate eta/B^2: [D20b Thm 8] says h_SGD -> f_V as B grows (the movement
- * Delta = W - W0 satisfies B Delta = V to first order, and the second-order
- * remainder of B h_{W0 + Delta} is O(|V|^2 / B)). */
+ * rate eta/B^2: [YW Thm 8] (the reduction behind [D20b Thm 5]) says
+ * h_SGD -> f_V as B grows (the movement Delta = W - W0 satisfies
+ * B Delta = V to first order, and the second-order remainder of
+ * B h_{W0 + Delta} is O(|V|^2 / B)). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@ enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_SFRAC, M_GAP, M_FGAP, M_N };
 static int check(const nm_params *p, nm_err *e)
 {
     if (p->init != NM_INIT_XAVIER_ZERO)
-        return nm_fail(e, NM_EINVAL, "experiment ntk_train needs init xavier_zero ([D20b] "
+        return nm_fail(e, NM_EINVAL, "experiment ntk_train needs init xavier_zero ([YW] "
                                      "Algorithm 2 linearises at I(d, q, 1)), not %s",
                        nm_init_names[p->init]);
     if (p->train_u)

@@ -31,7 +31,7 @@ void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *npr
     /* 64: ELPA's eigenvalues (the default solver) at P = 2 took 6-14% less
      * time than with 128 at m = 4000, 8000, 16000 (2.87/3.34 s, 18.1/19.8 s,
      * 137.7/145.9 s), the Gram build within 10%; 32 was no faster, 256
-     * 1.3x slower (README, "Block size") */
+     * 1.3x slower (docs/benchmarks.md, "Block size") */
     int b = 64;
     while (b > 16 && b > per) b /= 2;
     *nb = b;
