@@ -813,9 +813,10 @@ def fig_near_min(paths, out):
         raise Skip(f"no near_min run reaches t* in {', '.join(paths)}")
     multi = len(spreads) > 1
     fig, axs = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw=dict(width_ratios=[1.2, 1, 1.2]))
-    cmap = plt.cm.tab10 if len(draws) <= 10 else plt.cm.viridis
-    col = {id(d): cmap(i % 10 if len(draws) <= 10 else i / (len(draws) - 1))
-           for i, d in enumerate(draws)}
+    nmiss = sum(1 for d in draws for x in d["runs"] if not x["reached"])
+    nd = len(draws)
+    cmap = plt.cm.tab10 if nd <= 10 else plt.cm.tab20 if nd <= 20 else plt.cm.viridis
+    col = {id(d): cmap(i if nd <= 20 else i / (nd - 1)) for i, d in enumerate(draws)}
     name = {id(d): (f"{d['series']}, " if multi else "") + f"draw {d['repeat']}" for d in draws}
     # (a) risk(t*) vs eps per draw; eps where t* is never reached: x at the bottom
     ax = axs[0]
@@ -833,7 +834,7 @@ def fig_near_min(paths, out):
             lab += f" (t* at {len(ok)} of {len(d['runs'])} ε)"
         ax.plot([x["eps"] for x in ok], [x["risk"] for x in ok], "o-", color=c, ms=4, lw=0.8,
                 label=lab)
-        ax.plot([x["eps"] for x in miss], [0.04 + 0.03 * (draws.index(d) % 4)] * len(miss),
+        ax.plot([x["eps"] for x in miss], [0.025 + 0.025 * (draws.index(d) % 4)] * len(miss),
                 "x", color=c, ms=7, mew=1.5, transform=bottom, clip_on=False)
         lr += [math.log(x["risk"]) - 4 * math.log(x["eps"]) for x in ok]
     eps = np.array(sorted({x["eps"] for d in draws for x in d["runs"]}))
@@ -841,11 +842,16 @@ def fig_near_min(paths, out):
     c4 = math.exp(np.mean(lr))
     ax.plot(xx, c4 * xx**4, "k--", lw=1.2, label=f"ε⁴ [YSJ19 Thm 5.1] (an upper bound O(ε⁴); "
             f"geometric mean risk/ε⁴ = {c4:.2g})")
-    if any(not x["reached"] for d in draws for x in d["runs"]):
+    if nmiss:
         ax.plot([], [], "kx", ms=7, mew=1.5, ls="none",
                 label="× (at the bottom): t* not reached within the run")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    rk = [x["risk"] for d in draws for x in d["runs"] if x["reached"]]
+    ax.set_ylim(min(rk) / 10, max(rk) * 3)  # room below the points for the x marks
+    ax.set_xticks(eps)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("ε = ‖ξ₀‖ (perturbation of the memorizing θ*)")
     ax.set_ylabel("risk at t*  (mean square loss)")
     ax.set_title("Risk at t* vs ε, one line per data draw [YSJ19 Thm 5.1]", fontsize=9.5)
@@ -881,8 +887,10 @@ def fig_near_min(paths, out):
     ax.set_xlabel("data draw (repeat)")
     ax.set_ylabel("slope of log risk(t*) vs log ε")
     ax.plot([], [], "ko", ms=6, ls="none", label="per-draw slope ± within-draw fit error")
-    ax.plot([], [], "ko", ms=6, mfc="none", ls="none", label="fitted on the ε that reach t*")
-    ax.plot([], [], "kx", ms=9, mew=2, ls="none", label="t* at < 2 ε: no slope (drawn at 4)")
+    if any(math.isfinite(d["slope"]) and d["n_fit"] < len(d["runs"]) for d in draws):
+        ax.plot([], [], "ko", ms=6, mfc="none", ls="none", label="fitted on the ε that reach t*")
+    if any(not math.isfinite(d["slope"]) for d in draws):
+        ax.plot([], [], "kx", ms=9, mew=2, ls="none", label="t* at < 2 ε: no slope (drawn at 4)")
     ax.plot([], [], "k--", lw=1, label="4: the theorem's ε⁴")
     ax.plot([], [], "C0-", lw=1, label="mean across draws, band ± std")
     ax.legend(fontsize=6.5)
@@ -907,17 +915,20 @@ def fig_near_min(paths, out):
                             rotation=90, va="bottom")
     ax.axhline(1.0, color="k", lw=0.8)
     ax.plot([], [], "k-", lw=1.1, label="t* reached (•)")
-    ax.plot([], [], "k--", lw=1.1, label="t* not reached within the run (× at its end)")
-    ax.plot([], [], "k:", lw=1, label="extrapolated at the run's decay rate")
+    if nmiss:
+        ax.plot([], [], "k--", lw=1.1, label="t* not reached within the run (× at its end)")
+        ax.plot([], [], "k:", lw=1, label="extrapolated at the run's decay rate")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
     ax.set_yscale("log")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("‖ξ_par‖ / ‖ξ‖²   (t*: first step ≤ 1)")
-    ax.set_title(f"Why a draw misses t*: ‖ξ_par‖ decays too slowly (ε = {e0:g}, every draw)",
+    ax.set_title((f"Why a draw misses t*: ‖ξ_par‖ decays too slowly" if nmiss else
+                  "‖ξ_par‖ / ‖ξ‖² decays to t* in every draw") + f" (ε = {e0:g}, every draw)",
                  fontsize=9)
     ax.legend(fontsize=6.5, loc="upper right")
     for a in axs:
         a.grid(alpha=0.3, which="both")
-    save(fig, out)
+    save(fig, out, keep_ticks=(axs[0],))
     return spreads
 
 
