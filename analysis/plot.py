@@ -855,7 +855,7 @@ def fig_near_min(paths, out):
     ax.set_xlabel("ε = ‖ξ₀‖ (perturbation of the memorizing θ*)")
     ax.set_ylabel("risk at t*  (mean square loss)")
     ax.set_title("Risk at t* vs ε, one line per data draw [YSJ19 Thm 5.1]", fontsize=9.5)
-    ax.legend(fontsize=6.3, loc="upper left")
+    ax.legend(fontsize=6.3 if nd <= 12 else 5, loc="upper left", ncol=1 if nd <= 12 else 2)
     # (b) the per-draw slopes and their spread
     ax = axs[1]
     title = []
@@ -867,7 +867,7 @@ def fig_near_min(paths, out):
             ax.axhline(mean, color=f"C{k}", lw=1, xmin=0, xmax=1)
             if n > 1:
                 ax.axhspan(mean - std, mean + std, color=f"C{k}", alpha=0.12)
-            title.append((f"{lab}: " if multi else "") + f"mean {mean:.2f}, std {std:.2f}, "
+            title.append((f"({k + 1}) " if multi else "") + f"mean {mean:.2f}, std {std:.2f}, "
                          f"range {lo:.2f}–{hi:.2f} (n = {n} of {len(ds)} draws)")
         for x, d in zip(xs, ds):
             c = col[id(d)]
@@ -882,8 +882,15 @@ def fig_near_min(paths, out):
                             fontsize=6.5, color=c)
     ax.axhline(4.0, color="k", ls="--", lw=1)
     ax.set_xticks(range(len(draws)))
-    ax.set_xticklabels([name[id(d)].replace("draw ", "") for d in draws],
-                       rotation=90 if multi else 0, fontsize=7)
+    ax.set_xticklabels([str(d["repeat"]) for d in draws], fontsize=7)
+    if multi:  # series side by side, separated and named on top
+        top = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+        for k, lab in enumerate(spreads):
+            xs = [i for i, d in enumerate(draws) if d["series"] == lab]
+            if k:
+                ax.axvline(xs[0] - 0.5, color="gray", lw=0.8)
+            ax.text((xs[0] + xs[-1]) / 2, 0.01, f"({k + 1}) {lab}", transform=top,
+                    ha="center", va="bottom", fontsize=6, color=f"C{k}")
     ax.set_xlabel("data draw (repeat)")
     ax.set_ylabel("slope of log risk(t*) vs log ε")
     ax.plot([], [], "ko", ms=6, ls="none", label="per-draw slope ± within-draw fit error")
@@ -894,7 +901,7 @@ def fig_near_min(paths, out):
     ax.plot([], [], "k--", lw=1, label="4: the theorem's ε⁴")
     ax.plot([], [], "C0-", lw=1, label="mean across draws, band ± std")
     ax.legend(fontsize=6.5)
-    ax.set_title("Slope across draws: " + "; ".join(title), fontsize=8.5)
+    ax.set_title("Slope across draws: " + "\n".join(title), fontsize=8.5)
     # (c) ||xi_par|| / ||xi||^2 vs step at the smallest eps, every draw
     ax = axs[2]
     e0 = eps.min()

@@ -547,6 +547,12 @@ class TestPlot(unittest.TestCase):
         self.assertIn("near_min: skipped: no near_min run reaches t*", out)
         self.assertEqual(out.count("t* NOT reached"), 4, out)
         self.assertIn("slope across 0 of 1 draws", out)
+        # two series (m = 20: the 6 draws, m = 40: draws 0 and 1 again): one summary each
+        more = [(rep, dict(sv, m=40), st) for rep, sv, st in runs if rep < 2]
+        rc, out, err = self.plot_near_min("nm_two", runs + more)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("near_min: m=20: risk(t*) vs eps: slope across 4 of 6 draws: mean 4.050", out)
+        self.assertIn("near_min: m=40: risk(t*) vs eps: slope across 2 of 2 draws: mean 3.950", out)
 
     def test_near_min_and_gd_width(self):
         """near_min: ||xi_par|| = eps e^{-t/100}, ||xi|| = eps, risk = eps^4 (1 +
