@@ -157,6 +157,35 @@ def compare_thresholds(ref, other, grid):
     return bool(abs(shift) > 1.0), shift
 
 
+def spread(values):
+    """Across-draw summary of one estimate measured once per data draw (e.g.
+    a fitted slope): (n, mean, std, lo, hi) over the finite values, std with
+    ddof = 1 (NaN for fewer than 2 values; everything NaN for none).  A
+    within-draw fit error says how well one draw's points lie on a line; this
+    spread says how much the estimate moves from one draw to the next."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    std = float(np.std(v, ddof=1)) if n > 1 else math.nan
+    return n, float(np.mean(v)), std, float(v.min()), float(v.max())
+
+
+def decay_rate(steps, values, tail=0.5):
+    """Rate r of values ~ exp(-r t): least squares of log(value) on t over the
+    last `tail` fraction of the rows (at least 2).  NaN with fewer than 2
+    rows.  r <= 0 means the sequence is not decaying there."""
+    t = np.asarray(steps, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if len(t) < 2:
+        return math.nan
+    k = max(2, int(math.ceil(tail * len(t))))
+    t, lv = t[-k:], np.log(v[-k:])
+    if np.ptp(t) == 0:
+        return math.nan
+    return float(-np.polyfit(t, lv, 1)[0])
+
+
 def threshold_crossing(steps, ratio, values, threshold=1.0):
     """First time `ratio` (a positive sequence over `steps`) falls to
     `threshold` or below, interpolated linearly in log(ratio) between the two

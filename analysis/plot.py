@@ -692,77 +692,251 @@ def near_min_tstar(run, tau=1.0):
         [r.metric("risk") for r in run], tau)
 
 
-def fig_near_min(paths, out):
-    """[YSJ19 Thm 5.1]: SGD started eps away from a memorizing minimum
-    reaches, by t* (||xi_par|| <= ||xi||^2), a risk O(eps^4) -- an upper
-    bound: risk(t*) vs eps with its fitted slope and an eps^4 line; and the
-    decay of ||xi_par|| that defines t*."""
+def near_min_run(run, tau=1.0):
+    """One run's t*, or why there is none.  Returns a dict: eps, steps,
+    ratio (||xi_par|| / (tau ||xi||^2) per row), t and risk (NaN when not
+    reached), rate (decay rate per step of the ratio over the second half
+    of the rows before t*, or of the whole run when t* is not reached) and,
+    when not reached, ratio_end, last (the last step), decaying (the ratio
+    falls by >= 1% over the run at that rate) and t_proj (the step where the
+    ratio would reach 1 at that rate; inf when it is not decaying)."""
+    steps = [float(r.meta["step"]) for r in run]
+    ratio = [r.metric("xi_par_norm") / (tau * r.metric("xi_norm") ** 2) for r in run]
+    t, risk = near_min_tstar(run, tau)
+    out = dict(eps=s(run[0], "eps"), steps=steps, ratio=ratio, t=t, risk=risk,
+               reached=not math.isnan(t), last=steps[-1], ratio_end=ratio[-1])
+    k = len(steps) if math.isnan(t) else sum(1 for x in steps if x <= t) + 1
+    out["rate"] = fits.decay_rate(steps[:k], ratio[:k])
+    if not out["reached"]:
+        # decaying: the fitted rate would shrink the ratio by >= 1% over the run
+        r = out["rate"]
+        out["decaying"] = r > 0 and r * max(steps[-1] - steps[0], 1.0) >= 0.01
+        out["t_proj"] = steps[-1] + math.log(ratio[-1]) / r if out["decaying"] else math.inf
+    return out
+
+
+def near_min_draws(paths, tau=1.0):
+    """near_min runs grouped into data draws.  A draw is one derived seed
+    (data, theta*, the direction of xi_0 and the batches depend on (seed,
+    repeat) only) within one series (settings other than eps).  Returns
+    [dict(series, repeat, runs (sorted by eps), slope, slope_se, n_fit)],
+    slope NaN when t* is reached at fewer than 2 eps: such a draw is
+    kept and reported, never dropped."""
     final = need(paths, "near_min", statuses=("ok", "ridge"), settings=("eps",),
                  metrics=("risk", "xi_norm", "xi_par_norm"))
     keys = {r.lead["key"] for r in final}
     runs = {k: v for k, v in runs_of(all_rows(paths, "near_min", ("ok", "ridge"))).items()
             if k in keys}
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.6))
-    pts, missing = {}, 0
-    for k, run in runs.items():
-        t, risk = near_min_tstar(run)
-        if math.isnan(t):
-            missing += 1
-            continue
-        pts.setdefault(s(run[0], "eps"), []).append((t, risk))
-    if missing:
-        print(f"near_min: {missing} runs never reach ||xi_par|| <= ||xi||^2; not fitted")
-    if len(pts) < 2:
-        plt.close(fig)
-        raise Skip(f"fewer than 2 eps values with a t* in {', '.join(paths)}")
-    eps = np.array(sorted(pts))
-    st = [fits.mean_se([math.log(v[1]) for v in pts[e]]) for e in eps]
-    mu = np.array([t[0] for t in st])
-    se = np.array([t[1] for t in st])
-    f = fits.linear_fit(np.log(eps), mu, se if len(eps) > 2 else None)
-    y = np.exp(mu)
-    axs[0].errorbar(eps, y, yerr=[y - np.exp(mu - se), np.exp(mu + se) - y], marker="o", ms=5,
-                    lw=0, elinewidth=1, capsize=2, color="C0",
-                    label=f"risk(t*): slope {slope_text(f)}")
+    draws = []
+    for label, rows in series_of(final, ("eps",) + SIZE_ALIASES):
+        by_seed = {}
+        for r in rows:
+            by_seed.setdefault(r.lead["seed"], []).append(r)
+        for seed, rs in sorted(by_seed.items(), key=lambda kv: int(kv[1][0].lead["repeat"])):
+            rr = sorted((near_min_run(runs[r.lead["key"]], tau) for r in rs),
+                        key=lambda x: -x["eps"])
+            ok = [x for x in rr if x["reached"]]
+            slope = se = math.nan
+            if len({x["eps"] for x in ok}) >= 2:
+                f = fits.linear_fit(np.log([x["eps"] for x in ok]),
+                                    np.log([x["risk"] for x in ok]))
+                slope, se = f.slope, f.slope_se
+            draws.append(dict(series=label, repeat=int(rs[0].lead["repeat"]), seed=seed,
+                              runs=rr, slope=slope, slope_se=se, n_fit=len(ok)))
+    return draws
+
+
+def near_min_summary(draws):
+    """Print one line per draw (its slope, or which eps never reach t* and
+    why), per eps the mean t* and risk(t*)/eps^4 over the draws that reach
+    it, and per series the spread of the per-draw slopes.  Returns
+    {series: (n, mean, std, lo, hi)} from fits.spread."""
+    series = list(dict.fromkeys(d["series"] for d in draws))
+    out = {}
+    for lab in series:
+        ds = [d for d in draws if d["series"] == lab]
+        pre = f"near_min: {lab}: " if lab else "near_min: "
+        for d in ds:
+            miss = [x for x in d["runs"] if not x["reached"]]
+            n = len(d["runs"])
+            head = f"{pre}draw {d['repeat']}: t* reached at {n - len(miss)} of {n} eps"
+            if math.isfinite(d["slope"]):
+                se = "" if math.isnan(d["slope_se"]) else f" ± {d['slope_se']:.2f} (within-draw fit error)"
+                head += f"; slope {d['slope']:.2f}{se}"
+            else:
+                head += "; no slope (t* at fewer than 2 eps)"
+            print(head)
+            for x in miss:
+                if x["decaying"]:
+                    why = (f"||xi_par|| still decaying at {x['rate']:.3g} per step, t* expected "
+                           f"near step {x['t_proj']:.0f}: the budget is too short")
+                else:
+                    why = "||xi_par|| / ||xi||^2 not decaying: t* not in sight"
+                print(f"{pre}draw {d['repeat']}: eps={x['eps']:g}: t* NOT reached: "
+                      f"||xi_par|| / ||xi||^2 = {x['ratio_end']:.3g} at the last step "
+                      f"{x['last']:.0f}; {why}")
+        for e in sorted({x["eps"] for d in ds for x in d["runs"]}):
+            rr = [x for d in ds for x in d["runs"] if x["eps"] == e]
+            ok = [x for x in rr if x["reached"]]
+            if ok:
+                print(f"{pre}eps={e:g}: t* = {np.mean([x['t'] for x in ok]):.0f} steps "
+                      f"({min(x['t'] for x in ok):.0f}-{max(x['t'] for x in ok):.0f}), "
+                      f"risk(t*)/eps^4 = {np.mean([x['risk'] / e**4 for x in ok]):.3g} "
+                      f"(t* reached in {len(ok)} of {len(rr)} draws)")
+            else:
+                print(f"{pre}eps={e:g}: t* reached in 0 of {len(rr)} draws")
+        sp = fits.spread([d["slope"] for d in ds])
+        out[lab] = sp
+        n, mean, std, lo, hi = sp
+        nos = [str(d["repeat"]) for d in ds if not math.isfinite(d["slope"])]
+        part = [str(d["repeat"]) for d in ds
+                if math.isfinite(d["slope"]) and d["n_fit"] < len(d["runs"])]
+        print(f"{pre}risk(t*) vs eps: slope across {n} of {len(ds)} draws: mean {mean:.3f}, "
+              f"std {std:.3f}, range {lo:.3f}-{hi:.3f} ([YSJ19 Thm 5.1]: risk(t*) <= C eps^4, "
+              f"an upper bound); draws without a slope (t* at < 2 eps): "
+              f"{', '.join(nos) if nos else 'none'}; draws fitted on fewer eps (t* not "
+              f"reached at the rest): {', '.join(part) if part else 'none'}")
+    return out
+
+
+def fig_near_min(paths, out):
+    """[YSJ19 Thm 5.1]: SGD started eps away from a memorizing minimum
+    reaches, by t* (||xi_par|| <= ||xi||^2), a risk O(eps^4) -- an upper
+    bound.  Per data draw: risk(t*) vs eps and its fitted slope; the spread
+    of those slopes across draws; and ||xi_par|| / ||xi||^2 vs step (t*
+    where it meets 1), which shows why a draw misses t*: its ||xi_par||
+    decays too slowly for the budget.  Runs that never reach t* are marked
+    in every panel and printed, never dropped silently."""
+    draws = near_min_draws(paths)
+    spreads = near_min_summary(draws)
+    if not any(x["reached"] for d in draws for x in d["runs"]):
+        raise Skip(f"no near_min run reaches t* in {', '.join(paths)}")
+    multi = len(spreads) > 1
+    fig, axs = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw=dict(width_ratios=[1.2, 1, 1.2]))
+    nmiss = sum(1 for d in draws for x in d["runs"] if not x["reached"])
+    nd = len(draws)
+    cmap = plt.cm.tab10 if nd <= 10 else plt.cm.tab20 if nd <= 20 else plt.cm.viridis
+    col = {id(d): cmap(i if nd <= 20 else i / (nd - 1)) for i, d in enumerate(draws)}
+    name = {id(d): (f"{d['series']}, " if multi else "") + f"draw {d['repeat']}" for d in draws}
+    # (a) risk(t*) vs eps per draw; eps where t* is never reached: x at the bottom
+    ax = axs[0]
+    bottom = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    lr = []
+    for d in draws:
+        c = col[id(d)]
+        ok = [x for x in d["runs"] if x["reached"]]
+        miss = [x for x in d["runs"] if not x["reached"]]
+        if math.isfinite(d["slope"]):
+            lab = f"{name[id(d)]}: slope {d['slope']:.2f}"
+        else:
+            lab = f"{name[id(d)]}: no slope (t* at {len(ok)} of {len(d['runs'])} ε)"
+        if miss and math.isfinite(d["slope"]):
+            lab += f" (t* at {len(ok)} of {len(d['runs'])} ε)"
+        ax.plot([x["eps"] for x in ok], [x["risk"] for x in ok], "o-", color=c, ms=4, lw=0.8,
+                label=lab)
+        ax.plot([x["eps"] for x in miss], [0.025 + 0.025 * (draws.index(d) % 4)] * len(miss),
+                "x", color=c, ms=7, mew=1.5, transform=bottom, clip_on=False)
+        lr += [math.log(x["risk"]) - 4 * math.log(x["eps"]) for x in ok]
+    eps = np.array(sorted({x["eps"] for d in draws for x in d["runs"]}))
     xx = np.geomspace(eps.min(), eps.max(), 20)
-    axs[0].plot(xx, np.exp(f.intercept) * xx**f.slope, "C0-", lw=0.8)
-    c4 = math.exp(np.mean(mu - 4 * np.log(eps)))
-    axs[0].plot(xx, c4 * xx**4, "k--", lw=1,
-                label=f"ε⁴ [YSJ19 Thm 5.1] (upper bound O(ε⁴); risk/ε⁴ = {c4:.2g})")
-    for e in eps:
-        ts = [v[0] for v in pts[e]]
-        ratio = [v[1] / e**4 for v in pts[e]]
-        print(f"near_min: eps={e:g}: t* = {np.mean(ts):.0f} steps, risk(t*)/eps^4 = "
-              f"{np.mean(ratio):.3g} ({len(ts)} runs)")
-    print(f"near_min: risk(t*) vs eps: slope {slope_text(f)} (n = {f.n}; [YSJ19 Thm 5.1]: "
-          f"risk <= C eps^4, an upper bound)")
-    # decay of ||xi_par||, one run per eps (the first repeat), with ||xi||^2 and t*
-    cmap = plt.cm.viridis
-    for i, e in enumerate(eps):
-        run = next(v for v in runs.values() if s(v[0], "eps") == e)
-        st_ = [float(r.meta["step"]) for r in run]
-        c = cmap(i / max(1, len(eps) - 1) * 0.9)
-        axs[1].plot(st_, [r.metric("xi_par_norm") for r in run], "-", color=c, lw=1.2,
-                    label=f"ε={e:g}: ‖ξ_par‖")
-        axs[1].plot(st_, [r.metric("xi_norm") ** 2 for r in run], ":", color=c, lw=1)
-        t, _ = near_min_tstar(run)
-        if not math.isnan(t):
-            axs[1].axvline(t, color=c, lw=0.6, ls="--")
-    axs[1].plot([], [], "k:", lw=1, label="‖ξ‖² (t*: ‖ξ_par‖ = ‖ξ‖², dashed)")
-    axs[0].set_xscale("log")
-    axs[0].set_yscale("log")
-    axs[1].set_yscale("log")
-    axs[0].set_xlabel("ε = ‖ξ₀‖ (perturbation of the memorizing θ*)")
-    axs[0].set_ylabel("risk at t*  (mean square loss)")
-    axs[1].set_xlabel("SGD step")
-    axs[1].set_ylabel("‖ξ_par‖  (ξ = θ − θ* projected on span ∇f(x_i))")
-    axs[0].set_title(f"Risk at t* vs ε [YSJ19 Thm 5.1]: slope {slope_text(f)}", fontsize=9.5)
-    axs[1].set_title("‖ξ_par‖ decays until it meets ‖ξ‖² (first repeat per ε)", fontsize=9.5)
-    for ax in axs:
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    save(fig, out)
-    return f
+    c4 = math.exp(np.mean(lr))
+    ax.plot(xx, c4 * xx**4, "k--", lw=1.2, label=f"ε⁴ [YSJ19 Thm 5.1] (an upper bound O(ε⁴); "
+            f"geometric mean risk/ε⁴ = {c4:.2g})")
+    if nmiss:
+        ax.plot([], [], "kx", ms=7, mew=1.5, ls="none",
+                label="× (at the bottom): t* not reached within the run")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    rk = [x["risk"] for d in draws for x in d["runs"] if x["reached"]]
+    ax.set_ylim(min(rk) / 10, max(rk) * 3)  # room below the points for the x marks
+    ax.set_xticks(eps)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("ε = ‖ξ₀‖ (perturbation of the memorizing θ*)")
+    ax.set_ylabel("risk at t*  (mean square loss)")
+    ax.set_title("Risk at t* vs ε, one line per data draw [YSJ19 Thm 5.1]", fontsize=9.5)
+    ax.legend(fontsize=6.3 if nd <= 12 else 5, loc="upper left", ncol=1 if nd <= 12 else 2)
+    # (b) the per-draw slopes and their spread
+    ax = axs[1]
+    title = []
+    for k, lab in enumerate(spreads):
+        n, mean, std, lo, hi = spreads[lab]
+        ds = [d for d in draws if d["series"] == lab]
+        xs = [draws.index(d) for d in ds]
+        if n:
+            ax.axhline(mean, color=f"C{k}", lw=1, xmin=0, xmax=1)
+            if n > 1:
+                ax.axhspan(mean - std, mean + std, color=f"C{k}", alpha=0.12)
+            title.append((f"({k + 1}) " if multi else "") + f"mean {mean:.2f}, std {std:.2f}, "
+                         f"range {lo:.2f}–{hi:.2f} (n = {n} of {len(ds)} draws)")
+        for x, d in zip(xs, ds):
+            c = col[id(d)]
+            if math.isfinite(d["slope"]):
+                se = d["slope_se"] if math.isfinite(d["slope_se"]) else 0.0
+                ax.errorbar([x], [d["slope"]], yerr=[se], marker="o", color=c, ms=6, capsize=3,
+                            mfc="none" if d["n_fit"] < len(d["runs"]) else c)
+            else:
+                ax.plot([x], [4.0], "x", color=c, ms=9, mew=2)
+                ax.annotate(f"no t*\n({d['n_fit']} of {len(d['runs'])} ε)", (x, 4.0),
+                            textcoords="offset points", xytext=(0, 8), ha="center",
+                            fontsize=6.5, color=c)
+    ax.axhline(4.0, color="k", ls="--", lw=1)
+    ax.set_xticks(range(len(draws)))
+    ax.set_xticklabels([str(d["repeat"]) for d in draws], fontsize=7)
+    if multi:  # series side by side, separated and named on top
+        top = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+        for k, lab in enumerate(spreads):
+            xs = [i for i, d in enumerate(draws) if d["series"] == lab]
+            if k:
+                ax.axvline(xs[0] - 0.5, color="gray", lw=0.8)
+            ax.text((xs[0] + xs[-1]) / 2, 0.01, f"({k + 1}) {lab}", transform=top,
+                    ha="center", va="bottom", fontsize=6, color=f"C{k}")
+    ax.set_xlabel("data draw (repeat)")
+    ax.set_ylabel("slope of log risk(t*) vs log ε")
+    ax.plot([], [], "ko", ms=6, ls="none", label="per-draw slope ± within-draw fit error")
+    if any(math.isfinite(d["slope"]) and d["n_fit"] < len(d["runs"]) for d in draws):
+        ax.plot([], [], "ko", ms=6, mfc="none", ls="none", label="fitted on the ε that reach t*")
+    if any(not math.isfinite(d["slope"]) for d in draws):
+        ax.plot([], [], "kx", ms=9, mew=2, ls="none", label="t* at < 2 ε: no slope (drawn at 4)")
+    ax.plot([], [], "k--", lw=1, label="4: the theorem's ε⁴")
+    ax.plot([], [], "C0-", lw=1, label="mean across draws, band ± std")
+    ax.legend(fontsize=6.5)
+    ax.set_title("Slope across draws: " + "\n".join(title), fontsize=8.5)
+    # (c) ||xi_par|| / ||xi||^2 vs step at the smallest eps, every draw
+    ax = axs[2]
+    e0 = eps.min()
+    for d in draws:
+        x = next((r for r in d["runs"] if r["eps"] == e0), None)
+        if x is None:
+            continue
+        c = col[id(d)]
+        ax.plot(x["steps"], x["ratio"], "-" if x["reached"] else "--", color=c, lw=1.1)
+        if x["reached"]:
+            ax.plot([x["t"]], [1.0], "o", color=c, ms=4)
+        else:
+            ax.plot([x["last"]], [x["ratio_end"]], "x", color=c, ms=8, mew=1.5)
+            if math.isfinite(x["t_proj"]):
+                ax.plot([x["last"], x["t_proj"]], [x["ratio_end"], 1.0], ":", color=c, lw=1)
+                ax.annotate(f"{name[id(d)]}: t* ≈ {x['t_proj']:.0f}?", (x["t_proj"], 1.0),
+                            textcoords="offset points", xytext=(2, 4), fontsize=6.5, color=c,
+                            rotation=90, va="bottom")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.plot([], [], "k-", lw=1.1, label="t* reached (•)")
+    if nmiss:
+        ax.plot([], [], "k--", lw=1.1, label="t* not reached within the run (× at its end)")
+        ax.plot([], [], "k:", lw=1, label="extrapolated at the run's decay rate")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("‖ξ_par‖ / ‖ξ‖²   (t*: first step ≤ 1)")
+    ax.set_title((f"Why a draw misses t*: ‖ξ_par‖ decays too slowly" if nmiss else
+                  "‖ξ_par‖ / ‖ξ‖² decays to t* in every draw") + f" (ε = {e0:g}, every draw)",
+                 fontsize=9)
+    ax.legend(fontsize=6.5, loc="upper right")
+    for a in axs:
+        a.grid(alpha=0.3, which="both")
+    save(fig, out, keep_ticks=(axs[0],))
+    return spreads
 
 
 # ---------------------------------------------------------------- figure 8

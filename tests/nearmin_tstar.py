@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""risk at t* of each near_min run in a CSV, and the ratio between eps runs.
+"""risk at t* of each near_min run in a CSV, and the ratio between eps runs
+of the same data draw (repeat).
 
 usage: nearmin_tstar.py FILE.csv [--tau 1.0] [--lo 8 --hi 32] [--perp-tol 1e-3]
 
@@ -8,6 +9,8 @@ condition, tau in the units of theta); between two rows the crossing time
 is interpolated linearly in log(||xi_par|| / ||xi||^2) and the risk
 log-linearly.  Prints eps, t*, risk(t*), risk(t*)/eps^4 per run; with --lo/--hi
 exits 1 unless risk(t*) falls by a factor in [lo, hi] for every halving of eps.
+A run that never reaches t* is printed ("no t* within the run") and makes
+the exit status 1; the other runs are still checked.
 With --perp-tol also checks two consequences of the theory on every row:
 ||xi_perp|| = sqrt(||xi||^2 - ||xi_par||^2) stays within perp-tol (relative)
 of its start (SGD moves theta only along gradients, which stay in the span
@@ -32,15 +35,16 @@ def main(argv):
     runs = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            runs.setdefault(float(r["eps"]), []).append(r)
+            runs.setdefault((int(r["repeat"]), float(r["eps"])), []).append(r)
     res, bad = [], 0
-    for eps, rows in sorted(runs.items(), reverse=True):
+    # per draw (repeat), eps from large to small
+    for (rep, eps), rows in sorted(runs.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
         rows.sort(key=lambda r: int(r["step"]))
         perp = [math.sqrt(max(0.0, float(r["xi_norm"]) ** 2 - float(r["xi_par_norm"]) ** 2))
                 for r in rows]
         dev = max(abs(p - perp[0]) / perp[0] for p in perp)
         xmax = max(float(r["xi_norm"]) for r in rows) / eps
-        print(f"eps={eps:g}: ||xi_perp|| moves by {dev:.3g} relative; max ||xi|| / eps = {xmax:.4f}")
+        print(f"repeat={rep} eps={eps:g}: ||xi_perp|| moves by {dev:.3g} relative; max ||xi|| / eps = {xmax:.4f}")
         if ptol is not None and not (dev <= ptol and xmax <= 2.0):
             bad += 1
         prev = None
@@ -54,15 +58,17 @@ def main(argv):
                     f = prev[1] / (prev[1] - g)
                     ts = prev[0] + f * (s - prev[0])
                     rs = math.exp(math.log(prev[2]) + f * (math.log(risk) - math.log(prev[2])))
-                res.append((eps, ts, rs))
+                res.append((rep, eps, ts, rs))
                 break
             prev = (s, g, risk)
         else:
-            print(f"eps={eps:g}: no t* within the run"); return 1
-    for k, (eps, ts, rs) in enumerate(res):
-        line = f"eps={eps:g} t*={ts:.1f} risk(t*)={rs:.4g} risk/eps^4={rs / eps ** 4:.4g}"
-        if k > 0:
-            fall = res[k - 1][2] / rs * (eps / res[k - 1][0] * 2) ** 4
+            print(f"repeat={rep} eps={eps:g}: no t* within the run")
+            bad += 1
+    for k, (rep, eps, ts, rs) in enumerate(res):
+        line = (f"repeat={rep} eps={eps:g} t*={ts:.1f} risk(t*)={rs:.4g} "
+                f"risk/eps^4={rs / eps ** 4:.4g}")
+        if k > 0 and res[k - 1][0] == rep:
+            fall = res[k - 1][3] / rs * (eps / res[k - 1][1] * 2) ** 4
             line += f" fall per halving={fall:.2f}"
             if lo is not None and not lo <= fall <= hi: bad += 1
         print(line)
