@@ -298,6 +298,11 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
                          FILE **csv, nm_keyset *done, nm_err *e)
 {
     int Pest = o->validate && o->ranks > 0 ? o->ranks : P;
+    /* every rank knows o and P: the same verdict everywhere, no agreement needed */
+    if (o->validate && o->ranks_per_node > Pest)
+        return nm_fail(e, NM_EINVAL, "--ranks-per-node %d is more than the %d rank%s of the job "
+                       "(%s): a node cannot hold more ranks than the job has", o->ranks_per_node,
+                       Pest, Pest == 1 ? "" : "s", o->ranks > 0 ? "--ranks" : "as launched");
     nm_coord_mem_share(comm, o->validate ? o->ranks_per_node : 0, &pl->sh);
     /* validate --ranks P without --ranks-per-node: as many nodes as now */
     if (o->validate && o->ranks > 0 && o->ranks_per_node <= 0)

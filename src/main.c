@@ -73,7 +73,6 @@ static int parse_shard(const char *s, nm_run_opts *o)
     return (end == s || *end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
 }
 
-/* --ranks P: a whole number in [1, NM_MAX_RANKS], nothing else. */
 /* --ranks, --ranks-per-node: a whole number of ranks, nothing else */
 static int parse_count(const char *opt, const char *s, int *out)
 {
@@ -184,6 +183,11 @@ int main(int argc, char **argv)
     }
     if (!o.config) {
         fprintf(stderr, "ntkmem: %s needs a SWEEP.yaml file\n", argv[1]);
+        return 2;
+    }
+    if (!o.validate && (o.ranks || o.ranks_per_node)) { /* a run uses the ranks it has */
+        fprintf(stderr, "ntkmem: --ranks and --ranks-per-node are options of validate; a run "
+                        "uses the ranks it is launched on\n");
         return 2;
     }
     if (o.resume && o.force) {

@@ -39,6 +39,18 @@ for r in 0 -3 abc 99999999999 2x; do
         "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks "$r"
 done
 
+# --ranks-per-node above the job's ranks is impossible: refused (it was
+# accepted, and the plan counted 3 ranks' memory on a node of a 2-rank job)
+want_error "--ranks 2 --ranks-per-node 3" "--ranks-per-node 3 is more than the 2 ranks of the job" \
+    "" "$NTKMEM" validate "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks 2 \
+    --ranks-per-node 3
+want_error "--ranks-per-node 2 on one rank" "--ranks-per-node 2 is more than the 1 rank" "" \
+    "$NTKMEM" validate "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks-per-node 2
+# they are validate's options: a run has the ranks it is launched on
+want_error "run --ranks 2" "--ranks and --ranks-per-node are options of validate" "" \
+    "$NTKMEM" run "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --out "$T/r.csv" --ranks 2
+[ ! -e "$T/r.csv" ] || bad "run --ranks 2: a CSV was written"
+
 # a fixed process grid larger than the ranks is a planning error, not a run failure
 cat >"$T/grid.yaml" <<'EOF'
 experiment: ntk_spectrum
