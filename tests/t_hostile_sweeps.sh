@@ -96,7 +96,7 @@ echo "10^6 runs, np 2, shard 0/10000: exit $rc in $((SECONDS - t0)) s: $(tail -n
 [ $rc -eq 0 ] && grep -q "^100 runs: 100 ok, 0 diverged, 0 failed, 0 interrupted, 999900 skipped" \
     "$T/out" || { bad "shard of 10^6 runs at np 2: exit $rc"; tail -n 5 "$T/out" "$T/err"; }
 sed 's/repeats: 1000000/repeats: 1000001/' "$T/million.yaml" >"$T/toomany.yaml"
-want_error "10^6 + 1 runs" "1000001 runs" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
+want_error "10^6 + 1 runs" "key 'repeats': 1000001 is out of range (must be an integer in [1, 1000000]" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
 
 # Relative sizes that round to one (m, q) are run once: a geometric q range
 # at m/d = 4 gives q = 1 twice; labels show short reals, not float noise

@@ -133,11 +133,14 @@ START_TEST(test_ordinary_sweeps_unchanged)
     ck_assert_str_eq(sp.axes[0].vals[2], "0.10000000000000001");
     ck_assert_int_eq(nm_sweep_expand(&sp, &sw, &e), NM_OK);
     ck_assert_int_eq(sw.n, 18);
-    nm_params a, b;
-    nm_sweep_run(&sw, 1 * 3 + 2, &a); /* point 1 (m_per_d 2), repeat 2 */
-    nm_sweep_run(&sw, 3 * 3 + 2, &b); /* point 3: same repeat, other eta */
+    nm_params a, b, c;
+    ck_assert_int_eq(nm_sweep_run(&sw, 1 * 3 + 2, &a, &e), NM_OK); /* point 1 (m_per_d 2), repeat 2 */
+    ck_assert_int_eq(nm_sweep_run(&sw, 3 * 3 + 2, &b, &e), NM_OK); /* point 3: same repeat, other eta */
     ck_assert(a.point == 1 && a.repeat == 2 && a.m == 64 && a.seed == b.seed && a.key != b.key);
-    ck_assert_int_eq(sw.points[0].m, 256);
+    ck_assert_int_eq(nm_sweep_point(&sw, 0, &c, &e), NM_OK);
+    ck_assert_int_eq(c.m, 256);
+    ck_assert(nm_sweep_run_key(&sw, 3 * 3 + 2) == b.key);
+    ck_assert_int_eq(nm_sweep_point(&sw, 6, &c, &e), NM_EINVAL); /* 6 points: 0..5 */
     nm_sweep_free(&sw);
     nm_config_free(&sp);
     ck_assert_int_eq(load("experiment: sgd\nsweep:\n  m: {from: 1, to: 4096, step: 1}\n", &sp,
