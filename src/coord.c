@@ -266,7 +266,7 @@ typedef struct {
      * summary metric: 16 bytes per run done, nothing per run skipped */
     long nres, *res_i;
     double *res_fin;
-    long nok, ndiv, nfail, nchk, nchkfail, ndone;
+    long nok, ndiv, nnc, nfail, nchk, nchkfail, ndone; /* nnc: not_converged */
     int interrupted;
     int write_failed; /* the CSV could not be written: the sweep stopped */
     double peak_rss;  /* rank 0: the largest peak resident set of any rank */
@@ -437,8 +437,16 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
     } else if (strcmp(sink.last_status, "diverged") == 0) {
         t->ndiv++;
         what = "diverged";
+    } else if (strcmp(sink.last_status, "not_converged") == 0) {
+        /* finished, but a solver ran out of products before its tolerance:
+         * the row holds no answer (nan), so the run is not "ok" */
+        t->nnc++;
+        what = "not_converged";
     } else {
+        /* ok, or a result the experiment names (not_pd, ridge, degenerate):
+         * the line says which */
         t->nok++;
+        if (sink.last_status[0]) what = sink.last_status;
     }
     t->write_failed |= sink.write_failed;
     double fin = rc == NM_OK && mi >= 0 ? sink.last[mi] : NAN;
@@ -522,10 +530,15 @@ static void report(const plan *pl, const tally *t)
     printf("memory per rank: peak RSS %.1f MiB (largest rank), estimate %.1f MiB (largest "
            "point), measured/estimate %.2f\n",
            mib(t->peak_rss), mib(pl->worst), pl->worst > 0 ? t->peak_rss / pl->worst : 0.0);
-    printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
-           "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
-           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
+    printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped, %ld not "
+           "converged; self-checks: %ld PASSED, %ld FAILED; results in %s\n",
+           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo, t->nnc,
            t->nchk - t->nchkfail, t->nchkfail, pl->out);
+    if (t->nnc)
+        printf("%ld run%s did not converge (status not_converged: a solver stopped at max_products "
+               "before its tolerance, and the values it did not certify are nan): exit status "
+               "3\n", t->nnc,
+               t->nnc == 1 ? "" : "s");
     if (t->write_failed)
         printf("the sweep stopped after %ld of %ld runs: rows cannot be written to %s (error "
                "above); the rows of finished runs are kept. Make room and continue with "
@@ -581,7 +594,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
             double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
             MPI_Reduce(&rss, &t.peak_rss, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
             if (rank == 0) report(&pl, &t);
-            status = (t.nfail || t.nchkfail) ? 1 : 0;
+            status = (t.nfail || t.nchkfail) ? 1 : t.nnc ? NM_EXIT_NOT_CONVERGED : 0;
         }
     }
     /* rows were flushed one by one; a failing close still loses data */

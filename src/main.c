@@ -39,7 +39,11 @@ static void usage(FILE *f)
             "                  step; -o FILE is not overwritten without --force\n"
             "\n"
             "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
-            "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n");
+            "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n"
+            "\n"
+            "exit status: 0 all runs ok (or stopped by a signal); 1 a run failed or a\n"
+            "self-check FAILED; 2 the sweep was refused; 3 no failure, but some run ended\n"
+            "not_converged (a solver stopped at max_products; its values are nan)\n");
 }
 
 static void help_settings(void)
