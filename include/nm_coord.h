@@ -23,8 +23,16 @@ typedef struct {
  * ntkmem run ...`).  Counted in the memory guard and in validate's plan. */
 #define NM_MEM_RUNTIME_BYTES (16.0 * 1048576.0)
 
-/* Returns the process exit code (same on every rank): 0 all runs ok, 1 some
- * run failed or a self-check FAILED, 2 the sweep was refused. */
+/* Exit code of a sweep whose runs all finished (no failure, no FAILED
+ * self-check) but one or more with status not_converged: their rows hold
+ * nan where the answer should be, so a script must not take the sweep for
+ * a clean one -- and must not retry it either (a rerun gives the same). */
+#define NM_EXIT_NOT_CONVERGED 3
+
+/* Returns the process exit code (same on every rank): 0 all runs ok (or
+ * stopped by a signal), 1 some run failed or a self-check FAILED, 2 the
+ * sweep was refused, 3 (NM_EXIT_NOT_CONVERGED) no failure but some run of
+ * this launch did not converge. */
 int nm_coord_main(const nm_run_opts *o, MPI_Comm comm);
 
 /* The memory guard's view of the nodes.  node: bytes one node offers the job

@@ -187,6 +187,15 @@ int nm_params_resolve(nm_params *p, nm_err *e);
 /* Number of hidden rows Q (2q for xavier_zero). */
 long nm_params_rows(const nm_params *p);
 
+/* A number of a sweep file: decimal only (16, 1e-3, -2.5e6, inf, nan).
+ * strtod would also read hexadecimal (0x10 = 16, 0x1p4 = 16): refused, since
+ * a scientific config that reads 0x10 as sixteen invites misreadings, and
+ * YAML 1.1 would read 010 as octal where ntkmem reads ten.  Overflow gives
+ * +-inf (the caller's range check names the limit).  Returns 0, or -1 with
+ * *why saying what is wrong ("is not a number", "is a hexadecimal number
+ * ..."); *end is set to the first character not read. */
+int nm_parse_decimal(const char *text, double *v, char **end, const char **why);
+
 int nm_enum_lookup(const char *const *names, const char *text);
 void nm_enum_list(const char *const *names, char *buf, size_t n);
 

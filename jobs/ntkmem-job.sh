@@ -107,12 +107,30 @@ nm_job_signal() { # USR1|TERM
 # answer to SIGTERM); they hold the CSV's lock (flock on OUT.lock) until they
 # exit.  Wait for it -- bounded by NTKMEM_LOCK_WAIT seconds (default 60) --
 # before requeueing or exiting, so the next --resume is not refused or raced.
-nm_job_wait_ranks() { # ARGS... (the output: --out FILE, else the sweep's output:)
-    local out=$NTKMEM_OUTPUT w=${NTKMEM_LOCK_WAIT:-60}
-    while [ $# -gt 1 ]; do [ "$1" = --out ] && out=$2; shift; done
+nm_job_wait_ranks() { # ARGS...
+    local out w=${NTKMEM_LOCK_WAIT:-60}
+    out=$(nm_job_out "$@")
     [ -n "$out" ] && [ -e "$out.lock" ] || return 0
     flock -w "$w" "$out.lock" true 2>/dev/null ||
         nm_log "warning: ranks still hold $out.lock after ${w} s"
+}
+
+# The sweep's CSV: --out FILE among ARGS, else the sweep's output: (from
+# the probe).
+nm_job_out() { # ARGS...
+    local out=${NTKMEM_OUTPUT:-}
+    while [ $# -gt 1 ]; do [ "$1" = --out ] && out=$2; shift; done
+    echo "$out"
+}
+
+# Runs of the CSV that finished not_converged, over every restart (the
+# final launch's exit status counts only its own runs).
+nm_job_not_converged() { # CSV
+    [ -f "$1" ] || { echo 0; return; }
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "status") s = i; if ($i == "final") f = i }
+                       next }
+             s && f && $s == "not_converged" && $f == "1" { c++ }
+             END { print c + 0 }' "$1"
 }
 
 nm_job_run() { # CONFIG ARGS...
@@ -145,10 +163,25 @@ nm_job_run() { # CONFIG ARGS...
         nm_job_wait_ranks "$@"
     fi
     trap - USR1 TERM
-    # a signal and exit 0: stopped early (or just done -- then the requeued
-    # job finds every run finished and ends in seconds)
-    if [ -n "$signalled" ] && [ "$rc" -eq 0 ]; then
-        nm_log "ntkmem stopped early on SIG${signalled:-USR1} with its CSV flushed (exit 0)"
+    nm_job_finish "$rc" "$@"
+}
+
+# What a finished launcher's status means for the job (signalled: the signal
+# that arrived, or empty).  ntkmem exits 0 when every run was ok or a signal
+# stopped it, 1 when a run failed, 2 when it refused the sweep, and 3 when
+# nothing failed but a run ended not_converged (its values are nan; a rerun
+# gives the same, so it is no reason to retry).  A stop by the warning
+# signal requeues after 0 or 3 alike: the runs left still have to run.
+# Returns ntkmem's status, so the job's own exit code carries the 3 too --
+# also when the runs that did not converge ran before a requeue (counted in
+# the CSV).
+nm_job_finish() { # RC ARGS...
+    local rc=$1 nc
+    shift
+    # a signal and exit 0 or 3: stopped early (or just done -- then the
+    # requeued job finds every run finished and ends in seconds)
+    if [ -n "$signalled" ] && { [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ]; }; then
+        nm_log "ntkmem stopped early on SIG${signalled:-USR1} with its CSV flushed (exit $rc)"
         # only the warning signal requeues: TERM is scancel (the user wants
         # the job gone) or a time limit reached without the warning
         if [ "$signalled" = USR1 ] && [ "${NTKMEM_REQUEUE:-1}" = 1 ] &&
@@ -160,8 +193,15 @@ nm_job_run() { # CONFIG ARGS...
         else
             nm_log "not requeued: resubmit this script (it passes --resume) to continue"
         fi
-    elif [ "$rc" -eq 0 ]; then
-        nm_log "sweep finished"
+    elif [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ]; then
+        nc=$(nm_job_not_converged "$(nm_job_out "$@")")
+        if [ "$nc" -gt 0 ] || [ "$rc" -eq 3 ]; then
+            rc=3
+            nm_log "sweep finished, but ${nc/#0/some} run(s) did not converge (status" \
+                "not_converged, values nan; exit 3): see the CSV's status column"
+        else
+            nm_log "sweep finished"
+        fi
     else
         nm_log "ntkmem exited with status $rc"
     fi

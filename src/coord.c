@@ -52,12 +52,13 @@ void nm_coord_mem_share(MPI_Comm comm, int per_node_override, nm_mem_share *s)
 static double mib(double b) { return b / 1048576.0; }
 
 /* Largest per-rank memory estimate of a run over the P ranks, with what
- * MPI and the libraries take on every rank. */
-static double run_mem(const nm_experiment *x, const nm_params *p, int P)
+ * MPI and the libraries take on every rank and what rank 0 keeps of the
+ * sweep (book0). */
+static double run_mem(const nm_experiment *x, const nm_params *p, int P, double book0)
 {
     double mx = 0;
     for (int r = 0; r < P; r++) {
-        double b = x->hooks->mem_bytes(p, P, r);
+        double b = x->hooks->mem_bytes(p, P, r) + (r == 0 ? book0 : 0.0);
         mx = b > mx ? b : mx;
     }
     return mx + NM_MEM_RUNTIME_BYTES;
@@ -74,7 +75,47 @@ typedef struct {
     double *need;    /* rank 0: per point, the estimate per rank (run_mem) */
     double worst;    /* the largest of them, at point worst_point */
     long worst_point;
+    double auto_limit; /* max_mem_per_rank = auto resolved: the node's share per rank */
+    double book;       /* rank 0: bytes of the sweep's bookkeeping (book_bytes) */
 } plan;
+
+/* What rank 0 keeps of the sweep while runs go on, counted in its estimate
+ * (a sweep of 10^5 points x 10 repeats used to hold 240 MiB of points on
+ * every rank against an estimate of 16 MiB): per point the sweep's index
+ * and key and the estimate (need); per run of this launch (its shard) the
+ * run number and final metric (tally); with --resume, per run the keys the
+ * CSV is checked against (open_csv) and the set of finished runs (at most
+ * 16 bytes a run); the swept values.  The other ranks keep none of it: they
+ * get each run's settings as it starts. */
+static double book_bytes(const plan *pl, const nm_run_opts *o)
+{
+    double np = (double)pl->sw.npoints, n = (double)pl->sw.n, mine = np;
+    if (o->shard_n > 1) /* the points pt with pt % shard_n == shard_i */
+        mine = (double)((pl->sw.npoints - o->shard_i + o->shard_n - 1) / o->shard_n);
+    double b = np * (double)(NM_SWEEP_BYTES_PER_POINT + sizeof(double)) +
+               mine * (double)pl->sw.repeats * (double)(sizeof(long) + sizeof(double));
+    if (o->resume) b += n * (double)(sizeof(uint64_t) + 16);
+    for (int a = 0; a < pl->spec.naxes; a++)
+        b += (double)NM_MAX_AXIS_VALUES * sizeof pl->spec.axes[a].vals[0];
+    return b;
+}
+
+/* Point pt or run i as the runs see them: max_mem_per_rank = auto resolved
+ * (the training grid's auto choice depends on it; not part of a run's
+ * identity). */
+static int plan_point(const plan *pl, long pt, nm_params *p, nm_err *e)
+{
+    int rc = nm_sweep_point(&pl->sw, pt, p, e);
+    if (!(p->max_mem_per_rank > 0)) p->max_mem_per_rank = pl->auto_limit;
+    return rc;
+}
+
+static int plan_run(const plan *pl, long i, nm_params *p, nm_err *e)
+{
+    int rc = nm_sweep_run(&pl->sw, i, p, e);
+    if (!(p->max_mem_per_rank > 0)) p->max_mem_per_rank = pl->auto_limit;
+    return rc;
+}
 
 /* A fixed process grid must fit the ranks the sweep runs on; found here, it
  * is a planning error (exit 2) instead of a failure of every run. */
@@ -99,7 +140,7 @@ static int uses_train_grid(const nm_params *p)
 static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
 {
     const nm_mem_share *sh = &pl->sh;
-    double auto_limit = sh->node / sh->per_node;
+    double auto_limit = pl->auto_limit = sh->node / sh->per_node;
     int rc = nm_config_load(o->config, &pl->spec, e);
     if (rc) return rc;
     pl->x = nm_experiment_get(pl->spec.experiment);
@@ -114,21 +155,21 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
     pl->limit = pl->spec.fixed.max_mem_per_rank > 0 ? pl->spec.fixed.max_mem_per_rank : auto_limit;
     if (!(pl->need = nm_calloc((size_t)pl->sw.npoints + 1, sizeof(double), "estimates", e)))
         return NM_ENOMEM;
+    pl->book = book_bytes(pl, o);
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
-        nm_params *p = &pl->sw.points[pt];
+        nm_params pp, *p = &pp;
+        if ((rc = nm_sweep_point(&pl->sw, pt, p, e)) != NM_OK) return rc;
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         int pe, pn, lim_auto = !(p->max_mem_per_rank > 0);
         double lim = lim_auto ? auto_limit : p->max_mem_per_rank;
-        /* the runs see the limit resolved (the training grid's auto choice
-         * depends on it; not part of a run's identity) */
-        p->max_mem_per_rank = lim;
+        p->max_mem_per_rank = lim; /* as plan_point gives it to the runs */
         if ((rc = check_grid(p, P, e)) != NM_OK ||
             (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK) ||
             (uses_train_grid(p) && (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
-        double need = pl->need[pt] = run_mem(pl->x, p, P);
+        double need = pl->need[pt] = run_mem(pl->x, p, P, pl->book);
         if (need > pl->worst) pl->worst = need, pl->worst_point = p->point;
         char nb[32], lb[32], kb[32], sb[32], how[512] = "";
         if (need > lim && pl->x->hooks->describe) {
@@ -170,10 +211,17 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
            o->ranks_per_node > 0 ? "--ranks-per-node" : o->ranks > 0 ? "scaled to --ranks" : "as placed",
            sh->placed);
     printf("memory limit per rank: %.1f MiB\n", mib(pl->limit));
+    printf("sweep bookkeeping on rank 0: %.1f MiB (in rank 0's estimate; the other ranks keep "
+           "none)\n", mib(pl->book));
     printf("%6s  %-36s %9s %7s %9s %10s  %13s  %s\n", "point", "swept values", "m", "d", "q", "Q",
            "mem/rank(MiB)", "mem/node(MiB)");
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
-        const nm_params *p = &pl->sw.points[pt];
+        nm_params pp, *p = &pp;
+        nm_err pe_;
+        if (plan_point(pl, pt, p, &pe_) != NM_OK) {
+            printf("%6ld  %s\n", pt, pe_.msg);
+            continue;
+        }
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = pl->need[pt];
@@ -210,38 +258,60 @@ static const char *fmt_metric(double v, char buf[32])
     return buf;
 }
 
-/* End-of-sweep summary: the summary metric per point over its repeats. */
-static void print_summary(const plan *pl, const double *fin, const char *ran, FILE *f)
+/* The runs of a sweep as every rank sees them, and what became of them. */
+typedef struct {
+    long n, todo;  /* rank 0: runs; every rank: runs not skipped */
+    /* rank 0: the runs that ran to completion (ok or diverged), in the
+     * order they ran (increasing run number), with the final value of the
+     * summary metric: 16 bytes per run done, nothing per run skipped */
+    long nres, *res_i;
+    double *res_fin;
+    long nok, ndiv, nnc, nfail, nchk, nchkfail, ndone; /* nnc: not_converged */
+    int interrupted;
+    int write_failed; /* the CSV could not be written: the sweep stopped */
+    double peak_rss;  /* rank 0: the largest peak resident set of any rank */
+} tally;
+
+static void tally_free(tally *t)
+{
+    free(t->res_i);
+    free(t->res_fin);
+}
+
+/* End-of-sweep summary: the summary metric per point over its repeats (the
+ * runs done are in run order, so a point's runs are consecutive). */
+static void print_summary(const plan *pl, const tally *t, FILE *f)
 {
     if (!pl->x->summary_metric) return;
     fprintf(f, "summary: final %s per point (mean [min, max] over repeats)\n",
             pl->x->summary_metric);
-    for (long pt = 0; pt < pl->sw.npoints; pt++) {
+    for (long j = 0; j < t->nres;) {
+        long pt = t->res_i[j] / pl->sw.repeats;
         double s = 0, mn = INFINITY, mx = -INFINITY;
         int k = 0, nan = 0; /* NaN: not computed for these settings (e.g. kinf: false) */
-        for (long r = 0; r < pl->spec.repeats; r++) {
-            long i = pt * pl->spec.repeats + r;
-            if (!ran[i]) continue;
-            if (isnan(fin[i])) {
+        for (; j < t->nres && t->res_i[j] / pl->sw.repeats == pt; j++) {
+            double v = t->res_fin[j];
+            if (isnan(v)) {
                 nan++;
                 continue;
             }
-            s += fin[i], k++;
-            mn = fmin(mn, fin[i]);
-            mx = fmax(mx, fin[i]);
+            s += v, k++;
+            mn = fmin(mn, v);
+            mx = fmax(mx, v);
         }
-        if (!k && !nan) continue;
-        char label[512];
-        nm_sweep_label(&pl->spec, &pl->sw.points[pt], label, sizeof label);
-        char a[32], b[32], c[32], t[48] = "";
-        if (nan) snprintf(t, sizeof t, ", %d nan", nan);
+        char label[512] = "?";
+        nm_params p;
+        nm_err pe;
+        if (plan_point(pl, pt, &p, &pe) == NM_OK) nm_sweep_label(&pl->spec, &p, label, sizeof label);
+        char a[32], b[32], c[32], nn[48] = "";
+        if (nan) snprintf(nn, sizeof nn, ", %d nan", nan);
         if (!k)
             fprintf(f, "  %-40s %s = nan (%d run%s)\n", label[0] ? label : "-",
                     pl->x->summary_metric, nan, nan == 1 ? "" : "s");
         else
             fprintf(f, "  %-40s %s = %s [%s, %s] (%d run%s%s)\n", label[0] ? label : "-",
                     pl->x->summary_metric, fmt_metric(s / k, a), fmt_metric(mn, b),
-                    fmt_metric(mx, c), k, k == 1 ? "" : "s", t);
+                    fmt_metric(mx, c), k, k == 1 ? "" : "s", nn);
     }
 }
 
@@ -250,25 +320,6 @@ static int metric_index(const nm_experiment *x, const char *name)
     for (int i = 0; name && x->hooks->metrics[i]; i++)
         if (strcmp(x->hooks->metrics[i], name) == 0) return i;
     return -1;
-}
-
-/* The runs of a sweep as every rank sees them, and what became of them. */
-typedef struct {
-    long n, todo;  /* runs; runs not skipped */
-    char *skip;    /* per run: finished already (--resume) or another shard's */
-    char *ran;     /* per run: ran to completion (ok or diverged) */
-    double *fin;   /* per run: final value of the summary metric */
-    long nok, ndiv, nfail, nchk, nchkfail, ndone;
-    int interrupted;
-    int write_failed; /* the CSV could not be written: the sweep stopped */
-    double peak_rss;  /* rank 0: the largest peak resident set of any rank */
-} tally;
-
-static void tally_free(tally *t)
-{
-    free(t->skip);
-    free(t->ran);
-    free(t->fin);
 }
 
 /* Rank 0: lock the output for the whole sweep (a second writer would mix
@@ -280,10 +331,12 @@ static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done,
         return e->code;
     char header[65536];
     nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
-    uint64_t *keys = nm_calloc((size_t)pl->sw.n + 1, sizeof *keys, "run keys", e);
+    /* the run keys, for --resume only (8 bytes a run) */
+    long nk = o->resume ? pl->sw.n : 0;
+    uint64_t *keys = nm_calloc((size_t)nk + 1, sizeof *keys, "run keys", e);
     if (!keys) return NM_ENOMEM;
-    for (long i = 0; i < pl->sw.n; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
-    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign, o->mixed_versions, 0, 0, 0};
+    for (long i = 0; i < nk; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
+    nm_resume_rules r = {keys, nk, o->keep_foreign, o->mixed_versions, 0, 0, 0};
     int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
     free(keys);
     if (rc == NM_OK && r.bad_rows)
@@ -298,6 +351,11 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
                          FILE **csv, nm_keyset *done, nm_err *e)
 {
     int Pest = o->validate && o->ranks > 0 ? o->ranks : P;
+    /* every rank knows o and P: the same verdict everywhere, no agreement needed */
+    if (o->validate && o->ranks_per_node > Pest)
+        return nm_fail(e, NM_EINVAL, "--ranks-per-node %d is more than the %d rank%s of the job "
+                       "(%s): a node cannot hold more ranks than the job has", o->ranks_per_node,
+                       Pest, Pest == 1 ? "" : "s", o->ranks > 0 ? "--ranks" : "as launched");
     nm_coord_mem_share(comm, o->validate ? o->ranks_per_node : 0, &pl->sh);
     /* validate --ranks P without --ranks-per-node: as many nodes as now */
     if (o->validate && o->ranks > 0 && o->ranks_per_node <= 0)
@@ -307,51 +365,46 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
     return nm_agree(comm, rc, e);
 }
 
-/* Phase 2: broadcast the points of the sweep (the runs derive from them)
- * and which runs to skip.  Collective. */
+/* Is run i left out of this launch: another shard's, or finished already
+ * (--resume)?  Rank 0. */
+static int skipped(const nm_run_opts *o, const plan *pl, const nm_keyset *done, long i)
+{
+    long pt = i / pl->sw.repeats;
+    return (o->shard_n > 1 && pt % o->shard_n != o->shard_i) ||
+           nm_keyset_has(done, nm_sweep_run_key(&pl->sw, i));
+}
+
+/* Phase 2: rank 0 counts the runs to do; every rank learns how many (the
+ * stop check after each run is collective and counts them).  No other rank
+ * holds the sweep: each run's settings are sent as it starts (run_all).
+ * Collective. */
 static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
                       const nm_keyset *done, tally *t, nm_err *e)
 {
-    long hdr[3] = {pl->sw.npoints, pl->sw.repeats, pl->spec.experiment};
+    long hdr[2] = {pl->spec.experiment, 0};
     int rc = NM_OK;
-    MPI_Bcast(hdr, 3, MPI_LONG, 0, comm);
-    nm_sweep *sw = &pl->sw;
-    long n = t->n = hdr[0] * hdr[1];
-    if (rank != 0) {
-        sw->npoints = hdr[0], sw->repeats = hdr[1], sw->n = n;
-        sw->points = nm_calloc((size_t)hdr[0] + 1, sizeof *sw->points, "points", e);
-        pl->x = nm_experiment_get((int)hdr[2]);
-        if (!sw->points) rc = NM_ENOMEM;
+    if (rank == 0) {
+        t->n = pl->sw.n;
+        for (long i = 0; i < t->n; i++) t->todo += !skipped(o, pl, done, i);
+        if (!((t->res_i = nm_calloc((size_t)t->todo + 1, sizeof(long), "runs done", e)) &&
+              (t->res_fin = nm_calloc((size_t)t->todo + 1, sizeof(double), "final metrics", e))))
+            rc = NM_ENOMEM;
+        hdr[1] = t->todo;
     }
-    if (rc == NM_OK && !((t->skip = nm_calloc((size_t)n + 1, 1, "skip list", e)) &&
-                         (t->ran = nm_calloc((size_t)n + 1, 1, "run list", e)) &&
-                         (t->fin = nm_calloc((size_t)n + 1, sizeof(double), "final metrics", e))))
-        rc = NM_ENOMEM;
-    rc = nm_agree(comm, rc, e);
-    if (rc != NM_OK) return rc;
-    /* both broadcasts on every rank, whatever the first gave: no rank may skip one */
-    int rc1 = nm_bcast_bytes(sw->points, (size_t)sw->npoints * sizeof *sw->points, 0, comm, e);
-    if (rank == 0)
-        for (long i = 0; i < n; i++) {
-            nm_params p;
-            nm_sweep_run(sw, i, &p);
-            t->skip[i] = (o->shard_n > 1 && p.point % o->shard_n != o->shard_i) ||
-                         nm_keyset_has(done, p.key);
-            t->todo += !t->skip[i];
-        }
-    rc = nm_bcast_bytes(t->skip, (size_t)n, 0, comm, e);
-    MPI_Bcast(&t->todo, 1, MPI_LONG, 0, comm);
-    return nm_agree(comm, rc1 ? rc1 : rc, e);
+    MPI_Bcast(hdr, 2, MPI_LONG, 0, comm);
+    if (rank != 0) {
+        pl->x = nm_experiment_get((int)hdr[0]);
+        t->todo = hdr[1];
+    }
+    return nm_agree(comm, rc, e);
 }
 
-/* Phase 3, one run: run it collectively, count the outcome, print the
- * progress line.  Returns the agreed code of the run. */
-static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int threads, FILE *csv,
-                   int mi, double t_start, tally *t, int *stop)
+/* Phase 3, one run (run i, settings p, the same on every rank): run it
+ * collectively, count the outcome, print the progress line.  Returns the
+ * agreed code of the run. */
+static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, int rank, int P,
+                   int threads, FILE *csv, int mi, double t_start, tally *t, int *stop)
 {
-    nm_params run;
-    const nm_params *p = &run;
-    nm_sweep_run(&pl->sw, i, &run);
     nm_err e = {0, ""};
     nm_sink sink;
     memset(&sink, 0, sizeof sink);
@@ -384,13 +437,21 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     } else if (strcmp(sink.last_status, "diverged") == 0) {
         t->ndiv++;
         what = "diverged";
+    } else if (strcmp(sink.last_status, "not_converged") == 0) {
+        /* finished, but a solver ran out of products before its tolerance:
+         * the row holds no answer (nan), so the run is not "ok" */
+        t->nnc++;
+        what = "not_converged";
     } else {
+        /* ok, or a result the experiment names (not_pd, ridge, degenerate):
+         * the line says which */
         t->nok++;
+        if (sink.last_status[0]) what = sink.last_status;
     }
     t->write_failed |= sink.write_failed;
+    double fin = rc == NM_OK && mi >= 0 ? sink.last[mi] : NAN;
     if (rc == NM_OK) {
-        t->ran[i] = 1;
-        t->fin[i] = mi >= 0 ? sink.last[mi] : NAN;
+        if (rank == 0 && t->nres < t->todo) t->res_i[t->nres] = i, t->res_fin[t->nres++] = fin;
         t->nchk += sink.checks > 0;
         t->nchkfail += sink.check_failed;
     }
@@ -400,7 +461,7 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         double el = MPI_Wtime() - t_start;
         fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
         if (rc == NM_OK && mi >= 0)
-            snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(t->fin[i], a));
+            snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(fin, a));
         fprintf(stderr, "[ntkmem] run %ld/%ld point %ld repeat %ld (%s): %s%s%s in %.2f s; ETA %s\n",
                 t->ndone, t->todo, p->point, p->repeat, label[0] ? label : "fixed", what, val,
                 sink.check_failed ? " self-check FAILED" : "", secs, eta);
@@ -413,17 +474,43 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     return rc;
 }
 
-/* Phase 3: every run not skipped, until an MPI error or a signal.
- * Collective. */
-static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, tally *t)
+/* Rank 0: the next run not skipped from *next on, with its settings in p;
+ * -1 when none is left, -2 when its settings cannot be made (reported). */
+static long next_run(const nm_run_opts *o, const plan *pl, const nm_keyset *done,
+                     const tally *t, long *next, nm_params *p)
+{
+    while (*next < t->n && skipped(o, pl, done, *next)) ++*next;
+    if (*next >= t->n) return -1;
+    long i = (*next)++;
+    nm_err e = {0, ""};
+    if (plan_run(pl, i, p, &e) == NM_OK) return i;
+    fprintf(stderr, "ntkmem: error: %s\n", e.msg);
+    return -2;
+}
+
+/* Phase 3: every run not skipped, until an MPI error or a signal.  Rank 0
+ * sends each run's number and settings (2.4 KiB) as it starts.  Collective. */
+static void run_all(const nm_run_opts *o, const plan *pl, const nm_keyset *done, MPI_Comm comm,
+                    int rank, int P, FILE *csv, tally *t)
 {
     int threads = openblas_get_num_threads();
     int mi = metric_index(pl->x, pl->x->summary_metric);
     double t_start = MPI_Wtime();
-    for (long i = 0; i < t->n; i++) {
-        if (t->skip[i]) continue;
+    long next = 0;
+    for (;;) {
+        nm_params run;
+        nm_err e;
+        long i = rank == 0 ? next_run(o, pl, done, t, &next, &run) : 0;
+        if (MPI_Bcast(&i, 1, MPI_LONG, 0, comm) != MPI_SUCCESS ||
+            (i >= 0 && nm_bcast_bytes(&run, sizeof run, 0, comm, &e) != NM_OK)) {
+            if (rank == 0) fprintf(stderr, "ntkmem: error: the broadcast of a run failed\n");
+            t->nfail++;
+            break;
+        }
+        if (i == -2) t->nfail++;
+        if (i < 0) break;
         int stop = 0;
-        int rc = run_one(pl, i, comm, rank, P, threads, csv, mi, t_start, t, &stop);
+        int rc = run_one(pl, &run, i, comm, rank, P, threads, csv, mi, t_start, t, &stop);
         /* MPI errors and a CSV that cannot be written end the sweep: every
          * further run would fail the same way */
         if (rc == NM_EMPI || t->write_failed) break;
@@ -437,16 +524,21 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
 /* Phase 4 (rank 0): the summary and the counts. */
 static void report(const plan *pl, const tally *t)
 {
-    print_summary(pl, t->fin, t->ran, stdout);
+    print_summary(pl, t, stdout);
     /* the estimate the guard used against what the ranks really took (IOR's
      * habit: print what was measured next to what was asked for) */
     printf("memory per rank: peak RSS %.1f MiB (largest rank), estimate %.1f MiB (largest "
            "point), measured/estimate %.2f\n",
            mib(t->peak_rss), mib(pl->worst), pl->worst > 0 ? t->peak_rss / pl->worst : 0.0);
-    printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
-           "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
-           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
+    printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped, %ld not "
+           "converged; self-checks: %ld PASSED, %ld FAILED; results in %s\n",
+           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo, t->nnc,
            t->nchk - t->nchkfail, t->nchkfail, pl->out);
+    if (t->nnc)
+        printf("%ld run%s did not converge (status not_converged: a solver stopped at max_products "
+               "before its tolerance, and the values it did not certify are nan): exit status "
+               "3\n", t->nnc,
+               t->nnc == 1 ? "" : "s");
     if (t->write_failed)
         printf("the sweep stopped after %ld of %ld runs: rows cannot be written to %s (error "
                "above); the rows of finished runs are kept. Make room and continue with "
@@ -496,13 +588,13 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
                        t.todo, t.n, t.n - t.todo);
             }
         } else {
-            run_all(&pl, comm, rank, P, csv, &t);
+            run_all(o, &pl, &done, comm, rank, P, csv, &t);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
             double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
             MPI_Reduce(&rss, &t.peak_rss, 1, MPI_DOUBLE, MPI_MAX, 0, comm);
             if (rank == 0) report(&pl, &t);
-            status = (t.nfail || t.nchkfail) ? 1 : 0;
+            status = (t.nfail || t.nchkfail) ? 1 : t.nnc ? NM_EXIT_NOT_CONVERGED : 0;
         }
     }
     /* rows were flushed one by one; a failing close still loses data */

@@ -39,7 +39,11 @@ static void usage(FILE *f)
             "                  step; -o FILE is not overwritten without --force\n"
             "\n"
             "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
-            "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n");
+            "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n"
+            "\n"
+            "exit status: 0 all runs ok (or stopped by a signal); 1 a run failed or a\n"
+            "self-check FAILED; 2 the sweep was refused; 3 no failure, but some run ended\n"
+            "not_converged (a solver stopped at max_products; its values are nan)\n");
 }
 
 static void help_settings(void)
@@ -73,7 +77,6 @@ static int parse_shard(const char *s, nm_run_opts *o)
     return (end == s || *end || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) ? -1 : 0;
 }
 
-/* --ranks P: a whole number in [1, NM_MAX_RANKS], nothing else. */
 /* --ranks, --ranks-per-node: a whole number of ranks, nothing else */
 static int parse_count(const char *opt, const char *s, int *out)
 {
@@ -184,6 +187,11 @@ int main(int argc, char **argv)
     }
     if (!o.config) {
         fprintf(stderr, "ntkmem: %s needs a SWEEP.yaml file\n", argv[1]);
+        return 2;
+    }
+    if (!o.validate && (o.ranks || o.ranks_per_node)) { /* a run uses the ranks it has */
+        fprintf(stderr, "ntkmem: --ranks and --ranks-per-node are options of validate; a run "
+                        "uses the ranks it is launched on\n");
         return 2;
     }
     if (o.resume && o.force) {

@@ -39,6 +39,18 @@ for r in 0 -3 abc 99999999999 2x; do
         "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks "$r"
 done
 
+# --ranks-per-node above the job's ranks is impossible: refused (it was
+# accepted, and the plan counted 3 ranks' memory on a node of a 2-rank job)
+want_error "--ranks 2 --ranks-per-node 3" "--ranks-per-node 3 is more than the 2 ranks of the job" \
+    "" "$NTKMEM" validate "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks 2 \
+    --ranks-per-node 3
+want_error "--ranks-per-node 2 on one rank" "--ranks-per-node 2 is more than the 1 rank" "" \
+    "$NTKMEM" validate "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --ranks-per-node 2
+# they are validate's options: a run has the ranks it is launched on
+want_error "run --ranks 2" "--ranks and --ranks-per-node are options of validate" "" \
+    "$NTKMEM" run "$NTKMEM_ROOT/tests/fuzz/corpus/t_memorize.yaml" --out "$T/r.csv" --ranks 2
+[ ! -e "$T/r.csv" ] || bad "run --ranks 2: a CSV was written"
+
 # a fixed process grid larger than the ranks is a planning error, not a run failure
 cat >"$T/grid.yaml" <<'EOF'
 experiment: ntk_spectrum
@@ -84,7 +96,7 @@ echo "10^6 runs, np 2, shard 0/10000: exit $rc in $((SECONDS - t0)) s: $(tail -n
 [ $rc -eq 0 ] && grep -q "^100 runs: 100 ok, 0 diverged, 0 failed, 0 interrupted, 999900 skipped" \
     "$T/out" || { bad "shard of 10^6 runs at np 2: exit $rc"; tail -n 5 "$T/out" "$T/err"; }
 sed 's/repeats: 1000000/repeats: 1000001/' "$T/million.yaml" >"$T/toomany.yaml"
-want_error "10^6 + 1 runs" "1000001 runs" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
+want_error "10^6 + 1 runs" "key 'repeats': 1000001 is out of range (must be an integer in [1, 1000000]" "$T/toomany.yaml" "$NTKMEM" validate "$T/toomany.yaml"
 
 # Relative sizes that round to one (m, q) are run once: a geometric q range
 # at m/d = 4 gives q = 1 twice; labels show short reals, not float noise

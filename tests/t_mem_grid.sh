@@ -4,7 +4,11 @@
 # m = 100,000, d = 500 (X = 381 MiB), P = 2, on train_grid 1x2 (X whole on
 # each rank) and 2x1 (half of X each) -- within 15% both ways, and the
 # split really halves the data's share.  Also near_min on both grids against
-# its own estimate (the Gram factor and the set-up's whole data).
+# its own estimate (the Gram factor and the set-up's whole data).  And the
+# sweep's own bookkeeping: 10^5 points x 10 repeats, one shard of 10 tiny
+# runs, where the plan is all the memory there is (256 MiB measured against
+# an estimate of 16 MiB before the points were kept compactly on rank 0 only
+# and counted).
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -47,3 +51,16 @@ YAML
     nm_sweep 2 "$T/n$g.yaml" "$T/n$g.csv" "$T/log$g"
     check_mem "near_min train_grid $g" "$T/log$g"
 done
+# the plan of a large sweep: 10^5 points x 10 repeats = 10^6 runs, shard 0
+# of 10^5 (point 0's 10 runs)
+cat >"$T/plan.yaml" <<YAML
+experiment: sgd
+repeats: 10
+fixed: {m: 4, d: 2, q: 1, batch: 1, steps: 1, eval_every: 1}
+sweep:
+  eta: {from: 0.001, to: 1, step: 0.001}
+  kappa: {from: 1, to: 100, step: 1}
+YAML
+nm_sweep 2 "$T/plan.yaml" "$T/plan.csv" "$T/logplan" --shard 0/100000
+grep -q '^10 runs: 10 ok, .* 999990 skipped' "$T/logplan" || { cat "$T/logplan"; exit 1; }
+check_mem "10^5 points x 10 repeats, shard of 10 runs" "$T/logplan"

@@ -59,9 +59,17 @@ END_TEST
 
 START_TEST(test_run_limits)
 {
-    refused("experiment: sgd\nrepeats: 562949953421312\nsweep:\n"
+    refused("experiment: sgd\nrepeats: 1000\nsweep:\n"
             "  q: {from: 1, to: 1024, step: 1}\n  d: {from: 1, to: 32, step: 1}\n",
             "runs, more than the limit of 1000000 runs");
+    /* the limit a value crosses is named, not the other end of its range */
+    refused("experiment: sgd\nrepeats: 9223372036854775807\n",
+            ":2:10: key 'repeats': 9223372036854775807 is out of range (must be an integer in "
+            "[1, 1000000]");
+    refused("experiment: sgd\nrepeats: 562949953421312\n", "in [1, 1000000]");
+    refused("experiment: sgd\nseed: 1e16\n", "key 'seed': 1e16 is out of range (must be an "
+            "integer in [0, 1000000000000000]");
+    refused("experiment: sgd\nrepeats: 2.5\n", "key 'repeats': '2.5' is not an integer");
     refused("experiment: sgd\nsweep:\n  q: {from: 1, to: 4000, step: 1}\n"
             "  d: {from: 1, to: 4000, step: 1}\n",
             "16000000 points, more than the limit");
@@ -85,6 +93,28 @@ START_TEST(test_bad_values)
     refused("experiment: ntk_spectrum\nfixed:\n  grid: 99999999999x1\n", "not a process grid");
     refused("experiment: ntk_spectrum\nfixed:\n  grid: +2x2\n", "not a process grid");
     refused("experiment: sgd\n\nseed: 1\nrepeats:\001 2\n", ":4:9: YAML syntax error");
+    refused("experiment: sgd\nfixed:\n  eta: 2e18\n", ":3:8: key 'eta': 2e18 is out of range "
+            "(must be in [0, 1e+18])");
+    refused("experiment: sgd\nfixed:\n  m: 1e80\n", "key 'm': 1e80 is out of range (must be in "
+            "[1, 1e+18])");
+    refused("experiment: sgd\nfixed:\n  m: 1e400\n", "key 'm': 1e400 is out of range (must be "
+            "in [1, 1e+18])");
+    refused("experiment: sgd\nfixed:\n  kappa: -1e19\n", "(must be at most 1e+18 in magnitude)");
+    refused("experiment: sgd\nfixed:\n  eta: 1e-400\n", "'1e-400' is too small for a double");
+    /* numbers are decimal: hexadecimal is refused wherever a number goes */
+    refused("experiment: sgd\nfixed:\n  q: 0x10\n", ":3:6: key 'q': '0x10' is a hexadecimal "
+            "number; numbers are decimal");
+    refused("experiment: sgd\nfixed:\n  eta: -0X1p-3\n", "is a hexadecimal number");
+    refused("experiment: sgd\nseed: 0xdead\n", "key 'seed': '0xdead' is a hexadecimal number");
+    refused("experiment: sgd\nfixed:\n  max_mem_per_rank: 0x10GiB\n", "is a hexadecimal number");
+    refused("experiment: sgd\nsweep:\n  m: {from: 0x2, to: 64, factor: 2}\n",
+            ":3:13: 'from': '0x2' is a hexadecimal number");
+    refused("experiment: sgd\nsweep:\n  m: [8, 0x10]\n", ":3:10: key 'm': '0x10' is a hex");
+    /* one document per file: a second one is refused where it starts */
+    refused("experiment: sgd\nfixed: {m: 8}\n---\nexperiment: sgd\nfixed: {m: 9}\n",
+            ":3:1: a second YAML document starts here");
+    refused("experiment: sgd\n...\n--- {experiment: onestep}\n", ":3:1: a second YAML document");
+    refused("experiment: sgd\n---\n- [\n", "YAML syntax error");
 }
 END_TEST
 
@@ -103,16 +133,25 @@ START_TEST(test_ordinary_sweeps_unchanged)
     ck_assert_str_eq(sp.axes[0].vals[2], "0.10000000000000001");
     ck_assert_int_eq(nm_sweep_expand(&sp, &sw, &e), NM_OK);
     ck_assert_int_eq(sw.n, 18);
-    nm_params a, b;
-    nm_sweep_run(&sw, 1 * 3 + 2, &a); /* point 1 (m_per_d 2), repeat 2 */
-    nm_sweep_run(&sw, 3 * 3 + 2, &b); /* point 3: same repeat, other eta */
+    nm_params a, b, c;
+    ck_assert_int_eq(nm_sweep_run(&sw, 1 * 3 + 2, &a, &e), NM_OK); /* point 1 (m_per_d 2), repeat 2 */
+    ck_assert_int_eq(nm_sweep_run(&sw, 3 * 3 + 2, &b, &e), NM_OK); /* point 3: same repeat, other eta */
     ck_assert(a.point == 1 && a.repeat == 2 && a.m == 64 && a.seed == b.seed && a.key != b.key);
-    ck_assert_int_eq(sw.points[0].m, 256);
+    ck_assert_int_eq(nm_sweep_point(&sw, 0, &c, &e), NM_OK);
+    ck_assert_int_eq(c.m, 256);
+    ck_assert(nm_sweep_run_key(&sw, 3 * 3 + 2) == b.key);
+    ck_assert_int_eq(nm_sweep_point(&sw, 6, &c, &e), NM_EINVAL); /* 6 points: 0..5 */
     nm_sweep_free(&sw);
     nm_config_free(&sp);
     ck_assert_int_eq(load("experiment: sgd\nsweep:\n  m: {from: 1, to: 4096, step: 1}\n", &sp,
                           &e), NM_OK);
     ck_assert_int_eq(sp.axes[0].n, 4096);
+    nm_config_free(&sp);
+    /* one document with explicit markers, and decimal numbers with leading
+     * zeros or signs, still load (010 is ten, not YAML 1.1's octal eight) */
+    ck_assert_int_eq(load("---\nexperiment: sgd\nseed: 010\nfixed: {q: +010, eta: 0.5e-1}\n...\n",
+                          &sp, &e), NM_OK);
+    ck_assert(sp.seed == 10 && sp.fixed.q == 10 && sp.fixed.eta == 0.05);
     nm_config_free(&sp);
 }
 END_TEST

@@ -26,7 +26,17 @@ enum { M_FRAC0, M_FRAC, M_MIN, M_MEAN, M_MDQ, M_MLOG, M_N };
  * Householder QR gives O(d eps) ~ 1e-13 at d ~ 10^3. */
 #define ORTH_TOL 1e-10
 
-static int check(const nm_params *p, nm_err *e) { return nm_save_check(p, e); }
+/* d = 1 has ln d = 0: the hinge target, the step size eta = m ln(d) / d and
+ * the margin unit of [D20a Thm 1] all vanish (margins / ln d = inf, nothing
+ * trained): refused, not reported as a result. */
+static int check(const nm_params *p, nm_err *e)
+{
+    if (p->d < 2)
+        return nm_fail(e, NM_EINVAL, "experiment onestep needs d >= 2, not d = %ld: its hinge "
+                       "target, step eta = eta_factor m ln(d) / d and margin unit are ln d "
+                       "[D20a Thm 1], and ln 1 = 0", p->d);
+    return nm_save_check(p, e);
+}
 
 /* The examples are streamed in chunks (nm_data_rows_shared), so X never
  * exists whole: a chunk of X, y and the outputs before and after (3m), W and

@@ -62,9 +62,9 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 }
 
 /* One evaluation row at `step`; the row is final when the stop rule says so
- * (every example memorized with the requested margin -- recorded in
- * stop_step --, a plateau of `patience` evaluations, divergence, or step
- * T).  The nm_train_loop evaluation. */
+ * (every example memorized with the requested margin, a plateau of
+ * `patience` evaluations, or divergence -- each recorded in stop_step --, or
+ * step T).  The nm_train_loop evaluation. */
 static int eval_row(void *ctx, long step, int *done, nm_err *e)
 {
     state *s = ctx;
@@ -83,12 +83,14 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     row[M_MEAN] = mt.mean_margin;
     row[M_MAXH] = mt.max_abs_h;
     row[M_WDIST] = dist;
-    row[M_STOP] = memorized ? (double)step : -1.0;
     /* self-check [D20b section 2.3]: the xavier_zero init computes h == 0 exactly */
     const char *chk = "-";
     if (step == 0 && p->init == NM_INIT_XAVIER_ZERO) chk = mt.max_abs_h == 0.0 ? "PASSED" : "FAILED";
     const char *why = nm_stop_rule_update(&s->stop, diverged, memorized, mt.frac_mem,
                                           step == s->tr.bt.total_steps);
+    /* the step of an early stop, whatever ended it (memorized, patience,
+     * diverged: stop_reason says which); -1 when the budget ran out */
+    row[M_STOP] = why && strcmp(why, "budget") != 0 ? (double)step : -1.0;
     *done = why != NULL;
     s->sink->stop_reason = why;
     return nm_sink_row(s->sink, step, diverged ? "diverged" : "ok", chk, *done, row, e);

@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "nm_config.h"
+#include "nm_sweep.h"
 
 typedef struct {
     const char *file;
@@ -131,9 +132,11 @@ static int add_value(ctx *c, nm_axis *ax, yaml_node_t *n, double v)
 static int num_at(ctx *c, yaml_node_t *n, const char *what, double *v)
 {
     char *end;
+    const char *why;
     if (n->type != YAML_SCALAR_NODE) return at(c, n, "'%s' must be a number", what);
-    *v = strtod(scalar(n), &end);
-    if (end == scalar(n) || *end) return at(c, n, "'%s': '%s' is not a number", what, scalar(n));
+    if (nm_parse_decimal(scalar(n), v, &end, &why))
+        return at(c, n, "'%s': '%s' %s", what, scalar(n), why);
+    if (*end) return at(c, n, "'%s': '%s' is not a number", what, scalar(n));
     if (!isfinite(*v))
         return at(c, n, "'%s' must be a finite number, not '%s'", what, scalar(n));
     return NM_OK;
@@ -317,13 +320,21 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             if (strlen(scalar(v)) >= NM_PATH_MAX) return at(c, v, "key 'output': path too long");
             strcpy(sp->output, scalar(v));
         } else if (strcmp(ks, "seed") == 0 || strcmp(ks, "repeats") == 0) {
+            /* seed: any integer a double holds exactly (below 2^53, rounded
+             * down to 1e15); repeats: at most the runs a sweep may have */
+            int is_seed = ks[0] == 's';
+            double x, lo = is_seed ? 0 : 1, hi = is_seed ? 1e15 : (double)NM_MAX_RUNS;
             char *end;
-            double x = strtod(scalar(v), &end);
-            if (end == scalar(v) || *end || x != floor(x) || x < (ks[0] == 's' ? 0 : 1) ||
-                x > 1e15)
-                return at(c, v, "key '%s': '%s' must be an integer %s", ks, scalar(v),
-                          ks[0] == 's' ? ">= 0" : ">= 1");
-            if (ks[0] == 's') sp->seed = (unsigned long long)x; else sp->repeats = (long)x;
+            const char *why;
+            if (nm_parse_decimal(scalar(v), &x, &end, &why))
+                return at(c, v, "key '%s': '%s' %s", ks, scalar(v), why);
+            if (*end || x != floor(x))
+                return at(c, v, "key '%s': '%s' is not an integer", ks, scalar(v));
+            if (x < lo || x > hi)
+                return at(c, v, "key '%s': %s is out of range (must be an integer in [%.0f, %.0f]%s)",
+                          ks, scalar(v), lo, hi,
+                          is_seed ? "" : ": a sweep has at most that many runs");
+            if (is_seed) sp->seed = (unsigned long long)x; else sp->repeats = (long)x;
         }
     }
     if (fixed)
@@ -386,6 +397,23 @@ static int syntax_error(const char *path, yaml_parser_t *parser, FILE *f, nm_err
                    parser->problem ? parser->problem : "unknown", where);
 }
 
+/* A sweep file is one YAML document.  libyaml loads one per call, so a
+ * second one after `---` would be silently dropped: refuse it where it
+ * starts (running it as a second sweep would need a second output, seed and
+ * plan -- a second file says that better). */
+static int second_document(const char *path, yaml_parser_t *parser, FILE *f, nm_err *e)
+{
+    yaml_document_t next;
+    if (!yaml_parser_load(parser, &next)) return syntax_error(path, parser, f, e);
+    int more = yaml_document_get_root_node(&next) != NULL;
+    size_t line = next.start_mark.line + 1, col = next.start_mark.column + 1;
+    yaml_document_delete(&next);
+    if (!more) return NM_OK;
+    return nm_fail(e, NM_EINVAL, "%s:%zu:%zu: a second YAML document starts here ('---'); a "
+                   "sweep file holds one sweep: put this one in a file of its own", path, line,
+                   col);
+}
+
 int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
 {
     memset(sp, 0, sizeof *sp);
@@ -406,7 +434,8 @@ int nm_config_load(const char *path, nm_sweep_spec *sp, nm_err *e)
         return rc;
     }
     ctx c = {path, &doc, e};
-    rc = parse_doc(&c, sp);
+    rc = second_document(path, &parser, f, e);
+    if (rc == NM_OK) rc = parse_doc(&c, sp);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);

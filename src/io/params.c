@@ -194,13 +194,42 @@ void nm_enum_list(const char *const *names, char *buf, size_t n)
         k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? ", " : "", names[i]);
 }
 
+int nm_parse_decimal(const char *text, double *v, char **end, const char **why)
+{
+    const char *t = text;
+    *end = (char *)text;
+    while (isspace((unsigned char)*t)) t++;
+    if (*t == '+' || *t == '-') t++;
+    if (t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+        *why = "is a hexadecimal number; numbers are decimal (write 16, not 0x10)";
+        return -1;
+    }
+    errno = 0;
+    *v = strtod(text, end);
+    if (*end == text) {
+        *why = "is not a number";
+        return -1;
+    }
+    /* overflow gives +-HUGE_VAL = inf, which the range check names; a
+     * subnormal (1e-310) is a value; only a non-zero text read as 0 is lost */
+    if (errno == ERANGE && *v == 0) {
+        *why = "is too small for a double (below 4.9e-324 in magnitude; write 0 for zero)";
+        return -1;
+    }
+    return 0;
+}
+
 /* Parse a number; accepts suffixes KiB/MiB/GiB/TiB (and KB/MB/GB/TB = 10^3k) for bytes. */
-static int parse_number(const char *text, int bytes, double *out)
+static int parse_number(const char *text, int bytes, double *out, const char **why)
 {
     char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || errno == ERANGE) return -1;
+    double v;
+    const char *size = "is not a size (e.g. 512MiB, 4GiB, or auto)";
+    if (nm_parse_decimal(text, &v, &end, why)) {
+        if (bytes && strcmp(*why, "is not a number") == 0) *why = size;
+        return -1;
+    }
+    *why = bytes ? size : "is not a number";
     while (isspace((unsigned char)*end)) end++;
     if (bytes && *end) {
         static const struct { const char *suf; double mul; } sufs[] = {
@@ -218,11 +247,16 @@ static int parse_number(const char *text, int bytes, double *out)
     return 0;
 }
 
-static void fmt_range(const nm_setting *s, char *buf, size_t n)
+/* The range of s as a value v outside it should read: the bound v crosses
+ * is always named (BIG = 1e18 is a real limit too: m: 1e80 is above it, not
+ * below the minimum). */
+static void fmt_range(const nm_setting *s, double v, char *buf, size_t n)
 {
-    if (s->max >= BIG && s->min <= -BIG)
+    if (s->max >= BIG && s->min <= -BIG && !isfinite(v))
         snprintf(buf, n, "a finite number");
-    else if (s->max >= BIG)
+    else if (s->max >= BIG && s->min <= -BIG)
+        snprintf(buf, n, "at most %g in magnitude", s->max);
+    else if (s->max >= BIG && !(v > s->max))
         snprintf(buf, n, ">= %g", s->min);
     else
         snprintf(buf, n, "in [%g, %g]", s->min, s->max);
@@ -287,11 +321,9 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
             *(double *)field = 0.0;
             return NM_OK;
         }
-        if (parse_number(text, s->type == NM_T_BYTES, &v) != 0)
-            return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not a %s", s->key, text,
-                           s->type == NM_T_INT     ? "number"
-                           : s->type == NM_T_BYTES ? "size (e.g. 512MiB, 4GiB, or auto)"
-                                                   : "number");
+        const char *why;
+        if (parse_number(text, s->type == NM_T_BYTES, &v, &why) != 0)
+            return nm_fail(e, NM_EINVAL, "key '%s': '%s' %s", s->key, text, why);
         if (isnan(v)) { /* "nan" = unset, for the relative sizes only */
             if (s->type != NM_T_REAL || strcmp(s->def, "nan") != 0)
                 return nm_fail(e, NM_EINVAL, "key '%s': %s is not a number", s->key, text);
@@ -299,7 +331,7 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
             return NM_OK;
         }
         if (!(v >= s->min && v <= s->max)) {
-            fmt_range(s, allowed, sizeof allowed);
+            fmt_range(s, v, allowed, sizeof allowed);
             return nm_fail(e, NM_EINVAL, "key '%s': %s is out of range (must be %s)", s->key,
                            text, allowed);
         }

@@ -85,10 +85,11 @@ static int count_runs(const nm_sweep_spec *spec, long *np, nm_err *e)
     return NM_OK;
 }
 
-/* The settings of point pt: its swept values, resolved. */
-static int make_point(const nm_sweep_spec *spec, long pt, nm_params *p, nm_err *e)
+/* The settings of the point at index idx of the cartesian product: its
+ * swept values, resolved, with its key. */
+static int make_point(const nm_sweep_spec *spec, long idx, nm_params *p, nm_err *e)
 {
-    long rem = pt;
+    long rem = idx;
     *p = spec->fixed;
     /* last axis varies fastest, like nested loops in file order */
     for (int a = spec->naxes - 1; a >= 0; a--) {
@@ -98,12 +99,12 @@ static int make_point(const nm_sweep_spec *spec, long pt, nm_params *p, nm_err *
             return nm_fail(e, NM_EINVAL, "%s:%d:%d: %s", spec->file, ax->line, ax->col, tmp.msg);
         rem /= ax->n;
     }
+    p->point = idx;
     if (nm_params_resolve(p, e) != NM_OK) {
         char label[512];
         nm_sweep_label(spec, p, label, sizeof label);
-        return nm_err_prefix(e, "%s: point %ld (%s): ", spec->file, pt, label[0] ? label : "fixed");
+        return nm_err_prefix(e, "%s: point %ld (%s): ", spec->file, idx, label[0] ? label : "fixed");
     }
-    p->point = pt;
     p->base_seed = spec->seed;
     p->key = run_key(p, spec->seed);
     return NM_OK;
@@ -121,20 +122,17 @@ static int by_hash(const void *a, const void *b)
     return x->pt < y->pt ? -1 : x->pt > y->pt;
 }
 
-/* Drop every point that runs exactly what an earlier point runs (relative
- * sizes that round to the same m and q), keep the order of the rest and
- * renumber them.  A geometric q range at small m/d would otherwise run
- * q = 1 several times and weigh it several times in every average. */
-static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
+/* Keep every point that does not run exactly what an earlier point runs
+ * (relative sizes that round to the same m and q), in order, numbered
+ * 0, 1, ...  A geometric q range at small m/d would otherwise run q = 1
+ * several times and weigh it several times in every average.  k holds each
+ * point's hash of what it runs; the kept points' index and key go to sw. */
+static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, keyed *k,
+                                const uint64_t *key, nm_err *e)
 {
     long np = sw->npoints, kept = 0;
-    keyed *k = nm_calloc((size_t)np + 1, sizeof *k, "point hashes", e);
-    char *drop = k ? nm_calloc((size_t)np + 1, 1, "dropped points", e) : NULL;
-    if (!drop) {
-        free(k);
-        return NM_ENOMEM;
-    }
-    for (long pt = 0; pt < np; pt++) k[pt] = (keyed){resolved_key(&sw->points[pt]), pt};
+    char *drop = nm_calloc((size_t)np + 1, 1, "dropped points", e);
+    if (!drop) return NM_ENOMEM;
     qsort(k, (size_t)np, sizeof *k, by_hash);
     size_t w = 0;
     for (long i = 1; i < np; i++)
@@ -142,21 +140,24 @@ static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err 
             drop[k[i].pt] = 1;
             if (sw->ndropped++ < 3 && w < sizeof sw->dropped_note) {
                 char a[256], b[256];
-                nm_sweep_label(spec, &sw->points[k[i].pt], a, sizeof a);
-                nm_sweep_label(spec, &sw->points[k[i - 1].pt], b, sizeof b);
+                nm_params pa, pb;
+                nm_err te;
+                if (make_point(spec, k[i].pt, &pa, &te) || make_point(spec, k[i - 1].pt, &pb, &te))
+                    continue;
+                nm_sweep_label(spec, &pa, a, sizeof a);
+                nm_sweep_label(spec, &pb, b, sizeof b);
                 w += (size_t)snprintf(sw->dropped_note + w, sizeof sw->dropped_note - w,
                                       "%s(%s) = (%s)", w ? "; " : "", a, b);
             }
         }
     for (long pt = 0; pt < np; pt++)
         if (!drop[pt]) {
-            sw->points[kept] = sw->points[pt];
-            sw->points[kept].point = kept;
+            sw->index[kept] = pt;
+            sw->key[kept] = key[pt];
             kept++;
         }
     sw->npoints = kept;
     sw->n = kept * sw->repeats;
-    free(k);
     free(drop);
     return NM_OK;
 }
@@ -164,31 +165,53 @@ static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err 
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
 {
     long np = 0;
+    int rc = NM_OK;
     memset(sw, 0, sizeof *sw);
     if (count_runs(spec, &np, e)) return NM_EINVAL;
-    sw->points = nm_calloc((size_t)np, sizeof *sw->points, "the points of the sweep", e);
-    if (!sw->points) return NM_ENOMEM;
+    sw->spec = spec;
     sw->npoints = np;
     sw->repeats = spec->repeats;
     sw->n = np * spec->repeats;
-    for (long pt = 0; pt < np; pt++)
-        if (make_point(spec, pt, &sw->points[pt], e)) {
-            nm_sweep_free(sw);
-            return e->code;
+    keyed *k = nm_calloc((size_t)np + 1, sizeof *k, "point hashes", e);
+    if (!k || !(sw->index = nm_calloc((size_t)np + 1, sizeof *sw->index, "point indices", e)) ||
+        !(sw->key = nm_calloc((size_t)np + 1, sizeof *sw->key, "point keys", e)))
+        rc = NM_ENOMEM;
+    /* each point is made once here (every value checked, every size
+     * resolved) and remade on demand later */
+    for (long pt = 0; rc == NM_OK && pt < np; pt++) {
+        nm_params p;
+        if ((rc = make_point(spec, pt, &p, e)) == NM_OK) {
+            k[pt] = (keyed){resolved_key(&p), pt};
+            sw->key[pt] = p.key; /* compacted in place by drop_repeated_points */
         }
-    return drop_repeated_points(spec, sw, e);
+    }
+    if (rc == NM_OK) rc = drop_repeated_points(spec, sw, k, sw->key, e);
+    free(k);
+    if (rc != NM_OK) nm_sweep_free(sw);
+    return rc;
+}
+
+int nm_sweep_point(const nm_sweep *sw, long pt, nm_params *p, nm_err *e)
+{
+    if (pt < 0 || pt >= sw->npoints)
+        return nm_fail(e, NM_EINVAL, "internal error: point %ld of %ld", pt, sw->npoints);
+    int rc = make_point(sw->spec, sw->index[pt], p, e);
+    p->point = pt;
+    if (rc == NM_OK && p->key != sw->key[pt]) /* the same text gives the same key */
+        rc = nm_fail(e, NM_EINVAL, "internal error: point %ld changed its key", pt);
+    return rc;
 }
 
 uint64_t nm_sweep_run_key(const nm_sweep *sw, long i)
 {
     uint64_t r = (uint64_t)(i % sw->repeats);
-    return nm_hash64(sw->points[i / sw->repeats].key ^ nm_hash64(r + 1));
+    return nm_hash64(sw->key[i / sw->repeats] ^ nm_hash64(r + 1));
 }
 
-void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
+int nm_sweep_run(const nm_sweep *sw, long i, nm_params *run, nm_err *e)
 {
     long r = i % sw->repeats;
-    *run = sw->points[i / sw->repeats];
+    int rc = nm_sweep_point(sw, i / sw->repeats, run, e);
     run->repeat = r;
     run->key = nm_sweep_run_key(sw, i);
     /* Common random numbers: every point of a repeat gets the same seed
@@ -198,11 +221,14 @@ void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
      * sets and nested networks: a sweep compares like with like, and
      * reordering or extending it keeps every existing run's draws. */
     run->seed = nm_rng_u64(run->base_seed, NM_STREAM_SEED, 0, (uint64_t)r);
+    return rc;
 }
 
 void nm_sweep_free(nm_sweep *sw)
 {
-    free(sw->points);
-    sw->points = NULL;
+    free(sw->index);
+    free(sw->key);
+    sw->index = NULL;
+    sw->key = NULL;
     sw->n = sw->npoints = sw->repeats = 0;
 }
