@@ -21,7 +21,8 @@
 #     config in another directory; ntkmem-plot on its CSV;
 #   - where slurm is installed: on the one-node test cluster of
 #     tests/slurm_local.sh, sbatch the installed jobs/ntkmem.sbatch as that
-#     user (CSV equal to a direct run), and again (--resume skips every run);
+#     user (CSV equal to a direct run), then a copy of it in the user's
+#     directory (--resume skips every run);
 #   - make uninstall leaves nothing; no tracked file was changed.
 # Needs root (to create the user) and Lmod; SKIPPED without them.
 set -eu
@@ -183,7 +184,10 @@ submit) # OUT: the installed job script, from the user's run directory
     if [ "$1" = a ]; then
         OMPI_MCA_rmaps_base_oversubscribe=1 mpirun -np 2 ntkmem run ~/tiny.yaml --out tiny-ref.csv >/dev/null
     fi
-    sbatch --parsable -n 2 -t 5 -o "$HOME/run/job-$1.out" "$NTKMEM_JOBS/ntkmem.sbatch" ~/tiny.yaml job.csv ;;
+    # a: the installed script; b: a user's copy of it (finds ntkmem-job.sh through NTKMEM_JOBS)
+    job=$NTKMEM_JOBS/ntkmem.sbatch
+    [ "$1" = b ] && { cp "$job" my.sbatch; job=my.sbatch; }
+    sbatch --parsable -n 2 -t 5 -o "$HOME/run/job-$1.out" "$job" ~/tiny.yaml job.csv ;;
 uninstall) make uninstall PREFIX="$HOME/sw/ntkmem"; make uninstall PREFIX=/opt/ntkmem DESTDIR="$HOME/stage" ;;
 esac
 EOF
@@ -274,7 +278,7 @@ if command -v slurmctld >/dev/null; then
     n=$(($(wc -l <"$H/run/tiny-ref.csv") - 1))
     grep -q " skipped" "$H/run/job-b.out" || fail "(slurm) the resubmitted job did not skip the finished runs"
     echo "(slurm) installed jobs/ntkmem.sbatch as $U, 2 tasks ($(grep -m1 -o 'launcher: .*' "$H/run/job-a.out")):" \
-        "CSV ($n rows) equal to a direct run; resubmitted: $(grep -m1 -o '[0-9]* skipped' "$H/run/job-b.out") ($((SECONDS - t0)) s)"
+        "CSV ($n rows) equal to a direct run; a copy resubmitted: $(grep -m1 -o '[0-9]* skipped' "$H/run/job-b.out") ($((SECONDS - t0)) s)"
     slurm_stop; started_slurm=0
 else
     echo "(slurm) not installed: the job submission from the prefix is not tested here"
