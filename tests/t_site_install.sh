@@ -286,7 +286,9 @@ fi
 
 mv "$H/ntkmem.away" "$H/ntkmem"
 as_user uninstall || fail "(uninstall) make uninstall"
-left=$(find "$H/sw" "$H/stage" -mindepth 1 2>/dev/null | head -n 3)
+# (the directories above PREFIX and MODULEFILES are not the install's: stage/opt stays)
+left=$(find "$H/sw" "$H/stage" ! -type d 2>/dev/null | head -n 3)
+[ ! -e "$H/sw/ntkmem" ] && [ ! -e "$H/sw/modulefiles" ] || left="$left $H/sw/ntkmem or modulefiles"
 [ -z "$left" ] || fail "(uninstall) left behind: $left"
 (cd "$H/ntkmem" && sha256sum --quiet -c "$T/tracked.sha256") || fail "a tracked file was changed"
 echo "(uninstall) nothing left; no tracked file changed; config.mk is untracked; all in $((SECONDS - t_all)) s"
