@@ -13,8 +13,10 @@
 #   - a missing library is one line naming the variable to set (no module
 #     loaded: MPICC; no config.mk: SCALAPACK_LIBS; scalapack module unloaded
 #     with the site config.mk: SCALAPACK_LIBS);
-#   - module load the stack; build with config.mk (config.mk.example plus
-#     one line); run every unit-test program (np 1, the MPI ones also np 2);
+#   - module load the stack; with config.mk (config.mk.example plus one
+#     line) `make demo` (its Debian step says it does not apply, then it
+#     builds and runs the demo) and `make tests`; run every unit-test
+#     program (np 1, the MPI ones also np 2);
 #   - make install PREFIX=$HOME/sw/ntkmem (and a DESTDIR staging);
 #   - with the checkout moved away: module use $HOME/sw/modulefiles; module
 #     load ntkmem (which loads the stack); `ntkmem run` the installed demo
@@ -150,7 +152,10 @@ build)
         ! command -v $c || { echo "$c is visible"; exit 1; }
     done
     cp ../config.mk .
-    make -j2 all tests ;;
+    # README's first command: the Debian step notes it does not apply, then
+    # the build and configs/demo.yaml on 2 ranks
+    OMPI_MCA_mpi_yield_when_idle=1 OMPI_MCA_rmaps_base_oversubscribe=1 make -j2 demo
+    make -j2 tests ;;
 unit)
     module load $STACK
     export OMPI_MCA_mpi_yield_when_idle=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1 CK_FORK=no
@@ -220,10 +225,12 @@ one_line probe-noconfig SCALAPACK_LIBS
 one_line probe-unloaded SCALAPACK_LIBS
 
 t0=$SECONDS
-as_user build || fail "(build) make all tests with the modules and config.mk"
+as_user build || fail "(build) make demo, make tests with the modules and config.mk"
+grep -q '^install-deps: not a Debian system' "$T/step.log" || fail "(build) make demo's deps step did not skip"
+grep -q "runs: .* 0 failed" "$T/step.log" || fail "(build) make demo's runs failed"
 readelf -d "$H/ntkmem/build/ntkmem" | grep -q "RUNPATH.*$APPS/software/scalapack" ||
     fail "(build) the binary's RUNPATH does not name the module prefix: config.mk not used"
-echo "(build) make -j2 all tests as $U, no pkg-config/dpkg: $((SECONDS - t0)) s"
+echo "(build) make -j2 demo (the Debian step skipped), make -j2 tests as $U, no pkg-config/dpkg: $((SECONDS - t0)) s"
 t0=$SECONDS
 as_user unit || fail "(unit) a unit-test program failed"
 echo "(unit) $(tail -n 1 "$T/step.log") ($((SECONDS - t0)) s)"
