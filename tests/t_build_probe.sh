@@ -8,6 +8,7 @@
 # build directory.  tests/t_site_install.sh checks the same on a module stack.
 set -eu
 . "$(dirname "$0")/env.sh"
+nm_once_per_suite
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 probe() { # TARGET VAR=VALUE...: the probe with a fresh build directory; log in $T/log

@@ -35,10 +35,7 @@ for f in "${LMOD_PKG:-/nonexistent}/init/bash" /usr/share/lmod/lmod/init/bash; d
 done
 [ -n "$lmod_init" ] || { echo "SKIPPED: Lmod not installed (apt-get install lmod; scripts/install-deps.sh --with-slurm)"; exit 77; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIPPED: needs root to create the unprivileged test user"; exit 77; }
-case $NTKMEM_BUILD in
-"$NTKMEM_ROOT/build") ;;
-*) echo "SKIPPED: builds and installs its own ntkmem (run by make check, not again per build)"; exit 77 ;;
-esac
+nm_once_per_suite
 command -v git >/dev/null && git -C "$NTKMEM_ROOT" rev-parse --git-dir >/dev/null 2>&1 ||
     { echo "SKIPPED: not a git clone"; exit 77; }
 for c in useradd userdel runuser; do
