@@ -50,7 +50,9 @@ RANDOM123_CFLAGS ?=
 FC_LIBS        ?= -lgfortran
 LDFLAGS        ?=
 # x86-64-v2: runs on every x86 node of a cluster built in the last decade
-CFLAGS         ?= -O2 -g $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v2)
+ifeq ($(origin CFLAGS),undefined)
+CFLAGS         := -O2 -g $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v2)
+endif
 WARN           := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-format-truncation
 VERSION        := 0.1.0$(shell git rev-parse --short HEAD >/dev/null 2>&1 && echo -n - && git rev-parse --short HEAD)
 
