@@ -195,7 +195,8 @@ esac
 EOF
 chmod 644 "$T/user.sh"
 as_user() { # STEP [ARGS]: the step in a fresh login environment of the user; log in $T/step.log
-    runuser -u "$U" -- env -i HOME="$H" USER="$U" LOGNAME="$U" SHELL=/bin/bash LANG=C.UTF-8 \
+    # (bounded: a hung step fails the test instead of holding make check)
+    timeout 1200 runuser -u "$U" -- env -i HOME="$H" USER="$U" LOGNAME="$U" SHELL=/bin/bash LANG=C.UTF-8 \
         PATH="$SYSBIN" LMOD_INIT="$lmod_init" APPS="$APPS" STACK="$STACK" ${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} \
         bash --noprofile --norc "$T/user.sh" "$@" >"$T/step.log" 2>&1
 }
