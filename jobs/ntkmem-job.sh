@@ -5,7 +5,8 @@
 #
 # Environment (all optional):
 #   NTKMEM            the ntkmem binary (default: `ntkmem` on PATH, else
-#                     build/ntkmem beside this jobs/ directory)
+#                     build/ntkmem beside this jobs/ directory in a checkout,
+#                     else bin/ntkmem of the prefix it was installed in)
 #   NTKMEM_LAUNCHER   auto (default) | srun | mpirun
 #   NTKMEM_SRUN_MPI   the srun --mpi plugin (default pmix)
 #   NTKMEM_REQUEUE    1 (default): after a stop by SIGUSR1 (SLURM's warning
@@ -21,7 +22,8 @@ nm_log() { echo "[ntkmem-job] $(date '+%F %T') $*"; }
 nm_job_binary() {
     if [ -n "${NTKMEM:-}" ]; then :
     elif command -v ntkmem >/dev/null; then NTKMEM=$(command -v ntkmem)
-    else NTKMEM=$NTKMEM_JOBS/../build/ntkmem
+    elif [ -x "$NTKMEM_JOBS/../build/ntkmem" ]; then NTKMEM=$NTKMEM_JOBS/../build/ntkmem
+    else NTKMEM=$NTKMEM_JOBS/../../../bin/ntkmem # PREFIX/share/ntkmem/jobs
     fi
     [ -x "$NTKMEM" ] || { nm_log "error: no ntkmem binary at '$NTKMEM' (set NTKMEM=...)"; exit 2; }
 }

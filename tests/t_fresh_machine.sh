@@ -9,6 +9,9 @@ set -eu
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 command -v git >/dev/null && git -C "$NTKMEM_ROOT" rev-parse --git-dir >/dev/null 2>&1 || { echo "SKIPPED: not a git clone"; exit 77; }
+# README's Debian path: root (or sudo) on Debian; a cluster user's is t_site_install
+command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || { echo "SKIPPED: not Debian (the Debian path's test)"; exit 77; }
+[ "$(id -u)" -eq 0 ] || { echo "SKIPPED: the Debian path installs packages as root"; exit 77; }
 mkdir -p "$T/bin" "$T/repo"
 (cd "$NTKMEM_ROOT" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$T/repo"
 real_dpkg=$(command -v dpkg-query); real_pc=$(command -v pkg-config)

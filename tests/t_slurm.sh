@@ -12,8 +12,9 @@ if ! command -v slurmctld >/dev/null; then
     echo "SKIPPED: slurm not installed (scripts/install-deps.sh --with-slurm)"
     exit 77
 fi
-# the daemons of the test cluster run as root (SlurmUser=SlurmdUser=root)
-[ "$(id -u)" -eq 0 ] || { echo "FAILED: slurmctld is installed, but this test must run as root"; exit 1; }
+# the daemons of the test cluster run as root (SlurmUser=SlurmdUser=root); a
+# cluster user's make check cannot start them (CI runs as root)
+[ "$(id -u)" -eq 0 ] || { echo "SKIPPED: starts its own SLURM daemons, which needs root"; exit 77; }
 for c in slurmd munged munge sbatch squeue scontrol scancel sinfo srun; do
     command -v $c >/dev/null || { echo "FAILED: slurmctld is installed but $c is not"; exit 1; }
 done
