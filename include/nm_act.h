@@ -44,7 +44,9 @@ typedef void (*nm_act_kinf_fn)(const nm_act_geom *g, double alpha, double *edd, 
 typedef struct {
     const char *name; /* the value of the `activation` setting */
     /* sigma(z) and sigma'(z); alpha is the leaky_relu slope (others ignore it).
-     * At a kink sigma' is one of the one-sided derivatives (relu'(0) = 0). */
+     * At a kink sigma' is whatever dsigma returns there (relu'(0) = 0,
+     * abs'(0) = 0, leaky_relu'(0) = alpha); the K_inf closed forms use the
+     * same values where they matter (a zero vector x, u = 0 surely). */
     double (*sigma)(double alpha, double z);
     double (*dsigma)(double alpha, double z);
     /* optional: both over n values, either output NULL or z itself (z[i] is
