@@ -3,9 +3,11 @@
  *                      + (1/B^2) E[sigma(<w,x>) sigma(<w,y>)],   w ~ N(0, I_d).
  * Both expectations depend only on |x|^2, |y|^2 and <x,y>, since
  * (<w,x>, <w,y>) is centred Gaussian with that covariance.  Closed forms for
- * relu, step, abs, sign (arc-cosine kernels) and erf (arcsine); 2-D quadrature against the
- * Gaussian (nested composite Gauss-Legendre with panel ends at the kinks of
- * sigma, see src/num/kernels.c) for every other activation. */
+ * relu, step, abs, sign (arc-cosine kernels), erf (arcsine), leaky_relu and
+ * quadratic, held in the activation table (src/num/act.c); 2-D quadrature
+ * against the Gaussian (nested composite Gauss-Legendre with panel ends at
+ * the kinks the row lists, see src/num/kernels.c) for the rows marked
+ * kinf_quad (tanh, softplus, hardtanh). */
 #ifndef NM_KERNELS_H
 #define NM_KERNELS_H
 
@@ -27,11 +29,17 @@ typedef struct {
 #define NM_KINF_ORDER_DEFAULT 10
 #define NM_KINF_ORDER_MAX 64
 
-/* 1 if act has a closed form here: relu, step, abs, sign, erf and
+/* 1 if act's row has a closed form: relu, step, abs, sign, erf and
  * also leaky_relu (a combination of the relu terms) and quadratic (Isserlis).
  * For step and sign sigma' = 0 almost everywhere, so their hidden part
  * E[sigma' sigma'] is 0 and only the output part E[sigma sigma] counts. */
 int nm_kinf_has_closed_form(int act);
+
+/* NM_OK when K_inf of act can be computed (its row in src/num/act.c gives a
+ * closed form or kinf_quad), else NM_EINVAL and a message naming it: an
+ * activation whose kinks the quadrature does not know is refused, never
+ * integrated.  ntk_spectrum calls it at validation when kinf is true. */
+int nm_kinf_check(int act, nm_err *e);
 
 /* edd = E[sigma'(u) sigma'(v)], ess = E[sigma(u) sigma(v)] for
  * (u, v) ~ N(0, [[xx, xy], [xy, yy]]): closed form when there is one,

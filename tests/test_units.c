@@ -1,4 +1,4 @@
-/* Unit tests of the serial pieces: activations, losses, Philox streams,
+/* Unit tests of the serial pieces (activations: tests/test_act.c): losses, Philox streams,
  * settings table, shard split, .npy round trip. */
 #include <math.h>
 #include <stdio.h>
@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nm_act.h"
 #include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_params.h"
@@ -15,37 +14,6 @@
 #include "nm_shard.h"
 #include "nm_test.h"
 #include "nm_testlib.h"
-
-/* sigma' against central differences (h = 1e-6, error O(h^2) ~ 1e-10 for
- * smooth pieces) at points at least 0.05 from every kink (0, +-1). */
-START_TEST(test_act_derivatives)
-{
-    const double pts[] = {-2.3, -1.4, -0.7, -0.3, -0.05 - 1e-3, 0.08, 0.4, 0.9, 1.3, 2.7};
-    for (int a = 0; a < NM_ACT_COUNT; a++) {
-        double worst = 0;
-        for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) {
-            double z = pts[i], h = 1e-6;
-            double fd = (nm_act_sigma(a, 0.1, z + h) - nm_act_sigma(a, 0.1, z - h)) / (2 * h);
-            double an = nm_act_dsigma(a, 0.1, z);
-            double err = fabs(fd - an) / fmax(1.0, fabs(an));
-            worst = fmax(worst, err);
-            /* the vectorised path must agree with the scalar one */
-            double s, ds;
-            nm_act_apply(a, 0.1, 1, &z, &s, &ds);
-            ck_assert_msg(s == nm_act_sigma(a, 0.1, z) && ds == an, "%s: apply differs at %g",
-                          nm_act_names[a], z);
-            /* outputs may alias the input */
-            double zs = z, zd = z, ds2;
-            nm_act_apply(a, 0.1, 1, &zs, &zs, &ds2);
-            nm_act_apply(a, 0.1, 1, &zd, NULL, &zd);
-            ck_assert_msg(zs == s && ds2 == an && zd == an, "%s: aliased apply differs at %g",
-                          nm_act_names[a], z);
-        }
-        ck_assert_msg(worst < 1e-7, "%s: sigma' off by %.3g from finite differences",
-                      nm_act_names[a], worst);
-    }
-}
-END_TEST
 
 START_TEST(test_loss_derivatives)
 {
@@ -169,7 +137,6 @@ static Suite *make(void)
 {
     Suite *s = suite_create("units");
     TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_act_derivatives);
     tcase_add_test(tc, test_loss_derivatives);
     tcase_add_test(tc, test_philox_reproducible);
     tcase_add_test(tc, test_settings_table);

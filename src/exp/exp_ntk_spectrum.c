@@ -45,6 +45,7 @@ static int check(const nm_params *p, nm_err *e)
                                                p->save_gram[0]))
         return nm_fail(e, NM_EINVAL, "ntk_method matrix_free forms neither K nor K_inf: set "
                        "kinf: false (and no spectrum_out / save_gram)");
+    if (p->kinf && nm_kinf_check(p->activation, e) != NM_OK) return NM_EINVAL;
     if (p->spectrum_out[0] && p->eigenvalues != NM_EIG_ALL)
         return nm_fail(e, NM_EINVAL, "spectrum_out needs eigenvalues: all (extremes computes only "
                        "lambda_min and lambda_max)");

@@ -1,9 +1,10 @@
 /* nm_kernels: the expected infinite-width NTK of [D20b section 2.5],
  *   tk(x, y) = <x,y> E[sigma'(u) sigma'(v)] + (1/B^2) E[sigma(u) sigma(v)],
  *   (u, v) = (<w,x>, <w,y>) ~ N(0, [[xx, xy], [xy, yy]]),  w ~ N(0, I_d).
- * Closed forms where they exist (relu, step, abs, sign: arc-cosine kernels;
- * erf: arcsine), a 2-D quadrature against the
- * Gaussian with panel ends on the kinks of sigma otherwise. */
+ * The closed forms where they exist (relu, step, abs, sign: arc-cosine kernels;
+ * erf: arcsine; leaky_relu, quadratic) sit in the activation's row
+ * (src/num/act.c); a row marked kinf_quad gets a 2-D quadrature against the
+ * Gaussian with panel ends on the kinks its row lists. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -17,26 +18,16 @@
 
 int nm_kinf_has_closed_form(int act)
 {
-    switch (act) {
-    case NM_ACT_RELU:
-    case NM_ACT_STEP:
-    case NM_ACT_ABS:
-    case NM_ACT_SIGN:
-    case NM_ACT_ERF:
-    case NM_ACT_LEAKY_RELU:
-    case NM_ACT_QUADRATIC: return 1;
-    default: return 0;
-    }
+    const nm_act_desc *r = nm_act_get(act);
+    return r && r->kinf_closed;
 }
 
-/* The geometry of the pair: clamps rounding so that duplicates and antipodal
- * points (rho = +-1 up to the last bit) and zero vectors give no NaN. */
-typedef struct {
-    double xx, yy, xy; /* clamped: xx, yy >= 0, |xy| <= sqrt(xx yy) */
-    double sn;         /* |x||y| sin theta = sqrt(xx yy - xy^2) >= 0 */
-    double theta;      /* angle in [0, pi] (0 when a vector is zero) */
-    int zero;          /* x = 0 or y = 0: u or v is 0 almost surely */
-} kgeom;
+int nm_kinf_check(int act, nm_err *e) { return nm_act_kinf_check(act, e); }
+
+/* The geometry of the pair (nm_act_geom: covariance, |x||y| sin theta,
+ * theta, zero): its constructors clamp rounding so that duplicates and
+ * antipodal points (rho = +-1 up to the last bit) and zero vectors give no NaN. */
+typedef nm_act_geom kgeom;
 
 /* The geometry from the vectors themselves (row-major x, y of length d):
  * xx, yy, xy by the same ddot loop (so x = y gives xy = xx = yy exactly)
@@ -92,69 +83,6 @@ static kgeom kgeom_make(double xx, double yy, double xy)
     return g;
 }
 
-/* E[1[u>0] 1[v>0]] = (pi - theta)/(2 pi); 0 for a zero vector (1[0>0] = 0,
- * the convention of nm_act). */
-static double kstep(const kgeom *g) { return g->zero ? 0.0 : (M_PI - g->theta) / (2 * M_PI); }
-
-/* E[relu(u) relu(v)] = |x||y| (sin theta + (pi - theta) cos theta)/(2 pi),
- * the arc-cosine kernel of degree 1; exactly 0 for a zero vector. */
-static double krelu(const kgeom *g) { return (g->sn + (M_PI - g->theta) * g->xy) / (2 * M_PI); }
-
-/* E[sign(u) sign(v)] = 1 - 2 theta/pi = (2/pi) arcsin rho; sign(0) = 0. */
-static double ksign(const kgeom *g) { return g->zero ? 0.0 : 1.0 - 2.0 * g->theta / M_PI; }
-
-/* E[|u||v|] = (2/pi)|x||y| (sqrt(1 - rho^2) + rho arcsin rho). */
-static double kabs(const kgeom *g) { return 2.0 / M_PI * (g->sn + g->xy * (M_PI / 2 - g->theta)); }
-
-/* Closed forms; returns 0 when act has none. */
-static int kinf_closed_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
-{
-    switch (k->act) {
-    case NM_ACT_RELU: /* sigma' = step */
-        *edd = kstep(&g);
-        *ess = krelu(&g);
-        return 1;
-    case NM_ACT_STEP: /* sigma' = 0 a.e.: no hidden part */
-        *edd = 0.0;
-        *ess = kstep(&g);
-        return 1;
-    case NM_ACT_ABS: /* sigma' = sign */
-        *edd = ksign(&g);
-        *ess = kabs(&g);
-        return 1;
-    case NM_ACT_SIGN: /* sigma' = 0 a.e.: no hidden part */
-        *edd = 0.0;
-        *ess = ksign(&g);
-        return 1;
-    case NM_ACT_ERF: {
-        /* E[erf erf] = (2/pi) arcsin(2 xy / sqrt((1 + 2xx)(1 + 2yy))) (Williams 1997);
-         * erf'(z) = (2/sqrt pi) e^{-z^2} and E[e^{-u^2 - v^2}] = det(I + 2 Sigma)^{-1/2},
-         * det(I + 2 Sigma) = 1 + 2xx + 2yy + 4(xx yy - xy^2) >= 1. */
-        double q = (1 + 2 * g.xx) * (1 + 2 * g.yy);
-        double r = 2 * g.xy / sqrt(q);
-        r = r > 1 ? 1 : (r < -1 ? -1 : r);
-        *ess = 2.0 / M_PI * asin(r);
-        *edd = 4.0 / M_PI / sqrt(1 + 2 * g.xx + 2 * g.yy + 4 * g.sn * g.sn);
-        return 1;
-    }
-    case NM_ACT_LEAKY_RELU: {
-        /* sigma(z) = a z + (1-a) relu(z), sigma'(z) = a + (1-a) 1[z>0]
-         * (sigma'(0) = a as in nm_act).  E[u relu(v)] = xy/2 by the symmetry
-         * (u,v) -> (-u,-v), so E[sigma sigma] = a xy + (1-a)^2 E[relu relu]. */
-        double a = k->alpha, b = 1 - a;
-        double pu = g.xx > 0 ? 0.5 : 0.0, pv = g.yy > 0 ? 0.5 : 0.0;
-        *edd = a * a + a * b * (pu + pv) + b * b * kstep(&g);
-        *ess = a * g.xy + b * b * krelu(&g);
-        return 1;
-    }
-    case NM_ACT_QUADRATIC: /* Isserlis: E[u^2 v^2] = xx yy + 2 xy^2 */
-        *edd = 4 * g.xy;
-        *ess = g.xx * g.yy + 2 * g.xy * g.xy;
-        return 1;
-    default: return 0;
-    }
-}
-
 int nm_gauss_legendre(int n, double *x, double *w, nm_err *e)
 {
     if (n < 1) return nm_fail(e, NM_EINVAL, "Gauss-Legendre order %d must be >= 1", n);
@@ -206,26 +134,27 @@ int nm_gauss_legendre(int n, double *x, double *w, nm_err *e)
 #define KQ_W 2.0      /* widest panel in [-KQ_T, KQ_T], in z units */
 #define KQ_T 4.0      /* beyond, phi < 1.4e-4: tail panels are not split */
 #define KQ_MAXPAN 96  /* panels per dimension (features, scales, splits) */
-#define KQ_MAXFEAT 7
+#define KQ_NSCALE 7
+#define KQ_MAXFEAT (NM_ACT_MAX_KINKS + KQ_NSCALE)
 
-/* Points of the activation argument that must be panel ends: the kinks
- * (exact breakpoints: relu-like 0, hardtanh +-1) and, for the smooth
- * saturating ones, a few scale points so that sigma(a z) stays resolved when
- * |x| is large.  The first *nkink entries are kinks (0 for smooth ones). */
-static int kq_features(int act, const double **feat, int *nkink)
+/* Points of the activation argument that must be panel ends, from the
+ * activation's row (nm_act_desc): its kinks (exact breakpoints: relu-like 0,
+ * hardtanh +-1) and, unless sigma is a polynomial between its kinks, a few
+ * scale points so that a curved sigma(a z) (tanh, erf, softplus) stays
+ * resolved when |x| is large.  Fills feat[KQ_MAXFEAT], the first *nkink
+ * entries the kinks; returns the count (0 for an unknown activation). */
+static int kq_features(int act, double *feat, int *nkink)
 {
-    static const double zero[] = {0.0}, pm1[] = {-1.0, 1.0};
-    static const double smooth[KQ_MAXFEAT] = {0.0, -1.0, 1.0, -3.0, 3.0, -8.0, 8.0};
-    switch (act) {
-    case NM_ACT_RELU:
-    case NM_ACT_ABS:
-    case NM_ACT_LEAKY_RELU:
-    case NM_ACT_STEP:
-    case NM_ACT_SIGN: *feat = zero, *nkink = 1; return 1;
-    case NM_ACT_HARDTANH: *feat = pm1, *nkink = 2; return 2;
-    case NM_ACT_QUADRATIC: *feat = zero, *nkink = 0; return 0;
-    default: *feat = smooth, *nkink = 0; return KQ_MAXFEAT;
-    }
+    static const double scale[KQ_NSCALE] = {0.0, -1.0, 1.0, -3.0, 3.0, -8.0, 8.0};
+    const nm_act_desc *r = nm_act_get(act);
+    int n = 0;
+    *nkink = 0;
+    if (!r) return 0;
+    for (int i = 0; i < r->nkinks && i < NM_ACT_MAX_KINKS; i++) feat[n++] = r->kinks[i];
+    *nkink = n;
+    if (!r->piecewise_poly)
+        for (int i = 0; i < KQ_NSCALE; i++) feat[n++] = scale[i];
+    return n;
 }
 
 static int cmp_double(const void *p, const void *q)
@@ -331,8 +260,8 @@ static void expect_quad_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
     double a = sqrt(g.xx), b = a > 0 ? g.xy / a : 0.0;
     double c = a > 0 ? g.sn / a : sqrt(g.yy); /* c^2 = yy - b^2 = det / xx */
     double ends[KQ_MAXPAN + 1], sd = 0, ss = 0;
-    const double *ft;
-    int nk, nf = kq_features(k->act, &ft, &nk);
+    double ft[KQ_MAXFEAT];
+    int nk, nf = kq_features(k->act, ft, &nk);
     if (c >= fabs(b)) {
         /* |rho| <= 1/sqrt 2: outer z1, inner z2.  f(a z1) changes at t/a; the
          * inner mean E g(b z1 + c Z2) at t/b, on the broad scale c/|b| >= 1. */
@@ -389,9 +318,18 @@ void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, doub
     expect_quad_g(k, kgeom_make(xx, yy, xy), edd, ess);
 }
 
+/* The row's closed form, else its quadrature; NaN for an activation with
+ * neither (refused at validation: nm_act_kinf_check), never a quadrature
+ * whose panels do not know its kinks. */
 static void expect_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
 {
-    if (!kinf_closed_g(k, g, edd, ess)) expect_quad_g(k, g, edd, ess);
+    const nm_act_desc *r = nm_act_get(k->act);
+    if (r && r->kinf_closed)
+        r->kinf_closed(&g, k->alpha, edd, ess);
+    else if (r && r->kinf_quad)
+        expect_quad_g(k, g, edd, ess);
+    else
+        *edd = *ess = NAN;
 }
 
 void nm_kinf_expect(const nm_kinf *k, double xx, double yy, double xy, double *edd,
@@ -443,8 +381,8 @@ double nm_kinf_entry_vec(const nm_kinf *k, int part, double B, const double *x, 
 static void kh_coeffs(const nm_kinf *k, double xx, double *al, double *be)
 {
     double a = xx > 0 ? sqrt(xx) : 0.0, zero = 0.0, ends[KQ_MAXPAN + 1];
-    const double *ft;
-    int nk, nf = kq_features(k->act, &ft, &nk);
+    double ft[KQ_MAXFEAT];
+    int nk, nf = kq_features(k->act, ft, &nk);
     int n = kq_nodes(kq_ends_in(KH_L, KH_L, KH_W, 1, &zero, &a, nf, nk, ft, ends), ends, kq.zo,
                      kq.wo);
     for (int i = 0; i < n; i++) kq.u[i] = a * kq.zo[i];
@@ -481,7 +419,8 @@ void nm_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const
 {
     const int nt = KH_K + 1;
     double *cr = NULL, *cc = NULL;
-    if (!nm_kinf_has_closed_form(k->act) && mr > 0 && nc > 0 && kq_get(k->order)) {
+    const nm_act_desc *r = nm_act_get(k->act);
+    if (r && !r->kinf_closed && r->kinf_quad && mr > 0 && nc > 0 && kq_get(k->order)) {
         cr = malloc(sizeof(double) * 2 * nt * (size_t)mr);
         cc = malloc(sizeof(double) * 2 * nt * (size_t)nc);
         if (!cr || !cc) free(cr), free(cc), cr = cc = NULL; /* entry by entry, slower */

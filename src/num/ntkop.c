@@ -23,10 +23,12 @@ void pdseupd_(const MPI_Fint *comm, const int *rvec, const char *howmny, int *se
               double *v, const int *ldv, int *iparam, int *ipntr, double *workd, double *workl,
               const int *lworkl, int *info, fstrlen, fstrlen, fstrlen);
 
-/* sigma' takes only the values -1, 0, 1: one byte per entry */
+/* sigma' takes only the values -1, 0, 1 (the activation's row says so): one
+ * byte per entry */
 static int deriv_is_sign(int act)
 {
-    return act == NM_ACT_RELU || act == NM_ACT_ABS || act == NM_ACT_STEP || act == NM_ACT_SIGN;
+    const nm_act_desc *r = nm_act_get(act);
+    return r && r->dsigma_sign;
 }
 
 static long panel_kp(long m, long nrows)
