@@ -90,8 +90,9 @@ static double dense_bytes(const nm_params *p, int P, int rank)
     double b = (1.0 + (p->kinf ? 1.0 : 0.0)) * mat;
     /* the larger of the build's panels and the eigensolver's work space */
     double build = nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
-    double eig = p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
-                                                    : 8.0 * 4.0 * m;
+    double eig = nm_exp_eigsolver(p, P, NULL, 0) == NM_EIGSOLVER_ELPA
+                     ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                     : 8.0 * 4.0 * m;
     b += build > eig ? build : eig;
     b += 8.0 * 6.0 * m; /* tridiagonal, spectrum */
     if (rank == 0 && p->save_gram[0]) b += 2.0 * 8.0 * m * m;
@@ -166,15 +167,18 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
                  p->lambda_min_mf ? ", lambda_min ~1000+" : "",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
-    } else
-        snprintf(buf, n, "dense (%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
-                 nm_eigsolver_names[p->eigensolver], dense_seconds(p, P),
+    } else {
+        char why[256];
+        int solver = nm_exp_eigsolver(p, P, why, sizeof why);
+        snprintf(buf, n, "dense (%s%s%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
+                 nm_eigsolver_names[solver], why[0] ? ": " : "", why, dense_seconds(p, P),
                  DENSE_FLOPS_PER_RANK / 1e9,
                  p->ntk_method != NM_NTK_AUTO ? ""
                  : needs_dense(p) && dense_too_big(p, P)
                      ? " (auto: over the budget, but kinf / spectrum_out / save_gram need the dense "
                        "path; set kinf: false for matrix_free)"
                      : " (auto)");
+    }
 }
 
 typedef struct {
@@ -285,6 +289,7 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
 {
     const nm_grid *g = &s->gs.g;
     nm_dmat *K = &s->gs.K[0], *Ki = &s->gs.K[1];
+    nm_exp_eigsolver_note(p, comm);
     double t0 = wtime(comm);
     int rc = nm_gram_ntk(K, g, in, e);
     row[M_TGRAM] = elapsed(t0, comm);
