@@ -137,7 +137,7 @@ START_TEST(test_agreement)
             ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
             ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
             ck_assert_int_eq(nm_ntkop_lambda_min(&op, 11, 60, 1e-10, 20000, &v0, &lm, &e), NM_OK);
-            ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, 20000, &y2, &ci, &e), NM_OK);
+            ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, v[0], 20000, &y2, &ci, &e), NM_OK);
             ck_assert_msg(li.converged && lm.converged && ci.converged,
                           "%s kernel %d: a Krylov solve stopped early (%d %d %d)",
                           nm_act_names[acts[a]], kern, li.converged, lm.converged, ci.converged);
@@ -170,7 +170,7 @@ START_TEST(test_stops_early)
     nm_krylov_info li, ci;
     double v, y;
     ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
-    ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-12, 5, &y, &ci, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-12, 0, 5, &y, &ci, &e), NM_OK);
     ck_assert(!ci.converged && isnan(y) && ci.products <= 6 && ci.resid > 1e-6);
     ck_assert_int_eq(nm_ntkop_lanczos(&op, "SA", 1, 30, 1e-12, 40, &v, &li, &e), NM_OK);
     ck_assert(!li.converged && li.products <= 40);

@@ -45,6 +45,12 @@ static int check(const nm_params *p, nm_err *e)
                                                p->save_gram[0]))
         return nm_fail(e, NM_EINVAL, "ntk_method matrix_free forms neither K nor K_inf: set "
                        "kinf: false (and no spectrum_out / save_gram)");
+    /* (ntk_method auto stays dense there: use_matrix_free) */
+    if (p->ntk_method == NM_NTK_MATRIX_FREE && p->top_k >= p->m)
+        return nm_fail(e, NM_EINVAL, "ntk_method matrix_free needs m > top_k (Lanczos finds at "
+                       "most m - 1 eigenvalues of the m x m K), but m = %ld, top_k = %ld; use "
+                       "ntk_method dense%s", p->m, p->top_k,
+                       p->m > 1 ? " or a smaller top_k" : " (K is 1 x 1)");
     if (p->spectrum_out[0] && p->eigenvalues != NM_EIG_ALL)
         return nm_fail(e, NM_EINVAL, "spectrum_out needs eigenvalues: all (extremes computes only "
                        "lambda_min and lambda_max)");
@@ -148,7 +154,8 @@ static int needs_dense(const nm_params *p)
 static int use_matrix_free(const nm_params *p, int P)
 {
     if (p->ntk_method != NM_NTK_AUTO) return p->ntk_method == NM_NTK_MATRIX_FREE;
-    return !needs_dense(p) && dense_too_big(p, P);
+    /* Lanczos needs m > top_k (check): smaller K are dense whatever the budget */
+    return !needs_dense(p) && p->m > p->top_k && dense_too_big(p, P);
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
@@ -333,7 +340,9 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
     return rc;
 }
 
-/* The matrix-free path: products K v only (nm_ntkop). */
+/* The matrix-free path: products K v only (nm_ntkop).  *status: 1 ok,
+ * 0 not converged, -1 not positive definite (the dense path's test,
+ * lambda_min <= m eps lambda_max, found by CG or by lambda_min_mf). */
 static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in *in,
                   double *row, int *status, nm_err *e)
 {
@@ -347,7 +356,8 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     row[M_MF] = 1;
     if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
-    int conv = 1;
+    int conv = 1, singular = 0;
+    double lmax_est = NAN; /* a Ritz value: never above lambda_max */
     if (rc == NM_OK) {
         row[M_TRACE] = op.trace;
         t0 = wtime(comm);
@@ -361,12 +371,27 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         if (rc == NM_OK) {
             row[M_LMAX] = li.converged ? vals[0] : NAN;
             row[M_LMAXRES] = li.resid, row[M_PLMAX] = (double)li.products;
+            lmax_est = vals[0];
             conv &= li.converged;
         }
         free(vals);
         row[M_TEIG] = elapsed(t0, comm);
     }
-    if (rc == NM_OK && p->lambda_min_mf) {
+    if (rc == NM_OK) {
+        nm_krylov_info ci;
+        t0 = wtime(comm);
+        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, lmax_est, p->max_products, &row[M_YKY], &ci, e);
+        row[M_TSOLVE] = elapsed(t0, comm);
+        if (rc == NM_OK) {
+            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
+            conv &= ci.converged;
+            singular = ci.singular;
+            if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
+        }
+    }
+    /* lambda_min after CG: a singular K needs no Lanczos on its small end
+     * (lambda_min ~ 0 has no relative residual to converge to) */
+    if (rc == NM_OK && p->lambda_min_mf && !singular) {
         double v;
         nm_krylov_info li;
         int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
@@ -379,20 +404,12 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             row[M_LMIN] = li.converged ? v : NAN;
             row[M_LMINRES] = li.resid, row[M_PLMIN] = (double)li.products;
             conv &= li.converged;
+            if (li.converged && !nm_gram_is_pd(1, v, row[M_LMAX], p->m)) singular = 1;
         }
     }
-    if (rc == NM_OK) {
-        nm_krylov_info ci;
-        t0 = wtime(comm);
-        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, p->max_products, &row[M_YKY], &ci, e);
-        row[M_TSOLVE] = elapsed(t0, comm);
-        if (rc == NM_OK) {
-            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
-            conv &= ci.converged;
-        }
-    }
-    if (rc == NM_OK) row[M_COND] = row[M_LMAX] / row[M_LMIN];
-    *status = conv;
+    if (rc == NM_OK) row[M_COND] = singular ? INFINITY : row[M_LMAX] / row[M_LMIN];
+    if (singular) row[M_YKY] = NAN;
+    *status = singular ? -1 : conv;
     nm_ntkop_free(&op);
     return rc;
 }
@@ -418,8 +435,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
         /* PSD self-check: every Ritz value of a Gram matrix is >= 0 */
         int psd = !(row[M_LMINUP] < -(double)p->m * 16.0 * DBL_EPSILON * fabs(row[M_LMAX])) &&
                   !(row[M_LMAX] < 0);
-        rc = nm_sink_row(sink, 0, conv ? "ok" : "not_converged", psd ? "PASSED" : "FAILED", 1,
-                         row, e);
+        rc = nm_sink_row(sink, 0, conv < 0 ? "not_pd" : conv ? "ok" : "not_converged",
+                         psd ? "PASSED" : "FAILED", 1, row, e);
     } else if (rc == NM_OK) {
         int pd = nm_gram_is_pd(chol_ok, row[M_LMIN], row[M_LMAX], p->m);
         if (!pd) row[M_YKY] = NAN;
