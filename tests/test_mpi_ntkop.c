@@ -7,7 +7,10 @@
  * - lambda_max by PARPACK within 1e-8 relative and y^T K^-1 y by CG within
  *   1e-6 of the dense values for relu, abs, erf, tanh and the hidden,
  *   output and full kernels; lambda_min by Lanczos (SA) within 1e-8;
- * - a solve stopped by its product budget says so (converged = 0, NaN). */
+ * - a solve stopped by its product budget says so (converged = 0, NaN);
+ * - m = 2..7 (fewer entries than ranks at P = 3, 4) as well as m = 240;
+ * - a singular K (duplicate examples) stops CG as singular within 100
+ *   products; the same examples without duplicates are not flagged. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -179,6 +182,76 @@ START_TEST(test_stops_early)
 }
 END_TEST
 
+/* m = 2..7 at every P: with m < P some ranks hold no vector entries
+ * (PARPACK runs without them; they still join every product) */
+START_TEST(test_small_m)
+{
+    double worst[3] = {0, 0, 0};
+    for (long m = 2; m <= 7; m++) {
+        problem pb;
+        nm_err e;
+        make_problem(&pb, m, 3, 40, NM_ACT_RELU, 1, 1);
+        double l0, l1, yk, v[2], v0, y2;
+        dense_ref(&pb, &l0, &l1, &yk, NULL);
+        nm_ntkop op;
+        nm_krylov_info li, lm, ci;
+        ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_lambda_min(&op, 1, 60, 1e-10, 5000, &v0, &lm, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, v[0], 5000, &y2, &ci, &e), NM_OK);
+        ck_assert_msg(li.converged && lm.converged && ci.converged && !ci.singular,
+                      "m = %ld: a Krylov solve stopped early (%d %d %d)", m, li.converged,
+                      lm.converged, ci.converged);
+        worst[0] = fmax(worst[0], fabs(v[0] - l1) / l1);
+        worst[1] = fmax(worst[1], fabs(v0 - l0) / l1);
+        worst[2] = fmax(worst[2], fabs(y2 - yk) / yk);
+        ck_assert_msg(worst[0] <= 1e-10 && worst[1] <= 1e-10 && worst[2] <= 1e-8,
+                      "m = %ld: lambda_max %.3g, lambda_min %.3g, yKinvy %.3g off", m, worst[0],
+                      worst[1], worst[2]);
+        nm_ntkop_free(&op);
+        free_problem(&pb);
+    }
+    if (nmt_rank == 0)
+        printf("matrix-free at m = 2..7, P = %d: lambda_max %.2g, lambda_min %.2g (rel. to "
+               "lambda_max), yKinvy %.2g\n", nmt_size, worst[0], worst[1], worst[2]);
+}
+END_TEST
+
+/* A singular K (duplicate examples, whose labels differ: y has a part in
+ * K's null space): CG stops as singular within a few dozen products, with
+ * an upper bound on lambda_min at the rounding level, instead of running to
+ * its budget; the same problem without duplicates is not flagged. */
+START_TEST(test_singular_cg)
+{
+    long m = 120;
+    for (int dup = 1; dup >= 0; dup--) {
+        problem pb;
+        nm_err e;
+        nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, 6, 80, NM_ACT_RELU, 1, 1, dup, 0);
+        nm_ntkop op;
+        nm_krylov_info li, ci;
+        double v[2], y;
+        ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, v[0], 20000, &y, &ci, &e), NM_OK);
+        if (nmt_rank == 0)
+            printf("CG, m = %ld, %s: %s after %ld products, smallest Ritz value %.3g lambda_max\n",
+                   m, dup ? "duplicate examples" : "distinct examples",
+                   ci.singular ? "singular" : ci.converged ? "converged" : "not converged",
+                   ci.products, ci.ritz_min / v[0]);
+        if (dup)
+            ck_assert_msg(ci.singular && !ci.converged && isnan(y) && ci.products <= 100 &&
+                              ci.ritz_min <= m * DBL_EPSILON * v[0],
+                          "singular K: singular %d after %ld products, Ritz value %.3g", ci.singular,
+                          ci.products, ci.ritz_min);
+        else
+            ck_assert_msg(!ci.singular && ci.converged && isfinite(y), "PD K flagged singular");
+        nm_ntkop_free(&op);
+        free_problem(&pb);
+    }
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("ntkop");
@@ -188,6 +261,8 @@ static Suite *make(void)
     tcase_add_test(tc, test_product);
     tcase_add_test(tc, test_agreement);
     tcase_add_test(tc, test_stops_early);
+    tcase_add_test(tc, test_small_m);
+    tcase_add_test(tc, test_singular_cg);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -360,6 +360,9 @@ static double tridiag_min(int k, double *dg, double *od)
     return w;
 }
 
+/* rows of CG's tridiagonal kept for its smallest Ritz value (1 MiB) */
+#define NM_CG_TMAX 65536L
+
 int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max_products,
                 double *val, nm_krylov_info *info, nm_err *e)
 {
@@ -407,7 +410,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
             break;
         }
         double a = rr / pkp;
-        if (it >= tcap) {
+        if (it >= tcap && tcap < NM_CG_TMAX) {
             tcap *= 2;
             double *d2 = realloc(tdg, sizeof(double) * (size_t)tcap);
             if (d2) tdg = d2;
@@ -416,12 +419,14 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
             rc = nm_agree(op->comm, o2 ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG)"), e);
             if (rc != NM_OK) goto out;
         }
-        tdg[it] = 1.0 / a + (it > 0 ? b0 / a0 : 0.0);
-        if (it > 0) tod[it - 1] = sqrt(b0) / a0;
-        piv = (tdg[it] - tau) - (it > 0 ? tod[it - 1] * tod[it - 1] / piv : 0.0);
+        double dj = 1.0 / a + (it > 0 ? b0 / a0 : 0.0), oj = it > 0 ? sqrt(b0) / a0 : 0.0;
+        if (it < tcap) tdg[it] = dj;
+        if (it > 0 && it - 1 < tcap) tod[it - 1] = oj;
+        piv = (dj - tau) - (it > 0 ? oj * oj / piv : 0.0);
         if (!(piv > 0)) { /* a Ritz value of K at or below tau */
             ok = 0, singular = 1;
-            info->ritz_min = tridiag_min((int)(it + 1), tdg, tod);
+            /* past the stored rows, tau itself bounds lambda_min */
+            info->ritz_min = it < tcap ? tridiag_min((int)(it + 1), tdg, tod) : tau;
             break;
         }
         for (long i = 0; i < op->ml; i++) x[i] += a * p[i], r[i] -= a * kp[i];
