@@ -41,5 +41,15 @@ extern const nm_experiment nm_experiments[];
 /* NULL when id is not in the table. */
 const nm_experiment *nm_experiment_get(int id);
 
+/* The eigensolver of p's dense Gram on P ranks (nm_gram_eigsolver on p's
+ * grid and block size: ELPA falls back to ScaLAPACK where it cannot run);
+ * why gets the reason of a fallback, "" otherwise. */
+int nm_exp_eigsolver(const nm_params *p, int P, char *why, size_t n);
+
+/* Rank 0, first repeat of a point: a note on stderr when the eigensolver
+ * differs from p's `eigensolver` (the log says which solver produced the
+ * numbers). */
+void nm_exp_eigsolver_note(const nm_params *p, MPI_Comm comm);
+
 
 #endif

@@ -109,8 +109,8 @@ typedef void (*nm_gram_blockfn)(void *ctx, int mr, int nc, const double *xxr, co
 int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e);
 
-/* Spectrum of the symmetric K (lower triangle), destroying K.  solver =
- * NM_EIGSOLVER_SCALAPACK: one
+/* Spectrum of the symmetric K (lower triangle), destroying K, by the solver
+ * nm_gram_eigsolver picks for `solver`.  NM_EIGSOLVER_SCALAPACK: one
  * distributed tridiagonal reduction (pdsytrd, in place), then on rank 0 all
  * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
  * only the two extremes by bisection (dstebz).  pdsyevd has no eigenvalues-
@@ -128,6 +128,19 @@ int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, do
  *   Measured 1.7-2.4x faster than pdsytrd at m = 8000, P = 2.
  * NM_EIGSOLVER_SCALAPACK: pdsytrd + dsterf / dstebz as described above. */
 enum { NM_EIGSOLVER_ELPA = 0, NM_EIGSOLVER_SCALAPACK = 1 };
+
+/* The eigensolver nm_gram_eig uses when `requested` is asked for an m x m
+ * matrix in nb x nb blocks on an nprow x npcol grid -- the one place of the
+ * rule (an `eigensolver: auto` would extend it here).  ELPA needs every
+ * process row and every process column to hold part of K, i.e.
+ * m > (max(nprow, npcol) - 1) nb: elpa_setup refuses a process row without
+ * rows on that rank alone (the others then wait in the solve), and its
+ * tridiagonal solver a process column without columns
+ * (ELPA_ERROR_DURING_COMPUTATION); measured for m = 1..40, nb = 1..64 on
+ * every grid of P <= 4, both limits exact.  Otherwise ScaLAPACK (pdsytrd,
+ * any layout) is used, and why (if not NULL) gets the reason; "" when the
+ * requested solver is used. */
+int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n);
 
 /* Copy K's lower triangle onto its upper one (a distributed transpose of
  * the strictly lower blocks in chunks of ~16 MiB; no second matrix).

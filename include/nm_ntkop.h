@@ -36,6 +36,10 @@ typedef struct {
     long kp;            /* neurons per panel */
     long m0, ml;        /* this rank's vector block [m0, m0 + ml) */
     int *cnt, *dsp;     /* vector blocks of every rank */
+    /* PARPACK's ranks: those whose block is not empty (all of them when
+     * m >= P; PARPACK refuses an empty block), rank 0 always among them */
+    MPI_Comm kcomm;
+    int in_k;
     int8_t *s8;         /* cached S' (m x nrows, column j = neuron j), int8 */
     double *sd, *s;     /* cached S' as doubles, cached S */
     double *Z, *A, *Bw, *C, *vf, *of; /* panel work, full vectors */
@@ -61,6 +65,9 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
 /* The result of a Krylov solve. */
 typedef struct {
     int converged;      /* 1: the solver's own test and our residual check passed */
+    int singular;       /* CG: K is numerically singular (see nm_ntkop_cg) */
+    double ritz_min;    /* CG, when singular: the smallest Ritz value of K from CG's
+                         * Lanczos tridiagonal, an upper bound on lambda_min; else NaN */
     long products;      /* products used (including the residual checks) */
     long iterations;    /* CG iterations / Lanczos restarts */
     double resid;       /* final relative residual: ||K x - theta x|| / |theta|,
@@ -73,7 +80,10 @@ typedef struct {
  * products.  The start vector depends on the example index only (the same
  * for every P).  info->resid is the largest true relative residual of the
  * nev Ritz pairs (nev more products).  A Ritz value of SA is an upper bound
- * on lambda_min whatever its residual (Courant-Fischer).  Collective. */
+ * on lambda_min whatever its residual (Courant-Fischer).  Needs
+ * 1 <= nev < min(ncv, m) (so m >= 2).  Every rank takes part in the
+ * products; PARPACK runs on op->kcomm.  Stops between products on a signal
+ * (nm_signal_pending on any rank): NM_EINTR.  Collective. */
 int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
                      long max_products, double *vals, nm_krylov_info *info, nm_err *e);
 
@@ -98,9 +108,20 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
 /* y^T K^-1 y by conjugate gradients from x = 0, y (all m entries, the same
  * on every rank); stops at ||r|| <= tol ||y|| (recurrence residual), then
  * recomputes the true residual with one more product: converged only when
- * that also passes (<= 10 tol).  *val is NaN when not converged or when K
- * shows a non-positive curvature (p^T K p <= 0).  Collective. */
-int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, double *val,
-                nm_krylov_info *info, nm_err *e);
+ * that also passes (<= 10 tol).  From x = 0 every iterate's y^T x is a
+ * lower bound: y^T K^-1 y - y^T x = r^T K^-1 r <= ||r||^2 / lambda_min, so
+ * the value is low by at most cond(K) tol^2 relative.
+ * A numerically singular K (the dense path's test: lambda_min <= m eps
+ * lambda_max) stops the iteration early with info->singular = 1 instead of
+ * spending the budget: CG builds the Lanczos tridiagonal T_k of K from its
+ * step lengths, one row per iteration, and a Ritz value of T_k below
+ * m eps lmax (found by T_k's Sturm count, O(1) per iteration) bounds
+ * lambda_min from above; p^T K p <= 0 counts too.  lmax: an estimate of
+ * lambda_max that is not above it (a Lanczos Ritz value), or <= 0 / NaN to
+ * take trace(K) / m <= lambda_max.  *val is NaN when not converged or
+ * singular.  Stops between products on a signal (nm_signal_pending on any
+ * rank): NM_EINTR.  Collective. */
+int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max_products,
+                double *val, nm_krylov_info *info, nm_err *e);
 
 #endif

@@ -235,6 +235,55 @@ START_TEST(test_gram_inner)
 }
 END_TEST
 
+/* Eigenvalues of a small m on every grid P allows (including grids with
+ * idle ranks) and block sizes 1..16: eigensolver elpa gives pdsytrd's
+ * numbers, by ELPA where every process row and column holds part of K and
+ * by its pdsytrd fallback (nm_gram_eigsolver) elsewhere -- never an error
+ * or a hang (ELPA failed for m <= (max(nprow, npcol) - 1) nb, and hung when
+ * a process row held nothing). */
+START_TEST(test_gram_eig_small)
+{
+    const long ms[] = {1, 2, 3, 5, 8, 13, 17};
+    const int nbs[] = {1, 4, 16};
+    int n = 0, nelpa = 0;
+    double worst = 0;
+    for (int pr = 1; pr <= nmt_size; pr++)
+        for (int pc = 1; pr * pc <= nmt_size; pc++)
+            for (int b = 0; b < 3; b++)
+                for (int t = 0; t < 7; t++) {
+                    long m = ms[t];
+                    problem pb;
+                    make_problem(&pb, m, 4, 30, NM_ACT_RELU, 1, 1, 0);
+                    nm_grid g;
+                    nm_err e;
+                    nm_dmat K;
+                    ck_assert_int_eq(nm_grid_init(&g, MPI_COMM_WORLD, pr, pc, &e), NM_OK);
+                    ck_assert_int_eq(nm_gram_alloc(&K, &g, m, nbs[b], &e), NM_OK);
+                    double *w1 = calloc((size_t)m, sizeof(double)), *w2 = calloc((size_t)m, sizeof(double));
+                    double a0, a1, c0, c1;
+                    ck_assert_int_eq(nm_gram_ntk(&K, &g, &pb.in, &e), NM_OK);
+                    ck_assert_int_eq(nm_gram_eig(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a0, &a1, &e), NM_OK);
+                    ck_assert_int_eq(nm_gram_ntk(&K, &g, &pb.in, &e), NM_OK);
+                    int rc = nm_gram_eig(&K, &g, NM_EIGSOLVER_ELPA, 1, w2, &c0, &c1, &e);
+                    NMT_ASSERT_ALL(rc == NM_OK, "elpa, m = %ld, grid %dx%d, nb %d: %s", m, pr, pc,
+                                   nbs[b], e.msg);
+                    for (long i = 0; i < m; i++) worst = fmax(worst, fabs(w1[i] - w2[i]) / a1);
+                    NMT_ASSERT_ALL(worst <= 1e-12, "elpa vs pdsytrd, m = %ld, grid %dx%d, nb %d: %.3g",
+                                   m, pr, pc, nbs[b], worst);
+                    n++;
+                    nelpa += nm_gram_eigsolver(NM_EIGSOLVER_ELPA, m, pr, pc, nbs[b], NULL, 0) ==
+                             NM_EIGSOLVER_ELPA;
+                    free(w1), free(w2);
+                    nm_dmat_free(&K);
+                    nm_grid_free(&g);
+                    free_problem(&pb);
+                }
+    if (nmt_rank == 0)
+        printf("small m, P = %d: %d layouts (%d by ELPA, the rest by its pdsytrd fallback), "
+               "eigenvalues within %.2g lambda_max of pdsytrd\n", nmt_size, n, nelpa, worst);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("gram");
@@ -242,6 +291,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_gram_grids);
     tcase_add_test(tc, test_gram_singular);
     tcase_add_test(tc, test_gram_inner);
+    tcase_add_test(tc, test_gram_eig_small);
     suite_add_tcase(s, tc);
     return s;
 }

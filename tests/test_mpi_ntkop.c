@@ -7,9 +7,13 @@
  * - lambda_max by PARPACK within 1e-8 relative and y^T K^-1 y by CG within
  *   1e-6 of the dense values for relu, abs, erf, tanh and the hidden,
  *   output and full kernels; lambda_min by Lanczos (SA) within 1e-8;
- * - a solve stopped by its product budget says so (converged = 0, NaN). */
+ * - a solve stopped by its product budget says so (converged = 0, NaN);
+ * - m = 2..7 (fewer entries than ranks at P = 3, 4) as well as m = 240;
+ * - a singular K (duplicate examples) stops CG as singular within 100
+ *   products; the same examples without duplicates are not flagged. */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,46 +122,57 @@ START_TEST(test_product)
 }
 END_TEST
 
+/* The three Krylov solves against the dense values: err = relative errors
+ * of lambda_max, y^T K^-1 y and lambda_min (the last relative to
+ * lambda_max), each solve converged (and CG not flagging K singular);
+ * prod = products of Lanczos LA and of CG. */
+static void mf_vs_dense(problem *pb, int ndefl, const char *what, double err[3], long prod[2])
+{
+    nm_err e;
+    double l0, l1, yk, v[2], v0, y2;
+    dense_ref(pb, &l0, &l1, &yk, NULL);
+    nm_ntkop op;
+    nm_krylov_info li, lm, ci;
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb->in, 1e9, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_lambda_min(&op, ndefl, 60, 1e-10, 20000, &v0, &lm, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_cg(&op, pb->D.y, 1e-10, v[0], 20000, &y2, &ci, &e), NM_OK);
+    ck_assert_msg(li.converged && lm.converged && ci.converged && !ci.singular,
+                  "%s: a Krylov solve stopped early (%d %d %d %d)", what, li.converged,
+                  lm.converged, ci.converged, ci.singular);
+    err[0] = fabs(v[0] - l1) / l1, err[1] = fabs(y2 - yk) / yk, err[2] = fabs(v0 - l0) / l1;
+    ck_assert_msg(err[0] <= 1e-8, "%s: lambda_max %.17g vs dense %.17g", what, v[0], l1);
+    ck_assert_msg(err[1] <= 1e-6, "%s: yKinvy %.17g vs dense %.17g", what, y2, yk);
+    ck_assert_msg(err[2] <= 1e-8, "%s: lambda_min %.17g vs dense %.17g", what, v0, l0);
+    prod[0] = li.products, prod[1] = ci.products;
+    nm_ntkop_free(&op);
+}
+
 START_TEST(test_agreement)
 {
     const int acts[] = {NM_ACT_RELU, NM_ACT_ABS, NM_ACT_ERF, NM_ACT_TANH};
     long m = 240;
-    double wl = 0, wy = 0, wn = 0;
+    double w[3] = {0, 0, 0};
     long pmax = 0, cgmax = 0;
     for (int a = 0; a < 4; a++)
         for (int kern = 0; kern < 3; kern++) {
             problem pb;
-            nm_err e;
             /* output kernel needs q > m to be positive definite */
             make_problem(&pb, m, 10, kern == 1 ? 600 : 200, acts[a], kern != 1, kern != 0);
-            double l0, l1, yk, v[2], v0, y2;
-            dense_ref(&pb, &l0, &l1, &yk, NULL);
-            nm_ntkop op;
-            nm_krylov_info li, lm, ci;
-            ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
-            ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
-            ck_assert_int_eq(nm_ntkop_lambda_min(&op, 11, 60, 1e-10, 20000, &v0, &lm, &e), NM_OK);
-            ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, 20000, &y2, &ci, &e), NM_OK);
-            ck_assert_msg(li.converged && lm.converged && ci.converged,
-                          "%s kernel %d: a Krylov solve stopped early (%d %d %d)",
-                          nm_act_names[acts[a]], kern, li.converged, lm.converged, ci.converged);
-            double el = fabs(v[0] - l1) / l1, ey = fabs(y2 - yk) / yk, en = fabs(v0 - l0) / l1;
-            ck_assert_msg(el <= 1e-8, "%s kernel %d: lambda_max %.17g vs dense %.17g",
-                          nm_act_names[acts[a]], kern, v[0], l1);
-            ck_assert_msg(ey <= 1e-6, "%s kernel %d: yKinvy %.17g vs dense %.17g",
-                          nm_act_names[acts[a]], kern, y2, yk);
-            ck_assert_msg(en <= 1e-8, "%s kernel %d: lambda_min %.17g vs dense %.17g",
-                          nm_act_names[acts[a]], kern, v0, l0);
-            wl = fmax(wl, el), wy = fmax(wy, ey), wn = fmax(wn, en);
-            pmax = li.products > pmax ? li.products : pmax;
-            cgmax = ci.products > cgmax ? ci.products : cgmax;
-            nm_ntkop_free(&op);
+            char what[64];
+            snprintf(what, sizeof what, "%s kernel %d", nm_act_names[acts[a]], kern);
+            double err[3];
+            long prod[2];
+            mf_vs_dense(&pb, 11, what, err, prod);
+            for (int k = 0; k < 3; k++) w[k] = fmax(w[k], err[k]);
+            pmax = prod[0] > pmax ? prod[0] : pmax;
+            cgmax = prod[1] > cgmax ? prod[1] : cgmax;
             free_problem(&pb);
         }
     if (nmt_rank == 0)
         printf("matrix-free vs dense, m = %ld, P = %d: lambda_max %.2g, yKinvy %.2g, lambda_min "
                "%.2g (rel. to lambda_max); products <= %ld (Lanczos LA), %ld (CG)\n", m, nmt_size,
-               wl, wy, wn, pmax, cgmax);
+               w[0], w[1], w[2], pmax, cgmax);
 }
 END_TEST
 
@@ -170,12 +185,71 @@ START_TEST(test_stops_early)
     nm_krylov_info li, ci;
     double v, y;
     ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
-    ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-12, 5, &y, &ci, &e), NM_OK);
+    ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-12, 0, 5, &y, &ci, &e), NM_OK);
     ck_assert(!ci.converged && isnan(y) && ci.products <= 6 && ci.resid > 1e-6);
     ck_assert_int_eq(nm_ntkop_lanczos(&op, "SA", 1, 30, 1e-12, 40, &v, &li, &e), NM_OK);
     ck_assert(!li.converged && li.products <= 40);
     nm_ntkop_free(&op);
     free_problem(&pb);
+}
+END_TEST
+
+/* m = 2..7 at every P: with m < P some ranks hold no vector entries
+ * (PARPACK runs without them; they still join every product) */
+START_TEST(test_small_m)
+{
+    double w[3] = {0, 0, 0};
+    for (long m = 2; m <= 7; m++) {
+        problem pb;
+        make_problem(&pb, m, 3, 40, NM_ACT_RELU, 1, 1);
+        char what[32];
+        snprintf(what, sizeof what, "m = %ld", m);
+        double err[3];
+        long prod[2];
+        mf_vs_dense(&pb, 1, what, err, prod);
+        for (int k = 0; k < 3; k++) w[k] = fmax(w[k], err[k]);
+        free_problem(&pb);
+    }
+    ck_assert_msg(w[0] <= 1e-10 && w[1] <= 1e-8 && w[2] <= 1e-10,
+                  "m = 2..7: lambda_max %.3g, yKinvy %.3g, lambda_min %.3g off", w[0], w[1], w[2]);
+    if (nmt_rank == 0)
+        printf("matrix-free at m = 2..7, P = %d: lambda_max %.2g, yKinvy %.2g, lambda_min %.2g "
+               "(rel. to lambda_max)\n", nmt_size, w[0], w[1], w[2]);
+}
+END_TEST
+
+/* A singular K (duplicate examples, whose labels differ: y has a part in
+ * K's null space): CG stops as singular within a few dozen products, with
+ * an upper bound on lambda_min at the rounding level, instead of running to
+ * its budget; the same problem without duplicates is not flagged. */
+START_TEST(test_singular_cg)
+{
+    long m = 120;
+    for (int dup = 1; dup >= 0; dup--) {
+        problem pb;
+        nm_err e;
+        nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, 6, 80, NM_ACT_RELU, 1, 1, dup, 0);
+        nm_ntkop op;
+        nm_krylov_info li, ci;
+        double v[2], y;
+        ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 1, 20, 1e-10, 5000, v, &li, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_cg(&op, pb.D.y, 1e-10, v[0], 20000, &y, &ci, &e), NM_OK);
+        if (nmt_rank == 0)
+            printf("CG, m = %ld, %s: %s after %ld products, smallest Ritz value %.3g lambda_max\n",
+                   m, dup ? "duplicate examples" : "distinct examples",
+                   ci.singular ? "singular" : ci.converged ? "converged" : "not converged",
+                   ci.products, ci.ritz_min / v[0]);
+        if (dup)
+            ck_assert_msg(ci.singular && !ci.converged && isnan(y) && ci.products <= 100 &&
+                              ci.ritz_min <= m * DBL_EPSILON * v[0],
+                          "singular K: singular %d after %ld products, Ritz value %.3g", ci.singular,
+                          ci.products, ci.ritz_min);
+        else
+            ck_assert_msg(!ci.singular && ci.converged && isfinite(y), "PD K flagged singular");
+        nm_ntkop_free(&op);
+        free_problem(&pb);
+    }
 }
 END_TEST
 
@@ -188,6 +262,8 @@ static Suite *make(void)
     tcase_add_test(tc, test_product);
     tcase_add_test(tc, test_agreement);
     tcase_add_test(tc, test_stops_early);
+    tcase_add_test(tc, test_small_m);
+    tcase_add_test(tc, test_singular_cg);
     suite_add_tcase(s, tc);
     return s;
 }

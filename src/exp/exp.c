@@ -1,4 +1,7 @@
+#include <stdio.h>
+
 #include "nm_exp.h"
+#include "nm_gram.h"
 
 extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hooks,
     nm_onestep_hooks, nm_construct_hooks, nm_near_min_hooks, nm_gd_width_hooks;
@@ -51,3 +54,21 @@ int nm_exp_count(void) { return NEXP; }
 const char *nm_exp_name(int id) { return nm_experiments[id].name; }
 unsigned nm_exp_uses(int id) { return nm_experiments[id].uses; }
 const nm_default *nm_exp_defaults(int id) { return nm_experiments[id].defaults; }
+
+int nm_exp_eigsolver(const nm_params *p, int P, char *why, size_t n)
+{
+    int pr, pc, nb;
+    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
+    return nm_gram_eigsolver(p->eigensolver, p->m, pr, pc, nb, why, n);
+}
+
+void nm_exp_eigsolver_note(const nm_params *p, MPI_Comm comm)
+{
+    int P, rank;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &rank);
+    char why[256];
+    if (rank == 0 && p->repeat == 0 && nm_exp_eigsolver(p, P, why, sizeof why) != p->eigensolver)
+        fprintf(stderr, "[ntkmem] point %ld: eigensolver %s: %s\n", p->point,
+                nm_eigsolver_names[p->eigensolver], why);
+}

@@ -13,6 +13,7 @@
  * output weights u; `kernel` picks hidden, output or both), built
  * distributed and freed before training. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +60,9 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     double gram = (rank < pr * pc ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0) +
                   fmax(nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb),
-                       p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
-                                                           : 0.0) +
+                       nm_exp_eigsolver(p, P, NULL, 0) == NM_EIGSOLVER_ELPA
+                           ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                           : 0.0) +
                   8.0 * (6.0 * p->m + 2.0 * nr);
     /* the Gram phase needs every example on every rank: with Pe > 1 the
      * whole X is regenerated for it and freed before training */
@@ -97,6 +99,7 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
     nm_gram_in in = {p->m, p->d, X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
     double lmax;
+    nm_exp_eigsolver_note(p, comm);
     if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
     if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, p->eigensolver, 0, NULL, lmin, &lmax, e);
     nm_gram_close(&gs);
@@ -203,4 +206,14 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     return rc;
 }
 
-const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run, NULL};
+/* validate: how lambda_min of the Gram at init is computed */
+static void describe(const nm_params *p, int P, char *buf, size_t n)
+{
+    char why[256];
+    int pr, pc, nb, solver = nm_exp_eigsolver(p, P, why, sizeof why);
+    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
+    snprintf(buf, n, "lambda_min_init: dense Gram on a %dx%d grid, nb %d, eigensolver %s%s%s", pr,
+             pc, nb, nm_eigsolver_names[solver], why[0] ? ": " : "", why);
+}
+
+const nm_exp_hooks nm_gd_width_hooks = {metrics, check, mem_bytes, run, describe};

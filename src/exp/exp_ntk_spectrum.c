@@ -46,6 +46,12 @@ static int check(const nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL, "ntk_method matrix_free forms neither K nor K_inf: set "
                        "kinf: false (and no spectrum_out / save_gram)");
     if (p->kinf && nm_kinf_check(p->activation, e) != NM_OK) return NM_EINVAL;
+    /* (ntk_method auto stays dense there: use_matrix_free) */
+    if (p->ntk_method == NM_NTK_MATRIX_FREE && p->top_k >= p->m)
+        return nm_fail(e, NM_EINVAL, "ntk_method matrix_free needs m > top_k (Lanczos finds at "
+                       "most m - 1 eigenvalues of the m x m K), but m = %ld, top_k = %ld; use "
+                       "ntk_method dense%s", p->m, p->top_k,
+                       p->m > 1 ? " or a smaller top_k" : " (K is 1 x 1)");
     if (p->spectrum_out[0] && p->eigenvalues != NM_EIG_ALL)
         return nm_fail(e, NM_EINVAL, "spectrum_out needs eigenvalues: all (extremes computes only "
                        "lambda_min and lambda_max)");
@@ -91,8 +97,9 @@ static double dense_bytes(const nm_params *p, int P, int rank)
     double b = (1.0 + (p->kinf ? 1.0 : 0.0)) * mat;
     /* the larger of the build's panels and the eigensolver's work space */
     double build = nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
-    double eig = p->eigensolver == NM_EIGSOLVER_ELPA ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
-                                                    : 8.0 * 4.0 * m;
+    double eig = nm_exp_eigsolver(p, P, NULL, 0) == NM_EIGSOLVER_ELPA
+                     ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
+                     : 8.0 * 4.0 * m;
     b += build > eig ? build : eig;
     b += 8.0 * 6.0 * m; /* tridiagonal, spectrum */
     if (rank == 0 && p->save_gram[0]) b += 2.0 * 8.0 * m * m;
@@ -115,7 +122,7 @@ static double mf_bytes(const nm_params *p, int P, int rank)
                                  : 0.0;
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
-                  8.0 * ncv * (ncv + 8.0);
+                  8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
                           p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
 }
@@ -148,7 +155,8 @@ static int needs_dense(const nm_params *p)
 static int use_matrix_free(const nm_params *p, int P)
 {
     if (p->ntk_method != NM_NTK_AUTO) return p->ntk_method == NM_NTK_MATRIX_FREE;
-    return !needs_dense(p) && dense_too_big(p, P);
+    /* Lanczos needs m > top_k (check): smaller K are dense whatever the budget */
+    return !needs_dense(p) && p->m > p->top_k && dense_too_big(p, P);
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
@@ -167,15 +175,18 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
                  p->lambda_min_mf ? ", lambda_min ~1000+" : "",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
-    } else
-        snprintf(buf, n, "dense (%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
-                 nm_eigsolver_names[p->eigensolver], dense_seconds(p, P),
+    } else {
+        char why[256];
+        int solver = nm_exp_eigsolver(p, P, why, sizeof why);
+        snprintf(buf, n, "dense (%s%s%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
+                 nm_eigsolver_names[solver], why[0] ? ": " : "", why, dense_seconds(p, P),
                  DENSE_FLOPS_PER_RANK / 1e9,
                  p->ntk_method != NM_NTK_AUTO ? ""
                  : needs_dense(p) && dense_too_big(p, P)
                      ? " (auto: over the budget, but kinf / spectrum_out / save_gram need the dense "
                        "path; set kinf: false for matrix_free)"
                      : " (auto)");
+    }
 }
 
 typedef struct {
@@ -286,6 +297,7 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
 {
     const nm_grid *g = &s->gs.g;
     nm_dmat *K = &s->gs.K[0], *Ki = &s->gs.K[1];
+    nm_exp_eigsolver_note(p, comm);
     double t0 = wtime(comm);
     int rc = nm_gram_ntk(K, g, in, e);
     row[M_TGRAM] = elapsed(t0, comm);
@@ -329,7 +341,9 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
     return rc;
 }
 
-/* The matrix-free path: products K v only (nm_ntkop). */
+/* The matrix-free path: products K v only (nm_ntkop).  *status: 1 ok,
+ * 0 not converged, -1 not positive definite (the dense path's test,
+ * lambda_min <= m eps lambda_max, found by CG or by lambda_min_mf). */
 static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in *in,
                   double *row, int *status, nm_err *e)
 {
@@ -343,7 +357,8 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     row[M_MF] = 1;
     if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
-    int conv = 1;
+    int conv = 1, singular = 0;
+    double lmax_est = NAN; /* a Ritz value: never above lambda_max */
     if (rc == NM_OK) {
         row[M_TRACE] = op.trace;
         t0 = wtime(comm);
@@ -357,12 +372,27 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         if (rc == NM_OK) {
             row[M_LMAX] = li.converged ? vals[0] : NAN;
             row[M_LMAXRES] = li.resid, row[M_PLMAX] = (double)li.products;
+            lmax_est = vals[0];
             conv &= li.converged;
         }
         free(vals);
         row[M_TEIG] = elapsed(t0, comm);
     }
-    if (rc == NM_OK && p->lambda_min_mf) {
+    if (rc == NM_OK) {
+        nm_krylov_info ci;
+        t0 = wtime(comm);
+        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, lmax_est, p->max_products, &row[M_YKY], &ci, e);
+        row[M_TSOLVE] = elapsed(t0, comm);
+        if (rc == NM_OK) {
+            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
+            conv &= ci.converged;
+            singular = ci.singular;
+            if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
+        }
+    }
+    /* lambda_min after CG: a singular K needs no Lanczos on its small end
+     * (lambda_min ~ 0 has no relative residual to converge to) */
+    if (rc == NM_OK && p->lambda_min_mf && !singular) {
         double v;
         nm_krylov_info li;
         int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
@@ -375,20 +405,12 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             row[M_LMIN] = li.converged ? v : NAN;
             row[M_LMINRES] = li.resid, row[M_PLMIN] = (double)li.products;
             conv &= li.converged;
+            if (li.converged && !nm_gram_is_pd(1, v, row[M_LMAX], p->m)) singular = 1;
         }
     }
-    if (rc == NM_OK) {
-        nm_krylov_info ci;
-        t0 = wtime(comm);
-        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, p->max_products, &row[M_YKY], &ci, e);
-        row[M_TSOLVE] = elapsed(t0, comm);
-        if (rc == NM_OK) {
-            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
-            conv &= ci.converged;
-        }
-    }
-    if (rc == NM_OK) row[M_COND] = row[M_LMAX] / row[M_LMIN];
-    *status = conv;
+    if (rc == NM_OK) row[M_COND] = singular ? INFINITY : row[M_LMAX] / row[M_LMIN];
+    if (singular) row[M_YKY] = NAN;
+    *status = singular ? -1 : conv;
     nm_ntkop_free(&op);
     return rc;
 }
@@ -414,8 +436,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
         /* PSD self-check: every Ritz value of a Gram matrix is >= 0 */
         int psd = !(row[M_LMINUP] < -(double)p->m * 16.0 * DBL_EPSILON * fabs(row[M_LMAX])) &&
                   !(row[M_LMAX] < 0);
-        rc = nm_sink_row(sink, 0, conv ? "ok" : "not_converged", psd ? "PASSED" : "FAILED", 1,
-                         row, e);
+        rc = nm_sink_row(sink, 0, conv < 0 ? "not_pd" : conv ? "ok" : "not_converged",
+                         psd ? "PASSED" : "FAILED", 1, row, e);
     } else if (rc == NM_OK) {
         int pd = nm_gram_is_pd(chol_ok, row[M_LMIN], row[M_LMAX], p->m);
         if (!pd) row[M_YKY] = NAN;

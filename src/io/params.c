@@ -102,8 +102,10 @@ const nm_setting nm_settings[] = {
      NM_USES_SPECTRUM, ID,
      "matrix_free lambda_min: top eigenpairs deflated first (-1 = d + 1, the NTK's outliers; "
      "0 = plain Lanczos)"},
-    {"cg_tol", NM_T_REAL, OFF(cg_tol), "1e-10", NULL, 1e-16, 1, NM_USES_SPECTRUM, ID,
-     "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||"},
+    {"cg_tol", NM_T_REAL, OFF(cg_tol), "1e-10", NULL, 1e-16, 1e-6, NM_USES_SPECTRUM, ID,
+     "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||; y^T K^-1 y is then "
+     "low by at most cond(K) cg_tol^2 relative, hence the limit 1e-6 (0.9 gave a value 19% "
+     "low)"},
     {"max_products", NM_T_INT, OFF(max_products), "20000", NULL, 10, BIG, NM_USES_SPECTRUM, ID,
      "matrix_free: products K v allowed per solve (status not_converged beyond)"},
     {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,

@@ -4,6 +4,7 @@
 #include <elpa/elpa.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -461,15 +462,22 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
     if (g->in_grid) {
         elpa_t h = elpa_allocate(&err);
         const char *what = "elpa_allocate";
-        if (err == ELPA_OK) {
-            int v[9] = {n, n, K->mloc, K->nloc, K->nb, (int)MPI_Comm_c2f(gc), g->myrow, g->mycol,
-                        g->ctxt};
-            const char *key[9] = {"na", "nev", "local_nrows", "local_ncols", "nblk",
-                                  "mpi_comm_parent", "process_row", "process_col", "blacs_context"};
-            for (int k = 0; k < 9 && err == ELPA_OK; k++) elpa_set(h, key[k], v[k], &err), what = key[k];
-            if (err == ELPA_OK) err = elpa_setup(h), what = "elpa_setup";
-            if (err == ELPA_OK) elpa_set(h, "solver", (int)ELPA_SOLVER_2STAGE, &err), what = "solver";
-            if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
+        int v[9] = {n, n, K->mloc, K->nloc, K->nb, (int)MPI_Comm_c2f(gc), g->myrow, g->mycol,
+                    g->ctxt};
+        const char *key[9] = {"na", "nev", "local_nrows", "local_ncols", "nblk",
+                              "mpi_comm_parent", "process_row", "process_col", "blacs_context"};
+        for (int k = 0; k < 9 && err == ELPA_OK; k++) elpa_set(h, key[k], v[k], &err), what = key[k];
+        if (err == ELPA_OK) err = elpa_setup(h), what = "elpa_setup";
+        if (err == ELPA_OK) elpa_set(h, "solver", (int)ELPA_SOLVER_2STAGE, &err), what = "solver";
+        /* ELPA's set-up checks are local (a rank that holds no rows fails
+         * elpa_setup alone): agree before the collective solve, or the other
+         * ranks would wait in it for ever.  nm_gram_eigsolver keeps ELPA off
+         * such layouts; this is the safety net. */
+        int bad = err != ELPA_OK, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, gc);
+        if (anybad && !bad) err = ELPA_ERROR_SETUP, what = "elpa_setup (on another rank)";
+        if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
+        if (h) {
             int e2;
             elpa_deallocate(h, &e2);
         }
@@ -482,9 +490,24 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
     return NM_OK;
 }
 
+int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n)
+{
+    int pmax = nprow > npcol ? nprow : npcol, solver = requested;
+    if (why && n) why[0] = 0;
+    if (requested == NM_EIGSOLVER_ELPA && m <= (long)(pmax - 1) * nb) {
+        solver = NM_EIGSOLVER_SCALAPACK;
+        if (why)
+            snprintf(why, n, "ELPA needs every process row and column of the %dx%d grid to hold "
+                     "part of K (m > (%d - 1) x nb = %ld), but m = %ld at nb %d; ScaLAPACK "
+                     "(pdsytrd) instead", nprow, npcol, pmax, (long)(pmax - 1) * nb, m, nb);
+    }
+    return solver;
+}
+
 int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, double *lmin,
                 double *lmax, nm_err *e)
 {
+    solver = nm_gram_eigsolver(solver, K->m, g->nprow, g->npcol, K->nb, NULL, 0);
     if (solver == NM_EIGSOLVER_ELPA) {
         double *ev = all ? w : nm_calloc((size_t)K->m, sizeof(double), "eigenvalues", e);
         int rc = nm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);

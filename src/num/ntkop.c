@@ -1,6 +1,7 @@
 /* Matrix-free NTK products and the Krylov solvers on them: see
  * include/nm_ntkop.h. */
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, in
 
 void nm_ntkop_free(nm_ntkop *op)
 {
+    if (op->in_k) MPI_Comm_free(&op->kcomm);
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
     free(op->U), free(op->dshift), free(op->dc);
@@ -134,6 +136,10 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
         if (op->s) memcpy(op->s + (size_t)k0 * m, op->A, n * sizeof(double));
     }
     MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm);
+    /* PARPACK (pdsaupd) refuses a rank whose block is empty (m < P): it runs
+     * on the ranks that hold entries, the others join every product */
+    op->in_k = op->ml > 0;
+    MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm);
     return nm_agree(comm, rc, e);
 }
 
@@ -219,6 +225,23 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
     }
 }
 
+/* What every rank decides before a product of a Krylov loop, in one
+ * reduction: the solver wants no more (PARPACK's ranks), a stop signal
+ * (SIGUSR1 / SIGTERM: SLURM's warning) reached some rank, or the product
+ * budget is spent.  A signal thus stops a solve within one product. */
+enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET };
+static int krylov_next(const nm_ntkop *op, int done, long used, long max_products)
+{
+    int loc[2] = {done != 0, nm_signal_pending()}, any[2];
+    MPI_Allreduce(loc, any, 2, MPI_INT, MPI_MAX, op->comm);
+    return any[0] ? KR_DONE : any[1] ? KR_SIGNAL : used >= max_products ? KR_BUDGET : KR_GO;
+}
+
+static int stopped(nm_err *e, const char *what, long products)
+{
+    return nm_fail(e, NM_EINTR, "stopped by a signal in %s after %ld products", what, products);
+}
+
 int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
                      long max_products, double *vals, nm_krylov_info *info, nm_err *e)
 {
@@ -235,7 +258,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
     if (nev < 1 || nev >= ncv)
         return nm_fail(e, NM_EINVAL, "Lanczos: nev = %d needs a basis ncv = %d > nev (m = %ld)",
                        nev, ncv, m);
-    MPI_Fint fc = MPI_Comm_c2f(op->comm);
+    MPI_Fint fc = op->in_k ? MPI_Comm_c2f(op->kcomm) : 0;
     int n = (int)op->ml, ldv = n > 0 ? n : 1, ido = 0, ainfo = 1, lworkl = ncv * (ncv + 8);
     int iparam[11] = {0}, ipntr[11] = {0};
     size_t nl = (size_t)ldv;
@@ -253,27 +276,37 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
     iparam[0] = 1;                                           /* exact shifts */
     iparam[2] = (int)(max_products / (ncv - nev > 0 ? ncv - nev : 1) + 1); /* restarts */
     iparam[6] = 1;                                           /* mode 1: K x = lambda x */
-    long budget_stop = 0;
+    int next;
     for (;;) {
-        pdsaupd_(&fc, &ido, "I", &n, which, &nev, &tol, resid, &ncv, v, &ldv, iparam, ipntr,
-                 workd, workl, &lworkl, &ainfo, 1, 2);
-        if (ido != -1 && ido != 1) break;
-        if (op->products - p0 >= max_products) { /* budget spent: stop (collectively) */
-            budget_stop = 1;
-            break;
+        int done = 0;
+        if (op->in_k) {
+            pdsaupd_(&fc, &ido, "I", &n, which, &nev, &tol, resid, &ncv, v, &ldv, iparam, ipntr,
+                     workd, workl, &lworkl, &ainfo, 1, 2);
+            done = ido != -1 && ido != 1;
         }
-        apply_defl(op, workd + ipntr[0] - 1, workd + ipntr[1] - 1);
+        if ((next = krylov_next(op, done, op->products - p0, max_products)) != KR_GO) break;
+        /* ranks outside PARPACK hold no entries: their (empty) vectors */
+        apply_defl(op, op->in_k ? workd + ipntr[0] - 1 : workd,
+                   op->in_k ? workd + ipntr[1] - 1 : workd);
     }
-    info->iterations = iparam[2];
-    int nconv = budget_stop ? 0 : iparam[4];
-    if (ainfo < 0)
+    /* PARPACK's outcome, from rank 0 (always one of its ranks) */
+    int st[3] = {ainfo, iparam[2], iparam[4]};
+    MPI_Bcast(st, 3, MPI_INT, 0, op->comm);
+    ainfo = st[0];
+    info->iterations = st[1];
+    int nconv = next == KR_DONE ? st[2] : 0;
+    if (next == KR_SIGNAL) rc = stopped(e, "Lanczos", op->products - p0);
+    if (rc == NM_OK && ainfo < 0)
         rc = nm_fail(e, NM_ENUM, "PARPACK pdsaupd failed (info = %d)", ainfo);
     for (int k = 0; k < nev; k++) vals[k] = NAN;
-    if (rc == NM_OK && !budget_stop && ainfo >= 0 && nconv >= nev) {
+    if (rc == NM_OK && nconv >= nev) {
         int rvec = 1, ei = 0;
         double sigma = 0;
-        pdseupd_(&fc, &rvec, "A", select, dv, z, &ldv, &sigma, "I", &n, which, &nev, &tol, resid,
-                 &ncv, v, &ldv, iparam, ipntr, workd, workl, &lworkl, &ei, 1, 1, 2);
+        if (op->in_k)
+            pdseupd_(&fc, &rvec, "A", select, dv, z, &ldv, &sigma, "I", &n, which, &nev, &tol,
+                     resid, &ncv, v, &ldv, iparam, ipntr, workd, workl, &lworkl, &ei, 1, 1, 2);
+        MPI_Bcast(&ei, 1, MPI_INT, 0, op->comm);
+        MPI_Bcast(dv, ncv, MPI_DOUBLE, 0, op->comm);
         if (ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
         /* dv ascending; true residuals ||K x - theta x|| / |theta| (x unit) */
         double worst = 0;
@@ -299,10 +332,11 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
         /* not converged: the current extreme Ritz value (ARPACK's workl), an
          * upper bound for SA, a lower bound for LA, never a claimed result */
         double best = which[0] == 'S' ? INFINITY : -INFINITY;
-        for (int k = 0; k < ncv; k++) {
+        for (int k = 0; op->in_k && k < ncv; k++) {
             double r = workl[ipntr[5] - 1 + k];
             if (r != 0) best = which[0] == 'S' ? fmin(best, r) : fmax(best, r);
         }
+        MPI_Bcast(&best, 1, MPI_DOUBLE, 0, op->comm);
         vals[0] = isfinite(best) ? best : NAN;
         info->resid = NAN;
     }
@@ -312,38 +346,104 @@ out:
     return nm_agree(op->comm, rc, e);
 }
 
-int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, double *val,
-                nm_krylov_info *info, nm_err *e)
+/* The smallest eigenvalue of the k x k symmetric tridiagonal (diagonal dg,
+ * off-diagonal od) by bisection (dstebz, full accuracy). */
+static double tridiag_min(int k, double *dg, double *od)
+{
+    double vl = 0, vu = 0, abstol = 2 * DBL_MIN, w = NAN;
+    double *wv = malloc(sizeof(double) * (size_t)k), *wk = malloc(sizeof(double) * 4 * (size_t)k);
+    int *ib = malloc(sizeof(int) * (size_t)k), *is = malloc(sizeof(int) * (size_t)k),
+        *iw = malloc(sizeof(int) * 3 * (size_t)k), one = 1, nf, ns, info = 1;
+    if (wv && wk && ib && is && iw)
+        dstebz_("I", "E", &k, &vl, &vu, &one, &one, &abstol, dg, od, &nf, &ns, wv, ib, is, wk, iw,
+                &info, 1, 1);
+    if (info == 0) w = wv[0];
+    free(wv), free(wk), free(ib), free(is), free(iw);
+    return w;
+}
+
+/* rows of CG's tridiagonal kept for its smallest Ritz value (1 MiB) */
+#define NM_CG_TMAX 65536L
+
+int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max_products,
+                double *val, nm_krylov_info *info, nm_err *e)
 {
     memset(info, 0, sizeof *info);
     *val = NAN;
-    long p0 = op->products;
+    info->ritz_min = NAN;
+    long p0 = op->products, m = op->in.m;
     size_t nl = (size_t)(op->ml > 0 ? op->ml : 1);
+    /* CG's Lanczos tridiagonal T_k: diagonal and off-diagonal, grown by
+     * doubling (one entry per iteration) */
+    long tcap = 64;
     double *x = calloc(nl, sizeof(double)), *r = malloc(sizeof(double) * nl),
-           *p = malloc(sizeof(double) * nl), *kp = malloc(sizeof(double) * nl);
-    int rc = (x && r && p && kp) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG vectors)");
+           *p = malloc(sizeof(double) * nl), *kp = malloc(sizeof(double) * nl),
+           *tdg = malloc(sizeof(double) * (size_t)tcap), *tod = malloc(sizeof(double) * (size_t)tcap);
+    int rc = (x && r && p && kp && tdg && tod)
+                 ? NM_OK
+                 : nm_fail(e, NM_ENOMEM, "out of memory (CG vectors)");
     if ((rc = nm_agree(op->comm, rc, e)) != NM_OK) goto out;
     const double *yl = y + op->m0;
     memcpy(r, yl, sizeof(double) * (size_t)op->ml);
     memcpy(p, yl, sizeof(double) * (size_t)op->ml);
     double yy = pdot(op, yl, yl), rr = yy, stop = tol * tol * yy;
-    int ok = 1;
+    /* The singularity test of the dense path (nm_gram_is_pd): lambda_min <=
+     * tau = m eps lambda_max.  CG from x = 0 is Lanczos on K started at y:
+     * with step lengths a_j and b_j = |r_{j+1}|^2 / |r_j|^2, T_k has the
+     * diagonal 1/a_0, 1/a_j + b_{j-1}/a_{j-1} and the off-diagonal
+     * sqrt(b_{j-1})/a_{j-1} (Saad, Iterative Methods for Sparse Linear
+     * Systems, 2nd ed., eq. 6.103).  Its Ritz values lie in [lambda_min,
+     * lambda_max], so one below tau proves lambda_min < tau.  The pivots of
+     * T_k - tau I = L D L^T come one per iteration; the number of negative
+     * ones is the number of Ritz values below tau (Sylvester's law of
+     * inertia), so the test costs O(1) per iteration.  For a singular K and
+     * a y with a part in its null space, CG would otherwise run on to the
+     * product budget (20,000 products by default) without converging. */
+    double lam = lmax > 0 ? lmax : op->trace / (double)m; /* both <= lambda_max */
+    double tau = (double)m * DBL_EPSILON * lam, piv = 0, a0 = 0, b0 = 0;
+    int ok = 1, singular = 0, next = KR_GO;
     long it = 0;
-    while (rr > stop && op->products - p0 < max_products) {
+    while (rr > stop) {
+        if ((next = krylov_next(op, 0, op->products - p0, max_products)) != KR_GO) break;
         nm_ntkop_apply(op, p, kp);
         double pkp = pdot(op, p, kp);
-        if (!(pkp > 0)) { /* K not positive definite (numerically) */
-            ok = 0;
+        if (!(pkp > 0)) { /* a non-positive curvature: K not positive definite */
+            ok = 0, singular = 1;
             break;
         }
         double a = rr / pkp;
+        if (it >= tcap && tcap < NM_CG_TMAX) {
+            tcap *= 2;
+            double *d2 = realloc(tdg, sizeof(double) * (size_t)tcap);
+            if (d2) tdg = d2;
+            double *o2 = d2 ? realloc(tod, sizeof(double) * (size_t)tcap) : NULL;
+            if (o2) tod = o2;
+            rc = nm_agree(op->comm, o2 ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG)"), e);
+            if (rc != NM_OK) goto out;
+        }
+        double dj = 1.0 / a + (it > 0 ? b0 / a0 : 0.0), oj = it > 0 ? sqrt(b0) / a0 : 0.0;
+        if (it < tcap) tdg[it] = dj;
+        if (it > 0 && it - 1 < tcap) tod[it - 1] = oj;
+        piv = (dj - tau) - (it > 0 ? oj * oj / piv : 0.0);
+        if (!(piv > 0)) { /* a Ritz value of K at or below tau */
+            ok = 0, singular = 1;
+            /* past the stored rows, tau itself bounds lambda_min */
+            info->ritz_min = it < tcap ? tridiag_min((int)(it + 1), tdg, tod) : tau;
+            break;
+        }
         for (long i = 0; i < op->ml; i++) x[i] += a * p[i], r[i] -= a * kp[i];
         double rn = pdot(op, r, r), b = rn / rr;
         rr = rn;
         for (long i = 0; i < op->ml; i++) p[i] = r[i] + b * p[i];
+        a0 = a, b0 = b;
         it++;
     }
     info->iterations = it;
+    info->singular = singular;
+    if (next == KR_SIGNAL) {
+        rc = stopped(e, "conjugate gradients", op->products - p0);
+        goto out;
+    }
     /* the true residual (the recurrence drifts) */
     nm_ntkop_apply(op, x, kp);
     for (long i = 0; i < op->ml; i++) kp[i] = yl[i] - kp[i];
@@ -352,7 +452,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, long max_products, do
     if (info->converged) *val = pdot(op, yl, x);
 out:
     info->products = op->products - p0;
-    free(x), free(r), free(p), free(kp);
+    free(x), free(r), free(p), free(kp), free(tdg), free(tod);
     return rc;
 }
 

@@ -1,0 +1,85 @@
+#!/bin/bash
+# The matrix-free path's guards (ntk_spectrum, ntk_method: matrix_free):
+# (a) a singular K is `not_pd` as on the dense path, found by CG within a few
+#     dozen products (it used to be `not_converged` after max_products);
+# (b) cg_tol is at most 1e-6 (0.9 was accepted and gave y^T K^-1 y 15-19% low
+#     with status ok), and the error names the limit;
+# (c) SIGUSR1 (SLURM's warning) stops a running solve within about one
+#     product: the run is `interrupted`, the job exits 0 (it used to finish the
+#     whole solve first).
+set -eu
+trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
+. "$(dirname "$0")/env.sh"
+T=$(mktemp -d)
+pid=999999
+trap '[ $pid != 999999 ] && kill -9 $(pgrep -P $pid) $pid 2>/dev/null; rm -rf "$T"' EXIT
+
+# (a) kernel output with q = 10 < m: rank(K) <= 10, dense and matrix-free agree on not_pd
+cat >"$T/a.yaml" <<YAML
+experiment: ntk_spectrum
+fixed: {d: 6, q: 10, kernel: output, kinf: false}
+sweep:
+  m: [30, 200]
+  ntk_method: [dense, matrix_free]
+YAML
+nm_sweep 2 "$T/a.yaml" "$T/a.csv" "$T/a.log"
+/usr/bin/python3 - "$T/a.csv" <<'PY'
+import csv, math, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    what = (r["m"], r["ntk_method"], r["status"], r["cg_iterations"])
+    assert r["status"] == "not_pd" and math.isnan(float(r["yKinvy"])), what
+    assert r["cond"] == "inf", what
+    if r["ntk_method"] == "matrix_free":
+        assert float(r["cg_iterations"]) <= 40, what
+        assert float(r["lambda_min_upper"]) <= int(r["m"]) * 2.3e-16 * float(r["lambda_max"]), what
+    print("singular K:", *what)
+PY
+
+# (b) the tolerance's limit
+for tol in 0.9 1e-5; do
+    printf 'experiment: ntk_spectrum\nfixed: {m: 50, d: 5, q: 40, kinf: false, ntk_method: matrix_free, cg_tol: %s}\n' \
+        $tol >"$T/b.yaml"
+    if "$NTKMEM" validate "$T/b.yaml" >"$T/b.log" 2>&1; then cat "$T/b.log"; echo "cg_tol $tol accepted"; exit 1; fi
+    grep -q "key 'cg_tol'.*must be in \[1e-16, 1e-06\]" "$T/b.log" || { cat "$T/b.log"; exit 1; }
+done
+sed -i 's/cg_tol: 1e-5/cg_tol: 1e-6/' "$T/b.yaml"
+"$NTKMEM" validate "$T/b.yaml" >/dev/null
+
+# (c) a long solve: CG to cg_tol 1e-16 (~1000+ products of 15-60 ms each,
+# 20-60 s) within a budget of 10^6 products; SIGUSR1 to mpirun (forwarded to
+# the ranks) 1 s after the data are saved, which the run does just before
+# its Krylov solves
+cat >"$T/c.yaml" <<YAML
+experiment: ntk_spectrum
+fixed:
+  m: 6000
+  d: 20
+  q: 300
+  kinf: false
+  ntk_method: matrix_free
+  cg_tol: 1e-16
+  max_products: 1000000
+  save_data: $T/cd
+YAML
+setsid mpirun -np 2 "$NTKMEM" run "$T/c.yaml" --out "$T/c.csv" >"$T/c.log" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do [ -f "$T/cd_y.npy" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
+sleep 1
+kill -0 $pid 2>/dev/null || { cat "$T/c.log"; echo "the run ended before the signal"; exit 1; }
+t0=$(date +%s.%N)
+kill -USR1 $pid
+rc=0
+# a single-run sweep is `interrupted` only when the signal stopped the solve
+# itself (before, the run finished as ok); the time is printed, bounded only
+# loosely (the sanitizer build at load 23 took 9.4 s, mostly its exit checks)
+for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then
+    echo "still running 60 s after SIGUSR1: the solve ignores the signal"; exit 1
+fi
+wait $pid || rc=$?
+pid=999999
+dt=$(echo "$(date +%s.%N) - $t0" | bc)
+grep "run 1/1" "$T/c.log"
+[ $rc -eq 0 ] || { cat "$T/c.log"; echo "exit $rc after SIGUSR1, want 0"; exit 1; }
+grep -q " 1 interrupted" "$T/c.log" || { cat "$T/c.log"; echo "the run was not interrupted"; exit 1; }
+echo "SIGUSR1 1 s into the solves: the job ended $dt s later (load $(cut -d' ' -f1 /proc/loadavg))"
