@@ -212,10 +212,10 @@ done
 $CMP "$D/tiny-ref.csv" "$D/d.csv" --rtol 0 || fail "(d) merged shards differ from the unsharded run"
 echo "(d) 2-task array on$on + ntkmem merge: equal to the unsharded run ($((SECONDS - t)) s)"
 
-# (e) --mem=20 (MiB per node): the largest point needs 16.69 MiB per rank at
-# P = 4 (0.69 MiB of arrays + the 16 MiB every rank's MPI and libraries
-# take), under 20 MiB, but 2 ranks per node need 33.38 MiB: refused; with
-# --mem=40 the same placement fits
+# (e) --mem=20 (MiB per node): the largest point needs 16.94 MiB per rank at
+# P = 4 (0.69 MiB of arrays, the 16 MiB every rank's MPI and libraries take,
+# and rank 0's 0.25 MiB of sweep bookkeeping), under 20 MiB, but 2 ranks per
+# node need 33.88 MiB: refused; with --mem=40 the same placement fits
 t=$SECONDS
 e=$(submit e1 "$D/e1.out" -N 2 -n 4 --mem=20 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D/e1.csv" --dry-run)
 [ "$(state "$e")" = FAILED ] || fail "(e) the job with --mem=20 ended $(state "$e")"
@@ -226,7 +226,7 @@ e=$(submit e2 "$D/e2.out" -N 2 -n 4 --mem=40 -t 5 "$J/ntkmem.sbatch" "$LONG" "$D
 [ "$(state "$e")" = COMPLETED ] || fail "(e) the job with --mem=40 ended $(state "$e")"
 grep -q 'memory per node: 40.0 MiB (SLURM_MEM_PER_NODE), 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not use SLURM_MEM_PER_NODE"
-grep -q 'largest estimate: 16.69 MiB per rank, 33.38 MiB per node at 2 ranks per node' "$D/e2.out" ||
+grep -q 'largest estimate: 16.94 MiB per rank, 33.88 MiB per node at 2 ranks per node' "$D/e2.out" ||
     fail "(e) validate did not print the per-node estimate"
 # the run's own guard (no probe) counts the ranks MPI put on each node
 e=$(submit e3 "$D/e3.out" -N 2 -n 4 --mem=20 -t 5 \
