@@ -14,6 +14,8 @@
 #include "nm_csv.h"
 #include "nm_exp.h"
 #include "nm_file.h"
+#include "nm_qstar.h"
+#include "nm_search.h"
 #include "nm_sweep.h"
 #include "nm_train.h"
 
@@ -95,6 +97,39 @@ static int uses_train_grid(const nm_params *p)
     return (u & NM_USES_TRAINING) && (!(u & NM_USES_PERTURBATION) || p->tgrid_e > 0);
 }
 
+/* The search settings of point p (first: the sweep's first point), before
+ * any run: a search that cannot finish is refused, not started. */
+static int check_search(const nm_params *p, const nm_params *first, nm_err *e)
+{
+    if (p->search != first->search)
+        return nm_fail(e, NM_EINVAL, "key 'search': one mode per sweep (%s and %s)",
+                       nm_search_names[first->search], nm_search_names[p->search]);
+    if (p->search == NM_SEARCH_OFF) return NM_OK;
+    if (!(p->search_threshold > 0 && p->search_threshold <= 1))
+        return nm_fail(e, NM_EINVAL, "key 'search_threshold': %g is outside (0, 1] (a run "
+                       "succeeds when frac_memorized >= threshold)", p->search_threshold);
+    if (!(p->search_precision > 0))
+        return nm_fail(e, NM_EINVAL, "key 'search_precision': %g must be > 0 (the bisection "
+                       "stops at hi <= (1 + precision) lo)", p->search_precision);
+    long qmax = p->search_q_max > 0 ? p->search_q_max : p->m;
+    if (p->search_q_min > qmax)
+        return nm_fail(e, NM_EINVAL, "keys 'search_q_min', 'search_q_max': the range [%ld, %ld] "
+                       "is empty", p->search_q_min, qmax);
+    if (p->search == NM_SEARCH_GRID) return NM_OK;
+    /* the worst first probe is an end of the range */
+    nm_qstar_plan lo = {p->search_q_min, p->search_q_min, qmax, p->search_precision};
+    nm_qstar_plan hi = {qmax, p->search_q_min, qmax, p->search_precision};
+    int a = nm_qstar_max_probes(&lo), b = nm_qstar_max_probes(&hi), need = a > b ? a : b;
+    if (need > p->search_max_probes)
+        return nm_fail(e, NM_EINVAL, "the search cannot close within search_max_probes = %ld: "
+                       "from a first probe anywhere in q = [%ld, %ld] to precision %g it can need "
+                       "%d probes (bracketing by doubling/halving, then bisection in log q); "
+                       "raise search_max_probes or search_precision, or narrow search_q_min / "
+                       "search_q_max", p->search_max_probes, p->search_q_min, qmax,
+                       p->search_precision, need);
+    return NM_OK;
+}
+
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
 static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
 {
@@ -124,11 +159,16 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
          * depends on it; not part of a run's identity) */
         p->max_mem_per_rank = lim;
         if ((rc = check_grid(p, P, e)) != NM_OK ||
+            (rc = check_search(p, &pl->sw.points[0], e)) != NM_OK ||
             (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK) ||
             (uses_train_grid(p) && (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
                                  label[0] ? label : "fixed");
-        double need = pl->need[pt] = run_mem(pl->x, p, P);
+        /* a search's runs go up to its widest probe */
+        nm_params widest = *p;
+        if (p->search != NM_SEARCH_OFF)
+            widest.q = p->search_q_max > 0 ? p->search_q_max : p->m;
+        double need = pl->need[pt] = run_mem(pl->x, &widest, P);
         if (need > pl->worst) pl->worst = need, pl->worst_point = p->point;
         char nb[32], lb[32], kb[32], sb[32], how[512] = "";
         if (need > lim && pl->x->hooks->describe) {
@@ -262,6 +302,8 @@ typedef struct {
     int interrupted;
     int write_failed; /* the CSV could not be written: the sweep stopped */
     double peak_rss;  /* rank 0: the largest peak resident set of any rank */
+    int search;       /* the sweep is a search (sweep setting `search`) */
+    int mfrac, mdead; /* metric columns frac_memorized, dead_inputs (-1: none) */
 } tally;
 
 static void tally_free(tally *t)
@@ -283,7 +325,9 @@ static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done,
     uint64_t *keys = nm_calloc((size_t)pl->sw.n + 1, sizeof *keys, "run keys", e);
     if (!keys) return NM_ENOMEM;
     for (long i = 0; i < pl->sw.n; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
-    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign, o->mixed_versions, 0, 0, 0};
+    /* a search's runs are not known in advance: its rows are all "foreign" */
+    int search = pl->sw.npoints && pl->sw.points[0].search != NM_SEARCH_OFF;
+    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign || search, o->mixed_versions, 0, 0, 0};
     int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
     free(keys);
     if (rc == NM_OK && r.bad_rows)
@@ -346,12 +390,10 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
 
 /* Phase 3, one run: run it collectively, count the outcome, print the
  * progress line.  Returns the agreed code of the run. */
-static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int threads, FILE *csv,
-                   int mi, double t_start, tally *t, int *stop)
+static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, int rank, int P,
+                   int threads, FILE *csv, int mi, double t_start, tally *t, int *stop,
+                   nm_run_result *res)
 {
-    nm_params run;
-    const nm_params *p = &run;
-    nm_sweep_run(&pl->sw, i, &run);
     nm_err e = {0, ""};
     nm_sink sink;
     memset(&sink, 0, sizeof sink);
@@ -388,7 +430,14 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         t->nok++;
     }
     t->write_failed |= sink.write_failed;
-    if (rc == NM_OK) {
+    if (res) { /* the search's view of the run: its final row */
+        res->key = p->key, res->m = p->m;
+        res->frac = t->mfrac >= 0 ? sink.last[t->mfrac] : NAN;
+        res->dead = t->mdead >= 0 ? sink.last[t->mdead] : NAN;
+        res->budget = sink.stop_reason && strcmp(sink.stop_reason, "budget") == 0;
+        res->ok = rc == NM_OK && strcmp(sink.last_status, "ok") == 0;
+    }
+    if (rc == NM_OK && i >= 0) {
         t->ran[i] = 1;
         t->fin[i] = mi >= 0 ? sink.last[mi] : NAN;
         t->nchk += sink.checks > 0;
@@ -398,7 +447,10 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
         char label[512], eta[32], val[96] = "", a[32];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double el = MPI_Wtime() - t_start;
-        fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
+        if (t->search) /* a search's runs are not known in advance */
+            snprintf(eta, sizeof eta, "n/a (search)");
+        else
+            fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
         if (rc == NM_OK && mi >= 0)
             snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(t->fin[i], a));
         fprintf(stderr, "[ntkmem] run %ld/%ld point %ld repeat %ld (%s): %s%s%s in %.2f s; ETA %s\n",
@@ -408,7 +460,7 @@ static int run_one(const plan *pl, long i, MPI_Comm comm, int rank, int P, int t
     }
     /* a signal seen by any rank stops the sweep after this run (a collective
      * check, skipped after an MPI error, which ends the sweep anyway) */
-    *stop = rc != NM_EINTR && rc != NM_EMPI && t->ndone < t->todo &&
+    *stop = rc != NM_EINTR && rc != NM_EMPI && (t->search || t->ndone < t->todo) &&
             nm_comm_stop_requested(comm);
     return rc;
 }
@@ -423,7 +475,9 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
     for (long i = 0; i < t->n; i++) {
         if (t->skip[i]) continue;
         int stop = 0;
-        int rc = run_one(pl, i, comm, rank, P, threads, csv, mi, t_start, t, &stop);
+        nm_params run;
+        nm_sweep_run(&pl->sw, i, &run);
+        int rc = run_one(pl, &run, i, comm, rank, P, threads, csv, mi, t_start, t, &stop, NULL);
         /* MPI errors and a CSV that cannot be written end the sweep: every
          * further run would fail the same way */
         if (rc == NM_EMPI || t->write_failed) break;
@@ -432,6 +486,296 @@ static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, t
             break;
         }
     }
+}
+
+/* ---- The critical-width search (sweep setting `search`, nm_qstar.h) ----
+ * Per point: probes of `repeats` seeds at widths chosen by nm_qstar_next
+ * (or every width of a grid), each probe's runs ordinary rows of the CSV;
+ * then the logistic fits and one summary row in OUT.qstar.csv.  Rank 0
+ * decides (from the runs' final rows, those of an earlier invocation
+ * included); the other ranks follow its broadcasts. */
+
+typedef struct {
+    long *q;               /* probed widths in probe order */
+    nm_probe *pr[NM_QS_N]; /* per success definition (nm_run_success) */
+    int *hits;             /* per probe: runs stopped on the budget */
+    double *dead;          /* per probe: mean dead_inputs / m at the end */
+    int np, cap;
+    long runs;
+    nm_qstar_fit fit[NM_QS_N];
+} estimate;
+
+static void est_free(estimate *E)
+{
+    free(E->q);
+    for (int w = 0; w < NM_QS_N; w++) free(E->pr[w]);
+    free(E->hits);
+    free(E->dead);
+    memset(E, 0, sizeof *E);
+}
+
+static int est_alloc(estimate *E, int cap, nm_err *e)
+{
+    memset(E, 0, sizeof *E);
+    E->cap = cap;
+    int ok = (E->q = calloc((size_t)cap, sizeof *E->q)) && (E->hits = calloc((size_t)cap, sizeof(int))) &&
+             (E->dead = calloc((size_t)cap, sizeof(double)));
+    for (int w = 0; w < NM_QS_N; w++) ok = ok && (E->pr[w] = calloc((size_t)cap, sizeof(nm_probe)));
+    if (!ok) {
+        est_free(E);
+        return nm_fail(e, NM_ENOMEM, "out of memory for the search's probes");
+    }
+    return NM_OK;
+}
+
+typedef struct {
+    const plan *pl;
+    MPI_Comm comm;
+    int rank, P, threads, mi;
+    FILE *csv;
+    double t_start;
+    tally *t;
+    nm_results R; /* rank 0: final rows of finished runs (the CSV's and this sweep's) */
+    int stop;     /* the sweep ends: a signal, an MPI error, a CSV that cannot be written */
+} search_ctx;
+
+static long search_qmax(const nm_params *p) { return p->search_q_max > 0 ? p->search_q_max : p->m; }
+
+/* The runs of one probe not finished yet, collectively; their outcomes into
+ * res (rank 0).  Returns the agreed code of the first run that failed. */
+static int run_probe_runs(search_ctx *c, const nm_params *runs, int n, nm_run_result *res)
+{
+    for (int k = 0; k < n; k++) {
+        int st = 0;
+        int rc = run_one(c->pl, &runs[k], -1, c->comm, c->rank, c->P, c->threads, c->csv, c->mi,
+                         c->t_start, c->t, &st, &res[k]);
+        if (rc == NM_EMPI || c->t->write_failed || rc == NM_EINTR || st) {
+            c->t->interrupted |= rc == NM_EINTR || st;
+            c->stop = 1;
+            return rc ? rc : NM_EINTR;
+        }
+        if (rc != NM_OK) return rc;
+    }
+    return NM_OK;
+}
+
+/* One estimate of q* for the point base (its budget as given), first probe
+ * q0.  Collective; E is filled on rank 0. */
+static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimate *E, nm_err *e)
+{
+    long R = c->pl->sw.repeats, qmax = search_qmax(base), gq = base->search_q_min;
+    nm_qstar_plan qp = {q0, base->search_q_min, qmax, base->search_precision};
+    nm_params *runs = calloc((size_t)R, sizeof *runs);
+    nm_run_result *res = calloc((size_t)R, sizeof *res);
+    char *known = calloc((size_t)R, 1);
+    int rc = runs && res && known ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory for a probe");
+    while (rc == NM_OK) {
+        long q = 0;
+        if (c->rank == 0 && E->np < E->cap)
+            q = base->search == NM_SEARCH_GRID ? (gq <= qmax ? gq++ : 0)
+                                               : nm_qstar_next(&qp, E->pr[NM_QS_ALL], E->np);
+        MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm);
+        if (!q) break;
+        nm_params pq = *base;
+        pq.q = q;
+        pq.q_per_m_over_d = NAN; /* q is the search's, not a relative size */
+        int nnew = 0;
+        for (long r = 0; r < R; r++) {
+            nm_sweep_derive(&pq, r, &runs[r]);
+            const nm_run_result *f = c->rank == 0 ? nm_results_find(&c->R, runs[r].key) : NULL;
+            known[r] = f != NULL;
+            if (f) res[r] = *f;
+        }
+        MPI_Bcast(known, (int)R, MPI_CHAR, 0, c->comm);
+        /* the runs to do, in repeat order, packed to the front */
+        nm_params *todo = calloc((size_t)R, sizeof *todo);
+        nm_run_result *got = calloc((size_t)R, sizeof *got);
+        if (!todo || !got) rc = nm_fail(e, NM_ENOMEM, "out of memory for a probe");
+        for (long r = 0; rc == NM_OK && r < R; r++)
+            if (!known[r]) todo[nnew++] = runs[r];
+        if (rc == NM_OK) rc = run_probe_runs(c, todo, nnew, got);
+        for (long r = 0, k = 0; rc == NM_OK && r < R; r++)
+            if (!known[r]) {
+                res[r] = got[k++];
+                if (c->rank == 0) rc = nm_results_add(&c->R, &res[r], e);
+            }
+        free(todo);
+        free(got);
+        if (rc != NM_OK) break;
+        int j = E->np++;
+        E->q[j] = q;
+        E->runs += R;
+        for (int w = 0; w < NM_QS_N; w++) E->pr[w][j] = (nm_probe){q, 0, 0};
+        for (long r = 0; r < R && c->rank == 0; r++) {
+            for (int w = 0; w < NM_QS_N; w++) {
+                E->pr[w][j].n++;
+                E->pr[w][j].k += nm_run_success(&res[r], base->search_threshold, w);
+            }
+            E->hits[j] += res[r].budget;
+            E->dead[j] += res[r].dead / (double)res[r].m / (double)R;
+        }
+    }
+    free(runs);
+    free(res);
+    free(known);
+    if (c->rank == 0)
+        for (int w = 0; w < NM_QS_N; w++) nm_qstar_fit_probes(E->pr[w], E->np, &E->fit[w]);
+    return rc;
+}
+
+/* Runs near q* that stopped on the budget: those of the probes from the
+ * nearest probe at or below the CI's low end to the nearest at or above its
+ * high end (all probes when q* is not bracketed). */
+static long budget_hits(const estimate *E)
+{
+    const nm_qstar_fit *f = &E->fit[NM_QS_ALL];
+    double a = -INFINITY, b = INFINITY;
+    if (f->status == 0) {
+        for (int j = 0; j < E->np; j++) {
+            if (E->q[j] <= f->lo && E->q[j] > a) a = (double)E->q[j];
+            if (E->q[j] >= f->hi && E->q[j] < b) b = (double)E->q[j];
+        }
+    }
+    long h = 0;
+    for (int j = 0; j < E->np; j++)
+        if (E->q[j] >= a && E->q[j] <= b) h += E->hits[j];
+    return h;
+}
+
+static void put_fit(FILE *f, const nm_qstar_fit *x)
+{
+    fprintf(f, ",%.6g,%.6g,%.6g", x->q, x->lo, x->hi);
+}
+
+static const char summary_header[] =
+    "point,m,d,m_per_d,epochs,steps,eta,batch,eval_every,patience,seeds,threshold,precision,"
+    "mode,fit_status,q_star,q_star_lo,q_star_hi,transition_width,q_star_d_over_m,"
+    "q_star_1,q_star_1_lo,q_star_1_hi,q_star_live,q_star_live_lo,q_star_live_hi,probes,runs,"
+    "budget_hits,dead_frac_near_q_star,budget_check_epochs,q_star_2x,q_star_2x_lo,q_star_2x_hi,"
+    "probes_2x,runs_2x,budget_hits_2x,budget_sensitive,drift_per_doubling,probe_list";
+
+/* "q:k/n" of every probe in probe order (all-points success). */
+static void put_probes(FILE *f, const estimate *E)
+{
+    fputc(',', f);
+    for (int j = 0; j < E->np; j++)
+        fprintf(f, "%s%ld:%d/%d", j ? " " : "", E->q[j], E->pr[NM_QS_ALL][j].k,
+                E->pr[NM_QS_ALL][j].n);
+}
+
+static void summary_row(FILE *f, const nm_params *p, long R, const estimate *E, const estimate *E2)
+{
+    const nm_qstar_fit *a = &E->fit[NM_QS_ALL];
+    fprintf(f, "%ld,%ld,%ld,%.6g,%ld,%ld,%.6g,%ld,%ld,%ld,%ld,%.6g,%.6g,%s,%d", p->point, p->m, p->d,
+            (double)p->m / (double)p->d, p->epochs, p->steps, p->eta, p->batch, p->eval_every,
+            p->patience, R, p->search_threshold, p->search_precision,
+            nm_search_names[p->search], a->status);
+    put_fit(f, a);
+    fprintf(f, ",%.6g,%.6g", a->width, a->q * (double)p->d / (double)p->m);
+    put_fit(f, &E->fit[NM_QS_ONE]);
+    put_fit(f, &E->fit[NM_QS_LIVE]);
+    /* the mean fraction of dead inputs over the probes nearest q* */
+    double dn = NAN, best = INFINITY;
+    for (int j = 0; j < E->np; j++)
+        if (a->status == 0 && fabs(log((double)E->q[j] / a->q)) < best)
+            best = fabs(log((double)E->q[j] / a->q)), dn = E->dead[j];
+    fprintf(f, ",%d,%ld,%ld,%.6g", E->np, E->runs, budget_hits(E), dn);
+    if (E2) {
+        const nm_qstar_fit *b = &E2->fit[NM_QS_ALL];
+        int sens = a->status || b->status ? -1 : (b->q < a->lo || b->q > a->hi);
+        fprintf(f, ",%ld", p->epochs > 0 ? 2 * p->epochs : 2 * p->steps);
+        put_fit(f, b);
+        fprintf(f, ",%d,%ld,%ld,%d,%.6g", E2->np, E2->runs, budget_hits(E2), sens,
+                b->q / a->q - 1.0);
+    } else {
+        fprintf(f, ",,,,,,,,,");
+    }
+    put_probes(f, E);
+    if (E2) {
+        fputs(" | 2x:", f);
+        for (int j = 0; j < E2->np; j++)
+            fprintf(f, " %ld:%d/%d", E2->q[j], E2->pr[NM_QS_ALL][j].k, E2->pr[NM_QS_ALL][j].n);
+    }
+    fputc('\n', f);
+    fflush(f);
+}
+
+static int search_cap(const nm_params *p)
+{
+    return p->search == NM_SEARCH_GRID ? (int)(search_qmax(p) - p->search_q_min + 1)
+                                       : (int)p->search_max_probes;
+}
+
+/* Phase 3 of a search: every point not skipped (--shard), until an error or
+ * a signal.  Collective. */
+static void run_search(const nm_run_opts *o, const plan *pl, MPI_Comm comm, int rank, int P,
+                       FILE *csv, tally *t)
+{
+    search_ctx c = {pl, comm, rank, P, openblas_get_num_threads(),
+                    metric_index(pl->x, pl->x->summary_metric), csv, MPI_Wtime(), t,
+                    {0}, 0};
+    t->search = 1;
+    nm_err e = {0, ""};
+    int rc = NM_OK;
+    FILE *sf = NULL;
+    char spath[NM_PATH_MAX + 16];
+    nm_search_summary_path(pl->out, spath, sizeof spath);
+    if (rank == 0 && !o->dry_run) {
+        rc = nm_results_load(pl->out, &c.R, &e);
+        /* rewritten whole: the summary is a function of the rows */
+        if (rc == NM_OK && !(sf = fopen(spath, "w")))
+            rc = nm_fail(&e, NM_EIO, "cannot write %s: %s", spath, strerror(errno));
+        if (sf) fprintf(sf, "%s\n", summary_header);
+    }
+    rc = nm_agree(comm, rc, &e);
+    double prev = NAN; /* the previous point's q* d / m: the next guess */
+    for (long pt = 0; rc == NM_OK && !c.stop && pt < pl->sw.npoints; pt++) {
+        const nm_params *base = &pl->sw.points[pt];
+        if (o->shard_n > 1 && pt % o->shard_n != o->shard_i) continue;
+        long qmax = search_qmax(base);
+        double g = isnan(prev) ? base->search_guess : prev;
+        long q0 = lround(g * (double)base->m / (double)base->d);
+        q0 = q0 < base->search_q_min ? base->search_q_min : q0 > qmax ? qmax : q0;
+        estimate E, E2;
+        int two = base->search == NM_SEARCH_QSTAR && base->search_budget_check;
+        rc = est_alloc(&E, search_cap(base), &e);
+        if (rc == NM_OK) rc = est_alloc(&E2, search_cap(base), &e);
+        if (rc != NM_OK) break;
+        rc = estimate_qstar(&c, base, q0, &E, &e);
+        if (rc == NM_OK && two && !c.stop) {
+            /* the same search at twice the budget, from what is known */
+            nm_params b2 = *base;
+            if (b2.epochs > 0) b2.epochs *= 2; else b2.steps *= 2;
+            long q2 = E.fit[NM_QS_ALL].status == 0 ? lround(E.fit[NM_QS_ALL].q) : q0;
+            q2 = q2 < base->search_q_min ? base->search_q_min : q2 > qmax ? qmax : q2;
+            rc = estimate_qstar(&c, &b2, q2, &E2, &e);
+        }
+        if (rc == NM_OK && !c.stop && rank == 0) {
+            const nm_qstar_fit *a = &E.fit[NM_QS_ALL];
+            if (sf) summary_row(sf, base, pl->sw.repeats, &E, two ? &E2 : NULL);
+            printf("search point %ld (m=%ld d=%ld): q* = %.4g [%.4g, %.4g] (status %d), width "
+                   "%.3g, q* d/m = %.4g; q*(1.0) = %.4g; q*(live) = %.4g; %d probes, %ld runs",
+                   pt, base->m, base->d, a->q, a->lo, a->hi, a->status, a->width,
+                   a->q * (double)base->d / (double)base->m, E.fit[NM_QS_ONE].q,
+                   E.fit[NM_QS_LIVE].q, E.np, E.runs);
+            if (two)
+                printf("; at 2x budget q* = %.4g [%.4g, %.4g]", E2.fit[NM_QS_ALL].q,
+                       E2.fit[NM_QS_ALL].lo, E2.fit[NM_QS_ALL].hi);
+            printf("\n");
+            fflush(stdout);
+            if (a->status == 0) prev = a->q * (double)base->d / (double)base->m;
+        }
+        est_free(&E);
+        est_free(&E2);
+    }
+    if (rc != NM_OK && rc != NM_EINTR && !c.stop) {
+        if (rank == 0) fprintf(stderr, "ntkmem: error: search: %s\n", e.msg);
+        t->nfail++;
+    }
+    if (sf && fclose(sf) != 0 && rank == 0)
+        fprintf(stderr, "ntkmem: error: cannot close %s\n", spath);
+    if (rank == 0) printf("search summary: %s\n", spath);
+    nm_results_free(&c.R);
 }
 
 /* Phase 4 (rank 0): the summary and the counts. */
@@ -496,7 +840,12 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
                        t.todo, t.n, t.n - t.todo);
             }
         } else {
-            run_all(&pl, comm, rank, P, csv, &t);
+            t.mfrac = metric_index(pl.x, "frac_memorized");
+            t.mdead = metric_index(pl.x, "dead_inputs");
+            if (pl.sw.npoints && pl.sw.points[0].search != NM_SEARCH_OFF)
+                run_search(o, &pl, comm, rank, P, csv, &t);
+            else
+                run_all(&pl, comm, rank, P, csv, &t);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
             double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */

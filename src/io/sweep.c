@@ -200,6 +200,15 @@ void nm_sweep_run(const nm_sweep *sw, long i, nm_params *run)
     run->seed = nm_rng_u64(run->base_seed, NM_STREAM_SEED, 0, (uint64_t)r);
 }
 
+void nm_sweep_derive(const nm_params *point, long repeat, nm_params *run)
+{
+    nm_sweep sw1 = {1, 1, repeat + 1, (nm_params *)point, 0, ""};
+    nm_params p = *point;
+    p.key = run_key(&p, p.base_seed);
+    sw1.points = &p;
+    nm_sweep_run(&sw1, repeat, run);
+}
+
 void nm_sweep_free(nm_sweep *sw)
 {
     free(sw->points);
