@@ -76,6 +76,7 @@ typedef struct {
     long batch, steps, epochs, eval_every;
     int train_u;
     double stop_margin;
+    long eval_every_epochs; /* > 0: evaluate every this many epochs instead of eval_every steps */
     long patience; /* evaluations without a better frac_memorized before stopping; 0 = off */
 
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */

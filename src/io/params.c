@@ -72,6 +72,9 @@ const nm_setting nm_settings[] = {
      "grid, which is the BLACS grid of a Gram matrix"},
     {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
+    {"eval_every_epochs", NM_T_INT, OFF(eval_every_epochs), "0", NULL, 0, BIG, NM_USES_PATIENCE,
+     ID, "if > 0 (needs epochs > 0): evaluate every this many epochs instead of every "
+     "eval_every steps, so that patience counts epochs at every m"},
     {"patience", NM_T_INT, OFF(patience), "0", NULL, 0, BIG, NM_USES_PATIENCE, ID,
      "stop once frac_memorized has not improved for this many evaluations (0: never); "
      "steps/epochs stay the hard budget; the final row's stop_reason says which ended it"},
@@ -458,6 +461,9 @@ int nm_params_resolve(nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL,
                        "init 'orthogonal' needs q <= d (orthonormal rows), but q=%ld > d=%ld",
                        p->q, p->d);
+    if (p->eval_every_epochs > 0 && p->epochs == 0)
+        return nm_fail(e, NM_EINVAL, "key 'eval_every_epochs': %ld needs a budget in epochs "
+                       "(epochs > 0)", p->eval_every_epochs);
     if (p->epochs > 0 && p->batch > p->m)
         return nm_fail(e, NM_EINVAL,
                        "batch=%ld is larger than m=%ld: without replacement (epochs > 0) a batch "
