@@ -452,7 +452,7 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
         else
             fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
         if (rc == NM_OK && mi >= 0)
-            snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(t->fin[i], a));
+            snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(sink.last[mi], a));
         fprintf(stderr, "[ntkmem] run %ld/%ld point %ld repeat %ld (%s): %s%s%s in %.2f s; ETA %s\n",
                 t->ndone, t->todo, p->point, p->repeat, label[0] ? label : "fixed", what, val,
                 sink.check_failed ? " self-check FAILED" : "", secs, eta);
