@@ -130,6 +130,18 @@ static int check_search(const nm_params *p, const nm_params *first, nm_err *e)
     return NM_OK;
 }
 
+/* ranks_per_run: one value per sweep, dividing the ranks. */
+static int check_groups(const nm_params *p, const nm_params *first, int P, nm_err *e)
+{
+    if (p->ranks_per_run != first->ranks_per_run)
+        return nm_fail(e, NM_EINVAL, "key 'ranks_per_run': one value per sweep");
+    if (p->ranks_per_run > 0 && P % p->ranks_per_run != 0)
+        return nm_fail(e, NM_EINVAL, "key 'ranks_per_run': %ld does not divide the %d ranks of "
+                       "this job (the ranks split into groups of ranks_per_run)",
+                       p->ranks_per_run, P);
+    return NM_OK;
+}
+
 /* Rank 0: parse, expand, validate every run (sizes, experiment rules, memory). */
 static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
 {
@@ -160,6 +172,7 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
         p->max_mem_per_rank = lim;
         if ((rc = check_grid(p, P, e)) != NM_OK ||
             (rc = check_search(p, &pl->sw.points[0], e)) != NM_OK ||
+            (rc = check_groups(p, &pl->sw.points[0], P, e)) != NM_OK ||
             (pl->x->hooks->check && (rc = pl->x->hooks->check(p, e)) != NM_OK) ||
             (uses_train_grid(p) && (rc = nm_train_grid(p, P, &pe, &pn, e)) != NM_OK))
             return nm_err_prefix(e, "%s: point %ld (%s): ", o->config, p->point,
@@ -168,7 +181,9 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
         nm_params widest = *p;
         if (p->search != NM_SEARCH_OFF)
             widest.q = p->search_q_max > 0 ? p->search_q_max : p->m;
-        double need = pl->need[pt] = run_mem(pl->x, &widest, P);
+        /* a run on its group's ranks (ranks_per_run; auto is 1 only where it fits) */
+        int N = p->ranks_per_run > 0 ? (int)p->ranks_per_run : P;
+        double need = pl->need[pt] = run_mem(pl->x, &widest, N);
         if (need > pl->worst) pl->worst = need, pl->worst_point = p->point;
         char nb[32], lb[32], kb[32], sb[32], how[512] = "";
         if (need > lim && pl->x->hooks->describe) {
@@ -304,6 +319,7 @@ typedef struct {
     double peak_rss;  /* rank 0: the largest peak resident set of any rank */
     int search;       /* the sweep is a search (sweep setting `search`) */
     int mfrac, mdead; /* metric columns frac_memorized, dead_inputs (-1: none) */
+    long nbase;       /* runs dispatched to groups before this batch */
 } tally;
 
 static void tally_free(tally *t)
@@ -465,27 +481,172 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
     return rc;
 }
 
-/* Phase 3: every run not skipped, until an MPI error or a signal.
- * Collective. */
-static void run_all(const plan *pl, MPI_Comm comm, int rank, int P, FILE *csv, tally *t)
+/* The ranks as groups of ranks_per_run (MPI_Comm_split): group gi of G
+ * runs every G-th run of a batch, so G independent runs proceed at once. */
+typedef struct {
+    MPI_Comm world, g;
+    int P, N, G, gi, grank, rank;
+} groups;
+
+/* ranks_per_run of the sweep on P ranks: auto = 1 for a search whose widest
+ * run fits one rank's memory (many small independent runs), else P (one run
+ * on all ranks, as before the setting existed). */
+static int ranks_per_run(const plan *pl, int P)
+{
+    const nm_params *p = &pl->sw.points[0];
+    if (p->ranks_per_run > 0) return (int)p->ranks_per_run;
+    if (p->search == NM_SEARCH_OFF) return P;
+    for (long pt = 0; pt < pl->sw.npoints; pt++) {
+        nm_params w = pl->sw.points[pt];
+        w.q = w.search_q_max > 0 ? w.search_q_max : w.m;
+        if (run_mem(pl->x, &w, 1) > pl->limit) return P;
+    }
+    return 1;
+}
+
+static void groups_init(groups *gr, MPI_Comm comm, int N)
+{
+    MPI_Comm_rank(comm, &gr->rank);
+    MPI_Comm_size(comm, &gr->P);
+    gr->world = comm, gr->N = N, gr->G = gr->P / N, gr->gi = gr->rank / N;
+    gr->grank = gr->rank % N;
+    if (gr->G == 1) gr->g = comm;
+    else MPI_Comm_split(comm, gr->gi, gr->rank, &gr->g);
+}
+
+static void groups_free(groups *gr)
+{
+    if (gr->G > 1) MPI_Comm_free(&gr->g);
+}
+
+/* Rank 0: the rows a group leader kept in memory, into the CSV line by line
+ * (nm_csv_append: each flushed whole or not at all). */
+static int write_rows(FILE *csv, const char *path, char *buf, size_t len, nm_err *e)
+{
+    int rc = NM_OK;
+    for (size_t a = 0; rc == NM_OK && a < len;) {
+        char *nl = memchr(buf + a, '\n', len - a);
+        size_t b = nl ? (size_t)(nl - buf) : len;
+        buf[b] = 0;
+        if (csv) rc = nm_csv_append(csv, path, buf + a, e);
+        a = b + 1;
+    }
+    return rc;
+}
+
+/* Runs runs[0..n) (sweep indices idx, or NULL for a search's runs), G at a
+ * time: run k on group k % G, each group on its own communicator, its rows
+ * kept in memory by the group's leader and written by rank 0 in the order
+ * of k -- the CSV a run after run gives, but for wall_s and P (the run's
+ * ranks).  res (rank 0; may be NULL): the outcomes.  One group: each run on
+ * all ranks, its rows written as they come.  Returns 1 when the sweep must
+ * stop (signal, MPI error, CSV not writable; every rank agrees). */
+static int run_batch(const plan *pl, const groups *gr, FILE *csv, tally *t, double t_start,
+                     const nm_params *runs, const long *idx, int n, nm_run_result *res)
 {
     int threads = openblas_get_num_threads();
     int mi = metric_index(pl->x, pl->x->summary_metric);
-    double t_start = MPI_Wtime();
-    for (long i = 0; i < t->n; i++) {
-        if (t->skip[i]) continue;
-        int stop = 0;
-        nm_params run;
-        nm_sweep_run(&pl->sw, i, &run);
-        int rc = run_one(pl, &run, i, comm, rank, P, threads, csv, mi, t_start, t, &stop, NULL);
+    nm_run_result *all = gr->rank == 0 ? calloc((size_t)gr->P, sizeof *all) : NULL;
+    int end = gr->rank == 0 && !all; /* out of memory: stop */
+    for (int b0 = 0; b0 < n && !end; b0 += gr->G) {
+        int nb = n - b0 < gr->G ? n - b0 : gr->G, stop = 0, rc = NM_OK, mine_ran = 0;
+        nm_run_result mine;
+        memset(&mine, 0, sizeof mine);
+        char *buf = NULL;
+        size_t len = 0;
+        if (gr->gi < nb) {
+            int k = b0 + gr->gi;
+            FILE *ms = gr->G > 1 && gr->grank == 0 ? open_memstream(&buf, &len) : NULL;
+            if (gr->G > 1) t->ndone = t->nbase + k;
+            rc = run_one(pl, &runs[k], idx ? idx[k] : -1, gr->g, gr->grank, gr->N, threads,
+                         gr->G > 1 ? ms : csv, mi, t_start, t, &stop, &mine);
+            if (ms) fclose(ms);
+            mine_ran = 1;
+        }
+        if (gr->G > 1) {
+            MPI_Gather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, 0, gr->world);
+            /* rows: leader of group g is rank g N */
+            for (int g = 0; g < nb; g++) {
+                int src = g * gr->N;
+                if (gr->rank == 0) {
+                    char *b = buf;
+                    long l = (long)len;
+                    if (src != 0) {
+                        MPI_Recv(&l, 1, MPI_LONG, src, 7, gr->world, MPI_STATUS_IGNORE);
+                        b = malloc((size_t)l + 1);
+                        if (!b) abort(); /* rank 0 cannot keep rows: nothing sane is left */
+                        MPI_Recv(b, (int)l, MPI_CHAR, src, 8, gr->world, MPI_STATUS_IGNORE);
+                    }
+                    nm_err we;
+                    if (!t->write_failed && write_rows(csv, pl->out, b, (size_t)l, &we) != NM_OK) {
+                        fprintf(stderr, "ntkmem: error: %s\n", we.msg);
+                        t->write_failed = 1;
+                    }
+                    if (b != buf) free(b);
+                    if (res) res[b0 + g] = all[src];
+                } else if (gr->rank == src) {
+                    long l = (long)len;
+                    MPI_Send(&l, 1, MPI_LONG, 0, 7, gr->world);
+                    MPI_Send(buf, (int)l, MPI_CHAR, 0, 8, gr->world);
+                }
+            }
+            t->nbase += nb;
+        } else if (res && gr->rank == 0 && mine_ran) {
+            res[b0] = mine;
+        }
+        free(buf);
         /* MPI errors and a CSV that cannot be written end the sweep: every
-         * further run would fail the same way */
-        if (rc == NM_EMPI || t->write_failed) break;
-        if (rc == NM_EINTR || stop) {
-            t->interrupted = 1;
-            break;
+         * further run would fail the same way; a signal ends it too */
+        int f[2] = {rc == NM_EMPI || t->write_failed, rc == NM_EINTR || stop};
+        MPI_Allreduce(MPI_IN_PLACE, f, 2, MPI_INT, MPI_MAX, gr->world);
+        if (f[1]) t->interrupted = 1;
+        end = f[0] || f[1];
+    }
+    free(all);
+    MPI_Allreduce(MPI_IN_PLACE, &end, 1, MPI_INT, MPI_MAX, gr->world);
+    return end;
+}
+
+/* After a sweep in groups: the counts of every group's leader on rank 0. */
+static void merge_tally(const groups *gr, tally *t)
+{
+    if (gr->G == 1) return;
+    long c[5] = {t->nok, t->ndiv, t->nfail, t->nchk, t->nchkfail};
+    if (gr->grank != 0) memset(c, 0, sizeof c);
+    MPI_Reduce(gr->rank == 0 ? MPI_IN_PLACE : c, c, 5, MPI_LONG, MPI_SUM, 0, gr->world);
+    t->nok = c[0], t->ndiv = c[1], t->nfail = c[2], t->nchk = c[3], t->nchkfail = c[4];
+    t->ndone = t->nbase;
+    for (long i = 0; i < t->n; i++)
+        if (gr->grank != 0 || !t->ran[i]) t->fin[i] = 0;
+    if (gr->grank != 0) memset(t->ran, 0, (size_t)t->n);
+    MPI_Reduce(gr->rank == 0 ? MPI_IN_PLACE : t->ran, t->ran, (int)t->n, MPI_CHAR, MPI_MAX, 0,
+               gr->world);
+    MPI_Reduce(gr->rank == 0 ? MPI_IN_PLACE : t->fin, t->fin, (int)t->n, MPI_DOUBLE, MPI_SUM, 0,
+               gr->world);
+}
+
+/* Phase 3: every run not skipped, until an MPI error or a signal.
+ * Collective. */
+static void run_all(const plan *pl, const groups *gr, FILE *csv, tally *t)
+{
+    double t_start = MPI_Wtime();
+    nm_params *runs = calloc((size_t)gr->G, sizeof *runs);
+    long *idx = calloc((size_t)gr->G, sizeof *idx);
+    if (!runs || !idx) abort(); /* G small structs; no sane way on */
+    int k = 0;
+    for (long i = 0; i <= t->n; i++) {
+        if (i < t->n && t->skip[i]) continue;
+        if (i < t->n) {
+            nm_sweep_run(&pl->sw, i, &runs[k]);
+            idx[k++] = i;
+        }
+        if ((k == gr->G || i == t->n) && k > 0) {
+            if (run_batch(pl, gr, csv, t, t_start, runs, idx, k, NULL)) break;
+            k = 0;
         }
     }
+    free(runs);
+    free(idx);
 }
 
 /* ---- The critical-width search (sweep setting `search`, nm_qstar.h) ----
@@ -530,8 +691,9 @@ static int est_alloc(estimate *E, int cap, nm_err *e)
 
 typedef struct {
     const plan *pl;
+    const groups *gr;
     MPI_Comm comm;
-    int rank, P, threads, mi;
+    int rank;
     FILE *csv;
     double t_start;
     tally *t;
@@ -540,24 +702,6 @@ typedef struct {
 } search_ctx;
 
 static long search_qmax(const nm_params *p) { return p->search_q_max > 0 ? p->search_q_max : p->m; }
-
-/* The runs of one probe not finished yet, collectively; their outcomes into
- * res (rank 0).  Returns the agreed code of the first run that failed. */
-static int run_probe_runs(search_ctx *c, const nm_params *runs, int n, nm_run_result *res)
-{
-    for (int k = 0; k < n; k++) {
-        int st = 0;
-        int rc = run_one(c->pl, &runs[k], -1, c->comm, c->rank, c->P, c->threads, c->csv, c->mi,
-                         c->t_start, c->t, &st, &res[k]);
-        if (rc == NM_EMPI || c->t->write_failed || rc == NM_EINTR || st) {
-            c->t->interrupted |= rc == NM_EINTR || st;
-            c->stop = 1;
-            return rc ? rc : NM_EINTR;
-        }
-        if (rc != NM_OK) return rc;
-    }
-    return NM_OK;
-}
 
 /* One estimate of q* for the point base (its budget as given), first probe
  * q0.  Collective; E is filled on rank 0. */
@@ -593,7 +737,8 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
         if (!todo || !got) rc = nm_fail(e, NM_ENOMEM, "out of memory for a probe");
         for (long r = 0; rc == NM_OK && r < R; r++)
             if (!known[r]) todo[nnew++] = runs[r];
-        if (rc == NM_OK) rc = run_probe_runs(c, todo, nnew, got);
+        if (rc == NM_OK && run_batch(c->pl, c->gr, c->csv, c->t, c->t_start, todo, NULL, nnew, got))
+            c->stop = 1, rc = NM_EINTR;
         for (long r = 0, k = 0; rc == NM_OK && r < R; r++)
             if (!known[r]) {
                 res[r] = got[k++];
@@ -708,12 +853,12 @@ static int search_cap(const nm_params *p)
 
 /* Phase 3 of a search: every point not skipped (--shard), until an error or
  * a signal.  Collective. */
-static void run_search(const nm_run_opts *o, const plan *pl, MPI_Comm comm, int rank, int P,
-                       FILE *csv, tally *t)
+static void run_search(const nm_run_opts *o, const plan *pl, const groups *gr, FILE *csv,
+                       tally *t)
 {
-    search_ctx c = {pl, comm, rank, P, openblas_get_num_threads(),
-                    metric_index(pl->x, pl->x->summary_metric), csv, MPI_Wtime(), t,
-                    {0}, 0};
+    MPI_Comm comm = gr->world;
+    int rank = gr->rank;
+    search_ctx c = {pl, gr, comm, rank, csv, MPI_Wtime(), t, {0}, 0};
     t->search = 1;
     nm_err e = {0, ""};
     int rc = NM_OK;
@@ -842,10 +987,20 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
         } else {
             t.mfrac = metric_index(pl.x, "frac_memorized");
             t.mdead = metric_index(pl.x, "dead_inputs");
+            groups gr;
+            int N = 0;
+            if (rank == 0) N = ranks_per_run(&pl, P);
+            MPI_Bcast(&N, 1, MPI_INT, 0, comm);
+            groups_init(&gr, comm, N);
+            if (rank == 0 && gr.G > 1)
+                printf("ranks_per_run %d: %d groups of %d ranks run %d runs at a time\n", N, gr.G, N,
+                       gr.G);
             if (pl.sw.npoints && pl.sw.points[0].search != NM_SEARCH_OFF)
-                run_search(o, &pl, comm, rank, P, csv, &t);
+                run_search(o, &pl, &gr, csv, &t);
             else
-                run_all(&pl, comm, rank, P, csv, &t);
+                run_all(&pl, &gr, csv, &t);
+            merge_tally(&gr, &t);
+            groups_free(&gr);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
             double rss = (double)ru.ru_maxrss * 1024.0; /* Linux: KiB */
