@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "nm_err.h"
+#include "nm_params.h"
 #include "nm_qstar.h"
 
 /* What the search needs of a run: its final row. */
@@ -39,6 +40,12 @@ void nm_results_free(nm_results *R);
  * >= thr (a dead point has h = 0 under relu and is never memorized). */
 enum { NM_QS_ALL, NM_QS_ONE, NM_QS_LIVE, NM_QS_N };
 int nm_run_success(const nm_run_result *x, double thr, int which);
+
+/* The widest probe of a search: search_q_max, or auto (0): 8 ceil(m/d)
+ * pairs = 16 m/d neurons, four times the 4 ceil(m/d) ReLUs of Bubeck et
+ * al.'s construction, and at most m.  A q* above it is reported as not
+ * bracketed (fit_status 2), never guessed. */
+long nm_search_q_max(const nm_params *p);
 
 /* "OUT.qstar.csv" for OUT (a trailing .csv replaced). */
 void nm_search_summary_path(const char *out, char *buf, size_t n);

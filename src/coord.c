@@ -111,7 +111,7 @@ static int check_search(const nm_params *p, const nm_params *first, nm_err *e)
     if (!(p->search_precision > 0))
         return nm_fail(e, NM_EINVAL, "key 'search_precision': %g must be > 0 (the bisection "
                        "stops at hi <= (1 + precision) lo)", p->search_precision);
-    long qmax = p->search_q_max > 0 ? p->search_q_max : p->m;
+    long qmax = nm_search_q_max(p);
     if (p->search_q_min > qmax)
         return nm_fail(e, NM_EINVAL, "keys 'search_q_min', 'search_q_max': the range [%ld, %ld] "
                        "is empty", p->search_q_min, qmax);
@@ -180,7 +180,7 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
         /* a search's runs go up to its widest probe */
         nm_params widest = *p;
         if (p->search != NM_SEARCH_OFF)
-            widest.q = p->search_q_max > 0 ? p->search_q_max : p->m;
+            widest.q = nm_search_q_max(p);
         /* a run on its group's ranks (ranks_per_run; auto is 1 only where it fits) */
         int N = p->ranks_per_run > 0 ? (int)p->ranks_per_run : P;
         double need = pl->need[pt] = run_mem(pl->x, &widest, N);
@@ -498,7 +498,7 @@ static int ranks_per_run(const plan *pl, int P)
     if (p->search == NM_SEARCH_OFF) return P;
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
         nm_params w = pl->sw.points[pt];
-        w.q = w.search_q_max > 0 ? w.search_q_max : w.m;
+        w.q = nm_search_q_max(&w);
         if (run_mem(pl->x, &w, 1) > pl->limit) return P;
     }
     return 1;
@@ -701,13 +701,12 @@ typedef struct {
     int stop;     /* the sweep ends: a signal, an MPI error, a CSV that cannot be written */
 } search_ctx;
 
-static long search_qmax(const nm_params *p) { return p->search_q_max > 0 ? p->search_q_max : p->m; }
 
 /* One estimate of q* for the point base (its budget as given), first probe
  * q0.  Collective; E is filled on rank 0. */
 static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimate *E, nm_err *e)
 {
-    long R = c->pl->sw.repeats, qmax = search_qmax(base), gq = base->search_q_min;
+    long R = c->pl->sw.repeats, qmax = nm_search_q_max(base), gq = base->search_q_min;
     nm_qstar_plan qp = {q0, base->search_q_min, qmax, base->search_precision};
     nm_params *runs = calloc((size_t)R, sizeof *runs);
     nm_run_result *res = calloc((size_t)R, sizeof *res);
@@ -847,7 +846,7 @@ static void summary_row(FILE *f, const nm_params *p, long R, const estimate *E, 
 
 static int search_cap(const nm_params *p)
 {
-    return p->search == NM_SEARCH_GRID ? (int)(search_qmax(p) - p->search_q_min + 1)
+    return p->search == NM_SEARCH_GRID ? (int)(nm_search_q_max(p) - p->search_q_min + 1)
                                        : (int)p->search_max_probes;
 }
 
@@ -877,7 +876,7 @@ static void run_search(const nm_run_opts *o, const plan *pl, const groups *gr, F
     for (long pt = 0; rc == NM_OK && !c.stop && pt < pl->sw.npoints; pt++) {
         const nm_params *base = &pl->sw.points[pt];
         if (o->shard_n > 1 && pt % o->shard_n != o->shard_i) continue;
-        long qmax = search_qmax(base);
+        long qmax = nm_search_q_max(base);
         double g = isnan(prev) ? base->search_guess : prev;
         long q0 = lround(g * (double)base->m / (double)base->d);
         q0 = q0 < base->search_q_min ? base->search_q_min : q0 > qmax ? qmax : q0;

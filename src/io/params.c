@@ -160,7 +160,7 @@ const nm_setting nm_settings[] = {
     {"search_q_min", NM_T_INT, OFF(search_q_min), "1", NULL, 1, BIG, NM_USES_SEARCH, NOT_ID,
      "search: smallest width probed"},
     {"search_q_max", NM_T_INT, OFF(search_q_max), "0", NULL, 0, BIG, NM_USES_SEARCH, NOT_ID,
-     "search: largest width probed; 0 = m"},
+     "search: largest width probed; 0 = auto: 8 ceil(m/d) pairs (4x the neurons of Bubeck et al.'s construction), at most m"},
     {"search_budget_check", NM_T_BOOL, OFF(search_budget_check), "true", bool_names, 0, 0,
      NM_USES_SEARCH, NOT_ID,
      "search qstar: re-estimate q* at twice the epochs (steps); outside the first CI the point "

@@ -94,3 +94,10 @@ void nm_search_summary_path(const char *out, char *buf, size_t n)
     if (k >= 4 && strcmp(out + k - 4, ".csv") == 0) k -= 4;
     snprintf(buf, n, "%.*s.qstar.csv", (int)k, out);
 }
+
+long nm_search_q_max(const nm_params *p)
+{
+    if (p->search_q_max > 0) return p->search_q_max;
+    long q = 8 * ((p->m + p->d - 1) / p->d);
+    return q < p->m ? q : p->m;
+}
