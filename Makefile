@@ -31,7 +31,7 @@ ALL_CFLAGS := $(WARN) $(CFLAGS) $(BLAS_CFLAGS) $(ELPA_CFLAGS) -Iinclude -DNM_VER
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 TESTLIB := $(B)/testobj/nm_testlib.o
 
-.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce FORCE
+.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce reproduce-capacity FORCE
 all: $(BIN)
 
 $(B)/obj/%.o: src/%.c $(wildcard include/*.h)
@@ -106,6 +106,10 @@ plots:
 reproduce: deps
 	@$(SUBMAKE) all
 	@scripts/reproduce.sh
+# the q*(m, d) table of docs/capacity.md (about 1.5 h on 2 cores under load)
+reproduce-capacity: deps
+	@$(SUBMAKE) all
+	@scripts/reproduce-capacity.sh
 
 bench: deps
 	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk
