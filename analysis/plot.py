@@ -852,6 +852,11 @@ def fig_capacity(paths, out):
     rows = [r for r in fits.read_qstar(paths) if r.get("mode") == "qstar"]
     if not rows:
         raise Skip(f"no search: qstar rows in {', '.join(paths)}")
+    # the rows CSVs beside the summaries (OUT.csv for OUT.qstar.csv): rank-hours
+    runs = [p[: -len(".qstar.csv")] + ".csv" for p in paths]
+    secs = fits.rank_seconds([p for p in runs if os.path.exists(p)])
+    for line in fits.capacity_markdown(rows, secs):
+        print("capacity table: " + line)
     fit, used, excluded = fits.capacity_fit(rows)
     for m, d, why in excluded:
         print(f"capacity: m = {m}, d = {d} not in the fit: {why}")
@@ -881,6 +886,13 @@ def fig_capacity(paths, out):
         xs = [r["m"] / r["d"] for r in used]
         txt = (f"slope {fit.slope:.3f} ± {1.96 * fit.slope_se:.3f} (95%), m/d "
                f"{min(xs):g}–{max(xs):g}, {fit.n} points")
+        print(f"capacity: {txt}")
+        title += "\n" + txt
+    loose, lused, _ = fits.capacity_fit(rows, strict=False)
+    if loose and len(lused) > len(used):
+        xs = [r["m"] / r["d"] for r in lused]
+        txt = (f"with budget-sensitive points, q*(2T): slope {loose.slope:.3f} ± "
+               f"{1.96 * loose.slope_se:.3f}, m/d {min(xs):g}–{max(xs):g}, {loose.n} points")
         print(f"capacity: {txt}")
         title += "\n" + txt
     ax.set(xscale="log", yscale="log", xlabel="m / d", ylabel="critical width q* (pairs)")
