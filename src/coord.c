@@ -320,6 +320,7 @@ typedef struct {
     int search;       /* the sweep is a search (sweep setting `search`) */
     int mfrac, mdead; /* metric columns frac_memorized, dead_inputs (-1: none) */
     long nbase;       /* runs dispatched to groups before this batch */
+    long nreused;     /* a search: runs whose final row was already in the CSV */
 } tally;
 
 static void tally_free(tally *t)
@@ -736,6 +737,7 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
         if (!todo || !got) rc = nm_fail(e, NM_ENOMEM, "out of memory for a probe");
         for (long r = 0; rc == NM_OK && r < R; r++)
             if (!known[r]) todo[nnew++] = runs[r];
+        c->t->nreused += R - nnew;
         if (rc == NM_OK && run_batch(c->pl, c->gr, c->csv, c->t, c->t_start, todo, NULL, nnew, got))
             c->stop = 1, rc = NM_EINTR;
         for (long r = 0, k = 0; rc == NM_OK && r < R; r++)
@@ -933,15 +935,16 @@ static void report(const plan *pl, const tally *t)
            mib(t->peak_rss), mib(pl->worst), pl->worst > 0 ? t->peak_rss / pl->worst : 0.0);
     printf("%ld runs: %ld ok, %ld diverged, %ld failed, %d interrupted, %ld skipped; "
            "self-checks: %ld PASSED, %ld FAILED; results in %s\n",
-           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted, t->n - t->todo,
+           t->ndone, t->nok, t->ndiv, t->nfail, t->interrupted,
+           t->search ? t->nreused : t->n - t->todo, /* a search skips the runs it finds */
            t->nchk - t->nchkfail, t->nchkfail, pl->out);
     if (t->write_failed)
         printf("the sweep stopped after %ld of %ld runs: rows cannot be written to %s (error "
                "above); the rows of finished runs are kept. Make room and continue with "
-               "--resume.\n", t->ndone, t->todo, pl->out);
+               "--resume.\n", t->ndone, t->search ? t->ndone : t->todo, pl->out);
     else if (t->interrupted)
         printf("stopped by a signal after %ld of %ld runs; CSV flushed. Continue with "
-               "--resume.\n", t->ndone, t->todo);
+               "--resume.\n", t->ndone, t->search ? t->ndone : t->todo);
     fflush(stdout);
 }
 
