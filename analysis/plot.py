@@ -852,9 +852,13 @@ def fig_capacity(paths, out):
     rows = [r for r in fits.read_qstar(paths) if r.get("mode") == "qstar"]
     if not rows:
         raise Skip(f"no search: qstar rows in {', '.join(paths)}")
-    # the rows CSVs beside the summaries (OUT.csv for OUT.qstar.csv): rank-hours
-    runs = [p[: -len(".qstar.csv")] + ".csv" for p in paths]
-    secs = fits.rank_seconds([p for p in runs if os.path.exists(p)])
+    # the rows beside the summaries (OUT.csv, or its final rows OUT.final.csv,
+    # for OUT.qstar.csv): rank-hours
+    runs = []
+    for p in paths:
+        base = p[: -len(".qstar.csv")]
+        runs += [f for f in (base + ".csv", base + ".final.csv") if os.path.exists(f)][:1]
+    secs = fits.rank_seconds(runs)
     for line in fits.capacity_markdown(rows, secs):
         print("capacity table: " + line)
     fit, used, excluded = fits.capacity_fit(rows)
