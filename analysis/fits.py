@@ -221,6 +221,10 @@ def capacity_fit(rows, strict=True):
       - budget_hits > 0 (runs near q* still stopped on the budget),
       - dead inputs: q* over the live points lies below the CI of q* over
         all points (points no hidden unit reaches set q*, not capacity).
+    strict=False keeps the budget-sensitive points and those with budget
+    hits: the fit is then one of q* under the budget schedule (q*(2T), or
+    q*(T) where the 2T check did not run; T in epochs, so steps grow with m),
+    to be shown with the drift, never called converged.
     Returns (Fit or None, used rows, [(m, d, reason)])."""
     used, excluded = [], []
     for r in rows:
@@ -231,7 +235,7 @@ def capacity_fit(rows, strict=True):
         elif strict and r.get("budget_sensitive", math.nan) == 1:
             why = (f"budget_sensitive: q* {r['q_star']:.3g} at T, {r['q_star_2x']:.3g} at 2T "
                    f"(outside [{r['q_star_lo']:.3g}, {r['q_star_hi']:.3g}])")
-        elif hits > 0:
+        elif strict and hits > 0:
             why = f"{int(hits)} runs near q* stopped on the budget"
         elif not r["q_star_live"] >= r["q_star_lo"]:
             # NaN: every probe succeeds on the live points, q*(live) is below them all

@@ -895,7 +895,7 @@ def fig_capacity(paths, out):
     loose, lused, _ = fits.capacity_fit(rows, strict=False)
     if loose and len(lused) > len(used):
         xs = [r["m"] / r["d"] for r in lused]
-        txt = (f"with budget-sensitive points, q*(2T): slope {loose.slope:.3f} ± "
+        txt = (f"all bracketed live points, q* at the budget schedule: slope {loose.slope:.3f} ± "
                f"{1.96 * loose.slope_se:.3f}, m/d {min(xs):g}–{max(xs):g}, {loose.n} points")
         print(f"capacity: {txt}")
         title += "\n" + txt
