@@ -895,10 +895,10 @@ def fig_capacity(paths, out):
     loose, lused, _ = fits.capacity_fit(rows, strict=False)
     if loose and len(lused) > len(used):
         xs = [r["m"] / r["d"] for r in lused]
-        txt = (f"all bracketed live points, q* at the budget schedule: slope {loose.slope:.3f} ± "
-               f"{1.96 * loose.slope_se:.3f}, m/d {min(xs):g}–{max(xs):g}, {loose.n} points")
-        print(f"capacity: {txt}")
-        title += "\n" + txt
+        txt = (f"slope {loose.slope:.3f} ± {1.96 * loose.slope_se:.3f}, m/d "
+               f"{min(xs):g}–{max(xs):g}, {loose.n} points")
+        print(f"capacity: all bracketed live points, q* at the budget schedule: {txt}")
+        title += "\nat the budget schedule: " + txt
     ax.set(xscale="log", yscale="log", xlabel="m / d", ylabel="critical width q* (pairs)")
     ax.set_title(title, fontsize=9.5)
     ax.legend(fontsize=8)
