@@ -34,6 +34,9 @@ typedef struct {
     int keep_foreign;     /* keep rows of runs not in this sweep (else refuse) */
     int mixed_versions;   /* keep rows of another ntkmem version (else refuse) */
     long kept_rows, bad_rows, bad_runs; /* out */
+    int all_keys;         /* every key is this sweep's: a search, whose runs are not
+                           * known in advance (its rows kept run by run, not as
+                           * foreign rows: an unfinished run's rows are dropped) */
 } nm_resume_rules;
 
 /* --resume of path: the header must match exactly; every row is checked

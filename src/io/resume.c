@@ -83,7 +83,7 @@ static int classify(scan *s, const char *line, uint64_t *key)
     if (!c) return ROW_BADKEY;
     int nf = nm_csv_split(c, f, MAXF + 1), cls = ROW_OK;
     if (parse_key(f[0], key) != 0) cls = ROW_BADKEY;
-    else if (!sorted_has(s->sweep, s->r->nkeys, *key)) cls = ROW_FOREIGN;
+    else if (!s->r->all_keys && !sorted_has(s->sweep, s->r->nkeys, *key)) cls = ROW_FOREIGN;
     else if (nf != s->nf) cls = ROW_BAD;
     for (int i = 1; cls == ROW_OK && i < nf; i++)
         if (s->type[i] == 'n' ? !is_number(f[i]) : !f[i][0]) cls = ROW_BAD;
