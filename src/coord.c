@@ -614,9 +614,14 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
             fmt_eta(el / (double)t->ndone * (double)(t->todo - t->ndone), eta, sizeof eta);
         if (rc == NM_OK && mi >= 0)
             snprintf(val, sizeof val, " %s=%s", pl->x->summary_metric, fmt_metric(fin, a));
-        fprintf(stderr, "[ntkmem] run %ld/%ld point %ld repeat %ld (%s): %s%s%s in %.2f s; ETA %s\n",
-                t->ndone, t->todo, p->point, p->repeat, label[0] ? label : "fixed", what, val,
-                sink.check_failed ? " self-check FAILED" : "", secs, eta);
+        /* a search: no total (its runs are chosen as it goes), and the
+         * probe's q, which the swept values do not show */
+        char of[32] = "", sq[40] = "";
+        if (t->search) snprintf(sq, sizeof sq, "probe q=%ld%s", p->q, label[0] ? " " : "");
+        else snprintf(of, sizeof of, "/%ld", t->todo);
+        fprintf(stderr, "[ntkmem] run %ld%s point %ld repeat %ld (%s%s): %s%s%s in %.2f s; ETA %s\n",
+                t->ndone, of, p->point, p->repeat, sq, label[0] || sq[0] ? label : "fixed", what,
+                val, sink.check_failed ? " self-check FAILED" : "", secs, eta);
         if (rc != NM_OK && rc != NM_EINTR) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
     }
     /* a signal seen by any rank stops the sweep after this run (a collective

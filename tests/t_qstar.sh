@@ -4,7 +4,8 @@
 #    in [6, 18], the same logistic fit) and it uses at most half the
 #    runs;
 # 2. killed (its CSV cut mid-row, as SIGKILL leaves it) and resumed, it gives
-#    the same summary row, and reruns only the runs that were lost;
+#    the same summary row, reruns only the runs that were lost, and holds
+#    each row once (the cut run's surviving rows dropped, not doubled);
 # 3. bad search settings are refused before any run.
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
@@ -34,6 +35,15 @@ cmp "$T/s.qstar.csv" "$T/k.qstar.csv" || { echo "FAILED: resumed summary differs
 ran=$(grep -c '^\[ntkmem\] run' "$T/k.log"); all=$(grep -c '^\[ntkmem\] run' "$T/s.log")
 echo "killed at line $keep of $n and resumed: the same summary row; $ran of $all runs run again"
 [ "$ran" -lt "$all" ]
+# the resumed CSV holds each row once: the cut run's surviving rows were dropped, not kept
+# beside its rerun (every key of a search is its own: resume keeps finished runs only)
+/usr/bin/python3 - "$T/s.csv" "$T/k.csv" <<'PY'
+import csv, sys
+s, k = ([(r["key"], r["step"]) for r in csv.DictReader(open(f))] for f in sys.argv[1:3])
+assert len(k) == len(set(k)), f"{len(k) - len(set(k))} rows twice in the resumed CSV"
+assert set(k) == set(s), "the resumed CSV has other rows than the uninterrupted one"
+print(f"resumed CSV: {len(k)} rows, each once, the uninterrupted run's rows")
+PY
 # 3. refusals before work (exit 2, no run line)
 refuse() { # NAME SED-EXPRESSION EXPECTED-MESSAGE
     sed "$2" "$CFG" > "$T/$1.yaml"
