@@ -3,7 +3,9 @@
 # same time.  The rows are bit-identical to one run after another on one
 # rank (every column but wall_s; P is the run's ranks) and in the same
 # order, for a plain sweep (P = 3, groups of 1 and, at P = 4, of 2 against
-# P = 2) and for a search; ranks_per_run not dividing P is refused.
+# P = 2) and for a search (groups of 1 at P = 2, groups of 2 at P = 4 with the
+# budget check); a SIGUSR1 stop in groups resumes to the rows of P = 2;
+# ranks_per_run not dividing P is refused.
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -48,6 +50,32 @@ nm_sweep 2 "$T/search.yaml" "$T/s2.csv" "$T/s2.log"
 grep -q "2 groups of 1 ranks" "$T/s2.log"
 same "$T/s1.csv" "$T/s2.csv"; cmp "$T/s1.qstar.csv" "$T/s2.qstar.csv"
 echo "search at P = 2 (auto: groups of 1): rows and summary identical to P = 1"
+# a search with the budget check in groups of 2 at P = 4: as on 2 ranks
+sed -e 's/search_budget_check: false/search_budget_check: true/' -e 's/search_q_max: 40}/search_q_max: 40, ranks_per_run: 2}/' \
+    "$T/search.yaml" > "$T/search2.yaml"
+nm_sweep 2 "$T/search2.yaml" "$T/s22.csv" "$T/s22.log"
+nm_sweep 4 "$T/search2.yaml" "$T/s42.csv" "$T/s42.log"
+grep -q "2 groups of 2 ranks" "$T/s42.log"
+same "$T/s22.csv" "$T/s42.csv"; cmp "$T/s22.qstar.csv" "$T/s42.qstar.csv"
+echo "search with budget check at P = 4 in groups of 2: rows and summary identical to P = 2"
+# a graceful stop (SIGUSR1) in groups of 2 at P = 4, then --resume: the rows of
+# one uninterrupted run (rank 0 wrote the finished groups' rows, no torn run)
+CFG="$NTKMEM_ROOT/tests/configs/resume.yaml"
+sed 's/^  stop_margin: 1e9/  stop_margin: 1e9\n  ranks_per_run: 2/' "$CFG" > "$T/r.yaml"
+grep -q 'ranks_per_run: 2' "$T/r.yaml"
+nm_sweep 2 "$CFG" "$T/rref.csv" "$T/rref.log"
+finals() { awk -F, -v c="$(head -1 "$1" | tr , '\n' | grep -nx final | cut -d: -f1)" \
+    'NR > 1 && $c == 1' "$1" 2>/dev/null | wc -l; }
+setsid mpirun -np 4 "$NTKMEM" run "$T/r.yaml" --out "$T/r.csv" >"$T/r.log" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do [ -f "$T/r.csv" ] && [ "$(finals "$T/r.csv")" -ge 2 ] && break; sleep 0.1; done
+kill -USR1 $pid; rc=0; wait $pid || rc=$?
+[ $rc -eq 0 ] || { cat "$T/r.log"; echo "FAILED: graceful stop exited $rc"; exit 1; }
+grep -q "stopped by a signal" "$T/r.log" || { cat "$T/r.log"; exit 1; }
+got=$(finals "$T/r.csv"); [ "$got" -lt 10 ] || { echo "FAILED: the signal came after the sweep"; exit 1; }
+nm_sweep 4 "$T/r.yaml" "$T/r.csv" "$T/r2.log" --resume
+/usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/rref.csv" "$T/r.csv" --rtol 0
+echo "SIGUSR1 in groups of 2 after $got runs, resumed: the rows of P = 2"
 sed 's/patience: 4}/patience: 4, ranks_per_run: 2}/' "$T/plain.yaml" > "$T/bad.yaml"
 if nm_mpirun 3 "$NTKMEM" run "$T/bad.yaml" --out "$T/bad.csv" >"$T/bad.log" 2>&1; then
     echo "FAILED: ranks_per_run 2 at P = 3 accepted"; exit 1; fi
