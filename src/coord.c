@@ -330,8 +330,8 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         printf("ranks_per_run %d: %d groups of %d ranks run %d runs at a time\n", pl->N,
                P / pl->N, pl->N, P / pl->N);
     if (pl->search != NM_SEARCH_OFF)
-        printf("search %s: q per point chosen by the search (estimates at its widest probe, "
-               "search_q_max)\n", nm_search_names[pl->search]);
+        printf("search %s: q per point chosen by the search; q below is its widest probe "
+               "(search_q_max), which the estimates are for\n", nm_search_names[pl->search]);
     printf("%6s  %-36s %9s %7s %9s %10s  %13s  %s\n", "point", "swept values", "m", "d", "q", "Q",
            "mem/rank(MiB)", "mem/node(MiB)");
     for (long pt = 0; pt < pl->sw.npoints; pt++) {
@@ -344,8 +344,9 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         char label[512];
         nm_sweep_label(&pl->spec, p, label, sizeof label);
         double need = pl->need[pt];
+        nm_params w = widest_run(p); /* a search: its widest probe */
         printf("%6ld  %-36s %9ld %7ld %9ld %10ld  %13.2f  %.2f", p->point, label[0] ? label : "-",
-               p->m, p->d, p->q, nm_params_rows(p), mib(need), mib(need * sh->per_node));
+               p->m, p->d, w.q, nm_params_rows(&w), mib(need), mib(need * sh->per_node));
         int pe, pn;
         nm_err ge;
         if (uses_train_grid(p) && nm_train_grid(p, pl->N, &pe, &pn, &ge) == NM_OK)
@@ -353,7 +354,6 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
         printf("\n");
         if (pl->x->hooks->describe) {
             char how[512];
-            nm_params w = widest_run(p);
             pl->x->hooks->describe(&w, pl->N, how, sizeof how);
             printf("        %s\n", how);
         }
