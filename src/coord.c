@@ -273,29 +273,28 @@ static void tally_free(tally *t)
 
 /* Rank 0: lock the output for the whole sweep (a second writer would mix
  * rows; devices like /dev/null have nothing to protect), then open it. */
-static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done, nm_err *e)
+static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, char **done, nm_err *e)
 {
     struct stat st;
     if ((stat(pl->out, &st) != 0 || S_ISREG(st.st_mode)) && nm_file_lock(pl->out, &pl->lock, e))
         return e->code;
     char header[65536];
     nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
-    uint64_t *keys = nm_calloc((size_t)pl->sw.n + 1, sizeof *keys, "run keys", e);
-    if (!keys) return NM_ENOMEM;
-    for (long i = 0; i < pl->sw.n; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
-    nm_resume_rules r = {keys, pl->sw.n, o->keep_foreign, o->mixed_versions, 0, 0, 0};
-    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
-    free(keys);
-    if (rc == NM_OK && r.bad_rows)
-        fprintf(stderr, "[ntkmem] --resume: %ld damaged rows dropped; their %ld runs run again\n",
-                r.bad_rows, r.bad_runs);
+    if (!(*done = nm_calloc((size_t)pl->sw.n + 1, 1, "finished runs", e))) return NM_ENOMEM;
+    nm_resume_rules r = {&pl->sw, o->keep_foreign, o->mixed_versions, 0, 0, 0, 0, 0, 0};
+    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, *done, csv, e);
+    if (rc == NM_OK && o->resume)
+        fprintf(stderr, "[ntkmem] --resume: %s: kept %ld finished runs (%ld rows); %ld runs "
+                        "with rows that are unfinished, failed or damaged run again (%ld rows "
+                        "dropped, %ld of them damaged)\n",
+                pl->out, r.kept_runs, r.kept_rows, r.rerun_runs, r.dropped_rows, r.bad_rows);
     return rc;
 }
 
 /* Phase 1: rank 0 plans and opens the CSV (keeping finished runs' keys in
  * done); every rank agrees on the verdict.  Collective. */
 static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, plan *pl,
-                         FILE **csv, nm_keyset *done, nm_err *e)
+                         FILE **csv, char **done, nm_err *e)
 {
     int Pest = o->validate && o->ranks > 0 ? o->ranks : P;
     nm_coord_mem_share(comm, o->validate ? o->ranks_per_node : 0, &pl->sh);
@@ -310,7 +309,7 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
 /* Phase 2: broadcast the points of the sweep (the runs derive from them)
  * and which runs to skip.  Collective. */
 static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
-                      const nm_keyset *done, tally *t, nm_err *e)
+                      const char *done, tally *t, nm_err *e)
 {
     long hdr[3] = {pl->sw.npoints, pl->sw.repeats, pl->spec.experiment};
     int rc = NM_OK;
@@ -336,7 +335,7 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
             nm_params p;
             nm_sweep_run(sw, i, &p);
             t->skip[i] = (o->shard_n > 1 && p.point % o->shard_n != o->shard_i) ||
-                         nm_keyset_has(done, p.key);
+                         (done && done[i]);
             t->todo += !t->skip[i];
         }
     rc = nm_bcast_bytes(t->skip, (size_t)n, 0, comm, e);
@@ -469,7 +468,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     memset(&t, 0, sizeof t);
     pl.lock = -1;
     FILE *csv = NULL;
-    nm_keyset done = {0};
+    char *done = NULL; /* rank 0: per run, kept by --resume */
     int status = 0;
     int rc = plan_and_open(o, comm, rank, P, &pl, &csv, &done, &e);
     /* only now: until the plan stands there is nothing to save, and the
@@ -485,7 +484,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
                    "node\n",
                    o->ranks_per_node, pl.sh.placed);
     } else {
-        if (rc == NM_OK) rc = share_runs(o, comm, rank, &pl, &done, &t, &e);
+        if (rc == NM_OK) rc = share_runs(o, comm, rank, &pl, done, &t, &e);
         if (rc != NM_OK) {
             if (rank == 0) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
             status = 2;
@@ -509,12 +508,17 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     if (csv && fclose(csv) != 0) {
         fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
         status = status ? status : 1;
+    } else if (csv && o->resume && (rc = nm_csv_sort(pl.out, &pl.sw, &e)) != NM_OK) {
+        /* rerun rows were appended: put them where an uninterrupted sweep
+         * writes them (the lock is still held) */
+        fprintf(stderr, "ntkmem: error: %s\n", e.msg);
+        status = status ? status : 1;
     }
-    nm_file_unlock(pl.lock);
+    nm_file_unlock(pl.out, pl.lock);
     tally_free(&t);
     nm_sweep_free(&pl.sw);
     free(pl.need);
     nm_config_free(&pl.spec);
-    nm_keyset_free(&done);
+    free(done);
     return status;
 }
