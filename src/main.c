@@ -122,9 +122,10 @@ static int merge_main(int argc, char **argv)
         fprintf(stderr, "ntkmem merge: error: %s\n", e.msg);
         return 2;
     }
-    printf("merged %d file%s: %ld rows read, %ld duplicate rows dropped, %ld rows of %ld runs "
-           "written to %s\n",
-           nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.rows_out, st.runs, out);
+    printf("merged %d file%s: %ld rows read, %ld duplicate rows dropped (byte-identical copies), "
+           "%ld rows of other executions of a run dropped, %ld rows of %ld runs written to %s\n",
+           nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.superseded_rows, st.rows_out,
+           st.runs, out);
     if (st.runs_incomplete)
         printf("%ld runs have no final row in any input (interrupted); run the sweep with "
                "--out %s --resume to finish them\n",
