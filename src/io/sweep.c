@@ -161,6 +161,61 @@ static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err 
     return NM_OK;
 }
 
+/* The settings that name a file per run: {point} and {repeat} make the
+ * runs' files differ. */
+static const char *const per_run_paths[] = {"save_data", "save_weights", "save_gram",
+                                            "spectrum_out", NULL};
+
+static const nm_sweep *cmp_sw;
+static size_t cmp_off;
+static int by_path(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    int c = strcmp((const char *)&cmp_sw->points[x] + cmp_off,
+                   (const char *)&cmp_sw->points[y] + cmp_off);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Two runs writing one path would overwrite each other's arrays without a
+ * word: refuse a path without {repeat} when there are repeats, and one
+ * without {point} that several points share, before any work. */
+static int check_run_paths(const nm_sweep_spec *spec, const nm_sweep *sw, nm_err *e)
+{
+    for (int k = 0; per_run_paths[k]; k++) {
+        const nm_setting *s = nm_setting_find(per_run_paths[k]);
+        if (!s || !nm_setting_applies(s, spec->experiment) || sw->npoints < 1) continue;
+        long *idx = nm_calloc((size_t)sw->npoints, sizeof *idx, "path check", e), n = 0;
+        if (!idx) return NM_ENOMEM;
+        int rc = NM_OK;
+        for (long pt = 0; pt < sw->npoints && rc == NM_OK; pt++) {
+            const char *t = (const char *)&sw->points[pt] + s->offset;
+            if (!t[0]) continue;
+            if (sw->repeats > 1 && !strstr(t, "{repeat}"))
+                rc = nm_fail(e, NM_EINVAL,
+                             "%s: key '%s': '%s' is the same path for the %ld repeats of point "
+                             "%ld: each run would overwrite the last one's file; put {repeat} "
+                             "(and {point}) in it",
+                             spec->file, s->key, t, sw->repeats, pt);
+            else if (!strstr(t, "{point}"))
+                idx[n++] = pt;
+        }
+        cmp_sw = sw, cmp_off = s->offset;
+        if (rc == NM_OK) qsort(idx, (size_t)n, sizeof *idx, by_path);
+        for (long i = 1; i < n && rc == NM_OK; i++)
+            if (strcmp((const char *)&sw->points[idx[i - 1]] + s->offset,
+                       (const char *)&sw->points[idx[i]] + s->offset) == 0)
+                rc = nm_fail(e, NM_EINVAL,
+                             "%s: key '%s': '%s' is the same path for points %ld and %ld: each "
+                             "run would overwrite the last one's file; put {point} (and "
+                             "{repeat}) in it",
+                             spec->file, s->key, (const char *)&sw->points[idx[i]] + s->offset,
+                             idx[i - 1], idx[i]);
+        free(idx);
+        if (rc) return rc;
+    }
+    return NM_OK;
+}
+
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
 {
     long np = 0;
@@ -176,7 +231,9 @@ int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
             nm_sweep_free(sw);
             return e->code;
         }
-    return drop_repeated_points(spec, sw, e);
+    int rc = drop_repeated_points(spec, sw, e);
+    if (rc == NM_OK && (rc = check_run_paths(spec, sw, e)) != NM_OK) nm_sweep_free(sw);
+    return rc;
 }
 
 uint64_t nm_sweep_run_key(const nm_sweep *sw, long i)
