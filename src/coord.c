@@ -508,7 +508,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     if (csv && fclose(csv) != 0) {
         fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
         status = status ? status : 1;
-    } else if (csv && o->resume && (rc = nm_csv_sort(pl.out, &pl.sw, &e)) != NM_OK) {
+    } else if (csv && o->resume && t.ndone > 0 && (rc = nm_csv_sort(pl.out, &pl.sw, &e)) != NM_OK) {
         /* rerun rows were appended: put them where an uninterrupted sweep
          * writes them (the lock is still held) */
         fprintf(stderr, "ntkmem: error: %s\n", e.msg);

@@ -75,6 +75,7 @@ typedef struct {
     size_t cap;
     off_t pos; /* offset of the line just read */
     off_t next;
+    off_t hdr_end; /* where the rows begin */
 } reader;
 
 /* Length without the '\n' (-1 at EOF); *complete = it had one. */
@@ -104,6 +105,10 @@ typedef struct {
     /* identity columns of the last point formatted (runs of a point share
      * its settings; the file is in point order, so this is a cache hit) */
     long set_point;
+    unsigned char *have_seed;
+    size_t set_len;
+    const char *exp_name;
+    uint64_t *seeds; /* per repeat */
     char settings[65536], ident[65536 + 256], copy[1 << 16];
     off_t *foff, *fend; /* rows of runs not in the sweep (kept with keep_foreign) */
     long nforeign, capforeign;
@@ -119,22 +124,52 @@ static int in_list(const char *s, const char *const *list)
 }
 
 /* The integer printf("%ld") writes, and nothing else ("050", "+5", " 5"
- * are not what ntkmem wrote). */
+ * are not what ntkmem wrote).  By hand: this runs for every row. */
 static int canonical_long(const char *f, long *v)
 {
-    char *end, back[32];
-    errno = 0;
-    *v = strtol(f, &end, 10);
-    if (!*f || *end || errno) return 0;
-    snprintf(back, sizeof back, "%ld", *v);
-    return strcmp(back, f) == 0;
+    int neg = *f == '-';
+    const char *d = f + neg;
+    size_t n = strspn(d, "0123456789");
+    if (n == 0 || n > 18 || d[n] || (d[0] == '0' && n > 1) || (neg && d[0] == '0')) return 0;
+    long x = 0;
+    for (size_t i = 0; i < n; i++) x = 10 * x + (d[i] - '0');
+    *v = neg ? -x : x;
+    return 1;
 }
 
+/* A number as %.17g / %.6f write it: [-]digits[.digits][e(+|-)digits],
+ * or nan, -nan, inf, -inf.  Syntax only (strtod on every metric of 10^6
+ * rows was a third of the scan). */
 static int is_number(const char *f)
 {
-    char *end;
-    strtod(f, &end); /* also reads the nan and inf that %.17g writes */
-    return *f && !*end;
+    if (*f == '-') f++;
+    if (!strcmp(f, "nan") || !strcmp(f, "inf")) return 1;
+    size_t n = strspn(f, "0123456789");
+    if (n == 0) return 0;
+    f += n;
+    if (*f == '.') {
+        n = strspn(++f, "0123456789");
+        if (n == 0) return 0;
+        f += n;
+    }
+    if (*f == 'e') {
+        f++;
+        if (*f != '+' && *f != '-') return 0;
+        n = strspn(++f, "0123456789");
+        if (n == 0) return 0;
+        f += n;
+    }
+    return *f == 0;
+}
+
+static char *put_dec(char *p, uint64_t v)
+{
+    char t[24];
+    int k = 0;
+    do t[k++] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    while (k) *p++ = t[--k];
+    return p;
 }
 
 /* The spacing of a run's rows: training experiments write one at step 0,
@@ -151,17 +186,37 @@ static long row_every(const nm_params *p)
     return p->eval_every > E ? E * (p->eval_every / E) : E;
 }
 
-/* The identity columns nm_csv_row writes for run i. */
-static const char *expected_ident(scan *s, long i)
+/* The identity columns nm_csv_row writes for run i (what nm_csv_ident
+ * gives for nm_sweep_run's run; by hand, as this runs for every row: the
+ * settings part is formatted once per point, the seed once per repeat). */
+static const char *expected_ident(scan *s, long i, const nm_params **pp)
 {
-    nm_params p;
-    nm_sweep_run(s->sw, i, &p);
-    long pt = i / s->sw->repeats;
+    long pt = i / s->sw->repeats, r = i % s->sw->repeats;
+    const nm_params *p = *pp = &s->sw->points[pt];
     if (pt != s->set_point) {
-        nm_csv_settings(&p, s->settings, sizeof s->settings);
+        nm_csv_settings(p, s->settings, sizeof s->settings);
+        s->set_len = strlen(s->settings);
+        s->exp_name = nm_exp_name(p->experiment);
         s->set_point = pt;
     }
-    nm_csv_ident(&p, s->settings, s->ident, sizeof s->ident);
+    if (!s->have_seed[r]) {
+        nm_params run;
+        nm_sweep_run(s->sw, i, &run);
+        s->seeds[r] = run.seed; /* (seed, repeat) only: sweep.c */
+        s->have_seed[r] = 1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    uint64_t key = nm_sweep_run_key(s->sw, i);
+    char *o = s->ident;
+    for (int k = 15; k >= 0; k--) o[k] = hex[key & 15], key >>= 4;
+    o += 16;
+    *o++ = ',', o = put_dec(o, (uint64_t)p->point);
+    *o++ = ',', o = put_dec(o, (uint64_t)r);
+    *o++ = ',', o = put_dec(o, s->seeds[r]);
+    *o++ = ',';
+    size_t le = strlen(s->exp_name);
+    memcpy(o, s->exp_name, le), o += le;
+    memcpy(o, s->settings, s->set_len + 1);
     return s->ident;
 }
 
@@ -170,7 +225,8 @@ static const char *expected_ident(scan *s, long i)
 static int row_ok(scan *s, long i, const char *line, size_t n, int k, int *final)
 {
     if (strlen(line) != n || memchr(line, '\r', n) || n >= sizeof s->copy) return 0;
-    const char *id = expected_ident(s, i);
+    const nm_params *pt;
+    const char *id = expected_ident(s, i, &pt);
     size_t li = strlen(id);
     if (n <= li || memcmp(line, id, li) != 0 || line[li] != ',') return 0;
     memcpy(s->copy, line + li + 1, n - li);
@@ -195,9 +251,7 @@ static int row_ok(scan *s, long i, const char *line, size_t n, int k, int *final
         if (!is_number(f[c])) return 0;
     /* the step of row k: k E, except the final row, which may stop early
      * (in ((k-1) E, k E]); one-row experiments write one final row */
-    nm_params p;
-    nm_sweep_run(s->sw, i, &p);
-    long E = row_every(&p);
+    long E = row_every(pt);
     if (E <= 0) {
         if (k != 0 || !fin || step < 0) return 0;
     } else if (fin) {
@@ -248,6 +302,7 @@ static int check_header(reader *rd, const char *path, const char *header, nm_err
 {
     int complete = 0;
     ssize_t n = reader_next(rd, &complete);
+    rd->hdr_end = rd->next;
     if (n >= 0 && complete && strcmp(rd->buf, header) == 0) return NM_OK;
     char why[512] = "it has no header line";
     if (n >= 0) nm_csv_header_diff(header, rd->buf, why, sizeof why);
@@ -355,6 +410,32 @@ static int write_blocks(const char *path, const char *header, FILE *in, const of
     return nm_atomic_commit(&a, e);
 }
 
+/* The common cases need no rewrite: a finished sweep (every row kept) or
+ * one stopped mid-run (the kept runs in order, then the rows of the runs
+ * that did not finish).  The end of the kept rows when they are the file's
+ * rows from the header on, in sweep order; else -1. */
+static off_t kept_prefix(const scan *s, const unsigned char *keep, off_t at)
+{
+    if (s->nforeign) return -1;
+    for (long i = 0; i < s->sw->n; i++)
+        if (keep[i]) {
+            if (s->off[i] != at) return -1;
+            at = s->end[i];
+        }
+    return at;
+}
+
+/* Cut the file at len: the dropped rows are all after the kept ones. */
+static int truncate_at(const char *path, off_t len, nm_err *e)
+{
+    char real[NM_PATH_MAX];
+    if (nm_file_resolve(path, real, sizeof real, e)) return e->code;
+    if (truncate(real, len) != 0)
+        return nm_fail(e, NM_EIO, "cannot cut the unfinished runs off %s: %s", path,
+                       strerror(errno));
+    return NM_OK;
+}
+
 static int scan_init(scan *s, const nm_sweep *sw, nm_resume_rules *r, const char *header,
                      nm_err *e)
 {
@@ -366,7 +447,9 @@ static int scan_init(scan *s, const nm_sweep *sw, nm_resume_rules *r, const char
     s->rows = calloc(n, sizeof *s->rows);
     s->off = calloc(n, sizeof *s->off);
     s->end = calloc(n, sizeof *s->end);
-    if (!s->st || !s->rows || !s->off || !s->end || keymap_init(&s->map, sw))
+    s->seeds = calloc((size_t)sw->repeats + 1, sizeof *s->seeds);
+    s->have_seed = calloc((size_t)sw->repeats + 1, 1);
+    if (!s->seeds || !s->have_seed || !s->st || !s->rows || !s->off || !s->end || keymap_init(&s->map, sw))
         return nm_fail(e, NM_ENOMEM, "out of memory for the bookkeeping of %ld runs", sw->n);
     return NM_OK;
 }
@@ -375,6 +458,7 @@ static void scan_free(scan *s)
 {
     keymap_free(&s->map);
     free(s->st), free(s->rows), free(s->off), free(s->end), free(s->foff), free(s->fend);
+    free(s->seeds), free(s->have_seed);
 }
 
 int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char *done,
@@ -400,8 +484,12 @@ int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char
         }
         r->kept_rows += s->nforeign;
         r->dropped_rows = s->lines - r->kept_rows;
-        rc = write_blocks(path, header, rd.f, s->foff, s->fend, s->nforeign, r->sw,
-                          (const unsigned char *)done, s->off, s->end, e);
+        off_t cut = kept_prefix(s, (const unsigned char *)done, rd.hdr_end);
+        if (cut < 0)
+            rc = write_blocks(path, header, rd.f, s->foff, s->fend, s->nforeign, r->sw,
+                              (const unsigned char *)done, s->off, s->end, e);
+        else if (cut < rd.next && truncate_at(path, cut, e))
+            rc = e->code;
     }
     if (rd.f) fclose(rd.f);
     free(rd.buf);
