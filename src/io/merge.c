@@ -372,7 +372,7 @@ static int merge_locked(state *s, nm_merge_stats *st, nm_err *e)
     int rc = NM_OK;
     for (int f = 0; f < o->nin && rc == NM_OK; f++) rc = read_input(s, f, st, e);
     if (rc == NM_OK) {
-        qsort(s->r, (size_t)s->n, sizeof *s->r, by_run_step);
+        if (s->n > 1) qsort(s->r, (size_t)s->n, sizeof *s->r, by_run_step);
         for (long i = 0, j; i < s->n && rc == NM_OK; i = j) {
             for (j = i + 1; j < s->n && s->r[j].key == s->r[i].key;) j++;
             rc = choose_rows(s, s->r + i, j - i, st, e);
@@ -380,7 +380,7 @@ static int merge_locked(state *s, nm_merge_stats *st, nm_err *e)
         }
     }
     if (rc == NM_OK) {
-        qsort(s->r, (size_t)s->n, sizeof *s->r, by_output);
+        if (s->n > 1) qsort(s->r, (size_t)s->n, sizeof *s->r, by_output);
         rc = check_one_sweep(s, e);
     }
     if (rc == NM_OK) rc = write_output(s, st, e);
