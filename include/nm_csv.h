@@ -40,9 +40,10 @@ typedef struct {
     int keep_foreign;     /* keep rows of runs not in this sweep (else refuse) */
     int mixed_versions;   /* keep rows of another ntkmem version (else refuse) */
     /* out: runs kept (finished, every row intact) and their rows; runs of
-     * the sweep with rows that run again (unfinished, failed or damaged);
-     * rows dropped, of which damaged; rows of runs not in the sweep */
-    long kept_runs, kept_rows, rerun_runs, dropped_rows, bad_rows, foreign_rows;
+     * the sweep with rows that run again (unfinished, failed or damaged),
+     * of which damaged; rows dropped; lines whose key cannot be read; rows
+     * of runs not in the sweep */
+    long kept_runs, kept_rows, rerun_runs, bad_runs, dropped_rows, bad_lines, foreign_rows;
 } nm_resume_rules;
 
 /* --resume of path: the header must match exactly.  A run is kept only when

@@ -281,13 +281,14 @@ static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, char **done, nm_
     char header[65536];
     nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
     if (!(*done = nm_calloc((size_t)pl->sw.n + 1, 1, "finished runs", e))) return NM_ENOMEM;
-    nm_resume_rules r = {&pl->sw, o->keep_foreign, o->mixed_versions, 0, 0, 0, 0, 0, 0};
+    nm_resume_rules r = {&pl->sw, o->keep_foreign, o->mixed_versions, 0, 0, 0, 0, 0, 0, 0};
     int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, *done, csv, e);
     if (rc == NM_OK && o->resume)
         fprintf(stderr, "[ntkmem] --resume: %s: kept %ld finished runs (%ld rows); %ld runs "
-                        "with rows that are unfinished, failed or damaged run again (%ld rows "
-                        "dropped, %ld of them damaged)\n",
-                pl->out, r.kept_runs, r.kept_rows, r.rerun_runs, r.dropped_rows, r.bad_rows);
+                        "with rows that are unfinished, failed or damaged run again (%ld of "
+                        "them damaged; %ld rows dropped, %ld lines unreadable)\n",
+                pl->out, r.kept_runs, r.kept_rows, r.rerun_runs, r.bad_runs, r.dropped_rows,
+                r.bad_lines);
     return rc;
 }
 

@@ -328,7 +328,7 @@ static int scan_rows(scan *s, reader *rd, const char *path, nm_err *e)
         }
         s->lines++;
         if (i == -3) { /* rows of one run are written together: the runs before and after */
-            s->r->bad_rows++;
+            s->r->bad_lines++;
             if (cur >= 0) mark_bad(s, cur);
             bad_next = 1, cur = -3;
             continue;
@@ -345,7 +345,6 @@ static int scan_rows(scan *s, reader *rd, const char *path, nm_err *e)
         /* a second block of the run, a row after its final row, or a row
          * not what this sweep writes for the key: the run reruns */
         int ok = row_ok(s, i, rd->buf, (size_t)n, k, &final);
-        if (!ok) s->r->bad_rows++;
         if (!ok || (i != cur && s->st[i] != RUN_UNSEEN) || s->st[i] == RUN_DONE) mark_bad(s, i);
         if (s->st[i] == RUN_UNSEEN) s->st[i] = RUN_OPEN, s->off[i] = rd->pos;
         if (s->st[i] != RUN_BAD && final) s->st[i] = RUN_DONE;
@@ -464,7 +463,8 @@ static void scan_free(scan *s)
 int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char *done,
                   nm_err *e)
 {
-    r->kept_runs = r->kept_rows = r->rerun_runs = r->dropped_rows = r->bad_rows = 0;
+    r->kept_runs = r->kept_rows = r->rerun_runs = r->bad_runs = r->dropped_rows = 0;
+    r->bad_lines = 0;
     r->foreign_rows = 0;
     scan *s = malloc(sizeof *s); /* ~200 KiB of line buffers: not on the stack */
     if (!s) return nm_fail(e, NM_ENOMEM, "out of memory for --resume");
@@ -481,6 +481,7 @@ int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char
             r->kept_runs += done[i];
             r->kept_rows += done[i] ? s->rows[i] : 0;
             r->rerun_runs += s->st[i] == RUN_OPEN || s->st[i] == RUN_BAD;
+            r->bad_runs += s->st[i] == RUN_BAD;
         }
         r->kept_rows += s->nforeign;
         r->dropped_rows = s->lines - r->kept_rows;

@@ -100,14 +100,15 @@ static void check_resume(const uint8_t *d, size_t n, int lax)
 {
     put(csv, d, n);
     char done[8] = {0}, again[8] = {0};
-    nm_resume_rules r = {&sw, lax, lax, 0, 0, 0, 0, 0, 0};
+    nm_resume_rules r = {&sw, lax, lax, 0, 0, 0, 0, 0, 0, 0};
     nm_err e = {0, ""};
     if (nm_csv_resume(csv, header, &r, done, &e) != NM_OK) return;
     size_t n1 = 0;
     char *first = slurp(csv, &n1);
-    nm_resume_rules r2 = {&sw, lax, lax, 0, 0, 0, 0, 0, 0};
+    nm_resume_rules r2 = {&sw, lax, lax, 0, 0, 0, 0, 0, 0, 0};
     if (nm_csv_resume(csv, header, &r2, again, &e) != NM_OK) abort();
-    if (memcmp(done, again, sizeof done) != 0 || r2.dropped_rows != 0 || r2.bad_rows != 0)
+    if (memcmp(done, again, sizeof done) != 0 || r2.dropped_rows != 0 || r2.bad_runs != 0 ||
+        r2.bad_lines != 0)
         abort();
     size_t n2 = 0;
     char *second = slurp(csv, &n2);
