@@ -1,6 +1,6 @@
 #!/bin/bash
-# A per-run output path (save_data, save_weights, save_gram, spectrum_out)
-# that two runs of a sweep would share -- no {repeat} with repeats > 1, no
+# A per-run output path (save_data, save_weights, save_gram) that two runs
+# of a sweep would share -- no {repeat} with repeats > 1, no
 # {point} with several points -- is refused by validate and run before any
 # work, naming the setting; with {point} and {repeat} every run keeps its
 # own arrays.
@@ -28,7 +28,6 @@ refused() { # want-words...
 sweep save_data "$T/d" 2 "4"; refused "key 'save_data'" "repeats" "{repeat}"
 sweep save_weights "$T/w_{repeat}" 1 "4, 5"; refused "key 'save_weights'" "points 0 and 1" "{point}"
 sweep save_gram "$T/g_{point}" 2 "4, 5"; refused "key 'save_gram'" "{repeat}"
-sweep spectrum_out "$T/s.csv" 1 "4, 5"; refused "key 'spectrum_out'" "{point}"
 echo "ok: shared per-run paths refused, naming the setting"
 # one run: no placeholder needed; placeholders: every run its own files
 sweep save_data "$T/one" 1 "4"

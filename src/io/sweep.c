@@ -161,10 +161,10 @@ static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, nm_err 
     return NM_OK;
 }
 
-/* The settings that name a file per run: {point} and {repeat} make the
- * runs' files differ. */
-static const char *const per_run_paths[] = {"save_data", "save_weights", "save_gram",
-                                            "spectrum_out", NULL};
+/* The settings that name a file per run, written whole: {point} and
+ * {repeat} make the runs' files differ.  (spectrum_out is not one: without
+ * {point} the runs append their rows to one file, keyed.) */
+static const char *const per_run_paths[] = {"save_data", "save_weights", "save_gram", NULL};
 
 static const nm_sweep *cmp_sw;
 static size_t cmp_off;
