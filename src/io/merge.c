@@ -149,15 +149,18 @@ static int read_input(state *s, int file, nm_merge_stats *st, nm_err *e)
     if (n <= 0 || l[n - 1] != '\n') {
         rc = nm_fail(e, NM_EINVAL, "%s: empty or no header line; not an ntkmem results CSV",
                      path);
+    } else if (l[--n] = 0, strlen(l) != (size_t)n) {
+        rc = nm_fail(e, NM_EINVAL, "%s: a NUL byte in the header; not an ntkmem results CSV",
+                     path);
     } else {
-        l[--n] = 0;
         if (!s->header) {
             if (!(s->header = strdup(l))) rc = nm_fail(e, NM_ENOMEM, "out of memory");
-            else if (n > 0 && l[n - 1] == '\r')
+            else if (strchr(l, '\r'))
                 rc = nm_fail(e, NM_EINVAL,
-                             "%s: its lines end in CR LF (Windows); ntkmem writes LF only: "
-                             "convert it with `sed -i 's/\\r$//' FILE` or dos2unix",
-                             path);
+                             "%s: %s; ntkmem writes LF only: convert it with "
+                             "`sed -i 's/\\r$//' FILE` or dos2unix",
+                             path, n > 0 && l[n - 1] == '\r' ? "its lines end in CR LF (Windows)"
+                                                            : "a CR in its header");
             else rc = read_layout(path, s->header, &s->L, e);
         } else if (strcmp(l, s->header) != 0) {
             char why[512];

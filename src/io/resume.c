@@ -303,7 +303,8 @@ static int check_header(reader *rd, const char *path, const char *header, nm_err
     int complete = 0;
     ssize_t n = reader_next(rd, &complete);
     rd->hdr_end = rd->next;
-    if (n >= 0 && complete && strcmp(rd->buf, header) == 0) return NM_OK;
+    if (n >= 0 && complete && strlen(rd->buf) == (size_t)n && strcmp(rd->buf, header) == 0)
+        return NM_OK;
     char why[512] = "it has no header line";
     if (n >= 0) nm_csv_header_diff(header, rd->buf, why, sizeof why);
     return nm_fail(e, NM_EINVAL,
@@ -526,7 +527,9 @@ int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e)
     int complete;
     ssize_t n;
     char *header = NULL;
-    if (rc == NM_OK && (n = reader_next(&rd, &complete)) >= 0) header = strdup(rd.buf);
+    if (rc == NM_OK && (n = reader_next(&rd, &complete)) >= 0 && complete &&
+        strlen(rd.buf) == (size_t)n) /* else not a header this could write back */
+        header = strdup(rd.buf);
     while (rc == NM_OK && header && (n = reader_next(&rd, &complete)) >= 0) {
         if (!complete) { /* not whole lines: leave the file as it is */
             sorted = 1;
