@@ -154,15 +154,18 @@ sanitize: deps
 	@NTKMEM_BUILD=$(SAN_B) tests/run-all.sh
 
 # make fuzz: libFuzzer (clang) on the sweep parser and expansion, seeded with
-# tests/fuzz/corpus; FUZZ_SECONDS bounds the run (make check runs it briefly).
+# tests/fuzz/corpus, and on the CSV reader of --resume and merge, seeded with
+# tests/fuzz/corpus_csv; FUZZ_SECONDS bounds each run (make check runs them
+# briefly).
 FUZZ_B       := build/fuzz
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@$(SUBMAKE) B=$(FUZZ_B) MPICC="env OMPI_CC=clang mpicc" WARN="-std=c11 -D_GNU_SOURCE -w" \
 	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
-	    $(FUZZ_B)/fuzz_config
+	    $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_csv
 	@tests/fuzz/run.sh $(FUZZ_B)/fuzz_config $(FUZZ_SECONDS)
-$(B)/fuzz_config: tests/fuzz/fuzz_config.c $(LIB)
+	@tests/fuzz/run.sh $(FUZZ_B)/fuzz_csv $(FUZZ_SECONDS) tests/fuzz/corpus_csv tests/fuzz/crashes_csv 16384
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 	$(MPICC) $(ALL_CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LIBS) -o $@
 
 # figures of analysis/ (Debian python3 + numpy + matplotlib) from every CSV in results/

@@ -6,6 +6,7 @@
 
 #include "nm_err.h"
 #include "nm_params.h"
+#include "nm_sweep.h"
 
 /* Header line (no newline) for an experiment with the given metric columns.
  * The settings columns are those of nm_setting_is_identity. */
@@ -17,42 +18,64 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
                 int final, const char *stop_reason, long step, double wall_s,
                 const double *metrics, int nmetrics, char *buf, size_t n);
 
-typedef struct {
-    uint64_t *keys;
-    long n, cap;
-} nm_keyset;
+/* The identity columns of a run's rows, as nm_csv_row writes them: the
+ * settings part (",v1,v2,...", the same for every run of a point) and the
+ * whole lead "key,point,repeat,seed,experiment" + settings.  Return the
+ * length written. */
+size_t nm_csv_settings(const nm_params *p, char *buf, size_t n);
+size_t nm_csv_ident(const nm_params *p, const char *settings, char *buf, size_t n);
 
-int nm_keyset_has(const nm_keyset *k, uint64_t key);
-/* 0, or -1 when out of memory. */
-int nm_keyset_add(nm_keyset *k, uint64_t key);
-void nm_keyset_free(nm_keyset *k);
+/* Every status and stop_reason an experiment writes (NULL-terminated): a
+ * row with another one is damaged.  A new status goes here too. */
+extern const char *const nm_csv_statuses[];
+extern const char *const nm_csv_stop_reasons[];
+
+/* Why header h differs from the expected one (first differing column, the
+ * column counts, or CRLF line ends), for messages. */
+void nm_csv_header_diff(const char *want, const char *h, char *buf, size_t n);
 
 /* What --resume may keep, and what it found. */
 typedef struct {
-    const uint64_t *keys; /* the run keys of this sweep */
-    long nkeys;
+    const nm_sweep *sw; /* the sweep: its runs' keys and identity columns */
     int keep_foreign;     /* keep rows of runs not in this sweep (else refuse) */
     int mixed_versions;   /* keep rows of another ntkmem version (else refuse) */
-    long kept_rows, bad_rows, bad_runs; /* out */
-    int all_keys;         /* every key is this sweep's: a search, whose runs are not
-                           * known in advance (its rows kept run by run, not as
-                           * foreign rows: an unfinished run's rows are dropped) */
+    /* out: runs kept (finished, every row intact) and their rows; runs of
+     * the sweep with rows that run again (unfinished, failed or damaged),
+     * of which damaged; rows dropped; lines whose key cannot be read; rows
+     * of runs not in the sweep */
+    long kept_runs, kept_rows, rerun_runs, bad_runs, dropped_rows, bad_lines, foreign_rows;
+    /* a search (sweep setting `search`): its runs are not the sweep's runs
+     * (it chooses q as it goes), so a key not in the sweep is one of its
+     * runs, not a foreign row: a run is kept when its rows are one block
+     * ending in a final row, else dropped (it runs again) */
+    int search_runs;
 } nm_resume_rules;
 
-/* --resume of path: the header must match exactly; every row is checked
- * (field count, key, numbers where the column is numeric).  Keeps the rows
- * of runs that finished with no damaged row -- their keys go to done -- and
- * drops the others, which then run again.  Rows of runs not in rules->keys
- * or of another version are refused (NM_EINVAL) unless rules allow them.
- * The file is replaced through nm_atomic: on failure it is unchanged. */
-int nm_csv_resume(const char *path, const char *header, nm_resume_rules *rules,
-                  nm_keyset *done, nm_err *e);
+/* --resume of path: the header must match exactly.  A run is kept only when
+ * its rows are exactly the rows an uninterrupted run writes: one contiguous
+ * block, steps 0, E, 2E, ... (E the row spacing of its settings) up to one
+ * final row, every row's identity columns (key ... settings) byte for byte
+ * what this sweep writes for that key, and valid P, threads, version,
+ * status, check, final, stop_reason, step, times and metrics.  Anything else
+ * drops every row of the run, which then runs again.  done[i] = run i of the
+ * sweep is kept.  Rows of runs not in the sweep, or of another version, are
+ * refused (NM_EINVAL) unless rules allow them.  The kept rows are written
+ * back in sweep order (foreign ones first) through nm_atomic: on failure the
+ * file is unchanged.  Streams the file: memory O(runs), not O(file). */
+int nm_csv_resume(const char *path, const char *header, nm_resume_rules *rules, char *done,
+                  nm_err *e);
+
+/* After a resumed sweep: put path's rows into the order an uninterrupted
+ * sweep writes (runs in sweep order, each run's rows together; rows of
+ * runs not in the sweep first), rewriting it through nm_atomic only when it
+ * is out of order. */
+int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e);
 
 /* Open the output for writing rows.  A new file gets the header.  An existing
  * file is an error unless resume (nm_csv_resume, then append) or force
  * (overwrite). */
 int nm_csv_open(const char *path, const char *header, int resume, int force,
-                nm_resume_rules *rules, nm_keyset *done, FILE **out, nm_err *e);
+                nm_resume_rules *rules, char *done, FILE **out, nm_err *e);
 
 /* Append line and a newline to f, flushed, whole or not at all: after a
  * failure (disk full, file size limit) f ends where it did before.  The

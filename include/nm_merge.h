@@ -11,7 +11,10 @@ typedef struct {
     long rows_out;         /* rows written */
     long runs;             /* distinct runs (keys) written */
     long runs_incomplete;  /* of which no file has the final row: --resume reruns them */
-    long dup_rows;         /* rows dropped: another copy of the run or of the step was kept */
+    long dup_rows;         /* rows dropped: a byte-identical copy of the row was kept */
+    long superseded_rows;  /* rows dropped: another execution of the same run wrote the
+                            * same numbers at that step (its copy kept), or a failed
+                            * attempt's error row of a run finished elsewhere */
     long torn_lines;       /* last lines cut off mid-write, ignored */
 } nm_merge_stats;
 
@@ -23,18 +26,24 @@ typedef struct {
     int allow_mixed_versions; /* accept rows of several ntkmem versions */
 } nm_merge_opts;
 
-/* Merge the CSVs in[0..nin-1] into out.  Every header must equal the first
- * (else NM_EINVAL naming the file and the first differing column), and every
- * row's ntkmem version the first row's unless allow_mixed_versions.  A run is
- * identified by its `key`, a row by (key, step) -- as --resume does.  Two
- * copies of one step that differ in what they computed (anything but ranks,
- * threads, times and the final flag; numbers beyond 1e-9 relative) are a
- * conflict: NM_EINVAL naming both files and the run.  Of each run one copy
- * is kept: the first file holding its final row, else the file with the most
- * rows of it; within that copy a repeated step keeps the final row, else the
- * first.  Rows are ordered by point, repeat, step.  An existing out is refused
- * unless force; out is written to a unique temporary and renamed (removed on
- * failure), so out may also be one of the inputs. */
+/* Merge the CSVs in[0..nin-1] into out, under out's lock (nm_file_lock, the
+ * one a sweep writing out holds: refused while a sweep writes it).  Every
+ * header must equal the first (else NM_EINVAL naming the file and what
+ * differs), and every row's ntkmem version the first row's unless
+ * allow_mixed_versions.  A run is identified by its `key`, a row by (key,
+ * step): every step of every run is kept once, from whichever file holds it.
+ * Copies of one step: byte-identical ones are duplicates; ones that differ
+ * only in how they ran (ranks, threads, times; numbers within 1e-9
+ * relative) are two executions of the run, and the copy of the file with
+ * the run's final row is kept; any other difference is a conflict (NM_EINVAL
+ * naming both files, byte offsets and the column).  A final row at another
+ * step, or a row after the final step, is a conflict too.  A (point, repeat)
+ * with two keys, or a key at two (point, repeat)s, is refused as CSVs of
+ * different sweeps.  Rows are ordered by point, repeat, step (the order of
+ * an uninterrupted sweep).  An existing out is refused unless force; out is
+ * written to a unique temporary and renamed (removed on failure), so out may
+ * also be one of the inputs.  Memory: a few words per row (lines are read
+ * back by offset), so inputs must be regular files. */
 int nm_merge(const nm_merge_opts *o, nm_merge_stats *st, nm_err *e);
 
 #endif

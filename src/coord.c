@@ -86,19 +86,20 @@ typedef struct {
 /* What rank 0 keeps of the sweep while runs go on, counted in its estimate
  * (a sweep of 10^5 points x 10 repeats used to hold 240 MiB of points on
  * every rank against an estimate of 16 MiB): per point the sweep's index
- * and key and the estimate (need); per run of this launch (its shard) the
- * run number and final metric (tally); with --resume, per run the keys the
- * CSV is checked against (open_csv) and the set of finished runs (at most
- * 16 bytes a run); the swept values.  The other ranks keep none of it: they
- * get each run's settings as it starts. */
+ * and key and the estimate (need); per run the finished-run flag (done, one
+ * byte); per run of this launch (its shard) the run number and final metric
+ * (tally); with --resume, while the CSV is checked (io/resume.c), per run
+ * the scan's state (21 bytes) and its key -> run map (16 bytes a slot, at
+ * most 4 slots a run); the swept values.  The other ranks keep none of it:
+ * they get each run's settings as it starts. */
 static double book_bytes(const plan *pl, const nm_run_opts *o)
 {
     double np = (double)pl->sw.npoints, n = (double)pl->sw.n, mine = np;
     if (o->shard_n > 1) /* the points pt with pt % shard_n == shard_i */
         mine = (double)((pl->sw.npoints - o->shard_i + o->shard_n - 1) / o->shard_n);
-    double b = np * (double)(NM_SWEEP_BYTES_PER_POINT + sizeof(double)) +
+    double b = np * (double)(NM_SWEEP_BYTES_PER_POINT + sizeof(double)) + n +
                mine * (double)pl->sw.repeats * (double)(sizeof(long) + sizeof(double));
-    if (o->resume) b += n * (double)(sizeof(uint64_t) + 16);
+    if (o->resume) b += n * (21.0 + 4.0 * 16.0);
     for (int a = 0; a < pl->spec.naxes; a++)
         b += (double)NM_MAX_AXIS_VALUES * sizeof pl->spec.axes[a].vals[0];
     return b;
@@ -448,34 +449,32 @@ static int metric_index(const nm_experiment *x, const char *name)
 
 /* Rank 0: lock the output for the whole sweep (a second writer would mix
  * rows; devices like /dev/null have nothing to protect), then open it. */
-static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, nm_keyset *done, nm_err *e)
+static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, char **done, nm_err *e)
 {
     struct stat st;
     if ((stat(pl->out, &st) != 0 || S_ISREG(st.st_mode)) && nm_file_lock(pl->out, &pl->lock, e))
         return e->code;
     char header[65536];
     nm_csv_header(pl->spec.experiment, pl->x->hooks->metrics, header, sizeof header);
-    /* the run keys, for --resume only (8 bytes a run); a search's runs are
-     * not known in advance: every key in the file is taken as its own
-     * (all_keys), so its finished runs are kept and its cut runs dropped */
+    if (!(*done = nm_calloc((size_t)pl->sw.n + 1, 1, "finished runs", e))) return NM_ENOMEM;
+    /* a search's runs are not the sweep's (it chooses q as it goes): its
+     * rows are kept run by run, not refused or kept as foreign rows */
     int search = pl->search != NM_SEARCH_OFF;
-    long nk = o->resume && !search ? pl->sw.n : 0;
-    uint64_t *keys = nm_calloc((size_t)nk + 1, sizeof *keys, "run keys", e);
-    if (!keys) return NM_ENOMEM;
-    for (long i = 0; i < nk; i++) keys[i] = nm_sweep_run_key(&pl->sw, i);
-    nm_resume_rules r = {keys, nk, o->keep_foreign, o->mixed_versions, 0, 0, 0, search};
-    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, done, csv, e);
-    free(keys);
-    if (rc == NM_OK && r.bad_rows)
-        fprintf(stderr, "[ntkmem] --resume: %ld damaged rows dropped; their %ld runs run again\n",
-                r.bad_rows, r.bad_runs);
+    nm_resume_rules r = {&pl->sw, o->keep_foreign, o->mixed_versions, 0, 0, 0, 0, 0, 0, 0, search};
+    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, *done, csv, e);
+    if (rc == NM_OK && o->resume)
+        fprintf(stderr, "[ntkmem] --resume: %s: kept %ld finished runs (%ld rows); %ld runs "
+                        "with rows that are unfinished, failed or damaged run again (%ld of "
+                        "them damaged; %ld rows dropped, %ld lines unreadable)\n",
+                pl->out, r.kept_runs, r.kept_rows, r.rerun_runs, r.bad_runs, r.dropped_rows,
+                r.bad_lines);
     return rc;
 }
 
 /* Phase 1: rank 0 plans and opens the CSV (keeping finished runs' keys in
  * done); every rank agrees on the verdict.  Collective. */
 static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, plan *pl,
-                         FILE **csv, nm_keyset *done, nm_err *e)
+                         FILE **csv, char **done, nm_err *e)
 {
     int Pest = o->validate && o->ranks > 0 ? o->ranks : P;
     /* every rank knows o and P: the same verdict everywhere, no agreement needed */
@@ -494,11 +493,10 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
 
 /* Is run i left out of this launch: another shard's, or finished already
  * (--resume)?  Rank 0. */
-static int skipped(const nm_run_opts *o, const plan *pl, const nm_keyset *done, long i)
+static int skipped(const nm_run_opts *o, const plan *pl, const char *done, long i)
 {
     long pt = i / pl->sw.repeats;
-    return (o->shard_n > 1 && pt % o->shard_n != o->shard_i) ||
-           nm_keyset_has(done, nm_sweep_run_key(&pl->sw, i));
+    return (o->shard_n > 1 && pt % o->shard_n != o->shard_i) || (done && done[i]);
 }
 
 /* Phase 2: rank 0 counts the runs to do; every rank learns how many (the
@@ -506,7 +504,7 @@ static int skipped(const nm_run_opts *o, const plan *pl, const nm_keyset *done, 
  * holds the sweep: each run's settings are sent as it starts (run_all).
  * Collective. */
 static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
-                      const nm_keyset *done, tally *t, nm_err *e)
+                      const char *done, tally *t, nm_err *e)
 {
     long hdr[4] = {pl->spec.experiment, 0, pl->N, pl->search};
     int rc = NM_OK;
@@ -851,7 +849,7 @@ static void merge_tally(const groups *gr, tally *t)
 
 /* Rank 0: the next run not skipped from *next on, with its settings in p;
  * -1 when none is left, -2 when its settings cannot be made (reported). */
-static long next_run(const nm_run_opts *o, const plan *pl, const nm_keyset *done,
+static long next_run(const nm_run_opts *o, const plan *pl, const char *done,
                      const tally *t, long *next, nm_params *p)
 {
     while (*next < t->n && skipped(o, pl, done, *next)) ++*next;
@@ -866,7 +864,7 @@ static long next_run(const nm_run_opts *o, const plan *pl, const nm_keyset *done
 /* Phase 3: every run not skipped, G at a time, until an MPI error or a
  * signal.  Rank 0 makes the settings of one batch (G runs, G <= P: nothing
  * that grows with the sweep) and sends them as the runs start.  Collective. */
-static void run_all(const nm_run_opts *o, const plan *pl, const nm_keyset *done, groups *gr,
+static void run_all(const nm_run_opts *o, const plan *pl, const char *done, groups *gr,
                     FILE *csv, tally *t)
 {
     double t_start = MPI_Wtime();
@@ -1254,7 +1252,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     memset(&t, 0, sizeof t);
     pl.lock = -1;
     FILE *csv = NULL;
-    nm_keyset done = {0};
+    char *done = NULL; /* rank 0: per run, kept by --resume */
     int status = 0;
     int rc = plan_and_open(o, comm, rank, P, &pl, &csv, &done, &e);
     /* only now: until the plan stands there is nothing to save, and the
@@ -1270,7 +1268,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
                    "node\n",
                    o->ranks_per_node, pl.sh.placed);
     } else {
-        if (rc == NM_OK) rc = share_runs(o, comm, rank, &pl, &done, &t, &e);
+        if (rc == NM_OK) rc = share_runs(o, comm, rank, &pl, done, &t, &e);
         if (rc != NM_OK) {
             if (rank == 0) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
             status = 2;
@@ -1296,7 +1294,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
                 if (t.search)
                     run_search(o, &pl, &gr, csv, &t);
                 else
-                    run_all(o, &pl, &done, &gr, csv, &t);
+                    run_all(o, &pl, done, &gr, csv, &t);
                 merge_tally(&gr, &t);
             }
             groups_free(&gr);
@@ -1312,12 +1310,17 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     if (csv && fclose(csv) != 0) {
         fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
         status = status ? status : 1;
+    } else if (csv && o->resume && t.ndone > 0 && (rc = nm_csv_sort(pl.out, &pl.sw, &e)) != NM_OK) {
+        /* rerun rows were appended: put them where an uninterrupted sweep
+         * writes them (the lock is still held) */
+        fprintf(stderr, "ntkmem: error: %s\n", e.msg);
+        status = status ? status : 1;
     }
-    nm_file_unlock(pl.lock);
+    nm_file_unlock(pl.out, pl.lock);
     tally_free(&t);
     nm_sweep_free(&pl.sw);
     free(pl.need);
     nm_config_free(&pl.spec);
-    nm_keyset_free(&done);
+    free(done);
     return status;
 }

@@ -34,9 +34,11 @@ static void usage(FILE *f)
             "  --ranks P       validate: estimate memory for P ranks\n"
             "  --ranks-per-node N  validate: N ranks share a node's memory (SLURM_MEM_PER_NODE,\n"
             "                  SLURM_MEM_PER_CPU x cpus, else 80%% of MemTotal)\n"
-            "  merge           headers must agree; one copy per run (key) and step is kept,\n"
-            "                  complete runs and final rows first; sorted by point, repeat,\n"
-            "                  step; -o FILE is not overwritten without --force\n"
+            "  merge           headers must agree; every step of every run (key) is kept\n"
+            "                  once: byte-identical copies are duplicates, copies that\n"
+            "                  differ in what they computed are a conflict (refused), as are\n"
+            "                  shards of two sweeps; sorted by point, repeat, step; -o FILE\n"
+            "                  is not overwritten without --force, nor while a sweep writes it\n"
             "\n"
             "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
             "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n"
@@ -125,9 +127,10 @@ static int merge_main(int argc, char **argv)
         fprintf(stderr, "ntkmem merge: error: %s\n", e.msg);
         return 2;
     }
-    printf("merged %d file%s: %ld rows read, %ld duplicate rows dropped, %ld rows of %ld runs "
-           "written to %s\n",
-           nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.rows_out, st.runs, out);
+    printf("merged %d file%s: %ld rows read, %ld duplicate rows dropped (byte-identical copies), "
+           "%ld rows of other executions of a run dropped, %ld rows of %ld runs written to %s\n",
+           nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.superseded_rows, st.rows_out,
+           st.runs, out);
     if (st.runs_incomplete)
         printf("%ld runs have no final row in any input (interrupted); run the sweep with "
                "--out %s --resume to finish them\n",

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nm_file.h"
 #include "nm_merge.h"
 #include "nm_test.h"
 
@@ -77,14 +78,15 @@ START_TEST(test_merge_dedup_order)
     /* shard a: run a complete, run b interrupted after step 0, a torn line */
     const char *a = file(0, "a.csv", HDR A0 A10 "000000000000000b,1,0,0,0,v1,7,a-interrupted\n"
                                                  "000000000000000b,1,0,10,1,v1,8,a-to");
-    /* shard b: run a again (dropped: a.csv has it complete and comes first),
-     * run b complete, run c with step 10 written twice (final kept) */
+    /* shard b: run a again (another execution: same numbers, other times;
+     * a.csv's copy is kept, it comes first), run b complete, run c with its
+     * final row written twice byte for byte (a duplicate) */
     const char *b = file(1, "b.csv", HDR "000000000000000b,1,0,0,0,v1,7,b\n"
                                          "000000000000000b,1,0,10,1,v1,8,b\n"
                                          "000000000000000a,0,0,0,0,v1,1.5000000000001,b-dup\n"
                                          "000000000000000a,0,0,10,1,v1,2.5,b-dup\n"
                                          "000000000000000c,0,1,0,0,v1,3,b\n"
-                                         "000000000000000c,0,1,10,0,v1,4,b-notfinal\n"
+                                         "000000000000000c,0,1,10,1,v1,4,b-final\n"
                                          "000000000000000c,0,1,10,1,v1,4,b-final\n\n");
     const char *in[] = {a, b};
     char out[160];
@@ -101,7 +103,8 @@ START_TEST(test_merge_dedup_order)
     ck_assert_msg(got && strcmp(got, want) == 0, "merged file is\n%s\nwant\n%s", got, want);
     ck_assert_int_eq(st.rows_in, 10);
     ck_assert_int_eq(st.rows_out, 6);
-    ck_assert_int_eq(st.dup_rows, 4);
+    ck_assert_int_eq(st.dup_rows, 1);
+    ck_assert_int_eq(st.superseded_rows, 3);
     ck_assert_int_eq(st.runs, 3);
     ck_assert_int_eq(st.runs_incomplete, 0);
     ck_assert_int_eq(st.torn_lines, 1);
@@ -208,6 +211,98 @@ START_TEST(test_merge_conflicts)
 }
 END_TEST
 
+/* Rows of one run split over two files (odd and even rows, each file with the
+ * header): every step is kept -- no row is a duplicate of another step. */
+START_TEST(test_merge_split_rows)
+{
+#define R(step, fin, v) "000000000000000a,0,0," #step "," #fin ",v1," #v ",w\n"
+    const char *a = file(0, "a.csv", HDR R(0, 0, 1) R(100, 0, 3) R(200, 1, 5));
+    const char *b = file(1, "b.csv", HDR R(50, 0, 2) R(150, 0, 4));
+    const char *in[] = {a, b};
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    ck_assert_msg(merge(in, 2, out, 0, 0, &st, &e) == NM_OK, "%s", e.msg);
+    ck_assert_str_eq(slurp(out), HDR R(0, 0, 1) R(50, 0, 2) R(100, 0, 3) R(150, 0, 4)
+                                     R(200, 1, 5));
+    ck_assert_int_eq(st.dup_rows, 0);
+    ck_assert_int_eq(st.rows_out, 5);
+    ck_assert_int_eq(st.runs_incomplete, 0);
+    /* a byte-identical copy of a step is a duplicate; a non-final and a
+     * final row at one step, or a row after the final step, conflict */
+    b = file(1, "b.csv", HDR R(50, 0, 2) R(100, 0, 3));
+    ck_assert_msg(merge(in, 2, out, 1, 0, &st, &e) == NM_OK, "%s", e.msg);
+    ck_assert_int_eq(st.dup_rows, 1);
+    ck_assert_int_eq(st.rows_out, 4);
+    b = file(1, "b.csv", HDR R(200, 0, 5));
+    ck_assert_int_eq(merge(in, 2, out, 1, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "conflict") && strstr(e.msg, "step 200"), "%s", e.msg);
+    b = file(1, "b.csv", HDR R(250, 0, 6));
+    ck_assert_int_eq(merge(in, 2, out, 1, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "ends at step 200") && strstr(e.msg, "step 250"), "%s", e.msg);
+    /* a failed attempt (its error row at step -1) of a run another file
+     * finished: dropped */
+    b = file(1, "b.csv", HDR R(-1, 0, nan));
+    ck_assert_msg(merge(in, 2, out, 1, 0, &st, &e) == NM_OK, "%s", e.msg);
+    ck_assert_str_eq(slurp(out), HDR R(0, 0, 1) R(100, 0, 3) R(200, 1, 5));
+#undef R
+}
+END_TEST
+
+/* Shards of two sweeps (another seed: other keys for the same point and
+ * repeat) are refused, as --resume refuses rows of another sweep. */
+START_TEST(test_merge_two_sweeps)
+{
+    const char *a = file(0, "a.csv", HDR A0 A10);
+    const char *b = file(1, "b.csv", HDR "00000000000000f1,0,0,0,0,v1,1.7,b\n"
+                                         "00000000000000f1,0,0,10,1,v1,2.7,b\n");
+    const char *in[] = {a, b};
+    char out[160];
+    snprintf(out, sizeof out, "%s/all.csv", dir);
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    ck_assert_int_eq(merge(in, 2, out, 0, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "point 0 repeat 0") && strstr(e.msg, "different sweeps") &&
+                      strstr(e.msg, "00000000000000f1") && strstr(e.msg, "000000000000000a"),
+                  "%s", e.msg);
+    ck_assert_int_eq(access(out, F_OK), -1);
+}
+END_TEST
+
+/* merge -o L.csv --force while a sweep holds L.csv's lock: refused, L.csv
+ * untouched; an -o through a symlink replaces the file, not the link, and
+ * shares the file's lock. */
+START_TEST(test_merge_lock)
+{
+    const char *a = file(0, "a.csv", HDR A0 A10);
+    const char *l = file(1, "L.csv", HDR "000000000000000b,1,0,0,1,v1,7,sweep\n");
+    const char *in[] = {a};
+    nm_merge_stats st;
+    nm_err e = {0, ""};
+    int fd = -1;
+    ck_assert_msg(nm_file_lock(l, &fd, &e) == NM_OK, "%s", e.msg);
+    ck_assert_int_eq(merge(in, 1, l, 1, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "being written by another ntkmem"), "%s", e.msg);
+    ck_assert_str_eq(slurp(l), HDR "000000000000000b,1,0,0,1,v1,7,sweep\n");
+    char link[160];
+    snprintf(link, sizeof link, "%s/link.csv", dir);
+    ck_assert_int_eq(symlink("L.csv", link), 0);
+    ck_assert_int_eq(merge(in, 1, link, 1, 0, &st, &e), NM_EINVAL);
+    ck_assert_msg(strstr(e.msg, "being written by another ntkmem"), "%s", e.msg);
+    nm_file_unlock(l, fd);
+    ck_assert_int_eq(access(path[1], F_OK), 0);
+    char lock[200];
+    snprintf(lock, sizeof lock, "%s.lock", l);
+    ck_assert_int_eq(access(lock, F_OK), -1); /* the lock file went with the lock */
+    ck_assert_msg(merge(in, 1, link, 1, 0, &st, &e) == NM_OK, "%s", e.msg);
+    ck_assert_str_eq(slurp(l), HDR A0 A10);
+    char target[64] = "";
+    ck_assert_int_eq(readlink(link, target, sizeof target - 1), 5);
+    ck_assert_int_eq(nfiles(), 3); /* a, L, link: no lock or temporary left */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("merge");
@@ -217,6 +312,9 @@ static Suite *suite(void)
     tcase_add_test(t, test_merge_incomplete_kept);
     tcase_add_test(t, test_merge_refuses);
     tcase_add_test(t, test_merge_conflicts);
+    tcase_add_test(t, test_merge_split_rows);
+    tcase_add_test(t, test_merge_two_sweeps);
+    tcase_add_test(t, test_merge_lock);
     suite_add_tcase(s, t);
     return s;
 }

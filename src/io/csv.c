@@ -46,22 +46,35 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
     for (int i = 0; metrics[i]; i++) k = sep(buf, n, k, metrics[i]);
 }
 
-void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
-                int final, const char *stop_reason, long step, double wall_s,
-                const double *metrics, int nmetrics, char *buf, size_t n)
+size_t nm_csv_settings(const nm_params *p, char *buf, size_t n)
 {
     char v[NM_PATH_MAX + 64];
-    snprintf(v, sizeof v, "%016" PRIx64, p->key);
-    size_t k = put(buf, n, 0, v);
-    snprintf(v, sizeof v, "%ld", p->point), k = sep(buf, n, k, v);
-    snprintf(v, sizeof v, "%ld", p->repeat), k = sep(buf, n, k, v);
-    snprintf(v, sizeof v, "%" PRIu64, p->seed), k = sep(buf, n, k, v);
-    k = sep(buf, n, k, nm_exp_name(p->experiment));
+    size_t k = 0;
+    if (n) buf[0] = 0;
     for (int i = 0; i < nm_nsettings; i++)
         if (nm_setting_is_identity(&nm_settings[i], p->experiment)) {
             nm_setting_format(p, &nm_settings[i], v, sizeof v);
             k = sep(buf, n, k, v);
         }
+    return k;
+}
+
+size_t nm_csv_ident(const nm_params *p, const char *settings, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%016" PRIx64 ",%ld,%ld,%" PRIu64 ",%s%s", p->key, p->point,
+                     p->repeat, p->seed, nm_exp_name(p->experiment), settings);
+    return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
+}
+
+void nm_csv_row(const nm_params *p, int P, int threads, const char *status, const char *check,
+                int final, const char *stop_reason, long step, double wall_s,
+                const double *metrics, int nmetrics, char *buf, size_t n)
+{
+    char v[NM_PATH_MAX + 64];
+    nm_csv_settings(p, v, sizeof v);
+    char *set = strdup(v);
+    size_t k = nm_csv_ident(p, set ? set : "", buf, n);
+    free(set);
     snprintf(v, sizeof v, "%d", P), k = sep(buf, n, k, v);
     snprintf(v, sizeof v, "%d", threads), k = sep(buf, n, k, v);
     k = sep(buf, n, k, nm_version);
@@ -75,6 +88,36 @@ void nm_csv_row(const nm_params *p, int P, int threads, const char *status, cons
         snprintf(v, sizeof v, "%.17g", metrics[i]);
         k = sep(buf, n, k, v);
     }
+}
+
+const char *const nm_csv_statuses[] = {"ok",     "diverged", "degenerate", "not_converged",
+                                       "not_pd", "ridge",    "error",      NULL};
+const char *const nm_csv_stop_reasons[] = {"done",        "memorized", "patience", "budget",
+                                           "loss_target", "diverged",  NULL};
+
+void nm_csv_header_diff(const char *want, const char *h, char *buf, size_t n)
+{
+    size_t lw = strlen(want), lh = strlen(h);
+    if (lh == lw + 1 && h[lh - 1] == '\r' && strncmp(want, h, lw) == 0) {
+        snprintf(buf, n, "its lines end in CR LF (Windows); ntkmem writes LF only: convert it "
+                         "with `sed -i 's/\\r$//' FILE` or dos2unix");
+        return;
+    }
+    char *a = strdup(want), *b = strdup(h), *fa[1024], *fb[1024];
+    if (!a || !b) {
+        snprintf(buf, n, "the headers differ");
+    } else {
+        int na = nm_csv_split(a, fa, 1024), nb = nm_csv_split(b, fb, 1024), i = 0;
+        while (i < na && i < nb && strcmp(fa[i], fb[i]) == 0) i++;
+        if (i < na && i < nb)
+            snprintf(buf, n, "column %d is '%s' where '%s' was expected", i + 1, fb[i], fa[i]);
+        else if (na != nb)
+            snprintf(buf, n, "%d columns where %d were expected", nb, na);
+        else
+            snprintf(buf, n, "the same columns but other bytes (a stray CR or quote?)");
+    }
+    free(a);
+    free(b);
 }
 
 int nm_csv_split(char *line, char **fields, int maxf)
@@ -101,32 +144,6 @@ int nm_csv_split(char *line, char **fields, int maxf)
         r++;
     }
     return nf;
-}
-
-int nm_keyset_has(const nm_keyset *k, uint64_t key)
-{
-    for (long i = 0; i < k->n; i++)
-        if (k->keys[i] == key) return 1;
-    return 0;
-}
-
-int nm_keyset_add(nm_keyset *k, uint64_t key)
-{
-    if (k->n == k->cap) {
-        long cap = k->cap ? 2 * k->cap : 256;
-        uint64_t *nk = realloc(k->keys, (size_t)cap * sizeof *nk);
-        if (!nk) return -1;
-        k->keys = nk;
-        k->cap = cap;
-    }
-    k->keys[k->n++] = key;
-    return 0;
-}
-
-void nm_keyset_free(nm_keyset *k)
-{
-    free(k->keys);
-    memset(k, 0, sizeof *k);
 }
 
 char *nm_csv_read_line(FILE *f, int *complete)
@@ -165,7 +182,7 @@ int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e)
 }
 
 int nm_csv_open(const char *path, const char *header, int resume, int force,
-                nm_resume_rules *rules, nm_keyset *done, FILE **out, nm_err *e)
+                nm_resume_rules *rules, char *done, FILE **out, nm_err *e)
 {
     *out = NULL;
     int exists = access(path, F_OK) == 0;

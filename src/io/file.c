@@ -10,9 +10,39 @@
 #include "nm_file.h"
 #include "nm_save.h"
 
-int nm_atomic_open(nm_atomic *a, const char *path, nm_err *e)
+int nm_file_resolve(const char *path, char *out, size_t n, nm_err *e)
+{
+    char cur[NM_PATH_MAX], link[NM_PATH_MAX];
+    if (strlen(path) >= sizeof cur) return nm_fail(e, NM_EINVAL, "path too long: %s", path);
+    snprintf(cur, sizeof cur, "%s", path);
+    /* 40: the kernel's own limit on symlinks in a row (ELOOP) */
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) break;
+        if (hops == 40) return nm_fail(e, NM_EINVAL, "%s: too many levels of symbolic links", path);
+        ssize_t k = readlink(cur, link, sizeof link - 1);
+        if (k < 0) return nm_fail(e, NM_EIO, "cannot read the link %s: %s", cur, strerror(errno));
+        link[k] = 0;
+        const char *slash = strrchr(cur, '/');
+        char next[NM_PATH_MAX];
+        int w = link[0] == '/' || !slash
+                    ? snprintf(next, sizeof next, "%s", link)
+                    : snprintf(next, sizeof next, "%.*s%s", (int)(slash - cur + 1), cur, link);
+        if (w < 0 || (size_t)w >= sizeof next)
+            return nm_fail(e, NM_EINVAL, "path too long: %s (through %s)", link, path);
+        memcpy(cur, next, (size_t)w + 1);
+    }
+    if (strlen(cur) >= n) return nm_fail(e, NM_EINVAL, "path too long: %s", cur);
+    snprintf(out, n, "%s", cur);
+    return NM_OK;
+}
+
+int nm_atomic_open(nm_atomic *a, const char *path0, nm_err *e)
 {
     memset(a, 0, sizeof *a);
+    /* the rename goes to the file a symlink names: the link stays a link */
+    char path[NM_PATH_MAX];
+    if (nm_file_resolve(path0, path, sizeof path, e)) return e->code;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return nm_fail(e, NM_EINVAL, "%s is a directory; give a file name", path);
@@ -59,20 +89,47 @@ void nm_atomic_abort(nm_atomic *a)
     if (a->tmp[0]) unlink(a->tmp);
 }
 
+/* The lock file of path: "<resolved path>.lock", so that two names of one
+ * file (a symlink) share one lock. */
+static int lock_name(const char *path, char *lp, size_t n, nm_err *e)
+{
+    char real[NM_PATH_MAX];
+    if (nm_file_resolve(path, real, sizeof real, e)) return e->code;
+    if ((size_t)snprintf(lp, n, "%s.lock", real) >= n)
+        return nm_fail(e, NM_EINVAL, "path too long: %s", real);
+    return NM_OK;
+}
+
+/* Is fd still the file named lp?  The holder removes the lock file when it
+ * ends (nm_file_unlock); a process that opened the old file just before,
+ * and got its flock after, holds a lock nobody else sees: it must retry. */
+static int still_named(int fd, const char *lp)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(lp, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int nm_file_lock(const char *path, int *fd, nm_err *e)
 {
     char lp[NM_PATH_MAX + 8];
-    snprintf(lp, sizeof lp, "%s.lock", path);
-    if (nm_mkdir_parents(path, e)) return e->code;
-    *fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (*fd < 0) return nm_fail(e, NM_EIO, "cannot create the lock %s: %s", lp, strerror(errno));
-    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        char pid[32] = "?";
-        ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 1] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        close(*fd);
+    if (lock_name(path, lp, sizeof lp, e) || nm_mkdir_parents(lp, e)) return e->code;
+    int locked = 0, err = EAGAIN;
+    char pid[32] = "?";
+    for (int tries = 0; tries < 100 && !locked; tries++) {
+        *fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (*fd < 0)
+            return nm_fail(e, NM_EIO, "cannot create the lock %s: %s", lp, strerror(errno));
+        if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+            err = errno;
+            ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 1] = 0;
+            pid[strcspn(pid, "\n")] = 0;
+            close(*fd);
+            break;
+        }
+        if (!(locked = still_named(*fd, lp))) close(*fd);
+    }
+    if (!locked) {
         *fd = -1;
         if (err == EWOULDBLOCK)
             return nm_fail(e, NM_EINVAL,
@@ -89,7 +146,13 @@ int nm_file_lock(const char *path, int *fd, nm_err *e)
     return NM_OK;
 }
 
-void nm_file_unlock(int fd)
+void nm_file_unlock(const char *path, int fd)
 {
-    if (fd >= 0) close(fd);
+    if (fd < 0) return;
+    /* removed while still held, so no other process can take a lock on a
+     * file that is gone (still_named) */
+    char lp[NM_PATH_MAX + 8];
+    nm_err e;
+    if (lock_name(path, lp, sizeof lp, &e) == NM_OK && still_named(fd, lp)) unlink(lp);
+    close(fd);
 }

@@ -162,6 +162,68 @@ static int drop_repeated_points(const nm_sweep_spec *spec, nm_sweep *sw, keyed *
     return NM_OK;
 }
 
+/* The settings that name a file per run, written whole: {point} and
+ * {repeat} make the runs' files differ.  (spectrum_out is not one: without
+ * {point} the runs append their rows to one file, keyed.) */
+static const char *const per_run_paths[] = {"save_data", "save_weights", "save_gram", NULL};
+
+typedef struct {
+    char *path;
+    long pt;
+} point_path;
+
+static int by_path(const void *a, const void *b)
+{
+    const point_path *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : (x->pt > y->pt) - (x->pt < y->pt);
+}
+
+/* Two runs writing one path would overwrite each other's arrays without a
+ * word: refuse a path without {repeat} when there are repeats, and one
+ * without {point} that several points share, before any work.  The points
+ * are remade one by one (the sweep keeps no settings); the paths without
+ * {point} are copied, sorted and compared. */
+static int check_run_paths(const nm_sweep_spec *spec, const nm_sweep *sw, nm_err *e)
+{
+    for (int k = 0; per_run_paths[k]; k++) {
+        const nm_setting *s = nm_setting_find(per_run_paths[k]);
+        if (!s || !nm_setting_applies(s, spec->experiment) || sw->npoints < 1) continue;
+        point_path *pp = nm_calloc((size_t)sw->npoints, sizeof *pp, "path check", e);
+        if (!pp) return NM_ENOMEM;
+        long n = 0;
+        int rc = NM_OK;
+        for (long pt = 0; pt < sw->npoints && rc == NM_OK; pt++) {
+            nm_params p;
+            if ((rc = nm_sweep_point(sw, pt, &p, e)) != NM_OK) break;
+            const char *t = (const char *)&p + s->offset;
+            if (!t[0]) continue;
+            if (sw->repeats > 1 && !strstr(t, "{repeat}"))
+                rc = nm_fail(e, NM_EINVAL,
+                             "%s: key '%s': '%s' is the same path for the %ld repeats of point "
+                             "%ld: each run would overwrite the last one's file; put {repeat} "
+                             "(and {point}) in it",
+                             spec->file, s->key, t, sw->repeats, pt);
+            else if (!strstr(t, "{point}") && !(pp[n].path = strdup(t)))
+                rc = nm_fail(e, NM_ENOMEM, "out of memory for the path check");
+            else if (!strstr(t, "{point}"))
+                pp[n++].pt = pt;
+        }
+        if (rc == NM_OK) qsort(pp, (size_t)n, sizeof *pp, by_path);
+        for (long i = 1; i < n && rc == NM_OK; i++)
+            if (strcmp(pp[i - 1].path, pp[i].path) == 0)
+                rc = nm_fail(e, NM_EINVAL,
+                             "%s: key '%s': '%s' is the same path for points %ld and %ld: each "
+                             "run would overwrite the last one's file; put {point} (and "
+                             "{repeat}) in it",
+                             spec->file, s->key, pp[i].path, pp[i - 1].pt, pp[i].pt);
+        for (long i = 0; i <= n && i < sw->npoints; i++) free(pp[i].path);
+        free(pp);
+        if (rc) return rc;
+    }
+    return NM_OK;
+}
+
 int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
 {
     long np = 0;
@@ -187,6 +249,7 @@ int nm_sweep_expand(const nm_sweep_spec *spec, nm_sweep *sw, nm_err *e)
     }
     if (rc == NM_OK) rc = drop_repeated_points(spec, sw, k, sw->key, e);
     free(k);
+    if (rc == NM_OK) rc = check_run_paths(spec, sw, e);
     if (rc != NM_OK) nm_sweep_free(sw);
     return rc;
 }
