@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 . tests/env.sh
-make --no-print-directory -s build/bench_csv >/dev/null || exit 1
+make --no-print-directory -s build/ntkmem build/bench_csv >/dev/null || exit 1  # one version in both
 D=${NM_BENCH_RESUME_DIR:-$(mktemp -d)}
 [ -n "${NM_BENCH_RESUME_DIR:-}" ] || trap 'rm -rf "$D"' EXIT
 CFG=tests/configs/bench_resume.yaml
