@@ -70,7 +70,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(DEP_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 TESTLIB := $(B)/testobj/nm_testlib.o
 
-.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce install uninstall FORCE
+.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce reproduce-capacity install uninstall FORCE
 all: $(BIN)
 
 # The build environment, probed once per set of flags: $(B)/flags.stamp holds
@@ -175,6 +175,10 @@ plots:
 reproduce: deps
 	@$(SUBMAKE) all
 	@scripts/reproduce.sh
+# the q*(m, d) table of docs/capacity.md (about 1.5 h on 2 cores under load)
+reproduce-capacity: deps
+	@$(SUBMAKE) all
+	@scripts/reproduce-capacity.sh
 
 bench: deps
 	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk

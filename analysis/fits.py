@@ -204,3 +204,125 @@ def threshold_crossing(steps, ratio, values, threshold=1.0):
                     math.exp(math.log(prev[2]) + f * (math.log(v) - math.log(prev[2]))))
         prev = (t, g, v)
     return math.nan, math.nan
+
+
+def read_qstar(paths):
+    """The summary rows of ntkmem's critical-width search (OUT.qstar.csv):
+    one dict per point, numbers as floats (empty cells NaN), probe_list and
+    mode as text.  Rows of several files are concatenated."""
+    import csv
+    rows = []
+    for p in paths:
+        with open(p, newline="") as f:
+            for r in csv.DictReader(f):
+                x = {}
+                for k, v in r.items():
+                    if k in ("mode", "probe_list"):
+                        x[k] = v
+                    else:
+                        try:
+                            x[k] = float(v) if v != "" else math.nan
+                        except ValueError:
+                            raise ValueError(f"{p}: column {k}: '{v}' is not a number")
+                rows.append(x)
+    return rows
+
+
+def capacity_point(r):
+    """q* of one summary row as the table uses it: the estimate at twice the
+    budget when the row has one (its runs near q* ended by memorization or
+    patience more often), else at the budget; with its CI, budget_hits and
+    the budget in epochs."""
+    if not math.isnan(r.get("q_star_2x", math.nan)):
+        return (r["q_star_2x"], r["q_star_2x_lo"], r["q_star_2x_hi"], r["budget_hits_2x"],
+                r["budget_check_epochs"])
+    return r["q_star"], r["q_star_lo"], r["q_star_hi"], r["budget_hits"], r["epochs"]
+
+
+def capacity_fit(rows, strict=True):
+    """Slope of ln q* against ln(m/d), one intercept per d (linear_fit with
+    groups), each point weighted by its CI: sigma = ln(hi/lo) / (2 * 1.96).
+
+    A point enters only when its q* can be trusted as a capacity; the others
+    are returned by name with the reason:
+      - not bracketed (fit_status != 0),
+      - budget_sensitive (q* at twice the budget left the first CI),
+      - budget_hits > 0 (runs near q* still stopped on the budget),
+      - dead inputs: q* over the live points lies below the CI of q* over
+        all points (points no hidden unit reaches set q*, not capacity).
+    strict=False keeps the budget-sensitive points and those with budget
+    hits: the fit is then one of q* under the budget schedule (q*(2T), or
+    q*(T) where the 2T check did not run; T in epochs, so steps grow with m),
+    to be shown with the drift, never called converged.
+    Returns (Fit or None, used rows, [(m, d, reason)])."""
+    used, excluded = [], []
+    for r in rows:
+        q, lo, hi, hits, _ = capacity_point(r)
+        why = None
+        if r["fit_status"] != 0 or not (lo > 0 and hi > 0):
+            why = "q* not bracketed by the probes"
+        elif strict and r.get("budget_sensitive", math.nan) == 1:
+            why = (f"budget_sensitive: q* {r['q_star']:.3g} at T, {r['q_star_2x']:.3g} at 2T "
+                   f"(outside [{r['q_star_lo']:.3g}, {r['q_star_hi']:.3g}])")
+        elif strict and hits > 0:
+            why = f"{int(hits)} runs near q* stopped on the budget"
+        elif not r["q_star_live"] >= r["q_star_lo"]:
+            # NaN: every probe succeeds on the live points, q*(live) is below them all
+            why = (f"dead inputs: q* over live points {r['q_star_live']:.3g} below the CI "
+                   f"[{r['q_star_lo']:.3g}, {r['q_star_hi']:.3g}] of q* over all points")
+        if why:
+            excluded.append((int(r["m"]), int(r["d"]), why))
+        else:
+            used.append(r)
+    fit = None
+    if len({r["m"] / r["d"] for r in used}) >= 2:
+        pts = [capacity_point(r) for r in used]
+        x = [math.log(r["m"] / r["d"]) for r in used]
+        y = [math.log(p[0]) for p in pts]
+        sig = [max(math.log(p[2] / p[1]), 1e-3) / (2 * 1.96) for p in pts]
+        fit = linear_fit(x, y, sig, groups=[int(r["d"]) for r in used], regularise=False)
+    return fit, used, excluded
+
+
+def rank_seconds(paths):
+    """Sum of wall_s x P over the runs (final rows) of ntkmem CSVs, per
+    (m, d): the rank-seconds a point took (wall time; on a loaded machine
+    more than the CPU time)."""
+    import csv
+    acc = {}
+    for p in paths:
+        with open(p, newline="") as f:
+            for r in csv.DictReader(f):
+                if r.get("final") == "1":
+                    k = (int(r["m"]), int(r["d"]))
+                    acc[k] = acc.get(k, 0.0) + float(r["wall_s"]) * int(r["P"])
+    return acc
+
+
+def capacity_markdown(rows, secs=None):
+    """The q*(m, d) table of docs/capacity.md as Markdown lines: per point
+    q*(T) and q*(2T) with 95% CIs, q* d/m, transition width, runs, budget
+    hits, the drift per doubling and whether the point is in the fit."""
+    fit, used, excluded = capacity_fit(rows)
+    why = {(m, d): w for m, d, w in excluded}
+    out = ["| m | d | m/d | q*(T) [95% CI] | q*(2T) [95% CI] | drift T→2T | q*(2T)·d/m | "
+           "transition width | q* live / at 1.0 | runs | budget hits T / 2T | rank-hours | "
+           "in the fit |",
+           "|---:|---:|---:|---|---|---:|---:|---:|---|---:|---|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["d"], r["m"])):
+        m, d = int(r["m"]), int(r["d"])
+        q, lo, hi, _, _ = capacity_point(r)
+        t2 = (f"{r['q_star_2x']:.4g} [{r['q_star_2x_lo']:.4g}, {r['q_star_2x_hi']:.4g}]"
+              if not math.isnan(r.get("q_star_2x", math.nan)) else "–")
+        drift = (f"{100 * r['drift_per_doubling']:+.1f}%"
+                 if not math.isnan(r.get("drift_per_doubling", math.nan)) else "–")
+        runs = int(r["runs"]) + (0 if math.isnan(r.get("runs_2x", math.nan)) else int(r["runs_2x"]))
+        hits = f"{int(r['budget_hits'])} / " + (
+            "–" if math.isnan(r.get("budget_hits_2x", math.nan)) else str(int(r["budget_hits_2x"])))
+        rh = f"{secs[(m, d)] / 3600:.2f}" if secs and (m, d) in secs else "–"
+        live = f"{r['q_star_live']:.3g} / {r['q_star_1']:.3g}"
+        verdict = "yes" if (m, d) not in why else "no: " + why[(m, d)]
+        out.append(f"| {m} | {d} | {m / d:g} | {r['q_star']:.4g} [{r['q_star_lo']:.4g}, "
+                   f"{r['q_star_hi']:.4g}] | {t2} | {drift} | {q * d / m:.3f} | "
+                   f"{r['transition_width']:.2g} | {live} | {runs} | {hits} | {rh} | {verdict} |")
+    return out

@@ -1008,6 +1008,118 @@ def fig_gd_width(paths, out):
     axs[1].set_title("λ_min(K) at init vs q (sets the bound)", fontsize=9.5)
     save(fig, out)
     return results
+
+def capacity_refs():
+    """Reference constructions in hidden neurons per m/d (Q d / m), [YW]
+    section 2: Baum's threshold network uses 2 ceil(m1/d) units, m1 the points
+    of one label (m/2 for Rademacher labels): ~1; 2 m/d when the label is not
+    chosen: 2; Bubeck et al.'s ReLU network 4 ceil(m/d) neurons: 4."""
+    return [("Baum, 2⌈m₁/d⌉, m₁ = m/2", 1.0, ":"), ("Baum, 2⌈m/d⌉", 2.0, "-."),
+            ("Bubeck et al., 4⌈m/d⌉ ReLUs", 4.0, "--")]
+
+
+def fig_capacity(paths, out):
+    """q*(m, d) of the critical-width search (OUT.qstar.csv files): left q*
+    against m/d per d with the common fitted slope and its 95% CI (points
+    left out of the fit hollow, named on stdout with the reason); right the
+    hidden neurons Q* = 2 q* per m/d against the reference constructions."""
+    if not paths:
+        raise Skip("no .qstar.csv summary files (ntkmem run with search: qstar)")
+    rows = [r for r in fits.read_qstar(paths) if r.get("mode") == "qstar"]
+    if not rows:
+        raise Skip(f"no search: qstar rows in {', '.join(paths)}")
+    # the rows beside the summaries (OUT.csv, or its final rows OUT.final.csv,
+    # for OUT.qstar.csv): rank-hours
+    runs = []
+    for p in paths:
+        base = p[: -len(".qstar.csv")]
+        runs += [f for f in (base + ".csv", base + ".final.csv") if os.path.exists(f)][:1]
+    secs = fits.rank_seconds(runs)
+    for line in fits.capacity_markdown(rows, secs):
+        print("capacity table: " + line)
+    fit, used, excluded = fits.capacity_fit(rows)
+    for m, d, why in excluded:
+        print(f"capacity: m = {m}, d = {d} not in the fit: {why}")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.3))
+    ds = sorted({int(r["d"]) for r in rows})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, d in enumerate(ds):
+        c = colors[i % len(colors)]
+        rs = sorted((r for r in rows if int(r["d"]) == d), key=lambda r: r["m"])
+        for r in rs:
+            q, lo, hi, _, _ = fits.capacity_point(r)
+            if not q > 0:
+                continue
+            x, k = r["m"] / d, 2 * d / r["m"]
+            face = c if any(r is u for u in used) else "none"
+            ax.errorbar([x], [q], yerr=[[q - lo], [hi - q]], fmt="o", color=c, mfc=face,
+                        capsize=2)
+            bx.errorbar([x], [k * q], yerr=[[k * (q - lo)], [k * (hi - q)]], fmt="o", color=c,
+                        mfc=face, capsize=2)
+        ax.plot([], [], "o", color=c, label=f"d = {d}")
+        bx.plot([], [], "o", color=c, label=f"d = {d}")
+        if fit and d in fit.intercepts:
+            xs = np.array([r["m"] / d for r in rs])
+            ax.plot(xs, np.exp(fit.intercepts[d]) * xs ** fit.slope, "-", color=c, lw=1)
+    title = "q*: half the seeds memorize ≥ 99%"
+    if fit:
+        xs = [r["m"] / r["d"] for r in used]
+        txt = (f"slope {fit.slope:.3f} ± {1.96 * fit.slope_se:.3f} (95%), m/d "
+               f"{min(xs):g}–{max(xs):g}, {fit.n} points")
+        print(f"capacity: {txt}")
+        title += "\n" + txt
+    loose, lused, _ = fits.capacity_fit(rows, strict=False)
+    if loose and len(lused) > len(used):
+        xs = [r["m"] / r["d"] for r in lused]
+        txt = (f"slope {loose.slope:.3f} ± {1.96 * loose.slope_se:.3f}, m/d "
+               f"{min(xs):g}–{max(xs):g}, {loose.n} points")
+        print(f"capacity: all bracketed live points, q* at the budget schedule: {txt}")
+        title += "\nat the budget schedule: " + txt
+    ax.set(xscale="log", yscale="log", xlabel="m / d", ylabel="critical width q* (pairs)")
+    ax.set_title(title, fontsize=9.5)
+    ax.legend(fontsize=8)
+    for label, v, ls in capacity_refs():
+        bx.axhline(v, ls=ls, color="gray", lw=1)
+        bx.text(0.02, v, label, color="gray", fontsize=7, va="bottom",
+                transform=bx.get_yaxis_transform())
+    bx.set(xscale="log", yscale="log", xlabel="m / d",
+           ylabel="hidden neurons per m/d: Q* d/m = 2 q* d/m")
+    bx.set_title("SGD's critical width against constructions", fontsize=9.5)
+    bx.legend(fontsize=8, loc="lower right")
+    save(fig, out)
+
+
+def fig_capacity_budget(paths, out):
+    """The budget study: q* against the budget in epochs at fixed (m, d, eta)
+    from search summaries whose points differ in epochs, one curve each with
+    3 or more budgets; the drift per doubling printed."""
+    if not paths:
+        raise Skip("no .qstar.csv summary files")
+    rows = [r for r in fits.read_qstar(paths)
+            if r.get("mode") == "qstar" and r["fit_status"] == 0]
+    curves = {}
+    for r in rows:
+        curves.setdefault((int(r["m"]), int(r["d"]), r["eta"]), {})[r["epochs"]] = r
+    curves = {k: v for k, v in curves.items() if len(v) >= 3}
+    if not curves:
+        raise Skip("no (m, d) with q* at 3 or more budgets")
+    fig, ax = plt.subplots(figsize=(6.5, 4.3))
+    for (m, d, eta), by_t in sorted(curves.items()):
+        ts = sorted(by_t)
+        q = [by_t[t]["q_star"] for t in ts]
+        err = [[by_t[t]["q_star"] - by_t[t]["q_star_lo"] for t in ts],
+               [by_t[t]["q_star_hi"] - by_t[t]["q_star"] for t in ts]]
+        ax.errorbar(ts, q, yerr=err, fmt="o-", capsize=2, label=f"m = {m}, d = {d}, η = {eta:g}")
+        drift = [q[i + 1] / q[i] - 1 for i in range(len(q) - 1)]
+        print(f"capacity_budget: m = {m}, d = {d}, eta = {eta:g}: q* = "
+              + ", ".join(f"{x:.3g}" for x in q) + " at T = " + ", ".join(f"{t:g}" for t in ts)
+              + "; drift per doubling " + ", ".join(f"{100 * x:+.1f}%" for x in drift))
+    ax.set(xscale="log", yscale="log", xlabel="budget T (epochs)", ylabel="q* (pairs)",
+           title="q* against the training budget")
+    ax.legend(fontsize=8)
+    save(fig, out)
+
+
 FIGURES = {
     "collapse": fig_collapse,
     "critical_width": fig_critical_width,
@@ -1017,11 +1129,17 @@ FIGURES = {
     "construct": fig_construct,
     "near_min": fig_near_min,
     "gd_width": fig_gd_width,
+    "capacity": fig_capacity,
+    "capacity_budget": fig_capacity_budget,
 }
+# figures drawn from the search's summaries (OUT.qstar.csv), not from rows
+QSTAR_FIGURES = ("capacity", "capacity_budget")
 
 
 def run(figure, paths, out):
     """Draw one figure; returns True if drawn, False if skipped."""
+    q = [p for p in paths if p.endswith(".qstar.csv")]
+    paths = q if figure in QSTAR_FIGURES else [p for p in paths if p not in q]
     try:
         FIGURES[figure](paths, out)
         return True

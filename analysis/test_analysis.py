@@ -604,5 +604,73 @@ class TestPlot(unittest.TestCase):
         self.assertLess(abs(float(mt.group(1)) - 0.8), 0.01, out)
 
 
+class TestCapacity(unittest.TestCase):
+    """The q*(m, d) table of the search summaries (OUT.qstar.csv)."""
+
+    HEADER = ("point,m,d,m_per_d,epochs,steps,eta,batch,eval_every,patience,seeds,threshold,"
+              "precision,mode,fit_status,q_star,q_star_lo,q_star_hi,transition_width,"
+              "q_star_d_over_m,q_star_1,q_star_1_lo,q_star_1_hi,q_star_live,q_star_live_lo,"
+              "q_star_live_hi,probes,runs,budget_hits,dead_frac_near_q_star,"
+              "budget_check_epochs,q_star_2x,q_star_2x_lo,q_star_2x_hi,probes_2x,runs_2x,"
+              "budget_hits_2x,budget_sensitive,drift_per_doubling,probe_list")
+
+    def write(self, path, pts):
+        """pts: (m, d, q, hits_2x, sensitive, live, status); q* at 2T = q,
+        CI +-4%, q* at T 1% higher."""
+        with open(path, "w") as f:
+            f.write(self.HEADER + "\n")
+            for i, (m, d, q, hits, sens, live, st) in enumerate(pts):
+                qt = 1.01 * q
+                f.write(",".join(str(v) for v in [
+                    i, m, d, m / d, 1000, 0, 40, 128, 80, 100, 8, 0.99, 0.02, "qstar", st,
+                    qt, qt / 1.04, qt * 1.04, 1, qt * d / m, qt, qt / 1.04, qt * 1.04, live,
+                    live / 1.04, live * 1.04, 6, 48, 3, 0.0, 2000, q, q / 1.04, q * 1.04, 5,
+                    40, hits, sens, q / qt - 1, "8:0/8 16:8/8"]) + "\n")
+
+    def table(self):
+        pts = []
+        for d in (16, 32):
+            for r in (8, 16, 32, 64, 128, 256):
+                q = 0.3 * (0.9 if d == 32 else 1.0) * r ** 0.95 * math.exp(
+                    0.01 * math.sin(r + d))
+                pts.append((r * d, d, q, 0, 0, q, 0))
+        # to be excluded, each for its reason
+        pts += [(512 * 16, 16, 50.0, 4, 0, 50.0, 0), (1024 * 16, 16, 90.0, 0, 1, 90.0, 0),
+                (4 * 16, 16, 2.0, 0, 0, 1.0, 0), (2048 * 16, 16, float("nan"), 0, 0, 1.0, 2)]
+        return pts
+
+    def test_slope_and_exclusions(self):
+        with tempfile.TemporaryDirectory() as t:
+            path = os.path.join(t, "c.qstar.csv")
+            self.write(path, self.table())
+            fit, used, excluded = fits.capacity_fit(fits.read_qstar([path]))
+            self.assertEqual(len(used), 12)
+            self.assertAlmostEqual(fit.slope, 0.95, delta=3 * fit.slope_se + 0.01)
+            self.assertLess(fit.slope_se, 0.02)
+            why = {(m, d): w for m, d, w in excluded}
+            self.assertIn("budget", why[(512 * 16, 16)])
+            self.assertIn("budget_sensitive", why[(1024 * 16, 16)])
+            self.assertIn("dead inputs", why[(64, 16)])
+            self.assertIn("not bracketed", why[(2048 * 16, 16)])
+            # the table's q* is the 2T estimate, its budget the 2T budget
+            self.assertEqual(fits.capacity_point(used[0])[4], 2000)
+
+    def test_figure_end_to_end(self):
+        with tempfile.TemporaryDirectory() as t:
+            path = os.path.join(t, "c.qstar.csv")
+            self.write(path, self.table())
+            out = os.path.join(t, "cap.png")
+            r = subprocess.run([sys.executable, PLOT, "capacity", path, "-o", out],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.getsize(out) > 1000)
+            self.assertIn("slope 0.9", r.stdout)
+            self.assertIn("not in the fit", r.stdout)
+            # a rows CSV alone: the capacity figure is skipped, exit 3
+            r = subprocess.run([sys.executable, PLOT, "capacity", os.path.join(t, "none.csv"),
+                                "-o", out], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

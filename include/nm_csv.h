@@ -44,6 +44,11 @@ typedef struct {
      * of which damaged; rows dropped; lines whose key cannot be read; rows
      * of runs not in the sweep */
     long kept_runs, kept_rows, rerun_runs, bad_runs, dropped_rows, bad_lines, foreign_rows;
+    /* a search (sweep setting `search`): its runs are not the sweep's runs
+     * (it chooses q as it goes), so a key not in the sweep is one of its
+     * runs, not a foreign row: a run is kept when its rows are one block
+     * ending in a final row, else dropped (it runs again) */
+    int search_runs;
 } nm_resume_rules;
 
 /* --resume of path: the header must match exactly.  A run is kept only when

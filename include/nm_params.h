@@ -32,6 +32,9 @@ typedef enum { NM_NTK_DENSE, NM_NTK_MATRIX_FREE, NM_NTK_AUTO } nm_ntk_method;
 extern const char *const nm_method_names[];
 extern const char *const nm_labels_names[];
 extern const char *const nm_source_names[];
+/* sweep modes: every point as given, or a search for q* per point */
+typedef enum { NM_SEARCH_OFF, NM_SEARCH_QSTAR, NM_SEARCH_GRID } nm_search_mode;
+extern const char *const nm_search_names[];
 
 #define NM_PATH_MAX 512
 /* Most ranks a grid or `validate --ranks` may name (far above any job this
@@ -74,6 +77,7 @@ typedef struct {
     long batch, steps, epochs, eval_every;
     int train_u;
     double stop_margin;
+    long eval_every_epochs; /* > 0: evaluate every this many epochs instead of eval_every steps */
     long patience; /* evaluations without a better frac_memorized before stopping; 0 = off */
 
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
@@ -105,6 +109,15 @@ typedef struct {
     /* gd_width */
     double loss_target;
 
+    /* the critical-width search (sweep mode `search`, nm_qstar.h) */
+    int search;              /* nm_search_mode */
+    double search_threshold; /* a run succeeds at frac_memorized >= this */
+    double search_precision; /* bisection stops at hi <= (1 + precision) lo */
+    double search_guess;     /* first probe q = guess m / d (later points: the last q* d / m) */
+    long search_max_probes, search_q_min, search_q_max; /* q_max 0 = m */
+    int search_budget_check; /* re-estimate q* at twice the budget */
+    long ranks_per_run;      /* ranks of one run; 0 = auto */
+
     /* outputs and guards */
     char save_data[NM_PATH_MAX], save_weights[NM_PATH_MAX];
     double max_mem_per_rank; /* bytes; 0 = auto (80% of node memory / ranks on node) */
@@ -133,6 +146,7 @@ enum {
     NM_USES_LOSS_TARGET = 1u << 11, /* loss_target */
     NM_USES_PATIENCE = 1u << 12,    /* patience: stop a memorization run on a plateau */
     NM_USES_EIGEN = 1u << 13,       /* eigensolver: a dense eigenvalue problem */
+    NM_USES_SEARCH = 1u << 14,      /* search: the critical-width search of memorization */
 };
 
 typedef struct {

@@ -45,6 +45,12 @@ int nm_sweep_point(const nm_sweep *sw, long pt, nm_params *p, nm_err *e);
 /* Run i = point * repeats + repeat: its point's settings with the repeat's
  * seed and resume key. */
 int nm_sweep_run(const nm_sweep *sw, long i, nm_params *run, nm_err *e);
+/* Run `repeat` of a point whose settings were changed after expansion (the
+ * search sets q and the budget): its key recomputed from the settings, then
+ * the seed and key of nm_sweep_run.  A plain sweep with the same settings
+ * gives the same run (key, seed, rows), so a search's probes and a grid's
+ * runs are interchangeable rows. */
+void nm_sweep_derive(const nm_params *point, long repeat, nm_params *run);
 /* Just its resume key (the same as nm_sweep_run's). */
 uint64_t nm_sweep_run_key(const nm_sweep *sw, long i);
 

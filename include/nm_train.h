@@ -70,6 +70,17 @@ void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa
  * Allreduce per chunk). */
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
 
+/* nm_eval_outputs that also counts the dead inputs: examples x_i of all
+ * D->mg with no active hidden unit, sigma'(<w_j, x_i>) = 0 for every row j
+ * (relu: <w_j, x_i> <= 0).  Such a point has zero gradient in W and u, so
+ * SGD cannot move its output by its own loss; with relu and u fixed it is
+ * dead with probability ~2^-q at init.  Reads the pre-activations the
+ * forward pass leaves in ws (m Q compares, no extra GEMM); one Allreduce of
+ * the chunk's flags over the neuron blocks and one sum over the example
+ * blocks.  Collective over the run's ranks. */
+int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
+                         nm_err *e);
+
 /* One gradient step on the n = D->m examples of this rank's block with
  * g[i] = dL/dh(x_i) (after nm_net_forward on D->X): without a split
  * (D->pe == 1) nm_net_backward itself; else the block's gradient of W (and

@@ -8,7 +8,7 @@
 # sweep's own bookkeeping: 10^5 points x 10 repeats, one shard of 10 tiny
 # runs, where the plan is all the memory there is (256 MiB measured against
 # an estimate of 16 MiB before the points were kept compactly on rank 0 only
-# and counted).
+# and counted); the same in groups of one rank (ranks_per_run: 1).
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -64,3 +64,11 @@ YAML
 nm_sweep 2 "$T/plan.yaml" "$T/plan.csv" "$T/logplan" --shard 0/100000
 grep -q '^10 runs: 10 ok, .* 999990 skipped' "$T/logplan" || { cat "$T/logplan"; exit 1; }
 check_mem "10^5 points x 10 repeats, shard of 10 runs" "$T/logplan"
+# the same in groups of one rank (ranks_per_run: 1): rank 0 hands each group
+# its run as it starts, so no rank holds more than before, and the 10 runs
+# finish the same way
+sed 's/eval_every: 1}/eval_every: 1, ranks_per_run: 1}/' "$T/plan.yaml" > "$T/plang.yaml"
+nm_sweep 2 "$T/plang.yaml" "$T/plang.csv" "$T/logplang" --shard 0/100000
+grep -q '2 groups of 1 ranks' "$T/logplang" || { cat "$T/logplang"; exit 1; }
+grep -q '^10 runs: 10 ok, .* 999990 skipped' "$T/logplang" || { cat "$T/logplang"; exit 1; }
+check_mem "the same in groups of 1 rank" "$T/logplang"

@@ -141,6 +141,16 @@ START_TEST(test_ordinary_sweeps_unchanged)
     ck_assert_int_eq(c.m, 256);
     ck_assert(nm_sweep_run_key(&sw, 3 * 3 + 2) == b.key);
     ck_assert_int_eq(nm_sweep_point(&sw, 6, &c, &e), NM_EINVAL); /* 6 points: 0..5 */
+    /* a search's run (nm_sweep_derive from the point's settings) is the
+     * sweep's run of the same settings: key, seed and repeat, so its rows and
+     * a grid's are interchangeable (and --resume finds them) */
+    nm_params d;
+    ck_assert_int_eq(nm_sweep_point(&sw, 3, &c, &e), NM_OK);
+    nm_sweep_derive(&c, 2, &d);
+    ck_assert(d.key == b.key && d.seed == b.seed && d.repeat == 2 && d.eta == b.eta);
+    c.q += 1; /* other settings: another run */
+    nm_sweep_derive(&c, 2, &d);
+    ck_assert(d.key != b.key && d.seed == b.seed);
     nm_sweep_free(&sw);
     nm_config_free(&sp);
     ck_assert_int_eq(load("experiment: sgd\nsweep:\n  m: {from: 1, to: 4096, step: 1}\n", &sp,

@@ -9,6 +9,7 @@
 #include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_params.h"
+#include "nm_qstar.h"
 #include "nm_rng.h"
 #include "nm_save.h"
 #include "nm_shard.h"
@@ -133,6 +134,61 @@ START_TEST(test_npy_roundtrip)
 }
 END_TEST
 
+
+/* The search's decisions on a noiseless step at q* = 37 (every seed fails
+ * below, succeeds at and above): doubling from 10 brackets [20, 40], the
+ * bisection ends at hi = lo + 1 = 37 within the worst-case probe count; the
+ * logistic fit puts q* in the bracket and its CI contains it. */
+START_TEST(test_qstar_search)
+{
+    nm_qstar_plan pl = {10, 1, 1000, 0.02};
+    nm_probe pr[64];
+    int np = 0;
+    long q;
+    while ((q = nm_qstar_next(&pl, pr, np)) != 0) {
+        ck_assert_int_lt(np, nm_qstar_max_probes(&pl));
+        pr[np++] = (nm_probe){q, 8, q >= 37 ? 8 : 0};
+    }
+    ck_assert_int_eq(pr[0].q, 10);
+    ck_assert_int_eq(pr[1].q, 20);
+    ck_assert_int_eq(pr[2].q, 40);
+    long lo = 0, hi = 1000;
+    for (int i = 0; i < np; i++) {
+        if (pr[i].k == 0 && pr[i].q > lo) lo = pr[i].q;
+        if (pr[i].k == 8 && pr[i].q < hi) hi = pr[i].q;
+    }
+    ck_assert_int_eq(lo, 36);
+    ck_assert_int_eq(hi, 37);
+    nm_qstar_fit f;
+    nm_qstar_fit_probes(pr, np, &f);
+    ck_assert_int_eq(f.status, 0);
+    ck_assert(f.q > 36 && f.q < 37 && f.lo <= 36 && f.hi >= 37);
+    /* a graded transition: P(success) = 1 / (1 + (q* / q)^5), q* = 20, 400 seeds
+     * per probe: the fit recovers q* within its CI and s = 1/5 */
+    nm_probe g[12];
+    for (int i = 0; i < 12; i++) {
+        long qq = 10 + 2 * i;
+        double p = 1.0 / (1.0 + pow(20.0 / (double)qq, 5.0));
+        g[i] = (nm_probe){qq, 400, (int)lround(400 * p)};
+    }
+    nm_qstar_fit_probes(g, 12, &f);
+    ck_assert(fabs(f.q - 20.0) < 0.2 && f.lo < 20.0 && f.hi > 20.0);
+    ck_assert(fabs(f.s - 0.2) < 0.01);
+    /* unbracketed: every probe fails (q* above them), every probe succeeds */
+    nm_probe a[2] = {{5, 8, 0}, {10, 8, 0}};
+    nm_qstar_fit_probes(a, 2, &f);
+    ck_assert_int_eq(f.status, 2);
+    a[0].k = a[1].k = 8;
+    nm_qstar_fit_probes(a, 2, &f);
+    ck_assert_int_eq(f.status, 1);
+    /* at qmax with every probe failing, the search stops */
+    nm_qstar_plan top = {500, 1, 1000, 0.02};
+    nm_probe b[2] = {{500, 8, 0}, {1000, 8, 0}};
+    ck_assert_int_eq(nm_qstar_next(&top, b, 1), 1000);
+    ck_assert_int_eq(nm_qstar_next(&top, b, 2), 0);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("units");
@@ -142,6 +198,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_settings_table);
     tcase_add_test(tc, test_block_split);
     tcase_add_test(tc, test_npy_roundtrip);
+    tcase_add_test(tc, test_qstar_search);
     suite_add_tcase(s, tc);
     return s;
 }

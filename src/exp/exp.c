@@ -11,7 +11,8 @@ extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hook
 /* The registration table: an experiment is its file plus one entry here
  * (docs/architecture.md, "Adding things").  Defaults are the paper's own choices. */
 const nm_experiment nm_experiments[] = {
-    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE, NULL,
+    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE | NM_USES_SEARCH,
+     NULL,
      "frac_memorized", &nm_sgd_hooks},
     {"ntk_spectrum",
      NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM |

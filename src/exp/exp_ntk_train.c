@@ -172,7 +172,9 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, tr->net.W, tr->net.u, "0", e);
-    nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
+    long ev = p->eval_every_epochs > 0 ? p->eval_every_epochs * tr->bt.steps_per_epoch
+                                       : p->eval_every;
+    nm_train_loop_spec ls = {comm, tr->bt.total_steps, ev, 0, train_step, eval_row, &s};
     if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     /* V in W's layout, as <path>_WV.npy (u: the +-1 of Psi_W) */
     if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, s.V, tr->net.u, "V", e);

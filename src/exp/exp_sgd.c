@@ -1,6 +1,7 @@
 /* Experiment `sgd`: [D20b] Algorithm 1 -- SGD on W (optionally u) of the
  * two-layer network from the xavier_zero (or gaussian) init, on m random
- * examples with Rademacher labels; a row every eval_every steps. */
+ * examples with Rademacher labels; a row every eval_every steps.  Every row
+ * counts the dead inputs (no active hidden unit) at init and now. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,9 @@
 
 static const char *const metrics[] = {"mean_loss",   "frac_memorized", "min_margin",
                                       "mean_margin", "max_abs_h",      "w_dist_fro",
-                                      "stop_step",   NULL};
-enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_MAXH, M_WDIST, M_STOP, M_N };
+                                      "stop_step",   "dead_inputs_init", "dead_inputs",
+                                      NULL};
+enum { M_LOSS, M_FRAC, M_MIN, M_MEAN, M_MAXH, M_WDIST, M_STOP, M_DEAD0, M_DEAD, M_N };
 
 static int check(const nm_params *p, nm_err *e)
 {
@@ -36,6 +38,7 @@ typedef struct {
     const nm_params *p;
     nm_sink *sink;
     nm_stop_rule stop;
+    long dead0; /* dead inputs at init (nm_eval_outputs_dead) */
 } state;
 
 static void state_free(state *s)
@@ -71,8 +74,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     const nm_params *p = s->p;
     nm_metrics mt;
     double row[M_N];
-    int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
+    long dead = 0;
+    int rc = nm_eval_outputs_dead(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, &dead, e);
     if (rc) return rc;
+    if (step == 0) s->dead0 = dead;
     nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
     double dist = sqrt(nm_net_dist2(&s->tr.net, s->W0));
     int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
@@ -83,6 +88,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     row[M_MEAN] = mt.mean_margin;
     row[M_MAXH] = mt.max_abs_h;
     row[M_WDIST] = dist;
+    /* points no SGD step can reach: they bound frac_memorized by 1 - dead/m
+     * whatever the width (capacity is measured on the live points) */
+    row[M_DEAD0] = (double)s->dead0;
+    row[M_DEAD] = (double)dead;
     /* self-check [D20b section 2.3]: the xavier_zero init computes h == 0 exactly */
     const char *chk = "-";
     if (step == 0 && p->init == NM_INIT_XAVIER_ZERO) chk = mt.max_abs_h == 0.0 ? "PASSED" : "FAILED";
@@ -112,7 +121,9 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, s.W0, s.u0, "0", e);
-    nm_train_loop_spec ls = {comm, tr->bt.total_steps, p->eval_every, 0, train_step, eval_row, &s};
+    long ev = p->eval_every_epochs > 0 ? p->eval_every_epochs * tr->bt.steps_per_epoch
+                                       : p->eval_every;
+    nm_train_loop_spec ls = {comm, tr->bt.total_steps, ev, 0, train_step, eval_row, &s};
     if (rc == NM_OK) rc = nm_train_loop(&ls, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &tr->net, tr->net.W, tr->net.u, "", e);
     state_free(&s);

@@ -18,6 +18,7 @@ const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL}
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
 const char *const nm_source_names[] = {"construct", "sgd", NULL};
+const char *const nm_search_names[] = {"off", "qstar", "grid", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 
 #define OFF(f) offsetof(nm_params, f)
@@ -71,6 +72,9 @@ const nm_setting nm_settings[] = {
      "grid, which is the BLACS grid of a Gram matrix"},
     {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
+    {"eval_every_epochs", NM_T_INT, OFF(eval_every_epochs), "0", NULL, 0, BIG, NM_USES_PATIENCE,
+     ID, "if > 0 (needs epochs > 0): evaluate every this many epochs instead of every "
+     "eval_every steps, so that patience counts epochs at every m"},
     {"patience", NM_T_INT, OFF(patience), "0", NULL, 0, BIG, NM_USES_PATIENCE, ID,
      "stop once frac_memorized has not improved for this many evaluations (0: never); "
      "steps/epochs stay the hard budget; the final row's stop_reason says which ended it"},
@@ -138,6 +142,35 @@ const nm_setting nm_settings[] = {
      "norm of the perturbation xi_0 of theta*"},
     {"loss_target", NM_T_REAL, OFF(loss_target), "1e-3", NULL, 0, BIG, NM_USES_LOSS_TARGET, ID,
      "gd_width: stop when the training loss <= loss_target"},
+    {"search", NM_T_ENUM, OFF(search), "off", nm_search_names, 0, 0, NM_USES_SEARCH, NOT_ID,
+     "off: run every point as given; qstar: per point, search the critical width q* (bracket "
+     "from search_guess, bisect in log q; each probe = `repeats` seeds) and write one summary "
+     "row per point to OUT.qstar.csv; grid: probe every q in [search_q_min, search_q_max] "
+     "(the dense grid the search is checked against)"},
+    {"search_threshold", NM_T_REAL, OFF(search_threshold), "0.99", NULL, -BIG, BIG,
+     NM_USES_SEARCH, NOT_ID, "search: a run succeeds when frac_memorized >= this, in (0, 1]"},
+    {"search_precision", NM_T_REAL, OFF(search_precision), "0.02", NULL, -BIG, BIG,
+     NM_USES_SEARCH, NOT_ID,
+     "search: bisect until hi <= (1 + precision) lo or hi = lo + 1 (integer q); > 0"},
+    {"search_guess", NM_T_REAL, OFF(search_guess), "0.25", NULL, 1e-6, BIG, NM_USES_SEARCH,
+     NOT_ID, "search: first probe q = guess m / d; later points start from the previous "
+     "point's q* d / m"},
+    {"search_max_probes", NM_T_INT, OFF(search_max_probes), "24", NULL, 1, 1000,
+     NM_USES_SEARCH, NOT_ID,
+     "search: probe budget per estimate; a search whose worst case needs more is refused "
+     "before any run"},
+    {"search_q_min", NM_T_INT, OFF(search_q_min), "1", NULL, 1, BIG, NM_USES_SEARCH, NOT_ID,
+     "search: smallest width probed"},
+    {"search_q_max", NM_T_INT, OFF(search_q_max), "0", NULL, 0, BIG, NM_USES_SEARCH, NOT_ID,
+     "search: largest width probed; 0 = auto: 8 ceil(m/d) pairs (4x the neurons of Bubeck et al.'s construction), at most m"},
+    {"search_budget_check", NM_T_BOOL, OFF(search_budget_check), "true", bool_names, 0, 0,
+     NM_USES_SEARCH, NOT_ID,
+     "search qstar: re-estimate q* at twice the epochs (steps); outside the first CI the point "
+     "is budget_sensitive"},
+    {"ranks_per_run", NM_T_INT, OFF(ranks_per_run), "auto", NULL, 1, NM_MAX_RANKS, ALL, NOT_ID,
+     "ranks of one run: the P ranks split into P / N groups, each running other runs of the "
+     "sweep at the same time (rows identical to one after another); auto = 1 for searches and "
+     "sweeps of small runs (memory estimate fits one rank), else P; must divide P"},
     {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, ALL, NOT_ID,
      "write X and y as .npy (PATH may contain {point} and {repeat})"},
     {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, ALL, NOT_ID,
@@ -319,6 +352,10 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
     case NM_T_REAL:
     case NM_T_BYTES: {
         double v;
+        if (s->type == NM_T_INT && strcmp(s->def, "auto") == 0 && strcmp(text, "auto") == 0) {
+            *(long *)field = 0; /* an int whose default is auto: 0 stands for it */
+            return NM_OK;
+        }
         if (s->type == NM_T_BYTES && strcmp(text, "auto") == 0) {
             *(double *)field = 0.0;
             return NM_OK;
@@ -362,7 +399,10 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
         if (g[0] == 0) snprintf(buf, n, "auto"); else snprintf(buf, n, "%dx%d", g[0], g[1]);
         break;
     }
-    case NM_T_INT: snprintf(buf, n, "%ld", *(const long *)field); break;
+    case NM_T_INT:
+        if (*(const long *)field == 0 && strcmp(s->def, "auto") == 0) snprintf(buf, n, "auto");
+        else snprintf(buf, n, "%ld", *(const long *)field);
+        break;
     case NM_T_REAL:
     case NM_T_BYTES: snprintf(buf, n, "%.17g", *(const double *)field); break;
     }
@@ -455,6 +495,9 @@ int nm_params_resolve(nm_params *p, nm_err *e)
         return nm_fail(e, NM_EINVAL,
                        "init 'orthogonal' needs q <= d (orthonormal rows), but q=%ld > d=%ld",
                        p->q, p->d);
+    if (p->eval_every_epochs > 0 && p->epochs == 0)
+        return nm_fail(e, NM_EINVAL, "key 'eval_every_epochs': %ld needs a budget in epochs "
+                       "(epochs > 0)", p->eval_every_epochs);
     if (p->epochs > 0 && p->batch > p->m)
         return nm_fail(e, NM_EINVAL,
                        "batch=%ld is larger than m=%ld: without replacement (epochs > 0) a batch "

@@ -113,6 +113,12 @@ typedef struct {
     char settings[65536], ident[65536 + 256], copy[1 << 16];
     off_t *foff, *fend; /* rows of runs not in the sweep (kept with keep_foreign) */
     long nforeign, capforeign;
+    long foreign_kept;  /* rows in foff/fend */
+    /* search_runs: the search run being read (one block of rows of a key) */
+    uint64_t skey;
+    off_t sa, sb;
+    int sopen, sfinal, sbad;
+    long srows;
     long version_rows, lines;
     char version[64];
 } scan;
@@ -289,6 +295,49 @@ static int add_foreign(scan *s, off_t a, off_t b)
     return 0;
 }
 
+/* A search's row (search_runs): 1 when it is a well-formed final row, 0 a
+ * well-formed other row, -1 not a row ntkmem writes.  Its identity columns
+ * cannot be checked against the sweep (the search chose its q); the rest
+ * is checked by the search when it reads the final rows back. */
+static int search_row_final(scan *s, const char *line, size_t n)
+{
+    if (strlen(line) != n || memchr(line, '\r', n) || n >= sizeof s->copy) return -1;
+    memcpy(s->copy, line, n + 1);
+    char *f[MAXF + 1];
+    long nf = nm_csv_split(s->copy, f, MAXF + 1), fin;
+    /* after the identity: P, threads, version, status, check, final */
+    if (nf != s->nf || s->nident + 5 >= nf || !canonical_long(f[s->nident + 5], &fin) ||
+        (fin != 0 && fin != 1))
+        return -1;
+    return (int)fin;
+}
+
+/* The search run being read ends: kept when it is whole (a final row last). */
+static int search_close(scan *s)
+{
+    if (!s->sopen) return 0;
+    s->sopen = 0;
+    if (!s->sfinal || s->sbad) {
+        s->r->rerun_runs++;
+        s->r->bad_runs += s->sbad;
+        return 0;
+    }
+    s->r->kept_runs++;
+    s->foreign_kept += s->srows;
+    return add_foreign(s, s->sa, s->sb);
+}
+
+static int search_row(scan *s, uint64_t key, const char *line, size_t n, off_t a, off_t b)
+{
+    if (s->sopen && s->skey != key && search_close(s)) return -1;
+    if (!s->sopen) s->sopen = 1, s->skey = key, s->sa = a, s->sfinal = s->sbad = 0, s->srows = 0;
+    int fin = search_row_final(s, line, n);
+    if (fin < 0 || s->sfinal) s->sbad = 1; /* not a row, or a row after the final row */
+    if (fin > 0) s->sfinal = 1;
+    s->sb = b, s->srows++;
+    return 0;
+}
+
 /* Count the header's columns and where the identity columns end ("P"). */
 static void header_layout(scan *s, const char *header)
 {
@@ -326,23 +375,34 @@ static int scan_rows(scan *s, reader *rd, const char *path, nm_err *e)
     int complete;
     ssize_t n;
     while ((n = reader_next(rd, &complete)) >= 0) {
-        uint64_t key;
+        uint64_t key = 0;
         long i = line_key(rd->buf, (size_t)n, &key) == 0 ? keymap_get(&s->map, key) : -3;
         if (!complete) { /* a last line cut off mid-write: dropped, its run reruns */
             if (i >= 0) mark_bad(s, i);
+            if (s->sopen && i == -1 && key == s->skey) s->sbad = 1;
             break;
         }
         s->lines++;
         if (i == -3) { /* rows of one run are written together: the runs before and after */
             s->r->bad_lines++;
             if (cur >= 0) mark_bad(s, cur);
+            if (s->sopen) s->sbad = 1;
             bad_next = 1, cur = -3;
+            continue;
+        }
+        if (i < 0 && s->r->search_runs) {
+            bad_next = 0;
+            if (search_row(s, key, rd->buf, (size_t)n, rd->pos, rd->next))
+                return nm_fail(e, NM_ENOMEM, "out of memory reading %s", path);
+            if (cur == -3) s->sbad = 1; /* after an unreadable line */
+            cur = -2;
             continue;
         }
         if (i < 0) {
             s->r->foreign_rows++;
             if (s->r->keep_foreign && add_foreign(s, rd->pos, rd->next))
                 return nm_fail(e, NM_ENOMEM, "out of memory reading %s", path);
+            s->foreign_kept += s->r->keep_foreign;
             cur = -2;
             continue;
         }
@@ -359,6 +419,7 @@ static int scan_rows(scan *s, reader *rd, const char *path, nm_err *e)
         cur = i;
     }
     if (ferror(rd->f)) return nm_fail(e, NM_EIO, "cannot read %s: %s", path, strerror(errno));
+    if (search_close(s)) return nm_fail(e, NM_ENOMEM, "out of memory reading %s", path);
     return NM_OK;
 }
 
@@ -489,7 +550,7 @@ int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char
             r->rerun_runs += s->st[i] == RUN_OPEN || s->st[i] == RUN_BAD;
             r->bad_runs += s->st[i] == RUN_BAD;
         }
-        r->kept_rows += s->nforeign;
+        r->kept_rows += s->foreign_kept;
         r->dropped_rows = s->lines - r->kept_rows;
         off_t cut = kept_prefix(s, (const unsigned char *)done, rd.hdr_end);
         if (cut < 0)

@@ -287,6 +287,17 @@ int nm_sweep_run(const nm_sweep *sw, long i, nm_params *run, nm_err *e)
     return rc;
 }
 
+void nm_sweep_derive(const nm_params *point, long repeat, nm_params *run)
+{
+    /* the point's key from its settings (as make_point makes it), then the
+     * repeat's key and seed exactly as nm_sweep_run_key / nm_sweep_run */
+    uint64_t pk = run_key(point, point->base_seed);
+    *run = *point;
+    run->key = nm_hash64(pk ^ nm_hash64((uint64_t)repeat + 1));
+    run->repeat = repeat;
+    run->seed = nm_rng_u64(run->base_seed, NM_STREAM_SEED, 0, (uint64_t)repeat);
+}
+
 void nm_sweep_free(nm_sweep *sw)
 {
     free(sw->index);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_act.h"
 #include "nm_comm.h"
 #include "nm_loss.h"
 #include "nm_rng.h"
@@ -128,6 +129,46 @@ int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, n
         if (rc) return rc;
     }
     return NM_OK;
+}
+
+/* 1 per example of Z's n rows with an active unit (sigma' != 0), else 0. */
+static void active_rows(const nm_net *net, long n, const double *Z, int *act)
+{
+    long nr = net->sh.nrows;
+    for (long i = 0; i < n; i++) {
+        const double *z = Z + i * nr;
+        int a = 0;
+        if (net->act == NM_ACT_RELU)
+            for (long k = 0; k < nr && !a; k++) a = z[k] > 0;
+        else
+            for (long k = 0; k < nr && !a; k++) a = nm_act_dsigma(net->act, net->alpha, z[k]) != 0;
+        act[i] = a;
+    }
+}
+
+int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
+                         nm_err *e)
+{
+    int *act = nm_calloc((size_t)ws->cap + 1, sizeof(int), "active flags", e);
+    int rc = act ? NM_OK : NM_ENOMEM;
+    long nd = 0;
+    for (long i0 = 0; rc == NM_OK && i0 < D->m; i0 += ws->cap) {
+        long n = D->m - i0 < ws->cap ? D->m - i0 : ws->cap;
+        rc = nm_net_forward(net, n, D->X + i0 * D->d, h + i0, ws, e);
+        if (rc) break;
+        active_rows(net, n, ws->Z, act);
+        /* a unit of any neuron block makes the example live */
+        if (net->sh.size > 1 &&
+            MPI_Allreduce(MPI_IN_PLACE, act, (int)n, MPI_INT, MPI_MAX, net->sh.comm) != MPI_SUCCESS)
+            rc = nm_fail(e, NM_EMPI, "MPI_Allreduce of active flags failed");
+        for (long i = 0; rc == NM_OK && i < n; i++) nd += !act[i];
+    }
+    free(act);
+    if (rc == NM_OK && D->pe > 1 &&
+        MPI_Allreduce(MPI_IN_PLACE, &nd, 1, MPI_LONG, MPI_SUM, D->comm) != MPI_SUCCESS)
+        rc = nm_fail(e, NM_EMPI, "MPI_Allreduce of dead inputs failed");
+    *dead = nd;
+    return rc;
 }
 
 int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
