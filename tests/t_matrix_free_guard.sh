@@ -2,6 +2,7 @@
 # The matrix-free path's guards (ntk_spectrum, ntk_method: matrix_free):
 # (a) a singular K is `not_pd` as on the dense path, found by CG within a few
 #     dozen products (it used to be `not_converged` after max_products);
+# (a') K = 0 (trace 0): not_pd at every P, no Krylov solve;
 # (b) cg_tol is at most 1e-6 (0.9 was accepted and gave y^T K^-1 y 15-19% low
 #     with status ok), and the error names the limit;
 # (c) SIGUSR1 (SLURM's warning) stops a running solve within about one
@@ -34,6 +35,27 @@ for r in csv.DictReader(open(sys.argv[1])):
         assert float(r["lambda_min_upper"]) <= int(r["m"]) * 2.3e-16 * float(r["lambda_max"]), what
     print("singular K:", *what)
 PY
+
+# (a') K = 0 (step's sigma' vanishes: the hidden kernel is zero): not_pd with
+# lambda_max = 0 at every P (at P = 4 PARPACK used to break down, info -9999,
+# and the run failed)
+cat >"$T/z.yaml" <<YAML
+experiment: ntk_spectrum
+fixed: {m: 40, d: 5, q: 16, kernel: hidden, kinf: false, ntk_method: matrix_free}
+sweep:
+  activation: [step, sign]
+YAML
+for np in 1 4; do
+    nm_sweep $np "$T/z.yaml" "$T/z$np.csv" "$T/z$np.log"
+    /usr/bin/python3 - "$T/z$np.csv" <<'PY'
+import csv, math, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    what = (r["activation"], r["status"], r["trace"], r["lambda_max"])
+    assert r["status"] == "not_pd" and float(r["trace"]) == 0 and float(r["lambda_max"]) == 0, what
+    assert r["cond"] == "inf" and math.isnan(float(r["yKinvy"])), what
+PY
+done
+echo "K = 0 (step, sign hidden kernel): not_pd, lambda_max 0 at P = 1 and 4"
 
 # (b) the tolerance's limit
 for tol in 0.9 1e-5; do

@@ -359,6 +359,18 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
     int conv = 1, singular = 0;
     double lmax_est = NAN; /* a Ritz value: never above lambda_max */
+    if (rc == NM_OK && !(op.trace > 0)) {
+        /* K is positive semi-definite, so trace(K) = 0 means K = 0 (e.g. the
+         * hidden kernel of step or sign, whose sigma' vanishes): every
+         * eigenvalue is 0, not_pd, and no Krylov solve is run -- PARPACK
+         * breaks down on K v = 0 (info -9999) where P > 1 splits v */
+        row[M_TRACE] = op.trace;
+        row[M_LMAX] = row[M_LMIN] = row[M_LMINUP] = 0.0;
+        row[M_COND] = INFINITY, row[M_YKY] = NAN;
+        *status = -1;
+        nm_ntkop_free(&op);
+        return NM_OK;
+    }
     if (rc == NM_OK) {
         row[M_TRACE] = op.trace;
         t0 = wtime(comm);
