@@ -22,9 +22,11 @@ nm_sweep() {
     local np=$1 cfg=$2 out=$3 log=$4; shift 4
     nm_mpirun "$np" "$NTKMEM" run "$cfg" --out "$out" "$@" >"$log" 2>&1 || { cat "$log"; return 1; }
 }
-# a test that builds its own ntkmem runs once per suite: skipped under make
-# sanitize (NTKMEM_BUILD=build/san), which runs the suite again
+# a test that does not test the build under test (it builds its own ntkmem,
+# or tests no binary) runs once per suite: skipped under make sanitize
+# (NTKMEM_BUILD=build/san), which runs the suite again.  $1: why (default:
+# it builds its own ntkmem)
 nm_once_per_suite() {
     [ "$NTKMEM_BUILD" = "$NTKMEM_ROOT/build" ] ||
-        { echo "SKIPPED: builds its own ntkmem (run by make check, not again per build)"; exit 77; }
+        { echo "SKIPPED: ${1:-builds its own ntkmem} (run by make check, not again per build)"; exit 77; }
 }

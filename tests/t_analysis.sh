@@ -5,4 +5,6 @@
 # Debian's python3 with numpy + matplotlib (not whatever python3 is on PATH).
 set -eu
 cd "$(dirname "$0")/.."
+. tests/env.sh
+nm_once_per_suite "tests analysis/ only, no ntkmem binary"
 exec /usr/bin/python3 analysis/test_analysis.py

@@ -7,6 +7,7 @@
 # ran, and failed at link on a fresh machine.)
 set -eu
 . "$(dirname "$0")/env.sh"
+nm_once_per_suite
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 command -v git >/dev/null && git -C "$NTKMEM_ROOT" rev-parse --git-dir >/dev/null 2>&1 || { echo "SKIPPED: not a git clone"; exit 77; }
 # README's Debian path: root (or sudo) on Debian; a cluster user's is t_site_install
