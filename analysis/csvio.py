@@ -1,18 +1,35 @@
 """Read ntkmem CSV files (docs/usage.md, "CSV columns").
 
-The column groups are read from each file's own header, not from a copy of
-the schema: src/io/csv.c (nm_csv_header) writes the run's lead columns up to
-`experiment`, then the settings that are part of the run's identity, then the
-run's description from `P` to `wall_s`, then the experiment's metrics.  Only
-those three anchors and the columns this module uses are named here.  A
-setting and a metric may share a name, so columns are split by position into
-settings and metrics rather than looked up by name in one dict.
+The column groups are read from each file's own header: src/io/csv.c
+(nm_csv_header) writes the run's lead columns, then the settings that are part
+of the run's identity, then the run's description, then the experiment's
+metrics.  The lead and description columns come from ntkmem's column table
+(analysis/columns.json, written by `ntkmem --help-columns` through
+scripts/update-readme-settings.sh and checked current by tests/t_docs.sh), so
+that this runs where ntkmem was never built.  A setting and a metric may share
+a name, so columns are split by position into settings and metrics rather than
+looked up by name in one dict.
 """
 
 import csv
+import json
+import os
 import sys
 
-LEAD_LAST, META_FIRST, META_LAST = "experiment", "P", "wall_s"  # group anchors
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "columns.json")) as _f:
+    _TABLE = json.load(_f)
+LEAD = [c["name"] for c in _TABLE["columns"] if c["group"] == "lead"]
+META = [c["name"] for c in _TABLE["columns"] if c["group"] == "meta"]
+HOW = {c["name"] for c in _TABLE["columns"] if c["how"]}
+TIME_PREFIX = _TABLE["time_prefix"]
+LEAD_LAST, META_FIRST, META_LAST = LEAD[-1], META[0], META[-1]  # group anchors
+
+
+def is_how(name):
+    """A column two executions of one run may differ in (ranks, threads,
+    version, times): not part of what the run computed."""
+    return name in HOW or name.startswith(TIME_PREFIX)
+
 USED_LEAD = ("key", "point", "repeat", "experiment")  # read by this module
 USED_META = ("status", "final")
 

@@ -20,21 +20,30 @@ import csvio  # noqa: E402
 import fits  # noqa: E402
 
 PLOT = os.path.join(HERE, "plot.py")
-META = ["P", "threads", "version", "status", "check", "final", "step", "wall_s"]
+META = csvio.META  # ntkmem's column table (analysis/columns.json)
 SGD_METRICS = ["mean_loss", "frac_memorized", "min_margin", "mean_margin", "max_abs_h",
                "w_dist_fro", "stop_step"]
+
+
+def meta_values(final, step):
+    """The run-description columns of one row, in the table's order (a new
+    column of the table must be given a value here)."""
+    v = {"P": "2", "threads": "1", "version": "test", "status": "ok", "check": "-",
+         "final": str(final), "stop_reason": "done" if final else "-", "step": str(step),
+         "wall_s": "0.1"}
+    return [v[c] for c in META]
 
 
 def write_csv(path, experiment, settings, metrics, runs):
     """runs: list of (repeat, {setting: value}, {metric: value}); each run gets
     a step-0 row (final 0, metrics 0 -- must be ignored) and a final row."""
     with open(path, "w") as f:
-        f.write(",".join(["key", "point", "repeat", "seed", "experiment"] + settings + META +
+        f.write(",".join(csvio.LEAD + settings + META +
                          metrics) + "\n")
         for i, (rep, sv, mv) in enumerate(runs):
             for final in (0, 1):
                 lead = [f"{i:016x}", str(i), str(rep), str(1000 + i), experiment]
-                meta = ["2", "1", "test", "ok", "-", str(final), str(100 * final), "0.1"]
+                meta = meta_values(final, 100 * final)
                 met = [repr(float(mv[k])) if final else "0" for k in metrics]
                 f.write(",".join(lead + [str(sv[k]) for k in settings] + meta + met) + "\n")
 
@@ -44,13 +53,12 @@ def write_steps(path, experiment, settings, metrics, runs):
     the last step of each run is its final row.  The seed column depends on
     the repeat only, as ntkmem's derived seed does on (seed, repeat)."""
     with open(path, "w") as f:
-        f.write(",".join(["key", "point", "repeat", "seed", "experiment"] + settings + META +
+        f.write(",".join(csvio.LEAD + settings + META +
                          metrics) + "\n")
         for i, (rep, sv, steps) in enumerate(runs):
             for j, (step, mv) in enumerate(steps):
                 lead = [f"{i:016x}", str(i), str(rep), str(1000 + rep), experiment]
-                meta = ["2", "1", "test", "ok", "-", str(int(j == len(steps) - 1)), str(step),
-                        "0.1"]
+                meta = meta_values(int(j == len(steps) - 1), step)
                 f.write(",".join(lead + [str(sv[k]) for k in settings] + meta +
                                  [repr(float(mv[k])) for k in metrics]) + "\n")
 

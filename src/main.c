@@ -8,6 +8,7 @@
 
 #include "nm_comm.h"
 #include "nm_coord.h"
+#include "nm_csv.h"
 #include "nm_merge.h"
 #include "nm_params.h"
 #include "nm_version.h"
@@ -22,7 +23,7 @@ static void usage(FILE *f)
             "  ntkmem validate SWEEP.yaml [--ranks P] [--ranks-per-node N]   print points, memory\n"
             "  ntkmem merge A.csv B.csv ... -o ALL.csv [--force] [--allow-mixed-versions]\n"
             "                                          join CSVs of one sweep\n"
-            "  ntkmem --help | --help-settings | --version\n"
+            "  ntkmem --help | --help-settings | --help-columns | --version\n"
             "\n"
             "  --out FILE      write rows here instead of the sweep's `output:`\n"
             "  --resume        keep the rows of runs already finished in FILE and run the rest\n"
@@ -67,6 +68,45 @@ static void help_settings(void)
         printf("| `%s` | %s | `%s` | %s | %s%s%s%s |\n", s->key, tn[s->type], def, ex, s->help,
                vals[0] ? " (one of: " : "", vals, vals[0] ? ")" : "");
     }
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    putchar('"');
+}
+
+/* The CSV column table (nm_csv_columns[]) as JSON, for the Python side:
+ * scripts/update-readme-settings.sh keeps analysis/columns.json equal to it. */
+static void help_columns(void)
+{
+    static const char *const group[] = {"lead", "meta"};
+    static const char *const type[] = {"hex", "int", "text", "version", "seconds"};
+    printf("{\n  \"time_prefix\": ");
+    json_str(nm_csv_time_prefix);
+    printf(",\n  \"columns\": [\n");
+    for (int i = 0; i < nm_csv_ncolumns; i++) {
+        const nm_csv_column *c = &nm_csv_columns[i];
+        printf("    {\"name\": ");
+        json_str(c->name);
+        printf(", \"group\": \"%s\", \"type\": \"%s\", \"how\": %s, \"values\": ",
+               group[c->group], type[c->type], c->how ? "true" : "false");
+        if (c->values) {
+            printf("[");
+            for (int k = 0; c->values[k]; k++) printf("%s", k ? ", " : ""), json_str(c->values[k]);
+            printf("]");
+        } else {
+            printf("null");
+        }
+        printf(", \"help\": ");
+        json_str(c->help);
+        printf("}%s\n", i + 1 < nm_csv_ncolumns ? "," : "");
+    }
+    printf("  ]\n}\n");
 }
 
 static int parse_shard(const char *s, nm_run_opts *o)
@@ -151,6 +191,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help-settings")) {
         help_settings();
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help-columns")) {
+        help_columns();
         return 0;
     }
     if (!strcmp(argv[1], "merge")) return merge_main(argc, argv);

@@ -51,7 +51,9 @@ int main(int argc, char **argv)
         nm_sweep_run(&sw, i, &p, &e);
         for (int j = 0; j < nm && j < 64; j++)
             met[j] = (double)(p.key >> (j % 48)) * 1e-17 + j;
-        nm_csv_row(&p, 1, 1, "ok", "PASSED", 1, "done", 0, 0.001234, met, nm, row, sizeof row);
+        nm_csv_meta meta = {.P = 1, .threads = 1, .status = "ok", .check = "PASSED", .final = 1,
+                            .stop_reason = "done", .wall_s = 0.001234};
+        nm_csv_row(&p, &meta, met, nm, row, sizeof row);
         fprintf(f[k > 0 ? i % k : 0], "%s\n", row);
     }
     for (int s = 0; s < nf; s++)

@@ -9,13 +9,18 @@ key,eigensolver compares the ELPA and pdsytrd paths).
 
 Numeric cells must agree within rtol relative (atol = rtol for values near
 0); other cells exactly.  Columns that legitimately differ between runs
-(wall_s, P, threads, version and every timing column seconds_* by default)
-are ignored.  Prints the largest
+(those ntkmem's column table marks `how` -- ranks, threads, version, wall_s --
+and every timing column seconds_*, analysis/columns.json) are ignored.
+Prints the largest
 relative difference seen; exit 1 on a mismatch.
 """
 import csv
 import math
+import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
+import csvio  # noqa: E402  (the column table: which columns say how a run ran)
 
 
 def load(path):
@@ -27,7 +32,7 @@ def load(path):
 
 
 def main(argv):
-    args, rtol, ignore, by = [], 1e-10, {"wall_s", "P", "threads", "version"}, ["key", "step"]
+    args, rtol, ignore, by = [], 1e-10, set(), ["key", "step"]
     i = 1
     while i < len(argv):
         if argv[i] == "--rtol":
@@ -54,7 +59,7 @@ def main(argv):
     for k, a in ia.items():
         b = ib[k]
         for c, (x, y) in enumerate(zip(a, b)):
-            if ha[c] in ignore or ha[c].startswith("seconds_") or x == y:
+            if ha[c] in ignore or csvio.is_how(ha[c]) or x == y:
                 continue
             try:
                 fx, fy = float(x), float(y)

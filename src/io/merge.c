@@ -50,19 +50,13 @@ typedef struct {
     size_t cap_a, cap_b;
 } state;
 
-static int is_how_column(const char *name)
-{
-    return !strcmp(name, "P") || !strcmp(name, "threads") || !strcmp(name, "wall_s") ||
-           !strcmp(name, "version") || !strncmp(name, "seconds_", 8);
-}
-
 static int read_layout(const char *path, const char *h, layout *L, nm_err *e)
 {
     char *c = strdup(h), *fields[MAXF];
     if (!c) return nm_fail(e, NM_ENOMEM, "out of memory");
     int rc = NM_OK;
     L->nf = nm_csv_split(c, fields, MAXF);
-    for (int i = 0; i < L->nf; i++) L->how[i] = (unsigned char)is_how_column(fields[i]);
+    for (int i = 0; i < L->nf; i++) L->how[i] = (unsigned char)nm_csv_is_how(fields[i]);
     for (int k = 0; k < C_N; k++) {
         L->col[k] = -1;
         for (int i = 0; i < L->nf; i++)

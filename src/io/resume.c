@@ -101,6 +101,8 @@ typedef struct {
     int *rows;         /* rows seen */
     off_t *off, *end;  /* the run's block in the old file */
     long nident;       /* columns key .. last setting */
+    long nmeta;        /* columns of the run's description (P .. wall_s) */
+    long cfinal;       /* "final" within them */
     long nf;           /* columns of the header */
     /* identity columns of the last point formatted (runs of a point share
      * its settings; the file is in point order, so this is a cache hit) */
@@ -122,52 +124,6 @@ typedef struct {
     long version_rows, lines;
     char version[64];
 } scan;
-
-static int in_list(const char *s, const char *const *list)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0) return 1;
-    return 0;
-}
-
-/* The integer printf("%ld") writes, and nothing else ("050", "+5", " 5"
- * are not what ntkmem wrote).  By hand: this runs for every row. */
-static int canonical_long(const char *f, long *v)
-{
-    int neg = *f == '-';
-    const char *d = f + neg;
-    size_t n = strspn(d, "0123456789");
-    if (n == 0 || n > 18 || d[n] || (d[0] == '0' && n > 1) || (neg && d[0] == '0')) return 0;
-    long x = 0;
-    for (size_t i = 0; i < n; i++) x = 10 * x + (d[i] - '0');
-    *v = neg ? -x : x;
-    return 1;
-}
-
-/* A number as %.17g / %.6f write it: [-]digits[.digits][e(+|-)digits],
- * or nan, -nan, inf, -inf.  Syntax only (strtod on every metric of 10^6
- * rows was a third of the scan). */
-static int is_number(const char *f)
-{
-    if (*f == '-') f++;
-    if (!strcmp(f, "nan") || !strcmp(f, "inf")) return 1;
-    size_t n = strspn(f, "0123456789");
-    if (n == 0) return 0;
-    f += n;
-    if (*f == '.') {
-        n = strspn(++f, "0123456789");
-        if (n == 0) return 0;
-        f += n;
-    }
-    if (*f == 'e') {
-        f++;
-        if (*f != '+' && *f != '-') return 0;
-        n = strspn(++f, "0123456789");
-        if (n == 0) return 0;
-        f += n;
-    }
-    return *f == 0;
-}
 
 static char *put_dec(char *p, uint64_t v)
 {
@@ -243,23 +199,18 @@ static int row_ok(scan *s, long i, const char *line, size_t n, int k, int *final
     memcpy(s->copy, line + li + 1, n - li);
     char *f[MAXF + 1];
     long nf = nm_csv_split(s->copy, f, MAXF + 1);
+    /* the run's description (nm_csv_columns' NM_COL_META group), then metrics */
+    nm_csv_meta m = {0};
     if (nf != s->nf - s->nident) return 0;
-    /* P, threads, version, status, check, final, stop_reason, step, wall_s, metrics */
-    long P, threads, fin, step;
-    if (!canonical_long(f[0], &P) || P < 1 || !canonical_long(f[1], &threads) || threads < 1)
-        return 0;
-    if (!f[2][0]) return 0;
-    if (strcmp(f[2], nm_version) != 0) {
-        snprintf(s->version, sizeof s->version, "%s", f[2]);
+    int ok = nm_csv_meta_ok(f, &m); /* read in column order: the version even if a later one fails */
+    if (m.version && strcmp(m.version, nm_version) != 0) {
+        snprintf(s->version, sizeof s->version, "%s", m.version);
         s->version_rows++;
     }
-    if (!in_list(f[3], nm_csv_statuses)) return 0;
-    if (strcmp(f[4], "PASSED") && strcmp(f[4], "FAILED") && strcmp(f[4], "-")) return 0;
-    if (!canonical_long(f[5], &fin) || (fin != 0 && fin != 1)) return 0;
-    if (fin ? !in_list(f[6], nm_csv_stop_reasons) : strcmp(f[6], "-") != 0) return 0;
-    if (!canonical_long(f[7], &step) || !is_number(f[8])) return 0;
-    for (long c = 9; c < nf; c++)
-        if (!is_number(f[c])) return 0;
+    if (!ok) return 0;
+    for (long c = s->nmeta; c < nf; c++)
+        if (!nm_csv_is_number(f[c])) return 0;
+    long fin = m.final, step = m.step;
     /* the step of row k: k E, except the final row, which may stop early
      * (in ((k-1) E, k E]); one-row experiments write one final row */
     long E = row_every(pt);
@@ -305,9 +256,8 @@ static int search_row_final(scan *s, const char *line, size_t n)
     memcpy(s->copy, line, n + 1);
     char *f[MAXF + 1];
     long nf = nm_csv_split(s->copy, f, MAXF + 1), fin;
-    /* after the identity: P, threads, version, status, check, final */
-    if (nf != s->nf || s->nident + 5 >= nf || !canonical_long(f[s->nident + 5], &fin) ||
-        (fin != 0 && fin != 1))
+    if (nf != s->nf || s->nident + s->cfinal >= nf ||
+        !nm_csv_canonical_long(f[s->nident + s->cfinal], &fin) || (fin != 0 && fin != 1))
         return -1;
     return (int)fin;
 }
@@ -338,14 +288,22 @@ static int search_row(scan *s, uint64_t key, const char *line, size_t n, off_t a
     return 0;
 }
 
-/* Count the header's columns and where the identity columns end ("P"). */
+/* Count the header's columns and where the identity columns end (at the
+ * first column of the run's description, "P"). */
 static void header_layout(scan *s, const char *header)
 {
+    const char *first = NULL;
+    for (int i = 0; i < nm_csv_ncolumns; i++)
+        if (nm_csv_columns[i].group == NM_COL_META) {
+            if (!first) first = nm_csv_columns[i].name;
+            if (!strcmp(nm_csv_columns[i].name, "final")) s->cfinal = s->nmeta;
+            s->nmeta++;
+        }
     char *h = strdup(header), *f[MAXF];
     s->nf = h ? nm_csv_split(h, f, MAXF) : 0;
     s->nident = s->nf;
     for (long i = 0; i < s->nf; i++)
-        if (strcmp(f[i], "P") == 0) {
+        if (strcmp(f[i], first) == 0) {
             s->nident = i;
             break;
         }

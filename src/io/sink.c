@@ -18,9 +18,10 @@ int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, in
     int rc = NM_OK;
     if (s->rank == 0 && s->csv && !s->write_failed) {
         static char row[65536];
-        const char *why = !final ? "-" : s->stop_reason ? s->stop_reason : "done";
-        nm_csv_row(s->p, s->P, s->threads, status, check, final, why, step, wall, metrics, nm,
-                   row, sizeof row);
+        nm_csv_meta m = {.P = s->P, .threads = s->threads, .status = status, .check = check,
+                         .final = final, .step = step, .wall_s = wall,
+                         .stop_reason = !final ? "-" : s->stop_reason ? s->stop_reason : "done"};
+        nm_csv_row(s->p, &m, metrics, nm, row, sizeof row);
         rc = nm_csv_append(s->csv, s->path, row, e);
     }
     if ((rc = nm_agree(s->comm, rc, e)) == NM_EIO) s->write_failed = 1;
