@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "nm_err.h"
+#include "nm_field.h"
 #include "nm_params.h"
 #include "nm_sweep.h"
 
@@ -47,15 +48,8 @@ extern const nm_csv_column nm_csv_columns[];
 extern const int nm_csv_ncolumns;
 extern const char nm_csv_time_prefix[]; /* "seconds_": metrics that are timings */
 
-/* The offset of field f of nm_csv_meta, which must have C type T (a
- * compile-time check that the table's row and the struct agree). */
-#define NM_CSV_FIELD(f, T)                                                                    \
-    (offsetof(nm_csv_meta, f) +                                                               \
-     0 * sizeof(struct {                                                                      \
-         _Static_assert(_Generic(((nm_csv_meta *)0)->f, T: 1, default: 0),                    \
-                        "nm_csv_meta." #f " is not " #T);                                      \
-         char c;                                                                              \
-     }))
+/* The offset of field f of nm_csv_meta, which must have C type T. */
+#define NM_CSV_FIELD(f, T) NM_FIELD(nm_csv_meta, f, T, sizeof(T))
 
 /* Index of column name in nm_csv_columns[], -1 if none. */
 int nm_csv_column_find(const char *name);

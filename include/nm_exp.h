@@ -26,19 +26,20 @@ typedef struct {
     void (*describe)(const nm_params *p, int P, char *buf, size_t n);
 } nm_exp_hooks;
 
-/* One entry of the registration table: all the rest of the program knows of
- * an experiment.  Its id (nm_params.experiment) is its index. */
+/* One entry of the registration table: with its row of the experiments
+ * table (nm_catalog.h: name, settings, defaults, rows), all the rest of
+ * the program knows of an experiment. */
 typedef struct {
-    const char *name;           /* `experiment:` in a sweep, the CSV column */
-    unsigned uses;              /* NM_USES_* setting groups it reads */
-    const nm_default *defaults; /* its own defaults, overriding the settings table's */
+    const char *name;           /* its row of the experiments table */
     const char *summary_metric; /* metric summarised per point at the end of a sweep */
     const nm_exp_hooks *hooks;
 } nm_experiment;
 
 extern const nm_experiment nm_experiments[];
 
-/* NULL when id is not in the table. */
+/* The entry of experiment id (nm_params.experiment), found by name; NULL
+ * when id is not an experiment or has no entry (tests/test_units.c checks
+ * every experiment has one). */
 const nm_experiment *nm_experiment_get(int id);
 
 /* The eigensolver of p's dense Gram on P ranks (nm_gram_eigsolver on p's

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "nm_err.h"
+#include "nm_catalog.h"
 
 typedef enum { NM_DATA_SPHERE, NM_DATA_GAUSSIAN, NM_DATA_CUBE } nm_data_kind;
 typedef enum { NM_INIT_XAVIER_ZERO, NM_INIT_GAUSSIAN, NM_INIT_ORTHOGONAL } nm_init_kind;
@@ -41,24 +42,11 @@ extern const char *const nm_search_names[];
  * code is meant for; keeps products of ranks inside an int). */
 #define NM_MAX_RANKS 65536
 
-/* The experiments as the settings see them.  The registration table
- * nm_experiments[] (src/exp/exp.c) defines these accessors; the settings and
- * parsing code of this layer use them instead of including the experiments. */
-typedef struct { const char *key, *value; } nm_default; /* {NULL, NULL} ends a list */
-int nm_exp_count(void);
-const char *nm_exp_name(int id);
-unsigned nm_exp_uses(int id);              /* NM_USES_* groups it reads */
-const nm_default *nm_exp_defaults(int id); /* its own defaults; NULL: none */
-
-/* Id of the experiment called name, -1 if none; "sgd, ntk_spectrum, ...". */
-int nm_exp_lookup(const char *name);
-void nm_exp_list(char *buf, size_t n);
-
 /* Broadcast as raw bytes from rank 0 (all ranks run the same binary), so it
  * holds no pointers. */
 typedef struct {
     /* identity of the run (not settings) */
-    int experiment;     /* index in the registration table nm_experiments[] */
+    int experiment;     /* id in the experiments table (nm_catalog.h) */
     long point, repeat;
     uint64_t base_seed; /* `seed:` of the sweep */
     uint64_t seed;      /* derived from (base_seed, point key, repeat) */
@@ -128,27 +116,6 @@ typedef struct {
  * offset (grid_p, grid_q). */
 typedef enum { NM_T_INT, NM_T_REAL, NM_T_ENUM, NM_T_BOOL, NM_T_STR, NM_T_BYTES, NM_T_GRID } nm_type;
 
-/* Setting groups.  A setting belongs to one group (0: every experiment reads
- * it); an experiment's table entry names the groups it reads, so a new
- * experiment reuses settings without touching this table. */
-enum {
-    NM_USES_NETWORK = 1u << 0,      /* a random network: q, init, activation, alpha */
-    NM_USES_SCALE = 1u << 1,        /* B, the output scale of xavier_zero */
-    NM_USES_TRAINING = 1u << 2,     /* loss, eta, batch, steps, epochs, ... */
-    NM_USES_KERNEL = 1u << 3,       /* kernel: which part of the NTK */
-    NM_USES_GRID = 1u << 4,         /* grid, nb: a distributed Gram matrix */
-    NM_USES_SPECTRUM = 1u << 5,     /* eigenvalues, K_inf, spectrum and Gram outputs */
-    NM_USES_COMPARE_SGD = 1u << 6,  /* compare_sgd */
-    NM_USES_ONESTEP = 1u << 7,      /* eta_factor */
-    NM_USES_CONSTRUCTION = 1u << 8, /* method, delta, tau */
-    NM_USES_LABELS = 1u << 9,       /* labels */
-    NM_USES_PERTURBATION = 1u << 10, /* source, eps */
-    NM_USES_LOSS_TARGET = 1u << 11, /* loss_target */
-    NM_USES_PATIENCE = 1u << 12,    /* patience: stop a memorization run on a plateau */
-    NM_USES_EIGEN = 1u << 13,       /* eigensolver: a dense eigenvalue problem */
-    NM_USES_SEARCH = 1u << 14,      /* search: the critical-width search of memorization */
-};
-
 typedef struct {
     const char *key;
     nm_type type;
@@ -156,7 +123,9 @@ typedef struct {
     const char *def;           /* default, parsed by the same code as YAML values */
     const char *const *names;  /* allowed values of an enum */
     double min, max;           /* allowed range of numbers */
-    unsigned group;            /* NM_USES_* group; 0 = every experiment */
+    /* 1: every experiment reads it; 0: the experiments whose row of the
+     * experiments table (src/io/catalog.c) lists it */
+    int common;
     /* 1: part of a run's identity (a CSV column, hashed into the resume key);
      * 0: a path or memory limit, which does not change the results, so that
      * changing it keeps finished runs finished for --resume and merge */

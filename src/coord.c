@@ -137,8 +137,8 @@ static int check_grid(const nm_params *p, int P, nm_err *e)
  * is given (its auto is 1 x P: exp_near_min.c). */
 static int uses_train_grid(const nm_params *p)
 {
-    unsigned u = nm_exp_uses(p->experiment);
-    return (u & NM_USES_TRAINING) && (!(u & NM_USES_PERTURBATION) || p->tgrid_e > 0);
+    nm_catalog_tgrid g = nm_catalog_get(p->experiment)->train_grid;
+    return g == NM_TGRID_AUTO || (g == NM_TGRID_GIVEN && p->tgrid_e > 0);
 }
 
 /* The search settings of point p (first: the sweep's first point), before

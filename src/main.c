@@ -56,13 +56,13 @@ static void help_settings(void)
         const nm_setting *s = &nm_settings[i];
         static const char *const tn[] = {"int", "real", "enum", "bool", "path", "bytes", "grid"};
         char ex[256] = "", vals[512] = "", def[256];
-        if (s->group == 0)
+        if (s->common)
             snprintf(ex, sizeof ex, "all");
         else
-            for (int x = 0, k = 0; x < nm_exp_count(); x++)
+            for (int x = 0, k = 0; x < nm_catalog_count(); x++)
                 if (nm_setting_applies(s, x))
                     k += snprintf(ex + k, sizeof ex - (size_t)k, "%s%s", k ? ", " : "",
-                                  nm_exp_name(x));
+                                  nm_catalog_name(x));
         nm_setting_default_help(s, def, sizeof def);
         if (s->names && s->type == NM_T_ENUM) nm_enum_list(s->names, vals, sizeof vals);
         printf("| `%s` | %s | `%s` | %s | %s%s%s%s |\n", s->key, tn[s->type], def, ex, s->help,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nm_exp.h"
 #include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_params.h"
@@ -60,7 +61,7 @@ START_TEST(test_settings_table)
 {
     nm_params p;
     nm_err e;
-    for (int x = 0; x < nm_exp_count(); x++) nm_params_defaults(&p, x); /* every default parses */
+    for (int x = 0; x < nm_catalog_count(); x++) nm_params_defaults(&p, x); /* every default parses */
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("q"), "0", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "key 'q'") && strstr(e.msg, ">= 1"), "%s", e.msg);
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
@@ -69,7 +70,7 @@ START_TEST(test_settings_table)
     ck_assert(p.max_mem_per_rank == 1.5 * 1073741824.0);
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("m"), "12.5", &e), NM_EINVAL);
     /* relative sizes */
-    nm_params_defaults(&p, nm_exp_lookup("sgd"));
+    nm_params_defaults(&p, nm_catalog_lookup("sgd"));
     p.d = 32;
     p.m_per_d = 8;
     p.q_per_m_over_d = 0.5;
@@ -81,6 +82,43 @@ START_TEST(test_settings_table)
     p.q = 33;
     ck_assert_int_eq(nm_params_resolve(&p, &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "q=33 > d=32"), "%s", e.msg);
+}
+END_TEST
+
+/* The catalog of experiments (src/io/catalog.c) and the settings table
+ * agree: every key an experiment lists is a setting that is not common,
+ * listed once; every other setting is read by some experiment; its own
+ * defaults are of settings it reads; its row rules match what it reads;
+ * and every experiment has its hooks (src/exp/exp.c), found by name. */
+START_TEST(test_catalog)
+{
+    for (int x = 0; x < nm_catalog_count(); x++) {
+        const nm_catalog_entry *c = nm_catalog_get(x);
+        char list[4096];
+        snprintf(list, sizeof list, "%s", c->settings);
+        int n = 0;
+        for (char *save, *k = strtok_r(list, " ", &save); k; k = strtok_r(NULL, " ", &save), n++) {
+            const nm_setting *s = nm_setting_find(k);
+            ck_assert_msg(s && !s->common, "%s lists '%s': not a setting of its own", c->name, k);
+        }
+        int own = 0;
+        for (int i = 0; i < nm_nsettings; i++) own += !nm_settings[i].common &&
+                                                      nm_setting_applies(&nm_settings[i], x);
+        ck_assert_msg(own == n, "%s: %d keys listed, %d distinct settings", c->name, n, own);
+        for (const nm_default *d = c->defaults; d && d->key; d++)
+            ck_assert_msg(nm_setting_applies(nm_setting_find(d->key), x),
+                          "%s: default of '%s', a setting it does not read", c->name, d->key);
+        ck_assert_int_eq(c->rows != NM_ROWS_ONE, nm_catalog_reads(x, "eval_every"));
+        ck_assert_int_eq(c->train_grid != NM_TGRID_NONE, nm_catalog_reads(x, "train_grid"));
+        const nm_experiment *h = nm_experiment_get(x);
+        ck_assert_msg(h && !strcmp(h->name, c->name), "%s has no hooks", c->name);
+        ck_assert_int_eq(nm_catalog_lookup(c->name), x);
+    }
+    for (int i = 0; i < nm_nsettings; i++) {
+        int readers = 0;
+        for (int x = 0; x < nm_catalog_count(); x++) readers += nm_setting_applies(&nm_settings[i], x);
+        ck_assert_msg(readers > 0, "no experiment reads setting '%s'", nm_settings[i].key);
+    }
 }
 END_TEST
 
@@ -196,6 +234,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_loss_derivatives);
     tcase_add_test(tc, test_philox_reproducible);
     tcase_add_test(tc, test_settings_table);
+    tcase_add_test(tc, test_catalog);
     tcase_add_test(tc, test_block_split);
     tcase_add_test(tc, test_npy_roundtrip);
     tcase_add_test(tc, test_qstar_search);

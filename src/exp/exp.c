@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 
 #include "nm_exp.h"
 #include "nm_gram.h"
@@ -6,55 +7,28 @@
 extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hooks,
     nm_onestep_hooks, nm_construct_hooks, nm_near_min_hooks, nm_gd_width_hooks;
 
-#define DEFAULTS(...) ((const nm_default[]){__VA_ARGS__, {NULL, NULL}})
-
-/* The registration table: an experiment is its file plus one entry here
- * (docs/architecture.md, "Adding things").  Defaults are the paper's own choices. */
+/* The registration table: an experiment is its file, its row here and its
+ * row of the experiments table (src/io/catalog.c: name, settings,
+ * defaults), matched by name (docs/architecture.md, "Adding things").  The
+ * order of the rows means nothing. */
 const nm_experiment nm_experiments[] = {
-    {"sgd", NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_PATIENCE | NM_USES_SEARCH,
-     NULL,
-     "frac_memorized", &nm_sgd_hooks},
-    {"ntk_spectrum",
-     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_KERNEL | NM_USES_GRID | NM_USES_SPECTRUM |
-         NM_USES_EIGEN, NULL,
-     "err_rel_2", &nm_ntk_spectrum_hooks},
-    {"ntk_train",
-     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_COMPARE_SGD | NM_USES_PATIENCE,
-     NULL, "frac_memorized", &nm_ntk_train_hooks},
-    {"onestep", NM_USES_NETWORK | NM_USES_ONESTEP,
-     DEFAULTS({"data", "gaussian"},   /* [D20a]: x ~ N(0, I_d) */
-              {"init", "orthogonal"}, /* [D20a]: orthonormal rows, balanced a */
-              {"activation", "abs"}), /* [D20a Thm 1]: E sigma'(X) = 0 */
-     "frac_memorized", &nm_onestep_hooks},
-    {"construct", NM_USES_CONSTRUCTION | NM_USES_LABELS, NULL, "max_err", &nm_construct_hooks},
-    {"near_min",
-     NM_USES_NETWORK | NM_USES_SCALE | NM_USES_TRAINING | NM_USES_GRID | NM_USES_CONSTRUCTION |
-         NM_USES_PERTURBATION,
-     DEFAULTS({"loss", "square"},    /* [YSJ19 Thm 5.1]: square loss */
-              {"epochs", "20"},      /* without replacement, [YSJ19 sec 5] */
-              {"train_u", "true"},   /* theta = all parameters [YSJ19 sec 5] */
-              {"eval_every", "1"}),  /* a row every epoch */
-     "risk_over_eps4", &nm_near_min_hooks},
-    {"gd_width",
-     NM_USES_NETWORK | NM_USES_TRAINING | NM_USES_KERNEL | NM_USES_GRID | NM_USES_LOSS_TARGET |
-         NM_USES_EIGEN,
-     DEFAULTS({"init", "gaussian"}, /* [Gu]: standard Gaussian init */
-              {"loss", "square"},
-              {"kernel", "hidden"}), /* [Gu]: only W is trained, so J J^T = K^h */
-     "steps_to_eps", &nm_gd_width_hooks},
+    {"sgd", "frac_memorized", &nm_sgd_hooks},
+    {"ntk_spectrum", "err_rel_2", &nm_ntk_spectrum_hooks},
+    {"ntk_train", "frac_memorized", &nm_ntk_train_hooks},
+    {"onestep", "frac_memorized", &nm_onestep_hooks},
+    {"construct", "max_err", &nm_construct_hooks},
+    {"near_min", "risk_over_eps4", &nm_near_min_hooks},
+    {"gd_width", "steps_to_eps", &nm_gd_width_hooks},
 };
 #define NEXP ((int)(sizeof nm_experiments / sizeof nm_experiments[0]))
 
 const nm_experiment *nm_experiment_get(int id)
 {
-    return id >= 0 && id < NEXP ? &nm_experiments[id] : NULL;
+    if (id < 0 || id >= nm_catalog_count()) return NULL;
+    for (int x = 0; x < NEXP; x++)
+        if (strcmp(nm_experiments[x].name, nm_catalog_name(id)) == 0) return &nm_experiments[x];
+    return NULL;
 }
-
-/* The accessors through which the settings (io layer) see this table. */
-int nm_exp_count(void) { return NEXP; }
-const char *nm_exp_name(int id) { return nm_experiments[id].name; }
-unsigned nm_exp_uses(int id) { return nm_experiments[id].uses; }
-const nm_default *nm_exp_defaults(int id) { return nm_experiments[id].defaults; }
 
 int nm_exp_eigsolver(const nm_params *p, int P, char *why, size_t n)
 {

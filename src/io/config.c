@@ -71,7 +71,7 @@ static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
     char list[2048];
     if (s && nm_setting_applies(s, exp)) return s;
     if (s) {
-        at(c, kn, "key '%s' is not used by experiment '%s'", key, nm_exp_name(exp));
+        at(c, kn, "key '%s' is not used by experiment '%s'", key, nm_catalog_name(exp));
         return NULL;
     }
     const char *best = NULL;
@@ -83,9 +83,9 @@ static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
     settings_list(exp, list, sizeof list);
     if (best)
         at(c, kn, "unknown key '%s' (did you mean '%s'?); allowed keys for %s: %s", key, best,
-           nm_exp_name(exp), list);
+           nm_catalog_name(exp), list);
     else
-        at(c, kn, "unknown key '%s'; allowed keys for %s: %s", key, nm_exp_name(exp), list);
+        at(c, kn, "unknown key '%s'; allowed keys for %s: %s", key, nm_catalog_name(exp), list);
     return NULL;
 }
 
@@ -280,17 +280,17 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
         yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
         if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "experiment") == 0) {
             char list[256];
-            nm_exp_list(list, sizeof list);
-            if (v->type != YAML_SCALAR_NODE || nm_exp_lookup(scalar(v)) < 0)
+            nm_catalog_list(list, sizeof list);
+            if (v->type != YAML_SCALAR_NODE || nm_catalog_lookup(scalar(v)) < 0)
                 return at(c, v, "key 'experiment': '%s' is not an experiment (allowed: %s)",
                           v->type == YAML_SCALAR_NODE ? scalar(v) : "?", list);
-            sp->experiment = nm_exp_lookup(scalar(v));
+            sp->experiment = nm_catalog_lookup(scalar(v));
             have_exp = 1;
         }
     }
     if (!have_exp) {
         char list[256];
-        nm_exp_list(list, sizeof list);
+        nm_catalog_list(list, sizeof list);
         return at(c, root, "missing key 'experiment' (one of: %s)", list);
     }
     nm_params_defaults(&sp->fixed, sp->experiment);

@@ -208,7 +208,7 @@ size_t nm_csv_settings(const nm_params *p, char *buf, size_t n)
 size_t nm_csv_ident(const nm_params *p, const char *settings, char *buf, size_t n)
 {
     int k = snprintf(buf, n, "%016" PRIx64 ",%ld,%ld,%" PRIu64 ",%s%s", p->key, p->point,
-                     p->repeat, p->seed, nm_exp_name(p->experiment), settings);
+                     p->repeat, p->seed, nm_catalog_name(p->experiment), settings);
     return k < 0 ? 0 : (size_t)k < n ? (size_t)k : n - 1;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_field.h"
 #include "nm_loss.h"
 #include "nm_params.h"
 
@@ -21,10 +22,28 @@ const char *const nm_source_names[] = {"construct", "sgd", NULL};
 const char *const nm_search_names[] = {"off", "qstar", "grid", NULL};
 static const char *const bool_names[] = {"false", "true", NULL};
 
-#define OFF(f) offsetof(nm_params, f)
-#define ALL 0 /* group of the settings every experiment reads */
-#define NETWORK NM_USES_NETWORK
-#define TRAINING NM_USES_TRAINING
+/* A row's type and field: the offset of field f, checked at compile time
+ * to have the C type that type's setter writes (nm_field.h). */
+#define F(T, f) T, NM_FIELD(nm_params, f, C_##T, S_##T)
+#define C_NM_T_INT long
+#define C_NM_T_REAL double
+#define C_NM_T_BYTES double
+#define C_NM_T_ENUM int
+#define C_NM_T_BOOL int
+#define C_NM_T_GRID int /* the first of two adjacent ints */
+#define C_NM_T_STR char *
+#define S_NM_T_INT sizeof(long)
+#define S_NM_T_REAL sizeof(double)
+#define S_NM_T_BYTES sizeof(double)
+#define S_NM_T_ENUM sizeof(int)
+#define S_NM_T_BOOL sizeof(int)
+#define S_NM_T_GRID sizeof(int)
+#define S_NM_T_STR NM_PATH_MAX
+_Static_assert(offsetof(nm_params, grid_q) == offsetof(nm_params, grid_p) + sizeof(int) &&
+                   offsetof(nm_params, tgrid_n) == offsetof(nm_params, tgrid_e) + sizeof(int),
+               "a grid setting's two ints must be adjacent");
+#define ALL 1 /* every experiment reads it */
+#define OWN 0 /* the experiments that list it read it (src/io/catalog.c) */
 #define BIG 1e18
 #define ID 1     /* part of a run's identity */
 #define NOT_ID 0 /* a path or limit: does not change results */
@@ -32,152 +51,152 @@ static const char *const bool_names[] = {"false", "true", NULL};
 /* The one table. Order = CSV column order; the identity settings that apply
  * are the CSV columns and the resume key. */
 const nm_setting nm_settings[] = {
-    {"m", NM_T_INT, OFF(m), "256", NULL, 1, BIG, ALL, ID, "number of training examples"},
-    {"d", NM_T_INT, OFF(d), "32", NULL, 1, BIG, ALL, ID, "input dimension"},
-    {"q", NM_T_INT, OFF(q), "64", NULL, 1, BIG, NETWORK, ID,
+    {"m", F(NM_T_INT, m), "256", NULL, 1, BIG, ALL, ID, "number of training examples"},
+    {"d", F(NM_T_INT, d), "32", NULL, 1, BIG, ALL, ID, "input dimension"},
+    {"q", F(NM_T_INT, q), "64", NULL, 1, BIG, OWN, ID,
      "neurons (neuron pairs for xavier_zero, so Q = 2q hidden rows)"},
-    {"m_per_d", NM_T_REAL, OFF(m_per_d), "nan", NULL, 0, BIG, ALL, ID,
+    {"m_per_d", F(NM_T_REAL, m_per_d), "nan", NULL, 0, BIG, ALL, ID,
      "if set: m = round(m_per_d * d)"},
-    {"q_per_m_over_d", NM_T_REAL, OFF(q_per_m_over_d), "nan", NULL, 0, BIG, NETWORK, ID,
+    {"q_per_m_over_d", F(NM_T_REAL, q_per_m_over_d), "nan", NULL, 0, BIG, OWN, ID,
      "if set: q = max(1, round(q_per_m_over_d * m / d))"},
-    {"m_per_dq", NM_T_REAL, OFF(m_per_dq), "nan", NULL, 0, BIG, NETWORK, ID,
+    {"m_per_dq", F(NM_T_REAL, m_per_dq), "nan", NULL, 0, BIG, OWN, ID,
      "if set: m = max(1, round(m_per_dq * d * q))"},
-    {"data", NM_T_ENUM, OFF(data), "sphere", nm_data_names, 0, 0, ALL, ID,
+    {"data", F(NM_T_ENUM, data), "sphere", nm_data_names, 0, 0, ALL, ID,
      "input distribution: uniform on the sphere, N(0, I_d), or the cube {+-1/sqrt(d)}^d"},
-    {"init", NM_T_ENUM, OFF(init), "xavier_zero", nm_init_names, 0, 0, NETWORK, ID,
+    {"init", F(NM_T_ENUM, init), "xavier_zero", nm_init_names, 0, 0, OWN, ID,
      "initialisation: xavier_zero (twin rows with u = +-B, so h == 0 at init [D20b sec 2.3]), "
      "gaussian (u_j ~ N(0, 1/q)) or orthogonal (orthonormal rows, balanced signs [D20a])"},
-    {"activation", NM_T_ENUM, OFF(activation), "relu", nm_act_names, 0, 0, NETWORK, ID,
+    {"activation", F(NM_T_ENUM, activation), "relu", nm_act_names, 0, 0, OWN, ID,
      "activation sigma"},
-    {"alpha", NM_T_REAL, OFF(alpha), "0.01", NULL, -BIG, BIG, NETWORK, ID,
+    {"alpha", F(NM_T_REAL, alpha), "0.01", NULL, -BIG, BIG, OWN, ID,
      "negative slope of leaky_relu"},
-    {"loss", NM_T_ENUM, OFF(loss), "hinge", nm_loss_names, 0, 0, TRAINING, ID, "loss function"},
-    {"kappa", NM_T_REAL, OFF(kappa), "1", NULL, -BIG, BIG, TRAINING, ID, "hinge margin"},
-    {"B", NM_T_REAL, OFF(B), "1", NULL, 1e-300, BIG, NM_USES_SCALE, ID,
+    {"loss", F(NM_T_ENUM, loss), "hinge", nm_loss_names, 0, 0, OWN, ID, "loss function"},
+    {"kappa", F(NM_T_REAL, kappa), "1", NULL, -BIG, BIG, OWN, ID, "hinge margin"},
+    {"B", F(NM_T_REAL, B), "1", NULL, 1e-300, BIG, OWN, ID,
      "output weight scale of xavier_zero (u = +-B)"},
-    {"eta", NM_T_REAL, OFF(eta), "0.01", NULL, 0, BIG, TRAINING, ID, "learning rate"},
-    {"batch", NM_T_INT, OFF(batch), "32", NULL, 1, BIG, TRAINING, ID, "mini-batch size b"},
-    {"steps", NM_T_INT, OFF(steps), "1000", NULL, 0, BIG, TRAINING, ID,
+    {"eta", F(NM_T_REAL, eta), "0.01", NULL, 0, BIG, OWN, ID, "learning rate"},
+    {"batch", F(NM_T_INT, batch), "32", NULL, 1, BIG, OWN, ID, "mini-batch size b"},
+    {"steps", F(NM_T_INT, steps), "1000", NULL, 0, BIG, OWN, ID,
      "SGD steps (batches sampled with replacement); ignored when epochs > 0"},
-    {"epochs", NM_T_INT, OFF(epochs), "0", NULL, 0, BIG, TRAINING, ID,
+    {"epochs", F(NM_T_INT, epochs), "0", NULL, 0, BIG, OWN, ID,
      "if > 0: epochs of SGD without replacement instead of steps"},
-    {"eval_every", NM_T_INT, OFF(eval_every), "100", NULL, 1, BIG, TRAINING, ID,
+    {"eval_every", F(NM_T_INT, eval_every), "100", NULL, 1, BIG, OWN, ID,
      "steps between full evaluation passes (one CSV row each)"},
-    {"train_u", NM_T_BOOL, OFF(train_u), "false", bool_names, 0, 0, TRAINING, ID,
+    {"train_u", F(NM_T_BOOL, train_u), "false", bool_names, 0, 0, OWN, ID,
      "also train the output weights u"},
-    {"train_grid", NM_T_GRID, OFF(tgrid_e), "auto", NULL, 0, 0, TRAINING, NOT_ID,
+    {"train_grid", F(NM_T_GRID, tgrid_e), "auto", NULL, 0, 0, OWN, NOT_ID,
      "training grid Pe x Pn: examples in Pe blocks, neurons in Pn blocks (Pe Pn = P); auto = "
      "1 x P while the replicated X fits in half of max_mem_per_rank, else the smallest Pe "
      "that fits (near_min: 1 x P unless given).  Any grid gives the same results; a key apart from "
      "grid, which is the BLACS grid of a Gram matrix"},
-    {"stop_margin", NM_T_REAL, OFF(stop_margin), "0", NULL, -BIG, BIG, TRAINING, ID,
+    {"stop_margin", F(NM_T_REAL, stop_margin), "0", NULL, -BIG, BIG, OWN, ID,
      "stop early once every y_i h(x_i) > stop_margin (checked at evaluations)"},
-    {"eval_every_epochs", NM_T_INT, OFF(eval_every_epochs), "0", NULL, 0, BIG, NM_USES_PATIENCE,
+    {"eval_every_epochs", F(NM_T_INT, eval_every_epochs), "0", NULL, 0, BIG, OWN,
      ID, "if > 0 (needs epochs > 0): evaluate every this many epochs instead of every "
      "eval_every steps, so that patience counts epochs at every m"},
-    {"patience", NM_T_INT, OFF(patience), "0", NULL, 0, BIG, NM_USES_PATIENCE, ID,
+    {"patience", F(NM_T_INT, patience), "0", NULL, 0, BIG, OWN, ID,
      "stop once frac_memorized has not improved for this many evaluations (0: never); "
      "steps/epochs stay the hard budget; the final row's stop_reason says which ended it"},
-    {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
+    {"kernel", F(NM_T_ENUM, kernel), "full", nm_kernel_names, 0, 0, OWN, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
-    {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,
+    {"eigenvalues", F(NM_T_ENUM, eigenvalues), "all", nm_eig_names, 0, 0, OWN, ID,
      "all eigenvalues or only the extremes (eigensolver scalapack: bisection, dstebz; ELPA "
      "always computes all)"},
-    {"eigensolver", NM_T_ENUM, OFF(eigensolver), "elpa", nm_eigsolver_names, 0, 0, NM_USES_EIGEN,
+    {"eigensolver", F(NM_T_ENUM, eigensolver), "elpa", nm_eigsolver_names, 0, 0, OWN,
      ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only) or scalapack (pdsytrd, "
      "then dsterf / dstebz)"},
-    {"ntk_method", NM_T_ENUM, OFF(ntk_method), "auto", nm_ntk_method_names, 0, 0,
-     NM_USES_SPECTRUM, ID,
+    {"ntk_method", F(NM_T_ENUM, ntk_method), "auto", nm_ntk_method_names, 0, 0,
+     OWN, ID,
      "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "
      "auto: dense while it fits max_mem_per_rank and dense_max_seconds"},
-    {"dense_max_seconds", NM_T_REAL, OFF(dense_max_seconds), "3600", NULL, 0, BIG,
-     NM_USES_SPECTRUM, NOT_ID,
+    {"dense_max_seconds", F(NM_T_REAL, dense_max_seconds), "3600", NULL, 0, BIG,
+     OWN, NOT_ID,
      "ntk_method auto: the dense path's estimated time budget (validate prints the estimate)"},
-    {"lanczos_tol", NM_T_REAL, OFF(lanczos_tol), "1e-10", NULL, 1e-16, 1, NM_USES_SPECTRUM, ID,
+    {"lanczos_tol", F(NM_T_REAL, lanczos_tol), "1e-10", NULL, 1e-16, 1, OWN, ID,
      "matrix_free: PARPACK relative Ritz residual tolerance (eigenvalue error ~ tol^2 / gap)"},
-    {"lanczos_ncv", NM_T_INT, OFF(lanczos_ncv), "24", NULL, 4, 1000, NM_USES_SPECTRUM, ID,
+    {"lanczos_ncv", F(NM_T_INT, lanczos_ncv), "24", NULL, 4, 1000, OWN, ID,
      "matrix_free: Lanczos basis size (PARPACK ncv)"},
-    {"top_k", NM_T_INT, OFF(top_k), "1", NULL, 1, 100, NM_USES_SPECTRUM, ID,
+    {"top_k", F(NM_T_INT, top_k), "1", NULL, 1, 100, OWN, ID,
      "matrix_free: number of top eigenvalues wanted (lambda_max is the first)"},
-    {"lambda_min_mf", NM_T_BOOL, OFF(lambda_min_mf), "false", bool_names, 0, 0, NM_USES_SPECTRUM,
+    {"lambda_min_mf", F(NM_T_BOOL, lambda_min_mf), "false", bool_names, 0, 0, OWN,
      ID, "matrix_free: also estimate lambda_min by Lanczos (hundreds to thousands of products; "
      "reported only when its residual test passes)"},
-    {"lambda_min_deflate", NM_T_INT, OFF(lambda_min_deflate), "-1", NULL, -1, 100000,
-     NM_USES_SPECTRUM, ID,
+    {"lambda_min_deflate", F(NM_T_INT, lambda_min_deflate), "-1", NULL, -1, 100000,
+     OWN, ID,
      "matrix_free lambda_min: top eigenpairs deflated first (-1 = d + 1, the NTK's outliers; "
      "0 = plain Lanczos)"},
-    {"cg_tol", NM_T_REAL, OFF(cg_tol), "1e-10", NULL, 1e-16, 1e-6, NM_USES_SPECTRUM, ID,
+    {"cg_tol", F(NM_T_REAL, cg_tol), "1e-10", NULL, 1e-16, 1e-6, OWN, ID,
      "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||; y^T K^-1 y is then "
      "low by at most cond(K) cg_tol^2 relative, hence the limit 1e-6 (0.9 gave a value 19% "
      "low)"},
-    {"max_products", NM_T_INT, OFF(max_products), "20000", NULL, 10, BIG, NM_USES_SPECTRUM, ID,
+    {"max_products", F(NM_T_INT, max_products), "20000", NULL, 10, BIG, OWN, ID,
      "matrix_free: products K v allowed per solve (status not_converged beyond)"},
-    {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,
+    {"grid", F(NM_T_GRID, grid_p), "auto", NULL, 0, 0, OWN, ID,
      "BLACS process grid: auto (near-square from P), PxQ, or [P, Q]"},
-    {"nb", NM_T_INT, OFF(nb), "0", NULL, 0, 4096, NM_USES_GRID, ID, "ScaLAPACK block size; 0 = auto"},
-    {"kinf", NM_T_BOOL, OFF(kinf), "true", bool_names, 0, 0, NM_USES_SPECTRUM, ID,
+    {"nb", F(NM_T_INT, nb), "0", NULL, 0, 4096, OWN, ID, "ScaLAPACK block size; 0 = auto"},
+    {"kinf", F(NM_T_BOOL, kinf), "true", bool_names, 0, 0, OWN, ID,
      "also build the infinite-width kernel K_inf and report the distance to it"},
-    {"quad_order", NM_T_INT, OFF(quad_order), "10", NULL, 2, 64, NM_USES_SPECTRUM, ID,
+    {"quad_order", F(NM_T_INT, quad_order), "10", NULL, 2, 64, OWN, ID,
      "K_inf quadrature for activations without a closed form: Gauss-Legendre points per "
      "panel (10: ~1e-10; cost grows as the square)"},
-    {"spectrum_out", NM_T_STR, OFF(spectrum_out), "", NULL, 0, 0, NM_USES_SPECTRUM, NOT_ID,
+    {"spectrum_out", F(NM_T_STR, spectrum_out), "", NULL, 0, 0, OWN, NOT_ID,
      "write every eigenvalue to this side CSV (PATH may contain {point} and {repeat})"},
-    {"save_gram", NM_T_STR, OFF(save_gram), "", NULL, 0, 0, NM_USES_SPECTRUM, NOT_ID,
+    {"save_gram", F(NM_T_STR, save_gram), "", NULL, 0, 0, OWN, NOT_ID,
      "write K_W (and K_inf) as .npy (PATH may contain {point} and {repeat})"},
-    {"compare_sgd", NM_T_BOOL, OFF(compare_sgd), "false", bool_names, 0, 0, NM_USES_COMPARE_SGD, ID,
+    {"compare_sgd", F(NM_T_BOOL, compare_sgd), "false", bool_names, 0, 0, OWN, ID,
      "also run SGD (Algorithm 1) with scale B and rate eta/B^2 from the same init and data"},
-    {"eta_factor", NM_T_REAL, OFF(eta_factor), "1", NULL, 0, BIG, NM_USES_ONESTEP, ID,
+    {"eta_factor", F(NM_T_REAL, eta_factor), "1", NULL, 0, BIG, OWN, ID,
      "the one step uses eta = eta_factor * m ln(d) / d [D20a Thm 1]"},
-    {"method", NM_T_ENUM, OFF(method), "bubeck", nm_method_names, 0, 0, NM_USES_CONSTRUCTION, ID,
+    {"method", F(NM_T_ENUM, method), "bubeck", nm_method_names, 0, 0, OWN, ID,
      "construction: bubeck (ReLU, 4 neurons per group of d points) or baum (threshold)"},
-    {"labels", NM_T_ENUM, OFF(labels), "auto", nm_labels_names, 0, 0, NM_USES_LABELS, ID,
+    {"labels", F(NM_T_ENUM, labels), "auto", nm_labels_names, 0, 0, OWN, ID,
      "labels: auto = uniform in [-1,1] for bubeck, binary {0,1} for baum"},
-    {"delta", NM_T_REAL, OFF(delta), "0", NULL, 0, BIG, NM_USES_CONSTRUCTION, ID,
+    {"delta", F(NM_T_REAL, delta), "0", NULL, 0, BIG, OWN, ID,
      "ReLU pair offset realising the step in bubeck; 0 = auto"},
-    {"tau", NM_T_REAL, OFF(tau), "0", NULL, 0, BIG, NM_USES_CONSTRUCTION, ID,
+    {"tau", F(NM_T_REAL, tau), "0", NULL, 0, BIG, OWN, ID,
      "half-width of the window around each group's hyperplane; 0 = auto"},
-    {"source", NM_T_ENUM, OFF(source), "construct", nm_source_names, 0, 0, NM_USES_PERTURBATION, ID,
+    {"source", F(NM_T_ENUM, source), "construct", nm_source_names, 0, 0, OWN, ID,
      "memorizing network theta*: from construct, or from sgd with square loss"},
-    {"eps", NM_T_REAL, OFF(eps), "0.01", NULL, 0, BIG, NM_USES_PERTURBATION, ID,
+    {"eps", F(NM_T_REAL, eps), "0.01", NULL, 0, BIG, OWN, ID,
      "norm of the perturbation xi_0 of theta*"},
-    {"loss_target", NM_T_REAL, OFF(loss_target), "1e-3", NULL, 0, BIG, NM_USES_LOSS_TARGET, ID,
+    {"loss_target", F(NM_T_REAL, loss_target), "1e-3", NULL, 0, BIG, OWN, ID,
      "gd_width: stop when the training loss <= loss_target"},
-    {"search", NM_T_ENUM, OFF(search), "off", nm_search_names, 0, 0, NM_USES_SEARCH, NOT_ID,
+    {"search", F(NM_T_ENUM, search), "off", nm_search_names, 0, 0, OWN, NOT_ID,
      "off: run every point as given; qstar: per point, search the critical width q* (bracket "
      "from search_guess, bisect in log q; each probe = `repeats` seeds) and write one summary "
      "row per point to OUT.qstar.csv; grid: probe every q in [search_q_min, search_q_max] "
      "(the dense grid the search is checked against)"},
-    {"search_threshold", NM_T_REAL, OFF(search_threshold), "0.99", NULL, -BIG, BIG,
-     NM_USES_SEARCH, NOT_ID, "search: a run succeeds when frac_memorized >= this, in (0, 1]"},
-    {"search_precision", NM_T_REAL, OFF(search_precision), "0.02", NULL, -BIG, BIG,
-     NM_USES_SEARCH, NOT_ID,
+    {"search_threshold", F(NM_T_REAL, search_threshold), "0.99", NULL, -BIG, BIG,
+     OWN, NOT_ID, "search: a run succeeds when frac_memorized >= this, in (0, 1]"},
+    {"search_precision", F(NM_T_REAL, search_precision), "0.02", NULL, -BIG, BIG,
+     OWN, NOT_ID,
      "search: bisect until hi <= (1 + precision) lo or hi = lo + 1 (integer q); > 0"},
-    {"search_guess", NM_T_REAL, OFF(search_guess), "0.25", NULL, 1e-6, BIG, NM_USES_SEARCH,
+    {"search_guess", F(NM_T_REAL, search_guess), "0.25", NULL, 1e-6, BIG, OWN,
      NOT_ID, "search: first probe q = guess m / d; later points start from the previous "
      "point's q* d / m"},
-    {"search_max_probes", NM_T_INT, OFF(search_max_probes), "24", NULL, 1, 1000,
-     NM_USES_SEARCH, NOT_ID,
+    {"search_max_probes", F(NM_T_INT, search_max_probes), "24", NULL, 1, 1000,
+     OWN, NOT_ID,
      "search: probe budget per estimate; a search whose worst case needs more is refused "
      "before any run"},
-    {"search_q_min", NM_T_INT, OFF(search_q_min), "1", NULL, 1, BIG, NM_USES_SEARCH, NOT_ID,
+    {"search_q_min", F(NM_T_INT, search_q_min), "1", NULL, 1, BIG, OWN, NOT_ID,
      "search: smallest width probed"},
-    {"search_q_max", NM_T_INT, OFF(search_q_max), "0", NULL, 0, BIG, NM_USES_SEARCH, NOT_ID,
+    {"search_q_max", F(NM_T_INT, search_q_max), "0", NULL, 0, BIG, OWN, NOT_ID,
      "search: largest width probed; 0 = auto: 8 ceil(m/d) pairs (4x the neurons of Bubeck et al.'s construction), at most m"},
-    {"search_budget_check", NM_T_BOOL, OFF(search_budget_check), "true", bool_names, 0, 0,
-     NM_USES_SEARCH, NOT_ID,
+    {"search_budget_check", F(NM_T_BOOL, search_budget_check), "true", bool_names, 0, 0,
+     OWN, NOT_ID,
      "search qstar: re-estimate q* at twice the epochs (steps); outside the first CI the point "
      "is budget_sensitive"},
-    {"ranks_per_run", NM_T_INT, OFF(ranks_per_run), "auto", NULL, 1, NM_MAX_RANKS, ALL, NOT_ID,
+    {"ranks_per_run", F(NM_T_INT, ranks_per_run), "auto", NULL, 1, NM_MAX_RANKS, ALL, NOT_ID,
      "ranks of one run: the P ranks split into P / N groups, each running other runs of the "
      "sweep at the same time (rows identical to one after another); auto = 1 for searches and "
      "sweeps of small runs (memory estimate fits one rank), else P; must divide P"},
-    {"save_data", NM_T_STR, OFF(save_data), "", NULL, 0, 0, ALL, NOT_ID,
+    {"save_data", F(NM_T_STR, save_data), "", NULL, 0, 0, ALL, NOT_ID,
      "write X and y as .npy (PATH may contain {point} and {repeat})"},
-    {"save_weights", NM_T_STR, OFF(save_weights), "", NULL, 0, 0, ALL, NOT_ID,
+    {"save_weights", F(NM_T_STR, save_weights), "", NULL, 0, 0, ALL, NOT_ID,
      "write initial and final W, u as .npy (PATH may contain {point} and {repeat})"},
-    {"max_mem_per_rank", NM_T_BYTES, OFF(max_mem_per_rank), "auto", NULL, 0, BIG, ALL, NOT_ID,
+    {"max_mem_per_rank", F(NM_T_BYTES, max_mem_per_rank), "auto", NULL, 0, BIG, ALL, NOT_ID,
      "per-rank memory limit (e.g. 2GiB); auto = 80% of node memory / ranks on the node"},
-    {"save_max_bytes", NM_T_BYTES, OFF(save_max_bytes), "1GiB", NULL, 0, BIG, ALL, NOT_ID,
+    {"save_max_bytes", F(NM_T_BYTES, save_max_bytes), "1GiB", NULL, 0, BIG, ALL, NOT_ID,
      "largest array save_data/save_weights may write"},
 };
 const int nm_nsettings = (int)(sizeof nm_settings / sizeof nm_settings[0]);
@@ -189,29 +208,29 @@ const nm_setting *nm_setting_find(const char *key)
     return NULL;
 }
 
+/* reads[x][i]: experiment x reads setting i (its list, parsed once: this
+ * runs for every setting of every point of a sweep) */
+#define MAX_EXP 64
+#define MAX_SETTINGS 256
+static unsigned char reads[MAX_EXP][MAX_SETTINGS], reads_ready;
+
 int nm_setting_applies(const nm_setting *s, int exp)
 {
-    return s->group == ALL || (nm_exp_uses(exp) & s->group) != 0;
+    int i = (int)(s - nm_settings);
+    if (s->common) return 1;
+    if (exp >= MAX_EXP || i < 0 || i >= MAX_SETTINGS) return nm_catalog_reads(exp, s->key);
+    if (!reads_ready) {
+        for (int x = 0; x < nm_catalog_count() && x < MAX_EXP; x++)
+            for (int k = 0; k < nm_nsettings && k < MAX_SETTINGS; k++)
+                reads[x][k] = (unsigned char)nm_catalog_reads(x, nm_settings[k].key);
+        reads_ready = 1;
+    }
+    return reads[exp][i];
 }
 
 int nm_setting_is_identity(const nm_setting *s, int exp)
 {
     return s->identity && nm_setting_applies(s, exp);
-}
-
-int nm_exp_lookup(const char *name)
-{
-    for (int x = 0; x < nm_exp_count(); x++)
-        if (strcmp(nm_exp_name(x), name) == 0) return x;
-    return -1;
-}
-
-void nm_exp_list(char *buf, size_t n)
-{
-    size_t k = 0;
-    buf[0] = 0;
-    for (int x = 0; x < nm_exp_count() && k < n; x++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%s", x ? ", " : "", nm_exp_name(x));
 }
 
 int nm_enum_lookup(const char *const *names, const char *text)
@@ -412,7 +431,7 @@ void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_
  * paper's choice), or NULL. */
 static const char *own_default(const nm_setting *s, int exp)
 {
-    const nm_default *d = nm_exp_defaults(exp);
+    const nm_default *d = nm_catalog_defaults(exp);
     for (; d && d->key; d++)
         if (strcmp(d->key, s->key) == 0) return d->value;
     return NULL;
@@ -427,9 +446,9 @@ const char *nm_setting_default(const nm_setting *s, int exp)
 void nm_setting_default_help(const nm_setting *s, char *buf, size_t n)
 {
     size_t k = (size_t)snprintf(buf, n, "%s", s->def[0] ? s->def : "\"\"");
-    for (int x = 0; x < nm_exp_count() && k < n; x++) {
+    for (int x = 0; x < nm_catalog_count() && k < n; x++) {
         const char *v = own_default(s, x);
-        if (v) k += (size_t)snprintf(buf + k, n - k, " (%s: %s)", nm_exp_name(x), v);
+        if (v) k += (size_t)snprintf(buf + k, n - k, " (%s: %s)", nm_catalog_name(x), v);
     }
 }
 

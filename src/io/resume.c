@@ -141,9 +141,9 @@ static char *put_dec(char *p, uint64_t v)
  * exp_near_min.c's run, repeated here: keep the two together). */
 static long row_every(const nm_params *p)
 {
-    unsigned u = nm_exp_uses(p->experiment);
-    if (!(u & NM_USES_TRAINING)) return 0;
-    if (!(u & NM_USES_PERTURBATION) || p->epochs <= 0) return p->eval_every;
+    nm_catalog_rows rows = nm_catalog_get(p->experiment)->rows;
+    if (rows == NM_ROWS_ONE) return 0;
+    if (rows == NM_ROWS_EVAL || p->epochs <= 0) return p->eval_every;
     long b = p->batch < p->m ? p->batch : p->m;
     long E = b > 0 ? (p->m + b - 1) / b : 1;
     return p->eval_every > E ? E * (p->eval_every / E) : E;
@@ -161,7 +161,7 @@ static const char *expected_ident(scan *s, long i, const nm_params **pp)
         if (nm_sweep_point(s->sw, pt, &s->cur, &e) != NM_OK) return NULL;
         nm_csv_settings(&s->cur, s->settings, sizeof s->settings);
         s->set_len = strlen(s->settings);
-        s->exp_name = nm_exp_name(s->cur.experiment);
+        s->exp_name = nm_catalog_name(s->cur.experiment);
         s->set_point = pt;
     }
     const nm_params *p = *pp = &s->cur;

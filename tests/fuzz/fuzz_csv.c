@@ -61,7 +61,7 @@ static void init(void)
         fprintf(stderr, "fuzz_csv: %s\n", e.msg);
         abort();
     }
-    nm_csv_header(spec.experiment, nm_experiments[spec.experiment].hooks->metrics, header,
+    nm_csv_header(spec.experiment, nm_experiment_get(spec.experiment)->hooks->metrics, header,
                   sizeof header);
     nm_config_free(&spec);
 }
