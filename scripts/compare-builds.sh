@@ -1,0 +1,67 @@
+#!/bin/bash
+# Run sweeps with two ntkmem builds and check that they write the same CSVs:
+# byte for byte, row for row, apart from the columns that say how a run ran
+# (ranks, threads, version, wall_s, seconds_*: `how` in analysis/columns.json).
+# For a change that must not change behaviour (a refactoring).
+#
+#   scripts/compare-builds.sh OLD/ntkmem NEW/ntkmem [--np N] [--timeout S] CONFIG.yaml...
+#
+# Each config runs in its own directory per build (side files such as
+# OUT.qstar.csv are compared too).  A config whose run with OLD takes longer
+# than S seconds (default 120) is skipped and named.  Exit 1 when any
+# compared pair differs or fails.
+set -u
+old=$(realpath "$1") new=$(realpath "$2"); shift 2
+np=1 limit=120 cfgs=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --np) np=$2; shift 2 ;;
+        --timeout) limit=$2; shift 2 ;;
+        *) cfgs+=("$(realpath "$1")"); shift ;;
+    esac
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/env.sh"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+same=0 differ=0 skipped=0 failed=0
+for cfg in "${cfgs[@]}"; do
+    name=$(basename "$cfg" .yaml)
+    rm -rf "$T/old" "$T/new"; mkdir -p "$T/old" "$T/new"
+    s=$(date +%s)
+    (cd "$T/old" && timeout "$limit" mpirun -np "$np" --oversubscribe "$old" run "$cfg" --out out.csv >log 2>&1)
+    rc=$?
+    if [ $rc = 124 ]; then echo "skipped  $name (over $limit s)"; skipped=$((skipped + 1)); continue; fi
+    t_old=$(( $(date +%s) - s ))
+    (cd "$T/new" && timeout $((limit * 3)) mpirun -np "$np" --oversubscribe "$new" run "$cfg" --out out.csv >log 2>&1)
+    rc2=$?
+    if [ $rc != $rc2 ]; then
+        echo "DIFFERS  $name: exit status $rc (old) vs $rc2 (new)"; tail -3 "$T/new/log"; differ=$((differ + 1)); continue
+    fi
+    if [ ! -f "$T/old/out.csv" ]; then
+        echo "failed   $name: no CSV (exit $rc)"; tail -3 "$T/old/log"; failed=$((failed + 1)); continue
+    fi
+    if out=$(NTKMEM_ROOT=$root /usr/bin/python3 - "$T/old" "$T/new" 2>&1 <<'PY'
+import csv, glob, os, sys
+sys.path.insert(0, os.path.join(os.environ["NTKMEM_ROOT"], "analysis"))
+import csvio
+a, b = sys.argv[1:3]
+names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(a, "*.csv")))
+if names != sorted(os.path.basename(p) for p in glob.glob(os.path.join(b, "*.csv"))):
+    sys.exit(f"  other files: {names}")
+for n in names:
+    ra = list(csv.reader(open(os.path.join(a, n), newline="")))
+    rb = list(csv.reader(open(os.path.join(b, n), newline="")))
+    if ra[:1] != rb[:1] or len(ra) != len(rb):
+        sys.exit(f"  {n}: other header or row count ({len(ra)} vs {len(rb)})")
+    keep = [i for i, c in enumerate(ra[0]) if not csvio.is_how(c)]
+    for k, (x, y) in enumerate(zip(ra, rb)):
+        if [x[i] for i in keep] != [y[i] for i in keep]:
+            d = [ra[0][i] for i in keep if x[i] != y[i]]
+            sys.exit(f"  {n}: line {k + 1} differs in {d[:5]}")
+print(", ".join(f"{n} {sum(1 for _ in open(os.path.join(a, n))) - 1} rows" for n in names))
+PY
+    ); then echo "same     $name (old build $t_old s; $out)"; same=$((same + 1))
+    else echo "DIFFERS  $name: $out"; differ=$((differ + 1)); fi
+done
+echo "compare-builds: $same same, $differ differ, $failed failed, $skipped skipped (over $limit s); load $(cut -d' ' -f1-3 /proc/loadavg)"
+[ $differ = 0 ] && [ $failed = 0 ]
