@@ -69,7 +69,7 @@ exec "\$py" -B "$share/analysis/plot.py" "\$@"
 EOF
     put 755 "$t/ntkmem-plot" "$PREFIX/bin/ntkmem-plot"
     put 644 README.md "$share/README.md"
-    for f in configs/*.yaml analysis/*.py analysis/README.md jobs/README.md; do
+    for f in configs/*.yaml analysis/*.py analysis/columns.json analysis/README.md jobs/README.md; do
         case $f in analysis/test_*) continue ;; esac
         put 644 "$f" "$share/$f"
     done

@@ -237,7 +237,8 @@ t0=$SECONDS
 as_user install || fail "(install) make install"
 S=$H/sw/ntkmem
 for f in bin/ntkmem bin/ntkmem-plot share/ntkmem/configs/demo.yaml share/ntkmem/jobs/ntkmem.sbatch \
-    share/ntkmem/jobs/ntkmem-job.sh share/ntkmem/analysis/plot.py share/ntkmem/README.md; do
+    share/ntkmem/jobs/ntkmem-job.sh share/ntkmem/analysis/plot.py share/ntkmem/analysis/columns.json \
+    share/ntkmem/README.md; do
     [ -f "$S/$f" ] || fail "(install) no $f in the prefix"
 done
 [ -d "$S/share/ntkmem/docs" ] || fail "(install) no share/ntkmem/docs"
