@@ -8,49 +8,69 @@
 #
 # Each config runs in its own directory per build (side files such as
 # OUT.qstar.csv are compared too).  A config whose run with OLD takes longer
-# than S seconds (default 120) is skipped and named.  Exit 1 when any
-# compared pair differs or fails.
+# than S seconds (default 120) is stopped there, NEW is run for as long, and
+# the rows both wrote by then are compared ("prefix": rows come in a fixed
+# order); with --skip-long it is skipped instead.  Exit 1 when any compared
+# pair differs or fails.
 set -u
 old=$(realpath "$1") new=$(realpath "$2"); shift 2
-np=1 limit=120 cfgs=()
+np=1 limit=120 cfgs=() skip_long=0
 while [ $# -gt 0 ]; do
     case $1 in
         --np) np=$2; shift 2 ;;
         --timeout) limit=$2; shift 2 ;;
+        --skip-long) skip_long=1; shift ;;
         *) cfgs+=("$(realpath "$1")"); shift ;;
     esac
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-same=0 differ=0 skipped=0 failed=0
+same=0 differ=0 skipped=0 failed=0 prefix=0
 for cfg in "${cfgs[@]}"; do
     name=$(basename "$cfg" .yaml)
     rm -rf "$T/old" "$T/new"; mkdir -p "$T/old" "$T/new"
     s=$(date +%s)
     (cd "$T/old" && timeout "$limit" mpirun -np "$np" --oversubscribe "$old" run "$cfg" --out out.csv >log 2>&1)
     rc=$?
-    if [ $rc = 124 ]; then echo "skipped  $name (over $limit s)"; skipped=$((skipped + 1)); continue; fi
+    if [ $rc = 124 ] && [ $skip_long = 1 ]; then echo "skipped  $name (over $limit s)"; skipped=$((skipped + 1)); continue; fi
     t_old=$(( $(date +%s) - s ))
-    (cd "$T/new" && timeout $((limit * 3)) mpirun -np "$np" --oversubscribe "$new" run "$cfg" --out out.csv >log 2>&1)
-    rc2=$?
+    long=0
+    if [ $rc = 124 ]; then # the same time for NEW, then the rows both wrote
+        long=1
+        (cd "$T/new" && timeout "$limit" mpirun -np "$np" --oversubscribe "$new" run "$cfg" --out out.csv >log 2>&1)
+        rc2=124
+    else
+        (cd "$T/new" && timeout $((limit * 3)) mpirun -np "$np" --oversubscribe "$new" run "$cfg" --out out.csv >log 2>&1)
+        rc2=$?
+    fi
     if [ $rc != $rc2 ]; then
         echo "DIFFERS  $name: exit status $rc (old) vs $rc2 (new)"; tail -3 "$T/new/log"; differ=$((differ + 1)); continue
     fi
     if [ ! -f "$T/old/out.csv" ]; then
         echo "failed   $name: no CSV (exit $rc)"; tail -3 "$T/old/log"; failed=$((failed + 1)); continue
     fi
-    if out=$(NTKMEM_ROOT=$root /usr/bin/python3 - "$T/old" "$T/new" 2>&1 <<'PY'
+    if out=$(NTKMEM_ROOT=$root /usr/bin/python3 - "$T/old" "$T/new" $long 2>&1 <<'PY'
 import csv, glob, os, sys
 sys.path.insert(0, os.path.join(os.environ["NTKMEM_ROOT"], "analysis"))
 import csvio
-a, b = sys.argv[1:3]
+a, b, long = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+
+def rows(path):
+    """The whole lines of a CSV (a run stopped by the time limit may have
+    left the last one cut)."""
+    text = open(path, newline="").read()
+    lines = text.split("\n")[:-1]  # whatever follows the last newline is cut
+    return list(csv.reader(lines))
+
 names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(a, "*.csv")))
 if names != sorted(os.path.basename(p) for p in glob.glob(os.path.join(b, "*.csv"))):
     sys.exit(f"  other files: {names}")
 for n in names:
-    ra = list(csv.reader(open(os.path.join(a, n), newline="")))
-    rb = list(csv.reader(open(os.path.join(b, n), newline="")))
+    ra, rb = rows(os.path.join(a, n)), rows(os.path.join(b, n))
+    if long:  # the rows both wrote in the time
+        k = min(len(ra), len(rb))
+        ra, rb = ra[:k], rb[:k]
     if ra[:1] != rb[:1] or len(ra) != len(rb):
         sys.exit(f"  {n}: other header or row count ({len(ra)} vs {len(rb)})")
     keep = [i for i, c in enumerate(ra[0]) if not csvio.is_how(c)]
@@ -58,10 +78,13 @@ for n in names:
         if [x[i] for i in keep] != [y[i] for i in keep]:
             d = [ra[0][i] for i in keep if x[i] != y[i]]
             sys.exit(f"  {n}: line {k + 1} differs in {d[:5]}")
-print(", ".join(f"{n} {sum(1 for _ in open(os.path.join(a, n))) - 1} rows" for n in names))
+print(", ".join(f"{n} {len(rows(os.path.join(a, n))) - 1} rows" for n in names) if not long
+      else ", ".join(f"{n}: the first {min(len(rows(os.path.join(a, n))), len(rows(os.path.join(b, n)))) - 1} rows" for n in names))
 PY
-    ); then echo "same     $name (old build $t_old s; $out)"; same=$((same + 1))
+    ); then
+        if [ $long = 1 ]; then echo "prefix   $name (both stopped at $limit s; $out the same)"; prefix=$((prefix + 1))
+        else echo "same     $name (old build $t_old s; $out)"; same=$((same + 1)); fi
     else echo "DIFFERS  $name: $out"; differ=$((differ + 1)); fi
 done
-echo "compare-builds: $same same, $differ differ, $failed failed, $skipped skipped (over $limit s); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "compare-builds: $same same, $prefix the same as far as both ran in $limit s, $differ differ, $failed failed, $skipped skipped; load $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $differ = 0 ] && [ $failed = 0 ]
