@@ -1127,7 +1127,10 @@ static int search_point(search_ctx *c, long pt, FILE *sf, double *prev, int *loc
         return rc;
     }
     long qmax = nm_search_q_max(base);
-    double g = isnan(*prev) ? base->search_guess : *prev;
+    /* the previous point's q* d / m: a guess a shard cannot know (--shard
+     * gives it other previous points), so search_guess_previous: false
+     * makes each point's probes a function of the point and its rows */
+    double g = isnan(*prev) || !base->search_guess_previous ? base->search_guess : *prev;
     long q0 = lround(g * (double)base->m / (double)base->d);
     q0 = q0 < base->search_q_min ? base->search_q_min : q0 > qmax ? qmax : q0;
     int two = base->search == NM_SEARCH_QSTAR && base->search_budget_check;
@@ -1184,6 +1187,11 @@ static void run_search(const nm_run_opts *o, const plan *pl, groups *gr, FILE *c
     }
     rc = nm_agree(comm, rc, &e);
     if (rank == 0) {
+        nm_params p0;
+        if (o->shard_n > 1 && plan_point(pl, 0, &p0, &e) == NM_OK && p0.search_guess_previous)
+            printf("search: --shard %ld/%ld starts each point from the q* of this shard's "
+                   "previous point: other probes than the unsharded search's "
+                   "(search_guess_previous: false gives its rows)\n", o->shard_i, o->shard_n);
         double prev = NAN; /* the previous point's q* d / m: the next guess */
         for (long pt = 0; rc == NM_OK && !c.stop && pt < pl->sw.npoints; pt++) {
             if (o->shard_n > 1 && pt % o->shard_n != o->shard_i) continue;

@@ -154,7 +154,12 @@ const nm_setting nm_settings[] = {
      "search: bisect until hi <= (1 + precision) lo or hi = lo + 1 (integer q); > 0"},
     {"search_guess", NM_T_REAL, OFF(search_guess), "0.25", NULL, 1e-6, BIG, NM_USES_SEARCH,
      NOT_ID, "search: first probe q = guess m / d; later points start from the previous "
-     "point's q* d / m"},
+     "point's q* d / m (search_guess_previous)"},
+    {"search_guess_previous", NM_T_BOOL, OFF(search_guess_previous), "true", bool_names, 0, 0,
+     NM_USES_SEARCH, NOT_ID,
+     "search: start a point from the previous point's q* d / m; false: every point from "
+     "search_guess m / d, so a point's probes depend on that point alone and the shards of a "
+     "search (--shard) write the unsharded search's rows"},
     {"search_max_probes", NM_T_INT, OFF(search_max_probes), "24", NULL, 1, 1000,
      NM_USES_SEARCH, NOT_ID,
      "search: probe budget per estimate; a search whose worst case needs more is refused "
