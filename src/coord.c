@@ -197,7 +197,7 @@ static nm_params widest_run(const nm_params *p)
 static int search_cap(const nm_params *p)
 {
     return p->search == NM_SEARCH_GRID ? (int)(nm_search_q_max(p) - p->search_q_min + 1)
-                                       : (int)p->search_max_probes;
+                                       : (int)p->search_max_probes * (p->search_bracket_one ? 2 : 1);
 }
 
 /* Rank 0's bookkeeping of a search at point p (its repeats R), counted in
@@ -971,11 +971,18 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
                   (known = nm_calloc((size_t)R + 1, 1, "a probe's runs", e))))
         rc = NM_ENOMEM;
     rc = nm_agree(c->comm, rc, e);
+    int follow = NM_QS_ALL; /* the success the bisection follows; then, with
+                             * search_bracket_one, that at threshold 1.0 */
     while (rc == NM_OK) {
         long q = 0, nnew = 0;
         if (root && E->np < E->cap)
             q = base->search == NM_SEARCH_GRID ? (gq <= qmax ? gq++ : 0)
-                                               : nm_qstar_next(&qp, E->pr[NM_QS_ALL], E->np);
+                                               : nm_qstar_next(&qp, E->pr[follow], E->np);
+        if (root && !q && follow == NM_QS_ALL && base->search == NM_SEARCH_QSTAR &&
+            base->search_bracket_one && E->np < E->cap) {
+            follow = NM_QS_ONE; /* the probes so far count: often one more doubling */
+            q = nm_qstar_next(&qp, E->pr[follow], E->np);
+        }
         MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm);
         if (!q) break;
         if (root) { /* the probe's runs not in the CSV yet, in repeat order */

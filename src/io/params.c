@@ -172,6 +172,12 @@ const nm_setting nm_settings[] = {
      NM_USES_SEARCH, NOT_ID,
      "search qstar: re-estimate q* at twice the epochs (steps); outside the first CI the point "
      "is budget_sensitive"},
+    {"search_bracket_one", NM_T_BOOL, OFF(search_bracket_one), "false", bool_names, 0, 0,
+     NM_USES_SEARCH, NOT_ID,
+     "search qstar: once q* is bracketed at search_threshold, go on probing until q* at "
+     "threshold 1.0 (every point memorized) is bracketed to the same precision (probes above "
+     "q*: up to twice the probes); false: q* at 1.0 comes from the search's probes alone and "
+     "is nan, with the bound they give, when they do not bracket it"},
     {"ranks_per_run", NM_T_INT, OFF(ranks_per_run), "auto", NULL, 1, NM_MAX_RANKS, ALL, NOT_ID,
      "ranks of one run: the P ranks split into P / N groups, each running other runs of the "
      "sweep at the same time (rows identical to one after another); auto = 1 for searches and "
