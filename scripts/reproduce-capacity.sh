@@ -8,8 +8,10 @@
 # two seeds at a time); then the figures into docs/figures/ and the summary
 # rows and the runs' final rows into docs/data/.  Each sweep resumes from
 # the rows already in results/ (a killed reproduce continues; FRESH=1 starts
-# over).  Took about 1.5 h of wall time on the 2-core test machine under a
-# load of 12 from other jobs (docs/capacity.md lists the time per point).
+# over).  The original four searches took about 1.5 h of wall time on the
+# 2-core test machine under a load of 12 from other jobs; capacity-wide 30
+# min; capacity-d8 beyond m/d = 256 was not timed (docs/capacity.md lists
+# the time per point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
