@@ -54,7 +54,8 @@ void nm_search_summary_path(const char *out, char *buf, size_t n);
  * joined into OUT.qstar.csv for `ntkmem merge`: the headers must agree,
  * rows are ordered by point, a point in two summaries must have the same
  * row (else NM_EINVAL naming both files: two searches).  *rows = rows
- * written.  Written through a temporary, renamed. */
+ * written.  Written through a temporary, renamed; out NULL: only checked
+ * (*rows: the rows it would write). */
 int nm_search_merge_summaries(const char *const *in, int n, const char *out, long *rows,
                               nm_err *e);
 

@@ -12,7 +12,8 @@
 # 4. with search_guess_previous: true (the default) a shard starts a point
 #    from its own previous point's q*: it says so, and the probes differ;
 # 5. refused: a search's shard merged with a CSV without a summary beside
-#    it, and shards of two searches (another seed).
+#    it, shards of two searches (another seed), and two summary rows of one
+#    point; a refused merge leaves no output.
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -60,6 +61,14 @@ sed 's/^seed: 11/seed: 12/' "$CFG" > seed12.yaml
 nm_sweep 1 seed12.yaml o.csv o.log --shard 1/2
 if "$NTKMEM" merge a.csv b.csv o.csv -o y.csv > y.log 2>&1; then echo "FAILED: merged two searches"; exit 1; fi
 grep -q "(one probe of a search) is run .* these CSVs come from different sweeps" y.log || { cat y.log; exit 1; }
+# the same rows with another summary row for a point (a summary edited, or
+# of another search): refused, naming both summaries
+cp b.csv b2.csv; sed '2s/,qstar,0,[0-9.]*,/,qstar,0,9.999,/' b.qstar.csv > b2.qstar.csv
+! cmp -s b.qstar.csv b2.qstar.csv
+if "$NTKMEM" merge a.csv b.csv b2.csv -o z.csv > z.log 2>&1; then echo "FAILED: merged two summaries of a point"; exit 1; fi
+grep -q "point 1 has other summary rows in b.qstar.csv and b2.qstar.csv" z.log || { cat z.log; exit 1; }
+[ ! -e z.csv ] && [ ! -e z.qstar.csv ] || { echo "FAILED: a refused merge left z.csv or its summary"; exit 1; }
+echo "refused: $(cut -c1-120 z.log)"
 echo "refused: $(cut -c1-120 x.log)"
 echo "refused: $(cut -c1-120 y.log)"
 echo "search merge PASSED"

@@ -428,6 +428,10 @@ static int merge_locked(state *s, nm_merge_stats *st, nm_err *e)
             qsort(s->r, (size_t)s->n, sizeof *s->r, s->L.search ? by_output_search : by_output);
         rc = check_one_sweep(s, e);
     }
+    /* a search's summaries are checked before anything is written: a
+     * refused merge leaves neither output */
+    if (rc == NM_OK && s->L.search)
+        rc = nm_search_merge_summaries(o->in, o->nin, NULL, &st->summary_rows, e);
     if (rc == NM_OK) rc = write_output(s, st, e);
     if (rc == NM_OK && s->L.search)
         rc = nm_search_merge_summaries(o->in, o->nin, o->out, &st->summary_rows, e);

@@ -183,11 +183,13 @@ int nm_search_merge_summaries(const char *const *in, int n, const char *out, lon
                          "the shards of one search", r[i].point, a, path);
         }
     nm_atomic a;
-    if (rc == NM_OK) {
+    if (rc == NM_OK && !out) { /* checked only */
+        for (long i = 0; i < nr; i++) *rows += i == 0 || r[i].point != r[i - 1].point;
+    } else if (rc == NM_OK) {
         nm_search_summary_path(out, path, sizeof path);
         rc = nm_atomic_open(&a, path, e);
     }
-    if (rc == NM_OK) {
+    if (rc == NM_OK && out) {
         int bad = fprintf(a.f, "%s\n", header) < 0;
         for (long i = 0; i < nr && !bad; i++)
             if (i == 0 || r[i].point != r[i - 1].point)
