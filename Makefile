@@ -180,7 +180,7 @@ plots:
 reproduce: deps
 	@$(SUBMAKE) all
 	@scripts/reproduce.sh
-# the q*(m, d) table of docs/capacity.md (about 1.5 h on 2 cores under load)
+# the q*(m, d) table of docs/capacity.md (hours on 2 cores: docs/capacity.md "Reproduce")
 reproduce-capacity: deps
 	@$(SUBMAKE) all
 	@scripts/reproduce-capacity.sh

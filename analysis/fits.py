@@ -239,6 +239,21 @@ def capacity_point(r):
     return r["q_star"], r["q_star_lo"], r["q_star_hi"], r["budget_hits"], r["epochs"]
 
 
+def qstar_text(q, lo, hi):
+    """One q* of a summary row as text: the estimate, or where the fit has
+    none (NaN) the bound the probes give: "> L" when fewer than half the
+    seeds succeed at every probe (fit_status 2: q* above the widest probe L,
+    the summary's lo), "< H" when at least half succeed at every probe
+    (fit_status 1: q* below the narrowest probe H, the summary's hi)."""
+    if not math.isnan(q):
+        return f"{q:.3g}"
+    if not math.isnan(lo):
+        return f"> {lo:g}"
+    if not math.isnan(hi):
+        return f"< {hi:g}"
+    return "nan"
+
+
 def capacity_fit(rows, strict=True):
     """Slope of ln q* against ln(m/d), one intercept per d (linear_fit with
     groups), each point weighted by its CI: sigma = ln(hi/lo) / (2 * 1.96).
@@ -268,7 +283,8 @@ def capacity_fit(rows, strict=True):
             why = f"{int(hits)} runs near q* stopped on the budget"
         elif not r["q_star_live"] >= r["q_star_lo"]:
             # NaN: every probe succeeds on the live points, q*(live) is below them all
-            why = (f"dead inputs: q* over live points {r['q_star_live']:.3g} below the CI "
+            live = qstar_text(r["q_star_live"], r["q_star_live_lo"], r["q_star_live_hi"])
+            why = (f"dead inputs: q* over live points {live} below the CI "
                    f"[{r['q_star_lo']:.3g}, {r['q_star_hi']:.3g}] of q* over all points")
         if why:
             excluded.append((int(r["m"]), int(r["d"]), why))
@@ -320,7 +336,8 @@ def capacity_markdown(rows, secs=None):
         hits = f"{int(r['budget_hits'])} / " + (
             "–" if math.isnan(r.get("budget_hits_2x", math.nan)) else str(int(r["budget_hits_2x"])))
         rh = f"{secs[(m, d)] / 3600:.2f}" if secs and (m, d) in secs else "–"
-        live = f"{r['q_star_live']:.3g} / {r['q_star_1']:.3g}"
+        live = (qstar_text(r["q_star_live"], r["q_star_live_lo"], r["q_star_live_hi"]) + " / " +
+                qstar_text(r["q_star_1"], r["q_star_1_lo"], r["q_star_1_hi"]))
         verdict = "yes" if (m, d) not in why else "no: " + why[(m, d)]
         out.append(f"| {m} | {d} | {m / d:g} | {r['q_star']:.4g} [{r['q_star_lo']:.4g}, "
                    f"{r['q_star_hi']:.4g}] | {t2} | {drift} | {q * d / m:.3f} | "

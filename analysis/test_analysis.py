@@ -663,6 +663,15 @@ class TestCapacity(unittest.TestCase):
             # the table's q* is the 2T estimate, its budget the 2T budget
             self.assertEqual(fits.capacity_point(used[0])[4], 2000)
 
+    def test_unfitted_qstar_as_bound(self):
+        # fit_status 2 (every probe below half): q* above the widest probe
+        # (lo); 1: below the narrowest (hi); the table says which, not "nan"
+        nan = float("nan")
+        self.assertEqual(fits.qstar_text(9.083, 8.8, 10), "9.08")
+        self.assertEqual(fits.qstar_text(nan, 60, nan), "> 60")
+        self.assertEqual(fits.qstar_text(nan, nan, 4), "< 4")
+        self.assertEqual(fits.qstar_text(nan, nan, nan), "nan")
+
     def test_figure_end_to_end(self):
         with tempfile.TemporaryDirectory() as t:
             path = os.path.join(t, "c.qstar.csv")

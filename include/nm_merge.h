@@ -16,6 +16,8 @@ typedef struct {
                             * same numbers at that step (its copy kept), or a failed
                             * attempt's error row of a run finished elsewhere */
     long torn_lines;       /* last lines cut off mid-write, ignored */
+    int search;            /* the inputs are a search's shards (IN.qstar.csv beside each) */
+    long summary_rows;     /* a search: rows written to OUT.qstar.csv */
 } nm_merge_stats;
 
 typedef struct {
@@ -32,6 +34,11 @@ typedef struct {
  * differs), and every row's ntkmem version the first row's unless
  * allow_mixed_versions.  A run is identified by its `key`, a row by (key,
  * step): every step of every run is kept once, from whichever file holds it.
+ * A search's shards (IN.qstar.csv beside every input: all or none) hold
+ * several runs per (point, repeat), one per probe; for them (point, repeat,
+ * q, epochs, steps) is one run, rows are ordered by point, budget, q,
+ * repeat, step, and the summaries are joined into OUT.qstar.csv
+ * (nm_search_merge_summaries).
  * Copies of one step: byte-identical ones are duplicates; ones that differ
  * only in how they ran (ranks, threads, times; numbers within 1e-9
  * relative) are two executions of the run, and the copy of the file with

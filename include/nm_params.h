@@ -104,6 +104,8 @@ typedef struct {
     double search_guess;     /* first probe q = guess m / d (later points: the last q* d / m) */
     long search_max_probes, search_q_min, search_q_max; /* q_max 0 = m */
     int search_budget_check; /* re-estimate q* at twice the budget */
+    int search_guess_previous; /* start a point from the previous point's q* d / m */
+    int search_bracket_one;    /* go on probing until q* at threshold 1.0 is bracketed */
     long ranks_per_run;      /* ranks of one run; 0 = auto */
 
     /* outputs and guards */

@@ -50,4 +50,13 @@ long nm_search_q_max(const nm_params *p);
 /* "OUT.qstar.csv" for OUT (a trailing .csv replaced). */
 void nm_search_summary_path(const char *out, char *buf, size_t n);
 
+/* The summaries of a search's shards (IN.qstar.csv of every in[0..n-1])
+ * joined into OUT.qstar.csv for `ntkmem merge`: the headers must agree,
+ * rows are ordered by point, a point in two summaries must have the same
+ * row (else NM_EINVAL naming both files: two searches).  *rows = rows
+ * written.  Written through a temporary, renamed; out NULL: only checked
+ * (*rows: the rows it would write). */
+int nm_search_merge_summaries(const char *const *in, int n, const char *out, long *rows,
+                              nm_err *e);
+
 #endif

@@ -197,7 +197,7 @@ static nm_params widest_run(const nm_params *p)
 static int search_cap(const nm_params *p)
 {
     return p->search == NM_SEARCH_GRID ? (int)(nm_search_q_max(p) - p->search_q_min + 1)
-                                       : (int)p->search_max_probes;
+                                       : (int)p->search_max_probes * (p->search_bracket_one ? 2 : 1);
 }
 
 /* Rank 0's bookkeeping of a search at point p (its repeats R), counted in
@@ -971,11 +971,18 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
                   (known = nm_calloc((size_t)R + 1, 1, "a probe's runs", e))))
         rc = NM_ENOMEM;
     rc = nm_agree(c->comm, rc, e);
+    int follow = NM_QS_ALL; /* the success the bisection follows; then, with
+                             * search_bracket_one, that at threshold 1.0 */
     while (rc == NM_OK) {
         long q = 0, nnew = 0;
         if (root && E->np < E->cap)
             q = base->search == NM_SEARCH_GRID ? (gq <= qmax ? gq++ : 0)
-                                               : nm_qstar_next(&qp, E->pr[NM_QS_ALL], E->np);
+                                               : nm_qstar_next(&qp, E->pr[follow], E->np);
+        if (root && !q && follow == NM_QS_ALL && base->search == NM_SEARCH_QSTAR &&
+            base->search_bracket_one && E->np < E->cap) {
+            follow = NM_QS_ONE; /* the probes so far count: often one more doubling */
+            q = nm_qstar_next(&qp, E->pr[follow], E->np);
+        }
         MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm);
         if (!q) break;
         if (root) { /* the probe's runs not in the CSV yet, in repeat order */
@@ -1127,7 +1134,10 @@ static int search_point(search_ctx *c, long pt, FILE *sf, double *prev, int *loc
         return rc;
     }
     long qmax = nm_search_q_max(base);
-    double g = isnan(*prev) ? base->search_guess : *prev;
+    /* the previous point's q* d / m: a guess a shard cannot know (--shard
+     * gives it other previous points), so search_guess_previous: false
+     * makes each point's probes a function of the point and its rows */
+    double g = isnan(*prev) || !base->search_guess_previous ? base->search_guess : *prev;
     long q0 = lround(g * (double)base->m / (double)base->d);
     q0 = q0 < base->search_q_min ? base->search_q_min : q0 > qmax ? qmax : q0;
     int two = base->search == NM_SEARCH_QSTAR && base->search_budget_check;
@@ -1184,6 +1194,11 @@ static void run_search(const nm_run_opts *o, const plan *pl, groups *gr, FILE *c
     }
     rc = nm_agree(comm, rc, &e);
     if (rank == 0) {
+        nm_params p0;
+        if (o->shard_n > 1 && plan_point(pl, 0, &p0, &e) == NM_OK && p0.search_guess_previous)
+            printf("search: --shard %ld/%ld starts each point from the q* of this shard's "
+                   "previous point: other probes than the unsharded search's "
+                   "(search_guess_previous: false gives its rows)\n", o->shard_i, o->shard_n);
         double prev = NAN; /* the previous point's q* d / m: the next guess */
         for (long pt = 0; rc == NM_OK && !c.stop && pt < pl->sw.npoints; pt++) {
             if (o->shard_n > 1 && pt % o->shard_n != o->shard_i) continue;

@@ -10,6 +10,7 @@
 #include "nm_coord.h"
 #include "nm_csv.h"
 #include "nm_merge.h"
+#include "nm_search.h"
 #include "nm_params.h"
 #include "nm_version.h"
 
@@ -39,7 +40,9 @@ static void usage(FILE *f)
             "                  once: byte-identical copies are duplicates, copies that\n"
             "                  differ in what they computed are a conflict (refused), as are\n"
             "                  shards of two sweeps; sorted by point, repeat, step; -o FILE\n"
-            "                  is not overwritten without --force, nor while a sweep writes it\n"
+            "                  is not overwritten without --force, nor while a sweep writes it;\n"
+            "                  a search's shards (A.qstar.csv beside A.csv): one run per point,\n"
+            "                  repeat and probe, summaries joined into ALL.qstar.csv\n"
             "\n"
             "SIGUSR1 or SIGTERM stop the sweep at the next evaluation with the CSV flushed\n"
             "(exit 0); rerun with --resume to continue.  Settings: ntkmem --help-settings\n"
@@ -171,6 +174,12 @@ static int merge_main(int argc, char **argv)
            "%ld rows of other executions of a run dropped, %ld rows of %ld runs written to %s\n",
            nin, nin == 1 ? "" : "s", st.rows_in, st.dup_rows, st.superseded_rows, st.rows_out,
            st.runs, out);
+    if (st.search) {
+        char sp[NM_PATH_MAX + 16];
+        nm_search_summary_path(out, sp, sizeof sp);
+        printf("a search's shards: %ld summary rows (one per point) written to %s\n",
+               st.summary_rows, sp);
+    }
     if (st.runs_incomplete)
         printf("%ld runs have no final row in any input (interrupted); run the sweep with "
                "--out %s --resume to finish them\n",

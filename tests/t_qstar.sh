@@ -6,7 +6,9 @@
 # 2. killed (its CSV cut mid-row, as SIGKILL leaves it) and resumed, it gives
 #    the same summary row, reruns only the runs that were lost, and holds
 #    each row once (the cut run's surviving rows dropped, not doubled);
-# 3. bad search settings are refused before any run.
+# 3. bad search settings are refused before any run;
+# 4. q* at threshold 1.0: nan with its bound when the probes do not bracket
+#    it, fitted with search_bracket_one: true.
 set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
@@ -43,6 +45,28 @@ s, k = ([(r["key"], r["step"]) for r in csv.DictReader(open(f))] for f in sys.ar
 assert len(k) == len(set(k)), f"{len(k) - len(set(k))} rows twice in the resumed CSV"
 assert set(k) == set(s), "the resumed CSV has other rows than the uninterrupted one"
 print(f"resumed CSV: {len(k)} rows, each once, the uninterrupted run's rows")
+PY
+# 4. q* at threshold 1.0 on m = 256, d = 32 (m/d = 8): the search stops at the
+#    smallest width where half the seeds reach 0.99, where fewer than half
+#    reach 1.0, so q*(1.0) is nan with the bound q_star_1_lo = the widest
+#    probe; search_bracket_one: true goes on probing until it is bracketed
+sed -e 's/m: 512/m: 256/' -e 's/d: 16/d: 32/' -e 's/search_q_min: 4/search_q_min: 2/' "$CFG" > "$T/one0.yaml"
+sed 's/search_q_max: 32/search_q_max: 32\n  search_bracket_one: true/' "$T/one0.yaml" > "$T/one1.yaml"
+nm_sweep 1 "$T/one0.yaml" "$T/one0.csv" "$T/one0.log"
+nm_sweep 1 "$T/one1.yaml" "$T/one1.csv" "$T/one1.log"
+/usr/bin/python3 - "$T/one0.qstar.csv" "$T/one1.qstar.csv" <<'PY'
+import csv, math, sys
+a, b = (next(csv.DictReader(open(f))) for f in sys.argv[1:3])
+f = lambda r, k: float(r[k])
+assert a["fit_status"] == "0" and math.isnan(f(a, "q_star_1")), a
+lo = f(a, "q_star_1_lo")
+assert lo == max(int(p.split(":")[0]) for p in a["probe_list"].split()), a
+assert f(b, "q_star_1") > lo and int(b["probes"]) > int(a["probes"]), b
+assert f(b, "q_star_1_lo") < f(b, "q_star_1") < f(b, "q_star_1_hi"), b
+print(f"q*(1.0): nan above the widest probe {lo:g} ({a['probe_list']}); with "
+      f"search_bracket_one {f(b, 'q_star_1'):.3g} [{f(b, 'q_star_1_lo'):.3g}, "
+      f"{f(b, 'q_star_1_hi'):.3g}] in {b['probes']} probes ({b['probe_list']}); "
+      f"q*(0.99) {f(a, 'q_star'):.3g} -> {f(b, 'q_star'):.3g}")
 PY
 # 3. refusals before work (exit 2, no run line)
 refuse() { # NAME SED-EXPRESSION EXPECTED-MESSAGE

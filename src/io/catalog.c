@@ -19,7 +19,8 @@
 static const nm_catalog_entry table[] = {
     {"sgd",
      NETWORK "B " TRAINING PATIENCE "search search_threshold search_precision search_guess "
-             "search_max_probes search_q_min search_q_max search_budget_check",
+             "search_max_probes search_q_min search_q_max search_budget_check "
+             "search_guess_previous search_bracket_one",
      NULL, NM_ROWS_EVAL, NM_TGRID_AUTO},
     {"ntk_spectrum",
      NETWORK "B kernel " GRAM "eigenvalues eigensolver ntk_method dense_max_seconds lanczos_tol "

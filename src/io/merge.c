@@ -15,12 +15,14 @@
 #include "nm_csv.h"
 #include "nm_file.h"
 #include "nm_merge.h"
+#include "nm_search.h"
 
 #define MAXF 512
 
 typedef struct {
     uint64_t key;
     long point, repeat, step, seq; /* seq: position over all inputs, for stable order */
+    long q, budget[2];             /* a search's probe: its width, epochs and steps */
     off_t off;                     /* the line in its file (without its '\n') */
     int len, file;
     unsigned char final, keep;
@@ -33,8 +35,14 @@ static const char *const colname[C_N] = {"key", "point", "repeat", "step", "fina
 /* The header's layout: the columns above, and which columns may differ
  * between two copies of one step (how it ran, not what it computed: ranks,
  * threads, times; the version is checked on its own). */
+/* A search's rows (search: qstar or grid; its shards have OUT.qstar.csv
+ * beside OUT.csv) hold several runs per (point, repeat), one per probe:
+ * for them a run is (point, repeat, q, epochs, steps). */
+enum { S_Q, S_EPOCHS, S_STEPS, S_N };
+static const char *const scolname[S_N] = {"q", "epochs", "steps"};
+
 typedef struct {
-    int col[C_N], nf;
+    int col[C_N], nf, search, scol[S_N];
     unsigned char how[MAXF];
 } layout;
 
@@ -50,21 +58,30 @@ typedef struct {
     size_t cap_a, cap_b;
 } state;
 
+/* The columns names[0..n-1] in fields (col[k] = their index); the first
+ * one missing is an error naming what the file is not. */
+static int find_columns(char **fields, int nf, const char *const *names, int n, int *col,
+                        const char *path, const char *what, nm_err *e)
+{
+    for (int k = 0; k < n; k++) {
+        col[k] = -1;
+        for (int i = 0; i < nf; i++)
+            if (strcmp(fields[i], names[k]) == 0) col[k] = i;
+        if (col[k] < 0)
+            return nm_fail(e, NM_EINVAL, "%s: no '%s' column; not %s", path, names[k], what);
+    }
+    return NM_OK;
+}
+
 static int read_layout(const char *path, const char *h, layout *L, nm_err *e)
 {
     char *c = strdup(h), *fields[MAXF];
     if (!c) return nm_fail(e, NM_ENOMEM, "out of memory");
-    int rc = NM_OK;
     L->nf = nm_csv_split(c, fields, MAXF);
     for (int i = 0; i < L->nf; i++) L->how[i] = (unsigned char)nm_csv_is_how(fields[i]);
-    for (int k = 0; k < C_N; k++) {
-        L->col[k] = -1;
-        for (int i = 0; i < L->nf; i++)
-            if (strcmp(fields[i], colname[k]) == 0) L->col[k] = i;
-        if (L->col[k] < 0 && rc == NM_OK)
-            rc = nm_fail(e, NM_EINVAL, "%s: no '%s' column; not an ntkmem results CSV", path,
-                         colname[k]);
-    }
+    int rc = find_columns(fields, L->nf, colname, C_N, L->col, path, "an ntkmem results CSV", e);
+    if (rc == NM_OK && L->search)
+        rc = find_columns(fields, L->nf, scolname, S_N, L->scol, path, "the CSV of a search", e);
     free(c);
     return rc;
 }
@@ -118,7 +135,10 @@ static int parse_row(state *s, const char *path, long ln, char *l, row *r, nm_er
         ok = *k && !*end && !errno && !parse_long(f[L->col[C_POINT]], &r->point) &&
              !parse_long(f[L->col[C_REPEAT]], &r->repeat) &&
              !parse_long(f[L->col[C_STEP]], &r->step) && !parse_long(f[L->col[C_FINAL]], &fin) &&
-             (fin == 0 || fin == 1);
+             (fin == 0 || fin == 1) &&
+             (!L->search || (!parse_long(f[L->scol[S_Q]], &r->q) &&
+                             !parse_long(f[L->scol[S_EPOCHS]], &r->budget[0]) &&
+                             !parse_long(f[L->scol[S_STEPS]], &r->budget[1])));
         r->final = fin == 1;
     }
     if (!ok)
@@ -247,6 +267,25 @@ static int by_output(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A search's output order: per point, its probes by budget and width,
+ * then the repeats (each run's rows together, as --resume reads them). */
+static int by_output_search(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    if (x->point != y->point) return x->point < y->point ? -1 : 1;
+    for (int k = 0; k < 2; k++)
+        if (x->budget[k] != y->budget[k]) return x->budget[k] < y->budget[k] ? -1 : 1;
+    if (x->q != y->q) return x->q < y->q ? -1 : 1;
+    return by_output(a, b);
+}
+
+static int same_run_slot(const layout *L, const row *a, const row *b)
+{
+    return a->point == b->point && a->repeat == b->repeat &&
+           (!L->search || (a->q == b->q && a->budget[0] == b->budget[0] &&
+                           a->budget[1] == b->budget[1]));
+}
+
 static int conflict(state *s, const row *a, const row *b, const char *why, nm_err *e)
 {
     return nm_fail(e, NM_EINVAL,
@@ -324,18 +363,20 @@ static void drop_failed_attempts(row *r, long n, nm_merge_stats *st)
         if (r[i].keep && r[i].step < 0) r[i].keep = 0, st->superseded_rows++;
 }
 
-/* A (point, repeat) is one run of a sweep: two keys for it are two sweeps
- * (another seed, other settings), as --resume refuses rows of another sweep. */
+/* A (point, repeat) is one run of a sweep -- of a search, a (point, repeat,
+ * q, budget) -- two keys for it are two sweeps (another seed, other
+ * settings), as --resume refuses rows of another sweep. */
 static int check_one_sweep(state *s, nm_err *e)
 {
     for (long i = 1; i < s->n; i++) {
         const row *a = &s->r[i - 1], *b = &s->r[i];
-        if (a->point == b->point && a->repeat == b->repeat && a->key != b->key)
+        if (same_run_slot(&s->L, a, b) && a->key != b->key)
             return nm_fail(e, NM_EINVAL,
-                           "point %ld repeat %ld is run %016llx in %s but run %016llx in %s: "
+                           "point %ld repeat %ld%s is run %016llx in %s but run %016llx in %s: "
                            "these CSVs come from different sweeps (another seed or other "
                            "settings); merge only the shards of one sweep",
-                           a->point, a->repeat, (unsigned long long)a->key, s->o->in[a->file],
+                           a->point, a->repeat, s->L.search ? " (one probe of a search)" : "",
+                           (unsigned long long)a->key, s->o->in[a->file],
                            (unsigned long long)b->key, s->o->in[b->file]);
     }
     return NM_OK;
@@ -377,10 +418,17 @@ static int merge_locked(state *s, nm_merge_stats *st, nm_err *e)
         }
     }
     if (rc == NM_OK) {
-        if (s->n > 1) qsort(s->r, (size_t)s->n, sizeof *s->r, by_output);
+        if (s->n > 1)
+            qsort(s->r, (size_t)s->n, sizeof *s->r, s->L.search ? by_output_search : by_output);
         rc = check_one_sweep(s, e);
     }
+    /* a search's summaries are checked before anything is written: a
+     * refused merge leaves neither output */
+    if (rc == NM_OK && s->L.search)
+        rc = nm_search_merge_summaries(o->in, o->nin, NULL, &st->summary_rows, e);
     if (rc == NM_OK) rc = write_output(s, st, e);
+    if (rc == NM_OK && s->L.search)
+        rc = nm_search_merge_summaries(o->in, o->nin, o->out, &st->summary_rows, e);
     return rc;
 }
 
@@ -399,6 +447,25 @@ int nm_merge(const nm_merge_opts *o, nm_merge_stats *st, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     s.o = o;
+    /* a search's shards: each has its summary beside it; all or none */
+    int nsum = 0;
+    char sp[NM_PATH_MAX + 16];
+    for (int f = 0; f < o->nin; f++) {
+        nm_search_summary_path(o->in[f], sp, sizeof sp);
+        nsum += access(sp, F_OK) == 0;
+    }
+    if (nsum && nsum < o->nin) {
+        for (int f = 0; f < o->nin; f++) {
+            nm_search_summary_path(o->in[f], sp, sizeof sp);
+            if (access(sp, F_OK) != 0) break;
+        }
+        nm_file_unlock(o->out, lock);
+        return nm_fail(e, NM_EINVAL, "%d of the %d inputs have a search summary beside them "
+                       "(IN.qstar.csv), but not %s: merge the shards of a search with all "
+                       "their summaries, or of a plain sweep without any", nsum, o->nin, sp);
+    }
+    s.L.search = nsum > 0;
+    st->search = s.L.search;
     int rc = (s.f = calloc((size_t)o->nin, sizeof *s.f)) ? merge_locked(&s, st, e)
                                                        : nm_fail(e, NM_ENOMEM, "out of memory");
     for (int f = 0; s.f && f < o->nin; f++)

@@ -173,7 +173,12 @@ const nm_setting nm_settings[] = {
      "search: bisect until hi <= (1 + precision) lo or hi = lo + 1 (integer q); > 0"},
     {"search_guess", F(NM_T_REAL, search_guess), "0.25", NULL, 1e-6, BIG, OWN,
      NOT_ID, "search: first probe q = guess m / d; later points start from the previous "
-     "point's q* d / m"},
+     "point's q* d / m (search_guess_previous)"},
+    {"search_guess_previous", F(NM_T_BOOL, search_guess_previous), "true", bool_names, 0, 0,
+     OWN, NOT_ID,
+     "search: start a point from the previous point's q* d / m; false: every point from "
+     "search_guess m / d, so a point's probes depend on that point alone and the shards of a "
+     "search (--shard) write the unsharded search's rows"},
     {"search_max_probes", F(NM_T_INT, search_max_probes), "24", NULL, 1, 1000,
      OWN, NOT_ID,
      "search: probe budget per estimate; a search whose worst case needs more is refused "
@@ -186,6 +191,12 @@ const nm_setting nm_settings[] = {
      OWN, NOT_ID,
      "search qstar: re-estimate q* at twice the epochs (steps); outside the first CI the point "
      "is budget_sensitive"},
+    {"search_bracket_one", F(NM_T_BOOL, search_bracket_one), "false", bool_names, 0, 0,
+     OWN, NOT_ID,
+     "search qstar: once q* is bracketed at search_threshold, go on probing until q* at "
+     "threshold 1.0 (every point memorized) is bracketed to the same precision (probes above "
+     "q*: up to twice the probes); false: q* at 1.0 comes from the search's probes alone and "
+     "is nan, with the bound they give, when they do not bracket it"},
     {"ranks_per_run", F(NM_T_INT, ranks_per_run), "auto", NULL, 1, NM_MAX_RANKS, ALL, NOT_ID,
      "ranks of one run: the P ranks split into P / N groups, each running other runs of the "
      "sweep at the same time (rows identical to one after another); auto = 1 for searches and "

@@ -1,7 +1,9 @@
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nm_csv.h"
+#include "nm_file.h"
 #include "nm_search.h"
 
 #define MAXF 256
@@ -100,4 +102,106 @@ long nm_search_q_max(const nm_params *p)
     if (p->search_q_max > 0) return p->search_q_max;
     long q = 8 * ((p->m + p->d - 1) / p->d);
     return q < p->m ? q : p->m;
+}
+
+/* A summary row: its point (the first column) and its text. */
+typedef struct {
+    long point;
+    int file;
+    char *line;
+} summary_row;
+
+static int by_point(const void *a, const void *b)
+{
+    const summary_row *x = a, *y = b;
+    if (x->point != y->point) return x->point < y->point ? -1 : 1;
+    return x->file - y->file;
+}
+
+int nm_search_merge_summaries(const char *const *in, int n, const char *out, long *rows,
+                              nm_err *e)
+{
+    summary_row *r = NULL;
+    long nr = 0, cap = 0;
+    char *header = NULL, path[NM_PATH_MAX + 16], first[NM_PATH_MAX + 16] = "";
+    int rc = NM_OK;
+    *rows = 0;
+    for (int i = 0; i < n && rc == NM_OK; i++) {
+        nm_search_summary_path(in[i], path, sizeof path);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            rc = nm_fail(e, NM_EIO, "cannot read %s: %s", path, strerror(errno));
+            break;
+        }
+        int complete;
+        char *h = nm_csv_read_line(f, &complete), *l;
+        if (!h || !complete || strncmp(h, "point,", 6) != 0)
+            rc = nm_fail(e, NM_EINVAL, "%s: no summary header (point,...); not a search "
+                         "summary", path);
+        else if (!header)
+            header = h, h = NULL, snprintf(first, sizeof first, "%s", path);
+        else if (strcmp(h, header) != 0)
+            rc = nm_fail(e, NM_EINVAL, "%s: header differs from that of %s: summaries of "
+                         "other ntkmem versions", path, first);
+        free(h);
+        for (long ln = 2; rc == NM_OK && (l = nm_csv_read_line(f, &complete)); ln++) {
+            char *end;
+            long pt = strtol(l, &end, 10);
+            if (!complete) { /* a summary cut mid-write: its shard's --resume rewrites it */
+                free(l);
+                rc = nm_fail(e, NM_EINVAL, "%s:%ld: a line cut off mid-write: finish that "
+                             "shard with --resume first", path, ln);
+                break;
+            }
+            if (end == l || *end != ',' || pt < 0) {
+                free(l);
+                rc = nm_fail(e, NM_EINVAL, "%s:%ld: malformed summary row", path, ln);
+                break;
+            }
+            if (nr == cap) {
+                long c = cap ? 2 * cap : 64;
+                summary_row *t = realloc(r, (size_t)c * sizeof *t);
+                if (!t) {
+                    free(l);
+                    rc = nm_fail(e, NM_ENOMEM, "out of memory reading %s", path);
+                    break;
+                }
+                r = t, cap = c;
+            }
+            r[nr++] = (summary_row){pt, i, l};
+        }
+        fclose(f);
+    }
+    if (rc == NM_OK && nr > 1) qsort(r, (size_t)nr, sizeof *r, by_point);
+    for (long i = 1; rc == NM_OK && i < nr; i++)
+        if (r[i].point == r[i - 1].point && strcmp(r[i].line, r[i - 1].line) != 0) {
+            char a[NM_PATH_MAX + 16];
+            nm_search_summary_path(in[r[i - 1].file], a, sizeof a);
+            nm_search_summary_path(in[r[i].file], path, sizeof path);
+            rc = nm_fail(e, NM_EINVAL, "point %ld has other summary rows in %s and %s: two "
+                         "searches of the point (other seeds, settings or probes); merge only "
+                         "the shards of one search", r[i].point, a, path);
+        }
+    nm_atomic a;
+    if (rc == NM_OK && !out) { /* checked only */
+        for (long i = 0; i < nr; i++) *rows += i == 0 || r[i].point != r[i - 1].point;
+    } else if (rc == NM_OK) {
+        nm_search_summary_path(out, path, sizeof path);
+        rc = nm_atomic_open(&a, path, e);
+    }
+    if (rc == NM_OK && out) {
+        int bad = fprintf(a.f, "%s\n", header) < 0;
+        for (long i = 0; i < nr && !bad; i++)
+            if (i == 0 || r[i].point != r[i - 1].point)
+                bad = fprintf(a.f, "%s\n", r[i].line) < 0, ++*rows;
+        if (bad) {
+            nm_atomic_abort(&a);
+            rc = nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno ? errno : EIO));
+        } else {
+            rc = nm_atomic_commit(&a, e);
+        }
+    }
+    for (long i = 0; i < nr; i++) free(r[i].line);
+    free(r), free(header);
+    return rc;
 }
