@@ -254,6 +254,39 @@ def qstar_text(q, lo, hi):
     return "nan"
 
 
+def attach_checks(rows):
+    """Pair each point's search with a later search of the same point at 4T
+    (a summary whose epochs are twice the first one's budget_check_epochs,
+    e.g. configs/capacity-4t.yaml): the 4T estimate goes into the first row
+    as q_star_4x, q_star_4x_lo, q_star_4x_hi, budget_hits_4x, and the 4T row
+    leaves the list.  Rows of the same (m, d, eta, batch, threshold) only."""
+    def key(r):
+        return (r["m"], r["d"], r.get("eta"), r.get("batch"), r.get("threshold"))
+    base = {}
+    for r in rows:
+        if key(r) not in base or r["epochs"] < base[key(r)]["epochs"]:
+            base[key(r)] = r
+    out = []
+    for r in rows:
+        b = base[key(r)]
+        if r is not b and r["epochs"] == 2 * b.get("budget_check_epochs", math.nan):
+            b.update(q_star_4x=r["q_star"], q_star_4x_lo=r["q_star_lo"],
+                     q_star_4x_hi=r["q_star_hi"], budget_hits_4x=r["budget_hits"],
+                     epochs_4x=r["epochs"])
+        else:
+            out.append(r)
+    return out
+
+
+def settled_at_2t(r):
+    """A budget-sensitive point (q*(2T) left q*(T)'s CI) whose q* no longer
+    moves one doubling later: q*(4T) inside q*(2T)'s CI, no 4T run near q*
+    stopped on the budget.  Then q*(2T) is the converged estimate."""
+    q4 = r.get("q_star_4x", math.nan)
+    return (r.get("budget_hits_4x", math.nan) == 0
+            and r["q_star_2x_lo"] <= q4 <= r["q_star_2x_hi"])
+
+
 def capacity_fit(rows, strict=True):
     """Slope of ln q* against ln(m/d), one intercept per d (linear_fit with
     groups), each point weighted by its CI: sigma = ln(hi/lo) / (2 * 1.96).
@@ -261,7 +294,8 @@ def capacity_fit(rows, strict=True):
     A point enters only when its q* can be trusted as a capacity; the others
     are returned by name with the reason:
       - not bracketed (fit_status != 0),
-      - budget_sensitive (q* at twice the budget left the first CI),
+      - budget_sensitive (q* at twice the budget left the first CI), unless
+        a search at 4T put q*(4T) inside q*(2T)'s CI (settled_at_2t),
       - budget_hits > 0 (runs near q* still stopped on the budget),
       - dead inputs: q* over the live points lies below the CI of q* over
         all points (points no hidden unit reaches set q*, not capacity).
@@ -276,9 +310,11 @@ def capacity_fit(rows, strict=True):
         why = None
         if r["fit_status"] != 0 or not (lo > 0 and hi > 0):
             why = "q* not bracketed by the probes"
-        elif strict and r.get("budget_sensitive", math.nan) == 1:
+        elif strict and r.get("budget_sensitive", math.nan) == 1 and not settled_at_2t(r):
             why = (f"budget_sensitive: q* {r['q_star']:.3g} at T, {r['q_star_2x']:.3g} at 2T "
                    f"(outside [{r['q_star_lo']:.3g}, {r['q_star_hi']:.3g}])")
+            if not math.isnan(r.get("q_star_4x", math.nan)):
+                why += f", {r['q_star_4x']:.3g} at 4T"
         elif strict and hits > 0:
             why = f"{int(hits)} runs near q* stopped on the budget"
         elif not r["q_star_live"] >= r["q_star_lo"]:
@@ -321,10 +357,10 @@ def capacity_markdown(rows, secs=None):
     hits, the drift per doubling and whether the point is in the fit."""
     fit, used, excluded = capacity_fit(rows)
     why = {(m, d): w for m, d, w in excluded}
-    out = ["| m | d | m/d | q*(T) [95% CI] | q*(2T) [95% CI] | drift T→2T | q*(2T)·d/m | "
+    out = ["| m | d | m/d | q*(T) [95% CI] | q*(2T) [95% CI] | drift T→2T | q*(4T) [95% CI] | q*(2T)·d/m | "
            "transition width | q* live / at 1.0 | runs | budget hits T / 2T | rank-hours | "
            "in the fit |",
-           "|---:|---:|---:|---|---|---:|---:|---:|---|---:|---|---:|---|"]
+           "|---:|---:|---:|---|---|---:|---|---:|---:|---|---:|---|---:|---|"]
     for r in sorted(rows, key=lambda r: (r["d"], r["m"])):
         m, d = int(r["m"]), int(r["d"])
         q, lo, hi, _, _ = capacity_point(r)
@@ -332,6 +368,8 @@ def capacity_markdown(rows, secs=None):
               if not math.isnan(r.get("q_star_2x", math.nan)) else "–")
         drift = (f"{100 * r['drift_per_doubling']:+.1f}%"
                  if not math.isnan(r.get("drift_per_doubling", math.nan)) else "–")
+        t4 = (f"{r['q_star_4x']:.4g} [{r['q_star_4x_lo']:.4g}, {r['q_star_4x_hi']:.4g}]"
+              if not math.isnan(r.get("q_star_4x", math.nan)) else "–")
         runs = int(r["runs"]) + (0 if math.isnan(r.get("runs_2x", math.nan)) else int(r["runs_2x"]))
         hits = f"{int(r['budget_hits'])} / " + (
             "–" if math.isnan(r.get("budget_hits_2x", math.nan)) else str(int(r["budget_hits_2x"])))
@@ -340,6 +378,6 @@ def capacity_markdown(rows, secs=None):
                 qstar_text(r["q_star_1"], r["q_star_1_lo"], r["q_star_1_hi"]))
         verdict = "yes" if (m, d) not in why else "no: " + why[(m, d)]
         out.append(f"| {m} | {d} | {m / d:g} | {r['q_star']:.4g} [{r['q_star_lo']:.4g}, "
-                   f"{r['q_star_hi']:.4g}] | {t2} | {drift} | {q * d / m:.3f} | "
+                   f"{r['q_star_hi']:.4g}] | {t2} | {drift} | {t4} | {q * d / m:.3f} | "
                    f"{r['transition_width']:.2g} | {live} | {runs} | {hits} | {rh} | {verdict} |")
     return out

@@ -1025,7 +1025,7 @@ def fig_capacity(paths, out):
     hidden neurons Q* = 2 q* per m/d against the reference constructions."""
     if not paths:
         raise Skip("no .qstar.csv summary files (ntkmem run with search: qstar)")
-    rows = [r for r in fits.read_qstar(paths) if r.get("mode") == "qstar"]
+    rows = fits.attach_checks([r for r in fits.read_qstar(paths) if r.get("mode") == "qstar"])
     if not rows:
         raise Skip(f"no search: qstar rows in {', '.join(paths)}")
     # the rows beside the summaries (OUT.csv, or its final rows OUT.final.csv,
