@@ -12,6 +12,7 @@
 #include "nm_config.h"
 #include "nm_coord.h"
 #include "nm_csv.h"
+#include "nm_resume.h"
 #include "nm_exp.h"
 #include "nm_file.h"
 #include "nm_qstar.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nm_file.h"
 #include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_params.h"

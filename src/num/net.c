@@ -188,8 +188,9 @@ int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
         return rc;
     default:
         nm_net_free(net);
-        return nm_fail(e, NM_EINVAL, "init '%s' is not available for this experiment",
-                       nm_init_names[p->init]);
+        /* the number, not the name: the names table sits in io/, above num/
+         * (and an init no case knows may not index it) */
+        return nm_fail(e, NM_EINVAL, "init %d is not available for this experiment", p->init);
     }
     return NM_OK;
 }
