@@ -8,8 +8,26 @@
 
 #include "nm_err.h"
 
+/* The error rule through MPI: NM_MPI(MPI_Xxx(...), e) is NM_OK when the call
+ * succeeds, else NM_EMPI with e = "MPI_Xxx in <function>: <MPI's error
+ * string>".  main sets MPI_ERRORS_RETURN, so a failed call returns here
+ * instead of aborting the job.  Every call that moves data or makes a
+ * communicator goes through it; the code goes on to the caller's next
+ * nm_agree, which gives every rank the message.  (Rank and size queries,
+ * MPI_Wtime and frees of a communicator the code made itself are not
+ * wrapped: on a communicator that works they cannot fail.) */
+#define NM_MPI(call, e) nm_comm_check((call), #call, __func__, (e))
+int nm_comm_check(int mrc, const char *call, const char *func, nm_err *e);
+/* Test hook (tests/test_mpi_errors.c): the k-th NM_MPI call from now on on
+ * this rank reports MPI_ERR_OTHER although it ran; 0 turns it off.  Walking
+ * k over a collective function checks that each of its calls comes back as
+ * NM_EMPI on every rank. */
+void nm_comm_fail_in(long k);
+
 /* Agree on an error across ranks: returns the largest code; when it is not
- * NM_OK every rank gets the message of the lowest failing rank.  Collective. */
+ * NM_OK every rank gets the message of the lowest failing rank.  Collective.
+ * When the agreement's own MPI calls fail, every rank returns its own code,
+ * at least NM_EMPI, and no rank waits for the others. */
 int nm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 /* Broadcast n bytes from root in pieces whose counts fit an int (MPI

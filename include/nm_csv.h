@@ -1,4 +1,5 @@
-/* nm_csv: the CSV format of results: header, row formatting and --resume. */
+/* nm_csv: the CSV format of results: header, row formatting, reading and
+ * appending lines (--resume, which reads it back, is nm_resume). */
 #ifndef NM_CSV_H
 #define NM_CSV_H
 #include <stddef.h>
@@ -91,49 +92,6 @@ extern const char *const nm_csv_stop_reasons[];
 /* Why header h differs from the expected one (first differing column, the
  * column counts, or CRLF line ends), for messages. */
 void nm_csv_header_diff(const char *want, const char *h, char *buf, size_t n);
-
-/* What --resume may keep, and what it found. */
-typedef struct {
-    const nm_sweep *sw; /* the sweep: its runs' keys and identity columns */
-    int keep_foreign;     /* keep rows of runs not in this sweep (else refuse) */
-    int mixed_versions;   /* keep rows of another ntkmem version (else refuse) */
-    /* out: runs kept (finished, every row intact) and their rows; runs of
-     * the sweep with rows that run again (unfinished, failed or damaged),
-     * of which damaged; rows dropped; lines whose key cannot be read; rows
-     * of runs not in the sweep */
-    long kept_runs, kept_rows, rerun_runs, bad_runs, dropped_rows, bad_lines, foreign_rows;
-    /* a search (sweep setting `search`): its runs are not the sweep's runs
-     * (it chooses q as it goes), so a key not in the sweep is one of its
-     * runs, not a foreign row: a run is kept when its rows are one block
-     * ending in a final row, else dropped (it runs again) */
-    int search_runs;
-} nm_resume_rules;
-
-/* --resume of path: the header must match exactly.  A run is kept only when
- * its rows are exactly the rows an uninterrupted run writes: one contiguous
- * block, steps 0, E, 2E, ... (E the row spacing of its settings) up to one
- * final row, every row's identity columns (key ... settings) byte for byte
- * what this sweep writes for that key, and valid P, threads, version,
- * status, check, final, stop_reason, step, times and metrics.  Anything else
- * drops every row of the run, which then runs again.  done[i] = run i of the
- * sweep is kept.  Rows of runs not in the sweep, or of another version, are
- * refused (NM_EINVAL) unless rules allow them.  The kept rows are written
- * back in sweep order (foreign ones first) through nm_atomic: on failure the
- * file is unchanged.  Streams the file: memory O(runs), not O(file). */
-int nm_csv_resume(const char *path, const char *header, nm_resume_rules *rules, char *done,
-                  nm_err *e);
-
-/* After a resumed sweep: put path's rows into the order an uninterrupted
- * sweep writes (runs in sweep order, each run's rows together; rows of
- * runs not in the sweep first), rewriting it through nm_atomic only when it
- * is out of order. */
-int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e);
-
-/* Open the output for writing rows.  A new file gets the header.  An existing
- * file is an error unless resume (nm_csv_resume, then append) or force
- * (overwrite). */
-int nm_csv_open(const char *path, const char *header, int resume, int force,
-                nm_resume_rules *rules, char *done, FILE **out, nm_err *e);
 
 /* Append line and a newline to f, flushed, whole or not at all: after a
  * failure (disk full, file size limit) f ends where it did before.  The

@@ -22,9 +22,15 @@ typedef struct {
     long i0, mg;
     int pe, e, lead, fetch;
     MPI_Comm comm;
+    /* pe x NM_DATA_BLOCK_SUMS doubles when pe > 1: every block's metric sums,
+     * combined in block order (nm_metrics_blocks).  Allocated with the block,
+     * so reading metrics allocates nothing and cannot run out of memory. */
+    double *blk_sums;
     int kind;
     uint64_t seed;
 } nm_data;
+
+#define NM_DATA_BLOCK_SUMS 8
 
 /* D zeroed: X (m x d) and y (m); on failure nothing is left allocated. */
 int nm_data_alloc(nm_data *D, long m, long d, nm_err *e);
@@ -33,6 +39,8 @@ int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err
 /* Rows [i0, i0 + n) only (x_i depends only on i). */
 void nm_data_rows(int kind, long i0, long n, long d, uint64_t seed, double *X, double *y);
 void nm_data_free(nm_data *D);
+/* Set-up of a block (D->pe > 1): its blk_sums; on failure D is freed. */
+int nm_data_block_sums(nm_data *D, nm_err *e);
 
 /* Block e of mg examples (rows [i0, i0 + m) with nm_block_range(mg, pe, e)),
  * the same rows nm_data_generate gives them.  comm: the pe ranks holding the

@@ -34,6 +34,9 @@ int nm_file_lock(const char *path, int *fd, nm_err *e);
 /* Release the lock and remove its file (fd < 0: nothing). */
 void nm_file_unlock(const char *path, int fd);
 
+/* mkdir -p of the directory part of path. */
+int nm_mkdir_parents(const char *path, nm_err *e);
+
 /* path with its symbolic links followed (also a dangling one: the file it
  * would create), so a replaced file stays where a link points. */
 int nm_file_resolve(const char *path, char *out, size_t n, nm_err *e);

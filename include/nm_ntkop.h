@@ -47,6 +47,8 @@ typedef struct {
     int nd;             /* deflated eigenpairs (nm_ntkop_lambda_min), 0 otherwise */
     double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */
     double trace;       /* trace(K), from the caches-free formula */
+    nm_err err;         /* first failed MPI call of a product (NM_MPI): the
+                         * next Krylov decision stops every rank on it */
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what

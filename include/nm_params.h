@@ -155,8 +155,9 @@ int nm_setting_applies(const nm_setting *s, int exp);
  * behind the CSV columns and the resume key. */
 int nm_setting_is_identity(const nm_setting *s, int exp);
 
-/* Fill p with every default (the table's, then the experiment's own). */
-void nm_params_defaults(nm_params *p, int experiment);
+/* Fill p with every default (the table's, then the experiment's own).  A
+ * default its own setting refuses is an internal error: NM_EINVAL. */
+int nm_params_defaults(nm_params *p, int experiment, nm_err *e);
 
 /* Default text of setting s for experiment exp (an experiment may override
  * the table's default, e.g. onestep uses activation abs). */

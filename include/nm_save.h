@@ -15,8 +15,6 @@
 /* Expand {point} and {repeat} in a PATH template (no suffix, no extension). */
 int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e);
 
-/* mkdir -p of the directory part of path. */
-int nm_mkdir_parents(const char *path, nm_err *e);
 
 /* Expand {point} and {repeat} in a PATH template and insert `suffix` before
  * the extension (.npy added when missing): "out/d_{point}.npy" + "_X" ->

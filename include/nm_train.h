@@ -62,9 +62,9 @@ void nm_metrics_of(const double *h, const double *y, long m, int loss, double ka
                    nm_metrics *mt);
 /* The same over all D->mg examples when h holds the outputs of this rank's
  * block D->m: the block sums are combined in block order over D->comm
- * (collective when D->pe > 1). */
-void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
-                       nm_metrics *mt);
+ * (collective when D->pe > 1, in D->blk_sums; NM_EMPI when MPI fails). */
+int nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+                      nm_metrics *mt, nm_err *e);
 
 /* Outputs of the network on all m examples, in chunks of ws->cap rows (one
  * Allreduce per chunk). */

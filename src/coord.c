@@ -12,6 +12,7 @@
 #include "nm_config.h"
 #include "nm_coord.h"
 #include "nm_csv.h"
+#include "nm_resume.h"
 #include "nm_exp.h"
 #include "nm_file.h"
 #include "nm_qstar.h"
@@ -517,7 +518,8 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
             rc = NM_ENOMEM;
         hdr[1] = t->todo;
     }
-    MPI_Bcast(hdr, 4, MPI_LONG, 0, comm);
+    if ((rc = nm_agree(comm, NM_MPI(MPI_Bcast(hdr, 4, MPI_LONG, 0, comm), e), e)) != NM_OK)
+        return rc;
     if (rank != 0) {
         pl->x = nm_experiment_get((int)hdr[0]);
         t->todo = hdr[1];
@@ -887,10 +889,15 @@ static void run_all(const nm_run_opts *o, const plan *pl, const char *done, grou
                 if (i < 0) break;
                 idx[k++] = i;
             }
-            MPI_Bcast(&bad, 1, MPI_INT, 0, gr->world);
             /* k = 0: nothing is left */
             long kk = k;
-            MPI_Bcast(&kk, 1, MPI_LONG, 0, gr->world);
+            rc = NM_MPI(MPI_Bcast(&bad, 1, MPI_INT, 0, gr->world), &e);
+            if (rc == NM_OK) rc = NM_MPI(MPI_Bcast(&kk, 1, MPI_LONG, 0, gr->world), &e);
+            if (nm_agree(gr->world, rc, &e) != NM_OK) {
+                if (gr->rank == 0) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
+                t->nfail++;
+                break;
+            }
             if (kk == 0 || run_batch(pl, gr, csv, t, t_start, runs, idx, k, NULL)) break;
         }
     }

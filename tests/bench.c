@@ -67,7 +67,7 @@ static void fixture_init(fixture *f, int kind, long q, long d, long b, long m, M
     nm_err e;
     memset(f, 0, sizeof *f);
     nm_params *p = &f->p;
-    nm_params_defaults(p, nm_catalog_lookup(kind == K_GD ? "gd_width" : "sgd"));
+    nm_params_defaults(p, nm_catalog_lookup(kind == K_GD ? "gd_width" : "sgd"), NULL);
     p->q = q, p->d = d, p->m = m, p->batch = b, p->eta = 1e-4, p->seed = 1;
     if (kind == K_GD) p->batch = m;
     long chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK, cap = b > chunk ? b : chunk;
@@ -273,7 +273,7 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
     MPI_Comm_size(comm, &P);
     int pn = P / pe;
     nm_params p;
-    nm_params_defaults(&p, nm_catalog_lookup("sgd"));
+    nm_params_defaults(&p, nm_catalog_lookup("sgd"), NULL);
     p.q = q, p.d = d, p.m = m, p.batch = b, p.eta = 1e-4, p.seed = 1;
     nm_tgrid g;
     nm_data D;
@@ -309,7 +309,7 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
         nm_metrics mt;
         double t0 = nmt_now(comm);
         nm_eval_outputs(&net, &D, &ws, hm, &e);
-        nm_metrics_blocks(hm, &D, p.loss, p.kappa, &mt);
+        nm_metrics_blocks(hm, &D, p.loss, p.kappa, &mt, &e);
         double dt = nmt_now(comm) - t0, dmax;
         MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
         if (dmax < pass) pass = dmax;

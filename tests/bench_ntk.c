@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(comm, &P);
     const char *ms = getenv("NM_BENCH_NTK_M");
     nm_params p;
-    nm_params_defaults(&p, nm_catalog_lookup("ntk_spectrum"));
+    nm_params_defaults(&p, nm_catalog_lookup("ntk_spectrum"), NULL);
     p.m = ms ? atol(ms) : 8000, p.d = 256, p.q = 2048, p.seed = 1, p.kinf = 0;
     double la[3] = {0};
     if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;

@@ -30,7 +30,7 @@ static char **meta_fields(char *row, char **f, int *nf)
 static void row_of(const nm_csv_meta *m, char *row, size_t n)
 {
     nm_params p;
-    nm_params_defaults(&p, 0);
+    nm_params_defaults(&p, 0, NULL);
     static const double met[] = {0.5, -1.25};
     nm_csv_row(&p, m, met, 2, row, n);
 }

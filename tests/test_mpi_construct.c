@@ -13,7 +13,7 @@
 static nm_params params(int method, int data, long m, long d, uint64_t seed)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_catalog_lookup("construct"));
+    nm_params_defaults(&p, nm_catalog_lookup("construct"), NULL);
     p.method = method;
     p.data = data;
     p.m = m;

@@ -16,7 +16,7 @@
 static nm_params tiny(int init, int act, int loss)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_catalog_lookup("sgd"));
+    nm_params_defaults(&p, nm_catalog_lookup("sgd"), NULL);
     p.m = 9;
     p.d = 5;
     p.q = 7; /* odd: uneven shards at P = 2, 3, 4 */

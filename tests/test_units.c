@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "nm_exp.h"
+#include "nm_file.h"
 #include "nm_loss.h"
 #include "nm_npy.h"
 #include "nm_params.h"
@@ -61,7 +62,7 @@ START_TEST(test_settings_table)
 {
     nm_params p;
     nm_err e;
-    for (int x = 0; x < nm_catalog_count(); x++) nm_params_defaults(&p, x); /* every default parses */
+    for (int x = 0; x < nm_catalog_count(); x++) ck_assert_int_eq(nm_params_defaults(&p, x, NULL), NM_OK); /* every default parses */
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("q"), "0", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "key 'q'") && strstr(e.msg, ">= 1"), "%s", e.msg);
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
@@ -70,7 +71,7 @@ START_TEST(test_settings_table)
     ck_assert(p.max_mem_per_rank == 1.5 * 1073741824.0);
     ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("m"), "12.5", &e), NM_EINVAL);
     /* relative sizes */
-    nm_params_defaults(&p, nm_catalog_lookup("sgd"));
+    nm_params_defaults(&p, nm_catalog_lookup("sgd"), NULL);
     p.d = 32;
     p.m_per_d = 8;
     p.q_per_m_over_d = 0.5;

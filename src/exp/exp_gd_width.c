@@ -165,7 +165,7 @@ static int eval_loss(void *ctx, long t, int *done, nm_err *e)
     int rc = nm_net_forward(&s->net, s->D.m, s->D.X, s->h, &s->ws, e);
     if (rc != NM_OK) return rc;
     nm_metrics mt; /* its loss: the sum over the blocks in block order, / m */
-    nm_metrics_blocks(s->h, &s->D, p->loss, p->kappa, &mt);
+    if ((rc = nm_metrics_blocks(s->h, &s->D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     double L = mt.loss;
     if (s->reached < 0 && L <= p->loss_target) s->reached = t;
     int diverged = !isfinite(L);

@@ -331,6 +331,7 @@ static int keep_block(state *s, nm_err *e)
     B.comm = g->ecomm, B.fetch = NM_FETCH_GATHER, B.kind = D->kind, B.seed = D->seed;
     nm_data_free(D);
     *D = B;
+    if ((rc = nm_data_block_sums(D, e)) != NM_OK) return rc;
     s->gcnt = nm_calloc(2 * (size_t)g->pe, sizeof(int), "J xi gather", e);
     return s->gcnt ? NM_OK : NM_ENOMEM;
 }
@@ -401,7 +402,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     if (rc == NM_OK) rc = xi_par2(s, &par2, e);
     if (rc != NM_OK) return rc;
-    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
+    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     row[M_RISK] = mt.loss;
     row[M_XI] = sqrt(xi_norm2(s));
     row[M_XIPAR] = sqrt(par2);

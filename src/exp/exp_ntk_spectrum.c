@@ -15,6 +15,7 @@
 #include "nm_comm.h"
 #include "nm_data.h"
 #include "nm_exp.h"
+#include "nm_file.h"
 #include "nm_gram.h"
 #include "nm_kernels.h"
 #include "nm_net.h"

@@ -119,7 +119,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     double row[M_N];
     int rc = eval_outputs(s, p, e);
     if (rc) return rc;
-    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
+    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
     row[M_MIN] = mt.min_margin;
@@ -128,9 +128,12 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int finite = mt.finite && isfinite(mt.loss);
     if (p->compare_sgd) {
         double gap = 0;
-        nm_metrics_blocks(s->hs, &s->tr.D, p->loss, p->kappa, &ms);
+        if ((rc = nm_metrics_blocks(s->hs, &s->tr.D, p->loss, p->kappa, &ms, e)) != NM_OK)
+            return rc;
         for (long i = 0; i < s->tr.D.m; i++) gap = fmax(gap, fabs(s->hs[i] - s->tr.h[i]));
-        if (s->tr.D.pe > 1) MPI_Allreduce(MPI_IN_PLACE, &gap, 1, MPI_DOUBLE, MPI_MAX, s->tr.D.comm);
+        if (s->tr.D.pe > 1 &&
+            (rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, &gap, 1, MPI_DOUBLE, MPI_MAX, s->tr.D.comm), e)))
+            return rc;
         row[M_SFRAC] = ms.frac_mem;
         row[M_GAP] = gap;
         row[M_FGAP] = ms.frac_mem - mt.frac_mem;

@@ -78,7 +78,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int rc = nm_eval_outputs_dead(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, &dead, e);
     if (rc) return rc;
     if (step == 0) s->dead0 = dead;
-    nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt);
+    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     double dist = sqrt(nm_net_dist2(&s->tr.net, s->W0));
     int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
     int memorized = !diverged && mt.min_margin > p->stop_margin;

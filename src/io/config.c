@@ -293,7 +293,9 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
         nm_catalog_list(list, sizeof list);
         return at(c, root, "missing key 'experiment' (one of: %s)", list);
     }
-    nm_params_defaults(&sp->fixed, sp->experiment);
+    nm_err de;
+    if (nm_params_defaults(&sp->fixed, sp->experiment, &de) != NM_OK)
+        return at(c, root, "%s", de.msg);
 
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
          pr < root->data.mapping.pairs.top; pr++) {

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "nm_csv.h"
-#include "nm_save.h"
 #include "nm_version.h"
 
 static size_t put(char *buf, size_t n, size_t k, const char *s)
@@ -323,30 +322,4 @@ int nm_csv_append(FILE *f, const char *path, const char *line, nm_err *e)
     if (off >= 0 && ftruncate(fileno(f), off) == 0) fseek(f, off, SEEK_SET);
     clearerr(f);
     return nm_fail(e, NM_EIO, "cannot write to %s: %s", path, strerror(err ? err : EIO));
-}
-
-int nm_csv_open(const char *path, const char *header, int resume, int force,
-                nm_resume_rules *rules, char *done, FILE **out, nm_err *e)
-{
-    *out = NULL;
-    int exists = access(path, F_OK) == 0;
-    if (exists && !resume && !force)
-        return nm_fail(e, NM_EINVAL,
-                       "%s already exists: pass --resume to continue it or --force to overwrite it",
-                       path);
-    if (nm_mkdir_parents(path, e)) return e->code;
-    if (exists && resume) {
-        int rc = nm_csv_resume(path, header, rules, done, e);
-        if (rc) return rc;
-        *out = fopen(path, "a");
-    } else {
-        *out = fopen(path, "w");
-        if (*out && nm_csv_append(*out, path, header, e) != NM_OK) {
-            fclose(*out);
-            *out = NULL;
-            return e->code;
-        }
-    }
-    if (!*out) return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno));
-    return NM_OK;
 }

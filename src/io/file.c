@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "nm_file.h"
-#include "nm_save.h"
 
 int nm_file_resolve(const char *path, char *out, size_t n, nm_err *e)
 {
@@ -155,4 +154,18 @@ void nm_file_unlock(const char *path, int fd)
     nm_err e;
     if (lock_name(path, lp, sizeof lp, &e) == NM_OK && still_named(fd, lp)) unlink(lp);
     close(fd);
+}
+
+int nm_mkdir_parents(const char *path, nm_err *e)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return nm_fail(e, NM_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    return NM_OK;
 }

@@ -463,20 +463,18 @@ void nm_setting_default_help(const nm_setting *s, char *buf, size_t n)
     }
 }
 
-void nm_params_defaults(nm_params *p, int experiment)
+int nm_params_defaults(nm_params *p, int experiment, nm_err *e)
 {
     memset(p, 0, sizeof *p);
     p->experiment = experiment;
-    for (int i = 0; i < nm_nsettings; i++) {
-        nm_err e;
+    nm_err le;
+    for (int i = 0; i < nm_nsettings; i++)
         if (nm_setting_set(p, &nm_settings[i], nm_setting_default(&nm_settings[i], experiment),
-                           &e) != NM_OK) {
-            /* a bad default is a programming error caught by the unit tests */
-            fprintf(stderr, "ntkmem: internal error: default of %s: %s\n", nm_settings[i].key,
-                    e.msg);
-            abort();
-        }
-    }
+                           &le) != NM_OK)
+            /* a programming error, which the unit tests catch for every experiment */
+            return nm_fail(e, NM_EINVAL, "internal error: default of %s: %s", nm_settings[i].key,
+                           le.msg);
+    return NM_OK;
 }
 
 long nm_params_rows(const nm_params *p)

@@ -14,6 +14,7 @@
 
 #include "nm_csv.h"
 #include "nm_file.h"
+#include "nm_resume.h"
 #include "nm_version.h"
 
 #define MAXF 512
@@ -598,4 +599,30 @@ int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e)
     free(rd.buf), free(header), free(b);
     keymap_free(&m);
     return rc;
+}
+
+int nm_csv_open(const char *path, const char *header, int resume, int force,
+                nm_resume_rules *rules, char *done, FILE **out, nm_err *e)
+{
+    *out = NULL;
+    int exists = access(path, F_OK) == 0;
+    if (exists && !resume && !force)
+        return nm_fail(e, NM_EINVAL,
+                       "%s already exists: pass --resume to continue it or --force to overwrite it",
+                       path);
+    if (nm_mkdir_parents(path, e)) return e->code;
+    if (exists && resume) {
+        int rc = nm_csv_resume(path, header, rules, done, e);
+        if (rc) return rc;
+        *out = fopen(path, "a");
+    } else {
+        *out = fopen(path, "w");
+        if (*out && nm_csv_append(*out, path, header, e) != NM_OK) {
+            fclose(*out);
+            *out = NULL;
+            return e->code;
+        }
+    }
+    if (!*out) return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno));
+    return NM_OK;
 }

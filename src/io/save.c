@@ -7,21 +7,8 @@
 
 #include "nm_npy.h"
 #include "nm_comm.h"
+#include "nm_file.h"
 #include "nm_save.h"
-
-int nm_mkdir_parents(const char *path, nm_err *e)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return nm_fail(e, NM_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return NM_OK;
-}
 
 int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e)
 {

@@ -54,9 +54,8 @@ int nm_construct_gather(const nm_construct *c, double *W, double *u, nm_err *e)
     for (int pass = 0; rc == NM_OK && pass < 2; pass++) {
         long cols = pass == 0 ? c->net.d : 1; /* rows of a rank are contiguous in global order */
         nm_block_counts(c->groups, P, c->per_group * cols, cnt, dsp);
-        int mr = MPI_Gatherv(pass == 0 ? c->net.W : c->net.u, cnt[sh->rank], MPI_DOUBLE,
-                             pass == 0 ? W : u, cnt, dsp, MPI_DOUBLE, 0, sh->comm);
-        if (mr != MPI_SUCCESS) rc = nm_fail(e, NM_EMPI, "MPI_Gatherv failed (%d)", mr);
+        rc = NM_MPI(MPI_Gatherv(pass == 0 ? c->net.W : c->net.u, cnt[sh->rank], MPI_DOUBLE,
+                                pass == 0 ? W : u, cnt, dsp, MPI_DOUBLE, 0, sh->comm), e);
     }
     free(cnt);
     free(dsp);
@@ -185,7 +184,10 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
     rc = nm_agree(comm, rc, e);
     if (rc == NM_OK) {
         nm_block_counts(ngroups, P, 1, cnt, dsp);
-        MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp, MPI_DOUBLE, comm);
+        rc = nm_agree(comm, NM_MPI(MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp,
+                                                  MPI_DOUBLE, comm), e), e);
+    }
+    if (rc == NM_OK) {
         memcpy(srt, tm, (size_t)ngroups * sizeof(double));
         qsort(srt, (size_t)ngroups, sizeof(double), cmp_double);
         double thr = REGROUP_FRAC * srt[ngroups / 2];
@@ -418,8 +420,9 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
         nm_net_free(&c->net);
         return rc;
     }
-    MPI_Allreduce(&nd, &c->ndegenerate, 1, MPI_LONG, MPI_SUM, comm);
-    MPI_Allreduce(&tmin, &c->min_tau, 1, MPI_DOUBLE, MPI_MIN, comm);
-    MPI_Allreduce(&dmin, &c->min_delta, 1, MPI_DOUBLE, MPI_MIN, comm);
-    return NM_OK;
+    if ((rc = NM_MPI(MPI_Allreduce(&nd, &c->ndegenerate, 1, MPI_LONG, MPI_SUM, comm), e)) ||
+        (rc = NM_MPI(MPI_Allreduce(&tmin, &c->min_tau, 1, MPI_DOUBLE, MPI_MIN, comm), e)) ||
+        (rc = NM_MPI(MPI_Allreduce(&dmin, &c->min_delta, 1, MPI_DOUBLE, MPI_MIN, comm), e)))
+        nm_net_free(&c->net);
+    return nm_agree(comm, rc, e);
 }

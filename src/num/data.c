@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_data.h"
 #include "nm_params.h"
 #include "nm_rng.h"
@@ -35,6 +36,7 @@ int nm_data_alloc(nm_data *D, long m, long d, nm_err *e)
     D->d = d;
     D->i0 = 0, D->mg = m, D->pe = 1, D->e = 0, D->lead = 1, D->fetch = NM_FETCH_GATHER;
     D->comm = MPI_COMM_NULL;
+    D->blk_sums = NULL;
     D->X = nm_calloc((size_t)m * (size_t)d, sizeof(double), "examples X", e);
     D->y = D->X ? nm_calloc((size_t)m, sizeof(double), "labels y", e) : NULL;
     if (!D->y) {
@@ -52,6 +54,17 @@ int nm_data_generate(nm_data *D, int kind, long m, long d, uint64_t seed, nm_err
     return rc;
 }
 
+int nm_data_block_sums(nm_data *D, nm_err *e)
+{
+    if (D->pe > 1 && !D->blk_sums &&
+        !(D->blk_sums = nm_calloc((size_t)D->pe * NM_DATA_BLOCK_SUMS, sizeof(double),
+                                  "metric sums of the example blocks", e))) {
+        nm_data_free(D);
+        return NM_ENOMEM;
+    }
+    return NM_OK;
+}
+
 int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed, MPI_Comm comm,
                            int pe, int e, int lead, nm_err *err)
 {
@@ -59,8 +72,10 @@ int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed,
     nm_block_range(mg, pe, e, &i0, &n);
     int rc = nm_data_alloc(D, n, d, err);
     if (rc != NM_OK) return rc;
+    D->pe = pe;
+    if ((rc = nm_data_block_sums(D, err)) != NM_OK) return rc;
     nm_data_rows(kind, i0, n, d, seed, D->X, D->y);
-    D->i0 = i0, D->mg = mg, D->pe = pe, D->e = e, D->lead = lead;
+    D->i0 = i0, D->mg = mg, D->e = e, D->lead = lead;
     D->comm = comm, D->kind = kind, D->seed = seed;
     return NM_OK;
 }
@@ -120,7 +135,7 @@ int nm_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double 
         if (yb) yb[k] = r[d];
     }
     free(cnt), free(snd), free(rcv);
-    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Allgatherv of batch rows failed (%d)", rc);
+    return nm_comm_check(rc, "MPI_Allgatherv of batch rows", __func__, e);
 }
 
 int nm_data_gather(const nm_data *D, MPI_Comm comm, double *X, double *y, nm_err *e)
@@ -141,23 +156,24 @@ int nm_data_gather(const nm_data *D, MPI_Comm comm, double *X, double *y, nm_err
         if (!cnt) return nm_fail(e, NM_ENOMEM, "out of memory gathering examples");
         dsp = cnt + P;
     }
-    MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, comm);
-    for (int r = 1; rank == 0 && r < P; r++) dsp[r] = dsp[r - 1] + cnt[r - 1];
-    int rc = MPI_Gatherv(D->y, mine, MPI_DOUBLE, y, cnt, dsp, MPI_DOUBLE, 0, comm);
+    int rc = MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, comm);
+    for (int r = 1; rc == MPI_SUCCESS && rank == 0 && r < P; r++) dsp[r] = dsp[r - 1] + cnt[r - 1];
+    if (rc == MPI_SUCCESS) rc = MPI_Gatherv(D->y, mine, MPI_DOUBLE, y, cnt, dsp, MPI_DOUBLE, 0, comm);
     MPI_Datatype row;
     MPI_Type_contiguous((int)D->d, MPI_DOUBLE, &row);
     MPI_Type_commit(&row);
     if (rc == MPI_SUCCESS) rc = MPI_Gatherv(D->X, mine, row, X, cnt, dsp, row, 0, comm);
     MPI_Type_free(&row);
     free(cnt);
-    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Gatherv of examples failed (%d)", rc);
+    return nm_comm_check(rc, "MPI_Gather(v) of examples", __func__, e);
 }
 
 void nm_data_free(nm_data *D)
 {
     free(D->X);
     free(D->y);
-    D->X = D->y = NULL;
+    free(D->blk_sums);
+    D->X = D->y = D->blk_sums = NULL;
 }
 
 int nm_data_rows_shared(int kind, long i0, long n, long d, uint64_t seed, MPI_Comm comm,
@@ -183,5 +199,5 @@ int nm_data_rows_shared(int kind, long i0, long n, long d, uint64_t seed, MPI_Co
         rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, X, cnt, dsp, row, comm);
     MPI_Type_free(&row);
     if (cnt != cbuf) free(cnt);
-    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Allgatherv of examples failed (%d)", rc);
+    return nm_comm_check(rc, "MPI_Allgatherv of examples", __func__, e);
 }

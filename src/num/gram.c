@@ -264,8 +264,8 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     return NM_OK;
 }
 
-static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
-                     const double *w, long nbmax, panel_ws *ws)
+static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
+                    const double *w, long nbmax, panel_ws *ws, nm_err *e)
 {
     int P = g->size, m = (int)in->m, nb = K->nb, G = g->nprow * g->npcol;
     int mloc = g->in_grid ? K->mloc : 0, nloc = g->in_grid ? K->nloc : 0, ld = mloc + nloc;
@@ -284,7 +284,9 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
             for (long c = 0; c < kc; c++)
                 for (int k = 0; k < nr; k++) s0[k + c * nr] = A[rows[k] + c * m];
         }
-        MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm);
+        if (NM_MPI(MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm),
+                   e))
+            return NM_EMPI;
         if (!g->in_grid || mloc == 0 || nloc == 0) continue;
         int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
         for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
@@ -297,6 +299,7 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
                         K->lld);
         }
     }
+    return NM_OK;
 }
 
 static int check_weights(const nm_gram_in *in, const double *w, const char *name, nm_err *e)
@@ -316,7 +319,8 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
         rc = nm_fail(e, NM_EINVAL, "Gram with neither hidden nor output part");
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     long nbmax = 0;
-    MPI_Allreduce(&in->nrows, &nbmax, 1, MPI_LONG, MPI_MAX, g->comm);
+    rc = NM_MPI(MPI_Allreduce(&in->nrows, &nbmax, 1, MPI_LONG, MPI_MAX, g->comm), e);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     long kc = panel_width(in->m, nbmax, g->size, g->nprow, g->npcol, K->nb);
     panel_ws ws;
     if ((rc = nm_agree(g->comm, panel_init(&ws, K, g, kc, e), e)) != NM_OK) {
@@ -324,11 +328,10 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
         return rc;
     }
     if (K->a) memset(K->a, 0, (size_t)K->lld * (size_t)K->nloc * sizeof(double));
-    if (in->ch) {
-        add_part(K, g, in, 1, in->ch, nbmax, &ws);
-        rc = nm_agree(g->comm, xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e), e);
-    }
-    if (rc == NM_OK && in->co) add_part(K, g, in, 0, in->co, nbmax, &ws);
+    if (in->ch && (rc = add_part(K, g, in, 1, in->ch, nbmax, &ws, e)) == NM_OK)
+        rc = xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e);
+    rc = nm_agree(g->comm, rc, e);
+    if (rc == NM_OK && in->co) rc = nm_agree(g->comm, add_part(K, g, in, 0, in->co, nbmax, &ws, e), e);
     panel_free(&ws);
     return rc;
 }
@@ -413,7 +416,9 @@ int nm_gram_symmetrize(nm_dmat *K, const nm_grid *g, nm_err *e)
                 pos[dst] += ri * nb;
             }
         }
-        MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm);
+        if ((rc = NM_MPI(MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE,
+                                       g->comm), e)) != NM_OK)
+            goto out;
         /* unpack transposed into block (bj, bi): rows of bj, columns of bi */
         for (int t = 0; t < P; t++) pos[t] = rdsp[t];
         for (int bi = b0; me >= 0 && bi < b1; bi++) {
@@ -458,7 +463,8 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if ((rc = nm_gram_symmetrize(K, g, e)) != NM_OK) return rc;
     MPI_Comm gc;
-    MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc);
+    rc = NM_MPI(MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc), e);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if (g->in_grid) {
         elpa_t h = elpa_allocate(&err);
         const char *what = "elpa_allocate";
@@ -474,20 +480,20 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
          * ranks would wait in it for ever.  nm_gram_eigsolver keeps ELPA off
          * such layouts; this is the safety net. */
         int bad = err != ELPA_OK, anybad = 0;
-        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, gc);
+        rc = NM_MPI(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, gc), e);
         if (anybad && !bad) err = ELPA_ERROR_SETUP, what = "elpa_setup (on another rank)";
         if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
         if (h) {
             int e2;
             elpa_deallocate(h, &e2);
         }
-        if (err != ELPA_OK)
+        if (rc == NM_OK && err != ELPA_OK)
             rc = nm_fail(e, NM_ENUM, "ELPA failed at %s: %s", what, elpa_strerr(err));
         MPI_Comm_free(&gc);
     }
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm); /* rank 0 is in the grid */
-    return NM_OK;
+    rc = NM_MPI(MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm), e); /* rank 0 is in the grid */
+    return nm_agree(g->comm, rc, e);
 }
 
 int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n)
@@ -557,8 +563,9 @@ static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double 
         }
     }
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
-    MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
+    if ((rc = NM_MPI(MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e)) == NM_OK)
+        rc = NM_MPI(MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
     double ext[2] = {NAN, NAN};
     if (g->rank == 0) {
         if (all) {
@@ -583,8 +590,9 @@ static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double 
         if (info != 0) rc = nm_fail(e, NM_ENUM, "tridiagonal eigenvalues failed (info = %d)", info);
     }
     if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm);
-    if (all) MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm);
+    if ((rc = NM_MPI(MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm), e)) == NM_OK && all)
+        rc = NM_MPI(MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm), e);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
     *lmin = ext[0], *lmax = ext[1];
 out:
     free(dg), free(od), free(dsum), free(osum);
@@ -596,7 +604,9 @@ int nm_gram_cholesky(nm_dmat *K, const nm_grid *g, int *info, nm_err *e)
     int n = K->m;
     *info = 0;
     if (g->in_grid) pdpotrf_("L", &n, K->a, &I1, &I1, K->desc, info, 1);
-    MPI_Bcast(info, 1, MPI_INT, 0, g->comm); /* rank 0 is always in the grid */
+    /* rank 0 is always in the grid */
+    int rc = nm_agree(g->comm, NM_MPI(MPI_Bcast(info, 1, MPI_INT, 0, g->comm), e), e);
+    if (rc != NM_OK) return rc;
     if (*info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -*info);
     return NM_OK;
 }
@@ -613,9 +623,10 @@ int nm_gram_solve(const nm_dmat *L, const nm_grid *g, const double *y, double *v
         pdpotrs_("L", &n, &I1, L->a, &I1, &I1, L->desc, Y.a, &I1, &I1, Y.desc, &info, 1);
         for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) loc += y[nm_dmat_grow(&Y, il)] * Y.a[il];
     }
-    MPI_Bcast(&info, 1, MPI_INT, 0, g->comm);
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    if ((rc = NM_MPI(MPI_Bcast(&info, 1, MPI_INT, 0, g->comm), e)) == NM_OK)
+        rc = NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm), e);
     nm_dmat_free(&Y);
+    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if (info != 0) return nm_fail(e, NM_ENUM, "pdpotrs: illegal argument %d", -info);
     *val = tot;
     return NM_OK;
@@ -661,7 +672,8 @@ static double lower_sum(const nm_dmat *K, const nm_grid *g, int diag_only, int s
             }
         }
     free(gr);
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm);
+    /* a failed sum is NaN: the row shows it rather than a wrong number */
+    if (NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm), NULL)) return NAN;
     return tot;
 }
 

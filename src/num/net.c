@@ -36,8 +36,7 @@ static int orth_error(nm_net *net, const int *desc, const nm_grid *g, nm_err *e)
         for (long i = 0; i < q; i++)
             loc = fmax(loc, fabs(C[k * q + i] - (i == u0 + k ? 1.0 : 0.0)));
     free(C);
-    MPI_Allreduce(&loc, &net->orth_err, 1, MPI_DOUBLE, MPI_MAX, g->comm);
-    return NM_OK;
+    return NM_MPI(MPI_Allreduce(&loc, &net->orth_err, 1, MPI_DOUBLE, MPI_MAX, g->comm), e);
 }
 
 /* Block size of the QR's 2-D block-cyclic copy: the panels of pdgeqrf are
@@ -126,9 +125,9 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
     }
     if (rc == NM_OK) {
         nm_dmat_copy(&A, &S, &g);
-        MPI_Allreduce(MPI_IN_PLACE, sgn, (int)q, MPI_DOUBLE, MPI_SUM, sh->comm);
+        rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, sgn, (int)q, MPI_DOUBLE, MPI_SUM, sh->comm), e);
         for (long k = 0; k < nu; k++) cblas_dscal((int)d, sgn[sh->u0 + k], net->W + k * d, 1);
-        rc = orth_error(net, S.desc, &g, e);
+        if (rc == NM_OK) rc = orth_error(net, S.desc, &g, e);
     }
     free(tau);
     free(sgn);
@@ -189,8 +188,9 @@ int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
         return rc;
     default:
         nm_net_free(net);
-        return nm_fail(e, NM_EINVAL, "init '%s' is not available for this experiment",
-                       nm_init_names[p->init]);
+        /* the number, not the name: the names table sits in io/, above num/
+         * (and an init no case knows may not index it) */
+        return nm_fail(e, NM_EINVAL, "init %d is not available for this experiment", p->init);
     }
     return NM_OK;
 }
@@ -298,7 +298,7 @@ int nm_net_forward(const nm_net *net, long n, const double *X, double *out, nm_w
     }
     int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
     nm_prof_tick(NM_PH_REDUCE, t0);
-    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
+    if (rc != MPI_SUCCESS) return nm_comm_check(rc, "MPI_Allreduce of outputs", __func__, e);
     return NM_OK;
 }
 
@@ -351,7 +351,7 @@ int nm_net_ntk_forward(const nm_net *net, const double *V, long n, const double 
         return NM_OK;
     }
     int rc = MPI_Allreduce(ws->part, out, (int)n, MPI_DOUBLE, MPI_SUM, sh->comm);
-    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "MPI_Allreduce of outputs failed (%d)", rc);
+    if (rc != MPI_SUCCESS) return nm_comm_check(rc, "MPI_Allreduce of outputs", __func__, e);
     return NM_OK;
 }
 
@@ -446,7 +446,8 @@ double nm_net_dist2(const nm_net *net, const double *W0)
         double t = net->W[i] - W0[i];
         loc += t * t;
     }
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, net->sh.comm);
+    /* a failed sum is NaN: the row shows it rather than a wrong number */
+    if (NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, net->sh.comm), NULL)) return NAN;
     return tot;
 }
 
@@ -478,7 +479,7 @@ static int gather_block(const nm_shard *sh, const double *src, long nrows, long 
                          sh->comm);
     free(cnt);
     free(dsp);
-    return rc == MPI_SUCCESS ? NM_OK : nm_fail(e, NM_EMPI, "MPI_Gatherv failed (%d)", rc);
+    return nm_comm_check(rc, "MPI_Gatherv", __func__, e);
 }
 
 int nm_net_gather(const nm_net *net, const double *Wloc, const double *uloc, double *W, double *u,

@@ -135,11 +135,13 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
         if (op->sd) memcpy(op->sd + (size_t)k0 * m, op->C, n * sizeof(double));
         if (op->s) memcpy(op->s + (size_t)k0 * m, op->A, n * sizeof(double));
     }
-    MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm);
+    if (rc == NM_OK) rc = NM_MPI(MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm), e);
     /* PARPACK (pdsaupd) refuses a rank whose block is empty (m < P): it runs
      * on the ranks that hold entries, the others join every product */
     op->in_k = op->ml > 0;
-    MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm);
+    op->kcomm = MPI_COMM_NULL;
+    if (rc == NM_OK)
+        rc = NM_MPI(MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm), e);
     return nm_agree(comm, rc, e);
 }
 
@@ -147,7 +149,8 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
 {
     const nm_gram_in *in = &op->in;
     long m = in->m, d = in->d, nr = in->nrows;
-    MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE, op->comm);
+    NM_MPI(MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE, op->comm),
+           op->err.code ? NULL : &op->err);
     memset(op->of, 0, sizeof(double) * (size_t)m);
     const double *vf = op->vf;
     double *of = op->of;
@@ -194,15 +197,17 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
             }
         }
     }
-    MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm);
+    NM_MPI(MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm),
+           op->err.code ? NULL : &op->err);
     op->products++;
 }
 
-static double pdot(const nm_ntkop *op, const double *a, const double *b)
+static double pdot(nm_ntkop *op, const double *a, const double *b)
 {
     double loc = 0, tot = 0;
     for (long i = 0; i < op->ml; i++) loc += a[i] * b[i];
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, op->comm);
+    NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, op->comm),
+           op->err.code ? NULL : &op->err);
     return tot;
 }
 
@@ -218,7 +223,8 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
         for (long i = 0; i < op->ml; i++) s += op->U[(size_t)j * op->ml + i] * v[i];
         c[k + j] = s;
     }
-    MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm);
+    NM_MPI(MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm),
+           op->err.code ? NULL : &op->err);
     for (int j = 0; j < k; j++) {
         double a = op->dshift[j] * c[j];
         for (long i = 0; i < op->ml; i++) out[i] += a * op->U[(size_t)j * op->ml + i];
@@ -226,15 +232,28 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
 }
 
 /* What every rank decides before a product of a Krylov loop, in one
- * reduction: the solver wants no more (PARPACK's ranks), a stop signal
- * (SIGUSR1 / SIGTERM: SLURM's warning) reached some rank, or the product
- * budget is spent.  A signal thus stops a solve within one product. */
-enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET };
-static int krylov_next(const nm_ntkop *op, int done, long used, long max_products)
+ * reduction: an MPI call of a product failed on some rank, the solver wants
+ * no more (PARPACK's ranks), a stop signal (SIGUSR1 / SIGTERM: SLURM's
+ * warning) reached some rank, or the product budget is spent.  A signal thus
+ * stops a solve within one product. */
+enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET, KR_MPI };
+static int krylov_next(nm_ntkop *op, int done, long used, long max_products)
 {
-    int loc[2] = {done != 0, nm_signal_pending()}, any[2];
-    MPI_Allreduce(loc, any, 2, MPI_INT, MPI_MAX, op->comm);
-    return any[0] ? KR_DONE : any[1] ? KR_SIGNAL : used >= max_products ? KR_BUDGET : KR_GO;
+    int loc[3] = {done != 0, nm_signal_pending(), op->err.code != NM_OK}, any[3];
+    if (NM_MPI(MPI_Allreduce(loc, any, 3, MPI_INT, MPI_MAX, op->comm),
+               op->err.code ? NULL : &op->err))
+        return KR_MPI;
+    return any[2] ? KR_MPI : any[0] ? KR_DONE : any[1] ? KR_SIGNAL
+         : used >= max_products ? KR_BUDGET : KR_GO;
+}
+
+/* rc, or the first MPI failure of a product on this rank (the nm_agree it
+ * goes to gives its message to the others) */
+static int product_err(nm_ntkop *op, int rc, nm_err *e)
+{
+    if (rc != NM_OK || op->err.code == NM_OK) return rc;
+    *e = op->err;
+    return e->code;
 }
 
 static int stopped(nm_err *e, const char *what, long products)
@@ -289,9 +308,10 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
         apply_defl(op, op->in_k ? workd + ipntr[0] - 1 : workd,
                    op->in_k ? workd + ipntr[1] - 1 : workd);
     }
+    if (next == KR_MPI) goto out; /* every rank: the message follows in nm_agree */
     /* PARPACK's outcome, from rank 0 (always one of its ranks) */
     int st[3] = {ainfo, iparam[2], iparam[4]};
-    MPI_Bcast(st, 3, MPI_INT, 0, op->comm);
+    if (rc == NM_OK) rc = NM_MPI(MPI_Bcast(st, 3, MPI_INT, 0, op->comm), e);
     ainfo = st[0];
     info->iterations = st[1];
     int nconv = next == KR_DONE ? st[2] : 0;
@@ -305,9 +325,9 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
         if (op->in_k)
             pdseupd_(&fc, &rvec, "A", select, dv, z, &ldv, &sigma, "I", &n, which, &nev, &tol,
                      resid, &ncv, v, &ldv, iparam, ipntr, workd, workl, &lworkl, &ei, 1, 1, 2);
-        MPI_Bcast(&ei, 1, MPI_INT, 0, op->comm);
-        MPI_Bcast(dv, ncv, MPI_DOUBLE, 0, op->comm);
-        if (ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
+        if ((rc = NM_MPI(MPI_Bcast(&ei, 1, MPI_INT, 0, op->comm), e)) == NM_OK)
+            rc = NM_MPI(MPI_Bcast(dv, ncv, MPI_DOUBLE, 0, op->comm), e);
+        if (rc == NM_OK && ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
         /* dv ascending; true residuals ||K x - theta x|| / |theta| (x unit) */
         double worst = 0;
         for (int k = 0; rc == NM_OK && k < nev; k++) {
@@ -336,14 +356,14 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
             double r = workl[ipntr[5] - 1 + k];
             if (r != 0) best = which[0] == 'S' ? fmin(best, r) : fmax(best, r);
         }
-        MPI_Bcast(&best, 1, MPI_DOUBLE, 0, op->comm);
+        rc = NM_MPI(MPI_Bcast(&best, 1, MPI_DOUBLE, 0, op->comm), e);
         vals[0] = isfinite(best) ? best : NAN;
         info->resid = NAN;
     }
 out:
     info->products = op->products - p0;
     free(resid), free(v), free(workd), free(workl), free(z), free(dv), free(kx), free(select);
-    return nm_agree(op->comm, rc, e);
+    return nm_agree(op->comm, product_err(op, rc, e), e);
 }
 
 /* The smallest eigenvalue of the k x k symmetric tridiagonal (diagonal dg,
@@ -442,6 +462,10 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
     info->singular = singular;
     if (next == KR_SIGNAL) {
         rc = stopped(e, "conjugate gradients", op->products - p0);
+        goto out;
+    }
+    if (next == KR_MPI) { /* every rank: the failing one's message */
+        rc = nm_agree(op->comm, product_err(op, NM_OK, e), e);
         goto out;
     }
     /* the true residual (the recurrence drifts) */

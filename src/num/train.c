@@ -99,16 +99,19 @@ void nm_metrics_of(const double *h, const double *y, long m, int loss, double ka
     metrics_final(S, m, mt);
 }
 
-void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
-                       nm_metrics *mt)
+_Static_assert(S_N <= NM_DATA_BLOCK_SUMS, "nm_data's block sums hold the metric sums");
+
+int nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+                      nm_metrics *mt, nm_err *e)
 {
-    double S[S_N], all[S_N * 64], *A = D->pe <= 64 ? all : NULL;
+    double S[S_N], *A = D->blk_sums;
     metric_sums(h, D->y, D->m, loss, kappa, S);
     if (D->pe > 1) {
         /* every block's sums on every rank, combined in block order: the
-         * same numbers on every rank and for every Pn */
-        if (!A && !(A = malloc((size_t)D->pe * S_N * sizeof(double)))) abort();
-        MPI_Allgather(S, S_N, MPI_DOUBLE, A, S_N, MPI_DOUBLE, D->comm);
+         * same numbers on every rank and for every Pn (A: set up with D) */
+        if (!A) return nm_fail(e, NM_EINVAL, "metrics of %d blocks without their sums", D->pe);
+        if (NM_MPI(MPI_Allgather(S, S_N, MPI_DOUBLE, A, S_N, MPI_DOUBLE, D->comm), e))
+            return NM_EMPI;
         memcpy(S, A, sizeof S);
         for (int b = 1; b < D->pe; b++) {
             const double *T = A + b * S_N;
@@ -116,9 +119,9 @@ void nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa
             S[S_MIN] = fmin(S[S_MIN], T[S_MIN]), S[S_MAX] = fmax(S[S_MAX], T[S_MAX]);
             S[S_FIN] = S[S_FIN] && T[S_FIN];
         }
-        if (A != all) free(A);
     }
     metrics_final(S, D->mg, mt);
+    return NM_OK;
 }
 
 int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e)
@@ -158,15 +161,13 @@ int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double 
         if (rc) break;
         active_rows(net, n, ws->Z, act);
         /* a unit of any neuron block makes the example live */
-        if (net->sh.size > 1 &&
-            MPI_Allreduce(MPI_IN_PLACE, act, (int)n, MPI_INT, MPI_MAX, net->sh.comm) != MPI_SUCCESS)
-            rc = nm_fail(e, NM_EMPI, "MPI_Allreduce of active flags failed");
+        if (net->sh.size > 1)
+            rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, act, (int)n, MPI_INT, MPI_MAX, net->sh.comm), e);
         for (long i = 0; rc == NM_OK && i < n; i++) nd += !act[i];
     }
     free(act);
-    if (rc == NM_OK && D->pe > 1 &&
-        MPI_Allreduce(MPI_IN_PLACE, &nd, 1, MPI_LONG, MPI_SUM, D->comm) != MPI_SUCCESS)
-        rc = nm_fail(e, NM_EMPI, "MPI_Allreduce of dead inputs failed");
+    if (rc == NM_OK && D->pe > 1)
+        rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, &nd, 1, MPI_LONG, MPI_SUM, D->comm), e);
     *dead = nd;
     return rc;
 }
@@ -333,7 +334,7 @@ int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, doubl
     MPI_Comm_rank(D->comm, &rank);
     int rc = MPI_Reduce(rank == 0 ? MPI_IN_PLACE : G, G, cnt, MPI_DOUBLE, MPI_SUM, 0, D->comm);
     if (rc == MPI_SUCCESS) rc = MPI_Bcast(G, cnt, MPI_DOUBLE, 0, D->comm);
-    if (rc != MPI_SUCCESS) return nm_fail(e, NM_EMPI, "sum of gradient blocks failed (%d)", rc);
+    if (rc != MPI_SUCCESS) return nm_comm_check(rc, "MPI_Reduce/MPI_Bcast of gradient blocks", __func__, e);
     cblas_daxpy((int)wn, -eta, G, 1, net->W, 1);
     if (train_u) cblas_daxpy((int)nr, -eta, gu, 1, net->u, 1);
     return NM_OK;

@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nm_comm.h"
@@ -31,20 +32,48 @@ int nm_comm_stop_requested(MPI_Comm comm)
 {
     /* a rank that got no signal must still learn of another's */
     int loc = stop_flag != 0, any = 0;
-    MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_LOR, comm);
+    /* an MPI failure here reads as a stop: the run ends at a safe point */
+    if (MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_LOR, comm) != MPI_SUCCESS) return 1;
     return any;
+}
+
+static long fail_in = 0; /* test hook: the fail_in-th checked call fails */
+
+void nm_comm_fail_in(long k) { fail_in = k; }
+
+int nm_comm_check(int mrc, const char *call, const char *func, nm_err *e)
+{
+    if (fail_in > 0 && --fail_in == 0 && mrc == MPI_SUCCESS) mrc = MPI_ERR_OTHER;
+    if (mrc == MPI_SUCCESS) return NM_OK;
+    char s[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(mrc, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "error %d", mrc);
+    /* the call's name, not its arguments: "MPI_Bcast in share_runs: ..." */
+    return nm_fail(e, NM_EMPI, "%.*s in %s: %s", (int)strcspn(call, " ("), call, func, s);
+}
+
+/* The agreement's own MPI calls failed (a broken communicator): each rank
+ * keeps its own verdict, at least NM_EMPI, rather than read "all well" from
+ * a reduction that did not happen. */
+static int agree_failed(int rc, const nm_err *why, nm_err *e)
+{
+    if (rc != NM_OK) return rc;
+    *e = *why;
+    return NM_EMPI;
 }
 
 int nm_agree(MPI_Comm comm, int rc, nm_err *e)
 {
-    int rank, size, worst = 0;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, comm);
+    int rank = 0, size = 1, worst = 0;
+    nm_err me = {0, ""};
+    if (NM_MPI(MPI_Comm_rank(comm, &rank), &me) || NM_MPI(MPI_Comm_size(comm, &size), &me) ||
+        NM_MPI(MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, comm), &me))
+        return agree_failed(rc, &me, e);
     if (worst == NM_OK) return NM_OK;
     int mine = rc != NM_OK ? rank : size, first = size;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    MPI_Bcast(e->msg, (int)sizeof e->msg, MPI_CHAR, first, comm);
+    if (NM_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm), &me) ||
+        NM_MPI(MPI_Bcast(e->msg, (int)sizeof e->msg, MPI_CHAR, first, comm), &me))
+        return agree_failed(rc, &me, e);
     if (rank != first) e->code = worst;
     if (first != 0) nm_err_prefix(e, "rank %d: ", first);
     return worst;
@@ -55,8 +84,8 @@ int nm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e)
     const size_t piece = (size_t)1 << 30;
     for (size_t off = 0; off < n; off += piece) {
         int k = (int)(n - off < piece ? n - off : piece);
-        if (MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, comm) != MPI_SUCCESS)
-            return nm_fail(e, NM_EMPI, "broadcast of %zu bytes failed", n);
+        if (NM_MPI(MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, comm), e))
+            return nm_err_prefix(e, "broadcast of %zu bytes: ", n);
     }
     return NM_OK;
 }

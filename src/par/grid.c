@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_comm.h"
 #include "nm_grid.h"
 #include "nm_scalapack.h"
 
@@ -122,7 +123,10 @@ int nm_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e)
     int rc = nm_dmat_init(&R, g, g->ctxt_root, A->m, A->n, A->m > 0 ? A->m : 1,
                           A->n > 0 ? A->n : 1, e);
     int ok = rc == NM_OK, all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, g->comm);
+    if (NM_MPI(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, g->comm), e)) {
+        nm_dmat_free(&R);
+        return NM_EMPI;
+    }
     if (!all) {
         nm_dmat_free(&R);
         return rc ? rc : nm_fail(e, NM_ENOMEM, "gather: rank 0 could not allocate");

@@ -17,6 +17,7 @@
 
 #include "nm_config.h"
 #include "nm_csv.h"
+#include "nm_resume.h"
 #include "nm_exp.h"
 #include "nm_merge.h"
 #include "nm_sweep.h"
