@@ -70,7 +70,7 @@ int nm_csv_canonical_long(const char *f, long *v);
 int nm_csv_is_number(const char *f);
 
 /* Header line (no newline) for an experiment with the given metric columns.
- * The settings columns are those of nm_setting_is_identity. */
+ * The settings columns are those of nm_params_setting_is_identity. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n);
 
 /* One row (no newline). */

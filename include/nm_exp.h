@@ -40,7 +40,7 @@ extern const nm_experiment nm_experiments[];
 /* The entry of experiment id (nm_params.experiment), found by name; NULL
  * when id is not an experiment or has no entry (tests/test_units.c checks
  * every experiment has one). */
-const nm_experiment *nm_experiment_get(int id);
+const nm_experiment *nm_exp_get(int id);
 
 /* The eigensolver of p's dense Gram on P ranks (nm_gram_eigsolver on p's
  * grid and block size: ELPA falls back to ScaLAPACK where it cannot run);

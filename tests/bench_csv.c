@@ -28,7 +28,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_csv: %s\n", e.msg);
         return 2;
     }
-    const nm_experiment *x = nm_experiment_get(spec.experiment);
+    const nm_experiment *x = nm_exp_get(spec.experiment);
     int nm = 0;
     while (x->hooks->metrics[nm]) nm++;
     static char header[65536], row[65536];

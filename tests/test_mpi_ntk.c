@@ -43,7 +43,7 @@ static void setup(fixture *f, int act, int loss)
     ck_assert_int_eq(nm_data_generate(&f->D, NM_DATA_GAUSSIAN, f->p.m, f->p.d, f->p.seed, &e),
                      NM_OK);
     ck_assert_int_eq(nm_net_init(&f->net, &f->p, MPI_COMM_WORLD, &e), NM_OK);
-    ck_assert_int_eq(nm_ws_init(&f->ws, f->p.m, f->net.sh.nrows, &e), NM_OK);
+    ck_assert_int_eq(nm_net_ws_init(&f->ws, f->p.m, f->net.sh.nrows, &e), NM_OK);
     f->nv = (size_t)f->net.sh.nrows * (size_t)f->p.d;
     f->V = calloc(f->nv + 1, sizeof(double));
     /* a V that depends on the global row only, so the same for every P */
@@ -56,7 +56,7 @@ static void setup(fixture *f, int act, int loss)
 static void teardown(fixture *f)
 {
     free(f->V);
-    nm_ws_free(&f->ws);
+    nm_net_ws_free(&f->ws);
     nm_net_free(&f->net);
     nm_data_free(&f->D);
 }

@@ -63,13 +63,13 @@ START_TEST(test_settings_table)
     nm_params p;
     nm_err e;
     for (int x = 0; x < nm_catalog_count(); x++) ck_assert_int_eq(nm_params_defaults(&p, x, NULL), NM_OK); /* every default parses */
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("q"), "0", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("q"), "0", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "key 'q'") && strstr(e.msg, ">= 1"), "%s", e.msg);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "relu, abs"), "allowed values listed: %s", e.msg);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("max_mem_per_rank"), "1.5GiB", &e), NM_OK);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("max_mem_per_rank"), "1.5GiB", &e), NM_OK);
     ck_assert(p.max_mem_per_rank == 1.5 * 1073741824.0);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("m"), "12.5", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("m"), "12.5", &e), NM_EINVAL);
     /* relative sizes */
     nm_params_defaults(&p, nm_catalog_lookup("sgd"), NULL);
     p.d = 32;
@@ -99,25 +99,25 @@ START_TEST(test_catalog)
         snprintf(list, sizeof list, "%s", c->settings);
         int n = 0;
         for (char *save, *k = strtok_r(list, " ", &save); k; k = strtok_r(NULL, " ", &save), n++) {
-            const nm_setting *s = nm_setting_find(k);
+            const nm_setting *s = nm_params_setting_find(k);
             ck_assert_msg(s && !s->common, "%s lists '%s': not a setting of its own", c->name, k);
         }
         int own = 0;
         for (int i = 0; i < nm_nsettings; i++) own += !nm_settings[i].common &&
-                                                      nm_setting_applies(&nm_settings[i], x);
+                                                      nm_params_setting_applies(&nm_settings[i], x);
         ck_assert_msg(own == n, "%s: %d keys listed, %d distinct settings", c->name, n, own);
         for (const nm_default *d = c->defaults; d && d->key; d++)
-            ck_assert_msg(nm_setting_applies(nm_setting_find(d->key), x),
+            ck_assert_msg(nm_params_setting_applies(nm_params_setting_find(d->key), x),
                           "%s: default of '%s', a setting it does not read", c->name, d->key);
         ck_assert_int_eq(c->rows != NM_ROWS_ONE, nm_catalog_reads(x, "eval_every"));
         ck_assert_int_eq(c->train_grid != NM_TGRID_NONE, nm_catalog_reads(x, "train_grid"));
-        const nm_experiment *h = nm_experiment_get(x);
+        const nm_experiment *h = nm_exp_get(x);
         ck_assert_msg(h && !strcmp(h->name, c->name), "%s has no hooks", c->name);
         ck_assert_int_eq(nm_catalog_lookup(c->name), x);
     }
     for (int i = 0; i < nm_nsettings; i++) {
         int readers = 0;
-        for (int x = 0; x < nm_catalog_count(); x++) readers += nm_setting_applies(&nm_settings[i], x);
+        for (int x = 0; x < nm_catalog_count(); x++) readers += nm_params_setting_applies(&nm_settings[i], x);
         ck_assert_msg(readers > 0, "no experiment reads setting '%s'", nm_settings[i].key);
     }
 }
@@ -130,8 +130,8 @@ START_TEST(test_block_split)
             long next = 0;
             for (int r = 0; r < P; r++) {
                 long s, c;
-                nm_block_range(n, P, r, &s, &c);
-                ck_assert(c >= 0 && c <= nm_block_size(n, P));
+                nm_shard_block_range(n, P, r, &s, &c);
+                ck_assert(c >= 0 && c <= nm_shard_block_size(n, P));
                 if (c) ck_assert_int_eq(s, next);
                 next += c;
             }
@@ -157,7 +157,7 @@ START_TEST(test_npy_roundtrip)
     for (int i = 0; i < 15; i++) a[i] = i * 0.1 - 0.7;
     long sh[2] = {5, 3}, got[2];
     int nd;
-    ck_assert_int_eq(nm_mkdir_parents(path, &e), NM_OK); /* nm_npy_write makes no directory */
+    ck_assert_int_eq(nm_file_mkdir_parents(path, &e), NM_OK); /* nm_npy_write makes no directory */
     ck_assert_int_eq(nm_npy_write(path, a, 2, sh, &e), NM_OK);
     ck_assert_int_eq(nmt_npy_read(path, &b, &nd, got, &e), NM_OK);
     ck_assert(nd == 2 && got[0] == 5 && got[1] == 3 && memcmp(a, b, sizeof a) == 0);

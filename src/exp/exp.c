@@ -22,7 +22,7 @@ const nm_experiment nm_experiments[] = {
 };
 #define NEXP ((int)(sizeof nm_experiments / sizeof nm_experiments[0]))
 
-const nm_experiment *nm_experiment_get(int id)
+const nm_experiment *nm_exp_get(int id)
 {
     if (id < 0 || id >= nm_catalog_count()) return NULL;
     for (int x = 0; x < NEXP; x++)

@@ -185,7 +185,7 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
         if (nm_csv_columns[i].group == NM_COL_LEAD)
             k = i ? sep(buf, n, k, nm_csv_columns[i].name) : put(buf, n, k, nm_csv_columns[i].name);
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
+        if (nm_params_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
     for (int i = 0; i < nm_csv_ncolumns; i++)
         if (nm_csv_columns[i].group == NM_COL_META) k = sep(buf, n, k, nm_csv_columns[i].name);
     for (int i = 0; metrics[i]; i++) k = sep(buf, n, k, metrics[i]);
@@ -197,8 +197,8 @@ size_t nm_csv_settings(const nm_params *p, char *buf, size_t n)
     size_t k = 0;
     if (n) buf[0] = 0;
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_setting_is_identity(&nm_settings[i], p->experiment)) {
-            nm_setting_format(p, &nm_settings[i], v, sizeof v);
+        if (nm_params_setting_is_identity(&nm_settings[i], p->experiment)) {
+            nm_params_setting_format(p, &nm_settings[i], v, sizeof v);
             k = sep(buf, n, k, v);
         }
     return k;

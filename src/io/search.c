@@ -15,7 +15,7 @@ static int col(char **f, int nf, const char *name)
     return -1;
 }
 
-int nm_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
+int nm_search_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
 {
     if (R->n == R->cap) {
         long cap = R->cap ? 2 * R->cap : 256;
@@ -28,7 +28,7 @@ int nm_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
     return NM_OK;
 }
 
-int nm_results_load(const char *path, nm_results *R, nm_err *e)
+int nm_search_results_load(const char *path, nm_results *R, nm_err *e)
 {
     FILE *f = fopen(path, "r");
     if (!f) return NM_OK;
@@ -48,7 +48,7 @@ int nm_results_load(const char *path, nm_results *R, nm_err *e)
             nm_run_result x = {strtoull(G[ck], NULL, 16), strtod(G[cfr], NULL),
                                strtod(G[cdead], NULL), atol(G[cm]),
                                strcmp(G[cwhy], "budget") == 0, strcmp(G[cst], "ok") == 0};
-            rc = nm_results_add(R, &x, e);
+            rc = nm_search_results_add(R, &x, e);
         }
         free(l);
     }
@@ -63,7 +63,7 @@ static int by_key(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-const nm_run_result *nm_results_find(nm_results *R, uint64_t key)
+const nm_run_result *nm_search_results_find(nm_results *R, uint64_t key)
 {
     if (!R->sorted) {
         if (R->n) qsort(R->r, (size_t)R->n, sizeof *R->r, by_key);
@@ -73,13 +73,13 @@ const nm_run_result *nm_results_find(nm_results *R, uint64_t key)
     return R->n ? bsearch(&k, R->r, (size_t)R->n, sizeof *R->r, by_key) : NULL;
 }
 
-void nm_results_free(nm_results *R)
+void nm_search_results_free(nm_results *R)
 {
     free(R->r);
     memset(R, 0, sizeof *R);
 }
 
-int nm_run_success(const nm_run_result *x, double thr, int which)
+int nm_search_run_success(const nm_run_result *x, double thr, int which)
 {
     if (!x->ok) return 0;
     if (which == NM_QS_ONE) return x->frac >= 1.0;
@@ -187,7 +187,7 @@ int nm_search_merge_summaries(const char *const *in, int n, const char *out, lon
         for (long i = 0; i < nr; i++) *rows += i == 0 || r[i].point != r[i - 1].point;
     } else if (rc == NM_OK) {
         nm_search_summary_path(out, path, sizeof path);
-        rc = nm_atomic_open(&a, path, e);
+        rc = nm_file_atomic_open(&a, path, e);
     }
     if (rc == NM_OK && out) {
         int bad = fprintf(a.f, "%s\n", header) < 0;
@@ -195,10 +195,10 @@ int nm_search_merge_summaries(const char *const *in, int n, const char *out, lon
             if (i == 0 || r[i].point != r[i - 1].point)
                 bad = fprintf(a.f, "%s\n", r[i].line) < 0, ++*rows;
         if (bad) {
-            nm_atomic_abort(&a);
+            nm_file_atomic_abort(&a);
             rc = nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(errno ? errno : EIO));
         } else {
-            rc = nm_atomic_commit(&a, e);
+            rc = nm_file_atomic_commit(&a, e);
         }
     }
     for (long i = 0; i < nr; i++) free(r[i].line);
