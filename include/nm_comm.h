@@ -13,7 +13,7 @@
  * string>".  main sets MPI_ERRORS_RETURN, so a failed call returns here
  * instead of aborting the job.  Every call that moves data or makes a
  * communicator goes through it; the code goes on to the caller's next
- * nm_agree, which gives every rank the message.  (Rank and size queries,
+ * nm_comm_agree, which gives every rank the message.  (Rank and size queries,
  * MPI_Wtime and frees of a communicator the code made itself are not
  * wrapped: on a communicator that works they cannot fail.) */
 #define NM_MPI(call, e) nm_comm_check((call), #call, __func__, (e))
@@ -28,19 +28,19 @@ void nm_comm_fail_in(long k);
  * NM_OK every rank gets the message of the lowest failing rank.  Collective.
  * When the agreement's own MPI calls fail, every rank returns its own code,
  * at least NM_EMPI, and no rank waits for the others. */
-int nm_agree(MPI_Comm comm, int rc, nm_err *e);
+int nm_comm_agree(MPI_Comm comm, int rc, nm_err *e);
 
 /* Broadcast n bytes from root in pieces whose counts fit an int (MPI
  * counts are ints: one count of n bytes overflows above 2 GiB).  Collective;
  * NM_EMPI on an MPI error. */
-int nm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e);
+int nm_comm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e);
 
 /* Install the SIGUSR1/SIGTERM handlers (once, by the coordinator after
  * planning): SLURM's warning before the time limit only raises a flag, so
  * work stops at a safe point. */
-void nm_signal_install(void);
+void nm_comm_signal_install(void);
 /* Local flag, no communication. */
-int nm_signal_pending(void);
+int nm_comm_signal_pending(void);
 
 /* Collective: has any rank received SIGUSR1/SIGTERM?  Every rank must ask,
  * so all of them stop at the same point. */

@@ -10,7 +10,7 @@
 #include "nm_sweep.h"
 
 /* Header line (no newline) for an experiment with the given metric columns.
- * The settings columns are those of nm_setting_is_identity. */
+ * The settings columns are those of nm_params_setting_is_identity. */
 void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n);
 
 /* One row (no newline).  stop_reason: why the run ended ("-" on rows that

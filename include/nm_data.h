@@ -8,7 +8,7 @@
 #include "nm_err.h"
 
 /* How the rows of a batch reach the ranks of a split data set
- * (nm_batch_rows): gathered from the owners, or regenerated from Philox. */
+ * (nm_data_batch_rows): gathered from the owners, or regenerated from Philox. */
 enum { NM_FETCH_GATHER, NM_FETCH_REGEN };
 
 typedef struct {
@@ -23,7 +23,7 @@ typedef struct {
     int pe, e, lead, fetch;
     MPI_Comm comm;
     /* pe x NM_DATA_BLOCK_SUMS doubles when pe > 1: every block's metric sums,
-     * combined in block order (nm_metrics_blocks).  Allocated with the block,
+     * combined in block order (nm_train_metrics_blocks).  Allocated with the block,
      * so reading metrics allocates nothing and cannot run out of memory. */
     double *blk_sums;
     int kind;
@@ -42,7 +42,7 @@ void nm_data_free(nm_data *D);
 /* Set-up of a block (D->pe > 1): its blk_sums; on failure D is freed. */
 int nm_data_block_sums(nm_data *D, nm_err *e);
 
-/* Block e of mg examples (rows [i0, i0 + m) with nm_block_range(mg, pe, e)),
+/* Block e of mg examples (rows [i0, i0 + m) with nm_shard_block_range(mg, pe, e)),
  * the same rows nm_data_generate gives them.  comm: the pe ranks holding the
  * blocks (one per block, in block order).  Not collective. */
 int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed, MPI_Comm comm,
@@ -53,10 +53,10 @@ int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed,
  * a local copy.  Split data: collective over D->comm -- each owner's rows
  * in one MPI_Allgatherv (fetch NM_FETCH_GATHER), or every rank regenerates
  * them from Philox (NM_FETCH_REGEN, no communication). */
-int nm_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb, nm_err *e);
+int nm_data_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb, nm_err *e);
 
-/* Bytes nm_batch_rows of n rows allocates on a split data set. */
-double nm_batch_rows_bytes(long n, long d, int pe);
+/* Bytes nm_data_batch_rows of n rows allocates on a split data set. */
+double nm_data_batch_rows_bytes(long n, long d, int pe);
 
 /* All mg rows on rank 0 of comm (X: mg x d, y: mg; ignored elsewhere), from
  * the lead rank of every block.  Collective over comm, whose lead ranks

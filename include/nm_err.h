@@ -29,6 +29,6 @@ int nm_err_prefix(nm_err *e, const char *fmt, ...) __attribute__((format(printf,
 void *nm_calloc(size_t n, size_t size, const char *what, nm_err *e);
 
 /* "1.5 GiB", "37.2 MiB", "820 B": sizes in messages, in the unit that reads best. */
-const char *nm_bytes_str(double bytes, char *buf, size_t n);
+const char *nm_err_bytes_str(double bytes, char *buf, size_t n);
 
 #endif

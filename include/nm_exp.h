@@ -39,7 +39,7 @@ typedef struct {
 extern const nm_experiment nm_experiments[];
 
 /* NULL when id is not in the table. */
-const nm_experiment *nm_experiment_get(int id);
+const nm_experiment *nm_exp_get(int id);
 
 /* The eigensolver of p's dense Gram on P ranks (nm_gram_eigsolver on p's
  * grid and block size: ELPA falls back to ScaLAPACK where it cannot run);

@@ -18,12 +18,12 @@ typedef struct {
 /* Open a unique temporary ".<name>.XXXXXX.tmp" in the directory of path
  * (symlinks followed: nm_file_resolve; created if missing).  path must not
  * be a directory. */
-int nm_atomic_open(nm_atomic *a, const char *path, nm_err *e);
+int nm_file_atomic_open(nm_atomic *a, const char *path, nm_err *e);
 /* fflush + fsync + close + rename over path.  On failure the temporary is
  * removed and path is untouched. */
-int nm_atomic_commit(nm_atomic *a, nm_err *e);
+int nm_file_atomic_commit(nm_atomic *a, nm_err *e);
 /* Close and remove the temporary (after an error elsewhere). */
-void nm_atomic_abort(nm_atomic *a);
+void nm_file_atomic_abort(nm_atomic *a);
 
 /* Take the exclusive lock of an output file (flock on "<path>.lock", path
  * with its symlinks resolved so that every name of the file shares one lock;
@@ -35,7 +35,7 @@ int nm_file_lock(const char *path, int *fd, nm_err *e);
 void nm_file_unlock(const char *path, int fd);
 
 /* mkdir -p of the directory part of path. */
-int nm_mkdir_parents(const char *path, nm_err *e);
+int nm_file_mkdir_parents(const char *path, nm_err *e);
 
 /* path with its symbolic links followed (also a dangling one: the file it
  * would create), so a replaced file stays where a link points. */

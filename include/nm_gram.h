@@ -97,9 +97,9 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e);
  * K(i, j) = f(|x_i|^2, |x_j|^2, <x_i, x_j>) for an mr x nc block, given the
  * squared norms of its rows (xxr) and columns (xxc) and the block G of inner
  * products (column-major, leading dimension ldg; G may alias K, as
- * nm_kinf_block allows).  Xr and Xc are the block's row and column points
+ * nm_kernels_kinf_block allows).  Xr and Xc are the block's row and column points
  * (row-major, length d each), for entries that need more than the three
- * inner products (nm_kinf_block_x: near-parallel pairs). */
+ * inner products (nm_kernels_kinf_block_x: near-parallel pairs). */
 typedef void (*nm_gram_blockfn)(void *ctx, int mr, int nc, const double *xxr, const double *xxc,
                                 const double *G, int ldg, double *K, int ldk, const double *Xr,
                                 const double *Xc, int d);

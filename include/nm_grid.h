@@ -14,8 +14,8 @@ typedef struct {
     /* 1 x P grid of every rank: the context pdgemr2d needs, and the layout
      * of the neuron shards.  A rank's row-major W_r (nu x d) is, read
      * column-major, the local part of the d x q matrix W^T distributed in
-     * column blocks of NB = nm_block_size(q, P) on this grid -- so
-     * nm_dmat_init(&Wt, g, g->ctxt_all, d, q, d, nb) with a = W_r describes
+     * column blocks of NB = nm_shard_block_size(q, P) on this grid -- so
+     * nm_grid_dmat_init(&Wt, g, g->ctxt_all, d, q, d, nb) with a = W_r describes
      * the shards with no copy (lld = d). */
     int ctxt_all;
     int ctxt_root;         /* 1 x 1 grid on rank 0 */
@@ -41,20 +41,20 @@ typedef struct {
 
 /* Block-cyclic m x n matrix on context ctxt with mb x nb blocks.  On ranks
  * outside ctxt, desc[1] = -1 (as ScaLAPACK expects) and nothing is allocated. */
-int nm_dmat_init(nm_dmat *A, const nm_grid *g, int ctxt, int m, int n, int mb, int nb,
+int nm_grid_dmat_init(nm_dmat *A, const nm_grid *g, int ctxt, int m, int n, int mb, int nb,
                  nm_err *e);
-void nm_dmat_free(nm_dmat *A);
+void nm_grid_dmat_free(nm_dmat *A);
 
 /* Global (0-based) row / column of local row il / column jl. */
-int nm_dmat_grow(const nm_dmat *A, int il);
-int nm_dmat_gcol(const nm_dmat *A, int jl);
+int nm_grid_dmat_grow(const nm_dmat *A, int il);
+int nm_grid_dmat_gcol(const nm_dmat *A, int jl);
 
 /* Copy sub-matrix (all of A) into B of the same global size with pdgemr2d
  * (any two layouts over g's ranks).  Collective over g->comm. */
-void nm_dmat_copy(const nm_dmat *A, nm_dmat *B, const nm_grid *g);
+void nm_grid_dmat_copy(const nm_dmat *A, nm_dmat *B, const nm_grid *g);
 
 /* Gather all of A to rank 0 as a column-major m x n array (full, ld = m);
  * for tests and small .npy saves.  full may be NULL on other ranks. */
-int nm_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e);
+int nm_grid_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e);
 
 #endif

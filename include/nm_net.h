@@ -70,8 +70,8 @@ static inline double nm_prof_tick(int ph, double t0)
 int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e);
 void nm_net_free(nm_net *net);
 
-int nm_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e);
-void nm_ws_free(nm_ws *ws);
+int nm_net_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e);
+void nm_net_ws_free(nm_ws *ws);
 
 /* out[i] = h(x_i) for the n rows of X (row-major, n x d), on every rank.
  * Leaves Z and A = sigma(Z) of these rows in ws for nm_net_backward. */

@@ -85,7 +85,7 @@ typedef struct {
  * on lambda_min whatever its residual (Courant-Fischer).  Needs
  * 1 <= nev < min(ncv, m) (so m >= 2).  Every rank takes part in the
  * products; PARPACK runs on op->kcomm.  Stops between products on a signal
- * (nm_signal_pending on any rank): NM_EINTR.  Collective. */
+ * (nm_comm_signal_pending on any rank): NM_EINTR.  Collective. */
 int nm_ntkop_lanczos(nm_ntkop *op, const char *which, int nev, int ncv, double tol,
                      long max_products, double *vals, nm_krylov_info *info, nm_err *e);
 
@@ -121,7 +121,7 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
  * lambda_min from above; p^T K p <= 0 counts too.  lmax: an estimate of
  * lambda_max that is not above it (a Lanczos Ritz value), or <= 0 / NaN to
  * take trace(K) / m <= lambda_max.  *val is NaN when not converged or
- * singular.  Stops between products on a signal (nm_signal_pending on any
+ * singular.  Stops between products on a signal (nm_comm_signal_pending on any
  * rank): NM_EINTR.  Collective. */
 int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max_products,
                 double *val, nm_krylov_info *info, nm_err *e);

@@ -51,8 +51,8 @@ unsigned nm_exp_uses(int id);              /* NM_USES_* groups it reads */
 const nm_default *nm_exp_defaults(int id); /* its own defaults; NULL: none */
 
 /* Id of the experiment called name, -1 if none; "sgd, ntk_spectrum, ...". */
-int nm_exp_lookup(const char *name);
-void nm_exp_list(char *buf, size_t n);
+int nm_params_exp_lookup(const char *name);
+void nm_params_exp_list(char *buf, size_t n);
 
 /* Broadcast as raw bytes from rank 0 (all ranks run the same binary), so it
  * holds no pointers. */
@@ -167,22 +167,22 @@ typedef struct {
 extern const nm_setting nm_settings[];
 extern const int nm_nsettings;
 
-const nm_setting *nm_setting_find(const char *key);
+const nm_setting *nm_params_setting_find(const char *key);
 
 /* Set one setting from its text form (YAML scalar). On error fills e with a
  * sentence naming the key and the allowed values/range (no file position;
  * the caller prefixes it). */
-int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e);
+int nm_params_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e);
 
 /* Text form of a setting's current value (for CSV and messages). */
-void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n);
+void nm_params_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n);
 
 /* Is the setting used by experiment exp? */
-int nm_setting_applies(const nm_setting *s, int exp);
+int nm_params_setting_applies(const nm_setting *s, int exp);
 
 /* Is the setting used by exp and part of a run's identity: the one predicate
  * behind the CSV columns and the resume key. */
-int nm_setting_is_identity(const nm_setting *s, int exp);
+int nm_params_setting_is_identity(const nm_setting *s, int exp);
 
 /* Fill p with every default (the table's, then the experiment's own).  A
  * default its own setting refuses is an internal error: NM_EINVAL. */
@@ -190,10 +190,10 @@ int nm_params_defaults(nm_params *p, int experiment, nm_err *e);
 
 /* Default text of setting s for experiment exp (an experiment may override
  * the table's default, e.g. onestep uses activation abs). */
-const char *nm_setting_default(const nm_setting *s, int exp);
+const char *nm_params_setting_default(const nm_setting *s, int exp);
 
 /* "relu (onestep: abs)": the table default and every override, for help. */
-void nm_setting_default_help(const nm_setting *s, char *buf, size_t n);
+void nm_params_setting_default_help(const nm_setting *s, char *buf, size_t n);
 
 /* Resolve relative sizes (m_per_d, q_per_m_over_d, m_per_dq) into m and q and
  * check cross-setting rules. */
@@ -209,9 +209,9 @@ long nm_params_rows(const nm_params *p);
  * +-inf (the caller's range check names the limit).  Returns 0, or -1 with
  * *why saying what is wrong ("is not a number", "is a hexadecimal number
  * ..."); *end is set to the first character not read. */
-int nm_parse_decimal(const char *text, double *v, char **end, const char **why);
+int nm_params_parse_decimal(const char *text, double *v, char **end, const char **why);
 
-int nm_enum_lookup(const char *const *names, const char *text);
-void nm_enum_list(const char *const *names, char *buf, size_t n);
+int nm_params_enum_lookup(const char *const *names, const char *text);
+void nm_params_enum_list(const char *const *names, char *buf, size_t n);
 
 #endif

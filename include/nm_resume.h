@@ -36,19 +36,19 @@ typedef struct {
  * refused (NM_EINVAL) unless rules allow them.  The kept rows are written
  * back in sweep order (foreign ones first) through nm_atomic: on failure the
  * file is unchanged.  Streams the file: memory O(runs), not O(file). */
-int nm_csv_resume(const char *path, const char *header, nm_resume_rules *rules, char *done,
+int nm_resume_file(const char *path, const char *header, nm_resume_rules *rules, char *done,
                   nm_err *e);
 
 /* After a resumed sweep: put path's rows into the order an uninterrupted
  * sweep writes (runs in sweep order, each run's rows together; rows of
  * runs not in the sweep first), rewriting it through nm_atomic only when it
  * is out of order. */
-int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e);
+int nm_resume_sort(const char *path, const nm_sweep *sw, nm_err *e);
 
 /* Open the output for writing rows.  A new file gets the header.  An existing
- * file is an error unless resume (nm_csv_resume, then append) or force
+ * file is an error unless resume (nm_resume_file, then append) or force
  * (overwrite). */
-int nm_csv_open(const char *path, const char *header, int resume, int force,
+int nm_resume_open(const char *path, const char *header, int resume, int force,
                 nm_resume_rules *rules, char *done, FILE **out, nm_err *e);
 
 #endif

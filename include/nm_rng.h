@@ -32,7 +32,7 @@ double nm_rng_u01(uint64_t seed, uint32_t stream, uint64_t index, uint64_t sub);
 void nm_rng_normal_row(uint64_t seed, uint32_t stream, uint64_t row, size_t n, double *out);
 
 /* A well-mixed 64-bit hash (splitmix64 finaliser) for deriving seeds/keys. */
-uint64_t nm_hash64(uint64_t x);
-uint64_t nm_hash_bytes(const void *p, size_t n, uint64_t h);
+uint64_t nm_rng_hash64(uint64_t x);
+uint64_t nm_rng_hash_bytes(const void *p, size_t n, uint64_t h);
 
 #endif

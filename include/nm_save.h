@@ -13,7 +13,7 @@
 #include "nm_params.h"
 
 /* Expand {point} and {repeat} in a PATH template (no suffix, no extension). */
-int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e);
+int nm_save_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e);
 
 
 /* Expand {point} and {repeat} in a PATH template and insert `suffix` before

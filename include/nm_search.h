@@ -27,19 +27,19 @@ typedef struct {
     int sorted;
 } nm_results;
 
-/* The final rows of path (a sweep CSV after nm_csv_open's resume check;
+/* The final rows of path (a sweep CSV after nm_resume_open's resume check;
  * a missing file is an empty table). */
-int nm_results_load(const char *path, nm_results *R, nm_err *e);
-int nm_results_add(nm_results *R, const nm_run_result *x, nm_err *e);
+int nm_search_results_load(const char *path, nm_results *R, nm_err *e);
+int nm_search_results_add(nm_results *R, const nm_run_result *x, nm_err *e);
 /* NULL when key has no final row. */
-const nm_run_result *nm_results_find(nm_results *R, uint64_t key);
-void nm_results_free(nm_results *R);
+const nm_run_result *nm_search_results_find(nm_results *R, uint64_t key);
+void nm_search_results_free(nm_results *R);
 
 /* The success of a run for the three q* the search reports: frac >= thr over
  * all points; frac = 1; and over the live points, memorized / (m - dead)
  * >= thr (a dead point has h = 0 under relu and is never memorized). */
 enum { NM_QS_ALL, NM_QS_ONE, NM_QS_LIVE, NM_QS_N };
-int nm_run_success(const nm_run_result *x, double thr, int which);
+int nm_search_run_success(const nm_run_result *x, double thr, int which);
 
 /* The widest probe of a search: search_q_max, or auto (0): 8 ceil(m/d)
  * pairs = 16 m/d neurons, four times the 4 ceil(m/d) ReLUs of Bubeck et

@@ -23,13 +23,13 @@ typedef struct {
 } nm_shard;
 
 /* Block split of n items over P parts: part r gets [*start, *start + *count). */
-void nm_block_range(long n, int P, int r, long *start, long *count);
+void nm_shard_block_range(long n, int P, int r, long *start, long *count);
 /* The block size ceil(n/P) (at least 1), i.e. the MB of the matching
  * ScaLAPACK descriptor on a P x 1 grid. */
-long nm_block_size(long n, int P);
+long nm_shard_block_size(long n, int P);
 /* The counts and offsets of that split for an MPI_(All)gatherv when each
  * item is `unit` elements: cnt[r] = unit * count_r, dsp[r] = unit * start_r. */
-void nm_block_counts(long n, int P, long unit, int *cnt, int *dsp);
+void nm_shard_block_counts(long n, int P, long unit, int *cnt, int *dsp);
 
 void nm_shard_init(nm_shard *sh, MPI_Comm comm, long nunits, int paired);
 
@@ -42,7 +42,7 @@ long nm_shard_global_row(const nm_shard *sh, long k);
 long nm_shard_unit(const nm_shard *sh, long k);
 
 /* The Pe x Pn process grid of the training experiments (docs/theory.md, "Training grid"):
- * rank r = e Pn + n holds example block e (nm_block_range(m, Pe, e)) and
+ * rank r = e Pn + n holds example block e (nm_shard_block_range(m, Pe, e)) and
  * neuron block n.  ncomm: the Pn ranks of example block e (outputs are
  * summed there); ecomm: the Pe ranks of neuron block n (sums over examples:
  * metrics, full-batch gradients; batch rows are gathered there). */
@@ -53,9 +53,9 @@ typedef struct {
 } nm_tgrid;
 
 /* Collective over comm; pe * pn must be its size. */
-int nm_tgrid_init(nm_tgrid *g, MPI_Comm comm, int pe, int pn, long m);
-void nm_tgrid_free(nm_tgrid *g);
+int nm_shard_tgrid_init(nm_tgrid *g, MPI_Comm comm, int pe, int pn, long m);
+void nm_shard_tgrid_free(nm_tgrid *g);
 /* The neuron shard sh (built on g->ncomm) as part of the grid. */
-void nm_tgrid_attach(const nm_tgrid *g, nm_shard *sh);
+void nm_shard_tgrid_attach(const nm_tgrid *g, nm_shard *sh);
 
 #endif

@@ -19,11 +19,11 @@ typedef struct {
     long total_steps;
 } nm_batcher;
 
-int nm_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e);
-void nm_batcher_free(nm_batcher *bt);
+int nm_train_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e);
+void nm_train_batcher_free(nm_batcher *bt);
 /* Indices of step t (0-based) into idx; returns the batch size (the last batch
  * of an epoch may be smaller).  Same on every rank, no communication. */
-long nm_batcher_step(nm_batcher *bt, long t, long *idx);
+long nm_train_batcher_step(nm_batcher *bt, long t, long *idx);
 
 /* The Pe x Pn training grid of a run on P ranks (docs/theory.md, "Training grid"):
  * train_grid when given (an error unless Pe Pn = P), else automatic -- 1 x P
@@ -47,30 +47,30 @@ typedef struct {
  * GEMM, on the examples with g_i != 0 only: nm_net_backward_scratch, which
  * leaves Xb compacted).  h receives the batch outputs before the step.
  * The benchmark times exactly this function. */
-int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
+int nm_train_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
 
 /* One SGD step of [YW] Algorithm 2 (the NTK linear model f_V of
  * nm_net_ntk_forward) on the n examples idx: gather, f_V on the batch (one
  * Allreduce), h_i = l'(f_i, y_i)/n (h holds f_V until then), V -= eta Psi^T h
  * (one GEMM on the examples with h_i != 0; Xb is left compacted). */
-int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
+int nm_train_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
                 const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e);
 
 /* Metrics of outputs h against labels y (no communication). */
-void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
+void nm_train_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
                    nm_metrics *mt);
 /* The same over all D->mg examples when h holds the outputs of this rank's
  * block D->m: the block sums are combined in block order over D->comm
  * (collective when D->pe > 1, in D->blk_sums; NM_EMPI when MPI fails). */
-int nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+int nm_train_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
                       nm_metrics *mt, nm_err *e);
 
 /* Outputs of the network on all m examples, in chunks of ws->cap rows (one
  * Allreduce per chunk). */
-int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
+int nm_train_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e);
 
-/* nm_eval_outputs that also counts the dead inputs: examples x_i of all
+/* nm_train_eval_outputs that also counts the dead inputs: examples x_i of all
  * D->mg with no active hidden unit, sigma'(<w_j, x_i>) = 0 for every row j
  * (relu: <w_j, x_i> <= 0).  Such a point has zero gradient in W and u, so
  * SGD cannot move its output by its own loss; with relu and u fixed it is
@@ -78,7 +78,7 @@ int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, n
  * forward pass leaves in ws (m Q compares, no extra GEMM); one Allreduce of
  * the chunk's flags over the neuron blocks and one sum over the example
  * blocks.  Collective over the run's ranks. */
-int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
+int nm_train_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
                          nm_err *e);
 
 /* One gradient step on the n = D->m examples of this rank's block with
@@ -87,7 +87,7 @@ int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double 
  * u) is formed in G (nrows x d) and gu, summed over the example blocks in a
  * fixed order (MPI_Reduce to block 0, MPI_Bcast: every replica gets the same
  * bits), then W -= eta G.  Collective over D->comm. */
-int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+int nm_train_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
                            int train_u, nm_ws *ws, double *G, nm_err *e);
 
 /* The training core the SGD-style experiments (sgd, ntk_train, near_min)
@@ -109,23 +109,23 @@ typedef struct {
 /* The whole core on the grid nm_train_grid picks: example block e of the
  * data generated from p (data, m, d, seed), neuron block n of the network of
  * net_p (NULL: p; e.g. another scale B), batch buffers of p->batch rows,
- * then nm_trainer_start.  Collective: the error code is agreed over comm.
- * t must be zeroed first; free it with nm_trainer_free also on failure. */
-int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
+ * then nm_train_start.  Collective: the error code is agreed over comm.
+ * t must be zeroed first; free it with nm_train_free also on failure. */
+int nm_train_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
                     nm_err *e);
 /* For an experiment that builds D itself: the outputs (D.m) and batch
  * buffers of `rows` rows of D.d (rows >= p->batch; more when the network is
  * first trained on larger batches).  Not collective. */
-int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e);
+int nm_train_buffers(nm_trainer *t, long rows, nm_err *e);
 /* Once t->net is set: the work space (max(batch, min(m, NM_EVAL_CHUNK))
- * rows: one batch, or one chunk of nm_eval_outputs) and the batcher of p.
+ * rows: one batch, or one chunk of nm_train_eval_outputs) and the batcher of p.
  * Not collective. */
-int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e);
-void nm_trainer_free(nm_trainer *t);
+int nm_train_start(nm_trainer *t, const nm_params *p, nm_err *e);
+void nm_train_free(nm_trainer *t);
 
 /* Step t of an nm_trainer by [D20b] Algorithm 1: batch t of its batcher,
- * then nm_sgd_step with the trainer's buffers. */
-int nm_trainer_sgd_step(nm_trainer *t, const nm_params *p, long step, nm_err *e);
+ * then nm_train_sgd_step with the trainer's buffers. */
+int nm_train_step(nm_trainer *t, const nm_params *p, long step, nm_err *e);
 
 /* The training loop the step-wise experiments (sgd, ntk_train, near_min,
  * gd_width) share: an evaluation at step 0, then step after step with an
@@ -174,10 +174,10 @@ typedef struct {
     double best;          /* best frac_memorized so far (-1 before the first) */
 } nm_stop_rule;
 
-void nm_stop_rule_init(nm_stop_rule *r, long patience);
+void nm_train_stop_rule_init(nm_stop_rule *r, long patience);
 /* Feed one evaluation; returns the reason to stop ("diverged", "memorized",
  * "patience", "budget") or NULL to go on. */
-const char *nm_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
+const char *nm_train_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
                                 int at_budget);
 
 #endif

@@ -127,7 +127,7 @@ static int plan_run(const plan *pl, long i, nm_params *p, nm_err *e)
  * is a planning error (exit 2) instead of a failure of every run. */
 static int check_grid(const nm_params *p, int P, nm_err *e)
 {
-    if (!nm_setting_applies(nm_setting_find("grid"), p->experiment) || p->grid_p == 0)
+    if (!nm_params_setting_applies(nm_params_setting_find("grid"), p->experiment) || p->grid_p == 0)
         return NM_OK;
     if ((long)p->grid_p * p->grid_q <= P) return NM_OK;
     return nm_fail(e, NM_EINVAL, "key 'grid': %dx%d needs %ld ranks, but the sweep is planned for "
@@ -247,7 +247,7 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
     double auto_limit = pl->auto_limit = sh->node / sh->per_node;
     int rc = nm_config_load(o->config, &pl->spec, e);
     if (rc) return rc;
-    pl->x = nm_experiment_get(pl->spec.experiment);
+    pl->x = nm_exp_get(pl->spec.experiment);
     snprintf(pl->out, sizeof pl->out, "%s", o->out ? o->out : pl->spec.output);
     rc = nm_sweep_expand(&pl->spec, &pl->sw, e);
     if (rc) return rc;
@@ -297,7 +297,7 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
                            "the limit of %s per rank (max_mem_per_rank); use more ranks or a "
                            "smaller size%s",
                            o->config, p->point, label[0] ? label : "fixed",
-                           nm_bytes_str(need, nb, sizeof nb), N, nm_bytes_str(lim, lb, sizeof lb),
+                           nm_err_bytes_str(need, nb, sizeof nb), N, nm_err_bytes_str(lim, lb, sizeof lb),
                            how);
         if (need > lim)
             return nm_fail(e, NM_ENOMEM,
@@ -306,9 +306,9 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
                            "ranks per node exceeds the node's %s (%s); use more nodes, fewer "
                            "ranks per node or a smaller size%s",
                            o->config, p->point, label[0] ? label : "fixed",
-                           nm_bytes_str(need, nb, sizeof nb), N, nm_bytes_str(lim, lb, sizeof lb),
-                           nm_bytes_str(need * sh->per_node, kb, sizeof kb), sh->per_node,
-                           nm_bytes_str(sh->node, sb, sizeof sb), sh->src, how);
+                           nm_err_bytes_str(need, nb, sizeof nb), N, nm_err_bytes_str(lim, lb, sizeof lb),
+                           nm_err_bytes_str(need * sh->per_node, kb, sizeof kb), sh->per_node,
+                           nm_err_bytes_str(sh->node, sb, sizeof sb), sh->src, how);
     }
     return NM_OK;
 }
@@ -462,7 +462,7 @@ static int open_csv(const nm_run_opts *o, plan *pl, FILE **csv, char **done, nm_
      * rows are kept run by run, not refused or kept as foreign rows */
     int search = pl->search != NM_SEARCH_OFF;
     nm_resume_rules r = {&pl->sw, o->keep_foreign, o->mixed_versions, 0, 0, 0, 0, 0, 0, 0, search};
-    int rc = nm_csv_open(pl->out, header, o->resume, o->force, &r, *done, csv, e);
+    int rc = nm_resume_open(pl->out, header, o->resume, o->force, &r, *done, csv, e);
     if (rc == NM_OK && o->resume)
         fprintf(stderr, "[ntkmem] --resume: %s: kept %ld finished runs (%ld rows); %ld runs "
                         "with rows that are unfinished, failed or damaged run again (%ld of "
@@ -489,7 +489,7 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
         pl->sh.per_node = (pl->sh.placed * Pest + P - 1) / P;
     int rc = rank == 0 ? make_plan(o, Pest, pl, e) : NM_OK;
     if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) rc = open_csv(o, pl, csv, done, e);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* Is run i left out of this launch: another shard's, or finished already
@@ -518,16 +518,16 @@ static int share_runs(const nm_run_opts *o, MPI_Comm comm, int rank, plan *pl,
             rc = NM_ENOMEM;
         hdr[1] = t->todo;
     }
-    if ((rc = nm_agree(comm, NM_MPI(MPI_Bcast(hdr, 4, MPI_LONG, 0, comm), e), e)) != NM_OK)
+    if ((rc = nm_comm_agree(comm, NM_MPI(MPI_Bcast(hdr, 4, MPI_LONG, 0, comm), e), e)) != NM_OK)
         return rc;
     if (rank != 0) {
-        pl->x = nm_experiment_get((int)hdr[0]);
+        pl->x = nm_exp_get((int)hdr[0]);
         t->todo = hdr[1];
         pl->N = (int)hdr[2];
         pl->search = (int)hdr[3];
     }
     t->search = pl->search != NM_SEARCH_OFF;
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* What a run's leader tells rank 0 of it (groups: sent as bytes). */
@@ -560,7 +560,7 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
     MPI_Barrier(comm);
     sink.t0 = MPI_Wtime();
     int rc = pl->x->hooks->run(p, comm, &sink, &e);
-    rc = nm_agree(comm, rc, &e);
+    rc = nm_comm_agree(comm, rc, &e);
     double secs = MPI_Wtime() - sink.t0;
     t->ndone++;
     const char *what = "ok";
@@ -596,7 +596,7 @@ static int run_one(const plan *pl, const nm_params *p, long i, MPI_Comm comm, in
         t->nchkfail += sink.check_failed;
     }
     out->ok = rc == NM_OK, out->fin = fin;
-    if (t->search) { /* the final row as the search reads it back (nm_results_load) */
+    if (t->search) { /* the final row as the search reads it back (nm_search_results_load) */
         int mf = metric_index(pl->x, "frac_memorized"), md = metric_index(pl->x, "dead_inputs");
         out->res.key = p->key, out->res.m = p->m;
         out->res.frac = mf >= 0 ? sink.last[mf] : NAN;
@@ -671,7 +671,7 @@ static int groups_init(groups *gr, MPI_Comm comm, const plan *pl, nm_err *e)
     if (rc == NM_OK && gr->G > 1 && gr->grank == 0 &&
         !(gr->ms = open_memstream(&gr->mbuf, &gr->mlen)))
         rc = nm_fail(e, NM_ENOMEM, "rank %d: no memory for a run's rows", gr->rank);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 static void groups_free(groups *gr)
@@ -752,7 +752,7 @@ static int run_batch(const plan *pl, groups *gr, FILE *csv, tally *t, double t_s
         }
         if (mine && gr->N > 1 && !merr)
             merr = MPI_Bcast(&i, 1, MPI_LONG, 0, gr->g) != MPI_SUCCESS ||
-                   nm_bcast_bytes(&run, sizeof run, 0, gr->g, &e) != NM_OK;
+                   nm_comm_bcast_bytes(&run, sizeof run, 0, gr->g, &e) != NM_OK;
         if (merr) {
             if (gr->grank == 0) fprintf(stderr, "ntkmem: error: the settings of a run did not "
                                                 "arrive (MPI)\n");
@@ -877,7 +877,7 @@ static void run_all(const nm_run_opts *o, const plan *pl, const char *done, grou
     if (gr->rank == 0 && !((runs = nm_calloc((size_t)gr->G, sizeof *runs, "a batch of runs", &e)) &&
                            (idx = nm_calloc((size_t)gr->G, sizeof *idx, "a batch of runs", &e))))
         rc = NM_ENOMEM;
-    if (nm_agree(gr->world, rc, &e) != NM_OK) {
+    if (nm_comm_agree(gr->world, rc, &e) != NM_OK) {
         if (gr->rank == 0) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
         t->nfail++;
     } else {
@@ -893,7 +893,7 @@ static void run_all(const nm_run_opts *o, const plan *pl, const char *done, grou
             long kk = k;
             rc = NM_MPI(MPI_Bcast(&bad, 1, MPI_INT, 0, gr->world), &e);
             if (rc == NM_OK) rc = NM_MPI(MPI_Bcast(&kk, 1, MPI_LONG, 0, gr->world), &e);
-            if (nm_agree(gr->world, rc, &e) != NM_OK) {
+            if (nm_comm_agree(gr->world, rc, &e) != NM_OK) {
                 if (gr->rank == 0) fprintf(stderr, "ntkmem: error: %s\n", e.msg);
                 t->nfail++;
                 break;
@@ -914,7 +914,7 @@ static void run_all(const nm_run_opts *o, const plan *pl, const char *done, grou
 
 typedef struct {
     long *q;               /* probed widths in probe order */
-    nm_probe *pr[NM_QS_N]; /* per success definition (nm_run_success) */
+    nm_probe *pr[NM_QS_N]; /* per success definition (nm_search_run_success) */
     int *hits;             /* per probe: runs stopped on the budget */
     double *dead;          /* per probe: mean dead_inputs / m at the end */
     int np, cap;
@@ -977,7 +977,7 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
                   (got = nm_calloc((size_t)R + 1, sizeof *got, "a probe's runs", e)) &&
                   (known = nm_calloc((size_t)R + 1, 1, "a probe's runs", e))))
         rc = NM_ENOMEM;
-    rc = nm_agree(c->comm, rc, e);
+    rc = nm_comm_agree(c->comm, rc, e);
     while (rc == NM_OK) {
         long q = 0, nnew = 0;
         if (root && E->np < E->cap)
@@ -991,7 +991,7 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
             pq.q_per_m_over_d = NAN; /* q is the search's, not a relative size */
             for (long r = 0; r < R; r++) {
                 nm_sweep_derive(&pq, r, &todo[nnew]);
-                const nm_run_result *f = nm_results_find(&c->R, todo[nnew].key);
+                const nm_run_result *f = nm_search_results_find(&c->R, todo[nnew].key);
                 known[r] = f != NULL;
                 if (f) res[r] = *f;
                 else nnew++;
@@ -1005,9 +1005,9 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
         for (long r = 0, k = 0; root && rc == NM_OK && r < R; r++)
             if (!known[r]) {
                 res[r] = got[k++];
-                rc = nm_results_add(&c->R, &res[r], e);
+                rc = nm_search_results_add(&c->R, &res[r], e);
             }
-        if ((rc = nm_agree(c->comm, rc, e)) != NM_OK) break;
+        if ((rc = nm_comm_agree(c->comm, rc, e)) != NM_OK) break;
         if (!root) continue;
         int j = E->np++;
         E->q[j] = q;
@@ -1016,7 +1016,7 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
         for (long r = 0; r < R; r++) {
             for (int w = 0; w < NM_QS_N; w++) {
                 E->pr[w][j].n++;
-                E->pr[w][j].k += nm_run_success(&res[r], base->search_threshold, w);
+                E->pr[w][j].k += nm_search_run_success(&res[r], base->search_threshold, w);
             }
             E->hits[j] += res[r].budget;
             E->dead[j] += res[r].dead / (double)res[r].m / (double)R;
@@ -1183,13 +1183,13 @@ static void run_search(const nm_run_opts *o, const plan *pl, groups *gr, FILE *c
     char spath[NM_PATH_MAX + 16];
     nm_search_summary_path(pl->out, spath, sizeof spath);
     if (rank == 0) {
-        rc = nm_results_load(pl->out, &c.R, &e);
+        rc = nm_search_results_load(pl->out, &c.R, &e);
         /* rewritten whole: the summary is a function of the rows */
         if (rc == NM_OK && !(sf = fopen(spath, "w")))
             rc = nm_fail(&e, NM_EIO, "cannot write %s: %s", spath, strerror(errno));
         if (sf) fprintf(sf, "%s\n", summary_header);
     }
-    rc = nm_agree(comm, rc, &e);
+    rc = nm_comm_agree(comm, rc, &e);
     if (rank == 0) {
         double prev = NAN; /* the previous point's q* d / m: the next guess */
         for (long pt = 0; rc == NM_OK && !c.stop && pt < pl->sw.npoints; pt++) {
@@ -1212,7 +1212,7 @@ static void run_search(const nm_run_opts *o, const plan *pl, groups *gr, FILE *c
     if (sf && fclose(sf) != 0 && rank == 0)
         fprintf(stderr, "ntkmem: error: cannot close %s\n", spath);
     if (rank == 0) printf("search summary: %s\n", spath);
-    nm_results_free(&c.R);
+    nm_search_results_free(&c.R);
 }
 /* Phase 4 (rank 0): the summary and the counts. */
 static void report(const plan *pl, const tally *t)
@@ -1264,7 +1264,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     int rc = plan_and_open(o, comm, rank, P, &pl, &csv, &done, &e);
     /* only now: until the plan stands there is nothing to save, and the
      * default action ends a long parse at once */
-    nm_signal_install();
+    nm_comm_signal_install();
     if (rc == NM_OK && o->validate) {
         int Pest = o->ranks > 0 ? o->ranks : P;
         if (rank == 0) print_plan(o, &pl, Pest);
@@ -1317,7 +1317,7 @@ int nm_coord_main(const nm_run_opts *o, MPI_Comm comm)
     if (csv && fclose(csv) != 0) {
         fprintf(stderr, "ntkmem: error: cannot close %s: %s\n", pl.out, strerror(errno));
         status = status ? status : 1;
-    } else if (csv && o->resume && t.ndone > 0 && (rc = nm_csv_sort(pl.out, &pl.sw, &e)) != NM_OK) {
+    } else if (csv && o->resume && t.ndone > 0 && (rc = nm_resume_sort(pl.out, &pl.sw, &e)) != NM_OK) {
         /* rerun rows were appended: put them where an uninterrupted sweep
          * writes them (the lock is still held) */
         fprintf(stderr, "ntkmem: error: %s\n", e.msg);

@@ -59,11 +59,11 @@ static void help_settings(void)
             snprintf(ex, sizeof ex, "all");
         else
             for (int x = 0, k = 0; x < nm_exp_count(); x++)
-                if (nm_setting_applies(s, x))
+                if (nm_params_setting_applies(s, x))
                     k += snprintf(ex + k, sizeof ex - (size_t)k, "%s%s", k ? ", " : "",
                                   nm_exp_name(x));
-        nm_setting_default_help(s, def, sizeof def);
-        if (s->names && s->type == NM_T_ENUM) nm_enum_list(s->names, vals, sizeof vals);
+        nm_params_setting_default_help(s, def, sizeof def);
+        if (s->names && s->type == NM_T_ENUM) nm_params_enum_list(s->names, vals, sizeof vals);
         printf("| `%s` | %s | `%s` | %s | %s%s%s%s |\n", s->key, tn[s->type], def, ex, s->help,
                vals[0] ? " (one of: " : "", vals, vals[0] ? ")" : "");
     }

@@ -7,10 +7,10 @@
  *   gemm:  to the same GEMM calls alone at the same shapes (what the step
  *          would take if everything but its GEMMs were free);
  *   1024:  to one 1024^3 DGEMM per rank, all ranks at once.
- * Cases: the sgd step (nm_sgd_step with its batch sampling) at the small
+ * Cases: the sgd step (nm_train_sgd_step with its batch sampling) at the small
  * shape of the capacity sweeps (Q = 256, d = 64, b = 256) and at Q = d = b =
- * 512; the evaluation pass (nm_eval_outputs) at the small shape; the
- * linearized ntk_train step (nm_ntk_step) and the full-batch gd_width step
+ * 512; the evaluation pass (nm_train_eval_outputs) at the small shape; the
+ * linearized ntk_train step (nm_train_ntk_step) and the full-batch gd_width step
  * (forward + backward on all m) at the small shape; then the per-phase
  * breakdown of the small sgd step (nm_prof) and a whole memorization run
  * with and without the compaction of the batch (hinge loss).  Targets: the
@@ -67,14 +67,14 @@ static void fixture_init(fixture *f, int kind, long q, long d, long b, long m, M
     nm_err e;
     memset(f, 0, sizeof *f);
     nm_params *p = &f->p;
-    nm_params_defaults(p, nm_exp_lookup(kind == K_GD ? "gd_width" : "sgd"), NULL);
+    nm_params_defaults(p, nm_params_exp_lookup(kind == K_GD ? "gd_width" : "sgd"), NULL);
     p->q = q, p->d = d, p->m = m, p->batch = b, p->eta = 1e-4, p->seed = 1;
     if (kind == K_GD) p->batch = m;
     long chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK, cap = b > chunk ? b : chunk;
     if (kind == K_GD) cap = m;
     if (nm_data_generate(&f->D, NM_DATA_SPHERE, m, d, 1, &e) ||
-        nm_net_init(&f->net, p, comm, &e) || nm_ws_init(&f->ws, cap, f->net.sh.nrows, &e) ||
-        nm_batcher_init(&f->bt, p, &e)) {
+        nm_net_init(&f->net, p, comm, &e) || nm_net_ws_init(&f->ws, cap, f->net.sh.nrows, &e) ||
+        nm_train_batcher_init(&f->bt, p, &e)) {
         fprintf(stderr, "bench: %s\n", e.msg);
         MPI_Abort(comm, 1);
     }
@@ -90,8 +90,8 @@ static void fixture_init(fixture *f, int kind, long q, long d, long b, long m, M
 static void fixture_free(fixture *f)
 {
     free(f->Xb), free(f->yb), free(f->h), free(f->idx), free(f->V);
-    nm_batcher_free(&f->bt);
-    nm_ws_free(&f->ws);
+    nm_train_batcher_free(&f->bt);
+    nm_net_ws_free(&f->ws);
     nm_net_free(&f->net);
     nm_data_free(&f->D);
 }
@@ -103,14 +103,14 @@ static void run_once(fixture *f, int kind, long t)
     const nm_params *p = &f->p;
     if (kind == K_SGD) {
         double t0 = nm_prof_tick(-1, 0);
-        long n = nm_batcher_step(&f->bt, t, f->idx);
+        long n = nm_train_batcher_step(&f->bt, t, f->idx);
         nm_prof_tick(NM_PH_SAMPLE, t0);
-        nm_sgd_step(&f->net, &f->D, f->idx, n, p, &f->ws, f->Xb, f->yb, f->h, &e);
+        nm_train_sgd_step(&f->net, &f->D, f->idx, n, p, &f->ws, f->Xb, f->yb, f->h, &e);
     } else if (kind == K_NTK) {
-        long n = nm_batcher_step(&f->bt, t, f->idx);
-        nm_ntk_step(&f->net, f->V, &f->D, f->idx, n, p, &f->ws, f->Xb, f->yb, f->h, &e);
+        long n = nm_train_batcher_step(&f->bt, t, f->idx);
+        nm_train_ntk_step(&f->net, f->V, &f->D, f->idx, n, p, &f->ws, f->Xb, f->yb, f->h, &e);
     } else if (kind == K_EVAL) {
-        nm_eval_outputs(&f->net, &f->D, &f->ws, f->h, &e);
+        nm_train_eval_outputs(&f->net, &f->D, &f->ws, f->h, &e);
     } else { /* gd_width: the evaluation on all m, then the step from it */
         long m = p->m;
         nm_net_forward(&f->net, m, f->D.X, f->h, &f->ws, &e);
@@ -226,8 +226,8 @@ static double mem_run(int no_compact, long q, long d, long b, long m, double eta
     long t = 0;
     for (; t < maxsteps; t++) {
         if (t % 10 == 0) {
-            nm_eval_outputs(&f.net, &f.D, &f.ws, f.h, &e);
-            nm_metrics_of(f.h, f.D.y, m, f.p.loss, f.p.kappa, &mt);
+            nm_train_eval_outputs(&f.net, &f.D, &f.ws, f.h, &e);
+            nm_train_metrics_of(f.h, f.D.y, m, f.p.loss, f.p.kappa, &mt);
             if (mt.frac_mem == 1.0) break;
         }
         run_once(&f, K_SGD, t);
@@ -273,33 +273,33 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
     MPI_Comm_size(comm, &P);
     int pn = P / pe;
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("sgd"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("sgd"), NULL);
     p.q = q, p.d = d, p.m = m, p.batch = b, p.eta = 1e-4, p.seed = 1;
     nm_tgrid g;
     nm_data D;
     nm_net net;
     nm_ws ws;
     nm_err e;
-    nm_tgrid_init(&g, comm, pe, pn, m);
+    nm_shard_tgrid_init(&g, comm, pe, pn, m);
     if (nm_data_generate_block(&D, NM_DATA_SPHERE, m, d, 1, g.ecomm, pe, g.e, g.n == 0, &e) ||
-        nm_net_init(&net, &p, g.ncomm, &e) || nm_ws_init(&ws, 1024 > b ? 1024 : b, net.sh.nrows, &e)) {
+        nm_net_init(&net, &p, g.ncomm, &e) || nm_net_ws_init(&ws, 1024 > b ? 1024 : b, net.sh.nrows, &e)) {
         fprintf(stderr, "bench: %s\n", e.msg);
         MPI_Abort(comm, 1);
     }
-    nm_tgrid_attach(&g, &net.sh);
+    nm_shard_tgrid_attach(&g, &net.sh);
     double *Xb = malloc(sizeof(double) * b * d), *yb = malloc(sizeof(double) * b),
            *h = malloc(sizeof(double) * b), *hm = malloc(sizeof(double) * (D.m + 1));
     long *idx = malloc(sizeof(long) * b);
     nm_batcher bt;
-    nm_batcher_init(&bt, &p, &e);
+    nm_train_batcher_init(&bt, &p, &e);
     double best[2] = {1e30, 1e30}, pass = 1e30;
     for (int rep = 0; rep < 3; rep++)
         for (int f = 0; f < 2; f++) {
             D.fetch = f ? NM_FETCH_REGEN : NM_FETCH_GATHER;
             double t0 = nmt_now(comm);
             for (int t = 0; t < steps; t++) {
-                long n = nm_batcher_step(&bt, t, idx);
-                nm_sgd_step(&net, &D, idx, n, &p, &ws, Xb, yb, h, &e);
+                long n = nm_train_batcher_step(&bt, t, idx);
+                nm_train_sgd_step(&net, &D, idx, n, &p, &ws, Xb, yb, h, &e);
             }
             double dt = (nmt_now(comm) - t0) / steps, dmax;
             MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
@@ -308,8 +308,8 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
     for (int rep = 0; rep < 2; rep++) {
         nm_metrics mt;
         double t0 = nmt_now(comm);
-        nm_eval_outputs(&net, &D, &ws, hm, &e);
-        nm_metrics_blocks(hm, &D, p.loss, p.kappa, &mt, &e);
+        nm_train_eval_outputs(&net, &D, &ws, hm, &e);
+        nm_train_metrics_blocks(hm, &D, p.loss, p.kappa, &mt, &e);
         double dt = nmt_now(comm) - t0, dmax;
         MPI_Allreduce(&dt, &dmax, 1, MPI_DOUBLE, MPI_MAX, comm);
         if (dmax < pass) pass = dmax;
@@ -326,11 +326,11 @@ static double bench_grid(long q, long d, long b, long m, int pe, int steps, MPI_
                "bytes/pass\n",
                pe, pn, Q, d, b, m, best[0] * 1e3, best[1] * 1e3, pass * 1e3, bstep, bpass);
     free(Xb), free(yb), free(h), free(hm), free(idx);
-    nm_batcher_free(&bt);
-    nm_ws_free(&ws);
+    nm_train_batcher_free(&bt);
+    nm_net_ws_free(&ws);
     nm_net_free(&net);
     nm_data_free(&D);
-    nm_tgrid_free(&g);
+    nm_shard_tgrid_free(&g);
     return gf;
 }
 

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(comm, &P);
     const char *ms = getenv("NM_BENCH_NTK_M");
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("ntk_spectrum"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("ntk_spectrum"), NULL);
     p.m = ms ? atol(ms) : 8000, p.d = 256, p.q = 2048, p.seed = 1, p.kinf = 0;
     double la[3] = {0};
     if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;
@@ -172,13 +172,13 @@ int main(int argc, char **argv)
     double rss = (double)ru.ru_maxrss * 1024.0, mx = rss, est = 0;
     MPI_Allreduce(&rss, &mx, 1, MPI_DOUBLE, MPI_MAX, comm);
     p.kinf = 1; /* the experiment's estimate with K_inf (one more matrix) */
-    for (int r = 0; r < P; r++) est = fmax(est, nm_experiment_get(p.experiment)->hooks->mem_bytes(&p, P, r));
+    for (int r = 0; r < P; r++) est = fmax(est, nm_exp_get(p.experiment)->hooks->mem_bytes(&p, P, r));
     if (rank == 0) {
         char a[32], b[32], c[32];
         printf("peak memory per rank: %s (rank 0 also gathered K for the serial reference: %s); "
                "experiment estimate with K_inf %s\n",
-               nm_bytes_str(mx, a, sizeof a), nm_bytes_str(8.0 * n * n, b, sizeof b),
-               nm_bytes_str(est, c, sizeof c));
+               nm_err_bytes_str(mx, a, sizeof a), nm_err_bytes_str(8.0 * n * n, b, sizeof b),
+               nm_err_bytes_str(est, c, sizeof c));
         if (getloadavg(la, 3) > 0) printf("load average after: %.2f\n", la[0]);
     }
     /* matrix-free products on the same network: the rate of the hot loop of
@@ -202,8 +202,8 @@ int main(int argc, char **argv)
     }
 
     free(full), free(w), free(ch), free(co);
-    nm_dmat_free(&K);
-    nm_dmat_free(&C);
+    nm_grid_dmat_free(&K);
+    nm_grid_dmat_free(&C);
     nm_grid_free(&g);
     nm_net_free(&net);
     nm_data_free(&D);

@@ -140,7 +140,7 @@ int nmt_gram_ntk_serial(const nm_gram_in *in, MPI_Comm comm, double *Kfull, nm_e
     free(W);
     free(ch);
     free(co);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 int nmt_npy_read(const char *path, double **a, int *ndim, long shape[2], nm_err *e)

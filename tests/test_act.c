@@ -74,7 +74,7 @@ START_TEST(test_rows_complete)
         for (int k = 1; k < r->nkinks; k++)
             ck_assert_msg(r->kinks[k] > r->kinks[k - 1], "%s: kinks not ascending", r->name);
         nm_err e = {0};
-        ck_assert_msg(nm_kinf_check(a, &e) == NM_OK, "%s: %s", r->name, e.msg);
+        ck_assert_msg(nm_kernels_kinf_check(a, &e) == NM_OK, "%s: %s", r->name, e.msg);
     }
 }
 END_TEST
@@ -192,7 +192,7 @@ START_TEST(test_apply_matches_scalar)
 END_TEST
 
 /* A row without a K_inf is refused by name; an unknown activation too; and
- * nm_kinf_expect gives NaN for it instead of integrating. */
+ * nm_kernels_kinf_expect gives NaN for it instead of integrating. */
 START_TEST(test_kinf_refused)
 {
     nm_act_desc r = *nm_act_get(NM_ACT_TANH);
@@ -204,11 +204,11 @@ START_TEST(test_kinf_refused)
                       strstr(e.msg, "kinf: false"),
                   "message does not say which activation and what to do: %s", e.msg);
     nm_err e2 = {0};
-    ck_assert_int_eq(nm_kinf_check(NM_ACT_COUNT, &e2), NM_EINVAL);
-    ck_assert_int_eq(nm_kinf_check(-1, &e2), NM_EINVAL);
+    ck_assert_int_eq(nm_kernels_kinf_check(NM_ACT_COUNT, &e2), NM_EINVAL);
+    ck_assert_int_eq(nm_kernels_kinf_check(-1, &e2), NM_EINVAL);
     nm_kinf k = {.act = NM_ACT_COUNT, .alpha = ALPHA, .order = 0};
     double edd = 0, ess = 0;
-    nm_kinf_expect(&k, 1.0, 1.0, 0.3, &edd, &ess);
+    nm_kernels_kinf_expect(&k, 1.0, 1.0, 0.3, &edd, &ess);
     ck_assert(isnan(edd) && isnan(ess));
 }
 END_TEST

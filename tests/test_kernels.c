@@ -52,7 +52,7 @@ static void pair_geom(int p, double *xx, double *yy, double *xy)
     *xy = dot(pairs[p][0], pairs[p][1]);
 }
 
-/* (1) + (3): every activation's nm_kinf_expect (closed form or quadrature of
+/* (1) + (3): every activation's nm_kernels_kinf_expect (closed form or quadrature of
  * the default order) against the Monte Carlo mean of sigma(<w,x>) sigma(<w,y>) and
  * sigma'(<w,x>) sigma'(<w,y>) over 10^6 w ~ N(0, I_3) from Philox.  The
  * tolerance is 5 standard errors from the sample variance (plus 1e-10 for
@@ -86,7 +86,7 @@ START_TEST(test_against_monte_carlo)
             }
             double xx, yy, xy, ex[2];
             pair_geom(p, &xx, &yy, &xy);
-            nm_kinf_expect(&k, xx, yy, xy, &ex[0], &ex[1]);
+            nm_kernels_kinf_expect(&k, xx, yy, xy, &ex[0], &ex[1]);
             for (int t = 0; t < 2; t++) {
                 double mean = s[t] / NMC;
                 double var = fmax(s2[t] / NMC - mean * mean, 0) * NMC / (NMC - 1);
@@ -102,7 +102,7 @@ START_TEST(test_against_monte_carlo)
             }
         }
         printf("MC %-10s (%s): largest deviation %.3g (SE there %.3g)\n", nm_act_names[a],
-               nm_kinf_has_closed_form(a) ? "closed form" : "quadrature", act_worst,
+               nm_kernels_kinf_has_closed_form(a) ? "closed form" : "quadrature", act_worst,
                act_worst_se);
     }
     printf("MC: largest deviation over all = %.2f standard errors (bound 5)\n", worst_z);
@@ -136,8 +136,8 @@ static double quad_err(int act, int order)
         double xx, yy, xy, cd, cs, qd, qs;
         if (p < NPAIRS) pair_geom(p, &xx, &yy, &xy);
         else grid_geom(p - NPAIRS, &xx, &yy, &xy);
-        nm_kinf_expect(&k, xx, yy, xy, &cd, &cs);
-        nm_kinf_expect_quad(&k, xx, yy, xy, &qd, &qs);
+        nm_kernels_kinf_expect(&k, xx, yy, xy, &cd, &cs);
+        nm_kernels_kinf_expect_quad(&k, xx, yy, xy, &qd, &qs);
         worst = fmax(worst, fabs(qd - cd) / fmax(1, fabs(cd)));
         worst = fmax(worst, fabs(qs - cs) / fmax(1, fabs(cs)));
     }
@@ -152,7 +152,7 @@ static double quad_err(int act, int order)
 START_TEST(test_quadrature_vs_closed)
 {
     for (int a = 0; a < NM_ACT_COUNT; a++) { /* every row with a closed form */
-        if (!nm_kinf_has_closed_form(a)) continue;
+        if (!nm_kernels_kinf_has_closed_form(a)) continue;
         double e4 = quad_err(a, 4), e8 = quad_err(a, 8), e16 = quad_err(a, 16),
                ed = quad_err(a, 0);
         printf("quad vs closed %-10s order 4: %.3g  8: %.3g  16: %.3g  default %d: %.3g\n",
@@ -171,7 +171,7 @@ static int quad_acts(int *acts)
 {
     int n = 0;
     for (int a = 0; a < NM_ACT_COUNT; a++)
-        if (!nm_kinf_has_closed_form(a) && nm_act_get(a)->kinf_quad) acts[n++] = a;
+        if (!nm_kernels_kinf_has_closed_form(a) && nm_act_get(a)->kinf_quad) acts[n++] = a;
     return n;
 }
 
@@ -188,8 +188,8 @@ START_TEST(test_quadrature_self)
             double xx, yy, xy, d0, s0, d1, s1;
             if (p < NPAIRS) pair_geom(p, &xx, &yy, &xy);
             else grid_geom(p - NPAIRS, &xx, &yy, &xy);
-            nm_kinf_expect(&kd, xx, yy, xy, &d0, &s0);
-            nm_kinf_expect(&k32, xx, yy, xy, &d1, &s1);
+            nm_kernels_kinf_expect(&kd, xx, yy, xy, &d0, &s0);
+            nm_kernels_kinf_expect(&k32, xx, yy, xy, &d1, &s1);
             worst = fmax(worst, fmax(fabs(d0 - d1) / fmax(1, fabs(d1)),
                                      fabs(s0 - s1) / fmax(1, fabs(s1))));
         }
@@ -203,7 +203,7 @@ END_TEST
 static void expect(int act, double xx, double yy, double xy, double *edd, double *ess)
 {
     nm_kinf k = {.act = act, .alpha = 0.1, .order = 0};
-    nm_kinf_expect(&k, xx, yy, xy, edd, ess);
+    nm_kernels_kinf_expect(&k, xx, yy, xy, edd, ess);
 }
 
 #define NEAR(a, b, tol, what)                                                               \
@@ -224,12 +224,12 @@ START_TEST(test_degenerate)
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             nm_kinf k = {.act = a, .alpha = 0.1, .order = 16};
             double qd, qs;
-            nm_kinf_expect(&k, cases[c][0], cases[c][1], cases[c][2], &edd, &ess);
-            nm_kinf_expect_quad(&k, cases[c][0], cases[c][1], cases[c][2], &qd, &qs);
+            nm_kernels_kinf_expect(&k, cases[c][0], cases[c][1], cases[c][2], &edd, &ess);
+            nm_kernels_kinf_expect_quad(&k, cases[c][0], cases[c][1], cases[c][2], &qd, &qs);
             ck_assert_msg(isfinite(edd) && isfinite(ess) && isfinite(qd) && isfinite(qs),
                           "%s case %zu not finite", nm_act_names[a], c);
             for (int part = 0; part < 3; part++)
-                ck_assert(isfinite(nm_kinf_entry(&k, part, 0.5, cases[c][0], cases[c][1],
+                ck_assert(isfinite(nm_kernels_kinf_entry(&k, part, 0.5, cases[c][0], cases[c][1],
                                                  cases[c][2])));
         }
     /* x = y: relu E[1 1] = 1/2, E[relu^2] = |x|^2/2; abs E[sign^2] = 1,
@@ -270,7 +270,7 @@ START_TEST(test_degenerate)
     double e2, s2;
     nm_kinf k200 = {.act = NM_ACT_TANH, .order = 40};
     expect(NM_ACT_TANH, 0, xx, 0, &edd, &ess);
-    nm_kinf_expect(&k200, 0, xx, 0, &e2, &s2);
+    nm_kernels_kinf_expect(&k200, 0, xx, 0, &e2, &s2);
     NEAR(ess, 0, 0, "tanh zero E[ss]"), NEAR(edd, e2, 1e-10, "tanh zero E[s's']");
     /* continuity at the duplicate: rho = 1 - 1e-12 is within 1e-5 of rho = 1
      * (the closed forms move like sqrt(1 - rho)) */
@@ -284,7 +284,7 @@ START_TEST(test_degenerate)
 }
 END_TEST
 
-/* The block filler equals nm_kinf_entry entry by entry (exactly for closed
+/* The block filler equals nm_kernels_kinf_entry entry by entry (exactly for closed
  * forms), with padded leading dimensions and in place; parts add up. */
 START_TEST(test_block)
 {
@@ -300,16 +300,16 @@ START_TEST(test_block)
     for (int t = 0; t < 3; t++) {
         nm_kinf k = {.act = acts[t], .alpha = 0.1, .order = 24};
         double B = 0.7;
-        nm_kinf_block(&k, 2, B, MR, NC, xr, yc, G, LDG, K, LDK);
-        nm_kinf_block(&k, 0, B, MR, NC, xr, yc, G, LDG, Kh, LDK);
-        nm_kinf_block(&k, 1, B, MR, NC, xr, yc, G, LDG, Ko, LDK);
+        nm_kernels_kinf_block(&k, 2, B, MR, NC, xr, yc, G, LDG, K, LDK);
+        nm_kernels_kinf_block(&k, 0, B, MR, NC, xr, yc, G, LDG, Kh, LDK);
+        nm_kernels_kinf_block(&k, 1, B, MR, NC, xr, yc, G, LDG, Ko, LDK);
         memcpy(Kin, G, sizeof G);
-        nm_kinf_block(&k, 2, B, MR, NC, xr, yc, Kin, LDG, Kin, LDG);
+        nm_kernels_kinf_block(&k, 2, B, MR, NC, xr, yc, Kin, LDG, Kin, LDG);
         for (int j = 0; j < NC; j++)
             for (int i = 0; i < MR; i++) {
-                double want = nm_kinf_entry(&k, 2, B, xr[i], yc[j], G[i + j * LDG]);
+                double want = nm_kernels_kinf_entry(&k, 2, B, xr[i], yc[j], G[i + j * LDG]);
                 /* tanh: Mehler's series for |rho| <= 0.6, see the next test */
-                double tol = nm_kinf_has_closed_form(acts[t]) ? 0 : 1e-10 * (1 + fabs(want));
+                double tol = nm_kernels_kinf_has_closed_form(acts[t]) ? 0 : 1e-10 * (1 + fabs(want));
                 ck_assert(fabs(K[i + j * LDK] - want) <= tol && Kin[i + j * LDG] == K[i + j * LDK]);
                 NEAR(Kh[i + j * LDK] + Ko[i + j * LDK], want, 1e-14 * (1 + fabs(want)),
                      "hidden + output");
@@ -321,7 +321,7 @@ START_TEST(test_block)
 END_TEST
 
 /* Long-double reference of the closed forms from the vectors (Kahan's angle):
- * relu, abs, erf; part as nm_kinf_entry. */
+ * relu, abs, erf; part as nm_kernels_kinf_entry. */
 static double ref_entry(int act, int part, double B, const double *x, const double *y, int d)
 {
     long double xx = 0, yy = 0, xy = 0, dm = 0, dp = 0;
@@ -348,7 +348,7 @@ static double ref_entry(int act, int part, double B, const double *x, const doub
 /* Issue 1: the diagonal of K_inf and near-duplicate pairs to 1e-14.  m = 300
  * points on S^19 plus 40 near-duplicates x_i + delta z (delta = 1e-3 .. 1e-9),
  * G by a GEMM and the norms by ddot as the distributed build does: with the
- * vectors (nm_kinf_block_x) every entry with |rho| > 0.9 is within 1e-14 of
+ * vectors (nm_kernels_kinf_block_x) every entry with |rho| > 0.9 is within 1e-14 of
  * the long-double reference; the old form (no vectors) is reported (it was
  * off by up to ~1e-8 on the diagonal). */
 START_TEST(test_kinf_diagonal)
@@ -376,9 +376,9 @@ START_TEST(test_kinf_diagonal)
             int nbad_old = 0;
             for (int old = 0; old < 2; old++) {
                 if (old)
-                    nm_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
+                    nm_kernels_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
                 else
-                    nm_kinf_block_x(&k, part, 0.8, M, M, xx, xx, G, M, K, M, X, X, DD);
+                    nm_kernels_kinf_block_x(&k, part, 0.8, M, M, xx, xx, G, M, K, M, X, X, DD);
                 for (int j = 0; j < M; j++)
                     for (int i = 0; i < M; i++) {
                         int near = i == j || (i >= M0 && j == i - M0) || (j >= M0 && i == j - M0);
@@ -405,7 +405,7 @@ START_TEST(test_kinf_diagonal)
 END_TEST
 
 /* The block's Mehler series (quadrature activations, |rho| <= 0.6) against
- * the 2-D quadrature of nm_kinf_entry: one row against 81 columns with rho
+ * the 2-D quadrature of nm_kernels_kinf_entry: one row against 81 columns with rho
  * from -1 to 1, for several norm pairs (|x|^2 up to 256). */
 START_TEST(test_block_series)
 {
@@ -421,9 +421,9 @@ START_TEST(test_block_series)
                 double xx = norms[q][0];
                 for (int j = 0; j < NCOL; j++)
                     yc[j] = norms[q][1], G[j] = (-1 + 2.0 * j / (NCOL - 1)) * sqrt(xx * yc[j]);
-                nm_kinf_block(&k, part, 0.9, 1, NCOL, &xx, yc, G, 1, K, 1);
+                nm_kernels_kinf_block(&k, part, 0.9, 1, NCOL, &xx, yc, G, 1, K, 1);
                 for (int j = 0; j < NCOL; j++) {
-                    double want = nm_kinf_entry(&k, part, 0.9, xx, yc[j], G[j]);
+                    double want = nm_kernels_kinf_entry(&k, part, 0.9, xx, yc[j], G[j]);
                     worst = fmax(worst, fabs(K[j] - want) / fmax(1, fabs(want)));
                 }
             }
@@ -456,7 +456,7 @@ START_TEST(test_kinf_psd)
     for (int a = 0; a < NM_ACT_COUNT; a++)
         for (int part = 0; part < 3; part++) {
             nm_kinf k = {.act = a, .alpha = 0.1, .order = 0};
-            nm_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
+            nm_kernels_kinf_block(&k, part, 0.8, M, M, xx, xx, G, M, K, M);
             double asym = 0;
             for (int j = 0; j < M; j++)
                 for (int i = 0; i < j; i++)
@@ -490,7 +490,7 @@ START_TEST(test_gauss_legendre)
         int n = ns[t];
         double *x = malloc(sizeof(double) * n), *w = malloc(sizeof(double) * n);
         nm_err e;
-        ck_assert_int_eq(nm_gauss_legendre(n, x, w, &e), NM_OK);
+        ck_assert_int_eq(nm_kernels_gauss_legendre(n, x, w, &e), NM_OK);
         for (int k = 0; 2 * k <= 2 * n - 1; k++) {
             double m = 0, odd = 0, want = 2.0 / (2 * k + 1);
             for (int i = 0; i < n; i++)
@@ -503,7 +503,7 @@ START_TEST(test_gauss_legendre)
     }
     nm_err e;
     double x1, w1;
-    ck_assert_int_eq(nm_gauss_legendre(0, &x1, &w1, &e), NM_EINVAL);
+    ck_assert_int_eq(nm_kernels_gauss_legendre(0, &x1, &w1, &e), NM_EINVAL);
 }
 END_TEST
 

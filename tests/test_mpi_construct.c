@@ -13,7 +13,7 @@
 static nm_params params(int method, int data, long m, long d, uint64_t seed)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("construct"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("construct"), NULL);
     p.method = method;
     p.data = data;
     p.m = m;
@@ -28,9 +28,9 @@ static void build_eval(const nm_params *p, MPI_Comm comm, nm_data *D, nm_constru
     nm_err e;
     nm_ws ws;
     ck_assert_int_eq(nm_construct_build(c, p, D, comm, &e), NM_OK);
-    ck_assert_int_eq(nm_ws_init(&ws, p->m, c->net.sh.nrows, &e), NM_OK);
-    ck_assert_int_eq(nm_eval_outputs(&c->net, D, &ws, h, &e), NM_OK);
-    nm_ws_free(&ws);
+    ck_assert_int_eq(nm_net_ws_init(&ws, p->m, c->net.sh.nrows, &e), NM_OK);
+    ck_assert_int_eq(nm_train_eval_outputs(&c->net, D, &ws, h, &e), NM_OK);
+    nm_net_ws_free(&ws);
 }
 
 static void check_exact(int method)

@@ -28,7 +28,7 @@ static void assert_all_failed(int rc, const nm_err *e, int code, const char *wan
 }
 
 /* A broadcast on an invalid communicator: NM_EMPI naming MPI_Bcast and the
- * function, with MPI's own words; nm_agree then gives every rank the same. */
+ * function, with MPI's own words; nm_comm_agree then gives every rank the same. */
 START_TEST(test_invalid_comm)
 {
     errors_return();
@@ -40,27 +40,27 @@ START_TEST(test_invalid_comm)
     int len;
     MPI_Error_string(MPI_ERR_COMM, s, &len);
     NMT_ASSERT_ALL(strstr(e.msg, "MPI_ERR_COMM") != NULL, "\"%s\" lacks MPI's \"%s\"", e.msg, s);
-    rc = nm_agree(MPI_COMM_WORLD, rc, &e);
+    rc = nm_comm_agree(MPI_COMM_WORLD, rc, &e);
     assert_all_failed(rc, &e, NM_EMPI, "MPI_Bcast in test_invalid_comm_fn: ");
 
     /* a library collective handed the invalid communicator */
     nm_err e2 = {0, ""};
-    rc = nm_bcast_bytes(&x, sizeof x, 0, MPI_COMM_NULL, &e2);
-    rc = nm_agree(MPI_COMM_WORLD, rc, &e2);
-    assert_all_failed(rc, &e2, NM_EMPI, "MPI_Bcast in nm_bcast_bytes: ");
+    rc = nm_comm_bcast_bytes(&x, sizeof x, 0, MPI_COMM_NULL, &e2);
+    rc = nm_comm_agree(MPI_COMM_WORLD, rc, &e2);
+    assert_all_failed(rc, &e2, NM_EMPI, "MPI_Bcast in nm_comm_bcast_bytes: ");
 }
 END_TEST
 
 /* The agreement on a broken communicator is not "all well": before the rule,
- * nm_agree read NM_OK from the reduction that failed and every rank went on. */
+ * nm_comm_agree read NM_OK from the reduction that failed and every rank went on. */
 START_TEST(test_agree_on_broken_comm)
 {
     errors_return();
     nm_err e = {0, ""};
-    assert_all_failed(nm_agree(MPI_COMM_NULL, NM_OK, &e), &e, NM_EMPI, "MPI_");
+    assert_all_failed(nm_comm_agree(MPI_COMM_NULL, NM_OK, &e), &e, NM_EMPI, "MPI_");
     /* a rank's own error is kept, not replaced by the agreement's */
     nm_fail(&e, NM_EINVAL, "own error");
-    assert_all_failed(nm_agree(MPI_COMM_NULL, NM_EINVAL, &e), &e, NM_EINVAL, "own error");
+    assert_all_failed(nm_comm_agree(MPI_COMM_NULL, NM_EINVAL, &e), &e, NM_EINVAL, "own error");
 }
 END_TEST
 
@@ -76,14 +76,14 @@ START_TEST(test_eig_each_call_fails)
     nm_err e = {0, ""};
     ck_assert_int_eq(nm_grid_init(&g, MPI_COMM_WORLD, 0, 0, &e), NM_OK);
     nm_dmat K;
-    ck_assert_int_eq(nm_dmat_init(&K, &g, g.ctxt, n, n, nb, nb, &e), NM_OK);
+    ck_assert_int_eq(nm_grid_dmat_init(&K, &g, g.ctxt, n, n, nb, nb, &e), NM_OK);
     double *w = calloc((size_t)n, sizeof(double));
     int seen_reduce = 0, seen_bcast = 0, steps = 0, done = 0;
     for (long k = 1; k < 200 && !done; k++) {
         /* K = diag(1..n) plus a symmetric coupling: eigenvalues in [0.5, n + 0.5] */
         for (int jl = 0; jl < K.nloc; jl++)
             for (int il = 0; il < K.mloc; il++) {
-                int i = nm_dmat_grow(&K, il), j = nm_dmat_gcol(&K, jl);
+                int i = nm_grid_dmat_grow(&K, il), j = nm_grid_dmat_gcol(&K, jl);
                 K.a[il + (size_t)jl * K.lld] = i == j ? 1.0 + i : abs(i - j) == 1 ? 0.25 : 0.0;
             }
         double lmin = 0, lmax = 0;
@@ -108,7 +108,7 @@ START_TEST(test_eig_each_call_fails)
                    seen_reduce, seen_bcast);
     if (nmt_rank == 0) printf("eig: %d MPI calls made to fail, each reported on every rank\n", steps);
     free(w);
-    nm_dmat_free(&K);
+    nm_grid_dmat_free(&K);
     nm_grid_free(&g);
 }
 END_TEST
@@ -129,7 +129,7 @@ START_TEST(test_metrics_blocks)
     for (long i = 0; i < D.m; i++) h[i] = 2.0 * D.y[i]; /* margin 2 on every example */
     nm_metrics mt;
     if (nmt_size > 1) {
-        ck_assert_int_eq(nm_metrics_blocks(h, &D, NM_LOSS_HINGE, 1.0, &mt, &e), NM_OK);
+        ck_assert_int_eq(nm_train_metrics_blocks(h, &D, NM_LOSS_HINGE, 1.0, &mt, &e), NM_OK);
         NMT_ASSERT_ALL(mt.frac_mem == 1.0 && mt.min_margin == 2.0, "frac %g min margin %g",
                        mt.frac_mem, mt.min_margin);
     }
@@ -137,10 +137,10 @@ START_TEST(test_metrics_blocks)
      * returning MPI_ERR_COMM: the hook makes the call fail instead) */
     D.comm = MPI_COMM_WORLD;
     nm_comm_fail_in(1);
-    int rc = nm_metrics_blocks(h, &D, NM_LOSS_HINGE, 1.0, &mt, &e);
+    int rc = nm_train_metrics_blocks(h, &D, NM_LOSS_HINGE, 1.0, &mt, &e);
     nm_comm_fail_in(0);
-    rc = nm_agree(MPI_COMM_WORLD, rc, &e);
-    assert_all_failed(rc, &e, NM_EMPI, "MPI_Allgather in nm_metrics_blocks: ");
+    rc = nm_comm_agree(MPI_COMM_WORLD, rc, &e);
+    assert_all_failed(rc, &e, NM_EMPI, "MPI_Allgather in nm_train_metrics_blocks: ");
     free(h);
     nm_data_free(&D);
 }

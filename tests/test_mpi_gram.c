@@ -140,8 +140,8 @@ static void check_case(long m, long d, long q, int act, int hidden, int output, 
                m, g.nprow, g.npcol, nb, act, hidden, output, err, werr,
                fabs(ykiy - ykiy0) / fabs(ykiy0), cond);
     free(ref), free(got), free(w), free(wref);
-    nm_dmat_free(&K);
-    nm_dmat_free(&C);
+    nm_grid_dmat_free(&K);
+    nm_grid_dmat_free(&C);
     nm_grid_free(&g);
     free_problem(&pb);
 }
@@ -184,8 +184,8 @@ START_TEST(test_gram_singular)
                    "lambda_max %.3g", lmin, lmax);
     NMT_ASSERT_ALL(!is_pd, "singular Gram reported positive definite (lambda_min %.3g)", lmin);
     NMT_ASSERT_ALL(pd || isnan(ykiy), "failed Cholesky must give NaN, got %g", ykiy);
-    nm_dmat_free(&K);
-    nm_dmat_free(&C);
+    nm_grid_dmat_free(&K);
+    nm_grid_dmat_free(&C);
     nm_grid_free(&g);
     free_problem(&pb);
 }
@@ -229,7 +229,7 @@ START_TEST(test_gram_inner)
     MPI_Bcast(&err, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     NMT_ASSERT_ALL(err <= 1e-12, "inner-product kernel: max err %.3g", err);
     free(got);
-    nm_dmat_free(&K);
+    nm_grid_dmat_free(&K);
     nm_grid_free(&g);
     nm_data_free(&D);
 }
@@ -274,7 +274,7 @@ START_TEST(test_gram_eig_small)
                     nelpa += nm_gram_eigsolver(NM_EIGSOLVER_ELPA, m, pr, pc, nbs[b], NULL, 0) ==
                              NM_EIGSOLVER_ELPA;
                     free(w1), free(w2);
-                    nm_dmat_free(&K);
+                    nm_grid_dmat_free(&K);
                     nm_grid_free(&g);
                     free_problem(&pb);
                 }

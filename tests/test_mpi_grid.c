@@ -15,12 +15,12 @@ static void check_layout(int m, int n, int mb, int nb, int nprow, int npcol)
     nm_err e;
     ck_assert_int_eq(nm_grid_init(&g, MPI_COMM_WORLD, nprow, npcol, &e), NM_OK);
     nm_dmat A;
-    ck_assert_int_eq(nm_dmat_init(&A, &g, g.ctxt, m, n, mb, nb, &e), NM_OK);
+    ck_assert_int_eq(nm_grid_dmat_init(&A, &g, g.ctxt, m, n, mb, nb, &e), NM_OK);
     for (int jl = 0; jl < A.nloc; jl++)
         for (int il = 0; il < A.mloc; il++)
-            A.a[il + (size_t)jl * A.lld] = f(nm_dmat_grow(&A, il), nm_dmat_gcol(&A, jl));
+            A.a[il + (size_t)jl * A.lld] = f(nm_grid_dmat_grow(&A, il), nm_grid_dmat_gcol(&A, jl));
     double *full = nmt_rank == 0 ? calloc((size_t)m * n, sizeof(double)) : NULL;
-    ck_assert_int_eq(nm_dmat_gather(&A, &g, full, &e), NM_OK);
+    ck_assert_int_eq(nm_grid_dmat_gather(&A, &g, full, &e), NM_OK);
     int bad = 0;
     if (nmt_rank == 0)
         for (int j = 0; j < n; j++)
@@ -28,7 +28,7 @@ static void check_layout(int m, int n, int mb, int nb, int nprow, int npcol)
     NMT_ASSERT_ALL(bad == 0, "%d wrong entries after gather (%dx%d nb %d grid %dx%d)", bad, m, n,
                    nb, g.nprow, g.npcol);
     free(full);
-    nm_dmat_free(&A);
+    nm_grid_dmat_free(&A);
     nm_grid_free(&g);
 }
 
@@ -53,25 +53,25 @@ START_TEST(test_shards_to_grid)
     nm_err e;
     ck_assert_int_eq(nm_grid_init(&g, MPI_COMM_WORLD, 0, 0, &e), NM_OK);
     nm_dmat S, C, S2;
-    int nb = (int)nm_block_size(q, nmt_size);
-    ck_assert_int_eq(nm_dmat_init(&S, &g, g.ctxt_all, (int)d, (int)q, (int)d, nb, &e), NM_OK);
+    int nb = (int)nm_shard_block_size(q, nmt_size);
+    ck_assert_int_eq(nm_grid_dmat_init(&S, &g, g.ctxt_all, (int)d, (int)q, (int)d, nb, &e), NM_OK);
     NMT_ASSERT_ALL(S.nloc == sh.nu, "shard layout has %d local columns, shard owns %ld", S.nloc,
                    sh.nu);
     for (long k = 0; k < sh.nu; k++)
         for (long j = 0; j < d; j++) S.a[k * d + j] = f((int)(sh.u0 + k), (int)j);
-    ck_assert_int_eq(nm_dmat_init(&C, &g, g.ctxt, (int)d, (int)q, 2, 3, &e), NM_OK);
-    ck_assert_int_eq(nm_dmat_init(&S2, &g, g.ctxt_all, (int)d, (int)q, (int)d, nb, &e), NM_OK);
-    nm_dmat_copy(&S, &C, &g);
+    ck_assert_int_eq(nm_grid_dmat_init(&C, &g, g.ctxt, (int)d, (int)q, 2, 3, &e), NM_OK);
+    ck_assert_int_eq(nm_grid_dmat_init(&S2, &g, g.ctxt_all, (int)d, (int)q, (int)d, nb, &e), NM_OK);
+    nm_grid_dmat_copy(&S, &C, &g);
     int bad = 0;
     for (int jl = 0; jl < C.nloc; jl++)
         for (int il = 0; il < C.mloc; il++)
-            bad += C.a[il + (size_t)jl * C.lld] != f(nm_dmat_gcol(&C, jl), nm_dmat_grow(&C, il));
-    nm_dmat_copy(&C, &S2, &g);
+            bad += C.a[il + (size_t)jl * C.lld] != f(nm_grid_dmat_gcol(&C, jl), nm_grid_dmat_grow(&C, il));
+    nm_grid_dmat_copy(&C, &S2, &g);
     for (long i = 0; i < sh.nu * d; i++) bad += S2.a[i] != S.a[i];
     NMT_ASSERT_ALL(bad == 0, "%d entries moved wrongly", bad);
-    nm_dmat_free(&S);
-    nm_dmat_free(&C);
-    nm_dmat_free(&S2);
+    nm_grid_dmat_free(&S);
+    nm_grid_dmat_free(&C);
+    nm_grid_dmat_free(&S2);
     nm_grid_free(&g);
 }
 END_TEST

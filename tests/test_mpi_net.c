@@ -16,7 +16,7 @@
 static nm_params tiny(int init, int act, int loss)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("sgd"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("sgd"), NULL);
     p.m = 9;
     p.d = 5;
     p.q = 7; /* odd: uneven shards at P = 2, 3, 4 */
@@ -45,7 +45,7 @@ static void setup(const nm_params *p, nm_data *D, nm_net *net, nm_ws *ws)
     nm_err e;
     ck_assert_int_eq(nm_data_generate(D, NM_DATA_GAUSSIAN, p->m, p->d, p->seed, &e), NM_OK);
     ck_assert_int_eq(nm_net_init(net, p, MPI_COMM_WORLD, &e), NM_OK);
-    ck_assert_int_eq(nm_ws_init(ws, p->m, net->sh.nrows, &e), NM_OK);
+    ck_assert_int_eq(nm_net_ws_init(ws, p->m, net->sh.nrows, &e), NM_OK);
 }
 
 /* Analytic gradient = (W - W') / eta after one nm_net_backward step with
@@ -101,7 +101,7 @@ static void check_gradient(int init, int act, int loss, int train_u)
                    nm_init_names[init], nm_act_names[act], nm_loss_names[loss],
                    train_u ? "/u" : "", worst);
     free(W0), free(u0), free(gW), free(gu);
-    nm_ws_free(&ws);
+    nm_net_ws_free(&ws);
     nm_net_free(&net);
     nm_data_free(&D);
 }
@@ -134,7 +134,7 @@ START_TEST(test_xavier_zero_exact)
         NMT_ASSERT_ALL(mx == 0.0, "xavier_zero with %s: max |h| = %g, not exactly 0",
                        nm_act_names[a], mx);
         free(h);
-        nm_ws_free(&ws);
+        nm_net_ws_free(&ws);
         nm_net_free(&net);
         nm_data_free(&D);
     }
@@ -194,12 +194,12 @@ START_TEST(test_compaction)
         nm_batcher bt;
         nm_err e;
         ck_assert_int_eq(nm_data_generate(&D, NM_DATA_SPHERE, p.m, p.d, p.seed, &e), NM_OK);
-        ck_assert_int_eq(nm_batcher_init(&bt, &p, &e), NM_OK);
+        ck_assert_int_eq(nm_train_batcher_init(&bt, &p, &e), NM_OK);
         long nr = 0, zeros = 0, rows = 0;
         double *V[2];
         for (int k = 0; k < 2; k++) {
             ck_assert_int_eq(nm_net_init(&net[k], &p, MPI_COMM_WORLD, &e), NM_OK);
-            ck_assert_int_eq(nm_ws_init(&ws[k], p.batch, net[k].sh.nrows, &e), NM_OK);
+            ck_assert_int_eq(nm_net_ws_init(&ws[k], p.batch, net[k].sh.nrows, &e), NM_OK);
             ws[k].no_compact = k;
             nr = net[k].sh.nrows;
             V[k] = calloc((size_t)(nr * p.d) + 1, sizeof(double));
@@ -208,10 +208,10 @@ START_TEST(test_compaction)
                *h = calloc((size_t)p.batch, 8);
         long *idx = calloc((size_t)p.batch, sizeof(long));
         for (long t = 0; t < 100; t++) {
-            long n = nm_batcher_step(&bt, t, idx);
+            long n = nm_train_batcher_step(&bt, t, idx);
             for (int k = 0; k < 2; k++) {
-                int rc = c < 2 ? nm_sgd_step(&net[k], &D, idx, n, &p, &ws[k], Xb, yb, h, &e)
-                               : nm_ntk_step(&net[k], V[k], &D, idx, n, &p, &ws[k], Xb, yb, h, &e);
+                int rc = c < 2 ? nm_train_sgd_step(&net[k], &D, idx, n, &p, &ws[k], Xb, yb, h, &e)
+                               : nm_train_ntk_step(&net[k], V[k], &D, idx, n, &p, &ws[k], Xb, yb, h, &e);
                 ck_assert_int_eq(rc, NM_OK);
             }
             for (long i = 0; i < n; i++) zeros += c < 2 ? yb[i] * h[i] >= p.kappa : h[i] == 0.0;
@@ -229,11 +229,11 @@ START_TEST(test_compaction)
                        "%ld batch rows had l' = 0", c, dmax, wmax, zeros, rows);
         for (int k = 0; k < 2; k++) {
             free(V[k]);
-            nm_ws_free(&ws[k]);
+            nm_net_ws_free(&ws[k]);
             nm_net_free(&net[k]);
         }
         free(Xb), free(yb), free(h), free(idx);
-        nm_batcher_free(&bt);
+        nm_train_batcher_free(&bt);
         nm_data_free(&D);
     }
 }

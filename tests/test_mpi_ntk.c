@@ -16,7 +16,7 @@
 static nm_params tiny(int act, int loss)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("ntk_train"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("ntk_train"), NULL);
     p.m = 9;
     p.d = 5;
     p.q = 7; /* odd: uneven shards at P = 2, 3, 4 */
@@ -43,7 +43,7 @@ static void setup(fixture *f, int act, int loss)
     ck_assert_int_eq(nm_data_generate(&f->D, NM_DATA_GAUSSIAN, f->p.m, f->p.d, f->p.seed, &e),
                      NM_OK);
     ck_assert_int_eq(nm_net_init(&f->net, &f->p, MPI_COMM_WORLD, &e), NM_OK);
-    ck_assert_int_eq(nm_ws_init(&f->ws, f->p.m, f->net.sh.nrows, &e), NM_OK);
+    ck_assert_int_eq(nm_net_ws_init(&f->ws, f->p.m, f->net.sh.nrows, &e), NM_OK);
     f->nv = (size_t)f->net.sh.nrows * (size_t)f->p.d;
     f->V = calloc(f->nv + 1, sizeof(double));
     /* a V that depends on the global row only, so the same for every P */
@@ -56,7 +56,7 @@ static void setup(fixture *f, int act, int loss)
 static void teardown(fixture *f)
 {
     free(f->V);
-    nm_ws_free(&f->ws);
+    nm_net_ws_free(&f->ws);
     nm_net_free(&f->net);
     nm_data_free(&f->D);
 }

@@ -37,7 +37,7 @@ static void serial_reference(const nm_params *p, double *Wref)
 static void check_orthogonal(long d, long q)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("onestep"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("onestep"), NULL);
     p.d = d;
     p.q = q;
     p.seed = 4242;
@@ -94,7 +94,7 @@ END_TEST
 START_TEST(test_signs_random)
 {
     nm_params p;
-    nm_params_defaults(&p, nm_exp_lookup("onestep"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("onestep"), NULL);
     p.d = p.q = 64;
     long q = p.q;
     double *u[2];

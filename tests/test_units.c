@@ -62,15 +62,15 @@ START_TEST(test_settings_table)
     nm_params p;
     nm_err e;
     for (int x = 0; x < nm_exp_count(); x++) ck_assert_int_eq(nm_params_defaults(&p, x, NULL), NM_OK); /* every default parses */
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("q"), "0", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("q"), "0", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "key 'q'") && strstr(e.msg, ">= 1"), "%s", e.msg);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("activation"), "sigmoid", &e), NM_EINVAL);
     ck_assert_msg(strstr(e.msg, "relu, abs"), "allowed values listed: %s", e.msg);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("max_mem_per_rank"), "1.5GiB", &e), NM_OK);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("max_mem_per_rank"), "1.5GiB", &e), NM_OK);
     ck_assert(p.max_mem_per_rank == 1.5 * 1073741824.0);
-    ck_assert_int_eq(nm_setting_set(&p, nm_setting_find("m"), "12.5", &e), NM_EINVAL);
+    ck_assert_int_eq(nm_params_setting_set(&p, nm_params_setting_find("m"), "12.5", &e), NM_EINVAL);
     /* relative sizes */
-    nm_params_defaults(&p, nm_exp_lookup("sgd"), NULL);
+    nm_params_defaults(&p, nm_params_exp_lookup("sgd"), NULL);
     p.d = 32;
     p.m_per_d = 8;
     p.q_per_m_over_d = 0.5;
@@ -92,8 +92,8 @@ START_TEST(test_block_split)
             long next = 0;
             for (int r = 0; r < P; r++) {
                 long s, c;
-                nm_block_range(n, P, r, &s, &c);
-                ck_assert(c >= 0 && c <= nm_block_size(n, P));
+                nm_shard_block_range(n, P, r, &s, &c);
+                ck_assert(c >= 0 && c <= nm_shard_block_size(n, P));
                 if (c) ck_assert_int_eq(s, next);
                 next += c;
             }
@@ -119,7 +119,7 @@ START_TEST(test_npy_roundtrip)
     for (int i = 0; i < 15; i++) a[i] = i * 0.1 - 0.7;
     long sh[2] = {5, 3}, got[2];
     int nd;
-    ck_assert_int_eq(nm_mkdir_parents(path, &e), NM_OK); /* nm_npy_write makes no directory */
+    ck_assert_int_eq(nm_file_mkdir_parents(path, &e), NM_OK); /* nm_npy_write makes no directory */
     ck_assert_int_eq(nm_npy_write(path, a, 2, sh, &e), NM_OK);
     ck_assert_int_eq(nmt_npy_read(path, &b, &nd, got, &e), NM_OK);
     ck_assert(nd == 2 && got[0] == 5 && got[1] == 3 && memcmp(a, b, sizeof a) == 0);

@@ -39,7 +39,7 @@ void *nm_calloc(size_t n, size_t size, const char *what, nm_err *e)
     return p;
 }
 
-const char *nm_bytes_str(double b, char *buf, size_t n)
+const char *nm_err_bytes_str(double b, char *buf, size_t n)
 {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     int u = 0;

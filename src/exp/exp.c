@@ -45,7 +45,7 @@ const nm_experiment nm_experiments[] = {
 };
 #define NEXP ((int)(sizeof nm_experiments / sizeof nm_experiments[0]))
 
-const nm_experiment *nm_experiment_get(int id)
+const nm_experiment *nm_exp_get(int id)
 {
     return id >= 0 && id < NEXP ? &nm_experiments[id] : NULL;
 }

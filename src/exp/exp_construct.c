@@ -53,7 +53,7 @@ static int save_weights(const nm_params *p, const nm_construct *c, MPI_Comm comm
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
     long g0, ng, groups = (p->m + p->d - 1) / p->d;
-    nm_block_range(groups, P, rank, &g0, &ng);
+    nm_shard_block_range(groups, P, rank, &g0, &ng);
     double m = (double)p->m, D1 = (double)(p->d + 1), nr = 4.0 * (double)ng;
     double chunk = fmin(m, NM_EVAL_CHUNK);
     return 8.0 * (m * D1 + 4 * m                 /* X', y, outputs, group maps */
@@ -73,18 +73,18 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     memset(&ws, 0, sizeof ws);
     double *h = NULL;
     int rc = nm_construct_data(p, &D, e);
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc == NM_OK) rc = nm_save_data(p, &D, comm, e); /* X' = [X, 1], as the network sees it */
     if (rc == NM_OK) rc = nm_construct_build(&c, p, &D, comm, e);
     if (rc == NM_OK) rc = save_weights(p, &c, comm, e);
     if (rc == NM_OK) {
         long cap = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
-        rc = nm_ws_init(&ws, cap, c.net.sh.nrows, e);
+        rc = nm_net_ws_init(&ws, cap, c.net.sh.nrows, e);
         if (rc == NM_OK && !(h = nm_calloc((size_t)p->m, sizeof(double), "outputs", e)))
             rc = NM_ENOMEM;
-        rc = nm_agree(comm, rc, e);
+        rc = nm_comm_agree(comm, rc, e);
     }
-    if (rc == NM_OK) rc = nm_eval_outputs(&c.net, &D, &ws, h, e);
+    if (rc == NM_OK) rc = nm_train_eval_outputs(&c.net, &D, &ws, h, e);
     if (rc == NM_OK) {
         double tol = p->method == NM_METHOD_BAUM ? 0.5 : BUBECK_TOL, maxerr = 0, ok = 0;
         long m1 = 0;
@@ -112,7 +112,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
         rc = nm_sink_row(sink, 0, c.ndegenerate > 0 ? "degenerate" : "ok", chk, 1, row, e);
     }
     free(h);
-    nm_ws_free(&ws);
+    nm_net_ws_free(&ws);
     nm_construct_free(&c);
     nm_data_free(&D);
     return rc;

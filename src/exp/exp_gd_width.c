@@ -49,8 +49,8 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_train_rank(&q, P, rank, &pe, &pn, &eb, &nbk);
     q.tgrid_e = pe, q.tgrid_n = pn;
     long u0, nu, i0, ml;
-    nm_block_range(p->q, pn, nbk, &u0, &nu);
-    nm_block_range(p->m, pe, eb, &i0, &ml);
+    nm_shard_block_range(p->q, pn, nbk, &u0, &nu);
+    nm_shard_block_range(p->m, pe, eb, &i0, &ml);
     long nr = p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu;
     /* the block's work space is ml x nr (nm_train_mem_bytes counts m x nr
      * with eval_chunk = m; the block sizes it with its own rows) */
@@ -94,7 +94,7 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
         X = Dall.X;
     for (long k = 0; rc == NM_OK && k < nr; k++) /* grad_w h = s u sigma' x, grad_u h = s sigma */
         ch[k] = net->s * net->s * net->u[k] * net->u[k], co[k] = net->s * net->s;
-    if ((rc = nm_agree(comm, rc, e)) == NM_OK)
+    if ((rc = nm_comm_agree(comm, rc, e)) == NM_OK)
         rc = nm_gram_open(&gs, comm, p->m, p->grid_p, p->grid_q, p->nb, 1, e);
     nm_gram_in in = {p->m, p->d, X, nr, net->W, p->kernel != NM_KERNEL_OUTPUT ? ch : NULL,
                      p->kernel != NM_KERNEL_HIDDEN ? co : NULL, net->act, net->alpha};
@@ -124,10 +124,10 @@ typedef struct {
 static void state_free(state *s)
 {
     free(s->h), free(s->g), free(s->G);
-    nm_ws_free(&s->ws);
+    nm_net_ws_free(&s->ws);
     nm_net_free(&s->net);
     nm_data_free(&s->D);
-    nm_tgrid_free(&s->tg);
+    nm_shard_tgrid_free(&s->tg);
 }
 
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
@@ -138,20 +138,20 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     q.batch = p->m; /* the grid's estimate: full batch */
     int rc = nm_train_grid(&q, P, &pe, &pn, e);
     if (rc != NM_OK) return rc;
-    nm_tgrid_init(&s->tg, comm, pe, pn, p->m);
+    nm_shard_tgrid_init(&s->tg, comm, pe, pn, p->m);
     rc = nm_data_generate_block(&s->D, p->data, p->m, p->d, p->seed, s->tg.ecomm, pe, s->tg.e,
                                 s->tg.n == 0, e);
     if (rc == NM_OK) rc = nm_net_init(&s->net, p, s->tg.ncomm, e);
-    if (rc == NM_OK) nm_tgrid_attach(&s->tg, &s->net.sh);
+    if (rc == NM_OK) nm_shard_tgrid_attach(&s->tg, &s->net.sh);
     long ml = s->D.m, nr = s->net.sh.nrows;
-    if (rc == NM_OK) rc = nm_ws_init(&s->ws, ml, nr, e);
+    if (rc == NM_OK) rc = nm_net_ws_init(&s->ws, ml, nr, e);
     if (rc == NM_OK && !((s->h = nm_calloc((size_t)ml, sizeof(double), "outputs", e)) &&
                          (s->g = nm_calloc((size_t)ml, sizeof(double), "loss gradient", e))))
         rc = NM_ENOMEM;
     if (rc == NM_OK && pe > 1 &&
         !(s->G = nm_calloc((size_t)nr * (size_t)(p->d + 1), sizeof(double), "gradient", e)))
         rc = NM_ENOMEM;
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* The nm_train_loop evaluation, made after every step: full batch, the
@@ -165,7 +165,7 @@ static int eval_loss(void *ctx, long t, int *done, nm_err *e)
     int rc = nm_net_forward(&s->net, s->D.m, s->D.X, s->h, &s->ws, e);
     if (rc != NM_OK) return rc;
     nm_metrics mt; /* its loss: the sum over the blocks in block order, / m */
-    if ((rc = nm_metrics_blocks(s->h, &s->D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
+    if ((rc = nm_train_metrics_blocks(s->h, &s->D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     double L = mt.loss;
     if (s->reached < 0 && L <= p->loss_target) s->reached = t;
     int diverged = !isfinite(L);
@@ -185,7 +185,7 @@ static int gd_step(void *ctx, long t, nm_err *e)
     const nm_params *p = s->p;
     for (long i = 0; i < s->D.m; i++)
         s->g[i] = nm_loss_deriv(p->loss, p->kappa, s->h[i], s->D.y[i]) / (double)p->m;
-    return nm_net_backward_blocks(&s->net, &s->D, s->g, p->eta, p->train_u, &s->ws, s->G, e);
+    return nm_train_backward_blocks(&s->net, &s->D, s->g, p->eta, p->train_u, &s->ws, s->G, e);
 }
 
 static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)

@@ -88,10 +88,10 @@ static long local_rows(const nm_params *p, int P, int rank)
 {
     long s0, n;
     if (p->source == NM_SOURCE_CONSTRUCT) {
-        nm_block_range((p->m + p->d - 1) / p->d, P, rank, &s0, &n);
+        nm_shard_block_range((p->m + p->d - 1) / p->d, P, rank, &s0, &n);
         return 4 * n;
     }
-    nm_block_range(p->q, P, rank, &s0, &n);
+    nm_shard_block_range(p->q, P, rank, &s0, &n);
     return p->init == NM_INIT_XAVIER_ZERO ? 2 * n : n;
 }
 
@@ -106,7 +106,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     if (near_grid(p, P, &pe, &pn, &err) != NM_OK) pe = 1, pn = P; /* refused at run time */
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &nprow, &npcol, &nb);
     long i0, ml;
-    nm_block_range(p->m, pe, rank / pn, &i0, &ml);
+    nm_shard_block_range(p->m, pe, rank / pn, &i0, &ml);
     double m = (double)p->m, D1 = (double)(p->d + 1), nr = (double)local_rows(p, pn, rank % pn);
     double chunk = fmin(m, NM_EVAL_CHUNK), b = (double)p->batch;
     if (p->source == NM_SOURCE_SGD) b = fmax(b, m); /* full-batch GD for theta* */
@@ -117,7 +117,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
                   + 2 * cap * nr + 2 * cap        /* forward work space */
                   + 3 * chunk * nr + 2 * D1 * D1 + 64 * D1) /* J xi panels, QR of a group */
            + 8.0 * m                              /* epoch permutation */
-           + (pe > 1 ? 8.0 * (double)ml * (D1 + 1) + nm_batch_rows_bytes(p->batch, p->d + 1, pe)
+           + (pe > 1 ? 8.0 * (double)ml * (D1 + 1) + nm_data_batch_rows_bytes(p->batch, p->d + 1, pe)
                      : 0.0)
            + nm_gram_mat_bytes(p->m, nprow, npcol, nb) +
            nm_gram_work_bytes(p->m, p->d + 1, (long)nr, P, nprow, npcol, nb);
@@ -138,7 +138,7 @@ typedef struct {
 
 static void state_free(state *s)
 {
-    nm_trainer_free(&s->tr);
+    nm_train_free(&s->tr);
     nm_gram_close(&s->gs);
     free(s->Ws), free(s->us);
     free(s->jxi), free(s->Z1), free(s->Z2), free(s->Z3), free(s->xiW), free(s->xiu);
@@ -182,16 +182,16 @@ static int theta_sgd(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     nm_ws ws;
     nm_batcher bt;
     memset(&bt, 0, sizeof bt);
-    rc = nm_ws_init(&ws, pp.batch, s->tr.net.sh.nrows, e);
-    if (rc == NM_OK) rc = nm_batcher_init(&bt, &pp, e);
-    rc = nm_agree(comm, rc, e);
+    rc = nm_net_ws_init(&ws, pp.batch, s->tr.net.sh.nrows, e);
+    if (rc == NM_OK) rc = nm_train_batcher_init(&bt, &pp, e);
+    rc = nm_comm_agree(comm, rc, e);
     for (long t = 0; rc == NM_OK && t < bt.total_steps; t++) {
-        long n = nm_batcher_step(&bt, t, s->tr.idx);
-        rc = nm_sgd_step(&s->tr.net, &s->tr.D, s->tr.idx, n, &pp, &ws, s->tr.Xb, s->tr.yb,
+        long n = nm_train_batcher_step(&bt, t, s->tr.idx);
+        rc = nm_train_sgd_step(&s->tr.net, &s->tr.D, s->tr.idx, n, &pp, &ws, s->tr.Xb, s->tr.yb,
                          s->tr.hb, e);
     }
-    nm_ws_free(&ws);
-    nm_batcher_free(&bt);
+    nm_net_ws_free(&ws);
+    nm_train_batcher_free(&bt);
     return rc;
 }
 
@@ -239,7 +239,7 @@ static int jacobian_xi(state *s, nm_err *e)
     }
     if (D->pe <= 1) return NM_OK;
     int *cnt = s->gcnt, *dsp = s->gcnt + D->pe;
-    nm_block_counts(D->mg, D->pe, 1, cnt, dsp);
+    nm_shard_block_counts(D->mg, D->pe, 1, cnt, dsp);
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->jxi, cnt, dsp, MPI_DOUBLE,
                             D->comm);
     return rc == MPI_SUCCESS ? NM_OK
@@ -320,7 +320,7 @@ static int keep_block(state *s, nm_err *e)
     nm_data *D = &s->tr.D, B;
     const nm_tgrid *g = &s->tr.g;
     long i0, n;
-    nm_block_range(D->m, g->pe, g->e, &i0, &n);
+    nm_shard_block_range(D->m, g->pe, g->e, &i0, &n);
     int rc = nm_data_alloc(&B, n, D->d, e);
     if (rc != NM_OK) return rc;
     memcpy(B.X, D->X + i0 * D->d, (size_t)(n * D->d) * sizeof(double));
@@ -344,20 +344,20 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     MPI_Comm_size(comm, &P);
     int rc = near_grid(p, P, &pe, &pn, e);
     if (rc != NM_OK) return rc;
-    nm_tgrid_init(&s->tr.g, comm, pe, pn, p->m);
+    nm_shard_tgrid_init(&s->tr.g, comm, pe, pn, p->m);
     MPI_Comm nc = s->tr.g.ncomm; /* theta* on the Pn ranks of this example block */
     rc = nm_construct_data(p, &s->tr.D, e);
-    if (rc == NM_OK) rc = nm_trainer_buffers(&s->tr, b, e);
-    rc = nm_agree(comm, rc, e);
+    if (rc == NM_OK) rc = nm_train_buffers(&s->tr, b, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
     rc = p->source == NM_SOURCE_CONSTRUCT ? theta_construct(s, p, nc, e)
                                           : theta_sgd(s, p, nc, e);
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
-    nm_tgrid_attach(&s->tr.g, &s->tr.net.sh);
+    nm_shard_tgrid_attach(&s->tr.g, &s->tr.net.sh);
     long nr = s->tr.net.sh.nrows, m = p->m;
     s->chunk = m < NM_EVAL_CHUNK ? m : NM_EVAL_CHUNK;
-    rc = nm_trainer_start(&s->tr, p, e);
+    rc = nm_train_start(&s->tr, p, e);
     if (rc == NM_OK &&
         !((s->jxi = nm_calloc((size_t)m, sizeof(double), "J xi", e)) &&
           (s->Ws = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "theta*", e)) &&
@@ -370,7 +370,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
           (s->xiW = nm_calloc((size_t)(nr * D1) + 1, sizeof(double), "xi", e)) &&
           (s->xiu = nm_calloc((size_t)nr + 1, sizeof(double), "xi", e))))
         rc = NM_ENOMEM;
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc != NM_OK) return rc;
     memcpy(s->Ws, s->tr.net.W, (size_t)(nr * D1) * sizeof(double));
     memcpy(s->us, s->tr.net.u, (size_t)nr * sizeof(double));
@@ -381,7 +381,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     if (rc == NM_OK) rc = factor_gram(s, e);
     if (rc != NM_OK) return rc;
     /* theta* itself: a memorizing minimum?  (all m outputs, on every rank) */
-    rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
+    rc = nm_train_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     s->star_err = 0;
     for (long i = 0; i < m; i++) {
         double t = fabs(s->tr.h[i] - s->tr.D.y[i]);
@@ -389,7 +389,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     }
     perturb(s, p);
     if (rc == NM_OK && pe > 1) rc = keep_block(s, e);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* One row after `step` steps, the nm_train_loop evaluation. */
@@ -399,10 +399,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     const nm_params *p = s->p;
     nm_metrics mt;
     double row[M_N], par2 = 0;
-    int rc = nm_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
+    int rc = nm_train_eval_outputs(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, e);
     if (rc == NM_OK) rc = xi_par2(s, &par2, e);
     if (rc != NM_OK) return rc;
-    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
+    if ((rc = nm_train_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     row[M_RISK] = mt.loss;
     row[M_XI] = sqrt(xi_norm2(s));
     row[M_XIPAR] = sqrt(par2);
@@ -421,7 +421,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
 static int train_step(void *ctx, long t, nm_err *e)
 {
     state *s = ctx;
-    return nm_trainer_sgd_step(&s->tr, s->p, t, e);
+    return nm_train_step(&s->tr, s->p, t, e);
 }
 
 static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
@@ -436,7 +436,7 @@ static int run(const nm_params *p0, MPI_Comm comm, nm_sink *sink, nm_err *e)
     s.p = p, s.sink = sink;
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     /* a row per epoch (per eval_every steps when epochs = 0) */
     long E = tr->bt.epochs ? tr->bt.steps_per_epoch : p->eval_every;
     if (tr->bt.epochs && p->eval_every > E) E *= p->eval_every / E;

@@ -46,7 +46,7 @@ static int check(const nm_params *p, nm_err *e)
                                                p->save_gram[0]))
         return nm_fail(e, NM_EINVAL, "ntk_method matrix_free forms neither K nor K_inf: set "
                        "kinf: false (and no spectrum_out / save_gram)");
-    if (p->kinf && nm_kinf_check(p->activation, e) != NM_OK) return NM_EINVAL;
+    if (p->kinf && nm_kernels_kinf_check(p->activation, e) != NM_OK) return NM_EINVAL;
     /* (ntk_method auto stays dense there: use_matrix_free) */
     if (p->ntk_method == NM_NTK_MATRIX_FREE && p->top_k >= p->m)
         return nm_fail(e, NM_EINVAL, "ntk_method matrix_free needs m > top_k (Lanczos finds at "
@@ -79,7 +79,7 @@ static double mem_limit(const nm_params *p, int P)
 static double base_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
+    nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m, d = (double)p->d;
     double b = 8.0 * (m * d + m) + 8.0 * (2.0 * (double)nu * (d + 1) + 2.0 * (double)nu);
     b += nm_save_weights_bytes(p, rank);
@@ -91,7 +91,7 @@ static double dense_bytes(const nm_params *p, int P, int rank)
     int pr, pc, nb;
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
+    nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m;
     int in_grid = rank < pr * pc;
     double mat = in_grid ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0;
@@ -116,7 +116,7 @@ static double mf_cache_budget(const nm_params *p, int P, int rank)
 static double mf_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
+    nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m;
     int ncv = (int)(p->lambda_min_mf && p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
     double nd = p->lambda_min_mf ? (p->lambda_min_deflate < 0 ? p->d + 1.0 : p->lambda_min_deflate)
@@ -201,7 +201,7 @@ static void kinf_block(void *ctx, int mr, int nc, const double *xxr, const doubl
                        const double *Xc, int d)
 {
     const kinf_ctx *c = ctx;
-    nm_kinf_block_x(&c->k, c->part, c->B, mr, nc, xxr, xxc, G, ldg, K, ldk, Xr, Xc, d);
+    nm_kernels_kinf_block_x(&c->k, c->part, c->B, mr, nc, xxr, xxc, G, ldg, K, ldk, Xr, Xc, d);
 }
 
 static double wtime(MPI_Comm c)
@@ -243,8 +243,8 @@ static int save_gram(const nm_params *p, const nm_dmat *K, const char *suffix, c
 static int write_spectrum(const nm_params *p, const double *w, nm_err *e)
 {
     char path[NM_PATH_MAX + 64];
-    int rc = nm_path_expand(p->spectrum_out, p->point, p->repeat, path, sizeof path, e);
-    if (rc == NM_OK) rc = nm_mkdir_parents(path, e);
+    int rc = nm_save_path_expand(p->spectrum_out, p->point, p->repeat, path, sizeof path, e);
+    if (rc == NM_OK) rc = nm_file_mkdir_parents(path, e);
     if (rc) return rc;
     FILE *f = fopen(path, "a");
     if (!f) return nm_fail(e, NM_EIO, "cannot open spectrum_out '%s'", path);
@@ -287,7 +287,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, int mf, nm_err *e)
      * 2qB^2-normalised Gram is over the q rows of W' with these weights */
     for (long k = 0; rc == NM_OK && k < nu; k++)
         s->ch[k] = 1.0 / (double)p->q, s->co[k] = 1.0 / ((double)p->q * p->B * p->B);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* The dense path: K_W is built once per destroying factorisation (Cholesky,
@@ -337,7 +337,7 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
     }
     if (rc == NM_OK && p->spectrum_out[0] && p->eigenvalues == NM_EIG_ALL) {
         if (g->rank == 0) rc = write_spectrum(p, s->w, e);
-        rc = nm_agree(comm, rc, e);
+        rc = nm_comm_agree(comm, rc, e);
     }
     return rc;
 }

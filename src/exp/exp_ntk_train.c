@@ -43,8 +43,8 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     int pe, pn, eb, nb;
     long u0, nu, i0, ml;
     nm_train_rank(p, P, rank, &pe, &pn, &eb, &nb);
-    nm_block_range(p->q, pn, nb, &u0, &nu);
-    nm_block_range(p->m, pe, eb, &i0, &ml);
+    nm_shard_block_range(p->q, pn, nb, &u0, &nu);
+    nm_shard_block_range(p->m, pe, eb, &i0, &ml);
     double b = nm_train_mem_bytes(p, P, rank, NM_EVAL_CHUNK);
     if (p->compare_sgd) b += 8.0 * (2.0 * (double)nu * (double)(p->d + 1) + (double)ml);
     b += nm_save_weights_bytes(p, rank);
@@ -63,7 +63,7 @@ typedef struct {
 
 static void state_free(state *s)
 {
-    nm_trainer_free(&s->tr);
+    nm_train_free(&s->tr);
     nm_net_free(&s->snet);
     free(s->V);
     free(s->hs);
@@ -73,28 +73,28 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
     nm_params p1 = *p;
     p1.B = 1.0; /* Algorithm 2 samples W ~ I(d, q, 1) */
-    int rc = nm_trainer_init(&s->tr, p, &p1, comm, e);
+    int rc = nm_train_init(&s->tr, p, &p1, comm, e);
     if (rc != NM_OK) return rc;
     if (p->compare_sgd) {
         /* same seed: the same W' (Philox by neuron), u = +-B */
         s->ps = *p;
         s->ps.eta = p->eta / (p->B * p->B);
         rc = nm_net_init(&s->snet, &s->ps, s->tr.g.ncomm, e);
-        if (rc == NM_OK) nm_tgrid_attach(&s->tr.g, &s->snet.sh);
+        if (rc == NM_OK) nm_shard_tgrid_attach(&s->tr.g, &s->snet.sh);
     }
     size_t wn = (size_t)s->tr.net.sh.nrows * (size_t)p->d;
     if (rc == NM_OK && !(s->V = nm_calloc(wn, sizeof(double), "V", e))) rc = NM_ENOMEM;
     if (rc == NM_OK && p->compare_sgd &&
         !(s->hs = nm_calloc((size_t)s->tr.D.m, sizeof(double), "outputs", e)))
         rc = NM_ENOMEM;
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
-/* One SGD step of Algorithm 2 on the n examples idx (nm_ntk_step). */
+/* One SGD step of Algorithm 2 on the n examples idx (nm_train_ntk_step). */
 static int ntk_step(state *s, const nm_params *p, long n, nm_err *e)
 {
     nm_trainer *tr = &s->tr;
-    return nm_ntk_step(&tr->net, s->V, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
+    return nm_train_ntk_step(&tr->net, s->V, &tr->D, tr->idx, n, p, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
 }
 
 static int eval_outputs(state *s, const nm_params *p, nm_err *e)
@@ -106,7 +106,7 @@ static int eval_outputs(state *s, const nm_params *p, nm_err *e)
         int rc = nm_net_ntk_forward(&tr->net, s->V, n, D->X + i0 * D->d, tr->h + i0, &tr->ws, e);
         if (rc) return rc;
     }
-    return p->compare_sgd ? nm_eval_outputs(&s->snet, D, &tr->ws, s->hs, e) : NM_OK;
+    return p->compare_sgd ? nm_train_eval_outputs(&s->snet, D, &tr->ws, s->hs, e) : NM_OK;
 }
 
 /* One evaluation row, the nm_train_loop evaluation; done when the stop rule
@@ -119,7 +119,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     double row[M_N];
     int rc = eval_outputs(s, p, e);
     if (rc) return rc;
-    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
+    if ((rc = nm_train_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     row[M_LOSS] = mt.loss;
     row[M_FRAC] = mt.frac_mem;
     row[M_MIN] = mt.min_margin;
@@ -128,7 +128,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     int finite = mt.finite && isfinite(mt.loss);
     if (p->compare_sgd) {
         double gap = 0;
-        if ((rc = nm_metrics_blocks(s->hs, &s->tr.D, p->loss, p->kappa, &ms, e)) != NM_OK)
+        if ((rc = nm_train_metrics_blocks(s->hs, &s->tr.D, p->loss, p->kappa, &ms, e)) != NM_OK)
             return rc;
         for (long i = 0; i < s->tr.D.m; i++) gap = fmax(gap, fabs(s->hs[i] - s->tr.h[i]));
         if (s->tr.D.pe > 1 &&
@@ -145,7 +145,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
         chk = mt.max_abs_h == 0.0 && (!p->compare_sgd || ms.max_abs_h == 0.0) ? "PASSED"
                                                                                 : "FAILED";
     int memorized = finite && mt.min_margin > p->stop_margin;
-    const char *why = nm_stop_rule_update(&s->stop, !finite, memorized, mt.frac_mem,
+    const char *why = nm_train_stop_rule_update(&s->stop, !finite, memorized, mt.frac_mem,
                                           step == s->tr.bt.total_steps);
     *done = why != NULL;
     s->sink->stop_reason = why;
@@ -158,10 +158,10 @@ static int train_step(void *ctx, long t, nm_err *e)
 {
     state *s = ctx;
     nm_trainer *tr = &s->tr;
-    long n = nm_batcher_step(&tr->bt, t, tr->idx);
+    long n = nm_train_batcher_step(&tr->bt, t, tr->idx);
     int rc = ntk_step(s, s->p, n, e);
     if (rc == NM_OK && s->p->compare_sgd)
-        rc = nm_sgd_step(&s->snet, &tr->D, tr->idx, n, &s->ps, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
+        rc = nm_train_sgd_step(&s->snet, &tr->D, tr->idx, n, &s->ps, &tr->ws, tr->Xb, tr->yb, tr->hb, e);
     return rc;
 }
 
@@ -170,7 +170,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     s.p = p, s.sink = sink;
-    nm_stop_rule_init(&s.stop, p->patience);
+    nm_train_stop_rule_init(&s.stop, p->patience);
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);

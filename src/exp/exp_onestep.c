@@ -45,7 +45,7 @@ static int check(const nm_params *p, nm_err *e)
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
-    nm_block_range(p->q, P, rank, &u0, &nu);
+    nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
     double m = (double)p->m, d = (double)p->d, cap = fmin(m, (double)NM_EVAL_CHUNK);
     double b = 8.0 * (cap * d + 3 * m + 2 * nr * d + 3 * nr + 2 * cap * nr + 2 * cap + (double)p->q);
@@ -67,7 +67,7 @@ typedef struct {
 static void state_free(state *s)
 {
     nm_net_free(&s->net);
-    nm_ws_free(&s->ws);
+    nm_net_ws_free(&s->ws);
     free(s->W1);
     free(s->Xc);
     free(s->y);
@@ -81,7 +81,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
     if (rc == NM_OK) {
         long nr = s->net.sh.nrows, cap = p->m < NM_EVAL_CHUNK ? p->m : NM_EVAL_CHUNK;
         size_t wn = (size_t)nr * (size_t)p->d, m = (size_t)p->m;
-        rc = nm_ws_init(&s->ws, cap, nr, e);
+        rc = nm_net_ws_init(&s->ws, cap, nr, e);
         if (rc == NM_OK &&
             !((s->W1 = nm_calloc(wn, sizeof(double), "updated W", e)) &&
               (s->Xc = nm_calloc((size_t)cap * (size_t)p->d, sizeof(double), "examples", e)) &&
@@ -91,7 +91,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
             rc = NM_ENOMEM;
         if (rc == NM_OK) memcpy(s->W1, s->net.W, wn * sizeof(double));
     }
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* One pass over the m examples in chunks of ws.cap: the chunk's rows (and
@@ -124,7 +124,7 @@ static int save_data(const nm_params *p, MPI_Comm comm, nm_err *e)
 {
     nm_data D;
     memset(&D, 0, sizeof D);
-    int rc = nm_agree(comm, nm_data_generate(&D, p->data, p->m, p->d, p->seed, e), e);
+    int rc = nm_comm_agree(comm, nm_data_generate(&D, p->data, p->m, p->d, p->seed, e), e);
     if (rc == NM_OK) rc = nm_save_data(p, &D, comm, e);
     nm_data_free(&D);
     return rc;
@@ -144,8 +144,8 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     if (rc == NM_OK) rc = nm_save_weights(p, &s.net, s.net.W, s.net.u, "", e);
     if (rc == NM_OK) {
         nm_metrics m0, m1;
-        nm_metrics_of(s.h0, s.y, p->m, NM_LOSS_HINGE, lnd, &m0);
-        nm_metrics_of(s.h, s.y, p->m, NM_LOSS_HINGE, lnd, &m1);
+        nm_train_metrics_of(s.h0, s.y, p->m, NM_LOSS_HINGE, lnd, &m0);
+        nm_train_metrics_of(s.h, s.y, p->m, NM_LOSS_HINGE, lnd, &m1);
         double dq = (double)p->d * (double)p->q, row[M_N];
         row[M_FRAC0] = m0.frac_mem;
         row[M_FRAC] = m1.frac_mem;

@@ -38,19 +38,19 @@ typedef struct {
     const nm_params *p;
     nm_sink *sink;
     nm_stop_rule stop;
-    long dead0; /* dead inputs at init (nm_eval_outputs_dead) */
+    long dead0; /* dead inputs at init (nm_train_eval_outputs_dead) */
 } state;
 
 static void state_free(state *s)
 {
-    nm_trainer_free(&s->tr);
+    nm_train_free(&s->tr);
     free(s->W0);
     free(s->u0);
 }
 
 static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
 {
-    int rc = nm_trainer_init(&s->tr, p, NULL, comm, e);
+    int rc = nm_train_init(&s->tr, p, NULL, comm, e);
     if (rc != NM_OK) return rc;
     long nr = s->tr.net.sh.nrows;
     size_t wn = (size_t)nr * (size_t)p->d;
@@ -61,7 +61,7 @@ static int setup(state *s, const nm_params *p, MPI_Comm comm, nm_err *e)
         memcpy(s->W0, s->tr.net.W, wn * sizeof(double));
         memcpy(s->u0, s->tr.net.u, (size_t)nr * sizeof(double));
     }
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 /* One evaluation row at `step`; the row is final when the stop rule says so
@@ -75,10 +75,10 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     nm_metrics mt;
     double row[M_N];
     long dead = 0;
-    int rc = nm_eval_outputs_dead(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, &dead, e);
+    int rc = nm_train_eval_outputs_dead(&s->tr.net, &s->tr.D, &s->tr.ws, s->tr.h, &dead, e);
     if (rc) return rc;
     if (step == 0) s->dead0 = dead;
-    if ((rc = nm_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
+    if ((rc = nm_train_metrics_blocks(s->tr.h, &s->tr.D, p->loss, p->kappa, &mt, e)) != NM_OK) return rc;
     double dist = sqrt(nm_net_dist2(&s->tr.net, s->W0));
     int diverged = !mt.finite || !isfinite(mt.loss) || !isfinite(dist);
     int memorized = !diverged && mt.min_margin > p->stop_margin;
@@ -95,7 +95,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
     /* self-check [D20b section 2.3]: the xavier_zero init computes h == 0 exactly */
     const char *chk = "-";
     if (step == 0 && p->init == NM_INIT_XAVIER_ZERO) chk = mt.max_abs_h == 0.0 ? "PASSED" : "FAILED";
-    const char *why = nm_stop_rule_update(&s->stop, diverged, memorized, mt.frac_mem,
+    const char *why = nm_train_stop_rule_update(&s->stop, diverged, memorized, mt.frac_mem,
                                           step == s->tr.bt.total_steps);
     /* the step of an early stop, whatever ended it (memorized, patience,
      * diverged: stop_reason says which); -1 when the budget ran out */
@@ -108,7 +108,7 @@ static int eval_row(void *ctx, long step, int *done, nm_err *e)
 static int train_step(void *ctx, long t, nm_err *e)
 {
     state *s = ctx;
-    return nm_trainer_sgd_step(&s->tr, s->p, t, e);
+    return nm_train_step(&s->tr, s->p, t, e);
 }
 
 static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
@@ -116,7 +116,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
     state s;
     memset(&s, 0, sizeof s);
     s.p = p, s.sink = sink;
-    nm_stop_rule_init(&s.stop, p->patience);
+    nm_train_stop_rule_init(&s.stop, p->patience);
     int rc = setup(&s, p, comm, e);
     nm_trainer *tr = &s.tr;
     if (rc == NM_OK) rc = nm_save_data(p, &tr->D, comm, e);

@@ -42,7 +42,7 @@ static void settings_list(int exp, char *buf, size_t n)
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < nm_nsettings && k < n; i++)
-        if (nm_setting_applies(&nm_settings[i], exp))
+        if (nm_params_setting_applies(&nm_settings[i], exp))
             k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? ", " : "", nm_settings[i].key);
 }
 
@@ -67,9 +67,9 @@ static int lev(const char *a, const char *b)
 static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
 {
     const char *key = scalar(kn);
-    const nm_setting *s = nm_setting_find(key);
+    const nm_setting *s = nm_params_setting_find(key);
     char list[2048];
-    if (s && nm_setting_applies(s, exp)) return s;
+    if (s && nm_params_setting_applies(s, exp)) return s;
     if (s) {
         at(c, kn, "key '%s' is not used by experiment '%s'", key, nm_exp_name(exp));
         return NULL;
@@ -78,7 +78,7 @@ static const nm_setting *find_setting(ctx *c, yaml_node_t *kn, int exp)
     int bd = 3;
     for (int i = 0; i < nm_nsettings; i++) {
         int d = lev(key, nm_settings[i].key);
-        if (d < bd && nm_setting_applies(&nm_settings[i], exp)) bd = d, best = nm_settings[i].key;
+        if (d < bd && nm_params_setting_applies(&nm_settings[i], exp)) bd = d, best = nm_settings[i].key;
     }
     settings_list(exp, list, sizeof list);
     if (best)
@@ -103,12 +103,12 @@ static int set_at(ctx *c, nm_params *p, const nm_setting *s, yaml_node_t *vn)
             return at(c, vn, "key '%s': a process grid is auto, PxQ or a list [P, Q] of two "
                              "numbers", s->key);
         snprintf(txt, sizeof txt, "%sx%s", scalar(a), scalar(b));
-        if (nm_setting_set(p, s, txt, &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
+        if (nm_params_setting_set(p, s, txt, &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
         return NM_OK;
     }
     if (vn->type != YAML_SCALAR_NODE)
         return at(c, vn, "key '%s' needs a single value here, not %s", s->key, kind_name(vn));
-    if (nm_setting_set(p, s, scalar(vn), &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
+    if (nm_params_setting_set(p, s, scalar(vn), &tmp) != NM_OK) return at(c, vn, "%s", tmp.msg);
     return NM_OK;
 }
 
@@ -134,7 +134,7 @@ static int num_at(ctx *c, yaml_node_t *n, const char *what, double *v)
     char *end;
     const char *why;
     if (n->type != YAML_SCALAR_NODE) return at(c, n, "'%s' must be a number", what);
-    if (nm_parse_decimal(scalar(n), v, &end, &why))
+    if (nm_params_parse_decimal(scalar(n), v, &end, &why))
         return at(c, n, "'%s': '%s' %s", what, scalar(n), why);
     if (*end) return at(c, n, "'%s': '%s' is not a number", what, scalar(n));
     if (!isfinite(*v))
@@ -235,7 +235,7 @@ static int parse_axis(ctx *c, nm_sweep_spec *sp, yaml_node_t *kn, yaml_node_t *v
         for (int i = 0; i < ax->n; i++) { /* each value now, with the range's position */
             nm_params tmp = sp->fixed;
             nm_err te;
-            if (nm_setting_set(&tmp, s, ax->vals[i], &te)) return at(c, vn, "%s", te.msg);
+            if (nm_params_setting_set(&tmp, s, ax->vals[i], &te)) return at(c, vn, "%s", te.msg);
         }
     } else {
         yaml_node_item_t *it = NULL, *end = NULL;
@@ -280,17 +280,17 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
         yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
         if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "experiment") == 0) {
             char list[256];
-            nm_exp_list(list, sizeof list);
-            if (v->type != YAML_SCALAR_NODE || nm_exp_lookup(scalar(v)) < 0)
+            nm_params_exp_list(list, sizeof list);
+            if (v->type != YAML_SCALAR_NODE || nm_params_exp_lookup(scalar(v)) < 0)
                 return at(c, v, "key 'experiment': '%s' is not an experiment (allowed: %s)",
                           v->type == YAML_SCALAR_NODE ? scalar(v) : "?", list);
-            sp->experiment = nm_exp_lookup(scalar(v));
+            sp->experiment = nm_params_exp_lookup(scalar(v));
             have_exp = 1;
         }
     }
     if (!have_exp) {
         char list[256];
-        nm_exp_list(list, sizeof list);
+        nm_params_exp_list(list, sizeof list);
         return at(c, root, "missing key 'experiment' (one of: %s)", list);
     }
     nm_err de;
@@ -313,7 +313,7 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             continue;
         }
         if (strcmp(ks, "output") != 0 && strcmp(ks, "seed") != 0 && strcmp(ks, "repeats") != 0)
-            return nm_setting_find(ks)
+            return nm_params_setting_find(ks)
                        ? at(c, k, "key '%s' is a setting: put it under 'fixed:' or 'sweep:'", ks)
                        : at(c, k, "unknown top-level key '%s' (allowed: %s)", ks, top_keys);
         if (v->type != YAML_SCALAR_NODE)
@@ -328,7 +328,7 @@ static int parse_doc(ctx *c, nm_sweep_spec *sp)
             double x, lo = is_seed ? 0 : 1, hi = is_seed ? 1e15 : (double)NM_MAX_RUNS;
             char *end;
             const char *why;
-            if (nm_parse_decimal(scalar(v), &x, &end, &why))
+            if (nm_params_parse_decimal(scalar(v), &x, &end, &why))
                 return at(c, v, "key '%s': '%s' %s", ks, scalar(v), why);
             if (*end || x != floor(x))
                 return at(c, v, "key '%s': '%s' is not an integer", ks, scalar(v));

@@ -40,7 +40,7 @@ void nm_csv_header(int exp, const char *const *metrics, char *buf, size_t n)
                                        "final", "stop_reason", "step",    "wall_s", NULL};
     for (int i = 0; lead[i]; i++) k = sep(buf, n, k, lead[i]);
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
+        if (nm_params_setting_is_identity(&nm_settings[i], exp)) k = sep(buf, n, k, nm_settings[i].key);
     for (int i = 0; meta[i]; i++) k = sep(buf, n, k, meta[i]);
     for (int i = 0; metrics[i]; i++) k = sep(buf, n, k, metrics[i]);
 }
@@ -51,8 +51,8 @@ size_t nm_csv_settings(const nm_params *p, char *buf, size_t n)
     size_t k = 0;
     if (n) buf[0] = 0;
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_setting_is_identity(&nm_settings[i], p->experiment)) {
-            nm_setting_format(p, &nm_settings[i], v, sizeof v);
+        if (nm_params_setting_is_identity(&nm_settings[i], p->experiment)) {
+            nm_params_setting_format(p, &nm_settings[i], v, sizeof v);
             k = sep(buf, n, k, v);
         }
     return k;

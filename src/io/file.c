@@ -36,7 +36,7 @@ int nm_file_resolve(const char *path, char *out, size_t n, nm_err *e)
     return NM_OK;
 }
 
-int nm_atomic_open(nm_atomic *a, const char *path0, nm_err *e)
+int nm_file_atomic_open(nm_atomic *a, const char *path0, nm_err *e)
 {
     memset(a, 0, sizeof *a);
     /* the rename goes to the file a symlink names: the link stays a link */
@@ -46,7 +46,7 @@ int nm_atomic_open(nm_atomic *a, const char *path0, nm_err *e)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return nm_fail(e, NM_EINVAL, "%s is a directory; give a file name", path);
     if (strlen(path) >= sizeof a->path) return nm_fail(e, NM_EINVAL, "path too long: %s", path);
-    if (nm_mkdir_parents(path, e)) return e->code;
+    if (nm_file_mkdir_parents(path, e)) return e->code;
     snprintf(a->path, sizeof a->path, "%s", path);
     const char *base = strrchr(path, '/');
     int dlen = base ? (int)(base - path + 1) : 0;
@@ -68,7 +68,7 @@ int nm_atomic_open(nm_atomic *a, const char *path0, nm_err *e)
     return NM_OK;
 }
 
-int nm_atomic_commit(nm_atomic *a, nm_err *e)
+int nm_file_atomic_commit(nm_atomic *a, nm_err *e)
 {
     int bad = ferror(a->f) || fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
     int err = errno;
@@ -81,7 +81,7 @@ int nm_atomic_commit(nm_atomic *a, nm_err *e)
                    strerror(err ? err : EIO));
 }
 
-void nm_atomic_abort(nm_atomic *a)
+void nm_file_atomic_abort(nm_atomic *a)
 {
     if (a->f) fclose(a->f);
     a->f = NULL;
@@ -111,7 +111,7 @@ static int still_named(int fd, const char *lp)
 int nm_file_lock(const char *path, int *fd, nm_err *e)
 {
     char lp[NM_PATH_MAX + 8];
-    if (lock_name(path, lp, sizeof lp, e) || nm_mkdir_parents(lp, e)) return e->code;
+    if (lock_name(path, lp, sizeof lp, e) || nm_file_mkdir_parents(lp, e)) return e->code;
     int locked = 0, err = EAGAIN;
     char pid[32] = "?";
     for (int tries = 0; tries < 100 && !locked; tries++) {
@@ -156,7 +156,7 @@ void nm_file_unlock(const char *path, int fd)
     close(fd);
 }
 
-int nm_mkdir_parents(const char *path, nm_err *e)
+int nm_file_mkdir_parents(const char *path, nm_err *e)
 {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", path);

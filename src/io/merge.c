@@ -350,12 +350,12 @@ static int check_one_sweep(state *s, nm_err *e)
 static int write_output(state *s, nm_merge_stats *st, nm_err *e)
 {
     nm_atomic a;
-    if (nm_atomic_open(&a, s->o->out, e)) return e->code;
+    if (nm_file_atomic_open(&a, s->o->out, e)) return e->code;
     int bad = fprintf(a.f, "%s\n", s->header) < 0;
     for (long i = 0; i < s->n && !bad; i++)
         if (s->r[i].keep) {
             if (line_of(s, &s->r[i], &s->la, &s->cap_a, e)) {
-                nm_atomic_abort(&a);
+                nm_file_atomic_abort(&a);
                 return e->code;
             }
             bad = fprintf(a.f, "%s\n", s->la) < 0;
@@ -363,10 +363,10 @@ static int write_output(state *s, nm_merge_stats *st, nm_err *e)
         }
     if (bad) {
         int err = errno;
-        nm_atomic_abort(&a);
+        nm_file_atomic_abort(&a);
         return nm_fail(e, NM_EIO, "cannot write %s: %s", s->o->out, strerror(err ? err : EIO));
     }
-    return nm_atomic_commit(&a, e);
+    return nm_file_atomic_commit(&a, e);
 }
 
 static int merge_locked(state *s, nm_merge_stats *st, nm_err *e)

@@ -22,7 +22,7 @@ int nm_npy_write(const char *path, const double *x, int ndim, const long *shape,
     /* through a unique temporary renamed over path: a full disk leaves no
      * truncated .npy that numpy would read as data */
     nm_atomic a;
-    int rc = nm_atomic_open(&a, path, e);
+    int rc = nm_file_atomic_open(&a, path, e);
     if (rc) return rc;
     FILE *f = a.f;
     unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
@@ -33,8 +33,8 @@ int nm_npy_write(const char *path, const double *x, int ndim, const long *shape,
     ok = ok && fputc('\n', f) != EOF;
     /* x86-64 and aarch64 are little-endian: the doubles go out as they are */
     ok = ok && fwrite(x, sizeof(double), n, f) == n;
-    if (ok) return nm_atomic_commit(&a, e);
+    if (ok) return nm_file_atomic_commit(&a, e);
     int err = errno;
-    nm_atomic_abort(&a);
+    nm_file_atomic_abort(&a);
     return nm_fail(e, NM_EIO, "cannot write %s: %s", path, strerror(err ? err : EIO));
 }

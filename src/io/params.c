@@ -182,31 +182,31 @@ const nm_setting nm_settings[] = {
 };
 const int nm_nsettings = (int)(sizeof nm_settings / sizeof nm_settings[0]);
 
-const nm_setting *nm_setting_find(const char *key)
+const nm_setting *nm_params_setting_find(const char *key)
 {
     for (int i = 0; i < nm_nsettings; i++)
         if (strcmp(nm_settings[i].key, key) == 0) return &nm_settings[i];
     return NULL;
 }
 
-int nm_setting_applies(const nm_setting *s, int exp)
+int nm_params_setting_applies(const nm_setting *s, int exp)
 {
     return s->group == ALL || (nm_exp_uses(exp) & s->group) != 0;
 }
 
-int nm_setting_is_identity(const nm_setting *s, int exp)
+int nm_params_setting_is_identity(const nm_setting *s, int exp)
 {
-    return s->identity && nm_setting_applies(s, exp);
+    return s->identity && nm_params_setting_applies(s, exp);
 }
 
-int nm_exp_lookup(const char *name)
+int nm_params_exp_lookup(const char *name)
 {
     for (int x = 0; x < nm_exp_count(); x++)
         if (strcmp(nm_exp_name(x), name) == 0) return x;
     return -1;
 }
 
-void nm_exp_list(char *buf, size_t n)
+void nm_params_exp_list(char *buf, size_t n)
 {
     size_t k = 0;
     buf[0] = 0;
@@ -214,14 +214,14 @@ void nm_exp_list(char *buf, size_t n)
         k += (size_t)snprintf(buf + k, n - k, "%s%s", x ? ", " : "", nm_exp_name(x));
 }
 
-int nm_enum_lookup(const char *const *names, const char *text)
+int nm_params_enum_lookup(const char *const *names, const char *text)
 {
     for (int i = 0; names[i]; i++)
         if (strcmp(names[i], text) == 0) return i;
     return -1;
 }
 
-void nm_enum_list(const char *const *names, char *buf, size_t n)
+void nm_params_enum_list(const char *const *names, char *buf, size_t n)
 {
     size_t k = 0;
     buf[0] = 0;
@@ -229,7 +229,7 @@ void nm_enum_list(const char *const *names, char *buf, size_t n)
         k += (size_t)snprintf(buf + k, n - k, "%s%s", i ? ", " : "", names[i]);
 }
 
-int nm_parse_decimal(const char *text, double *v, char **end, const char **why)
+int nm_params_parse_decimal(const char *text, double *v, char **end, const char **why)
 {
     const char *t = text;
     *end = (char *)text;
@@ -260,7 +260,7 @@ static int parse_number(const char *text, int bytes, double *out, const char **w
     char *end;
     double v;
     const char *size = "is not a size (e.g. 512MiB, 4GiB, or auto)";
-    if (nm_parse_decimal(text, &v, &end, why)) {
+    if (nm_params_parse_decimal(text, &v, &end, why)) {
         if (bytes && strcmp(*why, "is not a number") == 0) *why = size;
         return -1;
     }
@@ -313,16 +313,16 @@ static int parse_grid(const char *text, int g[2])
     return 0;
 }
 
-int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e)
+int nm_params_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *e)
 {
     char *field = (char *)p + s->offset;
     char allowed[512];
     switch (s->type) {
     case NM_T_ENUM:
     case NM_T_BOOL: {
-        int v = nm_enum_lookup(s->names, text);
+        int v = nm_params_enum_lookup(s->names, text);
         if (v < 0) {
-            nm_enum_list(s->names, allowed, sizeof allowed);
+            nm_params_enum_list(s->names, allowed, sizeof allowed);
             return nm_fail(e, NM_EINVAL, "key '%s': '%s' is not allowed (allowed: %s)", s->key,
                            text, allowed);
         }
@@ -387,7 +387,7 @@ int nm_setting_set(nm_params *p, const nm_setting *s, const char *text, nm_err *
     return nm_fail(e, NM_EINVAL, "key '%s': unknown type", s->key);
 }
 
-void nm_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n)
+void nm_params_setting_format(const nm_params *p, const nm_setting *s, char *buf, size_t n)
 {
     const char *field = (const char *)p + s->offset;
     switch (s->type) {
@@ -418,13 +418,13 @@ static const char *own_default(const nm_setting *s, int exp)
     return NULL;
 }
 
-const char *nm_setting_default(const nm_setting *s, int exp)
+const char *nm_params_setting_default(const nm_setting *s, int exp)
 {
     const char *v = own_default(s, exp);
     return v ? v : s->def;
 }
 
-void nm_setting_default_help(const nm_setting *s, char *buf, size_t n)
+void nm_params_setting_default_help(const nm_setting *s, char *buf, size_t n)
 {
     size_t k = (size_t)snprintf(buf, n, "%s", s->def[0] ? s->def : "\"\"");
     for (int x = 0; x < nm_exp_count() && k < n; x++) {
@@ -439,7 +439,7 @@ int nm_params_defaults(nm_params *p, int experiment, nm_err *e)
     p->experiment = experiment;
     nm_err le;
     for (int i = 0; i < nm_nsettings; i++)
-        if (nm_setting_set(p, &nm_settings[i], nm_setting_default(&nm_settings[i], experiment),
+        if (nm_params_setting_set(p, &nm_settings[i], nm_params_setting_default(&nm_settings[i], experiment),
                            &le) != NM_OK)
             /* a programming error, which the unit tests catch for every experiment */
             return nm_fail(e, NM_EINVAL, "internal error: default of %s: %s", nm_settings[i].key,
@@ -456,7 +456,7 @@ long nm_params_rows(const nm_params *p)
  * setting it sets, as a given value would be (x is NaN or inf on overflow). */
 static int derived(const char *key, const char *formula, double x, long *out, nm_err *e)
 {
-    const nm_setting *s = nm_setting_find(key);
+    const nm_setting *s = nm_params_setting_find(key);
     x = round(x);
     if (!(x <= s->max))
         return nm_fail(e, NM_EINVAL, "%s = %g is out of range (must be in [1, %g])", formula, x,

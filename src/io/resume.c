@@ -462,7 +462,7 @@ static int write_blocks(const char *path, const char *header, FILE *in, const of
                         nm_err *e)
 {
     nm_atomic a;
-    if (nm_atomic_open(&a, path, e)) return e->code;
+    if (nm_file_atomic_open(&a, path, e)) return e->code;
     static char buf[1 << 16];
     int bad = fprintf(a.f, "%s\n", header) < 0;
     for (long k = 0; k < nforeign && !bad; k++)
@@ -471,10 +471,10 @@ static int write_blocks(const char *path, const char *header, FILE *in, const of
         if (keep[i]) bad = copy_range(in, a.f, off[i], end[i], buf, sizeof buf);
     if (bad) {
         int err = errno;
-        nm_atomic_abort(&a);
+        nm_file_atomic_abort(&a);
         return nm_fail(e, NM_EIO, "cannot rewrite %s: %s", path, strerror(err ? err : EIO));
     }
-    return nm_atomic_commit(&a, e);
+    return nm_file_atomic_commit(&a, e);
 }
 
 /* The common cases need no rewrite: a finished sweep (every row kept) or
@@ -528,7 +528,7 @@ static void scan_free(scan *s)
     free(s->seeds), free(s->have_seed);
 }
 
-int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char *done,
+int nm_resume_file(const char *path, const char *header, nm_resume_rules *r, char *done,
                   nm_err *e)
 {
     r->kept_runs = r->kept_rows = r->rerun_runs = r->bad_runs = r->dropped_rows = 0;
@@ -568,7 +568,7 @@ int nm_csv_resume(const char *path, const char *header, nm_resume_rules *r, char
 }
 
 /* One block of rows of one run (or of lines not of the sweep: run -1) in
- * the file, for nm_csv_sort. */
+ * the file, for nm_resume_sort. */
 typedef struct {
     long run;
     off_t off, end;
@@ -581,7 +581,7 @@ static int by_run(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e)
+int nm_resume_sort(const char *path, const nm_sweep *sw, nm_err *e)
 {
     keymap m = {0};
     reader rd = {0};
@@ -625,16 +625,16 @@ int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e)
         /* every block in order, through the same writer as --resume */
         nm_atomic a;
         static char buf[1 << 16];
-        rc = nm_atomic_open(&a, path, e);
+        rc = nm_file_atomic_open(&a, path, e);
         int bad = rc != NM_OK || fprintf(a.f, "%s\n", header) < 0;
         for (long k = 0; k < nb && !bad; k++)
             bad = copy_range(rd.f, a.f, b[k].off, b[k].end, buf, sizeof buf);
         if (rc == NM_OK && bad) {
             int err = errno;
-            nm_atomic_abort(&a);
+            nm_file_atomic_abort(&a);
             rc = nm_fail(e, NM_EIO, "cannot rewrite %s: %s", path, strerror(err ? err : EIO));
         } else if (rc == NM_OK) {
-            rc = nm_atomic_commit(&a, e);
+            rc = nm_file_atomic_commit(&a, e);
         }
     }
     if (rd.f) fclose(rd.f);
@@ -643,7 +643,7 @@ int nm_csv_sort(const char *path, const nm_sweep *sw, nm_err *e)
     return rc;
 }
 
-int nm_csv_open(const char *path, const char *header, int resume, int force,
+int nm_resume_open(const char *path, const char *header, int resume, int force,
                 nm_resume_rules *rules, char *done, FILE **out, nm_err *e)
 {
     *out = NULL;
@@ -652,9 +652,9 @@ int nm_csv_open(const char *path, const char *header, int resume, int force,
         return nm_fail(e, NM_EINVAL,
                        "%s already exists: pass --resume to continue it or --force to overwrite it",
                        path);
-    if (nm_mkdir_parents(path, e)) return e->code;
+    if (nm_file_mkdir_parents(path, e)) return e->code;
     if (exists && resume) {
-        int rc = nm_csv_resume(path, header, rules, done, e);
+        int rc = nm_resume_file(path, header, rules, done, e);
         if (rc) return rc;
         *out = fopen(path, "a");
     } else {

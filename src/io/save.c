@@ -10,7 +10,7 @@
 #include "nm_file.h"
 #include "nm_save.h"
 
-int nm_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e)
+int nm_save_path_expand(const char *tmpl, long point, long repeat, char *out, size_t n, nm_err *e)
 {
     size_t k = 0;
     for (const char *p = tmpl; *p; p++) {
@@ -33,14 +33,14 @@ int nm_save_path(const char *tmpl, long point, long repeat, const char *suffix, 
                  size_t n, nm_err *e)
 {
     char buf[1024];
-    int rc = nm_path_expand(tmpl, point, repeat, buf, sizeof buf, e);
+    int rc = nm_save_path_expand(tmpl, point, repeat, buf, sizeof buf, e);
     if (rc) return rc;
     size_t L = strlen(buf);
     int has_ext = L >= 4 && strcmp(buf + L - 4, ".npy") == 0;
     if (has_ext) buf[L - 4] = 0;
     if ((size_t)snprintf(out, n, "%s%s.npy", buf, suffix) >= n)
         return nm_fail(e, NM_EINVAL, "path from '%s' is too long", tmpl);
-    return nm_mkdir_parents(out, e);
+    return nm_file_mkdir_parents(out, e);
 }
 
 int nm_save_fits(const nm_params *p, const char *key, const char *tmpl, const char *what,
@@ -50,8 +50,8 @@ int nm_save_fits(const nm_params *p, const char *key, const char *tmpl, const ch
     char a[32], b[32];
     if (!tmpl[0] || bytes <= p->save_max_bytes) return NM_OK;
     return nm_fail(e, NM_EINVAL, "%s would write %s of %ld x %ld = %s, above save_max_bytes = %s",
-                   key, what, rows, cols, nm_bytes_str(bytes, a, sizeof a),
-                   nm_bytes_str(p->save_max_bytes, b, sizeof b));
+                   key, what, rows, cols, nm_err_bytes_str(bytes, a, sizeof a),
+                   nm_err_bytes_str(p->save_max_bytes, b, sizeof b));
 }
 
 int nm_save_check(const nm_params *p, nm_err *e)
@@ -89,7 +89,7 @@ int nm_save_write(const nm_params *p, const char *tmpl, const nm_save_arr *arr, 
     if (!tmpl[0]) return NM_OK;
     MPI_Comm_rank(comm, &rank);
     if (rank == 0) rc = write_arrays(p, tmpl, arr, n, e);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 int nm_save_gathered(const nm_params *p, const char *tmpl, nm_save_arr *arr, int n,
@@ -103,11 +103,11 @@ int nm_save_gathered(const nm_params *p, const char *tmpl, nm_save_arr *arr, int
         size_t len = (size_t)arr[k].rows * (size_t)(arr[k].cols ? arr[k].cols : 1);
         if (!(arr[k].a = nm_calloc(len + 1, sizeof(double), "saved array", e))) rc = NM_ENOMEM;
     }
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc == NM_OK) rc = gather(ctx, arr, e);
     if (rc == NM_OK && rank == 0) rc = write_arrays(p, tmpl, arr, n, e);
     for (int k = 0; k < n; k++) free(arr[k].a), arr[k].a = NULL;
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 typedef struct {
@@ -157,5 +157,5 @@ int nm_save_weights(const nm_params *p, const nm_net *net, const double *W, cons
     int rc = NM_OK;
     if (net->sh.replica == 0)
         rc = nm_save_gathered(p, p->save_weights, arr, 2, gather_weights, &c, net->sh.comm, e);
-    return net->sh.all != net->sh.comm ? nm_agree(net->sh.all, rc, e) : rc;
+    return net->sh.all != net->sh.comm ? nm_comm_agree(net->sh.all, rc, e) : rc;
 }

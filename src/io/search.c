@@ -13,7 +13,7 @@ static int col(char **f, int nf, const char *name)
     return -1;
 }
 
-int nm_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
+int nm_search_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
 {
     if (R->n == R->cap) {
         long cap = R->cap ? 2 * R->cap : 256;
@@ -26,7 +26,7 @@ int nm_results_add(nm_results *R, const nm_run_result *x, nm_err *e)
     return NM_OK;
 }
 
-int nm_results_load(const char *path, nm_results *R, nm_err *e)
+int nm_search_results_load(const char *path, nm_results *R, nm_err *e)
 {
     FILE *f = fopen(path, "r");
     if (!f) return NM_OK;
@@ -46,7 +46,7 @@ int nm_results_load(const char *path, nm_results *R, nm_err *e)
             nm_run_result x = {strtoull(G[ck], NULL, 16), strtod(G[cfr], NULL),
                                strtod(G[cdead], NULL), atol(G[cm]),
                                strcmp(G[cwhy], "budget") == 0, strcmp(G[cst], "ok") == 0};
-            rc = nm_results_add(R, &x, e);
+            rc = nm_search_results_add(R, &x, e);
         }
         free(l);
     }
@@ -61,7 +61,7 @@ static int by_key(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-const nm_run_result *nm_results_find(nm_results *R, uint64_t key)
+const nm_run_result *nm_search_results_find(nm_results *R, uint64_t key)
 {
     if (!R->sorted) {
         if (R->n) qsort(R->r, (size_t)R->n, sizeof *R->r, by_key);
@@ -71,13 +71,13 @@ const nm_run_result *nm_results_find(nm_results *R, uint64_t key)
     return R->n ? bsearch(&k, R->r, (size_t)R->n, sizeof *R->r, by_key) : NULL;
 }
 
-void nm_results_free(nm_results *R)
+void nm_search_results_free(nm_results *R)
 {
     free(R->r);
     memset(R, 0, sizeof *R);
 }
 
-int nm_run_success(const nm_run_result *x, double thr, int which)
+int nm_search_run_success(const nm_run_result *x, double thr, int which)
 {
     if (!x->ok) return 0;
     if (which == NM_QS_ONE) return x->frac >= 1.0;

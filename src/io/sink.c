@@ -23,6 +23,6 @@ int nm_sink_row(nm_sink *s, long step, const char *status, const char *check, in
                    row, sizeof row);
         rc = nm_csv_append(s->csv, s->path, row, e);
     }
-    if ((rc = nm_agree(s->comm, rc, e)) == NM_EIO) s->write_failed = 1;
+    if ((rc = nm_comm_agree(s->comm, rc, e)) == NM_EIO) s->write_failed = 1;
     return rc;
 }

@@ -20,11 +20,11 @@ static uint64_t identity_hash(const nm_params *p, uint64_t h, int relative)
     char buf[NM_PATH_MAX + 32];
     for (int i = 0; i < nm_nsettings; i++) {
         const nm_setting *s = &nm_settings[i];
-        if (!nm_setting_is_identity(s, p->experiment) || (!relative && is_relative_size(s)))
+        if (!nm_params_setting_is_identity(s, p->experiment) || (!relative && is_relative_size(s)))
             continue;
-        nm_setting_format(p, s, buf, sizeof buf);
-        h = nm_hash_bytes(s->key, strlen(s->key), h);
-        h = nm_hash_bytes(buf, strlen(buf) + 1, h);
+        nm_params_setting_format(p, s, buf, sizeof buf);
+        h = nm_rng_hash_bytes(s->key, strlen(s->key), h);
+        h = nm_rng_hash_bytes(buf, strlen(buf) + 1, h);
     }
     return h;
 }
@@ -34,19 +34,19 @@ static uint64_t identity_hash(const nm_params *p, uint64_t h, int relative)
  * changes, and not when only an output path or a memory limit does. */
 static uint64_t run_key(const nm_params *p, unsigned long long seed)
 {
-    return identity_hash(p, nm_hash64(seed ^ ((uint64_t)p->experiment << 56)), 1);
+    return identity_hash(p, nm_rng_hash64(seed ^ ((uint64_t)p->experiment << 56)), 1);
 }
 
 /* The hash of what a point runs: its identity settings, except the
  * relative sizes, which only say how m and q were chosen. */
 static uint64_t resolved_key(const nm_params *p)
 {
-    return identity_hash(p, nm_hash64((uint64_t)p->experiment + 1), 0);
+    return identity_hash(p, nm_rng_hash64((uint64_t)p->experiment + 1), 0);
 }
 
 static void label_value(const nm_params *p, const nm_setting *s, char *v, size_t n)
 {
-    nm_setting_format(p, s, v, n);
+    nm_params_setting_format(p, s, v, n);
     if (s->type == NM_T_REAL) {
         double x = strtod(v, NULL);
         snprintf(v, n, "%.6g", x);
@@ -95,7 +95,7 @@ static int make_point(const nm_sweep_spec *spec, long idx, nm_params *p, nm_err 
     for (int a = spec->naxes - 1; a >= 0; a--) {
         const nm_axis *ax = &spec->axes[a];
         nm_err tmp;
-        if (nm_setting_set(p, ax->s, ax->vals[rem % ax->n], &tmp) != NM_OK)
+        if (nm_params_setting_set(p, ax->s, ax->vals[rem % ax->n], &tmp) != NM_OK)
             return nm_fail(e, NM_EINVAL, "%s:%d:%d: %s", spec->file, ax->line, ax->col, tmp.msg);
         rem /= ax->n;
     }
@@ -187,8 +187,8 @@ static int by_path(const void *a, const void *b)
 static int check_run_paths(const nm_sweep_spec *spec, const nm_sweep *sw, nm_err *e)
 {
     for (int k = 0; per_run_paths[k]; k++) {
-        const nm_setting *s = nm_setting_find(per_run_paths[k]);
-        if (!s || !nm_setting_applies(s, spec->experiment) || sw->npoints < 1) continue;
+        const nm_setting *s = nm_params_setting_find(per_run_paths[k]);
+        if (!s || !nm_params_setting_applies(s, spec->experiment) || sw->npoints < 1) continue;
         point_path *pp = nm_calloc((size_t)sw->npoints, sizeof *pp, "path check", e);
         if (!pp) return NM_ENOMEM;
         long n = 0;
@@ -268,7 +268,7 @@ int nm_sweep_point(const nm_sweep *sw, long pt, nm_params *p, nm_err *e)
 uint64_t nm_sweep_run_key(const nm_sweep *sw, long i)
 {
     uint64_t r = (uint64_t)(i % sw->repeats);
-    return nm_hash64(sw->key[i / sw->repeats] ^ nm_hash64(r + 1));
+    return nm_rng_hash64(sw->key[i / sw->repeats] ^ nm_rng_hash64(r + 1));
 }
 
 int nm_sweep_run(const nm_sweep *sw, long i, nm_params *run, nm_err *e)
@@ -293,7 +293,7 @@ void nm_sweep_derive(const nm_params *point, long repeat, nm_params *run)
      * repeat's key and seed exactly as nm_sweep_run_key / nm_sweep_run */
     uint64_t pk = run_key(point, point->base_seed);
     *run = *point;
-    run->key = nm_hash64(pk ^ nm_hash64((uint64_t)repeat + 1));
+    run->key = nm_rng_hash64(pk ^ nm_rng_hash64((uint64_t)repeat + 1));
     run->repeat = repeat;
     run->seed = nm_rng_u64(run->base_seed, NM_STREAM_SEED, 0, (uint64_t)repeat);
 }

@@ -50,10 +50,10 @@ int nm_construct_gather(const nm_construct *c, double *W, double *u, nm_err *e)
     int P = sh->size, rc = NM_OK;
     int *cnt = calloc((size_t)P, sizeof(int)), *dsp = calloc((size_t)P, sizeof(int));
     if (!cnt || !dsp) rc = nm_fail(e, NM_ENOMEM, "out of memory in gather");
-    rc = nm_agree(sh->comm, rc, e);
+    rc = nm_comm_agree(sh->comm, rc, e);
     for (int pass = 0; rc == NM_OK && pass < 2; pass++) {
         long cols = pass == 0 ? c->net.d : 1; /* rows of a rank are contiguous in global order */
-        nm_block_counts(c->groups, P, c->per_group * cols, cnt, dsp);
+        nm_shard_block_counts(c->groups, P, c->per_group * cols, cnt, dsp);
         rc = NM_MPI(MPI_Gatherv(pass == 0 ? c->net.W : c->net.u, cnt[sh->rank], MPI_DOUBLE,
                                 pass == 0 ? W : u, cnt, dsp, MPI_DOUBLE, 0, sh->comm), e);
     }
@@ -181,10 +181,10 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
     char *touched = calloc((size_t)ngroups + 1, 1);
     int rc = cnt && dsp && tm && srt && touched ? NM_OK
                                                       : nm_fail(e, NM_ENOMEM, "regroup: out of memory");
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc == NM_OK) {
-        nm_block_counts(ngroups, P, 1, cnt, dsp);
-        rc = nm_agree(comm, NM_MPI(MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp,
+        nm_shard_block_counts(ngroups, P, 1, cnt, dsp);
+        rc = nm_comm_agree(comm, NM_MPI(MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp,
                                                   MPI_DOUBLE, comm), e), e);
     }
     if (rc == NM_OK) {
@@ -309,7 +309,7 @@ static int geometry(const nm_construct *c, groups *G, build_ws *w, const nm_para
             G->tau[lg] = INFINITY, G->delta[lg] = 0;
         }
         if (rc == NM_OK) scan(G, D, w->pos, 0, w->sel, ns, w->NP, w->VP, w->T, w->S, w->chunk);
-        rc = nm_agree(comm, rc, e);
+        rc = nm_comm_agree(comm, rc, e);
         if (rc != NM_OK || !bub || round == REGROUP_ROUNDS) break;
         int swaps = 0;
         rc = regroup(G, c->groups, w->idx, w->pos, round, p->seed, comm, &swaps, w->dirty, e);
@@ -401,10 +401,10 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
     G.D1 = D->d;
     G.d = D->d - 1;
     /* agreed before sharding: every rank must count the same groups */
-    int rc = nm_agree(comm, members(&G, &w, D, bub, e), e);
+    int rc = nm_comm_agree(comm, members(&G, &w, D, bub, e), e);
     if (rc == NM_OK) {
         shard(c, &G, bub, comm);
-        rc = nm_agree(comm, alloc_build(c, &G, &w, D->m, e), e);
+        rc = nm_comm_agree(comm, alloc_build(c, &G, &w, D->m, e), e);
     }
     if (rc == NM_OK) rc = geometry(c, &G, &w, p, D, bub, comm, e);
     double tmin = INFINITY, dmin = INFINITY;
@@ -415,7 +415,7 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
         write_units(c, &G, bub, &tmin, &dmin, &nd);
     }
     ws_free(&w, &G);
-    rc = nm_agree(comm, rc, e);
+    rc = nm_comm_agree(comm, rc, e);
     if (rc != NM_OK) {
         nm_net_free(&c->net);
         return rc;
@@ -424,5 +424,5 @@ int nm_construct_build(nm_construct *c, const nm_params *p, const nm_data *D, MP
         (rc = NM_MPI(MPI_Allreduce(&tmin, &c->min_tau, 1, MPI_DOUBLE, MPI_MIN, comm), e)) ||
         (rc = NM_MPI(MPI_Allreduce(&dmin, &c->min_delta, 1, MPI_DOUBLE, MPI_MIN, comm), e)))
         nm_net_free(&c->net);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }

@@ -69,7 +69,7 @@ int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed,
                            int pe, int e, int lead, nm_err *err)
 {
     long i0, n;
-    nm_block_range(mg, pe, e, &i0, &n);
+    nm_shard_block_range(mg, pe, e, &i0, &n);
     int rc = nm_data_alloc(D, n, d, err);
     if (rc != NM_OK) return rc;
     D->pe = pe;
@@ -80,12 +80,12 @@ int nm_data_generate_block(nm_data *D, int kind, long mg, long d, uint64_t seed,
     return NM_OK;
 }
 
-double nm_batch_rows_bytes(long n, long d, int pe)
+double nm_data_batch_rows_bytes(long n, long d, int pe)
 {
     return pe > 1 ? 8.0 * 2.0 * (double)n * (double)(d + 1) + 4.0 * 4.0 * pe : 0.0;
 }
 
-int nm_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb, nm_err *e)
+int nm_data_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double *yb, nm_err *e)
 {
     long d = D->d;
     if (D->pe <= 1) {
@@ -106,7 +106,7 @@ int nm_batch_rows(const nm_data *D, const long *idx, long n, double *Xb, double 
     /* owners pack their rows (x_i, y_i) in batch order; one Allgatherv; every
      * rank unpacks by owner and position */
     int P = D->pe;
-    long bs = nm_block_size(D->mg, P), w = d + 1, mine = 0;
+    long bs = nm_shard_block_size(D->mg, P), w = d + 1, mine = 0;
     int *cnt = calloc(4 * (size_t)P, sizeof(int)), *dsp = cnt + P, *pos = cnt + 2 * P;
     double *snd = malloc(((size_t)n * (size_t)w + 1) * sizeof(double));
     double *rcv = malloc(((size_t)n * (size_t)w + 1) * sizeof(double));
@@ -187,8 +187,8 @@ int nm_data_rows_shared(int kind, long i0, long n, long d, uint64_t seed, MPI_Co
     if (!cnt) return nm_fail(e, NM_ENOMEM, "out of memory sharing example rows");
     dsp = cnt + P;
     long s0, c;
-    nm_block_counts(n, P, 1, cnt, dsp);
-    nm_block_range(n, P, r, &s0, &c);
+    nm_shard_block_counts(n, P, 1, cnt, dsp);
+    nm_shard_block_range(n, P, r, &s0, &c);
     nm_data_rows(kind, i0 + s0, c, d, seed, X + s0 * d, y + s0);
     /* labels first (counts in rows), then the rows (counts in doubles) */
     int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, y, cnt, dsp, MPI_DOUBLE, comm);

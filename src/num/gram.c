@@ -93,7 +93,7 @@ double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb)
 
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
 {
-    return nm_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
+    return nm_grid_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
 }
 
 int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
@@ -108,12 +108,12 @@ int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, 
     s->nmat = nmat < NM_GRAM_MAXMAT ? nmat : NM_GRAM_MAXMAT;
     for (int k = 0; rc == NM_OK && k < s->nmat; k++)
         rc = nm_gram_alloc(&s->K[k], &s->g, m, s->nb, e);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 void nm_gram_close(nm_gram_set *s)
 {
-    for (int k = 0; k < s->nmat; k++) nm_dmat_free(&s->K[k]);
+    for (int k = 0; k < s->nmat; k++) nm_grid_dmat_free(&s->K[k]);
     if (s->grid_ok) nm_grid_free(&s->g);
     s->grid_ok = 0;
 }
@@ -140,12 +140,12 @@ static int xx_blocks(nm_dmat *K, const nm_grid *g, long d, const double *X, int 
         int *growv = malloc(sizeof(int) * (size_t)mloc);
         if (!growv) rc = nm_fail(e, NM_ENOMEM, "out of memory (row index)");
         for (int il = 0; rc == NM_OK && il < mloc; il++) {
-            growv[il] = nm_dmat_grow(K, il);
+            growv[il] = nm_grid_dmat_grow(K, il);
             memcpy(Xr + (size_t)il * d, X + (size_t)growv[il] * d, (size_t)d * sizeof(double));
             xxr[il] = cblas_ddot((int)d, Xr + (size_t)il * d, 1, Xr + (size_t)il * d, 1);
         }
         for (int jl0 = 0; rc == NM_OK && jl0 < K->nloc; jl0 += nb) {
-            int nc = K->nloc - jl0 < nb ? K->nloc - jl0 : nb, c0 = nm_dmat_gcol(K, jl0);
+            int nc = K->nloc - jl0 < nb ? K->nloc - jl0 : nb, c0 = nm_grid_dmat_gcol(K, jl0);
             int il0 = 0;
             while (il0 < mloc && growv[il0] < c0) il0++;
             int mr = mloc - il0;
@@ -180,7 +180,7 @@ int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e)
 {
     int rc = xx_blocks(K, g, d, X, 0, f, ctx, e);
-    return nm_agree(g->comm, rc, e);
+    return nm_comm_agree(g->comm, rc, e);
 }
 
 /* Features of local rows [k0, k0 + nk) into A (m x kc, column-major, ld m):
@@ -290,7 +290,7 @@ static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deri
         if (!g->in_grid || mloc == 0 || nloc == 0) continue;
         int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
         for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
-            int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
+            int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_grid_dmat_gcol(K, jl0);
             int il0 = 0;
             while (il0 < nr && rows[il0] < c0g) il0++;
             if (il0 >= mloc) continue;
@@ -317,21 +317,21 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
     if (rc == NM_OK) rc = check_weights(in, in->co, "co", e);
     if (rc == NM_OK && !in->ch && !in->co)
         rc = nm_fail(e, NM_EINVAL, "Gram with neither hidden nor output part");
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     long nbmax = 0;
     rc = NM_MPI(MPI_Allreduce(&in->nrows, &nbmax, 1, MPI_LONG, MPI_MAX, g->comm), e);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     long kc = panel_width(in->m, nbmax, g->size, g->nprow, g->npcol, K->nb);
     panel_ws ws;
-    if ((rc = nm_agree(g->comm, panel_init(&ws, K, g, kc, e), e)) != NM_OK) {
+    if ((rc = nm_comm_agree(g->comm, panel_init(&ws, K, g, kc, e), e)) != NM_OK) {
         panel_free(&ws);
         return rc;
     }
     if (K->a) memset(K->a, 0, (size_t)K->lld * (size_t)K->nloc * sizeof(double));
     if (in->ch && (rc = add_part(K, g, in, 1, in->ch, nbmax, &ws, e)) == NM_OK)
         rc = xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e);
-    rc = nm_agree(g->comm, rc, e);
-    if (rc == NM_OK && in->co) rc = nm_agree(g->comm, add_part(K, g, in, 0, in->co, nbmax, &ws, e), e);
+    rc = nm_comm_agree(g->comm, rc, e);
+    if (rc == NM_OK && in->co) rc = nm_comm_agree(g->comm, add_part(K, g, in, 0, in->co, nbmax, &ws, e), e);
     panel_free(&ws);
     return rc;
 }
@@ -386,7 +386,7 @@ int nm_gram_symmetrize(nm_dmat *K, const nm_grid *g, nm_err *e)
     int rc = (scnt && sdsp && rcnt && rdsp && pos && snd && rcv)
                  ? NM_OK
                  : nm_fail(e, NM_ENOMEM, "out of memory (symmetrizing K)");
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
     int lld = K->lld, me = g->in_grid ? g->myrow * pc + g->mycol : -1;
     for (int b0 = 0; b0 < nblk; b0 += chunk) {
         int b1 = b0 + chunk < nblk ? b0 + chunk : nblk;
@@ -460,11 +460,11 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
                          "the header", ELPA_API_VERSION);
         elpa_ready = rc == NM_OK;
     }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if ((rc = nm_gram_symmetrize(K, g, e)) != NM_OK) return rc;
     MPI_Comm gc;
     rc = NM_MPI(MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc), e);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if (g->in_grid) {
         elpa_t h = elpa_allocate(&err);
         const char *what = "elpa_allocate";
@@ -491,9 +491,9 @@ static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
             rc = nm_fail(e, NM_ENUM, "ELPA failed at %s: %s", what, elpa_strerr(err));
         MPI_Comm_free(&gc);
     }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     rc = NM_MPI(MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm), e); /* rank 0 is in the grid */
-    return nm_agree(g->comm, rc, e);
+    return nm_comm_agree(g->comm, rc, e);
 }
 
 int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n)
@@ -516,7 +516,7 @@ int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, do
     solver = nm_gram_eigsolver(solver, K->m, g->nprow, g->npcol, K->nb, NULL, 0);
     if (solver == NM_EIGSOLVER_ELPA) {
         double *ev = all ? w : nm_calloc((size_t)K->m, sizeof(double), "eigenvalues", e);
-        int rc = nm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);
+        int rc = nm_comm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);
         if (rc == NM_OK) rc = eig_elpa(K, g, ev, e);
         if (rc == NM_OK) *lmin = ev[0], *lmax = ev[K->m - 1];
         if (!all) free(ev);
@@ -562,10 +562,10 @@ static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double 
             if (il >= 0) od[j] = K->a[il + (size_t)jl * K->lld];
         }
     }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
     if ((rc = NM_MPI(MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e)) == NM_OK)
         rc = NM_MPI(MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
     double ext[2] = {NAN, NAN};
     if (g->rank == 0) {
         if (all) {
@@ -589,10 +589,10 @@ static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double 
         }
         if (info != 0) rc = nm_fail(e, NM_ENUM, "tridiagonal eigenvalues failed (info = %d)", info);
     }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
     if ((rc = NM_MPI(MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm), e)) == NM_OK && all)
         rc = NM_MPI(MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm), e);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
     *lmin = ext[0], *lmax = ext[1];
 out:
     free(dg), free(od), free(dsum), free(osum);
@@ -605,7 +605,7 @@ int nm_gram_cholesky(nm_dmat *K, const nm_grid *g, int *info, nm_err *e)
     *info = 0;
     if (g->in_grid) pdpotrf_("L", &n, K->a, &I1, &I1, K->desc, info, 1);
     /* rank 0 is always in the grid */
-    int rc = nm_agree(g->comm, NM_MPI(MPI_Bcast(info, 1, MPI_INT, 0, g->comm), e), e);
+    int rc = nm_comm_agree(g->comm, NM_MPI(MPI_Bcast(info, 1, MPI_INT, 0, g->comm), e), e);
     if (rc != NM_OK) return rc;
     if (*info < 0) return nm_fail(e, NM_ENUM, "pdpotrf: illegal argument %d", -*info);
     return NM_OK;
@@ -615,18 +615,18 @@ int nm_gram_solve(const nm_dmat *L, const nm_grid *g, const double *y, double *v
 {
     nm_dmat Y;
     int n = L->m, info = 0;
-    int rc = nm_dmat_init(&Y, g, g->ctxt, n, 1, L->mb, L->nb, e);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    int rc = nm_grid_dmat_init(&Y, g, g->ctxt, n, 1, L->mb, L->nb, e);
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     double loc = 0, tot = 0;
     if (g->in_grid) {
-        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) Y.a[il] = y[nm_dmat_grow(&Y, il)];
+        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) Y.a[il] = y[nm_grid_dmat_grow(&Y, il)];
         pdpotrs_("L", &n, &I1, L->a, &I1, &I1, L->desc, Y.a, &I1, &I1, Y.desc, &info, 1);
-        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) loc += y[nm_dmat_grow(&Y, il)] * Y.a[il];
+        for (int il = 0; il < Y.mloc && Y.nloc > 0; il++) loc += y[nm_grid_dmat_grow(&Y, il)] * Y.a[il];
     }
     if ((rc = NM_MPI(MPI_Bcast(&info, 1, MPI_INT, 0, g->comm), e)) == NM_OK)
         rc = NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, g->comm), e);
-    nm_dmat_free(&Y);
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
+    nm_grid_dmat_free(&Y);
+    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
     if (info != 0) return nm_fail(e, NM_ENUM, "pdpotrs: illegal argument %d", -info);
     *val = tot;
     return NM_OK;
@@ -636,7 +636,7 @@ void nm_gram_shift(nm_dmat *K, const nm_grid *g, double lambda)
 {
     for (int jl = 0; g->in_grid && jl < K->nloc; jl++)
         for (int il = 0; il < K->mloc; il++)
-            if (nm_dmat_grow(K, il) == nm_dmat_gcol(K, jl))
+            if (nm_grid_dmat_grow(K, il) == nm_grid_dmat_gcol(K, jl))
                 K->a[il + (size_t)jl * K->lld] += lambda;
 }
 
@@ -660,10 +660,10 @@ static double lower_sum(const nm_dmat *K, const nm_grid *g, int diag_only, int s
 {
     double loc = 0, tot = 0;
     int *gr = g->in_grid && rows_owned(K) ? malloc(sizeof(int) * (size_t)K->mloc) : NULL;
-    for (int il = 0; gr && il < K->mloc; il++) gr[il] = nm_dmat_grow(K, il);
+    for (int il = 0; gr && il < K->mloc; il++) gr[il] = nm_grid_dmat_grow(K, il);
     if (gr)
         for (int jl = 0; jl < K->nloc; jl++) {
-            int j = nm_dmat_gcol(K, jl);
+            int j = nm_grid_dmat_gcol(K, jl);
             for (int il = 0; il < K->mloc; il++) {
                 int i = gr[il];
                 if (i < j || (diag_only && i != j)) continue;
@@ -693,7 +693,7 @@ void nm_gram_axpy(nm_dmat *A, double alpha, const nm_dmat *B)
 
 int nm_gram_gather(const nm_dmat *K, const nm_grid *g, double *full, nm_err *e)
 {
-    int rc = nm_dmat_gather(K, g, full, e);
+    int rc = nm_grid_dmat_gather(K, g, full, e);
     if (rc == NM_OK && g->rank == 0) {
         size_t m = (size_t)K->m;
         for (size_t j = 0; j < m; j++)

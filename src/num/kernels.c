@@ -16,13 +16,13 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-int nm_kinf_has_closed_form(int act)
+int nm_kernels_kinf_has_closed_form(int act)
 {
     const nm_act_desc *r = nm_act_get(act);
     return r && r->kinf_closed;
 }
 
-int nm_kinf_check(int act, nm_err *e) { return nm_act_kinf_check(act, e); }
+int nm_kernels_kinf_check(int act, nm_err *e) { return nm_act_kinf_check(act, e); }
 
 /* The geometry of the pair (nm_act_geom: covariance, |x||y| sin theta,
  * theta, zero): its constructors clamp rounding so that duplicates and
@@ -83,7 +83,7 @@ static kgeom kgeom_make(double xx, double yy, double xy)
     return g;
 }
 
-int nm_gauss_legendre(int n, double *x, double *w, nm_err *e)
+int nm_kernels_gauss_legendre(int n, double *x, double *w, nm_err *e)
 {
     if (n < 1) return nm_fail(e, NM_EINVAL, "Gauss-Legendre order %d must be >= 1", n);
     /* Jacobi matrix of the Legendre polynomials: zero diagonal, off-diagonal
@@ -226,7 +226,7 @@ static int kq_get(int order)
     kq.zo = kq.w + n, kq.wo = kq.zo + cap, kq.zi = kq.wo + cap, kq.wi = kq.zi + cap;
     kq.u = kq.wi + cap, kq.su = kq.u + cap, kq.du = kq.su + cap;
     kq.v = kq.du + cap, kq.sv = kq.v + cap, kq.dv = kq.sv + cap;
-    if (nm_gauss_legendre(n, kq.x, kq.w, NULL) != NM_OK) {
+    if (nm_kernels_gauss_legendre(n, kq.x, kq.w, NULL) != NM_OK) {
         free(kq.x), kq.x = NULL;
         return 0;
     }
@@ -312,7 +312,7 @@ static void expect_quad_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
     *ess = ss;
 }
 
-void nm_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+void nm_kernels_kinf_expect_quad(const nm_kinf *k, double xx, double yy, double xy, double *edd,
                          double *ess)
 {
     expect_quad_g(k, kgeom_make(xx, yy, xy), edd, ess);
@@ -332,7 +332,7 @@ static void expect_g(const nm_kinf *k, kgeom g, double *edd, double *ess)
         *edd = *ess = NAN;
 }
 
-void nm_kinf_expect(const nm_kinf *k, double xx, double yy, double xy, double *edd,
+void nm_kernels_kinf_expect(const nm_kinf *k, double xx, double yy, double xy, double *edd,
                     double *ess)
 {
     expect_g(k, kgeom_make(xx, yy, xy), edd, ess);
@@ -345,14 +345,14 @@ static double kinf_part(int part, double B, double xy, double edd, double ess)
     return part == 0 ? h : (part == 1 ? o : h + o);
 }
 
-double nm_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy, double xy)
+double nm_kernels_kinf_entry(const nm_kinf *k, int part, double B, double xx, double yy, double xy)
 {
     double edd, ess;
-    nm_kinf_expect(k, xx, yy, xy, &edd, &ess);
+    nm_kernels_kinf_expect(k, xx, yy, xy, &edd, &ess);
     return kinf_part(part, B, xy, edd, ess);
 }
 
-double nm_kinf_entry_vec(const nm_kinf *k, int part, double B, const double *x, const double *y,
+double nm_kernels_kinf_entry_vec(const nm_kinf *k, int part, double B, const double *x, const double *y,
                          int d)
 {
     double edd, ess;
@@ -407,13 +407,13 @@ static double kh_sum(const double *p, const double *q, double rho)
     return s;
 }
 
-void nm_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
+void nm_kernels_kinf_block(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
                    const double *yy_cols, const double *G, int ldg, double *K, int ldk)
 {
-    nm_kinf_block_x(k, part, B, mr, nc, xx_rows, yy_cols, G, ldg, K, ldk, NULL, NULL, 0);
+    nm_kernels_kinf_block_x(k, part, B, mr, nc, xx_rows, yy_cols, G, ldg, K, ldk, NULL, NULL, 0);
 }
 
-void nm_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
+void nm_kernels_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const double *xx_rows,
                      const double *yy_cols, const double *G, int ldg, double *K, int ldk,
                      const double *Xr, const double *Xc, int d)
 {
@@ -437,13 +437,13 @@ void nm_kinf_block_x(const nm_kinf *k, int part, double B, int mr, int nc, const
             double nrm = sqrt(fmax(xx, 0) * fmax(yy, 0)), rho = nrm > 0 ? xy / nrm : 2.0;
             double *out = &K[i + (size_t)j * ldk];
             if (Xr && Xc && fabs(rho) > NM_KINF_RHO_VEC)
-                *out = nm_kinf_entry_vec(k, part, B, Xr + (size_t)i * d, Xc + (size_t)j * d, d);
+                *out = nm_kernels_kinf_entry_vec(k, part, B, Xr + (size_t)i * d, Xc + (size_t)j * d, d);
             else if (cr && fabs(rho) <= KH_RHO) {
                 const double *ri = cr + 2 * nt * i, *cj = cc + 2 * nt * j;
                 double ess = kh_sum(ri, cj, rho), edd = kh_sum(ri + nt, cj + nt, rho);
                 *out = kinf_part(part, B, xy, edd, ess);
             } else
-                *out = nm_kinf_entry(k, part, B, xx, yy, xy);
+                *out = nm_kernels_kinf_entry(k, part, B, xx, yy, xy);
         }
     free(cr), free(cc);
 }

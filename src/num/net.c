@@ -25,7 +25,7 @@ static int orth_error(nm_net *net, const int *desc, const nm_grid *g, nm_err *e)
     double alpha = 1.0, beta = 0.0, loc = 0.0;
     descinit_(dc, &q, &q, &q, &nb, &(int){0}, &(int){0}, (int *)&g->ctxt_all, &q, &info);
     double *C = nm_calloc((size_t)q * (size_t)nu, sizeof(double), "W W^T check", e);
-    int rc = nm_agree(g->comm, C ? NM_OK : NM_ENOMEM, e);
+    int rc = nm_comm_agree(g->comm, C ? NM_OK : NM_ENOMEM, e);
     if (rc != NM_OK) {
         free(C);
         return rc;
@@ -65,7 +65,7 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
      * rank, so a_j does not depend on P) */
     long *perm = nm_calloc((size_t)q, sizeof(long), "sign permutation", e);
     double *sgn = perm ? nm_calloc((size_t)q, sizeof(double), "QR signs", e) : NULL;
-    int rc = nm_agree(sh->comm, sgn ? NM_OK : NM_ENOMEM, e);
+    int rc = nm_comm_agree(sh->comm, sgn ? NM_OK : NM_ENOMEM, e);
     if (rc != NM_OK) {
         free(perm);
         return rc;
@@ -81,7 +81,7 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
     free(perm);
 
     nm_grid g;
-    rc = nm_agree(sh->comm, nm_grid_init(&g, sh->comm, 0, 0, e), e);
+    rc = nm_comm_agree(sh->comm, nm_grid_init(&g, sh->comm, 0, 0, e), e);
     if (rc != NM_OK) {
         free(sgn);
         return rc;
@@ -91,11 +91,11 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
     nm_dmat S, A;
     memset(&S, 0, sizeof S);
     S.m = M, S.n = N, S.a = net->W;
-    int nbs = (int)nm_block_size(q, sh->size);
+    int nbs = (int)nm_shard_block_size(q, sh->size);
     descinit_(S.desc, &M, &N, &M, &nbs, &(int){0}, &(int){0}, &g.ctxt_all, &M, &info);
     int nb = QR_NB;
     rc = info ? nm_fail(e, NM_EINVAL, "descinit of the shards failed (info=%d)", info)
-              : nm_dmat_init(&A, &g, g.ctxt, M, N, nb, nb, e);
+              : nm_grid_dmat_init(&A, &g, g.ctxt, M, N, nb, nb, e);
     double *tau = NULL, *work = NULL, wq[2] = {0, 0};
     if (rc == NM_OK && g.in_grid) {
         tau = nm_calloc((size_t)A.nloc, sizeof(double), "QR tau", e);
@@ -106,25 +106,25 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
         }
         rc = work ? NM_OK : NM_ENOMEM;
     }
-    rc = nm_agree(sh->comm, rc, e);
+    rc = nm_comm_agree(sh->comm, rc, e);
     if (rc == NM_OK) {
-        nm_dmat_copy(&S, &A, &g);
+        nm_grid_dmat_copy(&S, &A, &g);
         if (g.in_grid) {
             lw = (int)fmax(wq[0], wq[1]) + 1;
             pdgeqrf_(&M, &N, A.a, &one, &one, A.desc, tau, work, &lw, &info);
             /* sign of R_jj from whichever rank holds (j, j); summed below */
             for (int jl = 0; jl < A.nloc; jl++)
                 for (int il = 0; il < A.mloc; il++) {
-                    int j = nm_dmat_gcol(&A, jl);
-                    if (nm_dmat_grow(&A, il) == j) sgn[j] = A.a[(size_t)jl * A.lld + il] < 0 ? -1 : 1;
+                    int j = nm_grid_dmat_gcol(&A, jl);
+                    if (nm_grid_dmat_grow(&A, il) == j) sgn[j] = A.a[(size_t)jl * A.lld + il] < 0 ? -1 : 1;
                 }
             if (info == 0) pdorgqr_(&M, &N, &N, A.a, &one, &one, A.desc, tau, work, &lw, &info);
         }
         rc = info != 0 ? nm_fail(e, NM_ENUM, "pdgeqrf/pdorgqr failed (info=%d)", info) : NM_OK;
-        rc = nm_agree(sh->comm, rc, e);
+        rc = nm_comm_agree(sh->comm, rc, e);
     }
     if (rc == NM_OK) {
-        nm_dmat_copy(&A, &S, &g);
+        nm_grid_dmat_copy(&A, &S, &g);
         rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, sgn, (int)q, MPI_DOUBLE, MPI_SUM, sh->comm), e);
         for (long k = 0; k < nu; k++) cblas_dscal((int)d, sgn[sh->u0 + k], net->W + k * d, 1);
         if (rc == NM_OK) rc = orth_error(net, S.desc, &g, e);
@@ -132,7 +132,7 @@ static int init_orthogonal(nm_net *net, const nm_params *p, nm_err *e)
     free(tau);
     free(sgn);
     free(work);
-    nm_dmat_free(&A);
+    nm_grid_dmat_free(&A);
     nm_grid_free(&g);
     return rc;
 }
@@ -151,7 +151,7 @@ int nm_net_init(nm_net *net, const nm_params *p, MPI_Comm comm, nm_err *e)
     net->orth_err = NAN;
     int rc = net->u ? NM_OK : NM_ENOMEM;
     /* the orthogonal init is collective: every rank must get there */
-    if (p->init == NM_INIT_ORTHOGONAL) rc = nm_agree(comm, rc, e);
+    if (p->init == NM_INIT_ORTHOGONAL) rc = nm_comm_agree(comm, rc, e);
     if (rc != NM_OK) {
         nm_net_free(net);
         return rc;
@@ -202,7 +202,7 @@ void nm_net_free(nm_net *net)
     net->W = net->u = NULL;
 }
 
-int nm_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e)
+int nm_net_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e)
 {
     memset(ws, 0, sizeof *ws);
     ws->cap = cap;
@@ -214,13 +214,13 @@ int nm_ws_init(nm_ws *ws, long cap, long nrows, nm_err *e)
     ws->part2 = ws->part ? nm_calloc((size_t)cap, sizeof(double), "outputs", e) : NULL;
     ws->gu = ws->part2 ? nm_calloc((size_t)nrows, sizeof(double), "u gradient", e) : NULL;
     if (!ws->gu) {
-        nm_ws_free(ws);
+        nm_net_ws_free(ws);
         return NM_ENOMEM;
     }
     return NM_OK;
 }
 
-void nm_ws_free(nm_ws *ws)
+void nm_net_ws_free(nm_ws *ws)
 {
     free(ws->Z);
     free(ws->A);
@@ -469,7 +469,7 @@ static int gather_block(const nm_shard *sh, const double *src, long nrows, long 
         long off = 0;
         for (int r = 0; r < P; r++) {
             long s0, c;
-            nm_block_range(sh->nunits, P, r, &s0, &c);
+            nm_shard_block_range(sh->nunits, P, r, &s0, &c);
             cnt[r] = (int)(c * cols);
             dsp[r] = (int)off;
             off += c * cols;

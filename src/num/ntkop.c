@@ -142,7 +142,7 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
     op->kcomm = MPI_COMM_NULL;
     if (rc == NM_OK)
         rc = NM_MPI(MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm), e);
-    return nm_agree(comm, rc, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
 void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
@@ -239,7 +239,7 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
 enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET, KR_MPI };
 static int krylov_next(nm_ntkop *op, int done, long used, long max_products)
 {
-    int loc[3] = {done != 0, nm_signal_pending(), op->err.code != NM_OK}, any[3];
+    int loc[3] = {done != 0, nm_comm_signal_pending(), op->err.code != NM_OK}, any[3];
     if (NM_MPI(MPI_Allreduce(loc, any, 3, MPI_INT, MPI_MAX, op->comm),
                op->err.code ? NULL : &op->err))
         return KR_MPI;
@@ -247,7 +247,7 @@ static int krylov_next(nm_ntkop *op, int done, long used, long max_products)
          : used >= max_products ? KR_BUDGET : KR_GO;
 }
 
-/* rc, or the first MPI failure of a product on this rank (the nm_agree it
+/* rc, or the first MPI failure of a product on this rank (the nm_comm_agree it
  * goes to gives its message to the others) */
 static int product_err(nm_ntkop *op, int rc, nm_err *e)
 {
@@ -289,7 +289,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
     int rc = (resid && v && workd && workl && z && dv && kx && select)
                  ? NM_OK
                  : nm_fail(e, NM_ENOMEM, "out of memory (Lanczos basis)");
-    if ((rc = nm_agree(op->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) goto out;
     for (long i = 0; i < op->ml; i++) /* start: the same for every P */
         resid[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
     iparam[0] = 1;                                           /* exact shifts */
@@ -308,7 +308,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
         apply_defl(op, op->in_k ? workd + ipntr[0] - 1 : workd,
                    op->in_k ? workd + ipntr[1] - 1 : workd);
     }
-    if (next == KR_MPI) goto out; /* every rank: the message follows in nm_agree */
+    if (next == KR_MPI) goto out; /* every rank: the message follows in nm_comm_agree */
     /* PARPACK's outcome, from rank 0 (always one of its ranks) */
     int st[3] = {ainfo, iparam[2], iparam[4]};
     if (rc == NM_OK) rc = NM_MPI(MPI_Bcast(st, 3, MPI_INT, 0, op->comm), e);
@@ -363,7 +363,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
 out:
     info->products = op->products - p0;
     free(resid), free(v), free(workd), free(workl), free(z), free(dv), free(kx), free(select);
-    return nm_agree(op->comm, product_err(op, rc, e), e);
+    return nm_comm_agree(op->comm, product_err(op, rc, e), e);
 }
 
 /* The smallest eigenvalue of the k x k symmetric tridiagonal (diagonal dg,
@@ -402,7 +402,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
     int rc = (x && r && p && kp && tdg && tod)
                  ? NM_OK
                  : nm_fail(e, NM_ENOMEM, "out of memory (CG vectors)");
-    if ((rc = nm_agree(op->comm, rc, e)) != NM_OK) goto out;
+    if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) goto out;
     const double *yl = y + op->m0;
     memcpy(r, yl, sizeof(double) * (size_t)op->ml);
     memcpy(p, yl, sizeof(double) * (size_t)op->ml);
@@ -438,7 +438,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
             if (d2) tdg = d2;
             double *o2 = d2 ? realloc(tod, sizeof(double) * (size_t)tcap) : NULL;
             if (o2) tod = o2;
-            rc = nm_agree(op->comm, o2 ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG)"), e);
+            rc = nm_comm_agree(op->comm, o2 ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (CG)"), e);
             if (rc != NM_OK) goto out;
         }
         double dj = 1.0 / a + (it > 0 ? b0 / a0 : 0.0), oj = it > 0 ? sqrt(b0) / a0 : 0.0;
@@ -465,7 +465,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
         goto out;
     }
     if (next == KR_MPI) { /* every rank: the failing one's message */
-        rc = nm_agree(op->comm, product_err(op, NM_OK, e), e);
+        rc = nm_comm_agree(op->comm, product_err(op, NM_OK, e), e);
         goto out;
     }
     /* the true residual (the recurrence drifts) */
@@ -498,7 +498,7 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
         rc = (lam && op->U && op->dshift && op->dc) ? NM_OK
                                                     : nm_fail(e, NM_ENOMEM, "out of memory (deflation)");
         nm_krylov_info ti;
-        if ((rc = nm_agree(op->comm, rc, e)) == NM_OK)
+        if ((rc = nm_comm_agree(op->comm, rc, e)) == NM_OK)
             rc = nm_ntkop_lanczos_v(op, "LA", ndefl, nc, tol, max_products, lam, op->U, &ti, e);
         /* 2. K' = K + U (c - Lambda) U^T moves them to c = the smallest of
          * them: the rest of the spectrum, lambda_min included, is unchanged

@@ -9,7 +9,7 @@
 #include "nm_rng.h"
 #include "nm_train.h"
 
-int nm_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e)
+int nm_train_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e)
 {
     memset(bt, 0, sizeof *bt);
     bt->m = p->m;
@@ -28,13 +28,13 @@ int nm_batcher_init(nm_batcher *bt, const nm_params *p, nm_err *e)
     return NM_OK;
 }
 
-void nm_batcher_free(nm_batcher *bt)
+void nm_train_batcher_free(nm_batcher *bt)
 {
     free(bt->perm);
     bt->perm = NULL;
 }
 
-long nm_batcher_step(nm_batcher *bt, long t, long *idx)
+long nm_train_batcher_step(nm_batcher *bt, long t, long *idx)
 {
     if (!bt->epochs) {
         for (long k = 0; k < bt->b; k++)
@@ -91,7 +91,7 @@ static void metrics_final(const double *S, long m, nm_metrics *mt)
     mt->finite = S[S_FIN] != 0;
 }
 
-void nm_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
+void nm_train_metrics_of(const double *h, const double *y, long m, int loss, double kappa,
                    nm_metrics *mt)
 {
     double S[S_N];
@@ -101,7 +101,7 @@ void nm_metrics_of(const double *h, const double *y, long m, int loss, double ka
 
 _Static_assert(S_N <= NM_DATA_BLOCK_SUMS, "nm_data's block sums hold the metric sums");
 
-int nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
+int nm_train_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
                       nm_metrics *mt, nm_err *e)
 {
     double S[S_N], *A = D->blk_sums;
@@ -124,7 +124,7 @@ int nm_metrics_blocks(const double *h, const nm_data *D, int loss, double kappa,
     return NM_OK;
 }
 
-int nm_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e)
+int nm_train_eval_outputs(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, nm_err *e)
 {
     for (long i0 = 0; i0 < D->m; i0 += ws->cap) {
         long n = D->m - i0 < ws->cap ? D->m - i0 : ws->cap;
@@ -149,7 +149,7 @@ static void active_rows(const nm_net *net, long n, const double *Z, int *act)
     }
 }
 
-int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
+int nm_train_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double *h, long *dead,
                          nm_err *e)
 {
     int *act = nm_calloc((size_t)ws->cap + 1, sizeof(int), "active flags", e);
@@ -172,24 +172,24 @@ int nm_eval_outputs_dead(const nm_net *net, const nm_data *D, nm_ws *ws, double 
     return rc;
 }
 
-int nm_trainer_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
+int nm_train_init(nm_trainer *t, const nm_params *p, const nm_params *net_p, MPI_Comm comm,
                     nm_err *e)
 {
     int P, pe, pn;
     MPI_Comm_size(comm, &P);
     int rc = nm_train_grid(p, P, &pe, &pn, e); /* the same on every rank */
     if (rc != NM_OK) return rc;
-    nm_tgrid_init(&t->g, comm, pe, pn, p->m);
+    nm_shard_tgrid_init(&t->g, comm, pe, pn, p->m);
     rc = nm_data_generate_block(&t->D, p->data, p->m, p->d, p->seed, t->g.ecomm, pe, t->g.e,
                                 t->g.n == 0, e);
     if (rc == NM_OK) rc = nm_net_init(&t->net, net_p ? net_p : p, t->g.ncomm, e);
-    if (rc == NM_OK) nm_tgrid_attach(&t->g, &t->net.sh);
-    if (rc == NM_OK) rc = nm_trainer_buffers(t, p->batch, e);
-    if (rc == NM_OK) rc = nm_trainer_start(t, p, e);
-    return nm_agree(comm, rc, e);
+    if (rc == NM_OK) nm_shard_tgrid_attach(&t->g, &t->net.sh);
+    if (rc == NM_OK) rc = nm_train_buffers(t, p->batch, e);
+    if (rc == NM_OK) rc = nm_train_start(t, p, e);
+    return nm_comm_agree(comm, rc, e);
 }
 
-int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e)
+int nm_train_buffers(nm_trainer *t, long rows, nm_err *e)
 {
     size_t b = (size_t)rows;
     if (!((t->h = nm_calloc((size_t)t->D.m, sizeof(double), "outputs", e)) &&
@@ -201,38 +201,38 @@ int nm_trainer_buffers(nm_trainer *t, long rows, nm_err *e)
     return NM_OK;
 }
 
-int nm_trainer_start(nm_trainer *t, const nm_params *p, nm_err *e)
+int nm_train_start(nm_trainer *t, const nm_params *p, nm_err *e)
 {
     /* a larger work space would give the same results (only its size
      * bounds the rows of one forward); this one is what nm_train_mem_bytes
      * counts */
     long chunk = t->D.m < NM_EVAL_CHUNK ? t->D.m : NM_EVAL_CHUNK;
     long cap = p->batch > chunk ? p->batch : chunk;
-    int rc = nm_ws_init(&t->ws, cap, t->net.sh.nrows, e);
-    if (rc == NM_OK) rc = nm_batcher_init(&t->bt, p, e);
+    int rc = nm_net_ws_init(&t->ws, cap, t->net.sh.nrows, e);
+    if (rc == NM_OK) rc = nm_train_batcher_init(&t->bt, p, e);
     return rc;
 }
 
-void nm_trainer_free(nm_trainer *t)
+void nm_train_free(nm_trainer *t)
 {
     nm_data_free(&t->D);
     nm_net_free(&t->net);
-    nm_ws_free(&t->ws);
-    nm_batcher_free(&t->bt);
+    nm_net_ws_free(&t->ws);
+    nm_train_batcher_free(&t->bt);
     free(t->h);
     free(t->Xb);
     free(t->yb);
     free(t->hb);
     free(t->idx);
-    nm_tgrid_free(&t->g);
+    nm_shard_tgrid_free(&t->g);
 }
 
 /* nm_train_mem_bytes of block (e, n) of a pe x pn grid. */
 static double mem_on_grid(const nm_params *p, int pe, int pn, int eb, int nb, long eval_chunk)
 {
     long u0, nu, i0, ml;
-    nm_block_range(p->q, pn, nb, &u0, &nu);
-    nm_block_range(p->m, pe, eb, &i0, &ml);
+    nm_shard_block_range(p->q, pn, nb, &u0, &nu);
+    nm_shard_block_range(p->m, pe, eb, &i0, &ml);
     double nr = (double)(p->init == NM_INIT_XAVIER_ZERO ? 2 * nu : nu);
     double m = (double)ml, d = (double)p->d, b = (double)p->batch;
     double cap = fmax(b, fmin(m, (double)eval_chunk));
@@ -241,7 +241,7 @@ static double mem_on_grid(const nm_params *p, int pe, int pn, int eb, int nb, lo
                   + b * d + 2 * b          /* batch rows, labels, g */
                   + 2 * cap * nr + 2 * cap) /* Z, A, partial outputs */
            + 8.0 * (double)p->m             /* epoch permutation */
-           + nm_batch_rows_bytes(p->batch, p->d, pe); /* gathering a batch */
+           + nm_data_batch_rows_bytes(p->batch, p->d, pe); /* gathering a batch */
 }
 
 int nm_train_grid(const nm_params *p, int P, int *pe, int *pn, nm_err *e)
@@ -278,11 +278,11 @@ double nm_train_mem_bytes(const nm_params *p, int P, int rank, long eval_chunk)
     return mem_on_grid(p, pe, pn, eb, nb, eval_chunk);
 }
 
-int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
+int nm_train_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm_params *p,
                 nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
 {
     double t0 = nm_prof_tick(-1, 0);
-    int rc = nm_batch_rows(D, idx, n, Xb, yb, e);
+    int rc = nm_data_batch_rows(D, idx, n, Xb, yb, e);
     nm_prof_tick(NM_PH_GATHER, t0);
     if (rc == NM_OK) rc = nm_net_forward(net, n, Xb, h, ws, e);
     if (rc) return rc;
@@ -296,11 +296,11 @@ int nm_sgd_step(nm_net *net, const nm_data *D, const long *idx, long n, const nm
     return NM_OK;
 }
 
-int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
+int nm_train_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx, long n,
                 const nm_params *p, nm_ws *ws, double *Xb, double *yb, double *h, nm_err *e)
 {
     double t0 = nm_prof_tick(-1, 0);
-    int rc = nm_batch_rows(D, idx, n, Xb, yb, e);
+    int rc = nm_data_batch_rows(D, idx, n, Xb, yb, e);
     nm_prof_tick(NM_PH_GATHER, t0);
     if (rc == NM_OK) rc = nm_net_ntk_forward(net, V, n, Xb, h, ws, e);
     if (rc) return rc;
@@ -311,7 +311,7 @@ int nm_ntk_step(const nm_net *net, double *V, const nm_data *D, const long *idx,
     return NM_OK;
 }
 
-int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
+int nm_train_backward_blocks(nm_net *net, const nm_data *D, const double *g, double eta,
                            int train_u, nm_ws *ws, double *G, nm_err *e)
 {
     long nr = net->sh.nrows, d = net->d;
@@ -340,10 +340,10 @@ int nm_net_backward_blocks(nm_net *net, const nm_data *D, const double *g, doubl
     return NM_OK;
 }
 
-int nm_trainer_sgd_step(nm_trainer *t, const nm_params *p, long step, nm_err *e)
+int nm_train_step(nm_trainer *t, const nm_params *p, long step, nm_err *e)
 {
-    long n = nm_batcher_step(&t->bt, step, t->idx);
-    return nm_sgd_step(&t->net, &t->D, t->idx, n, p, &t->ws, t->Xb, t->yb, t->hb, e);
+    long n = nm_train_batcher_step(&t->bt, step, t->idx);
+    return nm_train_sgd_step(&t->net, &t->D, t->idx, n, p, &t->ws, t->Xb, t->yb, t->hb, e);
 }
 
 /* One evaluation and what the ranks then decide together: an error on any
@@ -353,7 +353,7 @@ int nm_trainer_sgd_step(nm_trainer *t, const nm_params *p, long step, nm_err *e)
 static int eval_point(const nm_train_loop_spec *ls, long step, int *done, nm_err *e)
 {
     *done = 0;
-    int rc = nm_agree(ls->comm, ls->eval(ls->ctx, step, done, e), e);
+    int rc = nm_comm_agree(ls->comm, ls->eval(ls->ctx, step, done, e), e);
     if (rc != NM_OK || *done) return rc;
     if (ls->signal_every > 0 && step % ls->signal_every != 0) return NM_OK;
     if (nm_comm_stop_requested(ls->comm))
@@ -373,14 +373,14 @@ int nm_train_loop(const nm_train_loop_spec *ls, nm_err *e)
     return rc;
 }
 
-void nm_stop_rule_init(nm_stop_rule *r, long patience)
+void nm_train_stop_rule_init(nm_stop_rule *r, long patience)
 {
     r->patience = patience;
     r->since = 0;
     r->best = -1.0;
 }
 
-const char *nm_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
+const char *nm_train_stop_rule_update(nm_stop_rule *r, int diverged, int memorized, double frac,
                                 int at_budget)
 {
     if (diverged) return "diverged";

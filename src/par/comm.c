@@ -12,7 +12,7 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-void nm_signal_install(void)
+void nm_comm_signal_install(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -26,7 +26,7 @@ void nm_signal_install(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-int nm_signal_pending(void) { return stop_flag != 0; }
+int nm_comm_signal_pending(void) { return stop_flag != 0; }
 
 int nm_comm_stop_requested(MPI_Comm comm)
 {
@@ -62,7 +62,7 @@ static int agree_failed(int rc, const nm_err *why, nm_err *e)
     return NM_EMPI;
 }
 
-int nm_agree(MPI_Comm comm, int rc, nm_err *e)
+int nm_comm_agree(MPI_Comm comm, int rc, nm_err *e)
 {
     int rank = 0, size = 1, worst = 0;
     nm_err me = {0, ""};
@@ -79,7 +79,7 @@ int nm_agree(MPI_Comm comm, int rc, nm_err *e)
     return worst;
 }
 
-int nm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e)
+int nm_comm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e)
 {
     const size_t piece = (size_t)1 << 30;
     for (size_t off = 0; off < n; off += piece) {

@@ -60,7 +60,7 @@ void nm_grid_free(nm_grid *g)
     memset(g, 0, sizeof *g);
 }
 
-int nm_dmat_init(nm_dmat *A, const nm_grid *g, int ctxt, int m, int n, int mb, int nb,
+int nm_grid_dmat_init(nm_dmat *A, const nm_grid *g, int ctxt, int m, int n, int mb, int nb,
                  nm_err *e)
 {
     memset(A, 0, sizeof *A);
@@ -85,7 +85,7 @@ int nm_dmat_init(nm_dmat *A, const nm_grid *g, int ctxt, int m, int n, int mb, i
     return A->a ? NM_OK : NM_ENOMEM;
 }
 
-void nm_dmat_free(nm_dmat *A)
+void nm_grid_dmat_free(nm_dmat *A)
 {
     free(A->a);
     A->a = NULL;
@@ -96,43 +96,43 @@ static int l2g(int il, int nb, int iproc, int nprocs)
     return ((il / nb) * nprocs + iproc) * nb + il % nb;
 }
 
-int nm_dmat_grow(const nm_dmat *A, int il)
+int nm_grid_dmat_grow(const nm_dmat *A, int il)
 {
     int pr, pc, r, c;
     Cblacs_gridinfo(A->desc[1], &pr, &pc, &r, &c);
     return l2g(il, A->mb, r, pr);
 }
 
-int nm_dmat_gcol(const nm_dmat *A, int jl)
+int nm_grid_dmat_gcol(const nm_dmat *A, int jl)
 {
     int pr, pc, r, c;
     Cblacs_gridinfo(A->desc[1], &pr, &pc, &r, &c);
     return l2g(jl, A->nb, c, pc);
 }
 
-void nm_dmat_copy(const nm_dmat *A, nm_dmat *B, const nm_grid *g)
+void nm_grid_dmat_copy(const nm_dmat *A, nm_dmat *B, const nm_grid *g)
 {
     double dummy = 0;
     Cpdgemr2d(A->m, A->n, A->a ? A->a : &dummy, 1, 1, (int *)A->desc, B->a ? B->a : &dummy, 1, 1,
               B->desc, g->ctxt_all);
 }
 
-int nm_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e)
+int nm_grid_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e)
 {
     nm_dmat R;
-    int rc = nm_dmat_init(&R, g, g->ctxt_root, A->m, A->n, A->m > 0 ? A->m : 1,
+    int rc = nm_grid_dmat_init(&R, g, g->ctxt_root, A->m, A->n, A->m > 0 ? A->m : 1,
                           A->n > 0 ? A->n : 1, e);
     int ok = rc == NM_OK, all = 0;
     if (NM_MPI(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, g->comm), e)) {
-        nm_dmat_free(&R);
+        nm_grid_dmat_free(&R);
         return NM_EMPI;
     }
     if (!all) {
-        nm_dmat_free(&R);
+        nm_grid_dmat_free(&R);
         return rc ? rc : nm_fail(e, NM_ENOMEM, "gather: rank 0 could not allocate");
     }
-    nm_dmat_copy(A, &R, g);
+    nm_grid_dmat_copy(A, &R, g);
     if (g->rank == 0 && full) memcpy(full, R.a, (size_t)A->m * (size_t)A->n * sizeof(double));
-    nm_dmat_free(&R);
+    nm_grid_dmat_free(&R);
     return NM_OK;
 }

@@ -44,7 +44,7 @@ void nm_rng_normal_row(uint64_t seed, uint32_t stream, uint64_t row, size_t n, d
     }
 }
 
-uint64_t nm_hash64(uint64_t x)
+uint64_t nm_rng_hash64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -52,9 +52,9 @@ uint64_t nm_hash64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-uint64_t nm_hash_bytes(const void *p, size_t n, uint64_t h)
+uint64_t nm_rng_hash_bytes(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) h = nm_hash64(h ^ c[i]);
+    for (size_t i = 0; i < n; i++) h = nm_rng_hash64(h ^ c[i]);
     return h;
 }

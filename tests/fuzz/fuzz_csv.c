@@ -4,7 +4,7 @@
  * properties that abort when broken:
  *   resume is idempotent: a second --resume of its output keeps the same
  *     runs, drops nothing and leaves the file byte for byte as it was;
- *   its output is in sweep order (nm_csv_sort changes nothing);
+ *   its output is in sweep order (nm_resume_sort changes nothing);
  *   merge is idempotent: merging its output again, or the input with
  *     itself, gives the same bytes.
  * Each input runs twice: with the default rules and with --keep-foreign
@@ -103,18 +103,18 @@ static void check_resume(const uint8_t *d, size_t n, int lax)
     char done[8] = {0}, again[8] = {0};
     nm_resume_rules r = {&sw, lax, lax, 0, 0, 0, 0, 0, 0, 0};
     nm_err e = {0, ""};
-    if (nm_csv_resume(csv, header, &r, done, &e) != NM_OK) return;
+    if (nm_resume_file(csv, header, &r, done, &e) != NM_OK) return;
     size_t n1 = 0;
     char *first = slurp(csv, &n1);
     nm_resume_rules r2 = {&sw, lax, lax, 0, 0, 0, 0, 0, 0, 0};
-    if (nm_csv_resume(csv, header, &r2, again, &e) != NM_OK) abort();
+    if (nm_resume_file(csv, header, &r2, again, &e) != NM_OK) abort();
     if (memcmp(done, again, sizeof done) != 0 || r2.dropped_rows != 0 || r2.bad_runs != 0 ||
         r2.bad_lines != 0)
         abort();
     size_t n2 = 0;
     char *second = slurp(csv, &n2);
     if (!first || !second || n1 != n2 || memcmp(first, second, n1) != 0) abort();
-    if (nm_csv_sort(csv, &sw, &e) != NM_OK) abort();
+    if (nm_resume_sort(csv, &sw, &e) != NM_OK) abort();
     size_t n3 = 0;
     char *third = slurp(csv, &n3);
     if (!third || n3 != n1 || memcmp(first, third, n1) != 0) abort();
