@@ -983,8 +983,8 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
         if (root && E->np < E->cap)
             q = base->search == NM_SEARCH_GRID ? (gq <= qmax ? gq++ : 0)
                                                : nm_qstar_next(&qp, E->pr[NM_QS_ALL], E->np);
-        MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm);
-        if (!q) break;
+        rc = nm_comm_agree(c->comm, NM_MPI(MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm), e), e);
+        if (rc != NM_OK || !q) break;
         if (root) { /* the probe's runs not in the CSV yet, in repeat order */
             nm_params pq = *base;
             pq.q = q;
