@@ -990,8 +990,8 @@ static int estimate_qstar(search_ctx *c, const nm_params *base, long q0, estimat
             follow = NM_QS_ONE; /* the probes so far count: often one more doubling */
             q = nm_qstar_next(&qp, E->pr[follow], E->np);
         }
-        MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm);
-        if (!q) break;
+        rc = nm_comm_agree(c->comm, NM_MPI(MPI_Bcast(&q, 1, MPI_LONG, 0, c->comm), e), e);
+        if (rc != NM_OK || !q) break;
         if (root) { /* the probe's runs not in the CSV yet, in repeat order */
             nm_params pq = *base;
             pq.q = q;

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nm_act.h"
 #include "nm_comm.h"
 #include "nm_data.h"
 #include "nm_gram.h"
 #include "nm_grid.h"
 #include "nm_loss.h"
+#include "nm_ntkop.h"
 #include "nm_train.h"
 #include "nm_test.h"
 
@@ -146,6 +148,65 @@ START_TEST(test_metrics_blocks)
 }
 END_TEST
 
+/* Walk k over the MPI calls of one Krylov solve (CG, or Lanczos when lanczos):
+ * every failure comes back as NM_EMPI on every rank -- also those inside the
+ * products, which are void and report through op->err at the next Krylov
+ * decision.  Returns how many calls were made to fail; *seen_product: one of
+ * them was in nm_ntkop_apply. */
+static int krylov_walk(int lanczos, int *seen_product)
+{
+    long m = 30, d = 3, q = 6; /* q neuron rows per rank */
+    double *X = malloc(sizeof(double) * (size_t)(m * d)), *y = malloc(sizeof(double) * (size_t)m);
+    double *W = malloc(sizeof(double) * (size_t)(q * d)), *ch = malloc(sizeof(double) * (size_t)q);
+    for (long i = 0; i < m; i++) {
+        for (long j = 0; j < d; j++) X[i * d + j] = sin(1.0 + 3.0 * (double)i + (double)j);
+        y[i] = i % 2 ? 1.0 : -1.0;
+    }
+    for (long k = 0; k < q; k++) {
+        ch[k] = 1.0;
+        for (long j = 0; j < d; j++) W[k * d + j] = cos(0.5 + (double)(nmt_rank * q + k) + 7.0 * (double)j);
+    }
+    nm_gram_in in = {m, d, X, q, W, ch, ch, NM_ACT_TANH, 1.0};
+    int steps = 0;
+    *seen_product = 0;
+    for (long k = 1; k < 400; k++) {
+        nm_ntkop op;
+        nm_err e = {0, ""};
+        double val[1];
+        nm_krylov_info info;
+        nm_comm_fail_in(k);
+        int rc = nm_ntkop_init(&op, MPI_COMM_WORLD, &in, 1e9, &e);
+        if (rc == NM_OK)
+            rc = lanczos ? nm_ntkop_lanczos(&op, "LA", 1, 8, 1e-8, 60, val, &info, &e)
+                         : nm_ntkop_cg(&op, y, 1e-10, 0, 60, val, &info, &e);
+        nm_comm_fail_in(0);
+        nm_ntkop_free(&op);
+        if (rc == NM_OK) {
+            free(X), free(y), free(W), free(ch);
+            return steps;
+        }
+        steps++;
+        assert_all_failed(rc, &e, NM_EMPI, "MPI_ERR_OTHER");
+        *seen_product |= strstr(e.msg, "in nm_ntkop_apply") != NULL;
+    }
+    free(X), free(y), free(W), free(ch);
+    return -1; /* never succeeded */
+}
+
+START_TEST(test_krylov_each_call_fails)
+{
+    errors_return();
+    int prod_cg, prod_lz;
+    int cg = krylov_walk(0, &prod_cg), lz = krylov_walk(1, &prod_lz);
+    NMT_ASSERT_ALL(cg >= 10 && lz >= 10 && prod_cg && prod_lz,
+                   "CG: %d calls made to fail (product seen %d); Lanczos: %d (%d)", cg, prod_cg,
+                   lz, prod_lz);
+    if (nmt_rank == 0)
+        printf("krylov: %d (CG) and %d (Lanczos) MPI calls made to fail, each on every rank\n",
+               cg, lz);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("mpi_errors");
@@ -154,6 +215,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_agree_on_broken_comm);
     tcase_add_test(tc, test_eig_each_call_fails);
     tcase_add_test(tc, test_metrics_blocks);
+    tcase_add_test(tc, test_krylov_each_call_fails);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -288,7 +288,8 @@ static double xi_norm2(const state *s)
     double loc = 0, tot = 0;
     for (long i = 0; i < nr * D1; i++) loc += (net->W[i] - s->Ws[i]) * (net->W[i] - s->Ws[i]);
     for (long k = 0; k < nr; k++) loc += (net->u[k] - s->us[k]) * (net->u[k] - s->us[k]);
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, net->sh.comm);
+    /* a failed sum is NaN: the row shows it rather than a wrong number */
+    if (NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, net->sh.comm), NULL)) return NAN;
     return tot;
 }
 
@@ -308,7 +309,9 @@ static void perturb(state *s, const nm_params *p)
     double loc = 0, tot = 0;
     for (long i = 0; i < nr * D1; i++) loc += s->tr.net.W[i] * s->tr.net.W[i];
     for (long k = 0; k < nr; k++) loc += s->tr.net.u[k] * s->tr.net.u[k];
-    MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->tr.net.sh.comm);
+    /* a failed sum makes the perturbation NaN, which the run reports as diverged */
+    if (NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, s->tr.net.sh.comm), NULL))
+        tot = NAN;
     double f = p->eps / sqrt(tot);
     for (long i = 0; i < nr * D1; i++) s->tr.net.W[i] = s->Ws[i] + f * s->tr.net.W[i];
     for (long k = 0; k < nr; k++) s->tr.net.u[k] = s->us[k] + f * s->tr.net.u[k];

@@ -184,8 +184,9 @@ static int regroup(groups *G, long ngroups, long *idx, long *pos, int round, uin
     rc = nm_comm_agree(comm, rc, e);
     if (rc == NM_OK) {
         nm_shard_block_counts(ngroups, P, 1, cnt, dsp);
-        rc = nm_comm_agree(comm, NM_MPI(MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp,
-                                                  MPI_DOUBLE, comm), e), e);
+        rc = NM_MPI(MPI_Allgatherv(G->tau, (int)G->ng, MPI_DOUBLE, tm, cnt, dsp, MPI_DOUBLE, comm),
+                    e);
+        rc = nm_comm_agree(comm, rc, e);
     }
     if (rc == NM_OK) {
         memcpy(srt, tm, (size_t)ngroups * sizeof(double));

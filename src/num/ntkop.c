@@ -64,7 +64,7 @@ double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, in
 
 void nm_ntkop_free(nm_ntkop *op)
 {
-    if (op->in_k) MPI_Comm_free(&op->kcomm);
+    if (op->in_k && op->kcomm != MPI_COMM_NULL) MPI_Comm_free(&op->kcomm);
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
     free(op->U), free(op->dshift), free(op->dc);
@@ -135,13 +135,16 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
         if (op->sd) memcpy(op->sd + (size_t)k0 * m, op->C, n * sizeof(double));
         if (op->s) memcpy(op->s + (size_t)k0 * m, op->A, n * sizeof(double));
     }
-    if (rc == NM_OK) rc = NM_MPI(MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm), e);
+    /* collectives on every rank, also one that failed above (nm_comm_agree below) */
+    int mrc = NM_MPI(MPI_Allreduce(&tr, &op->trace, 1, MPI_DOUBLE, MPI_SUM, comm), rc ? NULL : e);
     /* PARPACK (pdsaupd) refuses a rank whose block is empty (m < P): it runs
      * on the ranks that hold entries, the others join every product */
     op->in_k = op->ml > 0;
     op->kcomm = MPI_COMM_NULL;
-    if (rc == NM_OK)
-        rc = NM_MPI(MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm), e);
+    if (rc == NM_OK) rc = mrc;
+    mrc = NM_MPI(MPI_Comm_split(comm, op->in_k ? 0 : MPI_UNDEFINED, op->rank, &op->kcomm),
+                 rc ? NULL : e);
+    if (rc == NM_OK) rc = mrc;
     return nm_comm_agree(comm, rc, e);
 }
 
