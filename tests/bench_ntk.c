@@ -25,6 +25,7 @@
 #include "nm_act.h"
 #include "nm_data.h"
 #include "nm_exp.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_net.h"
 #include "nm_ntkop.h"
@@ -125,13 +126,13 @@ int main(int argc, char **argv)
     double *w = malloc(sizeof(double) * p.m), lmin, lmax;
     nm_gram_copy(&K, &C);
     double t0 = nmt_now(comm);
-    if (nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
+    if (nm_eig_solve(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
     double teig = nmt_maxall(nmt_now(comm) - t0, comm);
     /* ELPA two-stage (the default eigensolver) on the same matrix, same run */
     double *we = malloc(sizeof(double) * p.m), emin, emax;
     nm_gram_copy(&K, &C);
     t0 = nmt_now(comm);
-    if (nm_gram_eig(&C, &g, NM_EIGSOLVER_ELPA, 1, we, &emin, &emax, &e)) die(&e);
+    if (nm_eig_solve(&C, &g, NM_EIGSOLVER_ELPA, 1, we, &emin, &emax, &e)) die(&e);
     double telpa = nmt_maxall(nmt_now(comm) - t0, comm), eerr = 0;
     for (long i = 0; i < p.m; i++) eerr = fmax(eerr, fabs(we[i] - w[i]) / w[p.m - 1]);
     if (rank == 0)

@@ -13,7 +13,6 @@ const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
 const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
 const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
-const char *const nm_eigsolver_names[] = {"elpa", "scalapack", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
@@ -81,11 +80,13 @@ const nm_setting nm_settings[] = {
     {"kernel", NM_T_ENUM, OFF(kernel), "full", nm_kernel_names, 0, 0, NM_USES_KERNEL, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
     {"eigenvalues", NM_T_ENUM, OFF(eigenvalues), "all", nm_eig_names, 0, 0, NM_USES_SPECTRUM, ID,
-     "all eigenvalues or only the extremes (eigensolver scalapack: bisection, dstebz; ELPA "
+     "all eigenvalues or only the extremes (scalapack, lapack: bisection, dstebz; ELPA "
      "always computes all)"},
-    {"eigensolver", NM_T_ENUM, OFF(eigensolver), "elpa", nm_eigsolver_names, 0, 0, NM_USES_EIGEN,
-     ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only) or scalapack (pdsytrd, "
-     "then dsterf / dstebz)"},
+    {"eigensolver", NM_T_ENUM, OFF(eigensolver), "auto", nm_eigsolver_names, 0, 0, NM_USES_EIGEN,
+     ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only), scalapack (pdsytrd, then "
+     "dsterf / dstebz), elpa1 (ELPA one-stage), lapack (K gathered to rank 0, dsytrd threaded "
+     "over its node's cores) or auto: the fastest by the cost model of `make bench` (validate "
+     "prints the choice)"},
     {"ntk_method", NM_T_ENUM, OFF(ntk_method), "auto", nm_ntk_method_names, 0, 0,
      NM_USES_SPECTRUM, ID,
      "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "

@@ -1,7 +1,6 @@
 /* Distributed NTK Gram matrices and their spectra: the scheme is described in
  * include/nm_gram.h. */
 #include <cblas.h>
-#include <elpa/elpa.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +13,6 @@
 #include "nm_scalapack.h"
 
 static const int I1 = 1;
-#define ELPA_WS_MATS 3.9
 
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb)
@@ -76,19 +74,6 @@ double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npco
     double rcv = 8.0 * (ml + nl) * (double)P * (double)kc;         /* rows from every rank */
     double xblk = 8.0 * ml * ((double)d + nb + 1) + 8.0 * (double)m; /* X X^T blocks */
     return panel + snd + rcv + xblk;
-}
-
-double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb)
-{
-    /* ELPA's two-stage work space (band matrix, Householder blocks, its
-     * eigenvector-sized scratch even for eigenvalues only): ELPA_WS_MATS
-     * local m x m arrays, from peak RSS at P = 2 (1x2 grid): 3.8 local
-     * matrices beyond K at m = 8000 (4.3 at m = 4000, where fixed buffers
-     * weigh more), with kinf true or false; or the two chunk buffers of
-     * nm_gram_symmetrize, which are freed before ELPA starts */
-    double sym = 2.0 * (16.0 * 1048576.0 + 8.0 * nb * max_loc(m, nb, nprow > npcol ? nprow : npcol));
-    double ws = ELPA_WS_MATS * nm_gram_mat_bytes(m, nprow, npcol, nb);
-    return (ws > sym ? ws : sym) + 8.0 * 2.0 * (double)m; /* not alive at the same time */
 }
 
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
@@ -335,24 +320,6 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
 
 /* ---- spectrum, solves, norms ---- */
 
-/* Local row of global row i, or -1 when this process row does not own it. */
-static int local_row(const nm_dmat *K, const nm_grid *g, int i)
-{
-    int blk = i / K->mb;
-    if (blk % g->nprow != g->myrow) return -1;
-    return (blk / g->nprow) * K->mb + i % K->mb;
-}
-
-static int local_col(const nm_dmat *K, const nm_grid *g, int j)
-{
-    int blk = j / K->nb;
-    if (blk % g->npcol != g->mycol) return -1;
-    return (blk / g->npcol) * K->nb + j % K->nb;
-}
-
-static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
-                       double *lmax, nm_err *e);
-
 /* ---- the upper triangle from the lower (ELPA reads the whole matrix) ----
  * Block (I, J), I > J, of the lower triangle lives on grid rank
  * (I mod nprow, J mod npcol); its transpose belongs to block (J, I) on
@@ -440,154 +407,6 @@ int nm_gram_symmetrize(nm_dmat *K, const nm_grid *g, nm_err *e)
     }
 out:
     free(scnt), free(sdsp), free(rcnt), free(rdsp), free(pos), free(snd), free(rcv);
-    return rc;
-}
-
-/* All eigenvalues by ELPA's two-stage solver (eigenvalues only) on the grid
- * ranks; ascending into ev[n] on every rank of g->comm. */
-static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
-{
-    static int elpa_ready = 0;
-    int rc = NM_OK, err = ELPA_OK, n = K->m;
-    if (!elpa_ready) {
-        if (elpa_init(ELPA_API_VERSION) != ELPA_OK)
-            rc = nm_fail(e, NM_ENUM, "elpa_init(%d) failed: the ELPA library is older than "
-                         "the header", ELPA_API_VERSION);
-        elpa_ready = rc == NM_OK;
-    }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    if ((rc = nm_gram_symmetrize(K, g, e)) != NM_OK) return rc;
-    MPI_Comm gc;
-    MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc);
-    if (g->in_grid) {
-        elpa_t h = elpa_allocate(&err);
-        const char *what = "elpa_allocate";
-        int v[9] = {n, n, K->mloc, K->nloc, K->nb, (int)MPI_Comm_c2f(gc), g->myrow, g->mycol,
-                    g->ctxt};
-        const char *key[9] = {"na", "nev", "local_nrows", "local_ncols", "nblk",
-                              "mpi_comm_parent", "process_row", "process_col", "blacs_context"};
-        for (int k = 0; k < 9 && err == ELPA_OK; k++) elpa_set(h, key[k], v[k], &err), what = key[k];
-        if (err == ELPA_OK) err = elpa_setup(h), what = "elpa_setup";
-        if (err == ELPA_OK) elpa_set(h, "solver", (int)ELPA_SOLVER_2STAGE, &err), what = "solver";
-        /* ELPA's set-up checks are local (a rank that holds no rows fails
-         * elpa_setup alone): agree before the collective solve, or the other
-         * ranks would wait in it for ever.  nm_gram_eigsolver keeps ELPA off
-         * such layouts; this is the safety net. */
-        int bad = err != ELPA_OK, anybad = 0;
-        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, gc);
-        if (anybad && !bad) err = ELPA_ERROR_SETUP, what = "elpa_setup (on another rank)";
-        if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
-        if (h) {
-            int e2;
-            elpa_deallocate(h, &e2);
-        }
-        if (err != ELPA_OK)
-            rc = nm_fail(e, NM_ENUM, "ELPA failed at %s: %s", what, elpa_strerr(err));
-        MPI_Comm_free(&gc);
-    }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm); /* rank 0 is in the grid */
-    return NM_OK;
-}
-
-int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n)
-{
-    int pmax = nprow > npcol ? nprow : npcol, solver = requested;
-    if (why && n) why[0] = 0;
-    if (requested == NM_EIGSOLVER_ELPA && m <= (long)(pmax - 1) * nb) {
-        solver = NM_EIGSOLVER_SCALAPACK;
-        if (why)
-            snprintf(why, n, "ELPA needs every process row and column of the %dx%d grid to hold "
-                     "part of K (m > (%d - 1) x nb = %ld), but m = %ld at nb %d; ScaLAPACK "
-                     "(pdsytrd) instead", nprow, npcol, pmax, (long)(pmax - 1) * nb, m, nb);
-    }
-    return solver;
-}
-
-int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, double *lmin,
-                double *lmax, nm_err *e)
-{
-    solver = nm_gram_eigsolver(solver, K->m, g->nprow, g->npcol, K->nb, NULL, 0);
-    if (solver == NM_EIGSOLVER_ELPA) {
-        double *ev = all ? w : nm_calloc((size_t)K->m, sizeof(double), "eigenvalues", e);
-        int rc = nm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);
-        if (rc == NM_OK) rc = eig_elpa(K, g, ev, e);
-        if (rc == NM_OK) *lmin = ev[0], *lmax = ev[K->m - 1];
-        if (!all) free(ev);
-        return rc;
-    }
-    return eig_pdsytrd(K, g, all, w, lmin, lmax, e);
-}
-
-static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
-                       double *lmax, nm_err *e)
-{
-    int n = K->m, info = 0, rc = NM_OK;
-    double *dg = nm_calloc((size_t)n, sizeof(double), "tridiagonal", e);
-    double *od = dg ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    double *dsum = od ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    double *osum = dsum ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    if (!osum) rc = NM_ENOMEM;
-    if (rc == NM_OK && g->in_grid) {
-        /* T = Q^T K Q; the diagonal and subdiagonal of T stay in K.  pdsytrd,
-         * not pdsyntrd (pdsyevr's reduction): on a non-square grid pdsyntrd
-         * copies the whole matrix to a square subgrid -- at P = 2 one rank
-         * held all m^2 doubles (measured: 709 MB peak instead of 346 MB at
-         * m = 6000) -- and pdsytrd was also faster there (16.4 s vs 23.8 s). */
-        int nl = K->nloc + 1, lwork = -1;
-        double q, *dd = calloc((size_t)nl, sizeof(double)), *ee = calloc((size_t)nl, sizeof(double)),
-                  *tau = calloc((size_t)nl, sizeof(double));
-        pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
-        lwork = (int)q + 1;
-        double *work = malloc(sizeof(double) * (size_t)lwork);
-        if (!dd || !ee || !tau || !work)
-            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsytrd work space)");
-        else
-            pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
-        if (rc == NM_OK && info != 0)
-            rc = nm_fail(e, NM_ENUM, "pdsytrd failed (info = %d)", info);
-        free(dd), free(ee), free(tau), free(work);
-        for (int j = 0; rc == NM_OK && j < n; j++) {
-            int jl = local_col(K, g, j);
-            if (jl < 0) continue;
-            int il = local_row(K, g, j);
-            if (il >= 0) dg[j] = K->a[il + (size_t)jl * K->lld];
-            il = j + 1 < n ? local_row(K, g, j + 1) : -1;
-            if (il >= 0) od[j] = K->a[il + (size_t)jl * K->lld];
-        }
-    }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
-    MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm);
-    double ext[2] = {NAN, NAN};
-    if (g->rank == 0) {
-        if (all) {
-            dsterf_(&n, dsum, osum, &info); /* ascending, in dsum */
-            if (info == 0) {
-                memcpy(w, dsum, (size_t)n * sizeof(double));
-                ext[0] = w[0], ext[1] = w[n - 1];
-            }
-        } else {
-            /* bisection for the two end eigenvalues only (abstol: full accuracy) */
-            double vl = 0, vu = 0, abstol = 2 * DBL_MIN, *wk = malloc(sizeof(double) * 4 * n),
-                   *wv = malloc(sizeof(double) * n);
-            int *iw = malloc(sizeof(int) * 3 * (size_t)n), *ib = malloc(sizeof(int) * n),
-                *is = malloc(sizeof(int) * n), nf, ns, idx[2] = {1, n};
-            for (int t = 0; t < 2 && info == 0; t++) {
-                dstebz_("I", "E", &n, &vl, &vu, &idx[t], &idx[t], &abstol, dsum, osum, &nf, &ns,
-                        wv, ib, is, wk, iw, &info, 1, 1);
-                ext[t] = wv[0];
-            }
-            free(wk), free(wv), free(iw), free(ib), free(is);
-        }
-        if (info != 0) rc = nm_fail(e, NM_ENUM, "tridiagonal eigenvalues failed (info = %d)", info);
-    }
-    if ((rc = nm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm);
-    if (all) MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm);
-    *lmin = ext[0], *lmax = ext[1];
-out:
-    free(dg), free(od), free(dsum), free(osum);
     return rc;
 }
 
