@@ -90,6 +90,15 @@ void nm_gram_close(nm_gram_set *s);
 /* The NTK Gram of `in` into K (lower triangle).  Collective over g->comm. */
 int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e);
 
+/* The phases of the builds, for `make bench`: the neuron features
+ * sqrt(w) sigma'(X W^T) (a GEMM of depth d and the activation), their rows
+ * packed and exchanged (MPI_Alltoallv), the triangle GEMMs F F^T, the X X^T
+ * blocks and their Hadamard product, and nm_gram_inner's kernels (K_inf).
+ * Seconds on this rank summed since the last reset. */
+enum { NM_GRAM_FEATURES, NM_GRAM_EXCHANGE, NM_GRAM_PRODUCTS, NM_GRAM_XX, NM_GRAM_INNER,
+       NM_GRAM_NPHASES };
+void nm_gram_phases(double s[NM_GRAM_NPHASES], int reset);
+
 /* A kernel of inner products, one block at a time: writes
  * K(i, j) = f(|x_i|^2, |x_j|^2, <x_i, x_j>) for an mr x nc block, given the
  * squared norms of its rows (xxr) and columns (xxc) and the block G of inner

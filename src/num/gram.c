@@ -14,6 +14,21 @@
 
 static const int I1 = 1;
 
+/* seconds per phase of the builds since the last reset (nm_gram_phases) */
+static double phase_s[NM_GRAM_NPHASES];
+#define PHASE(k, stmt)                                                                             \
+    do {                                                                                           \
+        double t_ = MPI_Wtime();                                                                   \
+        stmt;                                                                                      \
+        phase_s[k] += MPI_Wtime() - t_;                                                            \
+    } while (0)
+
+void nm_gram_phases(double s[NM_GRAM_NPHASES], int reset)
+{
+    if (s) memcpy(s, phase_s, sizeof phase_s);
+    if (reset) memset(phase_s, 0, sizeof phase_s);
+}
+
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb)
 {
@@ -54,7 +69,9 @@ double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb)
  * the receive buffer, (mloc + nloc) P kc doubles, near 32 MiB each: the
  * buffers are reused panel after panel (first touches of fresh pages cost
  * as much as the copies here) and GEMMs with k = P kc >= 128 run at full
- * speed. */
+ * speed.  The panels are of equal width: a last panel padded with zero
+ * columns costs GEMM flops on zeros (at m = 4000, q = 1024, P = 2 the
+ * widths 349 + 163 padded to 349 were 27% of the products in vain). */
 static long panel_width(long m, long nbmax, int P, int nprow, int npcol, int nb)
 {
     double cap = 32.0 * 1048576.0 / 8.0;
@@ -62,7 +79,9 @@ static long panel_width(long m, long nbmax, int P, int nprow, int npcol, int nb)
                                                      max_loc(m, nb, npcol)) * P;
     long kc = (long)(cap / (snd > rcv ? snd : rcv));
     if (kc < 64) kc = 64;
-    return kc < nbmax ? kc : (nbmax > 0 ? nbmax : 1);
+    if (kc >= nbmax) return nbmax > 0 ? nbmax : 1;
+    long np = (nbmax + kc - 1) / kc;
+    return (nbmax + np - 1) / np;
 }
 
 double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb)
@@ -71,6 +90,7 @@ double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npco
     double ml = max_loc(m, nb, nprow), nl = max_loc(m, nb, npcol);
     double panel = 8.0 * (double)m * (double)kc;                   /* features */
     double snd = 8.0 * (double)m * (nprow + npcol) * (double)kc;   /* rows for each grid rank */
+    if (nprow == 1 && nl * P > (double)m * (1 + npcol)) snd = 8.0 * nl * P * (double)kc;
     double rcv = 8.0 * (ml + nl) * (double)P * (double)kc;         /* rows from every rank */
     double xblk = 8.0 * ml * ((double)d + nb + 1) + 8.0 * (double)m; /* X X^T blocks */
     return panel + snd + rcv + xblk;
@@ -164,7 +184,8 @@ static int xx_blocks(nm_dmat *K, const nm_grid *g, long d, const double *X, int 
 int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e)
 {
-    int rc = xx_blocks(K, g, d, X, 0, f, ctx, e);
+    int rc;
+    PHASE(NM_GRAM_INNER, rc = xx_blocks(K, g, d, X, 0, f, ctx, e));
     return nm_agree(g->comm, rc, e);
 }
 
@@ -236,8 +257,14 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     ws->scnt = calloc((size_t)P, sizeof(int)), ws->sdsp = calloc((size_t)P, sizeof(int));
     ws->rcnt = calloc((size_t)P, sizeof(int)), ws->rdsp = calloc((size_t)P, sizeof(int));
     ws->A = malloc(sizeof(double) * (size_t)m * (size_t)kc);
+    size_t rn = (size_t)ld * (size_t)P * (size_t)kc;
+    if (g->nprow == 1) { /* add_panel_row: every panel whole, and F(C_j, :) */
+        size_t cn = (size_t)(g->in_grid ? K->nloc : 0) * (size_t)P * (size_t)kc;
+        rn = (size_t)m * (size_t)P * (size_t)kc;
+        sn = sn > cn ? sn : cn;
+    }
     ws->snd = malloc(sizeof(double) * (sn ? sn : 1));
-    ws->rcv = malloc(sizeof(double) * ((size_t)ld * (size_t)P * (size_t)kc + 1));
+    ws->rcv = malloc(sizeof(double) * (rn + 1));
     if (!(ws->rows && ws->scnt && ws->sdsp && ws->rcnt && ws->rdsp && ws->A && ws->snd && ws->rcv))
         return nm_fail(e, NM_ENOMEM, "out of memory for the Gram feature panels");
     for (int t = 0, off = 0; t < G; t++) { /* BLACS "Row" order: t = i npcol + j */
@@ -247,6 +274,40 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     }
     for (int r = 0; r < P; r++) ws->rcnt[r] = ld * (int)kc, ws->rdsp[r] = r * ld * (int)kc;
     return NM_OK;
+}
+
+/* The panel's products on a 1 x npcol grid: R_i is every row in order, so
+ * every rank needs every rank's panel as it is -- one MPI_Allgather, no
+ * packing (none at all on one rank) -- and F(C_j, :) is a subset of its rows,
+ * copied out locally (nloc P kc doubles for 2 m nloc P kc flops). */
+static void add_panel_row(nm_dmat *K, const nm_grid *g, panel_ws *ws)
+{
+    int P = g->size, m = K->m, nb = K->nb, kk = (int)(P * ws->kc);
+    int nloc = g->in_grid ? K->nloc : 0, *rows = ws->rows;
+    double t0 = MPI_Wtime(), *F = ws->A, *B = ws->snd;
+    if (P > 1) {
+        MPI_Allgather(ws->A, (int)(m * ws->kc), MPI_DOUBLE, ws->rcv, (int)(m * ws->kc), MPI_DOUBLE,
+                      g->comm);
+        F = ws->rcv;
+    }
+    int ldb = m;
+    if (g->npcol == 1) {
+        B = F;
+    } else if (nloc > 0) {
+        ldb = owned(m, nb, g->mycol, g->npcol, rows);
+        for (int c = 0; c < kk; c++)
+            for (int k = 0; k < ldb; k++) B[k + (size_t)c * ldb] = F[rows[k] + (size_t)c * m];
+    }
+    phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
+    if (nloc == 0 || K->mloc == 0) return;
+    t0 = MPI_Wtime();
+    for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
+        int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m - c0g, nc, kk, 1.0, F + c0g, m,
+                    B + (g->npcol == 1 ? c0g : jl0), ldb, 1.0, K->a + c0g + (size_t)jl0 * K->lld,
+                    K->lld);
+    }
+    phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
 }
 
 static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deriv,
@@ -261,7 +322,12 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
     for (long c0 = 0; c0 < nbmax; c0 += kc) {
         long nk = in->nrows - c0;
         nk = nk < 0 ? 0 : (nk > kc ? kc : nk);
-        features(in, c0, nk, kc, deriv, w, A);
+        PHASE(NM_GRAM_FEATURES, features(in, c0, nk, kc, deriv, w, A));
+        if (g->nprow == 1) {
+            add_panel_row(K, g, ws);
+            continue;
+        }
+        double t0 = MPI_Wtime();
         for (int t = 0; t < G; t++) { /* rows R_i then C_j of the panel, column-major */
             int nr = owned(m, nb, t / g->npcol, g->nprow, rows);
             nr += owned(m, nb, t % g->npcol, g->npcol, rows + nr);
@@ -270,7 +336,9 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
                 for (int k = 0; k < nr; k++) s0[k + c * nr] = A[rows[k] + c * m];
         }
         MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm);
+        phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
         if (!g->in_grid || mloc == 0 || nloc == 0) continue;
+        t0 = MPI_Wtime();
         int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
         for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
             int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
@@ -281,6 +349,7 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
                         rcv + il0, ld, rcv + mloc + jl0, ld, 1.0, K->a + il0 + (size_t)jl0 * K->lld,
                         K->lld);
         }
+        phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
     }
 }
 
@@ -311,7 +380,8 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
     if (K->a) memset(K->a, 0, (size_t)K->lld * (size_t)K->nloc * sizeof(double));
     if (in->ch) {
         add_part(K, g, in, 1, in->ch, nbmax, &ws);
-        rc = nm_agree(g->comm, xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e), e);
+        PHASE(NM_GRAM_XX, rc = xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e));
+        rc = nm_agree(g->comm, rc, e);
     }
     if (rc == NM_OK && in->co) add_part(K, g, in, 0, in->co, nbmax, &ws);
     panel_free(&ws);
