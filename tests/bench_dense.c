@@ -36,27 +36,6 @@ static void die(const nm_err *e)
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-typedef struct {
-    int n, k;
-    double *A, *C;
-} syrk_case;
-
-static void syrk_run(void *ctx)
-{
-    syrk_case *c = ctx;
-    double one = 1, zero = 0;
-    dsyrk_("L", "N", &c->n, &c->k, &one, c->A, &c->n, &zero, c->C, &c->n, 1, 1);
-}
-
-/* DSYRK (n x n lower, rank k) on every rank at once, GFLOP/s summed */
-static double dsyrk_rate(int n, int k, double secs)
-{
-    syrk_case c = {n, k, malloc(sizeof(double) * n * k), calloc((size_t)n * n, sizeof(double))};
-    for (long i = 0; i < (long)n * k; i++) c.A[i] = sin((double)i);
-    double best = nmt_best_seconds(syrk_run, &c, 3, secs, MPI_COMM_WORLD);
-    free(c.A), free(c.C);
-    return (double)n * (n + 1.0) * k * P / best / 1e9;
-}
 
 typedef struct {
     size_t n;
@@ -268,7 +247,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "compare") == 0) {
         compare(ms[0]);
     } else if (strcmp(argv[1], "gram") == 0) {
-        double gemm = nmt_dgemm_rate(1024, 1.0, MPI_COMM_WORLD), syrk = dsyrk_rate(2000, BQ, 1.0);
+        double gemm = nmt_dgemm_rate(1024, 1.0, MPI_COMM_WORLD), syrk = nmt_dsyrk_rate(2000, BQ, 1.0, MPI_COMM_WORLD);
         double bw = copy_rate();
         if (rank == 0)
             printf("Gram build by phase, P = %d, relu, d = %d, q = %d (load average %.2f); limits "

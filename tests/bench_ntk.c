@@ -32,30 +32,6 @@
 #include "nm_scalapack.h"
 #include "nm_testlib.h"
 
-typedef struct {
-    int n, k;
-    double *A, *C;
-} syrk_case;
-
-static void syrk_run(void *ctx)
-{
-    syrk_case *c = ctx;
-    double one = 1, zero = 0;
-    dsyrk_("L", "N", &c->n, &c->k, &one, c->A, &c->n, &zero, c->C, &c->n, 1, 1);
-}
-
-/* Best DSYRK rate (n x n lower triangle, rank k) on every rank at once over
- * >= secs seconds, summed over ranks. */
-static double dsyrk_rate(int n, int k, double secs, MPI_Comm comm)
-{
-    syrk_case c = {n, k, malloc(sizeof(double) * n * k), calloc((size_t)n * n, sizeof(double))};
-    for (long i = 0; i < (long)n * k; i++) c.A[i] = sin((double)i);
-    double best = nmt_best_seconds(syrk_run, &c, 3, secs, comm);
-    int P;
-    MPI_Comm_size(comm, &P);
-    free(c.A), free(c.C);
-    return (double)n * (n + 1.0) * k * P / best / 1e9;
-}
 
 typedef struct {
     nm_ntkop *op;
@@ -88,7 +64,7 @@ int main(int argc, char **argv)
     p.m = ms ? atol(ms) : 8000, p.d = 256, p.q = 2048, p.seed = 1, p.kinf = 0;
     double la[3] = {0};
     if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;
-    double syrk = dsyrk_rate(4000, 1024, 3.0, comm);
+    double syrk = nmt_dsyrk_rate(4000, 1024, 3.0, comm);
     if (rank == 0) {
         printf("ntk_spectrum bench: P=%d, m=%ld d=%ld q=%ld relu kernel full, load average "
                "%.2f before\n", P, p.m, p.d, p.q, la[0]);
