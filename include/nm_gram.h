@@ -82,7 +82,9 @@ typedef struct {
 
 /* Layout by nm_gram_layout(m, P of comm, grid_p, grid_q, nb_req), the grid on
  * comm and nmat zeroed matrices (nm_gram_alloc).  Collective; the error is
- * agreed; nm_gram_close frees what was set up, also after an error. */
+ * agreed; nm_gram_close frees what was set up, also after an error.  The
+ * grid is kept for the next nm_gram_open on the same ranks (a sweep's runs
+ * share it; g.comm is a duplicate of comm), so s->g must not be freed. */
 int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
                  int nmat, nm_err *e);
 void nm_gram_close(nm_gram_set *s);

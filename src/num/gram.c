@@ -101,6 +101,39 @@ int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
     return nm_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
 }
 
+/* The grid of the last nm_gram_open, kept for the next: a sweep's runs use
+ * the same ranks and usually the same grid, and a BLACS grid costs several
+ * communicator splits (collectives that wait for the slowest rank).  It
+ * lives on our duplicate of the caller's communicator, so a later call can
+ * check (MPI_Comm_compare: congruent) that it is the same ranks in the same
+ * order. */
+static nm_grid grid_cache;
+static MPI_Comm grid_comm = MPI_COMM_NULL;
+
+static int grid_get(nm_grid *g, MPI_Comm comm, int nprow, int npcol, nm_err *e)
+{
+    int same = MPI_UNEQUAL;
+    if (grid_comm != MPI_COMM_NULL) MPI_Comm_compare(grid_comm, comm, &same);
+    if (same != MPI_CONGRUENT || grid_cache.nprow != nprow || grid_cache.npcol != npcol) {
+        if (grid_comm != MPI_COMM_NULL) {
+            nm_grid_free(&grid_cache);
+            MPI_Comm_free(&grid_comm);
+        }
+        if (MPI_Comm_dup(comm, &grid_comm) != MPI_SUCCESS) {
+            grid_comm = MPI_COMM_NULL;
+            return nm_fail(e, NM_EMPI, "cannot duplicate the run's communicator for its grid");
+        }
+        int rc = nm_grid_init(&grid_cache, grid_comm, nprow, npcol, e);
+        if (rc != NM_OK) {
+            MPI_Comm_free(&grid_comm);
+            grid_comm = MPI_COMM_NULL;
+            return rc;
+        }
+    }
+    *g = grid_cache;
+    return NM_OK;
+}
+
 int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
                  int nmat, nm_err *e)
 {
@@ -108,7 +141,7 @@ int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, 
     memset(s, 0, sizeof *s);
     MPI_Comm_size(comm, &P);
     nm_gram_layout(m, P, grid_p, grid_q, nb_req, &nprow, &npcol, &s->nb);
-    int rc = nm_grid_init(&s->g, comm, nprow, npcol, e);
+    int rc = grid_get(&s->g, comm, nprow, npcol, e);
     s->grid_ok = rc == NM_OK;
     s->nmat = nmat < NM_GRAM_MAXMAT ? nmat : NM_GRAM_MAXMAT;
     for (int k = 0; rc == NM_OK && k < s->nmat; k++)
@@ -119,8 +152,7 @@ int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, 
 void nm_gram_close(nm_gram_set *s)
 {
     for (int k = 0; k < s->nmat; k++) nm_dmat_free(&s->K[k]);
-    if (s->grid_ok) nm_grid_free(&s->g);
-    s->grid_ok = 0;
+    s->grid_ok = 0; /* the grid stays for the next nm_gram_open (grid_get) */
 }
 
 static int rows_owned(const nm_dmat *K) { return K->a && K->mloc > 0 && K->nloc > 0; }
