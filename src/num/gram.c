@@ -280,10 +280,7 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     size_t sn = (size_t)m * (size_t)(g->nprow + g->npcol) * (size_t)kc;
     memset(ws, 0, sizeof *ws);
     ws->kc = kc;
-    /* GEMMs of at least 512 columns run near DGEMM speed; the rows above
-     * the first block's diagonal are skipped, the few above the later
-     * blocks' diagonals computed in vain (their results lie in the unused
-     * upper triangle) */
+    /* GEMMs of at least 512 columns run near DGEMM speed (tri_gemm) */
     ws->ncol = nb * ((512 + nb - 1) / nb);
     ws->rows = malloc(sizeof(int) * (size_t)(2 * m + 1));
     ws->scnt = calloc((size_t)P, sizeof(int)), ws->sdsp = calloc((size_t)P, sizeof(int));
@@ -306,6 +303,44 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     }
     for (int r = 0; r < P; r++) ws->rcnt[r] = ld * (int)kc, ws->rdsp[r] = r * ld * (int)kc;
     return NM_OK;
+}
+
+/* First local row (of nr, global rows grow[] ascending; NULL: local row =
+ * global row) on or below global row c. */
+static int first_row(const int *grow, int nr, int c)
+{
+    if (!grow) return c < nr ? c : nr;
+    int lo = 0, hi = nr;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (grow[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* K(:, jl0 .. jl0 + nc) += FR FC^T on and below the diagonal: FR's local row
+ * il is FR[il] (leading dimension ldr), local column jl's row of FC is
+ * FC[jl] (ldc), both kk long.  One GEMM for the rows below the chunk's last
+ * column, then one per nb-column block for its band between its first
+ * column and there: only the diagonal blocks' upper halves are computed in
+ * vain.  (One GEMM from the chunk's first column down computed a 512 x
+ * 512-column triangle per chunk in vain: 1024 / m of the work on a 1 x 2
+ * grid, the products twice over at m = 1000.) */
+static void tri_gemm(nm_dmat *K, const int *grow, int jl0, int nc, int kk, const double *FR,
+                     int ldr, const double *FC, int ldc)
+{
+    int mloc = K->mloc, nb = K->nb, lld = K->lld;
+    int ib = first_row(grow, mloc, nm_dmat_gcol(K, jl0 + nc - 1) + 1);
+    if (ib < mloc)
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, mloc - ib, nc, kk, 1.0, FR + ib, ldr,
+                    FC + jl0, ldc, 1.0, K->a + ib + (size_t)jl0 * lld, lld);
+    for (int b = jl0; b < jl0 + nc; b += nb) {
+        int w = jl0 + nc - b < nb ? jl0 + nc - b : nb, ia = first_row(grow, mloc, nm_dmat_gcol(K, b));
+        if (ia < ib)
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ib - ia, w, kk, 1.0, FR + ia, ldr,
+                        FC + b, ldc, 1.0, K->a + ia + (size_t)b * lld, lld);
+    }
 }
 
 /* The panel's products on a 1 x npcol grid: R_i is every row in order, so
@@ -333,12 +368,8 @@ static void add_panel_row(nm_dmat *K, const nm_grid *g, panel_ws *ws)
     phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
     if (nloc == 0 || K->mloc == 0) return;
     t0 = MPI_Wtime();
-    for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
-        int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m - c0g, nc, kk, 1.0, F + c0g, m,
-                    B + (g->npcol == 1 ? c0g : jl0), ldb, 1.0, K->a + c0g + (size_t)jl0 * K->lld,
-                    K->lld);
-    }
+    for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol)
+        tri_gemm(K, NULL, jl0, nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, kk, F, m, B, ldb);
     phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
 }
 
@@ -371,16 +402,11 @@ static void add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int der
         phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
         if (!g->in_grid || mloc == 0 || nloc == 0) continue;
         t0 = MPI_Wtime();
-        int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
-        for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
-            int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_dmat_gcol(K, jl0);
-            int il0 = 0;
-            while (il0 < nr && rows[il0] < c0g) il0++;
-            if (il0 >= mloc) continue;
-            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, mloc - il0, nc, kk, 1.0,
-                        rcv + il0, ld, rcv + mloc + jl0, ld, 1.0, K->a + il0 + (size_t)jl0 * K->lld,
-                        K->lld);
-        }
+        int kk = (int)(P * kc);
+        owned(m, nb, g->myrow, g->nprow, rows);
+        for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol)
+            tri_gemm(K, rows, jl0, nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, kk, rcv, ld,
+                     rcv + mloc, ld);
         phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
     }
 }
