@@ -331,6 +331,57 @@ START_TEST(test_eig_routes)
 }
 END_TEST
 
+/* The table itself: every row complete and named as the setting's values;
+ * the cost model's file replaces the built-in rows of its (P, solver) pairs
+ * and a bad line is an error naming the file and line. */
+START_TEST(test_eig_table)
+{
+    ck_assert_int_eq(NM_EIGSOLVER_AUTO, NM_EIGSOLVER_NROWS);
+    ck_assert_str_eq(nm_eigsolver_names[NM_EIGSOLVER_AUTO], "auto");
+    ck_assert_ptr_null(nm_eigsolver_names[NM_EIGSOLVER_AUTO + 1]);
+    nm_eig_layout L = {3000, 1, 2, 64, 2};
+    for (int s = 0; s < NM_EIGSOLVER_NROWS; s++) {
+        const nm_eig_solver *r = &nm_eig_solvers[s];
+        ck_assert_str_eq(r->name, nm_eigsolver_names[s]);
+        ck_assert(r->about && r->usable && r->mem_bytes && r->run);
+        ck_assert(r->usable(&L, NULL, 0));
+        for (int rank = 0; rank < 2; rank++) ck_assert(r->mem_bytes(&L, rank) > 0);
+        ck_assert(nm_eig_predict(s, 3000, 2) > 0);
+    }
+    nm_err e;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nm_eig_model_%d.txt", nmt_rank);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "# a model\n2 lapack 1000 0.5\n2 lapack 4000 8  # comment\n2 elpa 1000 0.1\n"
+               "2 elpa 4000 1\n2 scalapack 1000 9\n2 elpa1 1000 9\n");
+    fclose(f);
+    ck_assert_int_eq(nm_eig_model_load(path, &e), NM_OK);
+    ck_assert_str_eq(nm_eig_model_source(), path);
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_LAPACK, 2000, 2) - 2.0) < 1e-12); /* log-log */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 8000, 2) - 8.0) < 1e-12);   /* m^3 */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 500, 2) - 0.05) < 1e-12);   /* m */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 1000, 4) - 0.05) < 1e-12);  /* 2/4 */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_LAPACK, 1000, 4) - 0.5) < 1e-12); /* one node */
+    char why[768];
+    L.m = 2000, L.nprow = 1, L.npcol = 2, L.nb = 64, L.P = 2;
+    ck_assert_int_eq(nm_eig_choose(NM_EIGSOLVER_AUTO, &L, why, sizeof why), NM_EIGSOLVER_ELPA);
+    ck_assert_ptr_nonnull(strstr(why, "lapack 2 s"));
+    ck_assert_int_eq(nm_eig_choose(NM_EIGSOLVER_LAPACK, &L, why, sizeof why), NM_EIGSOLVER_LAPACK);
+    ck_assert_str_eq(why, "");
+    f = fopen(path, "w");
+    fprintf(f, "2 lapack 1000 0.5\n2 lapak 4000 8\n");
+    fclose(f);
+    ck_assert_int_eq(nm_eig_model_load(path, &e), NM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, path));
+    ck_assert_ptr_nonnull(strstr(e.msg, "line 2"));
+    ck_assert_int_eq(nm_eig_model_load("/nonexistent/model.txt", &e), NM_EIO);
+    remove(path);
+    ck_assert_int_eq(nm_eig_model_load(NULL, &e), NM_OK);
+    ck_assert_str_eq(nm_eig_model_source(), "built-in");
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("gram");
@@ -340,6 +391,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_gram_inner);
     tcase_add_test(tc, test_gram_eig_small);
     tcase_add_test(tc, test_eig_routes);
+    tcase_add_test(tc, test_eig_table);
     suite_add_tcase(s, tc);
     return s;
 }
