@@ -70,7 +70,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(DEP_CFLAGS) -Iinclude -DNM_VERSION='"$(VERSION)
 TESTS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/test_*.c))
 TESTLIB := $(B)/testobj/nm_testlib.o
 
-.PHONY: all deps tests demo check sanitize fuzz bench clean plots reproduce reproduce-capacity install uninstall FORCE
+.PHONY: all deps tests demo check sanitize fuzz bench bench-dense clean plots reproduce reproduce-capacity install uninstall FORCE
 all: $(BIN)
 
 # The build environment, probed once per set of flags: $(B)/flags.stamp holds
@@ -105,6 +105,7 @@ $(B)/obj/%.o: src/%.c $(wildcard include/*.h) $(B)/config.ok
 $(B)/version.stamp: FORCE
 	@mkdir -p $(B); echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
 $(B)/obj/base/version.o: $(B)/version.stamp
+$(B)/obj/num/eig.o: src/num/eig_model.inc
 FORCE:
 
 # rebuilt from scratch: ar would keep members of modules since moved or removed
@@ -186,8 +187,13 @@ reproduce-capacity: deps
 	@scripts/reproduce-capacity.sh
 
 bench: deps
-	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk
+	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk $(B)/bench_dense
 	@scripts/bench.sh
+# the dense NTK path at sweep sizes alone (Gram phases, eigen-solvers and the
+# cost model build/eig-model.txt, numpy comparison, small-m runs/s): ~3 min
+bench-dense: deps
+	@$(SUBMAKE) all $(B)/bench_dense
+	@scripts/bench-dense.sh
 
 # make install PREFIX=DIR [DESTDIR=STAGE] [MODULEFILES=DIR]: bin/ntkmem,
 # bin/ntkmem-plot, share/ntkmem/ and the Lmod modulefile

@@ -42,10 +42,14 @@ extern const nm_experiment nm_experiments[];
  * every experiment has one). */
 const nm_experiment *nm_exp_get(int id);
 
-/* The eigensolver of p's dense Gram on P ranks (nm_gram_eigsolver on p's
- * grid and block size: ELPA falls back to ScaLAPACK where it cannot run);
- * why gets the reason of a fallback, "" otherwise. */
+/* The eigensolver of p's dense Gram on P ranks (nm_eig_choose on p's grid
+ * and block size: auto's pick; ELPA falls back to ScaLAPACK where it cannot
+ * run); why gets the reason (auto: the predicted times), "" otherwise. */
 int nm_exp_eigsolver(const nm_params *p, int P, char *why, size_t n);
+
+/* Bytes on `rank` beyond the Gram matrix of that eigensolver: the one
+ * estimate of every experiment with a dense spectrum. */
+double nm_exp_eig_bytes(const nm_params *p, int P, int rank);
 
 /* Rank 0, first repeat of a point: a note on stderr when the eigensolver
  * differs from p's `eigensolver` (the log says which solver produced the

@@ -33,8 +33,8 @@
  * 5. the output part is accumulated on top the same way.
  * This replaced pdgemr2d + pdsyrk, which reached 0.46 of the machine's DSYRK
  * rate even on one rank (PBLAS's blocking); the GEMM form reaches 0.77.
- * Only the lower triangle of K is meaningful; the eigen and Cholesky
- * routines below read only the lower triangle. */
+ * Only the lower triangle of K is meaningful; the Cholesky routines below
+ * and the eigen-solvers (nm_eig.h) read only the lower triangle. */
 #ifndef NM_GRAM_H
 #define NM_GRAM_H
 #include "nm_grid.h"
@@ -67,9 +67,6 @@ double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb);
  * (feature panel, send and receive buffers, X X^T blocks). */
 double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb);
 
-/* Bytes per rank of nm_gram_eig's ELPA path beyond K itself (worst rank). */
-double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb);
-
 /* K (m x m, nb x nb blocks on g->ctxt) allocated and zeroed. */
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e);
 
@@ -85,13 +82,24 @@ typedef struct {
 
 /* Layout by nm_gram_layout(m, P of comm, grid_p, grid_q, nb_req), the grid on
  * comm and nmat zeroed matrices (nm_gram_alloc).  Collective; the error is
- * agreed; nm_gram_close frees what was set up, also after an error. */
+ * agreed; nm_gram_close frees what was set up, also after an error.  The
+ * grid is kept for the next nm_gram_open on the same ranks (a sweep's runs
+ * share it; g.comm is a duplicate of comm), so s->g must not be freed. */
 int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
                  int nmat, nm_err *e);
 void nm_gram_close(nm_gram_set *s);
 
 /* The NTK Gram of `in` into K (lower triangle).  Collective over g->comm. */
 int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e);
+
+/* The phases of the builds, for `make bench`: the neuron features
+ * sqrt(w) sigma'(X W^T) (a GEMM of depth d and the activation), their rows
+ * packed and exchanged (MPI_Alltoallv), the triangle GEMMs F F^T, the X X^T
+ * blocks and their Hadamard product, and nm_gram_inner's kernels (K_inf).
+ * Seconds on this rank summed since the last reset. */
+enum { NM_GRAM_FEATURES, NM_GRAM_EXCHANGE, NM_GRAM_PRODUCTS, NM_GRAM_XX, NM_GRAM_INNER,
+       NM_GRAM_NPHASES };
+void nm_gram_phases(double s[NM_GRAM_NPHASES], int reset);
 
 /* A kernel of inner products, one block at a time: writes
  * K(i, j) = f(|x_i|^2, |x_j|^2, <x_i, x_j>) for an mr x nc block, given the
@@ -108,39 +116,6 @@ typedef void (*nm_gram_blockfn)(void *ctx, int mr, int nc, const double *xxr, co
  * on the replicated X, no communication.  Collective over g->comm. */
 int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e);
-
-/* Spectrum of the symmetric K (lower triangle), destroying K, by the solver
- * nm_gram_eigsolver picks for `solver`.  NM_EIGSOLVER_SCALAPACK: one
- * distributed tridiagonal reduction (pdsytrd, in place), then on rank 0 all
- * eigenvalues (dsterf, what dsyevd('N') does) into w[m] when all != 0, or
- * only the two extremes by bisection (dstebz).  pdsyevd has no eigenvalues-
- * only mode and pdsyevr('N') does the same reduction, so this is the
- * cheapest route to either.  lmin, lmax and w (if all) end up on every rank.
- * Collective over g->comm. */
-int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, double *lmin,
-                double *lmax, nm_err *e);
-
-/* The eigensolvers of nm_gram_eig (the `eigensolver` setting):
- * NM_EIGSOLVER_ELPA: ELPA's two-stage solver, eigenvalues only (full-to-band
- *   reduction, band-to-tridiagonal, tridiagonal eigenvalues), on the same
- *   block-cyclic K after nm_gram_symmetrize (ELPA reads both triangles).
- *   Always computes all m eigenvalues (w, if all; the extremes otherwise).
- *   Measured 1.7-2.4x faster than pdsytrd at m = 8000, P = 2.
- * NM_EIGSOLVER_SCALAPACK: pdsytrd + dsterf / dstebz as described above. */
-enum { NM_EIGSOLVER_ELPA = 0, NM_EIGSOLVER_SCALAPACK = 1 };
-
-/* The eigensolver nm_gram_eig uses when `requested` is asked for an m x m
- * matrix in nb x nb blocks on an nprow x npcol grid -- the one place of the
- * rule (an `eigensolver: auto` would extend it here).  ELPA needs every
- * process row and every process column to hold part of K, i.e.
- * m > (max(nprow, npcol) - 1) nb: elpa_setup refuses a process row without
- * rows on that rank alone (the others then wait in the solve), and its
- * tridiagonal solver a process column without columns
- * (ELPA_ERROR_DURING_COMPUTATION); measured for m = 1..40, nb = 1..64 on
- * every grid of P <= 4, both limits exact.  Otherwise ScaLAPACK (pdsytrd,
- * any layout) is used, and why (if not NULL) gets the reason; "" when the
- * requested solver is used. */
-int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n);
 
 /* Copy K's lower triangle onto its upper one (a distributed transpose of
  * the strictly lower blocks in chunks of ~16 MiB; no second matrix).

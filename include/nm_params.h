@@ -70,7 +70,7 @@ typedef struct {
 
     /* ntk_spectrum (and the Gram solves of near_min, gd_width) */
     int kernel, eigenvalues;
-    int eigensolver;    /* NM_EIGSOLVER_* of nm_gram.h: elpa, scalapack */
+    int eigensolver;    /* NM_EIGSOLVER_* of nm_eig.h (its table rows, then auto) */
     int ntk_method;     /* nm_ntk_method */
     double dense_max_seconds, lanczos_tol, cg_tol;
     long lanczos_ncv, top_k, max_products, lambda_min_deflate;

@@ -44,7 +44,7 @@ void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
               const int *ia, const int *ja, const int *desca, double *b,
               const int *ib, const int *jb, const int *descb, int *info, fstrlen);
 
-/* tridiagonal reduction (nm_gram_eig) */
+/* tridiagonal reduction (nm_eig) */
 void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const int *ja,
               const int *desca, double *d, double *e, double *tau, double *work,
               const int *lwork, int *info, fstrlen);
@@ -53,6 +53,8 @@ void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const in
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
              const int *lda, double *w, double *work, const int *lwork, int *iwork,
              const int *liwork, int *info, fstrlen, fstrlen);
+void dsytrd_(const char *uplo, const int *n, double *a, const int *lda, double *d, double *e,
+             double *tau, double *work, const int *lwork, int *info, fstrlen);
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info,
              fstrlen);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,

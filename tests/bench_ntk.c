@@ -25,36 +25,13 @@
 #include "nm_act.h"
 #include "nm_data.h"
 #include "nm_exp.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_net.h"
 #include "nm_ntkop.h"
 #include "nm_scalapack.h"
 #include "nm_testlib.h"
 
-typedef struct {
-    int n, k;
-    double *A, *C;
-} syrk_case;
-
-static void syrk_run(void *ctx)
-{
-    syrk_case *c = ctx;
-    double one = 1, zero = 0;
-    dsyrk_("L", "N", &c->n, &c->k, &one, c->A, &c->n, &zero, c->C, &c->n, 1, 1);
-}
-
-/* Best DSYRK rate (n x n lower triangle, rank k) on every rank at once over
- * >= secs seconds, summed over ranks. */
-static double dsyrk_rate(int n, int k, double secs, MPI_Comm comm)
-{
-    syrk_case c = {n, k, malloc(sizeof(double) * n * k), calloc((size_t)n * n, sizeof(double))};
-    for (long i = 0; i < (long)n * k; i++) c.A[i] = sin((double)i);
-    double best = nmt_best_seconds(syrk_run, &c, 3, secs, comm);
-    int P;
-    MPI_Comm_size(comm, &P);
-    free(c.A), free(c.C);
-    return (double)n * (n + 1.0) * k * P / best / 1e9;
-}
 
 typedef struct {
     nm_ntkop *op;
@@ -87,7 +64,7 @@ int main(int argc, char **argv)
     p.m = ms ? atol(ms) : 8000, p.d = 256, p.q = 2048, p.seed = 1, p.kinf = 0;
     double la[3] = {0};
     if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;
-    double syrk = dsyrk_rate(4000, 1024, 3.0, comm);
+    double syrk = nmt_dsyrk_rate(4000, 1024, 3.0, comm);
     if (rank == 0) {
         printf("ntk_spectrum bench: P=%d, m=%ld d=%ld q=%ld relu kernel full, load average "
                "%.2f before\n", P, p.m, p.d, p.q, la[0]);
@@ -125,13 +102,13 @@ int main(int argc, char **argv)
     double *w = malloc(sizeof(double) * p.m), lmin, lmax;
     nm_gram_copy(&K, &C);
     double t0 = nmt_now(comm);
-    if (nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
+    if (nm_eig_solve(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e)) die(&e);
     double teig = nmt_maxall(nmt_now(comm) - t0, comm);
     /* ELPA two-stage (the default eigensolver) on the same matrix, same run */
     double *we = malloc(sizeof(double) * p.m), emin, emax;
     nm_gram_copy(&K, &C);
     t0 = nmt_now(comm);
-    if (nm_gram_eig(&C, &g, NM_EIGSOLVER_ELPA, 1, we, &emin, &emax, &e)) die(&e);
+    if (nm_eig_solve(&C, &g, NM_EIGSOLVER_ELPA, 1, we, &emin, &emax, &e)) die(&e);
     double telpa = nmt_maxall(nmt_now(comm) - t0, comm), eerr = 0;
     for (long i = 0; i < p.m; i++) eerr = fmax(eerr, fabs(we[i] - w[i]) / w[p.m - 1]);
     if (rank == 0)

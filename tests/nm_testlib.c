@@ -65,6 +65,29 @@ double nmt_dgemm_rate(int n, double secs, MPI_Comm comm)
     return 2.0 * n * n * (double)n * P / best / 1e9;
 }
 
+typedef struct {
+    int n, k;
+    double *A, *C;
+} syrk_case;
+
+static void syrk_run(void *ctx)
+{
+    syrk_case *c = ctx;
+    double one = 1, zero = 0;
+    dsyrk_("L", "N", &c->n, &c->k, &one, c->A, &c->n, &zero, c->C, &c->n, 1, 1);
+}
+
+double nmt_dsyrk_rate(int n, int k, double secs, MPI_Comm comm)
+{
+    syrk_case c = {n, k, malloc(sizeof(double) * n * k), calloc((size_t)n * n, sizeof(double))};
+    for (long i = 0; i < (long)n * k; i++) c.A[i] = sin((double)i);
+    double best = nmt_best_seconds(syrk_run, &c, 3, secs, comm);
+    int P;
+    MPI_Comm_size(comm, &P);
+    free(c.A), free(c.C);
+    return (double)n * (n + 1.0) * k * P / best / 1e9;
+}
+
 double nmt_gram_flops(long m, long d, long Q, int hidden, int output)
 {
     double mm = (double)m, syrk = mm * (mm + 1.0) * (double)Q; /* m(m+1)/2 entries x 2Q */

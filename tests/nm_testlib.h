@@ -45,6 +45,8 @@ double nmt_maxall(double t, MPI_Comm comm);
 double nmt_best_seconds(void (*fn)(void *ctx), void *ctx, int min_reps, double secs,
                         MPI_Comm comm);
 double nmt_dgemm_rate(int n, double secs, MPI_Comm comm);
+/* The best DSYRK rate (n x n lower triangle, rank k) the same way. */
+double nmt_dsyrk_rate(int n, int k, double secs, MPI_Comm comm);
 
 /* Read a float64 C-order .npy (what nm_npy_write writes); *a is malloc'ed.
  * shape[1] = 1 for 1-D. */

@@ -8,6 +8,7 @@
 #include "nm_act.h"
 #include "nm_comm.h"
 #include "nm_data.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_grid.h"
 #include "nm_loss.h"
@@ -91,7 +92,7 @@ START_TEST(test_eig_each_call_fails)
         double lmin = 0, lmax = 0;
         nm_err ek = {0, ""};
         nm_comm_fail_in(k);
-        int rc = nm_gram_eig(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &ek);
+        int rc = nm_eig_solve(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &ek);
         nm_comm_fail_in(0);
         if (rc == NM_OK) {
             done = 1;
@@ -101,8 +102,8 @@ START_TEST(test_eig_each_call_fails)
         }
         steps++;
         assert_all_failed(rc, &ek, NM_EMPI, "MPI_ERR_OTHER");
-        seen_reduce |= strstr(ek.msg, "MPI_Reduce in eig_pdsytrd") != NULL;
-        seen_bcast |= strstr(ek.msg, "MPI_Bcast in eig_pdsytrd") != NULL;
+        seen_reduce |= strstr(ek.msg, "MPI_Reduce in run_scalapack") != NULL;
+        seen_bcast |= strstr(ek.msg, "MPI_Bcast in share") != NULL;
     }
     NMT_ASSERT_ALL(done, "the solve never succeeded within 200 calls");
     NMT_ASSERT_ALL(seen_reduce && seen_bcast && steps >= 6,

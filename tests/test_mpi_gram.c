@@ -10,6 +10,7 @@
 
 #include "nm_act.h"
 #include "nm_data.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_params.h"
 #include "nm_rng.h"
@@ -116,9 +117,9 @@ static void check_case(long m, long d, long q, int act, int hidden, int output, 
     MPI_Bcast(&ykiy0, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&ok0, 1, MPI_INT, 0, MPI_COMM_WORLD);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&C, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
-    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &emin, &emax, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &emin, &emax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     double lam = fabs(wref[m - 1]), werr = 0;
@@ -176,7 +177,7 @@ START_TEST(test_gram_singular)
     nm_gram_copy(&K, &C);
     double lmin, lmax, ykiy;
     int pd;
-    ck_assert_int_eq(nm_gram_eig(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &lmin, &lmax, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&C, &g, NM_EIGSOLVER_SCALAPACK, 0, NULL, &lmin, &lmax, &e), NM_OK);
     nm_gram_copy(&K, &C);
     ck_assert_int_eq(nm_gram_yKinvy(&C, &g, pb.D.y, &ykiy, &pd, &e), NM_OK);
     int is_pd = nm_gram_is_pd(pd, lmin, lmax, m);
@@ -236,21 +237,22 @@ START_TEST(test_gram_inner)
 END_TEST
 
 /* Eigenvalues of a small m on every grid P allows (including grids with
- * idle ranks) and block sizes 1..16: eigensolver elpa gives pdsytrd's
- * numbers, by ELPA where every process row and column holds part of K and
- * by its pdsytrd fallback (nm_gram_eigsolver) elsewhere -- never an error
+ * idle ranks) and block sizes 1..16, by every row of the eigen-solver
+ * table and by auto: each gives pdsytrd's numbers within 1e-13 lambda_max,
+ * the ELPA rows by ELPA where every process row and column holds part of K
+ * and by their pdsytrd fallback (nm_eig_choose) elsewhere -- never an error
  * or a hang (ELPA failed for m <= (max(nprow, npcol) - 1) nb, and hung when
  * a process row held nothing). */
 START_TEST(test_gram_eig_small)
 {
-    const long ms[] = {1, 2, 3, 5, 8, 13, 17};
+    const long ms[] = {1, 2, 3, 5, 8, 13, 17, 40};
     const int nbs[] = {1, 4, 16};
     int n = 0, nelpa = 0;
     double worst = 0;
     for (int pr = 1; pr <= nmt_size; pr++)
         for (int pc = 1; pr * pc <= nmt_size; pc++)
             for (int b = 0; b < 3; b++)
-                for (int t = 0; t < 7; t++) {
+                for (int t = 0; t < 8; t++) {
                     long m = ms[t];
                     problem pb;
                     make_problem(&pb, m, 4, 30, NM_ACT_RELU, 1, 1, 0);
@@ -262,17 +264,23 @@ START_TEST(test_gram_eig_small)
                     double *w1 = calloc((size_t)m, sizeof(double)), *w2 = calloc((size_t)m, sizeof(double));
                     double a0, a1, c0, c1;
                     ck_assert_int_eq(nm_gram_ntk(&K, &g, &pb.in, &e), NM_OK);
-                    ck_assert_int_eq(nm_gram_eig(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a0, &a1, &e), NM_OK);
-                    ck_assert_int_eq(nm_gram_ntk(&K, &g, &pb.in, &e), NM_OK);
-                    int rc = nm_gram_eig(&K, &g, NM_EIGSOLVER_ELPA, 1, w2, &c0, &c1, &e);
-                    NMT_ASSERT_ALL(rc == NM_OK, "elpa, m = %ld, grid %dx%d, nb %d: %s", m, pr, pc,
-                                   nbs[b], e.msg);
-                    for (long i = 0; i < m; i++) worst = fmax(worst, fabs(w1[i] - w2[i]) / a1);
-                    NMT_ASSERT_ALL(worst <= 1e-12, "elpa vs pdsytrd, m = %ld, grid %dx%d, nb %d: %.3g",
-                                   m, pr, pc, nbs[b], worst);
+                    ck_assert_int_eq(nm_eig_solve(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a0, &a1, &e), NM_OK);
+                    for (int s = 0; s <= NM_EIGSOLVER_AUTO; s++)
+                        for (int all = 0; all < 2; all++) {
+                            ck_assert_int_eq(nm_gram_ntk(&K, &g, &pb.in, &e), NM_OK);
+                            int rc = nm_eig_solve(&K, &g, s, all, w2, &c0, &c1, &e);
+                            NMT_ASSERT_ALL(rc == NM_OK, "%s, m = %ld, grid %dx%d, nb %d: %s",
+                                           nm_eigsolver_names[s], m, pr, pc, nbs[b], e.msg);
+                            for (long i = 0; all && i < m; i++)
+                                worst = fmax(worst, fabs(w1[i] - w2[i]) / a1);
+                            worst = fmax(worst, fmax(fabs(c0 - a0), fabs(c1 - a1)) / a1);
+                            NMT_ASSERT_ALL(worst <= 1e-13, "%s (all %d) vs pdsytrd, m = %ld, grid "
+                                           "%dx%d, nb %d: %.3g", nm_eigsolver_names[s], all, m, pr,
+                                           pc, nbs[b], worst);
+                        }
                     n++;
-                    nelpa += nm_gram_eigsolver(NM_EIGSOLVER_ELPA, m, pr, pc, nbs[b], NULL, 0) ==
-                             NM_EIGSOLVER_ELPA;
+                    nm_eig_layout L = {m, pr, pc, nbs[b], nmt_size};
+                    nelpa += nm_eig_choose(NM_EIGSOLVER_ELPA, &L, NULL, 0) == NM_EIGSOLVER_ELPA;
                     free(w1), free(w2);
                     nm_grid_dmat_free(&K);
                     nm_grid_free(&g);
@@ -280,7 +288,97 @@ START_TEST(test_gram_eig_small)
                 }
     if (nmt_rank == 0)
         printf("small m, P = %d: %d layouts (%d by ELPA, the rest by its pdsytrd fallback), "
-               "eigenvalues within %.2g lambda_max of pdsytrd\n", nmt_size, n, nelpa, worst);
+               "%d eigen-solvers and auto, eigenvalues within %.2g lambda_max of pdsytrd\n",
+               nmt_size, n, nelpa, NM_EIGSOLVER_NROWS, worst);
+}
+END_TEST
+
+/* Every route at sizes where each one really runs (m = 300, 700 on the
+ * automatic layout; auto at the model's choice, which rank 0 decides): all
+ * eigenvalues and the extremes agree with pdsytrd's to 1e-13 lambda_max. */
+START_TEST(test_eig_routes)
+{
+    const long ms[] = {300, 700};
+    for (int t = 0; t < 2; t++) {
+        long m = ms[t];
+        problem pb;
+        make_problem(&pb, m, 16, 200, NM_ACT_RELU, 1, 1, 0);
+        nm_gram_set gs;
+        nm_err e;
+        ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, m, 0, 0, 0, 1, &e), NM_OK);
+        double *w1 = calloc((size_t)m, sizeof(double)), *w2 = calloc((size_t)m, sizeof(double));
+        double a0, a1, c0, c1, worst = 0;
+        ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
+        ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a0, &a1, &e),
+                         NM_OK);
+        for (int s = 0; s <= NM_EIGSOLVER_AUTO; s++)
+            for (int all = 0; all < 2; all++) {
+                ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
+                ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, s, all, w2, &c0, &c1, &e), NM_OK);
+                double err = fmax(fabs(c0 - a0), fabs(c1 - a1)) / a1;
+                for (long i = 0; all && i < m; i++) err = fmax(err, fabs(w1[i] - w2[i]) / a1);
+                NMT_ASSERT_ALL(err <= 1e-13, "%s (all %d), m = %ld: %.3g", nm_eigsolver_names[s],
+                               all, m, err);
+                worst = fmax(worst, err);
+            }
+        if (nmt_rank == 0)
+            printf("m = %ld, P = %d: every eigen-solver and auto within %.2g lambda_max of "
+                   "pdsytrd\n", m, nmt_size, worst);
+        free(w1), free(w2);
+        nm_gram_close(&gs);
+        free_problem(&pb);
+    }
+}
+END_TEST
+
+/* The table itself: every row complete and named as the setting's values;
+ * the cost model's file replaces the built-in rows of its (P, solver) pairs
+ * and a bad line is an error naming the file and line. */
+START_TEST(test_eig_table)
+{
+    ck_assert_int_eq(NM_EIGSOLVER_AUTO, NM_EIGSOLVER_NROWS);
+    ck_assert_str_eq(nm_eigsolver_names[NM_EIGSOLVER_AUTO], "auto");
+    ck_assert_ptr_null(nm_eigsolver_names[NM_EIGSOLVER_AUTO + 1]);
+    nm_eig_layout L = {3000, 1, 2, 64, 2};
+    for (int s = 0; s < NM_EIGSOLVER_NROWS; s++) {
+        const nm_eig_solver *r = &nm_eig_solvers[s];
+        ck_assert_str_eq(r->name, nm_eigsolver_names[s]);
+        ck_assert(r->about && r->usable && r->mem_bytes && r->run);
+        ck_assert(r->usable(&L, NULL, 0));
+        for (int rank = 0; rank < 2; rank++) ck_assert(r->mem_bytes(&L, rank) > 0);
+        ck_assert(nm_eig_predict(s, 3000, 2) > 0);
+    }
+    nm_err e;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nm_eig_model_%d.txt", nmt_rank);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "# a model\n2 lapack 1000 0.5\n2 lapack 4000 8  # comment\n2 elpa 1000 0.1\n"
+               "2 elpa 4000 1\n2 scalapack 1000 9\n2 elpa1 1000 9\n");
+    fclose(f);
+    ck_assert_int_eq(nm_eig_model_load(path, &e), NM_OK);
+    ck_assert_str_eq(nm_eig_model_source(), path);
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_LAPACK, 2000, 2) - 2.0) < 1e-12); /* log-log */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 8000, 2) - 8.0) < 1e-12);   /* m^3 */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 500, 2) - 0.05) < 1e-12);   /* m */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_ELPA, 1000, 4) - 0.05) < 1e-12);  /* 2/4 */
+    ck_assert(fabs(nm_eig_predict(NM_EIGSOLVER_LAPACK, 1000, 4) - 0.5) < 1e-12); /* one node */
+    char why[768];
+    L.m = 2000, L.nprow = 1, L.npcol = 2, L.nb = 64, L.P = 2;
+    ck_assert_int_eq(nm_eig_choose(NM_EIGSOLVER_AUTO, &L, why, sizeof why), NM_EIGSOLVER_ELPA);
+    ck_assert_ptr_nonnull(strstr(why, "lapack 2 s"));
+    ck_assert_int_eq(nm_eig_choose(NM_EIGSOLVER_LAPACK, &L, why, sizeof why), NM_EIGSOLVER_LAPACK);
+    ck_assert_str_eq(why, "");
+    f = fopen(path, "w");
+    fprintf(f, "2 lapack 1000 0.5\n2 lapak 4000 8\n");
+    fclose(f);
+    ck_assert_int_eq(nm_eig_model_load(path, &e), NM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.msg, path));
+    ck_assert_ptr_nonnull(strstr(e.msg, "line 2"));
+    ck_assert_int_eq(nm_eig_model_load("/nonexistent/model.txt", &e), NM_EIO);
+    remove(path);
+    ck_assert_int_eq(nm_eig_model_load(NULL, &e), NM_OK);
+    ck_assert_str_eq(nm_eig_model_source(), "built-in");
 }
 END_TEST
 
@@ -292,6 +390,8 @@ static Suite *make(void)
     tcase_add_test(tc, test_gram_singular);
     tcase_add_test(tc, test_gram_inner);
     tcase_add_test(tc, test_gram_eig_small);
+    tcase_add_test(tc, test_eig_routes);
+    tcase_add_test(tc, test_eig_table);
     suite_add_tcase(s, tc);
     return s;
 }

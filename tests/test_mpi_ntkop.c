@@ -19,6 +19,7 @@
 
 #include "nm_act.h"
 #include "nm_data.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_ntkop.h"
 #include "nm_params.h"
@@ -47,9 +48,9 @@ START_TEST(test_elpa_vs_pdsytrd)
     ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, m, 0, 0, 16, 1, &e), NM_OK);
     double *w1 = malloc(sizeof(double) * m), *w2 = malloc(sizeof(double) * m), a, b, c, dd;
     ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a, &b, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_SCALAPACK, 1, w1, &a, &b, &e), NM_OK);
     ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 1, w2, &c, &dd, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 1, w2, &c, &dd, &e), NM_OK);
     double worst = 0;
     for (long i = 0; i < m; i++) worst = fmax(worst, fabs(w1[i] - w2[i]) / b);
     if (nmt_rank == 0)
@@ -59,7 +60,7 @@ START_TEST(test_elpa_vs_pdsytrd)
     ck_assert(a == w1[0] && dd == w2[m - 1]);
     /* extremes only through ELPA too */
     ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb.in, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, &c, &dd, &e), NM_OK);
+    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, &c, &dd, &e), NM_OK);
     ck_assert(c == w2[0] && dd == w2[m - 1]);
     nm_gram_close(&gs);
     free(w1), free(w2);
@@ -81,7 +82,7 @@ static void dense_ref(problem *pb, double *lmin, double *lmax, double *yky, doub
     ck_assert_int_eq(nm_gram_yKinvy(&gs.K[0], &gs.g, pb->D.y, yky, &pd, &e), NM_OK);
     ck_assert(pd);
     ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_eig(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
+    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
                      NM_OK);
     nm_gram_close(&gs);
 }

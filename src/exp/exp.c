@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "nm_exp.h"
+#include "nm_eig.h"
 #include "nm_gram.h"
 
 extern const nm_exp_hooks nm_sgd_hooks, nm_ntk_spectrum_hooks, nm_ntk_train_hooks,
@@ -30,11 +31,23 @@ const nm_experiment *nm_exp_get(int id)
     return NULL;
 }
 
+static nm_eig_layout eig_layout(const nm_params *p, int P)
+{
+    nm_eig_layout L = {p->m, 0, 0, 0, P};
+    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &L.nprow, &L.npcol, &L.nb);
+    return L;
+}
+
 int nm_exp_eigsolver(const nm_params *p, int P, char *why, size_t n)
 {
-    int pr, pc, nb;
-    nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
-    return nm_gram_eigsolver(p->eigensolver, p->m, pr, pc, nb, why, n);
+    nm_eig_layout L = eig_layout(p, P);
+    return nm_eig_choose(p->eigensolver, &L, why, n);
+}
+
+double nm_exp_eig_bytes(const nm_params *p, int P, int rank)
+{
+    nm_eig_layout L = eig_layout(p, P);
+    return nm_eig_mem_bytes(p->eigensolver, &L, rank);
 }
 
 void nm_exp_eigsolver_note(const nm_params *p, MPI_Comm comm)
@@ -42,8 +55,10 @@ void nm_exp_eigsolver_note(const nm_params *p, MPI_Comm comm)
     int P, rank;
     MPI_Comm_size(comm, &P);
     MPI_Comm_rank(comm, &rank);
-    char why[256];
-    if (rank == 0 && p->repeat == 0 && nm_exp_eigsolver(p, P, why, sizeof why) != p->eigensolver)
-        fprintf(stderr, "[ntkmem] point %ld: eigensolver %s: %s\n", p->point,
-                nm_eigsolver_names[p->eigensolver], why);
+    char why[768];
+    int s = rank == 0 && p->repeat == 0 ? nm_exp_eigsolver(p, P, why, sizeof why) : p->eigensolver;
+    if (s != p->eigensolver)
+        fprintf(stderr, "[ntkmem] point %ld: eigensolver %s: %s%s%s\n", p->point,
+                nm_eigsolver_names[p->eigensolver], p->eigensolver == NM_EIGSOLVER_AUTO ?
+                nm_eigsolver_names[s] : "", p->eigensolver == NM_EIGSOLVER_AUTO ? ", " : "", why);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "nm_comm.h"
+#include "nm_eig.h"
 #include "nm_exp.h"
 #include "nm_gram.h"
 #include "nm_loss.h"
@@ -60,9 +61,7 @@ static double mem_bytes(const nm_params *p, int P, int rank)
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     double gram = (rank < pr * pc ? nm_gram_mat_bytes(p->m, pr, pc, nb) : 0.0) +
                   fmax(nm_gram_work_bytes(p->m, p->d, nr, P, pr, pc, nb),
-                       nm_exp_eigsolver(p, P, NULL, 0) == NM_EIGSOLVER_ELPA
-                           ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
-                           : 0.0) +
+                       nm_exp_eig_bytes(p, P, rank)) +
                   8.0 * (6.0 * p->m + 2.0 * nr);
     /* the Gram phase needs every example on every rank: with Pe > 1 the
      * whole X is regenerated for it and freed before training */
@@ -101,7 +100,7 @@ static int gram_lambda_min(const nm_params *p, const nm_net *net, const nm_data 
     double lmax;
     nm_exp_eigsolver_note(p, comm);
     if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &in, e);
-    if (rc == NM_OK) rc = nm_gram_eig(&gs.K[0], &gs.g, p->eigensolver, 0, NULL, lmin, &lmax, e);
+    if (rc == NM_OK) rc = nm_eig_solve(&gs.K[0], &gs.g, p->eigensolver, 0, NULL, lmin, &lmax, e);
     nm_gram_close(&gs);
     nm_data_free(&Dall);
     free(ch), free(co);
@@ -209,7 +208,7 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
 /* validate: how lambda_min of the Gram at init is computed */
 static void describe(const nm_params *p, int P, char *buf, size_t n)
 {
-    char why[256];
+    char why[768];
     int pr, pc, nb, solver = nm_exp_eigsolver(p, P, why, sizeof why);
     nm_gram_layout(p->m, P, p->grid_p, p->grid_q, p->nb, &pr, &pc, &nb);
     snprintf(buf, n, "lambda_min_init: dense Gram on a %dx%d grid, nb %d, eigensolver %s%s%s", pr,

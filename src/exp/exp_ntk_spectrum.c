@@ -14,6 +14,7 @@
 
 #include "nm_comm.h"
 #include "nm_data.h"
+#include "nm_eig.h"
 #include "nm_exp.h"
 #include "nm_file.h"
 #include "nm_gram.h"
@@ -98,9 +99,7 @@ static double dense_bytes(const nm_params *p, int P, int rank)
     double b = (1.0 + (p->kinf ? 1.0 : 0.0)) * mat;
     /* the larger of the build's panels and the eigensolver's work space */
     double build = nm_gram_work_bytes(p->m, p->d, nu, P, pr, pc, nb);
-    double eig = nm_exp_eigsolver(p, P, NULL, 0) == NM_EIGSOLVER_ELPA
-                     ? nm_gram_elpa_bytes(p->m, pr, pc, nb)
-                     : 8.0 * 4.0 * m;
+    double eig = nm_exp_eig_bytes(p, P, rank);
     b += build > eig ? build : eig;
     b += 8.0 * 6.0 * m; /* tridiagonal, spectrum */
     if (rank == 0 && p->save_gram[0]) b += 2.0 * 8.0 * m * m;
@@ -177,7 +176,7 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
     } else {
-        char why[256];
+        char why[768];
         int solver = nm_exp_eigsolver(p, P, why, sizeof why);
         snprintf(buf, n, "dense (%s%s%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
                  nm_eigsolver_names[solver], why[0] ? ": " : "", why, dense_seconds(p, P),
@@ -316,7 +315,7 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
     if (rc == NM_OK) rc = nm_gram_ntk(K, g, in, e);
     if (rc == NM_OK) {
         t0 = wtime(comm);
-        rc = nm_gram_eig(K, g, p->eigensolver, p->eigenvalues == NM_EIG_ALL, s->w, &row[M_LMIN],
+        rc = nm_eig_solve(K, g, p->eigensolver, p->eigenvalues == NM_EIG_ALL, s->w, &row[M_LMIN],
                          &row[M_LMAX], e);
         row[M_TEIG] = elapsed(t0, comm);
     }
@@ -327,10 +326,10 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
         if (rc == NM_OK) {
             nm_gram_axpy(K, -1.0, Ki);
             row[M_ERRF] = sqrt(nm_gram_fro2(K, g)) / fi;
-            rc = nm_gram_eig(K, g, p->eigensolver, 0, NULL, &dmin, &dmax, e);
+            rc = nm_eig_solve(K, g, p->eigensolver, 0, NULL, &dmin, &dmax, e);
         }
         if (rc == NM_OK)
-            rc = nm_gram_eig(Ki, g, p->eigensolver, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
+            rc = nm_eig_solve(Ki, g, p->eigensolver, 0, NULL, &row[M_KMIN], &row[M_KMAX], e);
         if (rc == NM_OK)
             row[M_ERR2] = fmax(fabs(dmin), fabs(dmax)) /
                           fmax(fabs(row[M_KMIN]), fabs(row[M_KMAX]));

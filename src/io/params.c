@@ -14,7 +14,6 @@ const char *const nm_data_names[] = {"sphere", "gaussian", "cube", NULL};
 const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NULL};
 const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
-const char *const nm_eigsolver_names[] = {"elpa", "scalapack", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
@@ -100,11 +99,13 @@ const nm_setting nm_settings[] = {
     {"kernel", F(NM_T_ENUM, kernel), "full", nm_kernel_names, 0, 0, OWN, ID,
      "NTK part: hidden (<x,y> sigma' sigma'), output (sigma sigma / B^2) or their sum"},
     {"eigenvalues", F(NM_T_ENUM, eigenvalues), "all", nm_eig_names, 0, 0, OWN, ID,
-     "all eigenvalues or only the extremes (eigensolver scalapack: bisection, dstebz; ELPA "
+     "all eigenvalues or only the extremes (scalapack, lapack: bisection, dstebz; ELPA "
      "always computes all)"},
-    {"eigensolver", F(NM_T_ENUM, eigensolver), "elpa", nm_eigsolver_names, 0, 0, OWN,
-     ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only) or scalapack (pdsytrd, "
-     "then dsterf / dstebz)"},
+    {"eigensolver", F(NM_T_ENUM, eigensolver), "auto", nm_eigsolver_names, 0, 0, OWN,
+     ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only), scalapack (pdsytrd, then "
+     "dsterf / dstebz), elpa1 (ELPA one-stage), lapack (K gathered to rank 0, dsytrd threaded "
+     "over its node's cores) or auto: the fastest by the cost model of `make bench` (validate "
+     "prints the choice)"},
     {"ntk_method", F(NM_T_ENUM, ntk_method), "auto", nm_ntk_method_names, 0, 0,
      OWN, ID,
      "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "

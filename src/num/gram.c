@@ -1,7 +1,6 @@
 /* Distributed NTK Gram matrices and their spectra: the scheme is described in
  * include/nm_gram.h. */
 #include <cblas.h>
-#include <elpa/elpa.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +13,21 @@
 #include "nm_scalapack.h"
 
 static const int I1 = 1;
-#define ELPA_WS_MATS 3.9
+
+/* seconds per phase of the builds since the last reset (nm_gram_phases) */
+static double phase_s[NM_GRAM_NPHASES];
+#define PHASE(k, stmt)                                                                             \
+    do {                                                                                           \
+        double t_ = MPI_Wtime();                                                                   \
+        stmt;                                                                                      \
+        phase_s[k] += MPI_Wtime() - t_;                                                            \
+    } while (0)
+
+void nm_gram_phases(double s[NM_GRAM_NPHASES], int reset)
+{
+    if (s) memcpy(s, phase_s, sizeof phase_s);
+    if (reset) memset(phase_s, 0, sizeof phase_s);
+}
 
 void nm_gram_layout(long m, int P, int grid_p, int grid_q, long nb_req, int *nprow, int *npcol,
                     int *nb)
@@ -56,7 +69,9 @@ double nm_gram_mat_bytes(long m, int nprow, int npcol, int nb)
  * the receive buffer, (mloc + nloc) P kc doubles, near 32 MiB each: the
  * buffers are reused panel after panel (first touches of fresh pages cost
  * as much as the copies here) and GEMMs with k = P kc >= 128 run at full
- * speed. */
+ * speed.  The panels are of equal width: a last panel padded with zero
+ * columns costs GEMM flops on zeros (at m = 4000, q = 1024, P = 2 the
+ * widths 349 + 163 padded to 349 were 27% of the products in vain). */
 static long panel_width(long m, long nbmax, int P, int nprow, int npcol, int nb)
 {
     double cap = 32.0 * 1048576.0 / 8.0;
@@ -64,7 +79,9 @@ static long panel_width(long m, long nbmax, int P, int nprow, int npcol, int nb)
                                                      max_loc(m, nb, npcol)) * P;
     long kc = (long)(cap / (snd > rcv ? snd : rcv));
     if (kc < 64) kc = 64;
-    return kc < nbmax ? kc : (nbmax > 0 ? nbmax : 1);
+    if (kc >= nbmax) return nbmax > 0 ? nbmax : 1;
+    long np = (nbmax + kc - 1) / kc;
+    return (nbmax + np - 1) / np;
 }
 
 double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npcol, int nb)
@@ -73,27 +90,48 @@ double nm_gram_work_bytes(long m, long d, long nrows, int P, int nprow, int npco
     double ml = max_loc(m, nb, nprow), nl = max_loc(m, nb, npcol);
     double panel = 8.0 * (double)m * (double)kc;                   /* features */
     double snd = 8.0 * (double)m * (nprow + npcol) * (double)kc;   /* rows for each grid rank */
+    if (nprow == 1 && nl * P > (double)m * (1 + npcol)) snd = 8.0 * nl * P * (double)kc;
     double rcv = 8.0 * (ml + nl) * (double)P * (double)kc;         /* rows from every rank */
     double xblk = 8.0 * ml * ((double)d + nb + 1) + 8.0 * (double)m; /* X X^T blocks */
     return panel + snd + rcv + xblk;
 }
 
-double nm_gram_elpa_bytes(long m, int nprow, int npcol, int nb)
-{
-    /* ELPA's two-stage work space (band matrix, Householder blocks, its
-     * eigenvector-sized scratch even for eigenvalues only): ELPA_WS_MATS
-     * local m x m arrays, from peak RSS at P = 2 (1x2 grid): 3.8 local
-     * matrices beyond K at m = 8000 (4.3 at m = 4000, where fixed buffers
-     * weigh more), with kinf true or false; or the two chunk buffers of
-     * nm_gram_symmetrize, which are freed before ELPA starts */
-    double sym = 2.0 * (16.0 * 1048576.0 + 8.0 * nb * max_loc(m, nb, nprow > npcol ? nprow : npcol));
-    double ws = ELPA_WS_MATS * nm_gram_mat_bytes(m, nprow, npcol, nb);
-    return (ws > sym ? ws : sym) + 8.0 * 2.0 * (double)m; /* not alive at the same time */
-}
-
 int nm_gram_alloc(nm_dmat *K, const nm_grid *g, long m, int nb, nm_err *e)
 {
     return nm_grid_dmat_init(K, g, g->ctxt, (int)m, (int)m, nb, nb, e);
+}
+
+/* The grid of the last nm_gram_open, kept for the next: a sweep's runs use
+ * the same ranks and usually the same grid, and a BLACS grid costs several
+ * communicator splits (collectives that wait for the slowest rank).  It
+ * lives on our duplicate of the caller's communicator, so a later call can
+ * check (MPI_Comm_compare: congruent) that it is the same ranks in the same
+ * order. */
+static nm_grid grid_cache;
+static MPI_Comm grid_comm = MPI_COMM_NULL;
+
+static int grid_get(nm_grid *g, MPI_Comm comm, int nprow, int npcol, nm_err *e)
+{
+    int same = MPI_UNEQUAL;
+    if (grid_comm != MPI_COMM_NULL) MPI_Comm_compare(grid_comm, comm, &same);
+    if (same != MPI_CONGRUENT || grid_cache.nprow != nprow || grid_cache.npcol != npcol) {
+        if (grid_comm != MPI_COMM_NULL) {
+            nm_grid_free(&grid_cache);
+            MPI_Comm_free(&grid_comm);
+        }
+        if (MPI_Comm_dup(comm, &grid_comm) != MPI_SUCCESS) {
+            grid_comm = MPI_COMM_NULL;
+            return nm_fail(e, NM_EMPI, "cannot duplicate the run's communicator for its grid");
+        }
+        int rc = nm_grid_init(&grid_cache, grid_comm, nprow, npcol, e);
+        if (rc != NM_OK) {
+            MPI_Comm_free(&grid_comm);
+            grid_comm = MPI_COMM_NULL;
+            return rc;
+        }
+    }
+    *g = grid_cache;
+    return NM_OK;
 }
 
 int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, long nb_req,
@@ -103,7 +141,7 @@ int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, 
     memset(s, 0, sizeof *s);
     MPI_Comm_size(comm, &P);
     nm_gram_layout(m, P, grid_p, grid_q, nb_req, &nprow, &npcol, &s->nb);
-    int rc = nm_grid_init(&s->g, comm, nprow, npcol, e);
+    int rc = grid_get(&s->g, comm, nprow, npcol, e);
     s->grid_ok = rc == NM_OK;
     s->nmat = nmat < NM_GRAM_MAXMAT ? nmat : NM_GRAM_MAXMAT;
     for (int k = 0; rc == NM_OK && k < s->nmat; k++)
@@ -114,8 +152,7 @@ int nm_gram_open(nm_gram_set *s, MPI_Comm comm, long m, int grid_p, int grid_q, 
 void nm_gram_close(nm_gram_set *s)
 {
     for (int k = 0; k < s->nmat; k++) nm_grid_dmat_free(&s->K[k]);
-    if (s->grid_ok) nm_grid_free(&s->g);
-    s->grid_ok = 0;
+    s->grid_ok = 0; /* the grid stays for the next nm_gram_open (grid_get) */
 }
 
 static int rows_owned(const nm_dmat *K) { return K->a && K->mloc > 0 && K->nloc > 0; }
@@ -179,7 +216,8 @@ static int xx_blocks(nm_dmat *K, const nm_grid *g, long d, const double *X, int 
 int nm_gram_inner(nm_dmat *K, const nm_grid *g, long m, long d, const double *X,
                   nm_gram_blockfn f, void *ctx, nm_err *e)
 {
-    int rc = xx_blocks(K, g, d, X, 0, f, ctx, e);
+    int rc;
+    PHASE(NM_GRAM_INNER, rc = xx_blocks(K, g, d, X, 0, f, ctx, e));
     return nm_comm_agree(g->comm, rc, e);
 }
 
@@ -242,17 +280,20 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
     size_t sn = (size_t)m * (size_t)(g->nprow + g->npcol) * (size_t)kc;
     memset(ws, 0, sizeof *ws);
     ws->kc = kc;
-    /* GEMMs of at least 512 columns run near DGEMM speed; the rows above
-     * the first block's diagonal are skipped, the few above the later
-     * blocks' diagonals computed in vain (their results lie in the unused
-     * upper triangle) */
+    /* GEMMs of at least 512 columns run near DGEMM speed (tri_gemm) */
     ws->ncol = nb * ((512 + nb - 1) / nb);
     ws->rows = malloc(sizeof(int) * (size_t)(2 * m + 1));
     ws->scnt = calloc((size_t)P, sizeof(int)), ws->sdsp = calloc((size_t)P, sizeof(int));
     ws->rcnt = calloc((size_t)P, sizeof(int)), ws->rdsp = calloc((size_t)P, sizeof(int));
     ws->A = malloc(sizeof(double) * (size_t)m * (size_t)kc);
+    size_t rn = (size_t)ld * (size_t)P * (size_t)kc;
+    if (g->nprow == 1) { /* add_panel_row: every panel whole, and F(C_j, :) */
+        size_t cn = (size_t)(g->in_grid ? K->nloc : 0) * (size_t)P * (size_t)kc;
+        rn = (size_t)m * (size_t)P * (size_t)kc;
+        sn = sn > cn ? sn : cn;
+    }
     ws->snd = malloc(sizeof(double) * (sn ? sn : 1));
-    ws->rcv = malloc(sizeof(double) * ((size_t)ld * (size_t)P * (size_t)kc + 1));
+    ws->rcv = malloc(sizeof(double) * (rn + 1));
     if (!(ws->rows && ws->scnt && ws->sdsp && ws->rcnt && ws->rdsp && ws->A && ws->snd && ws->rcv))
         return nm_fail(e, NM_ENOMEM, "out of memory for the Gram feature panels");
     for (int t = 0, off = 0; t < G; t++) { /* BLACS "Row" order: t = i npcol + j */
@@ -261,6 +302,76 @@ static int panel_init(panel_ws *ws, const nm_dmat *K, const nm_grid *g, long kc,
         ws->scnt[t] = n * (int)kc, ws->sdsp[t] = off, off += ws->scnt[t];
     }
     for (int r = 0; r < P; r++) ws->rcnt[r] = ld * (int)kc, ws->rdsp[r] = r * ld * (int)kc;
+    return NM_OK;
+}
+
+/* First local row (of nr, global rows grow[] ascending; NULL: local row =
+ * global row) on or below global row c. */
+static int first_row(const int *grow, int nr, int c)
+{
+    if (!grow) return c < nr ? c : nr;
+    int lo = 0, hi = nr;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (grow[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* K(:, jl0 .. jl0 + nc) += FR FC^T on and below the diagonal: FR's local row
+ * il is FR[il] (leading dimension ldr), local column jl's row of FC is
+ * FC[jl] (ldc), both kk long.  One GEMM for the rows below the chunk's last
+ * column, then one per nb-column block for its band between its first
+ * column and there: only the diagonal blocks' upper halves are computed in
+ * vain.  (One GEMM from the chunk's first column down computed a 512 x
+ * 512-column triangle per chunk in vain: 1024 / m of the work on a 1 x 2
+ * grid, the products twice over at m = 1000.) */
+static void tri_gemm(nm_dmat *K, const int *grow, int jl0, int nc, int kk, const double *FR,
+                     int ldr, const double *FC, int ldc)
+{
+    int mloc = K->mloc, nb = K->nb, lld = K->lld;
+    int ib = first_row(grow, mloc, nm_grid_dmat_gcol(K, jl0 + nc - 1) + 1);
+    if (ib < mloc)
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, mloc - ib, nc, kk, 1.0, FR + ib, ldr,
+                    FC + jl0, ldc, 1.0, K->a + ib + (size_t)jl0 * lld, lld);
+    for (int b = jl0; b < jl0 + nc; b += nb) {
+        int w = jl0 + nc - b < nb ? jl0 + nc - b : nb, ia = first_row(grow, mloc, nm_grid_dmat_gcol(K, b));
+        if (ia < ib)
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, ib - ia, w, kk, 1.0, FR + ia, ldr,
+                        FC + b, ldc, 1.0, K->a + ia + (size_t)b * lld, lld);
+    }
+}
+
+/* The panel's products on a 1 x npcol grid: R_i is every row in order, so
+ * every rank needs every rank's panel as it is -- one MPI_Allgather, no
+ * packing (none at all on one rank) -- and F(C_j, :) is a subset of its rows,
+ * copied out locally (nloc P kc doubles for 2 m nloc P kc flops). */
+static int add_panel_row(nm_dmat *K, const nm_grid *g, panel_ws *ws, nm_err *e)
+{
+    int P = g->size, m = K->m, nb = K->nb, kk = (int)(P * ws->kc);
+    int nloc = g->in_grid ? K->nloc : 0, *rows = ws->rows;
+    double t0 = MPI_Wtime(), *F = ws->A, *B = ws->snd;
+    if (P > 1) {
+        if (NM_MPI(MPI_Allgather(ws->A, (int)(m * ws->kc), MPI_DOUBLE, ws->rcv, (int)(m * ws->kc),
+                                 MPI_DOUBLE, g->comm), e))
+            return NM_EMPI;
+        F = ws->rcv;
+    }
+    int ldb = m;
+    if (g->npcol == 1) {
+        B = F;
+    } else if (nloc > 0) {
+        ldb = owned(m, nb, g->mycol, g->npcol, rows);
+        for (int c = 0; c < kk; c++)
+            for (int k = 0; k < ldb; k++) B[k + (size_t)c * ldb] = F[rows[k] + (size_t)c * m];
+    }
+    phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
+    if (nloc == 0 || K->mloc == 0) return NM_OK;
+    t0 = MPI_Wtime();
+    for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol)
+        tri_gemm(K, NULL, jl0, nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, kk, F, m, B, ldb);
+    phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
     return NM_OK;
 }
 
@@ -276,7 +387,12 @@ static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deri
     for (long c0 = 0; c0 < nbmax; c0 += kc) {
         long nk = in->nrows - c0;
         nk = nk < 0 ? 0 : (nk > kc ? kc : nk);
-        features(in, c0, nk, kc, deriv, w, A);
+        PHASE(NM_GRAM_FEATURES, features(in, c0, nk, kc, deriv, w, A));
+        if (g->nprow == 1) {
+            if (add_panel_row(K, g, ws, e) != NM_OK) return NM_EMPI;
+            continue;
+        }
+        double t0 = MPI_Wtime();
         for (int t = 0; t < G; t++) { /* rows R_i then C_j of the panel, column-major */
             int nr = owned(m, nb, t / g->npcol, g->nprow, rows);
             nr += owned(m, nb, t % g->npcol, g->npcol, rows + nr);
@@ -287,17 +403,15 @@ static int add_part(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, int deri
         if (NM_MPI(MPI_Alltoallv(snd, scnt, sdsp, MPI_DOUBLE, rcv, rcnt, rdsp, MPI_DOUBLE, g->comm),
                    e))
             return NM_EMPI;
+        phase_s[NM_GRAM_EXCHANGE] += MPI_Wtime() - t0;
         if (!g->in_grid || mloc == 0 || nloc == 0) continue;
-        int kk = (int)(P * kc), nr = owned(m, nb, g->myrow, g->nprow, rows);
-        for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol) {
-            int nc = nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, c0g = nm_grid_dmat_gcol(K, jl0);
-            int il0 = 0;
-            while (il0 < nr && rows[il0] < c0g) il0++;
-            if (il0 >= mloc) continue;
-            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, mloc - il0, nc, kk, 1.0,
-                        rcv + il0, ld, rcv + mloc + jl0, ld, 1.0, K->a + il0 + (size_t)jl0 * K->lld,
-                        K->lld);
-        }
+        t0 = MPI_Wtime();
+        int kk = (int)(P * kc);
+        owned(m, nb, g->myrow, g->nprow, rows);
+        for (int jl0 = 0; jl0 < nloc; jl0 += ws->ncol)
+            tri_gemm(K, rows, jl0, nloc - jl0 < ws->ncol ? nloc - jl0 : ws->ncol, kk, rcv, ld,
+                     rcv + mloc, ld);
+        phase_s[NM_GRAM_PRODUCTS] += MPI_Wtime() - t0;
     }
     return NM_OK;
 }
@@ -328,33 +442,17 @@ int nm_gram_ntk(nm_dmat *K, const nm_grid *g, const nm_gram_in *in, nm_err *e)
         return rc;
     }
     if (K->a) memset(K->a, 0, (size_t)K->lld * (size_t)K->nloc * sizeof(double));
-    if (in->ch && (rc = add_part(K, g, in, 1, in->ch, nbmax, &ws, e)) == NM_OK)
-        rc = xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e);
-    rc = nm_comm_agree(g->comm, rc, e);
+    if (in->ch) {
+        rc = add_part(K, g, in, 1, in->ch, nbmax, &ws, e);
+        if (rc == NM_OK) PHASE(NM_GRAM_XX, rc = xx_blocks(K, g, in->d, in->X, 1, NULL, NULL, e));
+        rc = nm_comm_agree(g->comm, rc, e);
+    }
     if (rc == NM_OK && in->co) rc = nm_comm_agree(g->comm, add_part(K, g, in, 0, in->co, nbmax, &ws, e), e);
     panel_free(&ws);
     return rc;
 }
 
 /* ---- spectrum, solves, norms ---- */
-
-/* Local row of global row i, or -1 when this process row does not own it. */
-static int local_row(const nm_dmat *K, const nm_grid *g, int i)
-{
-    int blk = i / K->mb;
-    if (blk % g->nprow != g->myrow) return -1;
-    return (blk / g->nprow) * K->mb + i % K->mb;
-}
-
-static int local_col(const nm_dmat *K, const nm_grid *g, int j)
-{
-    int blk = j / K->nb;
-    if (blk % g->npcol != g->mycol) return -1;
-    return (blk / g->npcol) * K->nb + j % K->nb;
-}
-
-static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
-                       double *lmax, nm_err *e);
 
 /* ---- the upper triangle from the lower (ELPA reads the whole matrix) ----
  * Block (I, J), I > J, of the lower triangle lives on grid rank
@@ -445,157 +543,6 @@ int nm_gram_symmetrize(nm_dmat *K, const nm_grid *g, nm_err *e)
     }
 out:
     free(scnt), free(sdsp), free(rcnt), free(rdsp), free(pos), free(snd), free(rcv);
-    return rc;
-}
-
-/* All eigenvalues by ELPA's two-stage solver (eigenvalues only) on the grid
- * ranks; ascending into ev[n] on every rank of g->comm. */
-static int eig_elpa(nm_dmat *K, const nm_grid *g, double *ev, nm_err *e)
-{
-    static int elpa_ready = 0;
-    int rc = NM_OK, err = ELPA_OK, n = K->m;
-    if (!elpa_ready) {
-        if (elpa_init(ELPA_API_VERSION) != ELPA_OK)
-            rc = nm_fail(e, NM_ENUM, "elpa_init(%d) failed: the ELPA library is older than "
-                         "the header", ELPA_API_VERSION);
-        elpa_ready = rc == NM_OK;
-    }
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    if ((rc = nm_gram_symmetrize(K, g, e)) != NM_OK) return rc;
-    MPI_Comm gc;
-    rc = NM_MPI(MPI_Comm_split(g->comm, g->in_grid ? 0 : MPI_UNDEFINED, g->rank, &gc), e);
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    if (g->in_grid) {
-        elpa_t h = elpa_allocate(&err);
-        const char *what = "elpa_allocate";
-        int v[9] = {n, n, K->mloc, K->nloc, K->nb, (int)MPI_Comm_c2f(gc), g->myrow, g->mycol,
-                    g->ctxt};
-        const char *key[9] = {"na", "nev", "local_nrows", "local_ncols", "nblk",
-                              "mpi_comm_parent", "process_row", "process_col", "blacs_context"};
-        for (int k = 0; k < 9 && err == ELPA_OK; k++) elpa_set(h, key[k], v[k], &err), what = key[k];
-        if (err == ELPA_OK) err = elpa_setup(h), what = "elpa_setup";
-        if (err == ELPA_OK) elpa_set(h, "solver", (int)ELPA_SOLVER_2STAGE, &err), what = "solver";
-        /* ELPA's set-up checks are local (a rank that holds no rows fails
-         * elpa_setup alone): agree before the collective solve, or the other
-         * ranks would wait in it for ever.  nm_gram_eigsolver keeps ELPA off
-         * such layouts; this is the safety net. */
-        int bad = err != ELPA_OK, anybad = 0;
-        rc = NM_MPI(MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, gc), e);
-        if (anybad && !bad) err = ELPA_ERROR_SETUP, what = "elpa_setup (on another rank)";
-        if (err == ELPA_OK) elpa_eigenvalues(h, K->a, ev, &err), what = "elpa_eigenvalues";
-        if (h) {
-            int e2;
-            elpa_deallocate(h, &e2);
-        }
-        if (rc == NM_OK && err != ELPA_OK)
-            rc = nm_fail(e, NM_ENUM, "ELPA failed at %s: %s", what, elpa_strerr(err));
-        MPI_Comm_free(&gc);
-    }
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) return rc;
-    rc = NM_MPI(MPI_Bcast(ev, n, MPI_DOUBLE, 0, g->comm), e); /* rank 0 is in the grid */
-    return nm_comm_agree(g->comm, rc, e);
-}
-
-int nm_gram_eigsolver(int requested, long m, int nprow, int npcol, int nb, char *why, size_t n)
-{
-    int pmax = nprow > npcol ? nprow : npcol, solver = requested;
-    if (why && n) why[0] = 0;
-    if (requested == NM_EIGSOLVER_ELPA && m <= (long)(pmax - 1) * nb) {
-        solver = NM_EIGSOLVER_SCALAPACK;
-        if (why)
-            snprintf(why, n, "ELPA needs every process row and column of the %dx%d grid to hold "
-                     "part of K (m > (%d - 1) x nb = %ld), but m = %ld at nb %d; ScaLAPACK "
-                     "(pdsytrd) instead", nprow, npcol, pmax, (long)(pmax - 1) * nb, m, nb);
-    }
-    return solver;
-}
-
-int nm_gram_eig(nm_dmat *K, const nm_grid *g, int solver, int all, double *w, double *lmin,
-                double *lmax, nm_err *e)
-{
-    solver = nm_gram_eigsolver(solver, K->m, g->nprow, g->npcol, K->nb, NULL, 0);
-    if (solver == NM_EIGSOLVER_ELPA) {
-        double *ev = all ? w : nm_calloc((size_t)K->m, sizeof(double), "eigenvalues", e);
-        int rc = nm_comm_agree(g->comm, ev ? NM_OK : NM_ENOMEM, e);
-        if (rc == NM_OK) rc = eig_elpa(K, g, ev, e);
-        if (rc == NM_OK) *lmin = ev[0], *lmax = ev[K->m - 1];
-        if (!all) free(ev);
-        return rc;
-    }
-    return eig_pdsytrd(K, g, all, w, lmin, lmax, e);
-}
-
-static int eig_pdsytrd(nm_dmat *K, const nm_grid *g, int all, double *w, double *lmin,
-                       double *lmax, nm_err *e)
-{
-    int n = K->m, info = 0, rc = NM_OK;
-    double *dg = nm_calloc((size_t)n, sizeof(double), "tridiagonal", e);
-    double *od = dg ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    double *dsum = od ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    double *osum = dsum ? nm_calloc((size_t)n, sizeof(double), "tridiagonal", e) : NULL;
-    if (!osum) rc = NM_ENOMEM;
-    if (rc == NM_OK && g->in_grid) {
-        /* T = Q^T K Q; the diagonal and subdiagonal of T stay in K.  pdsytrd,
-         * not pdsyntrd (pdsyevr's reduction): on a non-square grid pdsyntrd
-         * copies the whole matrix to a square subgrid -- at P = 2 one rank
-         * held all m^2 doubles (measured: 709 MB peak instead of 346 MB at
-         * m = 6000) -- and pdsytrd was also faster there (16.4 s vs 23.8 s). */
-        int nl = K->nloc + 1, lwork = -1;
-        double q, *dd = calloc((size_t)nl, sizeof(double)), *ee = calloc((size_t)nl, sizeof(double)),
-                  *tau = calloc((size_t)nl, sizeof(double));
-        pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, &q, &lwork, &info, 1);
-        lwork = (int)q + 1;
-        double *work = malloc(sizeof(double) * (size_t)lwork);
-        if (!dd || !ee || !tau || !work)
-            rc = nm_fail(e, NM_ENOMEM, "out of memory (pdsytrd work space)");
-        else
-            pdsytrd_("L", &n, K->a, &I1, &I1, K->desc, dd, ee, tau, work, &lwork, &info, 1);
-        if (rc == NM_OK && info != 0)
-            rc = nm_fail(e, NM_ENUM, "pdsytrd failed (info = %d)", info);
-        free(dd), free(ee), free(tau), free(work);
-        for (int j = 0; rc == NM_OK && j < n; j++) {
-            int jl = local_col(K, g, j);
-            if (jl < 0) continue;
-            int il = local_row(K, g, j);
-            if (il >= 0) dg[j] = K->a[il + (size_t)jl * K->lld];
-            il = j + 1 < n ? local_row(K, g, j + 1) : -1;
-            if (il >= 0) od[j] = K->a[il + (size_t)jl * K->lld];
-        }
-    }
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    if ((rc = NM_MPI(MPI_Reduce(dg, dsum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e)) == NM_OK)
-        rc = NM_MPI(MPI_Reduce(od, osum, n, MPI_DOUBLE, MPI_SUM, 0, g->comm), e);
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    double ext[2] = {NAN, NAN};
-    if (g->rank == 0) {
-        if (all) {
-            dsterf_(&n, dsum, osum, &info); /* ascending, in dsum */
-            if (info == 0) {
-                memcpy(w, dsum, (size_t)n * sizeof(double));
-                ext[0] = w[0], ext[1] = w[n - 1];
-            }
-        } else {
-            /* bisection for the two end eigenvalues only (abstol: full accuracy) */
-            double vl = 0, vu = 0, abstol = 2 * DBL_MIN, *wk = malloc(sizeof(double) * 4 * n),
-                   *wv = malloc(sizeof(double) * n);
-            int *iw = malloc(sizeof(int) * 3 * (size_t)n), *ib = malloc(sizeof(int) * n),
-                *is = malloc(sizeof(int) * n), nf, ns, idx[2] = {1, n};
-            for (int t = 0; t < 2 && info == 0; t++) {
-                dstebz_("I", "E", &n, &vl, &vu, &idx[t], &idx[t], &abstol, dsum, osum, &nf, &ns,
-                        wv, ib, is, wk, iw, &info, 1, 1);
-                ext[t] = wv[0];
-            }
-            free(wk), free(wv), free(iw), free(ib), free(is);
-        }
-        if (info != 0) rc = nm_fail(e, NM_ENUM, "tridiagonal eigenvalues failed (info = %d)", info);
-    }
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    if ((rc = NM_MPI(MPI_Bcast(ext, 2, MPI_DOUBLE, 0, g->comm), e)) == NM_OK && all)
-        rc = NM_MPI(MPI_Bcast(w, n, MPI_DOUBLE, 0, g->comm), e);
-    if ((rc = nm_comm_agree(g->comm, rc, e)) != NM_OK) goto out;
-    *lmin = ext[0], *lmax = ext[1];
-out:
-    free(dg), free(od), free(dsum), free(osum);
     return rc;
 }
 
