@@ -9,8 +9,9 @@
 # Each config runs in its own directory per build (side files such as
 # OUT.qstar.csv are compared too).  A config whose run with OLD takes longer
 # than S seconds (default 120) is stopped there, NEW is run for as long, and
-# the rows both wrote by then are compared ("prefix": rows come in a fixed
-# order); with --skip-long it is skipped instead.  Exit 1 when any compared
+# the rows of every run both builds started are compared, as far as both got
+# ("partly": a search writes runs as they finish, so the files need not be
+# in the same order); with --skip-long it is skipped instead.  Exit 1 when any compared
 # pair differs or fails.
 set -u
 old=$(realpath "$1") new=$(realpath "$2"); shift 2
@@ -55,6 +56,7 @@ import csv, glob, os, sys
 sys.path.insert(0, os.path.join(os.environ["NTKMEM_ROOT"], "analysis"))
 import csvio
 a, b, long = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+compared = {}
 
 def rows(path):
     """The whole lines of a CSV (a run stopped by the time limit may have
@@ -68,9 +70,23 @@ if names != sorted(os.path.basename(p) for p in glob.glob(os.path.join(b, "*.csv
     sys.exit(f"  other files: {names}")
 for n in names:
     ra, rb = rows(os.path.join(a, n)), rows(os.path.join(b, n))
-    if long:  # the rows both wrote in the time
-        k = min(len(ra), len(rb))
-        ra, rb = ra[:k], rb[:k]
+    if long:  # the runs both started, each as far as both got
+        if ra[:1] != rb[:1]:
+            sys.exit(f"  {n}: other header")
+        ki = ra[0].index("key") if "key" in ra[0] else 0
+        runs_a, runs_b = {}, {}
+        for r in ra[1:]:
+            runs_a.setdefault(r[ki], []).append(r)
+        for r in rb[1:]:
+            runs_b.setdefault(r[ki], []).append(r)
+        both = [k for k in runs_a if k in runs_b]
+        xa, xb = [ra[0]], [rb[0]]
+        for k in both:
+            m = min(len(runs_a[k]), len(runs_b[k]))
+            xa += runs_a[k][:m]
+            xb += runs_b[k][:m]
+        compared[n] = (len(both), len(xa) - 1)
+        ra, rb = xa, xb
     if ra[:1] != rb[:1] or len(ra) != len(rb):
         sys.exit(f"  {n}: other header or row count ({len(ra)} vs {len(rb)})")
     keep = [i for i, c in enumerate(ra[0]) if not csvio.is_how(c)]
@@ -79,12 +95,12 @@ for n in names:
             d = [ra[0][i] for i in keep if x[i] != y[i]]
             sys.exit(f"  {n}: line {k + 1} differs in {d[:5]}")
 print(", ".join(f"{n} {len(rows(os.path.join(a, n))) - 1} rows" for n in names) if not long
-      else ", ".join(f"{n}: the first {min(len(rows(os.path.join(a, n))), len(rows(os.path.join(b, n)))) - 1} rows" for n in names))
+      else ", ".join(f"{n}: {compared[n][1]} rows of {compared[n][0]} runs" for n in names))
 PY
     ); then
-        if [ $long = 1 ]; then echo "prefix   $name (both stopped at $limit s; $out the same)"; prefix=$((prefix + 1))
+        if [ $long = 1 ]; then echo "partly   $name (both stopped at $limit s; $out the same)"; prefix=$((prefix + 1))
         else echo "same     $name (old build $t_old s; $out)"; same=$((same + 1)); fi
     else echo "DIFFERS  $name: $out"; differ=$((differ + 1)); fi
 done
-echo "compare-builds: $same same, $prefix the same as far as both ran in $limit s, $differ differ, $failed failed, $skipped skipped; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "compare-builds: $same same, $prefix the same as far as both got in $limit s, $differ differ, $failed failed, $skipped skipped; load $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $differ = 0 ] && [ $failed = 0 ]
