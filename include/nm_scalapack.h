@@ -53,6 +53,10 @@ void pdsytrd_(const char *uplo, const int *n, double *a, const int *ia, const in
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
              const int *lda, double *w, double *work, const int *lwork, int *iwork,
              const int *liwork, int *info, fstrlen, fstrlen);
+/* generalized symmetric-definite eigenproblem (LOBPCG's Rayleigh-Ritz, nm_lobpcg) */
+void dsygv_(const int *itype, const char *jobz, const char *uplo, const int *n, double *a,
+            const int *lda, double *b, const int *ldb, double *w, double *work, const int *lwork,
+            int *info, fstrlen, fstrlen);
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info,
              fstrlen);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,

@@ -253,6 +253,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
                        nm_err *e)
 {
     memset(info, 0, sizeof *info);
+    info->rnorm[0] = info->rnorm[1] = NAN;
     long m = op->in.m, p0 = op->products;
     if (ncv > m) ncv = (int)m;
     if (nev < 1 || nev >= ncv)
@@ -309,14 +310,17 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
         MPI_Bcast(dv, ncv, MPI_DOUBLE, 0, op->comm);
         if (ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
         /* dv ascending; true residuals ||K x - theta x|| / |theta| (x unit) */
-        double worst = 0;
+        double worst = 0, ra[2] = {NAN, NAN};
         for (int k = 0; rc == NM_OK && k < nev; k++) {
             double *x = z + nl * k, th = dv[k];
             nm_ntkop_apply(op, x, kx);
             for (long i = 0; i < op->ml; i++) kx[i] -= th * x[i];
-            double r = sqrt(pdot(op, kx, kx) / pdot(op, x, x)) / fabs(th);
-            worst = fmax(worst, r);
+            double r = sqrt(pdot(op, kx, kx) / pdot(op, x, x));
+            worst = fmax(worst, r / fabs(th));
+            int dst = which[0] == 'L' ? nev - 1 - k : k; /* position in vals */
+            if (dst < 2) ra[dst] = r;
         }
+        info->rnorm[0] = ra[0], info->rnorm[1] = ra[1];
         if (rc == NM_OK) {
             for (int k = 0; k < nev; k++) {
                 int src = which[0] == 'L' ? nev - 1 - k : k;
@@ -502,4 +506,66 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
     info->iterations = si.iterations;
     info->products = op->products - p0;
     return rc;
+}
+
+/* ---- lambda_min by preconditioned LOBPCG ---- */
+
+typedef struct {
+    nm_ntkop *op;
+    int r;
+    const double *U, *lam;
+    double *c; /* 2 r scratch */
+} lob_ctx;
+
+/* K V column by column (each counts one product) */
+static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    (void)e;
+    lob_ctx *c = ctx;
+    for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
+    return NM_OK;
+}
+
+/* T V = V + U diag(lam_r / lam - 1) U^T V: one (r x k) reduction */
+static int lob_prec(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    lob_ctx *c = ctx;
+    int r = c->r, n = (int)c->op->ml, ldu = (int)(c->op->ml > 0 ? c->op->ml : 1);
+    double *H = malloc(sizeof(double) * (size_t)r * (size_t)k);
+    int rc = nm_agree(c->op->comm, H ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (LOBPCG)"), e);
+    if (rc != NM_OK) {
+        free(H);
+        return rc;
+    }
+    memset(H, 0, sizeof(double) * (size_t)r * (size_t)k);
+    if (n > 0)
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, k, n, 1.0, c->U, ldu, V, (int)ld, 0.0,
+                    H, r);
+    MPI_Allreduce(MPI_IN_PLACE, H, r * k, MPI_DOUBLE, MPI_SUM, c->op->comm);
+    for (int j = 0; j < k; j++)
+        for (int i = 0; i < r; i++) H[i + (size_t)j * r] *= c->lam[r - 1] / c->lam[i] - 1.0;
+    for (int j = 0; j < k; j++) memcpy(out + (size_t)j * ld, V + (size_t)j * ld, sizeof(double) * (size_t)n);
+    if (n > 0)
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, k, r, 1.0, c->U, ldu, H, r, 1.0,
+                    out, (int)ld);
+    free(H);
+    return NM_OK;
+}
+
+int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
+                               double tol, double atol, double lmax, long max_products,
+                               nm_lobpcg_info *info, nm_err *e)
+{
+    lob_ctx c = {op, r, U, lam, NULL};
+    nm_lobpcg_opts o = {op->comm, op->in.m, op->m0, op->ml, lob_apply, &c,
+                        r > 0 ? lob_prec : NULL, &c, bs, tol, atol, lmax, max_products, 12345};
+    return nm_lobpcg_min(&o, NULL, info, e);
+}
+
+int nm_ntkop_top_pairs(nm_ntkop *op, int r, double tol, long max_products, double *U, double *lam,
+                       nm_krylov_info *info, nm_err *e)
+{
+    long m = op->in.m;
+    int nc = 2 * r + 20 < m ? 2 * r + 20 : (int)m;
+    return nm_ntkop_lanczos_v(op, "LA", r, nc, tol, max_products, lam, U, info, e);
 }
