@@ -48,6 +48,8 @@ typedef struct {
     int nd;             /* deflated eigenpairs (nm_ntkop_lambda_min), 0 otherwise */
     double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */
     double trace;       /* trace(K), from the caches-free formula */
+    long blocks;        /* block products so far (nm_ntkop_apply_block) */
+    int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what
@@ -62,6 +64,20 @@ void nm_ntkop_free(nm_ntkop *op);
 
 /* out = K v on the row blocks (v, out: op->ml entries each).  Collective. */
 void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
+
+/* KV = K V for an m x r block V, distributed like nm_ntkop_apply: V and KV
+ * are this rank's rows, op->ml x r column-major (leading dimension op->ml).
+ * The same panels as K v with r columns side by side, so the two DGEMMs
+ * per panel are (d x m)(m x w) and (m x d)(d x w) with w = neurons x
+ * columns ~ 32 MiB / 8 m (64..512): one Allgatherv and one
+ * Reduce_scatter of m r numbers instead of r of each.  Holds the full
+ * m x r block V and K V per rank (nm_ntkop_block_bytes).  Counts r
+ * products in op->products.  Collective; NM_ENOMEM on every rank if any
+ * rank lacks the work space. */
+int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e);
+
+/* Bytes per rank of the work space of nm_ntkop_apply_block with r columns. */
+double nm_ntkop_block_bytes(long m, long d, int r);
 
 /* The result of a Krylov solve. */
 typedef struct {

@@ -67,7 +67,7 @@ void nm_ntkop_free(nm_ntkop *op)
     if (op->in_k) MPI_Comm_free(&op->kcomm);
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
-    free(op->U), free(op->dshift), free(op->dc);
+    free(op->U), free(op->dshift), free(op->dc), free(op->bcnt), free(op->bdsp);
     memset(op, 0, sizeof *op);
 }
 
@@ -196,6 +196,125 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
     }
     MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm);
     op->products++;
+}
+
+/* Column width of one block-product panel (neurons x columns): enough for
+ * DGEMM to run at full rate, at most ~32 MiB per m-row work matrix. */
+static long block_width(long m)
+{
+    long w = (long)(32.0 * 1048576.0 / 8.0 / (double)(m > 0 ? m : 1));
+    return w < 64 ? 64 : w > 512 ? 512 : w;
+}
+
+double nm_ntkop_block_bytes(long m, long d, int r)
+{
+    long w = block_width(m), rc = r < w ? r : w, nk = w / (rc > 0 ? rc : 1);
+    if (nk < 1) nk = 1;
+    /* full V and K V (m x r each), A and C (m x nk rc), Z and S (m x nk), B (d x nk rc) */
+    return 8.0 * (2.0 * m * r + 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0);
+}
+
+/* Full m x r block (column-major, ld m) from the row blocks (ml x r on every
+ * rank): one Allgatherv of the rank blocks, then a local reorder. */
+static void block_gather(nm_ntkop *op, int r, const double *V, double *pack, double *full)
+{
+    int P = op->P;
+    int *cnt = op->bcnt, *dsp = op->bdsp;
+    for (int p = 0, off = 0; p < P; p++) cnt[p] = op->cnt[p] * r, dsp[p] = off, off += cnt[p];
+    MPI_Allgatherv(V, (int)op->ml * r, MPI_DOUBLE, pack, cnt, dsp, MPI_DOUBLE, op->comm);
+    long m = op->in.m;
+    for (int p = 0; p < P; p++)
+        for (int c = 0; c < r; c++)
+            memcpy(full + (size_t)c * m + op->dsp[p], pack + dsp[p] + (size_t)c * op->cnt[p],
+                   sizeof(double) * (size_t)op->cnt[p]);
+}
+
+int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nr = in->nrows;
+    if (r <= 0) return NM_OK;
+    long w = block_width(m), rc = r < w ? r : w, nk = w / rc;
+    if (nk < 1) nk = 1;
+    if (nk > nr) nk = nr > 0 ? nr : 1;
+    size_t mr = (size_t)m * (size_t)r, mw = (size_t)m * (size_t)(nk * rc);
+    double *full = malloc(sizeof(double) * (mr ? mr : 1)), *of = calloc(mr ? mr : 1, sizeof(double));
+    double *pack = malloc(sizeof(double) * (mr ? mr : 1));
+    double *A = malloc(sizeof(double) * mw), *C = malloc(sizeof(double) * mw);
+    double *Z = malloc(sizeof(double) * (size_t)m * nk), *S = malloc(sizeof(double) * (size_t)m * nk);
+    double *B = malloc(sizeof(double) * (size_t)d * nk * rc), *T = malloc(sizeof(double) * nk * rc);
+    if (!op->bcnt) op->bcnt = calloc((size_t)op->P, sizeof(int)), op->bdsp = calloc((size_t)op->P, sizeof(int));
+    int rc0 = (full && of && pack && A && C && Z && S && B && T && op->bcnt && op->bdsp)
+                  ? NM_OK
+                  : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
+    if ((rc0 = nm_agree(op->comm, rc0, e)) != NM_OK) goto out;
+    block_gather(op, r, V, pack, full);
+    for (long c0 = 0; c0 < r; c0 += rc) {
+        long nc = r - c0 < rc ? r - c0 : rc;
+        const double *Vc = full + (size_t)c0 * m;
+        double *Oc = of + (size_t)c0 * m;
+        for (long k0 = 0; k0 < nr; k0 += nk) {
+            long nkk = nr - k0 < nk ? nr - k0 : nk;
+            size_t n = (size_t)nkk * (size_t)m;
+            int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+            if (need_z) preact(op, k0, nkk, Z);
+            if (in->co) { /* K^o V += S_p^T diag(co) (S_p V) */
+                const double *Sp = op->s ? op->s + (size_t)k0 * m : S;
+                if (!op->s) nm_act_apply(in->act, in->alpha, n, Z, S, NULL);
+                cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)nkk, (int)nc, (int)m,
+                            1.0, Sp, (int)m, Vc, (int)m, 0.0, T, (int)nkk);
+                for (long c = 0; c < nc; c++)
+                    for (long k = 0; k < nkk; k++) T[c * nkk + k] *= in->co[k0 + k];
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nc, (int)nkk,
+                            1.0, Sp, (int)m, T, (int)nkk, 1.0, Oc, (int)m);
+            }
+            if (in->ch) {
+                const double *Sd = op->sd ? op->sd + (size_t)k0 * m : Z;
+                const int8_t *S8 = op->s8 ? op->s8 + (size_t)k0 * m : NULL;
+                if (!op->s8 && !op->sd) nm_act_apply(in->act, in->alpha, n, Z, NULL, Z);
+                /* A[:, k nc + c] = S'_k o V_c */
+                for (long k = 0; k < nkk; k++)
+                    for (long c = 0; c < nc; c++) {
+                        double *a = A + (size_t)(k * nc + c) * m;
+                        const double *v = Vc + (size_t)c * m;
+                        if (S8)
+                            for (long i = 0; i < m; i++) a[i] = S8[k * m + i] * v[i];
+                        else
+                            for (long i = 0; i < m; i++) a[i] = Sd[k * m + i] * v[i];
+                    }
+                int wc = (int)(nkk * nc);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, wc, (int)m, 1.0,
+                            in->X, (int)d, A, (int)m, 0.0, B, (int)d);
+                cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)m, wc, (int)d, 1.0,
+                            in->X, (int)d, B, (int)d, 0.0, C, (int)m);
+                for (long k = 0; k < nkk; k++) {
+                    double wk = in->ch[k0 + k];
+                    for (long c = 0; c < nc; c++) {
+                        const double *cc = C + (size_t)(k * nc + c) * m;
+                        double *o = Oc + (size_t)c * m;
+                        if (S8)
+                            for (long i = 0; i < m; i++) o[i] += wk * S8[k * m + i] * cc[i];
+                        else
+                            for (long i = 0; i < m; i++) o[i] += wk * Sd[k * m + i] * cc[i];
+                    }
+                }
+            }
+        }
+    }
+    /* back to the row blocks: pack rank p's rows of every column together */
+    {
+        int *cnt = op->bcnt, *dsp = op->bdsp;
+        for (int p = 0; p < op->P; p++)
+            for (int c = 0; c < r; c++)
+                memcpy(pack + dsp[p] + (size_t)c * op->cnt[p], of + (size_t)c * m + op->dsp[p],
+                       sizeof(double) * (size_t)op->cnt[p]);
+        MPI_Reduce_scatter(pack, KV, cnt, MPI_DOUBLE, MPI_SUM, op->comm);
+    }
+    op->products += r;
+    op->blocks++;
+out:
+    free(full), free(of), free(pack), free(A), free(C), free(Z), free(S), free(B), free(T);
+    return rc0;
 }
 
 static double pdot(const nm_ntkop *op, const double *a, const double *b)
