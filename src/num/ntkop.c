@@ -9,6 +9,7 @@
 #include "nm_act.h"
 #include "nm_comm.h"
 #include "nm_ntkop.h"
+#include "nm_nystrom.h"
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 
@@ -633,49 +634,35 @@ typedef struct {
     nm_ntkop *op;
     int r;
     const double *U, *lam;
-    double *c; /* 2 r scratch */
 } lob_ctx;
 
-/* K V column by column (each counts one product) */
+/* K V as one block product (column by column where the leading dimensions
+ * differ: a rank without rows) */
 static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
 {
-    (void)e;
     lob_ctx *c = ctx;
+    if (ld == c->op->ml || c->op->ml == 0) return nm_ntkop_apply_block(c->op, k, V, out, e);
     for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
     return NM_OK;
 }
 
-/* T V = V + U diag(lam_r / lam - 1) U^T V: one (r x k) reduction */
+/* T V = P^-1 V of the Nystrom form (nm_nystrom_apply_inv) */
 static int lob_prec(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
 {
     lob_ctx *c = ctx;
-    int r = c->r, n = (int)c->op->ml, ldu = (int)(c->op->ml > 0 ? c->op->ml : 1);
-    double *H = malloc(sizeof(double) * (size_t)r * (size_t)k);
-    int rc = nm_agree(c->op->comm, H ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (LOBPCG)"), e);
-    if (rc != NM_OK) {
-        free(H);
-        return rc;
-    }
-    memset(H, 0, sizeof(double) * (size_t)r * (size_t)k);
-    if (n > 0)
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, k, n, 1.0, c->U, ldu, V, (int)ld, 0.0,
-                    H, r);
-    MPI_Allreduce(MPI_IN_PLACE, H, r * k, MPI_DOUBLE, MPI_SUM, c->op->comm);
-    for (int j = 0; j < k; j++)
-        for (int i = 0; i < r; i++) H[i + (size_t)j * r] *= c->lam[r - 1] / c->lam[i] - 1.0;
-    for (int j = 0; j < k; j++) memcpy(out + (size_t)j * ld, V + (size_t)j * ld, sizeof(double) * (size_t)n);
-    if (n > 0)
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, k, r, 1.0, c->U, ldu, H, r, 1.0,
-                    out, (int)ld);
-    free(H);
-    return NM_OK;
+    nm_nystrom ny;
+    memset(&ny, 0, sizeof ny);
+    ny.r = c->r, ny.ml = c->op->ml, ny.U = (double *)c->U, ny.lam = (double *)c->lam;
+    ny.lam_r = c->lam[c->r - 1];
+    (void)ld; /* == op->ml wherever rows exist */
+    return nm_nystrom_apply_inv(&ny, c->op->comm, k, V, out, e);
 }
 
 int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
                                double tol, double atol, double lmax, long max_products,
                                nm_lobpcg_info *info, nm_err *e)
 {
-    lob_ctx c = {op, r, U, lam, NULL};
+    lob_ctx c = {op, r, U, lam};
     nm_lobpcg_opts o = {op->comm, op->in.m, op->m0, op->ml, lob_apply, &c,
                         r > 0 ? lob_prec : NULL, &c, bs, tol, atol, lmax, max_products, 12345};
     return nm_lobpcg_min(&o, NULL, info, e);
