@@ -1184,7 +1184,10 @@ def fig_lmin_m(paths, out):
     ax.set_title(f"λ_min against m at d = {', '.join(f'{v:g}' for v in d)} (relu)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    save(fig, out)
+    ax.set_xticks(sorted({s(r, "m") for r in rows}))  # the measured m (after set_xscale)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    save(fig, out, keep_ticks=(ax,))
     return {}
 
 
