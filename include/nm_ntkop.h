@@ -49,6 +49,8 @@ typedef struct {
     double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */
     double trace;       /* trace(K), from the caches-free formula */
     long blocks;        /* block products so far (nm_ntkop_apply_block) */
+    int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
+    int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
 } nm_ntkop;
 
@@ -76,8 +78,16 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
  * rank lacks the work space. */
 int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e);
 
+/* Flops per rank of one block product with r columns, nr local neurons:
+ * tiled = 0 the panels above (4 m r (d + 1) nr), tiled = 1 tiles of K
+ * formed and used on the spot (b x b tiles, J <= I, each used twice by
+ * symmetry: m^2 (nr + d + nr + 2 r)); nm_ntkop_apply_block runs the cheaper
+ * (unless op->block_mode forces one).  The tiles are cheaper once r exceeds
+ * ~m (nr + d) / (4 d nr): r > 40 at m = 20,000, d = 256, q = 2048, P = 2. */
+double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled);
+
 /* Bytes per rank of the work space of nm_ntkop_apply_block with r columns. */
-double nm_ntkop_block_bytes(long m, long d, int r);
+double nm_ntkop_block_bytes(long m, long d, long nr, int r);
 
 /* The result of a Krylov solve. */
 typedef struct {

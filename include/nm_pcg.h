@@ -15,6 +15,8 @@
  *          replaces ||r_k||^2 by r_k^T z_k).  mu comes from a certified lower
  *          bound on lambda_min(K) (nm_nystrom_mu); without one the upper end
  *          is +inf.
+ * Both ends are widened by a rounding allowance 2 (k + sqrt(m)) eps relative
+ * (k iterations: the Gauss sum and the dot products of length m).
  * Rank 0 (no preconditioner) is plain CG with the same interval. */
 #ifndef NM_PCG_H
 #define NM_PCG_H
@@ -41,7 +43,18 @@ typedef struct {
     double kappa;       /* the last Ritz estimate of cond(P^-1 K) (a lower bound on it) */
     long build_products;/* products spent on the sketch (K Omega) */
     double build_seconds, seconds; /* wall times: the builds, the whole solve */
+    /* for nm_pcg_upper: the last CG run's step lengths gamma_j and delta_j,
+     * its r_k^T z_k, the Gauss sum so far and the preconditioner's scalars */
+    double *cg_g, *cg_d, last_rz, gauss, ny_nu, ny_lr, ny_l1;
+    double round;       /* the relative rounding allowance lo and hi were widened by */
+    long ncoef;
 } nm_pcg_info;
+
+/* The Gauss-Radau upper end for a lower bound lmin_lo on lambda_min(K) that
+ * came after the solve (e.g. lambda_min_lo of the same row): the same
+ * recurrence over the stored coefficients; +inf when lmin_lo <= 0 / NaN. */
+double nm_pcg_upper(const nm_pcg_info *info, double lmin_lo);
+void nm_pcg_info_free(nm_pcg_info *info);
 
 /* Defaults: tol 1e-8, rank 2(d + 1), rank_max 8(d + 1) (at most m / 4),
  * kappa_target 100, probe 12, no lmin_lo, 20000 products, seed 1. */

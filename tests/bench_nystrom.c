@@ -6,6 +6,7 @@
  * - K v (nm_ntkop_apply) and K V (nm_ntkop_apply_block) per column, and the
  *   flop rate of K V (4 m d q + 4 m q per column) as a fraction of DGEMM
  *   n = 1024 on every rank at once (target >= 0.8);
+ * - K V by tiles of K (block_mode 2), per column against K v;
  * - the Nystrom build with sketch r (the block product + the factorisation).
  * Not a test: it never fails on speed. */
 #include <cblas.h>
@@ -82,12 +83,14 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < n; t++) V[t] = cos((double)t);
     bcase c = {&op, r, V, O};
     /* interleaved rounds (the machine is shared): the best of each */
-    double gemm = 0, t1 = 1e30, tb = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30;
+    double gemm = 0, t1 = 1e30, tb = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30, tt = 1e30, ct = 1e30;
     int ng = 1024;
     double *ga = malloc(sizeof(double) * ng * ng), *gb = malloc(sizeof(double) * ng * ng),
            *gc = malloc(sizeof(double) * ng * ng);
     for (long i = 0; i < (long)ng * ng; i++) ga[i] = sin((double)i), gb[i] = cos((double)i);
-    for (int round = 0; round < 4; round++) {
+    const char *nb = getenv("NM_BENCH_NYS_BLOCK"); /* "0": only the solves below */
+    int rounds = nb && nb[0] == '0' ? 0 : 4;
+    for (int round = 0; round < rounds; round++) {
         gemm = fmax(gemm, nmt_dgemm_rate(ng, 0.0, comm) / P); /* per rank */
         double u0 = cpu_now();
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ng, ng, ng, 1.0, ga, ng, gb, ng,
@@ -100,9 +103,17 @@ int main(int argc, char **argv)
         t1 = fmin(t1, nmt_maxall(nmt_now(comm) - t0, comm));
         t0 = nmt_now(comm);
         u0 = cpu_now();
+        op.block_mode = 1; /* panels: the rate against DGEMM */
         block_run(&c);
         cb = fmin(cb, cpu_now() - u0);
         tb = fmin(tb, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 2; /* tiles of K */
+        t0 = nmt_now(comm);
+        u0 = cpu_now();
+        block_run(&c);
+        ct = fmin(ct, cpu_now() - u0);
+        tt = fmin(tt, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 0;
     }
     free(ga), free(gb), free(gc);
     /* CPU seconds of this process: a preempted interval does not count, so
@@ -110,8 +121,8 @@ int main(int argc, char **argv)
     double gcpu = 2.0 * ng * (double)ng * ng / cg / 1e9;
     double fl = (4.0 * p.m * p.d * p.q + 4.0 * p.m * p.q) / P;
     nm_nystrom ny;
-    if (nm_nystrom_build(&ny, &op, r, 1, &e)) MPI_Abort(comm, 1);
-    if (rank == 0) {
+    if (rounds && nm_nystrom_build(&ny, &op, r, 1, &e)) MPI_Abort(comm, 1);
+    if (rank == 0 && rounds) {
         printf("block product bench: P=%d, m=%ld d=%ld q=%ld relu kernel full, r=%d, load average "
                "%.2f before\n", P, p.m, p.d, p.q, r, la[0]);
         printf("DGEMM n=1024, every rank at once: %.2f GFLOP/s per rank\n", gemm);
@@ -122,6 +133,12 @@ int main(int argc, char **argv)
                fl * r / tb / 1e9 / gemm, fl * r / tb / 1e9 / gemm >= 0.8 ? "(target >= 0.8 met)"
                                                                           : "(target >= 0.8 NOT met)",
                t1 / (tb / r));
+        double tf = nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 1);
+        printf("K V by tiles of K (r = %d): %.4f s per column (%.2fx K v per column; CPU time "
+               "%.2fx), %.2f GFLOP/s per rank of its own flops = %.2f of DGEMM; the cheaper by "
+               "the flop model: %s\n", r, tt / r, t1 / (tt / r), c1 / (ct / r), tf / tt / 1e9,
+               tf / tt / 1e9 / gemm,
+               tf < nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 0) ? "tiles" : "panels");
         printf("Nystrom build, sketch %d: %.3f s (%.2f K v products' time), rank kept %d, "
                "lambda_1 %.4g, lambda_r %.4g\n", r, ny.seconds, ny.seconds / t1, ny.r, ny.lam[0],
                ny.lam_r);
@@ -132,35 +149,41 @@ int main(int argc, char **argv)
                c1 / (cb / r));
         if (getloadavg(la, 3) > 0) printf("load average after: %.2f\n", la[0]);
     }
-    nm_nystrom_free(&ny);
+    if (rounds) nm_nystrom_free(&ny);
     /* y^T K^-1 y: today's CG against Nystrom-PCG at the ranks of
      * NM_BENCH_NYS_PCG (e.g. "64 128 514"), interleaved, same tolerance */
     const char *pr = getenv("NM_BENCH_NYS_PCG");
     if (pr) {
-        double tol = 1e-8, val;
-        nm_krylov_info ci;
-        long pc = op.products;
-        double t0 = nmt_now(comm);
-        if (nm_ntkop_cg(&op, D.y, tol, 0, 20000, &val, &ci, &e)) MPI_Abort(comm, 1);
-        double tcg = nmt_maxall(nmt_now(comm) - t0, comm);
-        if (rank == 0 && getloadavg(la, 3) > 0)
-            printf("CG tol %.0e: %ld products (%ld iterations), %.1f s, converged %d, value %.12g, "
-                   "load %.2f\n", tol, op.products - pc, ci.iterations, tcg, ci.converged, val,
-                   la[0]);
+        /* PCG first, then CG (interleaved: new, old) */
+        double tol = 1e-8, val, tp[16];
+        int np = 0;
         char *end;
-        for (long rr = strtol(pr, &end, 10); end != pr; pr = end, rr = strtol(pr, &end, 10)) {
+        for (long rr = strtol(pr, &end, 10); end != pr && np < 16;
+             pr = end, rr = strtol(pr, &end, 10)) {
             nm_pcg_opts o;
             nm_pcg_defaults(&o, p.m, p.d);
             o.tol = tol, o.rank = (int)rr, o.rank_max = (int)rr;
             nm_pcg_info pi;
             double v2;
             if (nm_pcg_yKinvy(&op, D.y, &o, &v2, &pi, &e)) MPI_Abort(comm, 1);
+            tp[np++] = pi.seconds;
             if (rank == 0 && getloadavg(la, 3) > 0)
                 printf("PCG rank %ld: %ld products (build %ld, %ld iterations), %.1f s (build "
-                       "%.1f s), kappa %.3g, converged %d, value %.12g, %.2fx CG's time, load "
-                       "%.2f\n", rr, pi.kr.products, pi.build_products, pi.kr.iterations,
-                       pi.seconds, pi.build_seconds, pi.kappa, pi.kr.converged, v2,
-                       tcg / pi.seconds, la[0]);
+                       "%.1f s), kappa %.3g, converged %d, value %.12g, load %.2f\n", rr,
+                       pi.kr.products, pi.build_products, pi.kr.iterations, pi.seconds,
+                       pi.build_seconds, pi.kappa, pi.kr.converged, v2, la[0]);
+            fflush(stdout);
+        }
+        nm_krylov_info ci;
+        long pc = op.products;
+        double t0 = nmt_now(comm);
+        if (nm_ntkop_cg(&op, D.y, tol, 0, 20000, &val, &ci, &e)) MPI_Abort(comm, 1);
+        double tcg = nmt_maxall(nmt_now(comm) - t0, comm);
+        if (rank == 0 && getloadavg(la, 3) > 0) {
+            printf("CG tol %.0e: %ld products (%ld iterations), %.1f s, converged %d, value %.12g, "
+                   "load %.2f\n", tol, op.products - pc, ci.iterations, tcg, ci.converged, val,
+                   la[0]);
+            for (int k = 0; k < np; k++) printf("PCG run %d: %.2fx less time than CG\n", k + 1, tcg / tp[k]);
         }
     }
     nm_ntkop_free(&op);

@@ -123,8 +123,9 @@ START_TEST(test_product)
 END_TEST
 
 /* K V for a block against r separate K v and against the dense K (cached
- * and uncached S', relu and tanh, all three kernels); r = 530 exceeds the
- * panel width (512 columns), so the column chunks are exercised too. */
+ * and uncached S', relu and tanh, all three kernels), by panels and by tiles
+ * of K (tiles of 50 rows: m = 157 is not a multiple); r = 530 exceeds the panel
+ * width (512 columns), so the column chunks are exercised too. */
 START_TEST(test_block_product)
 {
     long m = 157;
@@ -143,8 +144,10 @@ START_TEST(test_block_product)
                 ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
                                  NM_OK);
                 const int rs[2] = {3, 530};
-                for (int ri = 0; ri < 2; ri++) {
-                    int r = rs[ri];
+                for (int ri = 0; ri < 6; ri++) {
+                    int r = rs[ri % 2];
+                    op.block_mode = ri / 2; /* the cheaper, panels, tiles */
+                    op.tile = 50;           /* 157 = 3 x 50 + 7 */
                     size_t n = (size_t)(op.ml + 1) * r;
                     double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n),
                            *kv = malloc(sizeof(double) * (op.ml + 1));

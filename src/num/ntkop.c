@@ -199,6 +199,9 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
     op->products++;
 }
 
+/* rows of one tile of K in the tiled block product */
+#define NM_TILE 384
+
 /* Column width of one block-product panel (neurons x columns): enough for
  * DGEMM to run at full rate, at most ~32 MiB per m-row work matrix. */
 static long block_width(long m)
@@ -207,12 +210,15 @@ static long block_width(long m)
     return w < 64 ? 64 : w > 512 ? 512 : w;
 }
 
-double nm_ntkop_block_bytes(long m, long d, int r)
+double nm_ntkop_block_bytes(long m, long d, long nr, int r)
 {
     long w = block_width(m), rc = r < w ? r : w, nk = w / (rc > 0 ? rc : 1);
     if (nk < 1) nk = 1;
-    /* full V and K V (m x r each), A and C (m x nk rc), Z and S (m x nk), B (d x nk rc) */
-    return 8.0 * (2.0 * m * r + 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0);
+    /* full V, K V and the packing buffer (m x r each), A and C (m x nk rc),
+     * Z and S (m x nk), B (d x nk rc); the tiled path needs less than A and C
+     * unless nr is large: 9 feature tiles b x nr and two b x b (counted too) */
+    return 8.0 * (3.0 * m * r + 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0) +
+           8.0 * (9.0 * NM_TILE * (double)nr + 2.0 * NM_TILE * NM_TILE);
 }
 
 /* Full m x r block (column-major, ld m) from the row blocks (ml x r on every
@@ -228,6 +234,95 @@ static void block_gather(nm_ntkop *op, int r, const double *V, double *pack, dou
         for (int c = 0; c < r; c++)
             memcpy(full + (size_t)c * m + op->dsp[p], pack + dsp[p] + (size_t)c * op->cnt[p],
                    sizeof(double) * (size_t)op->cnt[p]);
+}
+
+/* ---- the tiled block product: tiles of K itself, never all of K ----
+ * For wide blocks it is cheaper to form K's tiles than to apply K to each
+ * column: this rank's part K_p = (X X^T) o (S'_p^T D_h S'_p) + S_p^T D_o S_p
+ * in b x b tiles (I, J), J <= I, each used twice by symmetry (out_I += K_IJ
+ * V_J, out_J += K_IJ^T V_I): m^2 (nr_h + d + nr_o + 2 r) flops per rank
+ * against 4 m (d + 1) nr r for the panels (r columns). */
+
+/* Features of examples [i0, i0 + ni) on this rank's neurons, column-major
+ * ni x nr: Fh = S'(.) diag(ch), Fs = S'(.),
+ * Fo = S(.) diag(co) and Fz = S(.) (Fh/Fs only with the hidden part, Fo/Fz
+ * only with the output part); Z is scratch (ni x nr). */
+static void tile_feats(const nm_ntkop *op, long i0, long ni, double *Fh, double *Fs, double *Fo,
+                       double *Fz, double *Z)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows;
+    int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+    if (need_z) {
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nr, (int)in->d, 1.0,
+                    in->X + i0 * in->d, (int)in->d, in->W, (int)in->d, 0.0, Z, (int)ni);
+        nm_act_apply(in->act, in->alpha, (size_t)ni * nr, Z, in->co && !op->s ? Fz : NULL,
+                     in->ch && !op->s8 && !op->sd ? Fs : NULL);
+    }
+    for (long j = 0; j < nr; j++) {
+        if (in->ch) {
+            double *fs = Fs + j * ni, *fh = Fh + j * ni, w = in->ch[j];
+            if (op->s8)
+                for (long i = 0; i < ni; i++) fs[i] = op->s8[j * m + i0 + i];
+            else if (op->sd)
+                memcpy(fs, op->sd + j * m + i0, sizeof(double) * (size_t)ni);
+            for (long i = 0; i < ni; i++) fh[i] = w * fs[i];
+        }
+        if (in->co) {
+            double *fz = Fz + j * ni, *fo = Fo + j * ni, w = in->co[j];
+            if (op->s) memcpy(fz, op->s + j * m + i0, sizeof(double) * (size_t)ni);
+            for (long i = 0; i < ni; i++) fo[i] = w * fz[i];
+        }
+    }
+}
+
+double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled)
+{
+    double mm = (double)m;
+    if (tiled)
+        return mm * mm * ((hidden ? nr + d : 0) + (output ? nr : 0) + 2.0 * r);
+    return 4.0 * mm * r * ((hidden ? (double)d * nr : 0) + (output ? (double)nr : 0));
+}
+
+/* of (m x r, column-major, ld m) += K_p V (full m x r) by tiles */
+static int block_tiled(nm_ntkop *op, int r, const double *full, double *of)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows, d = in->d, b = op->tile > 0 ? op->tile : NM_TILE;
+    if (b > m) b = m;
+    size_t f = (size_t)b * (size_t)(nr > 0 ? nr : 1);
+    double *F[8], *Z = malloc(sizeof(double) * f), *G = malloc(sizeof(double) * (size_t)b * b);
+    double *H = malloc(sizeof(double) * (size_t)b * b);
+    int ok = Z && G && H;
+    for (int t = 0; t < 8; t++) ok = (F[t] = malloc(sizeof(double) * f)) && ok;
+    if (ok && nr > 0)
+        for (long i0 = 0; i0 < m; i0 += b) {
+            long ni = m - i0 < b ? m - i0 : b;
+            tile_feats(op, i0, ni, F[0], F[1], F[2], F[3], Z);
+            for (long j0 = 0; j0 <= i0; j0 += b) {
+                long nj = m - j0 < b ? m - j0 : b;
+                tile_feats(op, j0, nj, F[4], F[5], F[6], F[7], Z);
+                /* K_IJ = (X_I X_J^T) o (Fh_I Fs_J^T) + Fo_I Fz_J^T */
+                if (in->ch) {
+                    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nj, (int)d,
+                                1.0, in->X + i0 * d, (int)d, in->X + j0 * d, (int)d, 0.0, G, (int)ni);
+                    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)nr,
+                                1.0, F[0], (int)ni, F[5], (int)nj, 0.0, H, (int)ni);
+                    for (long t = 0; t < ni * nj; t++) H[t] *= G[t];
+                }
+                if (in->co)
+                    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)nr,
+                                1.0, F[2], (int)ni, F[7], (int)nj, in->ch ? 1.0 : 0.0, H, (int)ni);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)ni, r, (int)nj, 1.0, H,
+                            (int)ni, full + j0, (int)m, 1.0, of + i0, (int)m);
+                if (j0 < i0)
+                    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)nj, r, (int)ni, 1.0,
+                                H, (int)ni, full + i0, (int)m, 1.0, of + j0, (int)m);
+            }
+        }
+    for (int t = 0; t < 8; t++) free(F[t]);
+    free(Z), free(G), free(H);
+    return ok;
 }
 
 int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
@@ -250,7 +345,18 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
                   : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
     if ((rc0 = nm_agree(op->comm, rc0, e)) != NM_OK) goto out;
     block_gather(op, r, V, pack, full);
-    for (long c0 = 0; c0 < r; c0 += rc) {
+    /* the cheaper of the two by flops (both BLAS-3); op->block_mode forces one */
+    int hh = in->ch != NULL, ho = in->co != NULL;
+    int tiled = op->block_mode == 2 ||
+                (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nr, hh, ho, r, 1) <
+                                            nm_ntkop_block_flops(m, d, nr, hh, ho, r, 0));
+    if (tiled) {
+        int ok = block_tiled(op, r, full, of);
+        if ((rc0 = nm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (tiled "
+                                                                        "block product)"), e)) != NM_OK)
+            goto out;
+    }
+    for (long c0 = 0; !tiled && c0 < r; c0 += rc) {
         long nc = r - c0 < rc ? r - c0 : rc;
         const double *Vc = full + (size_t)c0 * m;
         double *Oc = of + (size_t)c0 * m;

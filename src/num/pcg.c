@@ -50,6 +50,34 @@ static double ritz_kappa(int k, const double *dg, const double *od)
     return lo > 0 ? hi / lo : INFINITY;
 }
 
+/* lower bound on lambda_min(P^-1 K): nm_nystrom_mu from the stored scalars */
+static double pre_mu(double nu, double lr, double l1, double lmin_lo)
+{
+    if (!(lmin_lo > 0)) return 0;
+    if (!(lr > 0)) return lmin_lo; /* no preconditioner */
+    nm_nystrom t;
+    double lam1 = l1;
+    memset(&t, 0, sizeof t);
+    t.r = 1, t.nu = nu, t.lam_r = lr, t.lam = &lam1;
+    return nm_nystrom_mu(&t, lmin_lo);
+}
+
+double nm_pcg_upper(const nm_pcg_info *info, double lmin_lo)
+{
+    double mu = pre_mu(info->ny_nu, info->ny_lr, info->ny_l1, lmin_lo);
+    if (!(mu > 0) || !info->cg_g) return INFINITY;
+    double gmu = 1.0 / mu;
+    for (long k = 0; k < info->ncoef; k++)
+        gmu = (gmu - info->cg_g[k]) / (mu * (gmu - info->cg_g[k]) + info->cg_d[k]);
+    return (info->gauss + gmu * info->last_rz) * (1 + info->round);
+}
+
+void nm_pcg_info_free(nm_pcg_info *info)
+{
+    free(info->cg_g), free(info->cg_d);
+    info->cg_g = info->cg_d = NULL;
+}
+
 int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *val,
                   nm_pcg_info *info, nm_err *e)
 {
@@ -67,7 +95,9 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
            *tod = malloc(sizeof(double) * (size_t)tcap);
     nm_nystrom ny;
     memset(&ny, 0, sizeof ny);
-    int rc = (x && r && z && p && kp && tdg && tod) ? NM_OK
+    long ccap = 256;
+    info->cg_g = malloc(sizeof(double) * (size_t)ccap), info->cg_d = malloc(sizeof(double) * (size_t)ccap);
+    int rc = (x && r && z && p && kp && tdg && tod && info->cg_g && info->cg_d) ? NM_OK
                                                     : nm_fail(e, NM_ENOMEM, "out of memory (PCG)");
     if ((rc = nm_agree(comm, rc, e)) != NM_OK) goto out;
     const double *yl = y + op->m0;
@@ -82,7 +112,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     /* one CG run per preconditioner, warm-started from the last x:
      * y^T K^-1 y = offset + r^T K^-1 r with offset = y^T x + r^T x
      * (r = y - K x), and each run bounds r^T K^-1 r */
-    double offset = 0, sum = 0, hi = INFINITY;
+    double offset = 0, sum = 0, hi = INFINITY, rz_fin = 0;
     long it = 0;
     int next_stop = 0;
     for (;;) {
@@ -93,9 +123,11 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
             memcpy(z, r, sizeof(double) * (size_t)ml);
         memcpy(p, z, sizeof(double) * (size_t)ml);
         double rz = pdot(comm, ml, r, z), gmu = mu > 0 ? 1.0 / mu : INFINITY;
+        rz_fin = rz;
         sum = 0, hi = offset + gmu * rz;
         double g0 = 0, d0 = 0;
         int k = 0, grow = 0;
+        info->ncoef = 0;
         while (rr > stop) {
             int loc = nm_signal_pending(), any;
             MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_MAX, comm);
@@ -133,7 +165,18 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
             }
             /* Gauss-Radau (CGQ): gamma^(mu)_{k+1} from gamma^(mu)_k */
             if (mu > 0) gmu = (gmu - g) / (mu * (gmu - g) + dl);
-            rz = tw[0], rr = tw[1];
+            if (info->ncoef >= ccap) {
+                ccap = 2 * ccap;
+                double *a = realloc(info->cg_g, sizeof(double) * (size_t)ccap);
+                if (a) info->cg_g = a;
+                double *b = a ? realloc(info->cg_d, sizeof(double) * (size_t)ccap) : NULL;
+                if (b) info->cg_d = b;
+                if ((rc = nm_agree(comm, b ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (PCG)"),
+                                   e)) != NM_OK)
+                    goto out;
+            }
+            info->cg_g[info->ncoef] = g, info->cg_d[info->ncoef++] = dl;
+            rz = tw[0], rr = tw[1], rz_fin = rz;
             hi = mu > 0 ? offset + sum + gmu * rz : INFINITY;
             for (long i = 0; i < ml; i++) p[i] = z[i] + dl * p[i];
             g0 = g, d0 = dl;
@@ -161,7 +204,12 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     info->kr.iterations = it;
     info->rank = ny.r;
     info->build_seconds = ny.seconds;
-    info->lo = offset + sum, info->hi = hi;
+    /* rounding: the sum and the last term carry a relative error of a few
+     * eps per step and per dot product (length m); widen by 2 (k + sqrt m) eps */
+    info->round = 2.0 * ((double)it + sqrt((double)m)) * DBL_EPSILON;
+    info->lo = (offset + sum) * (1 - info->round), info->hi = hi * (1 + info->round);
+    info->gauss = offset + sum, info->last_rz = rz_fin;
+    info->ny_nu = ny.nu, info->ny_lr = ny.r > 0 ? ny.lam_r : 0, info->ny_l1 = ny.r > 0 ? ny.lam[0] : 0;
     /* the true residual (the recurrence drifts) */
     nm_ntkop_apply(op, x, kp);
     for (long i = 0; i < ml; i++) kp[i] = yl[i] - kp[i];
