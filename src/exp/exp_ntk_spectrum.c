@@ -138,7 +138,8 @@ static double mf_bytes(const nm_params *p, int P, int rank)
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
         double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
         vecs += 8.0 * (m / P + 1) * (2.0 * r + 18.0 * bs) + 8.0 * 6.0 * r * r +
-                fmax(nm_ntkop_block_bytes(p->m, p->d, (int)r), nm_ntkop_block_bytes(p->m, p->d, (int)bs));
+                fmax(nm_ntkop_block_bytes(p->m, p->d, nu, (int)r),
+                     nm_ntkop_block_bytes(p->m, p->d, nu, (int)bs));
     }
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
                           p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
