@@ -6,7 +6,7 @@ docs/experiments.md) from ntkmem CSV files.
     analysis/plot.py all results/*.csv [-o results/figures]
 
 FIGURE is one of collapse, critical_width, onestep, ntk_error, sgd_ntk_gap,
-construct, near_min, gd_width, or all.  Each figure is written as PNG and PDF (same name, .pdf).
+construct, near_min, gd_width, lmin_m, or all.  Each figure is written as PNG and PDF (same name, .pdf).
 Only end-of-run rows (final == 1, status ok) are used; points are the mean
 over repeats with error bars of one standard error.  Fitted slopes are
 printed on stdout and in the legend.  A figure whose experiment has no rows
@@ -1120,6 +1120,78 @@ def fig_capacity_budget(paths, out):
     save(fig, out)
 
 
+def fig_lmin_m(paths, out):
+    """lambda_min of the empirical NTK K_W and of the infinite-width K_inf
+    against m at fixed d, one curve per width scale c = q d / m ([D20b]
+    Thm 7: q = O~(m/d) neurons suffice to memorize m points; c sweeps that
+    scale).  The over-parameterized analyses quoted in [Gu] need
+    lambda_0 = lambda_min(K_inf) bounded away from 0 and widths
+    Omega(n^6 / lambda_0^4) (Du et al.), far beyond reach: K_inf stands for
+    their q -> infinity.  Runs that are not positive definite (q (d + 1) < m
+    makes K_W singular) are marked at the bottom.  Matrix-free rows, when
+    present, are drawn with their certified [lambda_min_lo, lambda_min_hi]."""
+    rows = need(paths, "ntk_spectrum", statuses=("ok", "not_pd"), settings=("m", "d", "q"),
+                metrics=("lambda_min",))
+    fig, ax = plt.subplots(1, 1, figsize=(7.5, 5))
+
+    def scale(r):
+        v = r.settings.get("q_per_m_over_d")
+        return float(v) if _isnum(v) else s(r, "q") * s(r, "d") / s(r, "m")
+
+    def num(r, k):
+        return r.metrics.get(k, math.nan)
+
+    def ok_(r):
+        return r.meta.get("status") == "ok"
+
+    dense = [r for r in rows if num(r, "matrix_free") != 1]
+    mf = [r for r in rows if num(r, "matrix_free") == 1]
+    scales = sorted({round(scale(r), 6) for r in rows})
+    lo_y = min([r.metric("lambda_min") for r in rows if ok_(r)] or [1e-3])
+    for i, c in enumerate(scales):
+        col = f"C{i}"
+        ok = [r for r in dense if round(scale(r), 6) == c and ok_(r)]
+        bad = sorted({s(r, "m") for r in dense if round(scale(r), 6) == c and not ok_(r)})
+        if ok:
+            x, y, e, _ = by_x(ok, lambda r: s(r, "m"), lambda r: r.metric("lambda_min"))
+            ax.errorbar(x, y, yerr=e, marker="o", ms=4, lw=1, capsize=2, color=col,
+                        label=f"λ_min(K_W), q = {c:g} m/d")
+            for xm, ym in zip(x, y):
+                print(f"lmin_m: q = {c:g} m/d, m = {xm:g}: lambda_min(K_W) = {ym:.4g}")
+        if bad:
+            ax.plot(bad, [lo_y / 3] * len(bad), marker="v", ls="none", color=col, mfc="none",
+                    label=f"q = {c:g} m/d: not PD (K_W singular)")
+        mr = [r for r in mf if round(scale(r), 6) == c]
+        if mr:
+            x = np.array([s(r, "m") for r in mr])
+            y = np.array([r.metric("lambda_min") for r in mr])
+            lo = np.array([num(r, "lambda_min_lo") for r in mr])
+            hi = np.array([num(r, "lambda_min_hi") for r in mr])
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="s", mfc="none", ls="none",
+                        color=col, label=f"matrix-free, q = {c:g} m/d")
+    kin = [r for r in dense if not math.isnan(num(r, "kinf_lambda_min"))]
+    if kin:
+        x, y, e, _ = by_x(kin, lambda r: s(r, "m"), lambda r: r.metric("kinf_lambda_min"))
+        ax.errorbar(x, y, yerr=e, marker="D", ms=4, lw=1.5, color="k", ls="--",
+                    label="λ_min(K_∞) (q → ∞)")
+        for xm, ym in zip(x, y):
+            print(f"lmin_m: m = {xm:g}: lambda_min(K_inf) = {ym:.4g}")
+    d = sorted({s(r, "d") for r in rows})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("m (training points)")
+    ax.set_ylabel("λ_min of the NTK Gram (normalised as [D20b §2.5])")
+    ax.set_title(f"λ_min against m at d = {', '.join(f'{v:g}' for v in d)} (relu)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    ax.set_xticks(sorted({s(r, "m") for r in rows}))  # the measured m (after set_xscale)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
+    save(fig, out, keep_ticks=(ax,))
+    return {}
+
+
+
 FIGURES = {
     "collapse": fig_collapse,
     "critical_width": fig_critical_width,
@@ -1131,15 +1203,23 @@ FIGURES = {
     "gd_width": fig_gd_width,
     "capacity": fig_capacity,
     "capacity_budget": fig_capacity_budget,
+    "lmin_m": fig_lmin_m,
 }
 # figures drawn from the search's summaries (OUT.qstar.csv), not from rows
 QSTAR_FIGURES = ("capacity", "capacity_budget")
+# figures drawn from the lambda_min-vs-m sweep's CSVs only (files named *lmin*)
+LMIN_FIGURES = ("lmin_m",)
 
 
 def run(figure, paths, out):
     """Draw one figure; returns True if drawn, False if skipped."""
     q = [p for p in paths if p.endswith(".qstar.csv")]
     paths = q if figure in QSTAR_FIGURES else [p for p in paths if p not in q]
+    # ntk_spectrum rows of the lambda_min-vs-m sweep (files named *lmin*) are that
+    # figure's alone; ntk_error's sweep (fixed m) stays out of it and the reverse
+    lm = [p for p in paths if "lmin" in os.path.basename(p)]
+    if figure in LMIN_FIGURES or lm != paths:
+        paths = lm if figure in LMIN_FIGURES else [p for p in paths if p not in lm]
     try:
         FIGURES[figure](paths, out)
         return True

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "nm_gram.h"
+#include "nm_lobpcg.h"
 
 typedef struct {
     MPI_Comm comm;
@@ -49,6 +50,10 @@ typedef struct {
     double trace;       /* trace(K), from the caches-free formula */
     nm_err err;         /* first failed MPI call of a product (NM_MPI): the
                          * next Krylov decision stops every rank on it */
+    long blocks;        /* block products so far (nm_ntkop_apply_block) */
+    int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
+    int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
+    int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what
@@ -64,6 +69,28 @@ void nm_ntkop_free(nm_ntkop *op);
 /* out = K v on the row blocks (v, out: op->ml entries each).  Collective. */
 void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
 
+/* KV = K V for an m x r block V, distributed like nm_ntkop_apply: V and KV
+ * are this rank's rows, op->ml x r column-major (leading dimension op->ml).
+ * The same panels as K v with r columns side by side, so the two DGEMMs
+ * per panel are (d x m)(m x w) and (m x d)(d x w) with w = neurons x
+ * columns ~ 32 MiB / 8 m (64..512): one Allgatherv and one
+ * Reduce_scatter of m r numbers instead of r of each.  Holds the full
+ * m x r block V and K V per rank (nm_ntkop_block_bytes).  Counts r
+ * products in op->products.  Collective; NM_ENOMEM on every rank if any
+ * rank lacks the work space. */
+int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e);
+
+/* Flops per rank of one block product with r columns, nr local neurons:
+ * tiled = 0 the panels above (4 m r (d + 1) nr), tiled = 1 tiles of K
+ * formed and used on the spot (b x b tiles, J <= I, each used twice by
+ * symmetry: m^2 (nr + d + nr + 2 r)); nm_ntkop_apply_block runs the cheaper
+ * (unless op->block_mode forces one).  The tiles are cheaper once r exceeds
+ * ~m (nr + d) / (4 d nr): r > 40 at m = 20,000, d = 256, q = 2048, P = 2. */
+double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled);
+
+/* Bytes per rank of the work space of nm_ntkop_apply_block with r columns. */
+double nm_ntkop_block_bytes(long m, long d, long nr, int r);
+
 /* The result of a Krylov solve. */
 typedef struct {
     int converged;      /* 1: the solver's own test and our residual check passed */
@@ -74,6 +101,8 @@ typedef struct {
     long iterations;    /* CG iterations / Lanczos restarts */
     double resid;       /* final relative residual: ||K x - theta x|| / |theta|,
                          * or ||K x - y|| / ||y|| (recomputed, not the recurrence's) */
+    double rnorm[2];    /* Lanczos: ||K x - theta x|| (x unit) of vals[0] and vals[1]
+                         * (the intervals' input, nm_eig_interval); NaN when absent */
 } nm_krylov_info;
 
 /* Extreme eigenvalues by PARPACK (mode 1, exact shifts): which = "LA"
@@ -106,6 +135,27 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
  * plain Lanczos SA.  Collective. */
 int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
                         double *val, nm_krylov_info *info, nm_err *e);
+
+/* lambda_min by LOBPCG (nm_lobpcg, block bs) preconditioned with
+ *     T = U diag(lam[r-1] / lam) U^T + (I - U U^T)
+ * from r approximate top eigenpairs (U: op->ml x r row blocks, orthonormal;
+ * lam descending, > 0): T K maps the top of the spectrum (the constant- and
+ * linear-mode spikes) near lam[r-1] and leaves the rest, so LOBPCG works on
+ * a spread of lam[r-1] / lambda_min instead of cond(K).  This is the
+ * Nystrom preconditioner of Frangella, Tropp and Udell (SIMAX 2023, eq. 5.3)
+ * with mu = 0; U may also be exact Ritz vectors (then T K is K deflated).
+ * r = 0: no preconditioner.  lmax: an estimate of lambda_max (the
+ * interval's rounding term; <= 0: from the Ritz values).  info: the interval [lo, hi] holding lambda_min
+ * from the final check's true residuals; converged when its width <= tol hi,
+ * or hi <= atol (numerically singular).  Collective. */
+int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
+                               double tol, double atol, double lmax, long max_products,
+                               nm_lobpcg_info *info, nm_err *e);
+
+/* The top r eigenpairs of K (Lanczos LA, tolerance tol): U (op->ml x r, row
+ * blocks), lam descending; the preconditioner's input above.  Collective. */
+int nm_ntkop_top_pairs(nm_ntkop *op, int r, double tol, long max_products, double *U, double *lam,
+                       nm_krylov_info *info, nm_err *e);
 
 /* y^T K^-1 y by conjugate gradients from x = 0, y (all m entries, the same
  * on every rank); stops at ||r|| <= tol ||y|| (recurrence residual), then

@@ -29,6 +29,8 @@ extern const char *const nm_kernel_names[];
 extern const char *const nm_eig_names[];
 extern const char *const nm_eigsolver_names[];
 extern const char *const nm_ntk_method_names[];
+extern const char *const nm_lmin_method_names[];
+typedef enum { NM_LMIN_LOBPCG, NM_LMIN_LANCZOS } nm_lmin_method;
 typedef enum { NM_NTK_DENSE, NM_NTK_MATRIX_FREE, NM_NTK_AUTO } nm_ntk_method;
 extern const char *const nm_method_names[];
 extern const char *const nm_labels_names[];
@@ -73,8 +75,8 @@ typedef struct {
     int eigensolver;    /* NM_EIGSOLVER_* of nm_eig.h (its table rows, then auto) */
     int ntk_method;     /* nm_ntk_method */
     double dense_max_seconds, lanczos_tol, cg_tol;
-    long lanczos_ncv, top_k, max_products, lambda_min_deflate;
-    int lambda_min_mf;
+    long lanczos_ncv, top_k, max_products, lambda_min_deflate, lambda_min_rank, lambda_min_block;
+    int lambda_min_mf, lambda_min_method;
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
     /* training (sgd, ntk_train, gd_width, near_min): the Pe x Pn grid of
      * example blocks x neuron blocks; 0 x 0 = auto (nm_train_grid_choose) */

@@ -18,7 +18,8 @@ enum nm_stream {
     NM_STREAM_SIGN = 8,    /* balanced +-1 output signs */
     NM_STREAM_PERTURB = 9, /* parameter perturbations */
     NM_STREAM_MC = 10,     /* Monte Carlo checks */
-    NM_STREAM_AUX = 11     /* experiment-specific extras */
+    NM_STREAM_AUX = 11,    /* experiment-specific extras */
+    NM_STREAM_SKETCH = 12  /* Nystrom test matrix Omega: counter = example, sub = column */
 };
 
 /* 64 random bits: word `sub` of the Philox block at counter (index, sub/4). */

@@ -55,6 +55,10 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
              const int *liwork, int *info, fstrlen, fstrlen);
 void dsytrd_(const char *uplo, const int *n, double *a, const int *lda, double *d, double *e,
              double *tau, double *work, const int *lwork, int *info, fstrlen);
+/* generalized symmetric-definite eigenproblem (LOBPCG's Rayleigh-Ritz, nm_lobpcg) */
+void dsygv_(const int *itype, const char *jobz, const char *uplo, const int *n, double *a,
+            const int *lda, double *b, const int *ldb, double *w, double *work, const int *lwork,
+            int *info, fstrlen, fstrlen);
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info,
              fstrlen);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,

@@ -123,6 +123,65 @@ START_TEST(test_product)
 }
 END_TEST
 
+/* K V for a block against r separate K v and against the dense K (cached
+ * and uncached S', relu and tanh, all three kernels), by panels and by tiles
+ * of K (tiles of 50 rows: m = 157 is not a multiple); r = 530 exceeds the panel
+ * width (512 columns), so the column chunks are exercised too. */
+START_TEST(test_block_product)
+{
+    long m = 157;
+    double worst = 0, wsep = 0;
+    for (int cache = 0; cache < 2; cache++)
+        for (int a = 0; a < 2; a++)
+            for (int kern = 0; kern < 3; kern++) {
+                int act = a ? NM_ACT_TANH : NM_ACT_RELU;
+                problem pb;
+                nm_err e;
+                make_problem(&pb, m, 9, kern == 1 ? 200 : 70, act, kern != 1, kern != 0);
+                double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
+                dense_ref(&pb, &l0, &l1, &yk, K);
+                MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+                nm_ntkop op;
+                ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
+                                 NM_OK);
+                const int rs[2] = {3, 530};
+                for (int ri = 0; ri < 6; ri++) {
+                    int r = rs[ri % 2];
+                    op.block_mode = ri / 2; /* the cheaper, panels, tiles */
+                    op.tile = 50;           /* 157 = 3 x 50 + 7 */
+                    size_t n = (size_t)(op.ml + 1) * r;
+                    double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n),
+                           *kv = malloc(sizeof(double) * (op.ml + 1));
+                    for (int c = 0; c < r; c++)
+                        for (long i = 0; i < op.ml; i++)
+                            V[c * op.ml + i] = sin(1.0 + (double)(op.m0 + i) * (1.0 + 0.1 * c));
+                    long p0 = op.products;
+                    ck_assert_int_eq(nm_ntkop_apply_block(&op, r, V, KV, &e), NM_OK);
+                    ck_assert(op.products == p0 + r);
+                    for (int c = 0; c < r; c++) {
+                        nm_ntkop_apply(&op, V + (size_t)c * op.ml, kv);
+                        for (long i = 0; i < op.ml; i++) {
+                            double s = 0;
+                            long gi = op.m0 + i;
+                            for (long j = 0; j < m; j++)
+                                s += K[gi + j * m] * sin(1.0 + (double)j * (1.0 + 0.1 * c));
+                            worst = fmax(worst, fabs(s - KV[c * op.ml + i]) / l1);
+                            wsep = fmax(wsep, fabs(kv[i] - KV[c * op.ml + i]) / l1);
+                        }
+                    }
+                    free(V), free(KV), free(kv);
+                }
+                nm_ntkop_free(&op);
+                free(K);
+                free_problem(&pb);
+            }
+    if (nmt_rank == 0)
+        printf("block K V, m = %ld, P = %d: vs dense %.2g, vs r products %.2g (rel. to "
+               "lambda_max)\n", m, nmt_size, worst, wsep);
+    ck_assert_msg(worst <= 1e-12 && wsep <= 1e-12, "K V: %.3g vs dense, %.3g vs K v", worst, wsep);
+}
+END_TEST
+
 /* The three Krylov solves against the dense values: err = relative errors
  * of lambda_max, y^T K^-1 y and lambda_min (the last relative to
  * lambda_max), each solve converged (and CG not flagging K singular);
@@ -261,6 +320,7 @@ static Suite *make(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_elpa_vs_pdsytrd);
     tcase_add_test(tc, test_product);
+    tcase_add_test(tc, test_block_product);
     tcase_add_test(tc, test_agreement);
     tcase_add_test(tc, test_stops_early);
     tcase_add_test(tc, test_small_m);

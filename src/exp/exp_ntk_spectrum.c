@@ -21,6 +21,7 @@
 #include "nm_kernels.h"
 #include "nm_net.h"
 #include "nm_ntkop.h"
+#include "nm_nystrom.h"
 #include "nm_save.h"
 #include <unistd.h>
 
@@ -29,9 +30,11 @@ static const char *const metrics[] = {
     "kinf_lambda_min", "kinf_lambda_max", "err_rel_2",   "err_rel_fro",  "seconds_gram",
     "seconds_eig",     "matrix_free",   "lambda_min_upper", "lambda_max_resid", "lambda_min_resid",
     "products_lambda_max", "products_lambda_min", "cg_iterations", "cg_resid", "seconds_solve",
+    "lambda_min_lo", "lambda_min_hi", "lambda_max_lo", "lambda_max_hi", "seconds_lambda_min",
     NULL};
 enum { M_LMIN, M_LMAX, M_COND, M_TRACE, M_YKY, M_KMIN, M_KMAX, M_ERR2, M_ERRF, M_TGRAM, M_TEIG,
-       M_MF, M_LMINUP, M_LMAXRES, M_LMINRES, M_PLMAX, M_PLMIN, M_CGIT, M_CGRES, M_TSOLVE, M_N };
+       M_MF, M_LMINUP, M_LMAXRES, M_LMINRES, M_PLMAX, M_PLMIN, M_CGIT, M_CGRES, M_TSOLVE,
+       M_LMINLO, M_LMINHI, M_LMAXLO, M_LMAXHI, M_TLMIN, M_N };
 static int check(const nm_params *p, nm_err *e)
 {
     if (p->init != NM_INIT_XAVIER_ZERO)
@@ -112,6 +115,14 @@ static double mf_cache_budget(const nm_params *p, int P, int rank)
     return lim > 0 ? 0.9 * lim : 0;
 }
 
+/* the Nystrom sketch width of lambda_min by LOBPCG: 4 (d + 1) covers the
+ * constant and linear modes' d + 1 spikes with room (docs/benchmarks.md) */
+static long lmin_rank(const nm_params *p)
+{
+    long r = p->lambda_min_rank < 0 ? 4 * (p->d + 1) : p->lambda_min_rank;
+    return r < p->m / 2 ? r : p->m / 2;
+}
+
 static double mf_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
@@ -123,6 +134,13 @@ static double mf_bytes(const nm_params *p, int P, int rank)
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
+    if (p->lambda_min_mf && p->lambda_min_method == NM_LMIN_LOBPCG) {
+        /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
+        double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
+        vecs += 8.0 * (m / P + 1) * (2.0 * r + 18.0 * bs) + 8.0 * 6.0 * r * r +
+                fmax(nm_ntkop_block_bytes(p->m, p->d, nu, (int)r),
+                     nm_ntkop_block_bytes(p->m, p->d, nu, (int)bs));
+    }
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
                           p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
 }
@@ -172,7 +190,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
                  "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products, y^T K^-1 y "
                  "~100-500 (CG)%s%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
-                 p->lambda_min_mf ? ", lambda_min ~1000+" : "",
+                 !p->lambda_min_mf ? ""
+                 : p->lambda_min_method == NM_LMIN_LOBPCG
+                     ? ", lambda_min by Nystrom-preconditioned LOBPCG (measured at d = 64: 824-3476 "
+                       "products at m = 1000-3000, sketch included)"
+                     : ", lambda_min by deflated Lanczos (measured at d = 64: 516, 1166, 3366 "
+                       "products at m = 1000, 3000, 20,000; the faster method, docs/benchmarks.md)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
     } else {
@@ -318,6 +341,13 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
         rc = nm_eig_solve(K, g, p->eigensolver, p->eigenvalues == NM_EIG_ALL, s->w, &row[M_LMIN],
                          &row[M_LMAX], e);
         row[M_TEIG] = elapsed(t0, comm);
+        /* the dense error bound: the eigensolver's backward error is
+         * p(m) eps ||K|| (LAPACK Users' Guide, sec. 4.7, "p(n) a modestly
+         * growing function"; sqrt(m) here), and K is symmetric, so each
+         * eigenvalue is off by at most that */
+        double db = sqrt((double)p->m) * DBL_EPSILON * fabs(row[M_LMAX]);
+        row[M_LMINLO] = row[M_LMIN] - db, row[M_LMINHI] = row[M_LMIN] + db;
+        row[M_LMAXLO] = row[M_LMAX] - db, row[M_LMAXHI] = row[M_LMAX] + db;
     }
     if (rc == NM_OK && p->kinf) {
         /* ||K_W - K_inf||_2 = largest |eigenvalue| of the (symmetric) difference */
@@ -339,6 +369,60 @@ static int run_dense(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_
         rc = nm_comm_agree(comm, rc, e);
     }
     return rc;
+}
+
+/* lambda_min by deflated Lanczos (nm_ntkop_lambda_min): the Ritz value
+ * bounds lambda_min from above, its relative residual from below (no gap
+ * estimate: the plain residual bound), and K is PSD */
+static int lmin_lanczos(nm_ntkop *op, const nm_params *p, double lmax, double *row, int *conv,
+                        int *singular, nm_err *e)
+{
+    double v;
+    nm_krylov_info li;
+    int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
+    int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
+    int rc = nm_ntkop_lambda_min(op, nd, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
+    if (rc != NM_OK) return rc;
+    /* a Ritz value bounds lambda_min from above; it is lambda_min only
+     * when its residual test passed */
+    double fl = NM_EIG_FL * DBL_EPSILON * (lmax > 0 ? lmax : op->trace);
+    row[M_LMINUP] = v;
+    row[M_LMIN] = li.converged ? v : NAN;
+    row[M_LMINRES] = li.resid, row[M_PLMIN] = (double)li.products;
+    row[M_LMINHI] = v + fl;
+    row[M_LMINLO] = li.converged ? v - li.resid * fabs(v) - fl : 0.0;
+    *conv &= li.converged;
+    if (li.converged && !nm_gram_is_pd(1, v, row[M_LMAX], p->m)) *singular = 1;
+    return NM_OK;
+}
+
+/* lambda_min by LOBPCG preconditioned with a Nystrom approximation of rank
+ * lmin_rank (nm_nystrom, nm_ntkop_lambda_min_lobpcg); the products count
+ * the sketch's.  Stops early when lambda_min <= m eps lambda_max (the dense
+ * path's singularity test, nm_gram_is_pd). */
+static int lmin_lobpcg(nm_ntkop *op, const nm_params *p, double lmax, double *row, int *conv,
+                       int *singular, nm_err *e)
+{
+    nm_nystrom ny;
+    memset(&ny, 0, sizeof ny);
+    int r = (int)lmin_rank(p), rc = NM_OK;
+    long p0 = op->products;
+    if (r > 0) rc = nm_nystrom_build(&ny, op, r, p->seed, e);
+    nm_lobpcg_info bi;
+    double atol = (double)p->m * DBL_EPSILON * lmax;
+    if (rc == NM_OK)
+        rc = nm_ntkop_lambda_min_lobpcg(op, r > 0 ? ny.r : 0, ny.U, ny.lam, (int)p->lambda_min_block,
+                                        p->lanczos_tol, atol, lmax,
+                                        p->max_products - (op->products - p0), &bi, e);
+    nm_nystrom_free(&ny);
+    if (rc != NM_OK) return rc;
+    row[M_LMINUP] = bi.theta;
+    row[M_LMIN] = bi.converged ? bi.theta : NAN;
+    row[M_LMINRES] = bi.resid, row[M_PLMIN] = (double)(op->products - p0);
+    row[M_LMINLO] = bi.lo, row[M_LMINHI] = bi.hi;
+    *conv &= bi.converged;
+    if (bi.converged && !nm_gram_is_pd(1, bi.theta, row[M_LMAX], p->m)) *singular = 1;
+    return NM_OK;
 }
 
 /* The matrix-free path: products K v only (nm_ntkop).  *status: 1 ok,
@@ -374,7 +458,8 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     if (rc == NM_OK) {
         row[M_TRACE] = op.trace;
         t0 = wtime(comm);
-        int k = (int)p->top_k;
+        /* two pairs at least: the second gives the interval's gap (Kato-Temple) */
+        int k = (int)(p->top_k < 2 && p->m > 3 ? 2 : p->top_k);
         double *vals = malloc(sizeof(double) * (size_t)(k + 1));
         nm_krylov_info li;
         rc = vals ? nm_ntkop_lanczos(&op, "LA", k, (int)p->lanczos_ncv > 2 * k + 1
@@ -386,6 +471,11 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             row[M_LMAXRES] = li.resid, row[M_PLMAX] = (double)li.products;
             lmax_est = vals[0];
             conv &= li.converged;
+            /* a Ritz value is <= lambda_max, and lambda_max <= trace(K) (K PSD) */
+            row[M_LMAXLO] = vals[0], row[M_LMAXHI] = op.trace;
+            if (li.converged)
+                nm_eig_interval(0, vals[0], li.rnorm[0], k > 1 ? vals[1] : NAN, li.rnorm[1],
+                                NM_EIG_FL * DBL_EPSILON * vals[0], &row[M_LMAXLO], &row[M_LMAXHI]);
         }
         free(vals);
         row[M_TEIG] = elapsed(t0, comm);
@@ -405,20 +495,12 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     /* lambda_min after CG: a singular K needs no Lanczos on its small end
      * (lambda_min ~ 0 has no relative residual to converge to) */
     if (rc == NM_OK && p->lambda_min_mf && !singular) {
-        double v;
-        nm_krylov_info li;
-        int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
-        int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
-        rc = nm_ntkop_lambda_min(&op, nd, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
-        if (rc == NM_OK) {
-            /* a Ritz value bounds lambda_min from above; it is lambda_min only
-             * when its residual test passed */
-            row[M_LMINUP] = v;
-            row[M_LMIN] = li.converged ? v : NAN;
-            row[M_LMINRES] = li.resid, row[M_PLMIN] = (double)li.products;
-            conv &= li.converged;
-            if (li.converged && !nm_gram_is_pd(1, v, row[M_LMAX], p->m)) singular = 1;
-        }
+        t0 = wtime(comm);
+        if (p->lambda_min_method == NM_LMIN_LOBPCG)
+            rc = lmin_lobpcg(&op, p, lmax_est, row, &conv, &singular, e);
+        else
+            rc = lmin_lanczos(&op, p, lmax_est, row, &conv, &singular, e);
+        row[M_TLMIN] = elapsed(t0, comm);
     }
     if (rc == NM_OK) row[M_COND] = singular ? INFINITY : row[M_LMAX] / row[M_LMIN];
     if (singular) row[M_YKY] = NAN;

@@ -9,6 +9,7 @@
 #include "nm_act.h"
 #include "nm_comm.h"
 #include "nm_ntkop.h"
+#include "nm_nystrom.h"
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 
@@ -67,7 +68,7 @@ void nm_ntkop_free(nm_ntkop *op)
     if (op->in_k && op->kcomm != MPI_COMM_NULL) MPI_Comm_free(&op->kcomm);
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
-    free(op->U), free(op->dshift), free(op->dc);
+    free(op->U), free(op->dshift), free(op->dc), free(op->bcnt), free(op->bdsp);
     memset(op, 0, sizeof *op);
 }
 
@@ -205,6 +206,233 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
     op->products++;
 }
 
+/* rows of one tile of K in the tiled block product */
+#define NM_TILE 384
+
+/* Column width of one block-product panel (neurons x columns): enough for
+ * DGEMM to run at full rate, at most ~32 MiB per m-row work matrix. */
+static long block_width(long m)
+{
+    long w = (long)(32.0 * 1048576.0 / 8.0 / (double)(m > 0 ? m : 1));
+    return w < 64 ? 64 : w > 512 ? 512 : w;
+}
+
+double nm_ntkop_block_bytes(long m, long d, long nr, int r)
+{
+    long w = block_width(m), rc = r < w ? r : w, nk = w / (rc > 0 ? rc : 1);
+    if (nk < 1) nk = 1;
+    /* full V, K V and the packing buffer (m x r each), A and C (m x nk rc),
+     * Z and S (m x nk), B (d x nk rc); the tiled path needs less than A and C
+     * unless nr is large: 9 feature tiles b x nr and two b x b (counted too) */
+    return 8.0 * (3.0 * m * r + 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0) +
+           8.0 * (9.0 * NM_TILE * (double)nr + 2.0 * NM_TILE * NM_TILE);
+}
+
+/* Full m x r block (column-major, ld m) from the row blocks (ml x r on every
+ * rank): one Allgatherv of the rank blocks, then a local reorder. */
+static void block_gather(nm_ntkop *op, int r, const double *V, double *pack, double *full)
+{
+    int P = op->P;
+    int *cnt = op->bcnt, *dsp = op->bdsp;
+    for (int p = 0, off = 0; p < P; p++) cnt[p] = op->cnt[p] * r, dsp[p] = off, off += cnt[p];
+    NM_MPI(MPI_Allgatherv(V, (int)op->ml * r, MPI_DOUBLE, pack, cnt, dsp, MPI_DOUBLE, op->comm),
+           op->err.code ? NULL : &op->err);
+    long m = op->in.m;
+    for (int p = 0; p < P; p++)
+        for (int c = 0; c < r; c++)
+            memcpy(full + (size_t)c * m + op->dsp[p], pack + dsp[p] + (size_t)c * op->cnt[p],
+                   sizeof(double) * (size_t)op->cnt[p]);
+}
+
+/* ---- the tiled block product: tiles of K itself, never all of K ----
+ * For wide blocks it is cheaper to form K's tiles than to apply K to each
+ * column: this rank's part K_p = (X X^T) o (S'_p^T D_h S'_p) + S_p^T D_o S_p
+ * in b x b tiles (I, J), J <= I, each used twice by symmetry (out_I += K_IJ
+ * V_J, out_J += K_IJ^T V_I): m^2 (nr_h + d + nr_o + 2 r) flops per rank
+ * against 4 m (d + 1) nr r for the panels (r columns). */
+
+/* Features of examples [i0, i0 + ni) on this rank's neurons, column-major
+ * ni x nr: Fh = S'(.) diag(ch), Fs = S'(.),
+ * Fo = S(.) diag(co) and Fz = S(.) (Fh/Fs only with the hidden part, Fo/Fz
+ * only with the output part); Z is scratch (ni x nr). */
+static void tile_feats(const nm_ntkop *op, long i0, long ni, double *Fh, double *Fs, double *Fo,
+                       double *Fz, double *Z)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows;
+    int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+    if (need_z) {
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nr, (int)in->d, 1.0,
+                    in->X + i0 * in->d, (int)in->d, in->W, (int)in->d, 0.0, Z, (int)ni);
+        nm_act_apply(in->act, in->alpha, (size_t)ni * nr, Z, in->co && !op->s ? Fz : NULL,
+                     in->ch && !op->s8 && !op->sd ? Fs : NULL);
+    }
+    for (long j = 0; j < nr; j++) {
+        if (in->ch) {
+            double *fs = Fs + j * ni, *fh = Fh + j * ni, w = in->ch[j];
+            if (op->s8)
+                for (long i = 0; i < ni; i++) fs[i] = op->s8[j * m + i0 + i];
+            else if (op->sd)
+                memcpy(fs, op->sd + j * m + i0, sizeof(double) * (size_t)ni);
+            for (long i = 0; i < ni; i++) fh[i] = w * fs[i];
+        }
+        if (in->co) {
+            double *fz = Fz + j * ni, *fo = Fo + j * ni, w = in->co[j];
+            if (op->s) memcpy(fz, op->s + j * m + i0, sizeof(double) * (size_t)ni);
+            for (long i = 0; i < ni; i++) fo[i] = w * fz[i];
+        }
+    }
+}
+
+double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled)
+{
+    double mm = (double)m;
+    if (tiled)
+        return mm * mm * ((hidden ? nr + d : 0) + (output ? nr : 0) + 2.0 * r);
+    return 4.0 * mm * r * ((hidden ? (double)d * nr : 0) + (output ? (double)nr : 0));
+}
+
+/* of (m x r, column-major, ld m) += K_p V (full m x r) by tiles */
+static int block_tiled(nm_ntkop *op, int r, const double *full, double *of)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows, d = in->d, b = op->tile > 0 ? op->tile : NM_TILE;
+    if (b > m) b = m;
+    size_t f = (size_t)b * (size_t)(nr > 0 ? nr : 1);
+    double *F[8], *Z = malloc(sizeof(double) * f), *G = malloc(sizeof(double) * (size_t)b * b);
+    double *H = malloc(sizeof(double) * (size_t)b * b);
+    int ok = Z && G && H;
+    for (int t = 0; t < 8; t++) ok = (F[t] = malloc(sizeof(double) * f)) && ok;
+    if (ok && nr > 0)
+        for (long i0 = 0; i0 < m; i0 += b) {
+            long ni = m - i0 < b ? m - i0 : b;
+            tile_feats(op, i0, ni, F[0], F[1], F[2], F[3], Z);
+            for (long j0 = 0; j0 <= i0; j0 += b) {
+                long nj = m - j0 < b ? m - j0 : b;
+                tile_feats(op, j0, nj, F[4], F[5], F[6], F[7], Z);
+                /* K_IJ = (X_I X_J^T) o (Fh_I Fs_J^T) + Fo_I Fz_J^T */
+                if (in->ch) {
+                    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nj, (int)d,
+                                1.0, in->X + i0 * d, (int)d, in->X + j0 * d, (int)d, 0.0, G, (int)ni);
+                    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)nr,
+                                1.0, F[0], (int)ni, F[5], (int)nj, 0.0, H, (int)ni);
+                    for (long t = 0; t < ni * nj; t++) H[t] *= G[t];
+                }
+                if (in->co)
+                    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, (int)nj, (int)nr,
+                                1.0, F[2], (int)ni, F[7], (int)nj, in->ch ? 1.0 : 0.0, H, (int)ni);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)ni, r, (int)nj, 1.0, H,
+                            (int)ni, full + j0, (int)m, 1.0, of + i0, (int)m);
+                if (j0 < i0)
+                    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)nj, r, (int)ni, 1.0,
+                                H, (int)ni, full + i0, (int)m, 1.0, of + j0, (int)m);
+            }
+        }
+    for (int t = 0; t < 8; t++) free(F[t]);
+    free(Z), free(G), free(H);
+    return ok;
+}
+
+int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nr = in->nrows;
+    if (r <= 0) return NM_OK;
+    long w = block_width(m), rc = r < w ? r : w, nk = w / rc;
+    if (nk < 1) nk = 1;
+    if (nk > nr) nk = nr > 0 ? nr : 1;
+    size_t mr = (size_t)m * (size_t)r, mw = (size_t)m * (size_t)(nk * rc);
+    double *full = malloc(sizeof(double) * (mr ? mr : 1)), *of = calloc(mr ? mr : 1, sizeof(double));
+    double *pack = malloc(sizeof(double) * (mr ? mr : 1));
+    double *A = malloc(sizeof(double) * mw), *C = malloc(sizeof(double) * mw);
+    double *Z = malloc(sizeof(double) * (size_t)m * nk), *S = malloc(sizeof(double) * (size_t)m * nk);
+    double *B = malloc(sizeof(double) * (size_t)d * nk * rc), *T = malloc(sizeof(double) * nk * rc);
+    if (!op->bcnt) op->bcnt = calloc((size_t)op->P, sizeof(int)), op->bdsp = calloc((size_t)op->P, sizeof(int));
+    int rc0 = (full && of && pack && A && C && Z && S && B && T && op->bcnt && op->bdsp)
+                  ? NM_OK
+                  : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
+    if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
+    block_gather(op, r, V, pack, full);
+    /* the cheaper of the two by flops (both BLAS-3); op->block_mode forces one */
+    int hh = in->ch != NULL, ho = in->co != NULL;
+    int tiled = op->block_mode == 2 ||
+                (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nr, hh, ho, r, 1) <
+                                            nm_ntkop_block_flops(m, d, nr, hh, ho, r, 0));
+    if (tiled) {
+        int ok = block_tiled(op, r, full, of);
+        if ((rc0 = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (tiled "
+                                                                        "block product)"), e)) != NM_OK)
+            goto out;
+    }
+    for (long c0 = 0; !tiled && c0 < r; c0 += rc) {
+        long nc = r - c0 < rc ? r - c0 : rc;
+        const double *Vc = full + (size_t)c0 * m;
+        double *Oc = of + (size_t)c0 * m;
+        for (long k0 = 0; k0 < nr; k0 += nk) {
+            long nkk = nr - k0 < nk ? nr - k0 : nk;
+            size_t n = (size_t)nkk * (size_t)m;
+            int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+            if (need_z) preact(op, k0, nkk, Z);
+            if (in->co) { /* K^o V += S_p^T diag(co) (S_p V) */
+                const double *Sp = op->s ? op->s + (size_t)k0 * m : S;
+                if (!op->s) nm_act_apply(in->act, in->alpha, n, Z, S, NULL);
+                cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)nkk, (int)nc, (int)m,
+                            1.0, Sp, (int)m, Vc, (int)m, 0.0, T, (int)nkk);
+                for (long c = 0; c < nc; c++)
+                    for (long k = 0; k < nkk; k++) T[c * nkk + k] *= in->co[k0 + k];
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nc, (int)nkk,
+                            1.0, Sp, (int)m, T, (int)nkk, 1.0, Oc, (int)m);
+            }
+            if (in->ch) {
+                const double *Sd = op->sd ? op->sd + (size_t)k0 * m : Z;
+                const int8_t *S8 = op->s8 ? op->s8 + (size_t)k0 * m : NULL;
+                if (!op->s8 && !op->sd) nm_act_apply(in->act, in->alpha, n, Z, NULL, Z);
+                /* A[:, k nc + c] = S'_k o V_c */
+                for (long k = 0; k < nkk; k++)
+                    for (long c = 0; c < nc; c++) {
+                        double *a = A + (size_t)(k * nc + c) * m;
+                        const double *v = Vc + (size_t)c * m;
+                        if (S8)
+                            for (long i = 0; i < m; i++) a[i] = S8[k * m + i] * v[i];
+                        else
+                            for (long i = 0; i < m; i++) a[i] = Sd[k * m + i] * v[i];
+                    }
+                int wc = (int)(nkk * nc);
+                cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, wc, (int)m, 1.0,
+                            in->X, (int)d, A, (int)m, 0.0, B, (int)d);
+                cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)m, wc, (int)d, 1.0,
+                            in->X, (int)d, B, (int)d, 0.0, C, (int)m);
+                for (long k = 0; k < nkk; k++) {
+                    double wk = in->ch[k0 + k];
+                    for (long c = 0; c < nc; c++) {
+                        const double *cc = C + (size_t)(k * nc + c) * m;
+                        double *o = Oc + (size_t)c * m;
+                        if (S8)
+                            for (long i = 0; i < m; i++) o[i] += wk * S8[k * m + i] * cc[i];
+                        else
+                            for (long i = 0; i < m; i++) o[i] += wk * Sd[k * m + i] * cc[i];
+                    }
+                }
+            }
+        }
+    }
+    /* back to the row blocks: pack rank p's rows of every column together */
+    {
+        int *cnt = op->bcnt, *dsp = op->bdsp;
+        for (int p = 0; p < op->P; p++)
+            for (int c = 0; c < r; c++)
+                memcpy(pack + dsp[p] + (size_t)c * op->cnt[p], of + (size_t)c * m + op->dsp[p],
+                       sizeof(double) * (size_t)op->cnt[p]);
+        NM_MPI(MPI_Reduce_scatter(pack, KV, cnt, MPI_DOUBLE, MPI_SUM, op->comm),
+               op->err.code ? NULL : &op->err);
+    }
+    op->products += r;
+    op->blocks++;
+out:
+    free(full), free(of), free(pack), free(A), free(C), free(Z), free(S), free(B), free(T);
+    return rc0;
+}
+
 static double pdot(nm_ntkop *op, const double *a, const double *b)
 {
     double loc = 0, tot = 0;
@@ -275,6 +503,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
                        nm_err *e)
 {
     memset(info, 0, sizeof *info);
+    info->rnorm[0] = info->rnorm[1] = NAN;
     long m = op->in.m, p0 = op->products;
     if (ncv > m) ncv = (int)m;
     if (nev < 1 || nev >= ncv)
@@ -332,14 +561,17 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
             rc = NM_MPI(MPI_Bcast(dv, ncv, MPI_DOUBLE, 0, op->comm), e);
         if (rc == NM_OK && ei != 0) rc = nm_fail(e, NM_ENUM, "PARPACK pdseupd failed (info = %d)", ei);
         /* dv ascending; true residuals ||K x - theta x|| / |theta| (x unit) */
-        double worst = 0;
+        double worst = 0, ra[2] = {NAN, NAN};
         for (int k = 0; rc == NM_OK && k < nev; k++) {
             double *x = z + nl * k, th = dv[k];
             nm_ntkop_apply(op, x, kx);
             for (long i = 0; i < op->ml; i++) kx[i] -= th * x[i];
-            double r = sqrt(pdot(op, kx, kx) / pdot(op, x, x)) / fabs(th);
-            worst = fmax(worst, r);
+            double r = sqrt(pdot(op, kx, kx) / pdot(op, x, x));
+            worst = fmax(worst, r / fabs(th));
+            int dst = which[0] == 'L' ? nev - 1 - k : k; /* position in vals */
+            if (dst < 2) ra[dst] = r;
         }
+        info->rnorm[0] = ra[0], info->rnorm[1] = ra[1];
         if (rc == NM_OK) {
             for (int k = 0; k < nev; k++) {
                 int src = which[0] == 'L' ? nev - 1 - k : k;
@@ -529,4 +761,52 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
     info->iterations = si.iterations;
     info->products = op->products - p0;
     return rc;
+}
+
+/* ---- lambda_min by preconditioned LOBPCG ---- */
+
+typedef struct {
+    nm_ntkop *op;
+    int r;
+    const double *U, *lam;
+} lob_ctx;
+
+/* K V as one block product (column by column where the leading dimensions
+ * differ: a rank without rows) */
+static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    lob_ctx *c = ctx;
+    if (ld == c->op->ml || c->op->ml == 0) return nm_ntkop_apply_block(c->op, k, V, out, e);
+    for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
+    return NM_OK;
+}
+
+/* T V = P^-1 V of the Nystrom form (nm_nystrom_apply_inv) */
+static int lob_prec(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    lob_ctx *c = ctx;
+    nm_nystrom ny;
+    memset(&ny, 0, sizeof ny);
+    ny.r = c->r, ny.ml = c->op->ml, ny.U = (double *)c->U, ny.lam = (double *)c->lam;
+    ny.lam_r = c->lam[c->r - 1];
+    (void)ld; /* == op->ml wherever rows exist */
+    return nm_nystrom_apply_inv(&ny, c->op->comm, k, V, out, e);
+}
+
+int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
+                               double tol, double atol, double lmax, long max_products,
+                               nm_lobpcg_info *info, nm_err *e)
+{
+    lob_ctx c = {op, r, U, lam};
+    nm_lobpcg_opts o = {op->comm, op->in.m, op->m0, op->ml, lob_apply, &c,
+                        r > 0 ? lob_prec : NULL, &c, bs, tol, atol, lmax, max_products, 12345};
+    return nm_lobpcg_min(&o, NULL, info, e);
+}
+
+int nm_ntkop_top_pairs(nm_ntkop *op, int r, double tol, long max_products, double *U, double *lam,
+                       nm_krylov_info *info, nm_err *e)
+{
+    long m = op->in.m;
+    int nc = 2 * r + 20 < m ? 2 * r + 20 : (int)m;
+    return nm_ntkop_lanczos_v(op, "LA", r, nc, tol, max_products, lam, U, info, e);
 }

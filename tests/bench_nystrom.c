@@ -1,0 +1,195 @@
+/* make bench, matrix-free block product and Nystrom build (issue 20):
+ * m = NM_BENCH_NYS_M (default 20000), d = 256, q = 2048, relu, kernel full,
+ * r = NM_BENCH_NYS_R columns (default 128).  DGEMM, K v and K V are timed in
+ * 4 interleaved rounds, the best of each kept (a shared machine only makes a
+ * round slower).  Reports, on every rank at once:
+ * - K v (nm_ntkop_apply) and K V (nm_ntkop_apply_block) per column, and the
+ *   flop rate of K V (4 m d q + 4 m q per column) as a fraction of DGEMM
+ *   n = 1024 on every rank at once (target >= 0.8);
+ * - K V by tiles of K (block_mode 2), per column against K v;
+ * - the Nystrom build with sketch r (the block product + the factorisation).
+ * Not a test: it never fails on speed. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nm_act.h"
+#include "nm_data.h"
+#include "nm_exp.h"
+#include "nm_net.h"
+#include "nm_ntkop.h"
+#include "nm_nystrom.h"
+#include "nm_params.h"
+#include "nm_pcg.h"
+#include "nm_testlib.h"
+
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct {
+    nm_ntkop *op;
+    int r;
+    double *V, *out;
+} bcase;
+
+static void single_run(void *ctx)
+{
+    bcase *c = ctx;
+    nm_ntkop_apply(c->op, c->V, c->out);
+}
+
+static void block_run(void *ctx)
+{
+    bcase *c = ctx;
+    nm_err e;
+    if (nm_ntkop_apply_block(c->op, c->r, c->V, c->out, &e)) MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm comm = MPI_COMM_WORLD;
+    int rank, P;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &P);
+    const char *ms = getenv("NM_BENCH_NYS_M"), *rs = getenv("NM_BENCH_NYS_R");
+    nm_params p;
+    nm_params_defaults(&p, nm_params_exp_lookup("ntk_spectrum"));
+    p.m = ms ? atol(ms) : 20000, p.d = 256, p.q = 2048, p.seed = 1;
+    int r = rs ? atoi(rs) : 128;
+    double la[3] = {0};
+    if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;
+    nm_err e;
+    nm_data D;
+    nm_net net;
+    if (nm_data_generate(&D, NM_DATA_SPHERE, p.m, p.d, 1, &e) || nm_net_init(&net, &p, comm, &e)) {
+        fprintf(stderr, "bench_nystrom: %s\n", e.msg);
+        MPI_Abort(comm, 1);
+    }
+    long nu = net.sh.nu;
+    double *ch = malloc(sizeof(double) * (nu + 1)), *co = malloc(sizeof(double) * (nu + 1));
+    for (long k = 0; k < nu; k++) ch[k] = 1.0 / p.q, co[k] = 1.0 / p.q;
+    nm_gram_in in = {p.m, p.d, D.X, nu, net.W, ch, co, NM_ACT_RELU, 0};
+    nm_ntkop op;
+    if (nm_ntkop_init(&op, comm, &in, 1e12, &e)) MPI_Abort(comm, 1);
+    size_t n = (size_t)(op.ml + 1) * r;
+    double *V = malloc(sizeof(double) * n), *O = malloc(sizeof(double) * n);
+    for (size_t t = 0; t < n; t++) V[t] = cos((double)t);
+    bcase c = {&op, r, V, O};
+    /* interleaved rounds (the machine is shared): the best of each */
+    double gemm = 0, t1 = 1e30, tb = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30, tt = 1e30, ct = 1e30;
+    int ng = 1024;
+    double *ga = malloc(sizeof(double) * ng * ng), *gb = malloc(sizeof(double) * ng * ng),
+           *gc = malloc(sizeof(double) * ng * ng);
+    for (long i = 0; i < (long)ng * ng; i++) ga[i] = sin((double)i), gb[i] = cos((double)i);
+    const char *nb = getenv("NM_BENCH_NYS_BLOCK"); /* "0": only the solves below */
+    int rounds = nb && nb[0] == '0' ? 0 : 4;
+    for (int round = 0; round < rounds; round++) {
+        gemm = fmax(gemm, nmt_dgemm_rate(ng, 0.0, comm) / P); /* per rank */
+        double u0 = cpu_now();
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ng, ng, ng, 1.0, ga, ng, gb, ng,
+                    0.0, gc, ng);
+        cg = fmin(cg, cpu_now() - u0);
+        double t0 = nmt_now(comm);
+        u0 = cpu_now();
+        single_run(&c);
+        c1 = fmin(c1, cpu_now() - u0);
+        t1 = fmin(t1, nmt_maxall(nmt_now(comm) - t0, comm));
+        t0 = nmt_now(comm);
+        u0 = cpu_now();
+        op.block_mode = 1; /* panels: the rate against DGEMM */
+        block_run(&c);
+        cb = fmin(cb, cpu_now() - u0);
+        tb = fmin(tb, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 2; /* tiles of K */
+        t0 = nmt_now(comm);
+        u0 = cpu_now();
+        block_run(&c);
+        ct = fmin(ct, cpu_now() - u0);
+        tt = fmin(tt, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 0;
+    }
+    free(ga), free(gb), free(gc);
+    /* CPU seconds of this process: a preempted interval does not count, so
+     * the ratio holds on a loaded machine (rank 0's; MPI waits spin) */
+    double gcpu = 2.0 * ng * (double)ng * ng / cg / 1e9;
+    double fl = (4.0 * p.m * p.d * p.q + 4.0 * p.m * p.q) / P;
+    nm_nystrom ny;
+    if (rounds && nm_nystrom_build(&ny, &op, r, 1, &e)) MPI_Abort(comm, 1);
+    if (rank == 0 && rounds) {
+        printf("block product bench: P=%d, m=%ld d=%ld q=%ld relu kernel full, r=%d, load average "
+               "%.2f before\n", P, p.m, p.d, p.q, r, la[0]);
+        printf("DGEMM n=1024, every rank at once: %.2f GFLOP/s per rank\n", gemm);
+        printf("K v: %.4f s per product, %.2f GFLOP/s per rank = %.2f of DGEMM\n", t1,
+               fl / t1 / 1e9, fl / t1 / 1e9 / gemm);
+        printf("K V (r = %d): %.4f s per column, %.2f GFLOP/s per rank = %.2f of DGEMM %s; "
+               "%.2fx faster per column than K v\n", r, tb / r, fl * r / tb / 1e9,
+               fl * r / tb / 1e9 / gemm, fl * r / tb / 1e9 / gemm >= 0.8 ? "(target >= 0.8 met)"
+                                                                          : "(target >= 0.8 NOT met)",
+               t1 / (tb / r));
+        double tf = nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 1);
+        printf("K V by tiles of K (r = %d): %.4f s per column (%.2fx K v per column; CPU time "
+               "%.2fx), %.2f GFLOP/s per rank of its own flops = %.2f of DGEMM; the cheaper by "
+               "the flop model: %s\n", r, tt / r, t1 / (tt / r), c1 / (ct / r), tf / tt / 1e9,
+               tf / tt / 1e9 / gemm,
+               tf < nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 0) ? "tiles" : "panels");
+        printf("Nystrom build, sketch %d: %.3f s (%.2f K v products' time), rank kept %d, "
+               "lambda_1 %.4g, lambda_r %.4g\n", r, ny.seconds, ny.seconds / t1, ny.r, ny.lam[0],
+               ny.lam_r);
+        printf("CPU time (rank 0, robust to load): DGEMM %.2f GFLOP/s; K v %.2f GFLOP/s = %.2f "
+               "of DGEMM; K V %.2f GFLOP/s = %.2f of DGEMM %s, %.2fx K v per column\n", gcpu,
+               fl / c1 / 1e9, fl / c1 / 1e9 / gcpu, fl * r / cb / 1e9, fl * r / cb / 1e9 / gcpu,
+               fl * r / cb / 1e9 / gcpu >= 0.8 ? "(target >= 0.8 met)" : "(target >= 0.8 NOT met)",
+               c1 / (cb / r));
+        if (getloadavg(la, 3) > 0) printf("load average after: %.2f\n", la[0]);
+    }
+    if (rounds) nm_nystrom_free(&ny);
+    /* y^T K^-1 y: today's CG against Nystrom-PCG at the ranks of
+     * NM_BENCH_NYS_PCG (e.g. "64 128 514"), interleaved, same tolerance */
+    const char *pr = getenv("NM_BENCH_NYS_PCG");
+    if (pr) {
+        /* PCG first, then CG (interleaved: new, old) */
+        double tol = 1e-8, val, tp[16];
+        int np = 0;
+        char *end;
+        for (long rr = strtol(pr, &end, 10); end != pr && np < 16;
+             pr = end, rr = strtol(pr, &end, 10)) {
+            nm_pcg_opts o;
+            nm_pcg_defaults(&o, p.m, p.d);
+            o.tol = tol, o.rank = (int)rr, o.rank_max = (int)rr;
+            nm_pcg_info pi;
+            double v2;
+            if (nm_pcg_yKinvy(&op, D.y, &o, &v2, &pi, &e)) MPI_Abort(comm, 1);
+            tp[np++] = pi.seconds;
+            if (rank == 0 && getloadavg(la, 3) > 0)
+                printf("PCG rank %ld: %ld products (build %ld, %ld iterations), %.1f s (build "
+                       "%.1f s), kappa %.3g, converged %d, value %.12g, load %.2f\n", rr,
+                       pi.kr.products, pi.build_products, pi.kr.iterations, pi.seconds,
+                       pi.build_seconds, pi.kappa, pi.kr.converged, v2, la[0]);
+            fflush(stdout);
+        }
+        nm_krylov_info ci;
+        long pc = op.products;
+        double t0 = nmt_now(comm);
+        if (nm_ntkop_cg(&op, D.y, tol, 0, 20000, &val, &ci, &e)) MPI_Abort(comm, 1);
+        double tcg = nmt_maxall(nmt_now(comm) - t0, comm);
+        if (rank == 0 && getloadavg(la, 3) > 0) {
+            printf("CG tol %.0e: %ld products (%ld iterations), %.1f s, converged %d, value %.12g, "
+                   "load %.2f\n", tol, op.products - pc, ci.iterations, tcg, ci.converged, val,
+                   la[0]);
+            for (int k = 0; k < np; k++) printf("PCG run %d: %.2fx less time than CG\n", k + 1, tcg / tp[k]);
+        }
+    }
+    nm_ntkop_free(&op);
+    free(V), free(O), free(ch), free(co);
+    nm_net_free(&net);
+    nm_data_free(&D);
+    MPI_Finalize();
+    return 0;
+}
