@@ -41,7 +41,7 @@ typedef struct {
     long iterations;
     long refreshes;   /* explicit recomputations of A X (implicit images drifted) */
     double theta;     /* smallest Ritz value: an upper bound on lambda_min (Courant-Fischer) */
-    double lo, hi;    /* lambda_min in [lo, hi] (nm_eig_interval), from the final check */
+    double lo, hi;    /* lambda_min in [lo, hi] (nm_lobpcg_interval), from the final check */
     double resid;     /* ||A x - theta x|| / |theta| (x unit), recomputed */
     double theta2, resid2; /* the second Ritz value and its absolute residual */
 } nm_lobpcg_info;
@@ -64,7 +64,7 @@ int nm_lobpcg_min(const nm_lobpcg_opts *o, double *x, nm_lobpcg_info *info, nm_e
  * theta and r (callers pass NM_EIG_FL * eps * ||A||).  Both bounds hold for the eigenvalue nearest theta: they are
  * lambda_min's (lambda_max's) when no eigenvalue lies beyond theta - r
  * unseen by the solver, the standing assumption of every Krylov method. */
-void nm_eig_interval(int lowest, double theta, double r, double theta2, double r2, double fl,
+void nm_lobpcg_interval(int lowest, double theta, double r, double theta2, double r2, double fl,
                      double *lo, double *hi);
 
 /* The rounding term of a matrix-free interval, in units of eps ||A||: a
@@ -74,6 +74,25 @@ void nm_eig_interval(int lowest, double theta, double r, double theta2, double r
 
 /* Whether [lo, hi] answers a request for relative accuracy tol: its width is
  * <= tol |hi|, or within 4 fl of the width rounding alone allows. */
-int nm_eig_interval_ok(double lo, double hi, double tol, double fl);
+int nm_lobpcg_interval_ok(double lo, double hi, double tol, double fl);
+
+/* The NTK operator under it: A = K by block products (nm_ntkop_apply_block), T = P^-1 of
+ * the rank-r Nystrom approximation U, lam (nm_nystrom; r = 0: no preconditioner). */
+#include "nm_ntkop.h"
+/* lambda_min by LOBPCG (nm_lobpcg, block bs) preconditioned with
+ *     T = U diag(lam[r-1] / lam) U^T + (I - U U^T)
+ * from r approximate top eigenpairs (U: op->ml x r row blocks, orthonormal;
+ * lam descending, > 0): T K maps the top of the spectrum (the constant- and
+ * linear-mode spikes) near lam[r-1] and leaves the rest, so LOBPCG works on
+ * a spread of lam[r-1] / lambda_min instead of cond(K).  This is the
+ * Nystrom preconditioner of Frangella, Tropp and Udell (SIMAX 2023, eq. 5.3)
+ * with mu = 0; U may also be exact Ritz vectors (then T K is K deflated).
+ * r = 0: no preconditioner.  lmax: an estimate of lambda_max (the
+ * interval's rounding term; <= 0: from the Ritz values).  info: the interval [lo, hi] holding lambda_min
+ * from the final check's true residuals; converged when its width <= tol hi,
+ * or hi <= atol (numerically singular).  Collective. */
+int nm_lobpcg_ntk_min(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
+                      double tol, double atol, double lmax, long max_products,
+                      nm_lobpcg_info *info, nm_err *e);
 
 #endif

@@ -28,7 +28,6 @@
 #include <stdint.h>
 
 #include "nm_gram.h"
-#include "nm_lobpcg.h"
 
 typedef struct {
     MPI_Comm comm;
@@ -102,7 +101,7 @@ typedef struct {
     double resid;       /* final relative residual: ||K x - theta x|| / |theta|,
                          * or ||K x - y|| / ||y|| (recomputed, not the recurrence's) */
     double rnorm[2];    /* Lanczos: ||K x - theta x|| (x unit) of vals[0] and vals[1]
-                         * (the intervals' input, nm_eig_interval); NaN when absent */
+                         * (the intervals' input, nm_lobpcg_interval); NaN when absent */
 } nm_krylov_info;
 
 /* Extreme eigenvalues by PARPACK (mode 1, exact shifts): which = "LA"
@@ -136,21 +135,6 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
 int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
                         double *val, nm_krylov_info *info, nm_err *e);
 
-/* lambda_min by LOBPCG (nm_lobpcg, block bs) preconditioned with
- *     T = U diag(lam[r-1] / lam) U^T + (I - U U^T)
- * from r approximate top eigenpairs (U: op->ml x r row blocks, orthonormal;
- * lam descending, > 0): T K maps the top of the spectrum (the constant- and
- * linear-mode spikes) near lam[r-1] and leaves the rest, so LOBPCG works on
- * a spread of lam[r-1] / lambda_min instead of cond(K).  This is the
- * Nystrom preconditioner of Frangella, Tropp and Udell (SIMAX 2023, eq. 5.3)
- * with mu = 0; U may also be exact Ritz vectors (then T K is K deflated).
- * r = 0: no preconditioner.  lmax: an estimate of lambda_max (the
- * interval's rounding term; <= 0: from the Ritz values).  info: the interval [lo, hi] holding lambda_min
- * from the final check's true residuals; converged when its width <= tol hi,
- * or hi <= atol (numerically singular).  Collective. */
-int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
-                               double tol, double atol, double lmax, long max_products,
-                               nm_lobpcg_info *info, nm_err *e);
 
 /* The top r eigenpairs of K (Lanczos LA, tolerance tol): U (op->ml x r, row
  * blocks), lam descending; the preconditioner's input above.  Collective. */

@@ -7,7 +7,7 @@
  *   Lanczos interval, every time, and each interval's relative width is below
  *   the requested tolerance (1e-10), or for lambda_min of an ill-conditioned
  *   K at the rounding floor (width <= 64 eps lambda_max);
- * - nm_eig_interval: Kato-Temple narrows the residual bound, a missing gap
+ * - nm_lobpcg_interval: Kato-Temple narrows the residual bound, a missing gap
  *   falls back to it;
  * - a LOBPCG run stopped by its budget says not converged and still reports
  *   an interval holding lambda_min. */
@@ -58,14 +58,14 @@ static void mf_intervals(nmt_problem *pb, int bs, long budget, mf_out *o)
     ck_assert_int_eq(nm_ntkop_lanczos(&op, "LA", 2, 24, TOL, 5000, v, &li, &e), NM_OK);
     ck_assert(li.converged);
     double fl = NM_EIG_FL * DBL_EPSILON * v[0];
-    nm_eig_interval(0, v[0], li.rnorm[0], v[1], li.rnorm[1], fl, &o->max_lo, &o->max_hi);
+    nm_lobpcg_interval(0, v[0], li.rnorm[0], v[1], li.rnorm[1], fl, &o->max_lo, &o->max_hi);
     int r = (int)(pb->in.d + 1 < pb->in.m / 4 ? pb->in.d + 1 : pb->in.m / 4);
     double *U = malloc(sizeof(double) * (size_t)(op.ml + 1) * (size_t)(r + 1));
     double *lam = malloc(sizeof(double) * (size_t)(r + 1));
     nm_krylov_info ti;
     if (r > 0) ck_assert_int_eq(nm_ntkop_top_pairs(&op, r, 1e-8, 5000, U, lam, &ti, &e), NM_OK);
     nm_lobpcg_info bi;
-    ck_assert_int_eq(nm_ntkop_lambda_min_lobpcg(&op, r, U, lam, bs, TOL, 0, v[0], budget, &bi, &e),
+    ck_assert_int_eq(nm_lobpcg_ntk_min(&op, r, U, lam, bs, TOL, 0, v[0], budget, &bi, &e),
                      NM_OK);
     o->min_lo = bi.lo, o->min_hi = bi.hi, o->prod_min = bi.products, o->conv = bi.converged;
     if (getenv("NM_EIGINT_VERBOSE") && nmt_rank == 0)
@@ -108,7 +108,7 @@ START_TEST(test_random_configs)
          * 64 eps lambda_max, i.e. 16 eps cond(K) relative to lambda_min */
         double w0 = (o.min_hi - o.min_lo) / o.min_hi, w1 = (o.max_hi - o.max_lo) / o.max_hi;
         double fl = NM_EIG_FL * DBL_EPSILON * l1;
-        ck_assert_msg(nm_eig_interval_ok(o.min_lo, o.min_hi, TOL, fl) && w1 <= TOL,
+        ck_assert_msg(nm_lobpcg_interval_ok(o.min_lo, o.min_hi, TOL, fl) && w1 <= TOL,
                       "config %d: relative widths %.3g, %.3g > %g", c, w0, w1, TOL);
         nfloor += w0 > TOL;
         wmin = fmax(wmin, w0), wmax = fmax(wmax, w1);
@@ -126,16 +126,16 @@ START_TEST(test_interval_formula)
 {
     double lo, hi;
     /* residual bound only (no second pair) */
-    nm_eig_interval(1, 1.0, 1e-3, NAN, NAN, 0, &lo, &hi);
+    nm_lobpcg_interval(1, 1.0, 1e-3, NAN, NAN, 0, &lo, &hi);
     ck_assert(fabs(lo - (1.0 - 1e-3)) < 1e-15 && hi == 1.0);
     /* Kato-Temple: gap 1 - 1e-3 - 1 ... mu = 2 - 1e-3 */
-    nm_eig_interval(1, 1.0, 1e-3, 2.0, 1e-3, 0, &lo, &hi);
+    nm_lobpcg_interval(1, 1.0, 1e-3, 2.0, 1e-3, 0, &lo, &hi);
     ck_assert(fabs((1.0 - lo) / (1e-6 / (1.0 - 1e-3)) - 1.0) < 1e-9);
     /* a second pair overlapping theta: no gap, the residual bound */
-    nm_eig_interval(1, 1.0, 1e-3, 1.0005, 1e-3, 0, &lo, &hi);
+    nm_lobpcg_interval(1, 1.0, 1e-3, 1.0005, 1e-3, 0, &lo, &hi);
     ck_assert(fabs(lo - (1.0 - 1e-3)) < 1e-15);
     /* lambda_max mirrored, rounding term on both ends */
-    nm_eig_interval(0, 5.0, 1e-4, 4.0, 1e-4, 1e-12, &lo, &hi);
+    nm_lobpcg_interval(0, 5.0, 1e-4, 4.0, 1e-4, 1e-12, &lo, &hi);
     ck_assert(fabs(lo - (5.0 - 1e-12)) < 1e-15 && fabs((hi - 5.0 - 1e-12) / (1e-8 / (1.0 - 1e-4)) - 1) < 1e-6);
 }
 END_TEST

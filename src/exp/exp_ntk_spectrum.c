@@ -20,6 +20,7 @@
 #include "nm_gram.h"
 #include "nm_kernels.h"
 #include "nm_net.h"
+#include "nm_lobpcg.h"
 #include "nm_ntkop.h"
 #include "nm_nystrom.h"
 #include "nm_save.h"
@@ -397,7 +398,7 @@ static int lmin_lanczos(nm_ntkop *op, const nm_params *p, double lmax, double *r
 }
 
 /* lambda_min by LOBPCG preconditioned with a Nystrom approximation of rank
- * lmin_rank (nm_nystrom, nm_ntkop_lambda_min_lobpcg); the products count
+ * lmin_rank (nm_nystrom, nm_lobpcg_ntk_min); the products count
  * the sketch's.  Stops early when lambda_min <= m eps lambda_max (the dense
  * path's singularity test, nm_gram_is_pd). */
 static int lmin_lobpcg(nm_ntkop *op, const nm_params *p, double lmax, double *row, int *conv,
@@ -411,7 +412,7 @@ static int lmin_lobpcg(nm_ntkop *op, const nm_params *p, double lmax, double *ro
     nm_lobpcg_info bi;
     double atol = (double)p->m * DBL_EPSILON * lmax;
     if (rc == NM_OK)
-        rc = nm_ntkop_lambda_min_lobpcg(op, r > 0 ? ny.r : 0, ny.U, ny.lam, (int)p->lambda_min_block,
+        rc = nm_lobpcg_ntk_min(op, r > 0 ? ny.r : 0, ny.U, ny.lam, (int)p->lambda_min_block,
                                         p->lanczos_tol, atol, lmax,
                                         p->max_products - (op->products - p0), &bi, e);
     nm_nystrom_free(&ny);
@@ -474,7 +475,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             /* a Ritz value is <= lambda_max, and lambda_max <= trace(K) (K PSD) */
             row[M_LMAXLO] = vals[0], row[M_LMAXHI] = op.trace;
             if (li.converged)
-                nm_eig_interval(0, vals[0], li.rnorm[0], k > 1 ? vals[1] : NAN, li.rnorm[1],
+                nm_lobpcg_interval(0, vals[0], li.rnorm[0], k > 1 ? vals[1] : NAN, li.rnorm[1],
                                 NM_EIG_FL * DBL_EPSILON * vals[0], &row[M_LMAXLO], &row[M_LMAXHI]);
         }
         free(vals);

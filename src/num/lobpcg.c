@@ -20,10 +20,11 @@
 
 #include "nm_comm.h"
 #include "nm_lobpcg.h"
+#include "nm_nystrom.h"
 #include "nm_rng.h"
 #include "nm_scalapack.h"
 
-void nm_eig_interval(int lowest, double theta, double r, double theta2, double r2, double fl,
+void nm_lobpcg_interval(int lowest, double theta, double r, double theta2, double r2, double fl,
                      double *lo, double *hi)
 {
     /* Kato-Temple: if (alpha, beta) holds theta and no eigenvalue but
@@ -39,7 +40,7 @@ void nm_eig_interval(int lowest, double theta, double r, double theta2, double r
         *lo = theta - fl, *hi = theta + dl + fl;
 }
 
-int nm_eig_interval_ok(double lo, double hi, double tol, double fl)
+int nm_lobpcg_interval_ok(double lo, double hi, double tol, double fl)
 {
     return hi - lo <= fmax(tol * fabs(hi), 4.0 * fl);
 }
@@ -182,13 +183,13 @@ static void block_interval(int bs, const double *th, const double *rn, double fl
         if (th[j] < th[a]) a = j;
     for (int j = 0; j < bs; j++)
         if (j != a && (b < 0 || th[j] < th[b])) b = j;
-    nm_eig_interval(1, th[a], rn[a], b >= 0 ? th[b] : NAN, b >= 0 ? rn[b] : NAN, fl, lo, hi);
+    nm_lobpcg_interval(1, th[a], rn[a], b >= 0 ? th[b] : NAN, b >= 0 ? rn[b] : NAN, fl, lo, hi);
     *i1 = a, *i2 = b;
 }
 
 static int done_test(const nm_lobpcg_opts *o, double lo, double hi, double fl, double slack)
 {
-    return nm_eig_interval_ok(lo, hi, slack * o->tol, slack * fl) || (o->atol > 0 && hi <= o->atol);
+    return nm_lobpcg_interval_ok(lo, hi, slack * o->tol, slack * fl) || (o->atol > 0 && hi <= o->atol);
 }
 
 int nm_lobpcg_min(const nm_lobpcg_opts *o, double *xout, nm_lobpcg_info *info, nm_err *e)
@@ -369,4 +370,45 @@ out:
     free(w.S), free(w.AS), free(w.T), free(w.AT), free(w.tmp), free(w.sw);
     free(w.G), free(w.M), free(w.C), free(w.Y), free(w.H), free(w.w);
     return nm_comm_agree(o->comm, rc, e);
+}
+
+/* ---- the NTK operator under LOBPCG: K V by block products (nm_ntkop), T = P^-1
+ * of its Nystrom approximation (nm_nystrom) ---- */
+
+typedef struct {
+    nm_ntkop *op;
+    int r;
+    const double *U, *lam;
+} lob_ctx;
+
+/* K V as one block product (column by column where the leading dimensions
+ * differ: a rank without rows) */
+static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    lob_ctx *c = ctx;
+    if (ld == c->op->ml || c->op->ml == 0) return nm_ntkop_apply_block(c->op, k, V, out, e);
+    for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
+    return NM_OK;
+}
+
+/* T V = P^-1 V of the Nystrom form (nm_nystrom_apply_inv) */
+static int lob_prec(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
+{
+    lob_ctx *c = ctx;
+    nm_nystrom ny;
+    memset(&ny, 0, sizeof ny);
+    ny.r = c->r, ny.ml = c->op->ml, ny.U = (double *)c->U, ny.lam = (double *)c->lam;
+    ny.lam_r = c->lam[c->r - 1];
+    (void)ld; /* == op->ml wherever rows exist */
+    return nm_nystrom_apply_inv(&ny, c->op->comm, k, V, out, e);
+}
+
+int nm_lobpcg_ntk_min(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
+                      double tol, double atol, double lmax, long max_products,
+                      nm_lobpcg_info *info, nm_err *e)
+{
+    lob_ctx c = {op, r, U, lam};
+    nm_lobpcg_opts o = {op->comm, op->in.m, op->m0, op->ml, lob_apply, &c,
+                        r > 0 ? lob_prec : NULL, &c, bs, tol, atol, lmax, max_products, 12345};
+    return nm_lobpcg_min(&o, NULL, info, e);
 }

@@ -763,46 +763,6 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
     return rc;
 }
 
-/* ---- lambda_min by preconditioned LOBPCG ---- */
-
-typedef struct {
-    nm_ntkop *op;
-    int r;
-    const double *U, *lam;
-} lob_ctx;
-
-/* K V as one block product (column by column where the leading dimensions
- * differ: a rank without rows) */
-static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
-{
-    lob_ctx *c = ctx;
-    if (ld == c->op->ml || c->op->ml == 0) return nm_ntkop_apply_block(c->op, k, V, out, e);
-    for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
-    return NM_OK;
-}
-
-/* T V = P^-1 V of the Nystrom form (nm_nystrom_apply_inv) */
-static int lob_prec(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
-{
-    lob_ctx *c = ctx;
-    nm_nystrom ny;
-    memset(&ny, 0, sizeof ny);
-    ny.r = c->r, ny.ml = c->op->ml, ny.U = (double *)c->U, ny.lam = (double *)c->lam;
-    ny.lam_r = c->lam[c->r - 1];
-    (void)ld; /* == op->ml wherever rows exist */
-    return nm_nystrom_apply_inv(&ny, c->op->comm, k, V, out, e);
-}
-
-int nm_ntkop_lambda_min_lobpcg(nm_ntkop *op, int r, const double *U, const double *lam, int bs,
-                               double tol, double atol, double lmax, long max_products,
-                               nm_lobpcg_info *info, nm_err *e)
-{
-    lob_ctx c = {op, r, U, lam};
-    nm_lobpcg_opts o = {op->comm, op->in.m, op->m0, op->ml, lob_apply, &c,
-                        r > 0 ? lob_prec : NULL, &c, bs, tol, atol, lmax, max_products, 12345};
-    return nm_lobpcg_min(&o, NULL, info, e);
-}
-
 int nm_ntkop_top_pairs(nm_ntkop *op, int r, double tol, long max_products, double *U, double *lam,
                        nm_krylov_info *info, nm_err *e)
 {
