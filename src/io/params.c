@@ -15,6 +15,7 @@ const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
 const char *const nm_eigsolver_names[] = {"elpa", "scalapack", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
+const char *const nm_cg_precond_names[] = {"none", "nystrom", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
 const char *const nm_source_names[] = {"construct", "sgd", NULL};
@@ -110,6 +111,15 @@ const nm_setting nm_settings[] = {
      "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||; y^T K^-1 y is then "
      "low by at most cond(K) cg_tol^2 relative, hence the limit 1e-6 (0.9 gave a value 19% "
      "low)"},
+    {"cg_precond", NM_T_ENUM, OFF(cg_precond), "auto", nm_cg_precond_names, 0, 0,
+     NM_USES_SPECTRUM, ID,
+     "matrix_free y^T K^-1 y: none (plain CG), nystrom (CG preconditioned by a randomized "
+     "Nystrom approximation of K, its rank doubled while CG's estimate of the preconditioned "
+     "condition number exceeds 100, up to 8 (d + 1)), or auto: the cheaper by the cost model "
+     "of docs/theory.md (validate prints the choice)"},
+    {"nystrom_rank", NM_T_INT, OFF(nystrom_rank), "-1", NULL, -1, 100000, NM_USES_SPECTRUM, ID,
+     "cg_precond nystrom: the starting rank (-1 = 2 (d + 1): the constant and linear modes with "
+     "oversampling; at most m / 4)"},
     {"max_products", NM_T_INT, OFF(max_products), "20000", NULL, 10, BIG, NM_USES_SPECTRUM, ID,
      "matrix_free: products K v allowed per solve (status not_converged beyond)"},
     {"grid", NM_T_GRID, OFF(grid_p), "auto", NULL, 0, 0, NM_USES_GRID, ID,
