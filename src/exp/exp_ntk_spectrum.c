@@ -463,6 +463,9 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             if (rc == NM_OK) {
                 row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
                 row[M_PYKY] = (double)ci.products, row[M_NYSR] = 0, row[M_TNYS] = 0;
+                /* from x = 0, y^T x is a lower bound (nm_ntkop_cg); no upper end
+                 * without a lambda_min lower bound */
+                row[M_YKYLO] = row[M_YKY], row[M_YKYHI] = isnan(row[M_YKY]) ? NAN : INFINITY;
                 conv &= ci.converged;
                 singular = ci.singular;
                 if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
