@@ -181,7 +181,7 @@ reproduce-capacity: deps
 	@scripts/reproduce-capacity.sh
 
 bench: deps
-	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk
+	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk $(B)/bench_nystrom
 	@scripts/bench.sh
 
 # make install PREFIX=DIR [DESTDIR=STAGE] [MODULEFILES=DIR]: bin/ntkmem,
