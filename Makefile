@@ -187,7 +187,7 @@ reproduce-capacity: deps
 	@scripts/reproduce-capacity.sh
 
 bench: deps
-	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk $(B)/bench_dense
+	@$(SUBMAKE) all $(B)/bench $(B)/bench_ntk $(B)/bench_dense $(B)/bench_nystrom
 	@scripts/bench.sh
 # the dense NTK path at sweep sizes alone (Gram phases, eigen-solvers and the
 # cost model build/eig-model.txt, numpy comparison, small-m runs/s): ~3 min

@@ -36,7 +36,8 @@ typedef struct {
 } nm_pcg_opts;
 
 typedef struct {
-    nm_krylov_info kr;  /* converged, products (build included), iterations, resid */
+    nm_krylov_info kr;  /* converged, products (build included), iterations, resid;
+                         * singular: p^T K p <= 0 met (lo, hi NaN) */
     double lo, hi;      /* y^T K^-1 y in [lo, hi] (hi = inf without lmin_lo) */
     int rank;           /* the preconditioner's final rank (0: none) */
     int grows;          /* doublings */

@@ -23,6 +23,8 @@
 #include "nm_lobpcg.h"
 #include "nm_ntkop.h"
 #include "nm_nystrom.h"
+#include "nm_pcg.h"
+#include "nm_rng.h"
 #include "nm_save.h"
 #include <unistd.h>
 
@@ -32,10 +34,12 @@ static const char *const metrics[] = {
     "seconds_eig",     "matrix_free",   "lambda_min_upper", "lambda_max_resid", "lambda_min_resid",
     "products_lambda_max", "products_lambda_min", "cg_iterations", "cg_resid", "seconds_solve",
     "lambda_min_lo", "lambda_min_hi", "lambda_max_lo", "lambda_max_hi", "seconds_lambda_min",
+    "yKinvy_lo",       "yKinvy_hi",     "products_yKinvy", "nystrom_rank", "seconds_nystrom",
     NULL};
 enum { M_LMIN, M_LMAX, M_COND, M_TRACE, M_YKY, M_KMIN, M_KMAX, M_ERR2, M_ERRF, M_TGRAM, M_TEIG,
        M_MF, M_LMINUP, M_LMAXRES, M_LMINRES, M_PLMAX, M_PLMIN, M_CGIT, M_CGRES, M_TSOLVE,
-       M_LMINLO, M_LMINHI, M_LMAXLO, M_LMAXHI, M_TLMIN, M_N };
+       M_LMINLO, M_LMINHI, M_LMAXLO, M_LMAXHI, M_TLMIN,
+       M_YKYLO, M_YKYHI, M_PYKY, M_NYSR, M_TNYS, M_N };
 static int check(const nm_params *p, nm_err *e)
 {
     if (p->init != NM_INIT_XAVIER_ZERO)
@@ -178,6 +182,39 @@ static int use_matrix_free(const nm_params *p, int P)
     return !needs_dense(p) && p->m > p->top_k && dense_too_big(p, P);
 }
 
+/* cg_precond auto: Nystrom-PCG when its build plus its iterations cost less
+ * than plain CG (docs/theory.md, "Nystrom-preconditioned CG").  Measured
+ * (d = 256, q = 2048, relu, full kernel, cg_tol 1e-8, P = 2,
+ * docs/benchmarks.md): plain CG 71 iterations at m = 3000 and 179 at
+ * 20,000, i.e. ~71 (m / 3000)^0.49; PCG at rank 514 31 and 66, i.e.
+ * ~31 (m / 3000)^0.40; the tiles of K run at ~0.55 of the panels' rate. */
+#define NM_TILE_EFF 0.55
+static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n)
+{
+    long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
+    if (r > p->m / 4) r = p->m / 4;
+    *rank = (int)r;
+    long nr = (p->q + P - 1) / P;
+    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
+    double prod = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
+    double build = r > 0 ? fmin(nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 0),
+                                nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 1) /
+                                    NM_TILE_EFF)
+                         : 0;
+    double ncg = 71.0 * pow((double)p->m / 3000.0, 0.49);
+    double npcg = 31.0 * pow((double)p->m / 3000.0, 0.40);
+    double tcg = ncg * prod, tpcg = build + npcg * prod;
+    int use = p->cg_precond == NM_PRECOND_NYSTROM ||
+              (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);
+    if (why)
+        snprintf(why, n, "y^T K^-1 y by %s (%s; model: CG ~%.0f products, Nystrom-PCG rank %ld "
+                 "build = %.0f products + ~%.0f iterations: %.2fx CG's time)",
+                 use ? "Nystrom-preconditioned CG" : "plain CG",
+                 p->cg_precond == NM_PRECOND_AUTO ? "cg_precond auto" : "as set", ncg, r,
+                 build / prod, npcg, tpcg / tcg);
+    return use;
+}
+
 static double mem_bytes(const nm_params *p, int P, int rank)
 {
     return base_bytes(p, P, rank) +
@@ -199,6 +236,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
                        "products at m = 1000, 3000, 20,000; the faster method, docs/benchmarks.md)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
+        int rk;
+        size_t l = strlen(buf);
+        if (l + 2 < n) {
+            buf[l] = ';', buf[l + 1] = ' ';
+            precond_choice(p, P, &rk, buf + l + 2, n - l - 2);
+        }
     } else {
         char why[768];
         int solver = nm_exp_eigsolver(p, P, why, sizeof why);
@@ -484,13 +527,40 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     if (rc == NM_OK) {
         nm_krylov_info ci;
         t0 = wtime(comm);
-        rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, lmax_est, p->max_products, &row[M_YKY], &ci, e);
-        row[M_TSOLVE] = elapsed(t0, comm);
-        if (rc == NM_OK) {
-            row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
-            conv &= ci.converged;
-            singular = ci.singular;
-            if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
+        int rk = 0;
+        if (precond_choice(p, P, &rk, NULL, 0) && rk > 0) {
+            /* Nystrom-PCG with Gauss / Gauss-Radau intervals (nm_pcg); the
+             * upper end needs a lambda_min lower bound: +inf here */
+            nm_pcg_opts o;
+            nm_pcg_info pi;
+            nm_pcg_defaults(&o, p->m, p->d);
+            o.tol = p->cg_tol, o.rank = rk, o.max_products = p->max_products;
+            if (o.rank_max < rk) o.rank_max = rk;
+            o.seed = nm_rng_hash64(p->seed ^ 0x4e7973747230ULL);
+            rc = nm_pcg_yKinvy(&op, s->D.y, &o, &row[M_YKY], &pi, e);
+            row[M_TSOLVE] = elapsed(t0, comm);
+            if (rc == NM_OK) {
+                singular = pi.kr.singular;
+                row[M_CGIT] = (double)pi.kr.iterations, row[M_CGRES] = pi.kr.resid;
+                row[M_YKYLO] = pi.lo, row[M_YKYHI] = pi.hi, row[M_PYKY] = (double)pi.kr.products;
+                row[M_NYSR] = pi.rank, row[M_TNYS] = pi.build_seconds;
+                conv &= pi.kr.converged;
+            }
+            nm_pcg_info_free(&pi);
+        } else {
+            rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, lmax_est, p->max_products, &row[M_YKY], &ci,
+                             e);
+            row[M_TSOLVE] = elapsed(t0, comm);
+            if (rc == NM_OK) {
+                row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
+                row[M_PYKY] = (double)ci.products, row[M_NYSR] = 0, row[M_TNYS] = 0;
+                /* from x = 0, y^T x is a lower bound (nm_ntkop_cg); no upper end
+                 * without a lambda_min lower bound */
+                row[M_YKYLO] = row[M_YKY], row[M_YKYHI] = isnan(row[M_YKY]) ? NAN : INFINITY;
+                conv &= ci.converged;
+                singular = ci.singular;
+                if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
+            }
         }
     }
     /* lambda_min after CG: a singular K needs no Lanczos on its small end
@@ -537,6 +607,14 @@ static int run(const nm_params *p, MPI_Comm comm, nm_sink *sink, nm_err *e)
         int pd = nm_gram_is_pd(chol_ok, row[M_LMIN], row[M_LMAX], p->m);
         if (!pd) row[M_YKY] = NAN;
         row[M_COND] = pd ? row[M_LMAX] / row[M_LMIN] : INFINITY;
+        /* the dense value's error bound: Cholesky is backward stable
+         * ((K + dK) x = y, |dK| <= c m eps |K|), so y^T K^-1 y is off by at
+         * most ~m eps cond(K) relative (Higham, Accuracy and Stability of
+         * Numerical Algorithms, 2nd ed., Thm 10.4 with eq. 7.2) */
+        if (pd && isfinite(row[M_YKY])) {
+            double err = (double)p->m * DBL_EPSILON * row[M_COND];
+            row[M_YKYLO] = row[M_YKY] * (1 - err), row[M_YKYHI] = row[M_YKY] * (1 + err);
+        }
         /* self-check: a Gram matrix is positive semi-definite, so a clearly
          * negative eigenvalue means a wrong assembly */
         int psd = row[M_LMIN] >= -(double)p->m * 16.0 * DBL_EPSILON * fabs(row[M_LMAX]);

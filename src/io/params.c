@@ -16,6 +16,7 @@ const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
 const char *const nm_lmin_method_names[] = {"lobpcg", "lanczos", NULL};
+const char *const nm_cg_precond_names[] = {"none", "nystrom", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
 const char *const nm_source_names[] = {"construct", "sgd", NULL};
@@ -141,6 +142,15 @@ const nm_setting nm_settings[] = {
      "matrix_free: conjugate gradients stop at ||K x - y|| <= cg_tol ||y||; y^T K^-1 y is then "
      "low by at most cond(K) cg_tol^2 relative, hence the limit 1e-6 (0.9 gave a value 19% "
      "low)"},
+    {"cg_precond", F(NM_T_ENUM, cg_precond), "auto", nm_cg_precond_names, 0, 0,
+     OWN, ID,
+     "matrix_free y^T K^-1 y: none (plain CG), nystrom (CG preconditioned by a randomized "
+     "Nystrom approximation of K, its rank doubled while CG's estimate of the preconditioned "
+     "condition number exceeds 100, up to 8 (d + 1)), or auto: the cheaper by the cost model "
+     "of docs/theory.md (validate prints the choice)"},
+    {"nystrom_rank", F(NM_T_INT, nystrom_rank), "-1", NULL, -1, 100000, OWN, ID,
+     "cg_precond nystrom: the starting rank (-1 = 2 (d + 1): the constant and linear modes with "
+     "oversampling; at most m / 4)"},
     {"max_products", F(NM_T_INT, max_products), "20000", NULL, 10, BIG, OWN, ID,
      "matrix_free: products K v allowed per solve (status not_converged beyond)"},
     {"grid", F(NM_T_GRID, grid_p), "auto", NULL, 0, 0, OWN, ID,

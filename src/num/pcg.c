@@ -142,10 +142,9 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
             }
             nm_ntkop_apply(op, p, kp);
             double pkp = pdot(comm, ml, p, kp);
-            if (!(pkp > 0)) {
-                rc = nm_fail(e, NM_ENUM, "preconditioned CG: p^T K p = %.3g <= 0 (K not positive "
-                                         "definite)", pkp);
-                goto out;
+            if (!(pkp > 0)) { /* K not positive definite: no interval either */
+                info->kr.singular = 1, next_stop = 1;
+                break;
             }
             double g = rz / pkp;
             for (long i = 0; i < ml; i++) x[i] += g * p[i], r[i] -= g * kp[i];
@@ -208,6 +207,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
      * eps per step and per dot product (length m); widen by 2 (k + sqrt m) eps */
     info->round = 2.0 * ((double)it + sqrt((double)m)) * DBL_EPSILON;
     info->lo = (offset + sum) * (1 - info->round), info->hi = hi * (1 + info->round);
+    if (info->kr.singular) info->lo = NAN, info->hi = NAN;
     info->gauss = offset + sum, info->last_rz = rz_fin;
     info->ny_nu = ny.nu, info->ny_lr = ny.r > 0 ? ny.lam_r : 0, info->ny_l1 = ny.r > 0 ? ny.lam[0] : 0;
     /* the true residual (the recurrence drifts) */
