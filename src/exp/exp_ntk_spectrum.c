@@ -524,15 +524,18 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         free(vals);
         row[M_TEIG] = elapsed(t0, comm);
     }
+    nm_pcg_info pi;
+    int have_pi = 0;
+    memset(&pi, 0, sizeof pi);
     if (rc == NM_OK) {
         nm_krylov_info ci;
         t0 = wtime(comm);
         int rk = 0;
         if (precond_choice(p, P, &rk, NULL, 0) && rk > 0) {
             /* Nystrom-PCG with Gauss / Gauss-Radau intervals (nm_pcg); the
-             * upper end needs a lambda_min lower bound: +inf here */
+             * upper end needs a lambda_min lower bound: +inf until the
+             * lambda_min interval below gives one */
             nm_pcg_opts o;
-            nm_pcg_info pi;
             nm_pcg_defaults(&o, p->m, p->d);
             o.tol = p->cg_tol, o.rank = rk, o.max_products = p->max_products;
             if (o.rank_max < rk) o.rank_max = rk;
@@ -546,7 +549,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
                 row[M_NYSR] = pi.rank, row[M_TNYS] = pi.build_seconds;
                 conv &= pi.kr.converged;
             }
-            nm_pcg_info_free(&pi);
+            have_pi = 1;
         } else {
             rc = nm_ntkop_cg(&op, s->D.y, p->cg_tol, lmax_est, p->max_products, &row[M_YKY], &ci,
                              e);
@@ -573,6 +576,11 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             rc = lmin_lanczos(&op, p, lmax_est, row, &conv, &singular, e);
         row[M_TLMIN] = elapsed(t0, comm);
     }
+    /* Gauss-Radau upper end of y^T K^-1 y from the PCG coefficients, now that
+     * the lambda_min interval gives a lower bound on lambda_min */
+    if (rc == NM_OK && have_pi && !singular && row[M_LMINLO] > 0 && !isnan(row[M_YKY]))
+        row[M_YKYHI] = nm_pcg_upper(&pi, row[M_LMINLO]);
+    if (have_pi) nm_pcg_info_free(&pi);
     if (rc == NM_OK) row[M_COND] = singular ? INFINITY : row[M_LMAX] / row[M_LMIN];
     if (singular) row[M_YKY] = NAN;
     *status = singular ? -1 : conv;
