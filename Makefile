@@ -152,12 +152,13 @@ check: deps
 	@tests/run-all.sh
 
 # make sanitize: the library, ntkmem and every test program built with ASan +
-# UBSan in build/san, then the whole suite run against that build.
+# UBSan in build/san, then the whole suite run against that build (the MPI
+# unit tests at 1 and 3 ranks: make check runs them at 1..4).
 SAN_B      := build/san
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: deps
 	@$(SUBMAKE) B=$(SAN_B) CFLAGS="$(SAN_CFLAGS)" all tests
-	@NTKMEM_BUILD=$(SAN_B) tests/run-all.sh
+	@NTKMEM_BUILD=$(SAN_B) NTKMEM_TEST_NPS="1 3" tests/run-all.sh
 
 # make fuzz: libFuzzer (clang) on the sweep parser and expansion, seeded with
 # tests/fuzz/corpus, and on the CSV reader of --resume and merge, seeded with
