@@ -1,6 +1,6 @@
 # Sourced (after tests/slurm_local.sh) by tests/t_multinode.sh and
 # scripts/bench-multinode.sh: a throw-away two-node SLURM cluster on this one
-# machine, after /work/shared/notes/multinode-netns-recipe.md.
+# machine, in network namespaces (docs/usage.md, "Running under SLURM").
 #
 #   netns HEAD (slurmctld, clients; bridge)  netns NODE1 (slurmd)  netns NODE2 (slurmd)
 #     br0 10.A.B.254 ---------------------- eth0 10.A.B.1     --- eth0 10.A.B.2
