@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_eig.h"
 #include "nm_exp.h"
 #include "nm_scalapack.h"
 #include "nm_comm.h"
@@ -243,4 +244,24 @@ void nmt_problem_free(nmt_problem *pb)
 {
     nm_data_free(&pb->D);
     free(pb->W), free(pb->ch), free(pb->co);
+}
+
+int nmt_dense_ref(nmt_problem *pb, double *lmin, double *lmax, double *yky, double *Kfull,
+                  nm_err *e)
+{
+    nm_gram_set gs;
+    int pd = 1, rc = nm_gram_open(&gs, MPI_COMM_WORLD, pb->in.m, 0, 0, 0, 1, e);
+    if (rc != NM_OK) return rc;
+    rc = nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, e);
+    if (rc == NM_OK && Kfull) rc = nm_gram_gather(&gs.K[0], &gs.g, Kfull, e);
+    if (rc == NM_OK && yky) {
+        /* the Cholesky overwrites K: build it again for the eigenvalues */
+        rc = nm_gram_yKinvy(&gs.K[0], &gs.g, pb->D.y, yky, &pd, e);
+        if (rc == NM_OK && !pd) rc = nm_fail(e, NM_ENUM, "dense reference: K is not positive definite");
+        if (rc == NM_OK) rc = nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, e);
+    }
+    if (rc == NM_OK)
+        rc = nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, e);
+    nm_gram_close(&gs);
+    return rc;
 }

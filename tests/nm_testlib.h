@@ -32,6 +32,12 @@ typedef struct {
 void nmt_problem_make(nmt_problem *pb, MPI_Comm comm, int data, long m, long d, long q, int act,
                       int hidden, int output, int dup, int random_weights);
 void nmt_problem_free(nmt_problem *pb);
+/* The dense reference of a problem's NTK, built on one BLACS grid of comm
+ * world: lambda_min and lambda_max (ELPA), y^T K^-1 y (Cholesky; skipped when
+ * yky is NULL; K not positive definite is an NM_ENUM error) and, when Kfull
+ * is not NULL, the whole K gathered (m x m).  Collective. */
+int nmt_dense_ref(nmt_problem *pb, double *lmin, double *lmax, double *yky, double *Kfull,
+                  nm_err *e);
 
 /* Timing for the benchmarks (collective over comm): the wall clock after a
  * barrier; the largest t over the ranks; the best time of fn(ctx) run on

@@ -29,17 +29,6 @@
 
 #define TOL 1e-10
 
-static void dense_ext(nmt_problem *pb, double *lmin, double *lmax)
-{
-    nm_err e;
-    nm_gram_set gs;
-    ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, pb->in.m, 0, 0, 0, 1, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
-                     NM_OK);
-    nm_gram_close(&gs);
-}
-
 /* lambda_max by Lanczos (nev 2) and lambda_min by preconditioned LOBPCG,
  * with their intervals */
 typedef struct {
@@ -94,7 +83,8 @@ START_TEST(test_random_configs)
         nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, q, act, kern != 1, kern != 0,
                          0, c & 1);
         double l0, l1;
-        dense_ext(&pb, &l0, &l1);
+        nm_err e;
+        ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, NULL, NULL, &e), NM_OK);
         mf_out o;
         mf_intervals(&pb, 4, 20000, &o);
         ck_assert_msg(o.conv, "config %d: LOBPCG did not converge", c);
@@ -146,7 +136,8 @@ START_TEST(test_budget)
     nmt_problem pb;
     nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, 250, 10, 200, NM_ACT_RELU, 1, 1, 0, 0);
     double l0, l1;
-    dense_ext(&pb, &l0, &l1);
+    nm_err e;
+    ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, NULL, NULL, &e), NM_OK);
     mf_out o;
     mf_intervals(&pb, 4, 40, &o);
     ck_assert(!o.conv && o.prod_min <= 40);

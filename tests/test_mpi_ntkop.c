@@ -68,25 +68,6 @@ START_TEST(test_elpa_vs_pdsytrd)
 }
 END_TEST
 
-/* dense reference: lambda_min, lambda_max (ELPA) and y^T K^-1 y (Cholesky),
- * and the full K for the product check */
-static void dense_ref(problem *pb, double *lmin, double *lmax, double *yky, double *Kfull)
-{
-    nm_err e;
-    nm_gram_set gs;
-    long m = pb->in.m;
-    int pd;
-    ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, m, 0, 0, 0, 1, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    if (Kfull) ck_assert_int_eq(nm_gram_gather(&gs.K[0], &gs.g, Kfull, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_yKinvy(&gs.K[0], &gs.g, pb->D.y, yky, &pd, &e), NM_OK);
-    ck_assert(pd);
-    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
-                     NM_OK);
-    nm_gram_close(&gs);
-}
-
 START_TEST(test_product)
 {
     long m = 157;
@@ -97,7 +78,7 @@ START_TEST(test_product)
             nm_err e;
             make_problem(&pb, m, 9, 70, act, 1, 1);
             double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
-            dense_ref(&pb, &l0, &l1, &yk, K);
+            ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, &yk, K, &e), NM_OK);
             MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
             nm_ntkop op;
             ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
@@ -139,7 +120,7 @@ START_TEST(test_block_product)
                 nm_err e;
                 make_problem(&pb, m, 9, kern == 1 ? 200 : 70, act, kern != 1, kern != 0);
                 double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
-                dense_ref(&pb, &l0, &l1, &yk, K);
+                ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, &yk, K, &e), NM_OK);
                 MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
                 nm_ntkop op;
                 ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
@@ -190,7 +171,7 @@ static void mf_vs_dense(problem *pb, int ndefl, const char *what, double err[3],
 {
     nm_err e;
     double l0, l1, yk, v[2], v0, y2;
-    dense_ref(pb, &l0, &l1, &yk, NULL);
+    ck_assert_int_eq(nmt_dense_ref(pb, &l0, &l1, &yk, NULL, &e), NM_OK);
     nm_ntkop op;
     nm_krylov_info li, lm, ci;
     ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb->in, 1e9, &e), NM_OK);

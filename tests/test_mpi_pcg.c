@@ -29,21 +29,6 @@
 #include "nm_test.h"
 #include "nm_testlib.h"
 
-static void dense_vals(nmt_problem *pb, double *lmin, double *lmax, double *yky)
-{
-    nm_err e;
-    nm_gram_set gs;
-    int pd;
-    ck_assert_int_eq(nm_gram_open(&gs, MPI_COMM_WORLD, pb->in.m, 0, 0, 0, 1, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    ck_assert_int_eq(nm_gram_yKinvy(&gs.K[0], &gs.g, pb->D.y, yky, &pd, &e), NM_OK);
-    ck_assert(pd);
-    ck_assert_int_eq(nm_gram_ntk(&gs.K[0], &gs.g, &pb->in, &e), NM_OK);
-    ck_assert_int_eq(nm_eig_solve(&gs.K[0], &gs.g, NM_EIGSOLVER_ELPA, 0, NULL, lmin, lmax, &e),
-                     NM_OK);
-    nm_gram_close(&gs);
-}
-
 START_TEST(test_intervals)
 {
     const int acts[] = {NM_ACT_RELU, NM_ACT_ABS, NM_ACT_ERF, NM_ACT_TANH};
@@ -59,7 +44,7 @@ START_TEST(test_intervals)
         nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, full ? 3 * m : 2 * m, act, 1,
                          full, 0, 1);
         double lmin, lmax, yk;
-        dense_vals(&pb, &lmin, &lmax, &yk);
+        ck_assert_int_eq(nmt_dense_ref(&pb, &lmin, &lmax, &yk, NULL, &e), NM_OK);
         nm_ntkop op;
         ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
         for (int v = 0; v < 4; v++) {
