@@ -33,6 +33,7 @@ enum {
     NM_EIGSOLVER_SCALAPACK, /* pdsytrd + dsterf / dstebz */
     NM_EIGSOLVER_ELPA1,     /* ELPA one-stage */
     NM_EIGSOLVER_LAPACK,    /* gathered to rank 0: dsytrd + dsterf / dstebz, threaded */
+    NM_EIGSOLVER_LAPACK2,   /* gathered to rank 0: two-stage reduction + dsterf / dstebz */
     NM_EIGSOLVER_AUTO,
     NM_EIGSOLVER_NROWS = NM_EIGSOLVER_AUTO
 };

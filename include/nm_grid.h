@@ -53,8 +53,11 @@ int nm_grid_dmat_gcol(const nm_dmat *A, int jl);
  * (any two layouts over g's ranks).  Collective over g->comm. */
 void nm_grid_dmat_copy(const nm_dmat *A, nm_dmat *B, const nm_grid *g);
 
-/* Gather all of A to rank 0 as a column-major m x n array (full, ld = m);
- * for tests and small .npy saves.  full may be NULL on other ranks. */
-int nm_grid_dmat_gather(const nm_dmat *A, const nm_grid *g, double *full, nm_err *e);
+/* Gather A to rank 0 as a column-major m x n array (full, ld = m), point to
+ * point straight into place (the LAPACK eigen-solver's route, tests, .npy
+ * saves); lower: only the entries on and below the diagonal are written (a
+ * Gram's, whose upper triangle is never computed).  full may be NULL on
+ * other ranks.  Collective; the ranks agree on the result. */
+int nm_grid_dmat_gather(const nm_dmat *A, const nm_grid *g, int lower, double *full, nm_err *e);
 
 #endif

@@ -71,6 +71,15 @@ void dstev_(const char *jobz, const int *n, double *d, double *e, double *z, con
             double *work, int *info, fstrlen);
 
 /* eigenvalues of a symmetric tridiagonal matrix: all (root-free QR) or by bisection */
+/* LAPACK's two-stage reduction (3.7+): full to band by BLAS-3, band to
+ * tridiagonal by bulge chasing (what dsyev_2stage runs). */
+void dsytrd_sy2sb_(const char *uplo, const int *n, const int *kd, double *a, const int *lda,
+                   double *ab, const int *ldab, double *tau, double *work, const int *lwork,
+                   int *info, fstrlen luplo);
+void dsytrd_sb2st_(const char *stage1, const char *vect, const char *uplo, const int *n,
+                   const int *kd, double *ab, const int *ldab, double *d, double *e, double *hous,
+                   const int *lhous, double *work, const int *lwork, int *info, fstrlen ls,
+                   fstrlen lv, fstrlen lu);
 void dsterf_(const int *n, double *d, double *e, int *info);
 void dstebz_(const char *range, const char *order, const int *n, const double *vl,
              const double *vu, const int *il, const int *iu, const double *abstol,

@@ -67,13 +67,16 @@ START_TEST(test_agree_on_broken_comm)
 }
 END_TEST
 
-/* Each MPI call of the Gram eigenvalue solve (pdsytrd path, all eigenvalues)
- * made to fail in turn: every rank returns NM_EMPI naming it, and the run
- * goes on to the next k instead of hanging.  The walk must reach the
- * reductions of the tridiagonal and the broadcasts of the result. */
+/* Each MPI call of the Gram eigenvalue solve (all eigenvalues) made to fail
+ * in turn: every rank returns NM_EMPI naming it, and the run goes on to the
+ * next k instead of hanging.  pdsytrd path (_i = 0): the walk must reach the
+ * reductions of the tridiagonal and the broadcasts of the result; gathered
+ * two-stage path (_i = 1): the gather's exchange and the broadcasts. */
 START_TEST(test_eig_each_call_fails)
 {
     errors_return();
+    int solver = _i ? NM_EIGSOLVER_LAPACK2 : NM_EIGSOLVER_SCALAPACK;
+    const char *first = _i ? "MPI_Alltoallw in nm_grid_dmat_gather" : "MPI_Reduce in run_scalapack";
     int n = 37, nb = 4;
     nm_grid g;
     nm_err e = {0, ""};
@@ -92,7 +95,7 @@ START_TEST(test_eig_each_call_fails)
         double lmin = 0, lmax = 0;
         nm_err ek = {0, ""};
         nm_comm_fail_in(k);
-        int rc = nm_eig_solve(&K, &g, NM_EIGSOLVER_SCALAPACK, 1, w, &lmin, &lmax, &ek);
+        int rc = nm_eig_solve(&K, &g, solver, 1, w, &lmin, &lmax, &ek);
         nm_comm_fail_in(0);
         if (rc == NM_OK) {
             done = 1;
@@ -102,14 +105,16 @@ START_TEST(test_eig_each_call_fails)
         }
         steps++;
         assert_all_failed(rc, &ek, NM_EMPI, "MPI_ERR_OTHER");
-        seen_reduce |= strstr(ek.msg, "MPI_Reduce in run_scalapack") != NULL;
+        seen_reduce |= strstr(ek.msg, first) != NULL;
         seen_bcast |= strstr(ek.msg, "MPI_Bcast in share") != NULL;
     }
     NMT_ASSERT_ALL(done, "the solve never succeeded within 200 calls");
     NMT_ASSERT_ALL(seen_reduce && seen_bcast && steps >= 6,
-                   "%d failing calls walked; MPI_Reduce seen %d, MPI_Bcast seen %d", steps,
+                   "%d failing calls walked; %s seen %d, MPI_Bcast seen %d", steps, first,
                    seen_reduce, seen_bcast);
-    if (nmt_rank == 0) printf("eig: %d MPI calls made to fail, each reported on every rank\n", steps);
+    if (nmt_rank == 0)
+        printf("eig (%s): %d MPI calls made to fail, each reported on every rank\n",
+               nm_eigsolver_names[solver], steps);
     free(w);
     nm_grid_dmat_free(&K);
     nm_grid_free(&g);
@@ -214,7 +219,7 @@ static Suite *make(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_invalid_comm);
     tcase_add_test(tc, test_agree_on_broken_comm);
-    tcase_add_test(tc, test_eig_each_call_fails);
+    tcase_add_loop_test(tc, test_eig_each_call_fails, 0, 2);
     tcase_add_test(tc, test_metrics_blocks);
     tcase_add_test(tc, test_krylov_each_call_fails);
     suite_add_tcase(s, tc);

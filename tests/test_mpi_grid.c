@@ -19,14 +19,18 @@ static void check_layout(int m, int n, int mb, int nb, int nprow, int npcol)
     for (int jl = 0; jl < A.nloc; jl++)
         for (int il = 0; il < A.mloc; il++)
             A.a[il + (size_t)jl * A.lld] = f(nm_grid_dmat_grow(&A, il), nm_grid_dmat_gcol(&A, jl));
-    double *full = nmt_rank == 0 ? calloc((size_t)m * n, sizeof(double)) : NULL;
-    ck_assert_int_eq(nm_grid_dmat_gather(&A, &g, full, &e), NM_OK);
-    int bad = 0;
-    if (nmt_rank == 0)
-        for (int j = 0; j < n; j++)
-            for (int i = 0; i < m; i++) bad += full[i + (size_t)j * m] != f(i, j);
-    NMT_ASSERT_ALL(bad == 0, "%d wrong entries after gather (%dx%d nb %d grid %dx%d)", bad, m, n,
-                   nb, g.nprow, g.npcol);
+    double *full = nmt_rank == 0 ? malloc(sizeof(double) * (size_t)m * n) : NULL;
+    for (int lower = 0; lower <= 1; lower++) { /* lower: the upper triangle stays untouched */
+        for (size_t k = 0; full && k < (size_t)m * n; k++) full[k] = -1.0;
+        ck_assert_int_eq(nm_grid_dmat_gather(&A, &g, lower, full, &e), NM_OK);
+        int bad = 0;
+        if (nmt_rank == 0)
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < m; i++)
+                    bad += full[i + (size_t)j * m] != (lower && i < j ? -1.0 : f(i, j));
+        NMT_ASSERT_ALL(bad == 0, "%d wrong entries after gather (%dx%d blocks %dx%d grid %dx%d lower %d)",
+                       bad, m, n, mb, nb, g.nprow, g.npcol, lower);
+    }
     free(full);
     nm_grid_dmat_free(&A);
     nm_grid_free(&g);
@@ -35,6 +39,8 @@ static void check_layout(int m, int n, int mb, int nb, int nprow, int npcol)
 START_TEST(test_layouts)
 {
     check_layout(37, 29, 8, 8, 0, 0);   /* uneven: not a multiple of nb or grid */
+    check_layout(37, 29, 3, 5, 0, 0);   /* row and column blocks differ */
+    check_layout(29, 37, 7, 2, 0, 0);   /* wide */
     check_layout(64, 64, 16, 16, 1, nmt_size);
     check_layout(50, 7, 4, 4, nmt_size, 1);
     if (nmt_size >= 4) check_layout(33, 41, 5, 5, 2, 2);

@@ -1,6 +1,5 @@
 /* The eigen-solvers of a distributed Gram matrix, one table row each, and
  * the cost model of `eigensolver: auto`: see include/nm_eig.h. */
-#include <cblas.h>
 #include <dirent.h>
 #include <elpa/elpa.h>
 #include <float.h>
@@ -260,7 +259,7 @@ static int run_elpa1(nm_dmat *K, const nm_grid *g, int all, double *w, double ex
  * rank to one core, and a BLAS thread inherits its creator's affinity);
  * the other ranks wait without spinning (MPI_Ibarrier polled with short
  * sleeps), so their cores are free for those threads. */
-#define GATHER_MAX_BYTES (1024.0 * 1048576.0) /* rank 0's copy of K */
+#define GATHER_MAX_BYTES (4096.0 * 1048576.0) /* rank 0's copy of K: m <= 23,170 */
 
 static int usable_lapack(const nm_eig_layout *L, char *why, size_t n)
 {
@@ -277,6 +276,12 @@ static double lapack_bytes(const nm_eig_layout *L, int rank)
 {
     double m = (double)L->m;
     return rank == 0 ? 8.0 * (m * m + 40.0 * m) : 8.0 * 2.0 * m; /* K, dsytrd work, d, e, tau */
+}
+
+static double lapack2_bytes(const nm_eig_layout *L, int rank)
+{
+    double m = (double)L->m; /* and the band (kd + 1) x m, its work and Householder store */
+    return lapack_bytes(L, rank) + (rank == 0 ? 8.0 * 4.0 * 65.0 * m : 0.0);
 }
 
 /* Wait for rank 0 without a busy poll (MPI's blocking calls spin unless
@@ -337,55 +342,149 @@ static void tasks_restore(const task_aff *a)
     for (int i = 0; i < a->n; i++) sched_setaffinity(a->tid[i], sizeof(cpu_set_t), &a->old[i]);
 }
 
-/* dsytrd of the whole K (column-major, ld n) with nt BLAS threads on cpus,
- * then the tridiagonal's eigenvalues.  Rank 0 only. */
-static int lapack_local(double *A, int n, const cpu_set_t *cpus, int nt, int all, double *w,
-                        double ext[2], nm_err *e)
+/* OpenBLAS's thread count and every thread's affinity widened for a call
+ * (threads = min(nt, cpus)), then put back.  Weak: with another BLAS (MKL,
+ * BLIS) the route runs with that library's own threads, and `make bench`'s
+ * cost model sees what it gets. */
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+#pragma weak openblas_set_num_threads
+#pragma weak openblas_get_num_threads
+static task_aff aff; /* MAX_TASKS cpu sets: not on the stack */
+static int threads_saved;
+
+static void threads_widen(const cpu_set_t *cpus, int nt)
 {
-    int info = 0, lwork = -1, nb = n > 0 ? n : 1;
-    double q = 0;
-    double *d = calloc((size_t)nb, sizeof(double)), *od = calloc((size_t)nb, sizeof(double)),
-           *tau = calloc((size_t)nb, sizeof(double));
-    dsytrd_("L", &n, A, &nb, d, od, tau, &q, &lwork, &info, 1);
+    int cnt = CPU_COUNT(cpus);
+    tasks_widen(&aff, cpus);
+    if (!openblas_set_num_threads || !openblas_get_num_threads) return;
+    threads_saved = openblas_get_num_threads();
+    openblas_set_num_threads(nt < cnt ? nt : (cnt > 0 ? cnt : 1));
+}
+
+static void threads_restore(void)
+{
+    if (openblas_set_num_threads && openblas_get_num_threads)
+        openblas_set_num_threads(threads_saved);
+    tasks_restore(&aff);
+}
+
+/* One-stage: dsytrd, half of it BLAS-2 (dsymv, bound by memory speed). */
+static int reduce_1stage(double *A, int n, const cpu_set_t *cpus, int nt, double *d, double *od,
+                         nm_err *e)
+{
+    int info = 0, lwork = -1, lda = n > 0 ? n : 1;
+    double q = 0, *tau = malloc(sizeof(double) * (size_t)lda), *work = NULL;
+    dsytrd_("L", &n, A, &lda, d, od, tau, &q, &lwork, &info, 1);
     lwork = (int)q + 1;
-    double *work = malloc(sizeof(double) * (size_t)lwork);
-    int rc = d && od && tau && work ? NM_OK
-                                    : nm_fail(e, NM_ENOMEM, "out of memory (dsytrd work space)");
+    work = malloc(sizeof(double) * (size_t)lwork);
+    int rc = tau && work ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (dsytrd work space)");
     if (rc == NM_OK) {
-        static task_aff aff; /* MAX_TASKS cpu sets: not on the stack */
-        int t0 = openblas_get_num_threads(), cnt = CPU_COUNT(cpus);
-        tasks_widen(&aff, cpus);
-        openblas_set_num_threads(nt < cnt ? nt : (cnt > 0 ? cnt : 1));
-        dsytrd_("L", &n, A, &nb, d, od, tau, work, &lwork, &info, 1);
-        openblas_set_num_threads(t0);
-        tasks_restore(&aff);
+        threads_widen(cpus, nt);
+        dsytrd_("L", &n, A, &lda, d, od, tau, work, &lwork, &info, 1);
+        threads_restore();
         if (info != 0) rc = nm_fail(e, NM_ENUM, "dsytrd failed (info = %d)", info);
     }
+    free(tau), free(work);
+    return rc;
+}
+
+/* Two-stage: full to band (bandwidth kd) by BLAS-3 on the node's cores,
+ * then band to tridiagonal on one core (O(n^2 kd), in cache).  At m = 4000
+ * on 2 cores: 1.3 s + 0.6 s against dsytrd's 2.8 s; at m = 2000 dsytrd
+ * still wins (docs/benchmarks.md), which the cost model sees. */
+static int reduce_2stage(double *A, int n, const cpu_set_t *cpus, int nt, double *d, double *od,
+                         nm_err *e)
+{
+    int info = 0, lw = -1, lh = -1, lw2 = -1, lda = n > 0 ? n : 1;
+    int kd = n < 3000 ? 32 : 64, ldab = kd + 1; /* measured: 32 at m = 2000, 64 at 4000 */
+    double q = 0, qh = 0, qw = 0;
+    double *ab = calloc((size_t)ldab * (size_t)lda, sizeof(double));
+    double *tau = malloc(sizeof(double) * (size_t)lda), *work = NULL, *hous = NULL, *w2 = NULL;
+    dsytrd_sy2sb_("L", &n, &kd, A, &lda, ab, &ldab, tau, &q, &lw, &info, 1);
+    dsytrd_sb2st_("N", "N", "L", &n, &kd, ab, &ldab, d, od, &qh, &lh, &qw, &lw2, &info, 1, 1, 1);
+    lw = (int)q + 1, lh = (int)qh + 1, lw2 = (int)qw + 1;
+    work = malloc(sizeof(double) * (size_t)lw);
+    hous = malloc(sizeof(double) * (size_t)lh);
+    w2 = malloc(sizeof(double) * (size_t)lw2);
+    int rc = ab && tau && work && hous && w2
+                 ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (two-stage work space)");
+    if (rc == NM_OK) {
+        threads_widen(cpus, nt);
+        dsytrd_sy2sb_("L", &n, &kd, A, &lda, ab, &ldab, tau, work, &lw, &info, 1);
+        threads_restore();
+        if (info != 0) rc = nm_fail(e, NM_ENUM, "dsytrd_sy2sb failed (info = %d)", info);
+    }
+    if (rc == NM_OK) {
+        dsytrd_sb2st_("N", "N", "L", &n, &kd, ab, &ldab, d, od, hous, &lh, w2, &lw2, &info, 1, 1, 1);
+        if (info != 0) rc = nm_fail(e, NM_ENUM, "dsytrd_sb2st failed (info = %d)", info);
+    }
+    free(ab), free(tau), free(work), free(hous), free(w2);
+    return rc;
+}
+
+/* The whole K (column-major, ld n) to tridiagonal with nt BLAS threads on
+ * cpus, then the tridiagonal's eigenvalues.  Rank 0 only. */
+static int lapack_local(double *A, int n, const cpu_set_t *cpus, int nt, int two_stage, int all,
+                        double *w, double ext[2], nm_err *e)
+{
+    size_t nb = n > 0 ? (size_t)n : 1;
+    double *d = calloc(nb, sizeof(double)), *od = calloc(nb, sizeof(double));
+    int rc = d && od ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (tridiagonal of %d)", n);
+    if (rc == NM_OK)
+        rc = (two_stage ? reduce_2stage : reduce_1stage)(A, n, cpus, nt, d, od, e);
     if (rc == NM_OK) rc = tridiag_eigs(n, d, od, all, w, ext, e);
-    free(d), free(od), free(tau), free(work);
+    free(d), free(od);
+    return rc;
+}
+
+/* Rank 0's copy of K, kept from one lapack run to the next (a sweep's runs
+ * at one m): a fresh 128 MiB (m = 4000) costs 0.46 s of page faults on the
+ * development VM, 15% of the solve.  Any other solver's run frees it
+ * (nm_eig_solve), so it never sits beside a distributed solver's memory. */
+static double *kept;
+static size_t kept_n;
+
+static void kept_free(void)
+{
+    free(kept);
+    kept = NULL, kept_n = 0;
+}
+
+static int gathered(nm_dmat *K, const nm_grid *g, int two_stage, int all, double *w, double ext[2],
+                    nm_err *e)
+{
+    int n = K->m, nt = 1;
+    size_t nn = (size_t)n * (size_t)n + 1;
+    if (g->rank == 0 && kept_n < nn) {
+        kept_free();
+        if ((kept = malloc(sizeof(double) * nn))) kept_n = nn;
+    }
+    /* dsytrd "L" reads only the lower triangle: half the bytes to move */
+    int rc = nm_grid_dmat_gather(K, g, 1, g->rank == 0 ? kept : NULL, e);
+    cpu_set_t cpus;
+    if (rc == NM_OK) {
+        node_cpus(g->comm, &cpus, &nt);
+        if (g->rank == 0) rc = lapack_local(kept, n, &cpus, nt, two_stage, all, w, ext, e);
+        idle_wait(g->comm);
+    }
+    if ((rc = nm_comm_agree(g->comm, rc, e)) == NM_OK) rc = share(g, n, all, w, ext, e);
     return rc;
 }
 
 static int run_lapack(nm_dmat *K, const nm_grid *g, int all, double *w, double ext[2], nm_err *e)
 {
-    nm_dmat R; /* all of K on rank 0 (the 1 x 1 grid) */
-    int n = K->m, nt = 1;
-    int rc = nm_comm_agree(g->comm, nm_grid_dmat_init(&R, g, g->ctxt_root, n, n, n > 0 ? n : 1,
-                                            n > 0 ? n : 1, e), e);
-    cpu_set_t cpus;
-    if (rc == NM_OK) {
-        nm_grid_dmat_copy(K, &R, g);
-        node_cpus(g->comm, &cpus, &nt);
-        if (g->rank == 0) rc = lapack_local(R.a, n, &cpus, nt, all, w, ext, e);
-        idle_wait(g->comm);
-    }
-    nm_grid_dmat_free(&R);
-    if ((rc = nm_comm_agree(g->comm, rc, e)) == NM_OK) rc = share(g, n, all, w, ext, e);
-    return rc;
+    return gathered(K, g, 0, all, w, ext, e);
+}
+
+static int run_lapack2(nm_dmat *K, const nm_grid *g, int all, double *w, double ext[2], nm_err *e)
+{
+    return gathered(K, g, 1, all, w, ext, e);
 }
 
 /* ---- the table ---- */
-const char *const nm_eigsolver_names[] = {"elpa", "scalapack", "elpa1", "lapack", "auto", NULL};
+const char *const nm_eigsolver_names[] = {"elpa", "scalapack", "elpa1", "lapack", "lapack2",
+                                          "auto", NULL};
 
 const nm_eig_solver nm_eig_solvers[NM_EIGSOLVER_NROWS] = {
     [NM_EIGSOLVER_ELPA] = {.name = "elpa", .about = "ELPA two-stage, eigenvalues only",
@@ -402,6 +501,12 @@ const nm_eig_solver nm_eig_solvers[NM_EIGSOLVER_NROWS] = {
                                       "of its node, then dsterf / dstebz",
                              .distributed = 0, .usable = usable_lapack,
                              .mem_bytes = lapack_bytes, .run = run_lapack},
+    [NM_EIGSOLVER_LAPACK2] = {.name = "lapack2",
+                              .about = "K gathered to rank 0: LAPACK's two-stage reduction (full "
+                                       "to band threaded, band to tridiagonal), then dsterf / "
+                                       "dstebz",
+                              .distributed = 0, .usable = usable_lapack,
+                              .mem_bytes = lapack2_bytes, .run = run_lapack2},
 };
 _Static_assert(sizeof nm_eigsolver_names / sizeof nm_eigsolver_names[0] == NM_EIGSOLVER_NROWS + 2,
                "nm_eigsolver_names: one name per row, then auto and NULL");
@@ -582,6 +687,7 @@ int nm_eig_solve(nm_dmat *K, const nm_grid *g, int requested, int all, double *w
         rc = nm_comm_agree(g->comm, NM_MPI(MPI_Bcast(&solver, 1, MPI_INT, 0, g->comm), e), e);
     if (rc != NM_OK) return rc;
     double ext[2] = {NAN, NAN};
+    if (solver != NM_EIGSOLVER_LAPACK && solver != NM_EIGSOLVER_LAPACK2) kept_free();
     rc = nm_eig_solvers[solver].run(K, g, all, w, ext, e);
     if (rc == NM_OK) *lmin = ext[0], *lmax = ext[1];
     return rc;

@@ -640,7 +640,7 @@ void nm_gram_axpy(nm_dmat *A, double alpha, const nm_dmat *B)
 
 int nm_gram_gather(const nm_dmat *K, const nm_grid *g, double *full, nm_err *e)
 {
-    int rc = nm_grid_dmat_gather(K, g, full, e);
+    int rc = nm_grid_dmat_gather(K, g, 1, full, e);
     if (rc == NM_OK && g->rank == 0) {
         size_t m = (size_t)K->m;
         for (size_t j = 0; j < m; j++)
