@@ -30,7 +30,7 @@ extern const char *const nm_eig_names[];
 extern const char *const nm_eigsolver_names[];
 extern const char *const nm_ntk_method_names[];
 extern const char *const nm_lmin_method_names[];
-typedef enum { NM_LMIN_LOBPCG, NM_LMIN_LANCZOS } nm_lmin_method;
+typedef enum { NM_LMIN_LOBPCG, NM_LMIN_LANCZOS, NM_LMIN_AUTO } nm_lmin_method;
 typedef enum { NM_NTK_DENSE, NM_NTK_MATRIX_FREE, NM_NTK_AUTO } nm_ntk_method;
 /* matrix-free y^T K^-1 y: plain CG, Nystrom-preconditioned CG, or the cost model's choice */
 typedef enum { NM_PRECOND_NONE, NM_PRECOND_NYSTROM, NM_PRECOND_AUTO } nm_cg_precond;

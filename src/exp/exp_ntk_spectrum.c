@@ -128,6 +128,34 @@ static long lmin_rank(const nm_params *p)
     return r < p->m / 2 ? r : p->m / 2;
 }
 
+/* lambda_min_method auto: the method whose products cost less, by counts
+ * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
+ * deflated Lanczos 516, 1166, 3366 products at m = 1000, 3000, 20,000
+ * (~516 (m / 1000)^0.63); Nystrom-LOBPCG, sketch included, 824 and 3476 at
+ * m = 1000, 3000 (~824 (m / 1000)^1.31).  A LOBPCG column is a column of a
+ * block product (nm_ntkop_block_flops at the block size), a Lanczos one a
+ * single product. */
+static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
+{
+    double mk = (double)p->m / 1000.0;
+    double nl = 516.0 * pow(mk, 0.63), nb = 824.0 * pow(mk, 1.31);
+    long nr = (p->q + P - 1) / P;
+    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
+    double one = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
+    double col = nm_ntkop_block_flops(p->m, p->d, nr, h, o, p->lambda_min_block, 0) /
+                 p->lambda_min_block;
+    double tl = nl * one, tb = nb * col;
+    int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
+              (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
+    if (why)
+        snprintf(why, n, "lambda_min by %s (%s; model: deflated Lanczos ~%.0f products, "
+                 "Nystrom-LOBPCG ~%.0f columns of block %ld: %.2fx Lanczos' time)",
+                 use ? "Nystrom-preconditioned LOBPCG" : "deflated Lanczos",
+                 p->lambda_min_method == NM_LMIN_AUTO ? "lambda_min_method auto" : "as set", nl,
+                 nb, (long)p->lambda_min_block, tb / tl);
+    return use;
+}
+
 static double mf_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
@@ -139,7 +167,7 @@ static double mf_bytes(const nm_params *p, int P, int rank)
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
-    if (p->lambda_min_mf && p->lambda_min_method == NM_LMIN_LOBPCG) {
+    if (p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0)) {
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
         double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
         vecs += 8.0 * (m / P + 1) * (2.0 * r + 18.0 * bs) + 8.0 * 6.0 * r * r +
@@ -227,13 +255,7 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
                  "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products, y^T K^-1 y "
-                 "~100-500 (CG)%s%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
-                 !p->lambda_min_mf ? ""
-                 : p->lambda_min_method == NM_LMIN_LOBPCG
-                     ? ", lambda_min by Nystrom-preconditioned LOBPCG (measured at d = 64: 824-3476 "
-                       "products at m = 1000-3000, sketch included)"
-                     : ", lambda_min by deflated Lanczos (measured at d = 64: 516, 1166, 3366 "
-                       "products at m = 1000, 3000, 20,000; the faster method, docs/benchmarks.md)",
+                 "~100-500 (CG)%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
         int rk;
@@ -241,6 +263,11 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         if (l + 2 < n) {
             buf[l] = ';', buf[l + 1] = ' ';
             precond_choice(p, P, &rk, buf + l + 2, n - l - 2);
+        }
+        l = strlen(buf);
+        if (p->lambda_min_mf && l + 2 < n) {
+            buf[l] = ';', buf[l + 1] = ' ';
+            lmin_use_lobpcg(p, P, buf + l + 2, n - l - 2);
         }
     } else {
         char why[768];
@@ -570,7 +597,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
      * (lambda_min ~ 0 has no relative residual to converge to) */
     if (rc == NM_OK && p->lambda_min_mf && !singular) {
         t0 = wtime(comm);
-        if (p->lambda_min_method == NM_LMIN_LOBPCG)
+        if (lmin_use_lobpcg(p, P, NULL, 0))
             rc = lmin_lobpcg(&op, p, lmax_est, row, &conv, &singular, e);
         else
             rc = lmin_lanczos(&op, p, lmax_est, row, &conv, &singular, e);

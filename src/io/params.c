@@ -15,7 +15,7 @@ const char *const nm_init_names[] = {"xavier_zero", "gaussian", "orthogonal", NU
 const char *const nm_kernel_names[] = {"hidden", "output", "full", NULL};
 const char *const nm_eig_names[] = {"all", "extremes", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
-const char *const nm_lmin_method_names[] = {"lobpcg", "lanczos", NULL};
+const char *const nm_lmin_method_names[] = {"lobpcg", "lanczos", "auto", NULL};
 const char *const nm_cg_precond_names[] = {"none", "nystrom", "auto", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
@@ -106,8 +106,9 @@ const nm_setting nm_settings[] = {
     {"eigensolver", F(NM_T_ENUM, eigensolver), "auto", nm_eigsolver_names, 0, 0, OWN,
      ID, "dense eigenvalues: elpa (ELPA two-stage, eigenvalues only), scalapack (pdsytrd, then "
      "dsterf / dstebz), elpa1 (ELPA one-stage), lapack (K gathered to rank 0, dsytrd threaded "
-     "over its node's cores) or auto: the fastest by the cost model of `make bench` (validate "
-     "prints the choice)"},
+     "over its node's cores), lapack2 (gathered, LAPACK's two-stage reduction: full to band "
+     "threaded, band to tridiagonal) or auto: the fastest by the cost model of `make bench` "
+     "(validate prints the choice)"},
     {"ntk_method", F(NM_T_ENUM, ntk_method), "auto", nm_ntk_method_names, 0, 0,
      OWN, ID,
      "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "
@@ -128,11 +129,11 @@ const nm_setting nm_settings[] = {
      OWN, ID,
      "matrix_free lambda_min, method lanczos: top eigenpairs deflated first (-1 = d + 1, the "
      "NTK's outliers; 0 = plain Lanczos)"},
-    {"lambda_min_method", F(NM_T_ENUM, lambda_min_method), "lanczos", nm_lmin_method_names, 0,
+    {"lambda_min_method", F(NM_T_ENUM, lambda_min_method), "auto", nm_lmin_method_names, 0,
      0, OWN, ID,
-     "matrix_free lambda_min: lanczos (deflated thick-restart Lanczos) or lobpcg (block LOBPCG "
-     "preconditioned by a Nystrom approximation of K; 1.6-3.4x the products of lanczos at "
-     "d = 64, m = 1000, docs/benchmarks.md)"},
+     "matrix_free lambda_min: lanczos (deflated thick-restart Lanczos), lobpcg (block LOBPCG "
+     "preconditioned by a Nystrom approximation of K) or auto: the cheaper by the cost model "
+     "fitted to their measured products (docs/benchmarks.md; validate prints the choice)"},
     {"lambda_min_rank", F(NM_T_INT, lambda_min_rank), "-1", NULL, -1, 100000, OWN,
      ID, "matrix_free lambda_min, lobpcg: Nystrom sketch width (-1 = 4 (d + 1); 0 = no "
      "preconditioner)"},

@@ -23,14 +23,22 @@ static int is_relative_size(const nm_setting *s)
 static const char *const added_later[] = {"lambda_min_method", "lambda_min_rank",
                                           "lambda_min_block", "cg_precond", "nystrom_rank"};
 static const struct { const char *key, *now, *then; } old_default[] = {
-    {"eigensolver", "auto", "elpa"}, /* the default was elpa until auto */
+    {"eigensolver", "auto", "elpa"},           /* the default was elpa until auto */
+    {"lambda_min_method", "auto", "lanczos"}, /* lanczos until auto */
 };
 
+/* An added-later setting at its default, or at the default it had before
+ * (so neither the new nor the old default moves a key). */
 static int at_default(const nm_params *p, const nm_setting *s, const char *v)
 {
-    for (size_t i = 0; i < sizeof added_later / sizeof added_later[0]; i++)
-        if (strcmp(s->key, added_later[i]) == 0)
-            return strcmp(v, nm_params_setting_default(s, p->experiment)) == 0;
+    for (size_t i = 0; i < sizeof added_later / sizeof added_later[0]; i++) {
+        if (strcmp(s->key, added_later[i]) != 0) continue;
+        if (strcmp(v, nm_params_setting_default(s, p->experiment)) == 0) return 1;
+        for (size_t k = 0; k < sizeof old_default / sizeof old_default[0]; k++)
+            if (strcmp(s->key, old_default[k].key) == 0 && strcmp(v, old_default[k].then) == 0)
+                return 1;
+        return 0;
+    }
     return 0;
 }
 

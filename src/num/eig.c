@@ -290,11 +290,12 @@ static void idle_wait(MPI_Comm comm)
 {
     MPI_Request r;
     int done = 0;
-    struct timespec ts = {0, 50000}; /* 50 us, doubling to 5 ms: few wake-ups on the cores */
+    struct timespec ts = {0, 50000}; /* 50 us, doubling to 1 ms: few wake-ups, and at most
+                                       * 1 ms late for the result's broadcast */
     MPI_Ibarrier(comm, &r);
     while (MPI_Test(&r, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) {
         nanosleep(&ts, NULL);
-        if (ts.tv_nsec < 5000000) ts.tv_nsec *= 2;
+        if (ts.tv_nsec < 1000000) ts.tv_nsec *= 2;
     }
 }
 
