@@ -94,8 +94,11 @@ double nm_ntkop_block_bytes(long m, long d, long nr, int r);
 typedef struct {
     int converged;      /* 1: the solver's own test and our residual check passed */
     int singular;       /* CG: K is numerically singular (see nm_ntkop_cg) */
-    double ritz_min;    /* CG, when singular: the smallest Ritz value of K from CG's
-                         * Lanczos tridiagonal, an upper bound on lambda_min; else NaN */
+    double ritz_min;    /* CG: the smallest Ritz value of K from CG's Lanczos
+                         * tridiagonal, an upper bound on lambda_min (up to rounding,
+                         * ~eps lambda_max); NaN past NM_CG_TMAX iterations */
+    double lower;       /* CG: y^T x of the last iterate, a lower bound on y^T K^-1 y
+                         * (x0 = 0), converged or not; NaN when singular */
     long products;      /* products used (including the residual checks) */
     long iterations;    /* CG iterations / Lanczos restarts */
     double resid;       /* final relative residual: ||K x - theta x|| / |theta|,

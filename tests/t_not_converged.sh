@@ -24,6 +24,30 @@ grep -q '^\[ntkmem\] run 1/2 .*(max_products=20000): ok ' "$T/err"
 grep -q '^\[ntkmem\] run 2/2 .*(max_products=10): not_converged ' "$T/err"
 grep -q '^2 runs: 1 ok, 0 diverged, 0 failed, 0 interrupted, 0 skipped, 1 not converged;' "$T/out"
 grep -q '^1 run did not converge .*exit status 3$' "$T/out"
+# ... and still reports its certified interval: the run out of budget has
+# yKinvy_lo (CG's Gauss bound y^T x) at or below the converged value, and
+# with lambda_min_mf a lambda_min interval (CG's smallest Ritz value above,
+# 0 below) around the dense lambda_min
+sed 's/kinf: false,/kinf: false, lambda_min_mf: true,/' "$T/nc.yaml" >"$T/ncl.yaml"
+nm_mpirun 2 "$NTKMEM" run "$T/ncl.yaml" --out "$T/ncl.csv" >/dev/null 2>&1 || true
+sed 's/ntk_method: matrix_free/ntk_method: dense/; s/max_products: \[20000, 10\]/max_products: [20000]/' \
+    "$T/nc.yaml" >"$T/dense.yaml"
+nm_sweep 2 "$T/dense.yaml" "$T/dense.csv" "$T/dense.log"
+/usr/bin/python3 - "$T/ncl.csv" "$T/dense.csv" <<'PY'
+import csv, math, sys
+a = list(csv.DictReader(open(sys.argv[1])))
+ref = list(csv.DictReader(open(sys.argv[2])))[0]
+ok, nc = [r for r in a if r["status"] == "ok"], [r for r in a if r["status"] == "not_converged"]
+assert len(ok) == 1 and len(nc) == 1, [r["status"] for r in a]
+f = lambda r, k: float(r[k])
+y, lmin = f(ref, "yKinvy"), f(ref, "lambda_min")
+lo, hi = f(nc[0], "yKinvy_lo"), f(nc[0], "yKinvy_hi")
+assert math.isfinite(lo) and 0 < lo <= y * (1 + 1e-12) and hi >= y, (lo, y, hi)
+llo, lhi = f(nc[0], "lambda_min_lo"), f(nc[0], "lambda_min_hi")
+assert math.isfinite(lhi) and llo <= lmin <= lhi, (llo, lmin, lhi)
+print("not_converged interval: yKinvy %.6g in [%.6g, %s], lambda_min %.6g in [%g, %.6g]" % (
+      y, lo, hi, lmin, llo, lhi))
+PY
 # a clean sweep still exits 0
 sed 's/max_products: \[20000, 10\]/max_products: [20000]/' "$T/nc.yaml" >"$T/ok.yaml"
 nm_sweep 2 "$T/ok.yaml" "$T/ok.csv" "$T/ok.log"

@@ -553,6 +553,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     }
     nm_pcg_info pi;
     int have_pi = 0;
+    double cg_ritz = NAN; /* plain CG's smallest Ritz value: lambda_min <= it */
     memset(&pi, 0, sizeof pi);
     if (rc == NM_OK) {
         nm_krylov_info ci;
@@ -584,12 +585,13 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             if (rc == NM_OK) {
                 row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
                 row[M_PYKY] = (double)ci.products, row[M_NYSR] = 0, row[M_TNYS] = 0;
-                /* from x = 0, y^T x is a lower bound (nm_ntkop_cg); no upper end
-                 * without a lambda_min lower bound */
-                row[M_YKYLO] = row[M_YKY], row[M_YKYHI] = isnan(row[M_YKY]) ? NAN : INFINITY;
+                /* from x = 0, y^T x is a lower bound (nm_ntkop_cg), converged or
+                 * not; no upper end without a lambda_min lower bound */
+                row[M_YKYLO] = ci.lower, row[M_YKYHI] = isnan(ci.lower) ? NAN : INFINITY;
                 conv &= ci.converged;
                 singular = ci.singular;
                 if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
+                cg_ritz = ci.ritz_min;
             }
         }
     }
@@ -602,6 +604,11 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         else
             rc = lmin_lanczos(&op, p, lmax_est, row, &conv, &singular, e);
         row[M_TLMIN] = elapsed(t0, comm);
+        /* a budget that ran out before any Ritz value: CG's tridiagonal still
+         * bounds lambda_min from above, and K is PSD */
+        double fl = NM_EIG_FL * DBL_EPSILON * (lmax_est > 0 ? lmax_est : op.trace);
+        if (rc == NM_OK && !(row[M_LMINHI] <= cg_ritz + fl) && cg_ritz >= 0)
+            row[M_LMINHI] = cg_ritz + fl, row[M_LMINLO] = 0.0, row[M_LMINUP] = cg_ritz;
     }
     /* Gauss-Radau upper end of y^T K^-1 y from the PCG coefficients, now that
      * the lambda_min interval gives a lower bound on lambda_min */

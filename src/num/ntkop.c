@@ -625,7 +625,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
 {
     memset(info, 0, sizeof *info);
     *val = NAN;
-    info->ritz_min = NAN;
+    info->ritz_min = info->lower = NAN;
     long p0 = op->products, m = op->in.m;
     size_t nl = (size_t)(op->ml > 0 ? op->ml : 1);
     /* CG's Lanczos tridiagonal T_k: diagonal and off-diagonal, grown by
@@ -708,7 +708,11 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
     for (long i = 0; i < op->ml; i++) kp[i] = yl[i] - kp[i];
     info->resid = sqrt(pdot(op, kp, kp) / yy);
     info->converged = ok && rr <= stop && info->resid <= fmax(10 * tol, 1e-13);
-    if (info->converged) *val = pdot(op, yl, x);
+    /* a certified interval even when the budget ran out: the Gauss lower
+     * bound y^T x, and T_k's smallest Ritz value above lambda_min */
+    info->lower = singular ? NAN : pdot(op, yl, x);
+    if (!singular && it > 0 && it <= tcap) info->ritz_min = tridiag_min((int)it, tdg, tod);
+    if (info->converged) *val = info->lower;
 out:
     info->products = op->products - p0;
     free(x), free(r), free(p), free(kp), free(tdg), free(tod);
