@@ -6,7 +6,8 @@ docs/experiments.md) from ntkmem CSV files.
     analysis/plot.py all results/*.csv [-o results/figures]
 
 FIGURE is one of collapse, critical_width, onestep, ntk_error, sgd_ntk_gap,
-construct, near_min, gd_width, lmin_m, or all.  Each figure is written as PNG and PDF (same name, .pdf).
+construct, near_min, gd_width, lmin_m, spectrum (spectrum_out side CSVs
+with their run CSVs), or all.  Each figure is written as PNG and PDF (same name, .pdf).
 Only end-of-run rows (final == 1, status ok) are used; points are the mean
 over repeats with error bars of one standard error.  Fitted slopes are
 printed on stdout and in the legend.  A figure whose experiment has no rows
@@ -457,6 +458,9 @@ def fig_ntk_error(paths, out):
     lambda_min(K_W) tends to lambda_min(K_inf)."""
     rows = need(paths, "ntk_spectrum", statuses=("ok", "not_pd"), settings=("m", "d", "q"),
                 metrics=("err_rel_2", "err_rel_fro", "lambda_min", "kinf_lambda_min"))
+    rows = [r for r in rows if r.metric("err_rel_2") > 0]  # kinf: false rows have no K_inf
+    if not rows:
+        raise Skip("no ntk_spectrum rows with K_inf (err_rel_2; kinf: false runs have none)")
     fig, axs = plt.subplots(1, 3, figsize=(13, 4.4))
     series = series_of(rows, ("q",) + SIZE_ALIASES + IGNORED)
     results = {}
@@ -1191,6 +1195,82 @@ def fig_lmin_m(paths, out):
     return {}
 
 
+SPECTRUM_HEADER = "key,point,repeat,index,eigenvalue"
+
+
+def is_spectrum_csv(path):
+    """A side CSV of `spectrum_out` (every eigenvalue of one run), not a run CSV."""
+    try:
+        with open(path) as f:
+            return f.readline().strip() == SPECTRUM_HEADER
+    except OSError:
+        return False
+
+
+def fig_spectrum(paths, out):
+    """Every eigenvalue of a dense K_W (spectrum_out side CSVs; the run CSVs
+    beside them give m, d, q by key), largest first, and what that spectrum
+    leaves to a rank-r Nystrom preconditioner with mu = 0 (Frangella, Tropp
+    and Udell 2023): it maps the top r eigenvalues to about lambda_{r+1}, so
+    preconditioned CG sees cond ~ lambda_{r+1} / lambda_min and needs
+    ~sqrt of that iterations.  The layers of a dot-product kernel on the
+    sphere (El Karoui 2010): 1 constant mode, d linear ones, then the
+    degree-2 modes, d (d + 1) / 2 of them (marked when fewer than m)."""
+    spec = [p for p in paths if is_spectrum_csv(p)]
+    runs = [p for p in paths if p not in spec]
+    if not spec:
+        raise Skip("no spectrum_out CSV (header %s) given" % SPECTRUM_HEADER)
+    size = {}
+    if runs:
+        for r in csvio.final_rows(runs, "ntk_spectrum", statuses=("ok", "not_pd"),
+                                  settings=("m", "d", "q")):
+            size[r.lead.get("key", r.meta.get("key"))] = (s(r, "m"), s(r, "d"), s(r, "q"))
+    curves = {}
+    for path in spec:
+        with open(path) as f:
+            next(f)
+            for line in f:
+                k, _, rep, i, v = line.rstrip("\n").split(",")
+                curves.setdefault((k, rep), []).append((int(i), float(v)))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for n, ((k, rep), iv) in enumerate(sorted(curves.items())):
+        lam = np.array([v for _, v in sorted(iv)])[::-1]  # descending
+        m = len(lam)
+        mdq = size.get(k)
+        lab = "m = %d, d = %g, q = %g" % (m, mdq[1], mdq[2]) if mdq else "m = %d (key %s)" % (m, k)
+        col = f"C{n}"
+        idx = np.arange(1, m + 1)
+        a1.loglog(idx, lam, color=col, lw=1.2, label=lab)
+        lmin = lam[-1]
+        kap = lam[1:] / lmin  # cond left after rank r = 1..m-1
+        r = np.arange(1, m)
+        a2.loglog(r, kap, color=col, lw=1.2, label=lab)
+        print(f"spectrum: {lab}: lambda_max {lam[0]:.6g}, lambda_min {lmin:.6g}, "
+              f"cond {lam[0] / lmin:.4g}")
+        if mdq:
+            d = int(mdq[1])
+            marks = [1, d + 1] + ([d + 1 + d * (d + 1) // 2] if d + 1 + d * (d + 1) // 2 < m else [])
+            for j in marks:
+                a1.axvline(j, color=col, ls=":", lw=0.8)
+                a2.axvline(j, color=col, ls=":", lw=0.8)
+            for rr in sorted({2 * (d + 1), 8 * (d + 1), 512, 2048, marks[-1]}):
+                if rr < m:
+                    print(f"spectrum: {lab}: rank {rr}: lambda_(r+1) / lambda_min = "
+                          f"{kap[rr - 1]:.4g} (sqrt {math.sqrt(kap[rr - 1]):.3g}; plain CG "
+                          f"sqrt(cond) {math.sqrt(lam[0] / lmin):.3g})")
+    a1.set_xlabel("index i (largest first)")
+    a1.set_ylabel("λ_i(K_W)")
+    a1.set_title("spectrum of the empirical NTK (dotted: 1, d + 1, d + 1 + d(d+1)/2)", fontsize=9)
+    a2.set_xlabel("Nyström rank r")
+    a2.set_ylabel("λ_(r+1) / λ_min: the condition number left to PCG")
+    a2.set_title("what a rank-r Nyström preconditioner (μ = 0) leaves", fontsize=9)
+    for a in (a1, a2):
+        a.grid(alpha=0.3, which="both")
+        a.legend(fontsize=7)
+    save(fig, out)
+    return {}
+
+
 
 FIGURES = {
     "collapse": fig_collapse,
@@ -1204,6 +1284,7 @@ FIGURES = {
     "capacity": fig_capacity,
     "capacity_budget": fig_capacity_budget,
     "lmin_m": fig_lmin_m,
+    "spectrum": fig_spectrum,
 }
 # figures drawn from the search's summaries (OUT.qstar.csv), not from rows
 QSTAR_FIGURES = ("capacity", "capacity_budget")
@@ -1213,6 +1294,9 @@ LMIN_FIGURES = ("lmin_m",)
 
 def run(figure, paths, out):
     """Draw one figure; returns True if drawn, False if skipped."""
+    sp = [p for p in paths if is_spectrum_csv(p)]  # spectrum_out side CSVs: that figure's
+    if figure != "spectrum":
+        paths = [p for p in paths if p not in sp]
     q = [p for p in paths if p.endswith(".qstar.csv")]
     paths = q if figure in QSTAR_FIGURES else [p for p in paths if p not in q]
     # ntk_spectrum rows of the lambda_min-vs-m sweep (files named *lmin*) are that

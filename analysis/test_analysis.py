@@ -689,5 +689,46 @@ class TestCapacity(unittest.TestCase):
             self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
 
 
+class SpectrumTest(unittest.TestCase):
+    """The spectrum figure: a spectrum_out side CSV with its run CSV (m, d, q
+    by key); the condition number a rank-r Nystrom preconditioner leaves is
+    lambda_(r+1) / lambda_min, read off the spectrum."""
+
+    def test_layers_and_rank(self):
+        with tempfile.TemporaryDirectory() as t:
+            d, m = 8, 300
+            lam = [100.0] + [10.0] * d + [1.0] * (d * (d + 1) // 2)
+            lam += list(np.linspace(0.1, 0.05, m - len(lam)))
+            run = os.path.join(t, "run.csv")
+            nan = float("nan")  # kinf: false -- no K_inf, as ntkmem writes it
+            write_csv(run, "ntk_spectrum", ["m", "d", "q"],
+                      ["lambda_min", "kinf_lambda_min", "err_rel_2", "err_rel_fro"],
+                      [(0, dict(m=m, d=d, q=64),
+                        dict(lambda_min=0.05, kinf_lambda_min=nan, err_rel_2=nan,
+                             err_rel_fro=nan))])
+            with open(run) as f:
+                key = f.read().splitlines()[1].split(",")[0]
+            sp = os.path.join(t, "spec.csv")
+            with open(sp, "w") as f:
+                f.write("key,point,repeat,index,eigenvalue\n")
+                for i, v in enumerate(sorted(lam)):
+                    f.write(f"{key},0,0,{i},{v!r}\n")
+            out = os.path.join(t, "s.png")
+            r = subprocess.run([sys.executable, PLOT, "spectrum", sp, run, "-o", out],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.getsize(out) > 1000)
+            # rank 2 (d + 1) = 18 lands in the degree-2 layer: lambda_19 = 1
+            self.assertIn("m = 300, d = 8, q = 64: rank 18: lambda_(r+1) / lambda_min = 20 ", r.stdout)
+            # rank 45 = 1 + d + d (d + 1) / 2: past it, lambda_46 = 0.1
+            self.assertIn("rank 45: lambda_(r+1) / lambda_min = 2 ", r.stdout)
+            # `all` with these files: spectrum drawn, ntk_error skipped (no K_inf), exit 0
+            r = subprocess.run([sys.executable, PLOT, "all", sp, run, "-o", t],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("ntk_error: skipped", r.stdout)
+            self.assertTrue(os.path.exists(os.path.join(t, "spectrum.png")))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
