@@ -132,13 +132,15 @@ static long lmin_rank(const nm_params *p)
  * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
  * deflated Lanczos 516, 1166, 3366 products at m = 1000, 3000, 20,000
  * (~516 (m / 1000)^0.63); Nystrom-LOBPCG, sketch included, 824 and 3476 at
- * m = 1000, 3000 (~824 (m / 1000)^1.31).  A LOBPCG column is a column of a
+ * m = 1000, 3000 (~824 (m / 1000)^1.31; below m = 1000, the ratio of the
+ * two at m = 1000).  A LOBPCG column is a column of a
  * block product (nm_ntkop_block_flops at the block size), a Lanczos one a
  * single product. */
 static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
 {
     double mk = (double)p->m / 1000.0;
-    double nl = 516.0 * pow(mk, 0.63), nb = 824.0 * pow(mk, 1.31);
+    /* below m = 1000 (nothing measured) the ratio stays m = 1000's */
+    double nl = 516.0 * pow(mk, 0.63), nb = nl * (824.0 / 516.0) * pow(fmax(mk, 1.0), 1.31 - 0.63);
     long nr = (p->q + P - 1) / P;
     int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
     double one = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
