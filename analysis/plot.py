@@ -19,6 +19,7 @@ requested figure had no data.
 """
 
 import argparse
+import gzip
 import math
 import os
 import signal
@@ -1198,12 +1199,17 @@ def fig_lmin_m(paths, out):
 SPECTRUM_HEADER = "key,point,repeat,index,eigenvalue"
 
 
+def open_text(path):
+    """A text file, gzip-compressed when its name ends in .gz (docs/data keeps spectra so)."""
+    return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+
+
 def is_spectrum_csv(path):
     """A side CSV of `spectrum_out` (every eigenvalue of one run), not a run CSV."""
     try:
-        with open(path) as f:
+        with open_text(path) as f:
             return f.readline().strip() == SPECTRUM_HEADER
-    except OSError:
+    except (OSError, EOFError, UnicodeDecodeError):
         return False
 
 
@@ -1227,7 +1233,7 @@ def fig_spectrum(paths, out):
             size[r.lead.get("key", r.meta.get("key"))] = (s(r, "m"), s(r, "d"), s(r, "q"))
     curves = {}
     for path in spec:
-        with open(path) as f:
+        with open_text(path) as f:
             next(f)
             for line in f:
                 k, _, rep, i, v = line.rstrip("\n").split(",")
