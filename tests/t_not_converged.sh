@@ -45,7 +45,9 @@ assert len(ok) == 1 and len(nc) == 1, [r["status"] for r in a]
 f = lambda r, k: float(r[k])
 y, lmin = f(ref, "yKinvy"), f(ref, "lambda_min")
 lo, hi = f(nc[0], "yKinvy_lo"), f(nc[0], "yKinvy_hi")
-assert math.isfinite(lo) and 0 < lo <= y * (1 + 1e-12) and hi >= y, (lo, y, hi)
+assert math.isfinite(lo) and 0 < lo <= y and hi >= y, (lo, y, hi)
+lo_ok, hi_ok = f(ok[0], "yKinvy_lo"), f(ok[0], "yKinvy_hi")  # converged: Gauss and residual bounds
+assert lo_ok <= y <= hi_ok and hi_ok - lo_ok <= 1e-9 * y, (lo_ok, y, hi_ok)
 llo, lhi = f(nc[0], "lambda_min_lo"), f(nc[0], "lambda_min_hi")
 assert math.isfinite(lhi) and llo <= lmin <= lhi, (llo, lmin, lhi)
 print("not_converged interval: yKinvy %.6g in [%.6g, %s], lambda_min %.6g in [%g, %.6g]" % (

@@ -556,6 +556,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     nm_pcg_info pi;
     int have_pi = 0;
     double cg_ritz = NAN; /* plain CG's smallest Ritz value: lambda_min <= it */
+    double cg_r2 = NAN, cg_round = 0; /* plain CG: ||y - K x||^2, rounding allowance */
     memset(&pi, 0, sizeof pi);
     if (rc == NM_OK) {
         nm_krylov_info ci;
@@ -588,8 +589,14 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
                 row[M_CGIT] = (double)ci.iterations, row[M_CGRES] = ci.resid;
                 row[M_PYKY] = (double)ci.products, row[M_NYSR] = 0, row[M_TNYS] = 0;
                 /* from x = 0, y^T x is a lower bound (nm_ntkop_cg), converged or
-                 * not; no upper end without a lambda_min lower bound */
-                row[M_YKYLO] = ci.lower, row[M_YKYHI] = isnan(ci.lower) ? NAN : INFINITY;
+                 * not, widened for rounding as the PCG bounds are (nm_pcg); the
+                 * upper end waits for a lambda_min lower bound (below) */
+                cg_round = 2.0 * ((double)ci.iterations + sqrt((double)p->m)) * DBL_EPSILON;
+                row[M_YKYLO] = ci.lower * (1 - cg_round);
+                row[M_YKYHI] = isnan(ci.lower) ? NAN : INFINITY;
+                double yy = 0;
+                for (long i = 0; i < p->m; i++) yy += s->D.y[i] * s->D.y[i];
+                cg_r2 = ci.resid * ci.resid * yy; /* ||y - K x||^2, recomputed */
                 conv &= ci.converged;
                 singular = ci.singular;
                 if (singular) row[M_LMINUP] = ci.ritz_min; /* lambda_min <= this */
@@ -616,6 +623,10 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
      * the lambda_min interval gives a lower bound on lambda_min */
     if (rc == NM_OK && have_pi && !singular && row[M_LMINLO] > 0 && !isnan(row[M_YKY]))
         row[M_YKYHI] = nm_pcg_upper(&pi, row[M_LMINLO]);
+    /* plain CG: y^T K^-1 y - y^T x = r^T K^-1 r <= ||r||^2 / lambda_min, with
+     * the true residual r = y - K x and lambda_min >= lambda_min_lo */
+    if (rc == NM_OK && !have_pi && !singular && row[M_LMINLO] > 0 && cg_r2 >= 0)
+        row[M_YKYHI] = (row[M_YKYLO] / (1 - cg_round) + cg_r2 / row[M_LMINLO]) * (1 + cg_round);
     if (have_pi) nm_pcg_info_free(&pi);
     if (rc == NM_OK) row[M_COND] = singular ? INFINITY : row[M_LMAX] / row[M_LMIN];
     if (singular) row[M_YKY] = NAN;
