@@ -213,12 +213,14 @@ static int use_matrix_free(const nm_params *p, int P)
 }
 
 /* cg_precond auto: Nystrom-PCG when its build plus its iterations cost less
- * than plain CG (docs/theory.md, "Nystrom-preconditioned CG").  Measured
- * (d = 256, q = 2048, relu, full kernel, cg_tol 1e-8, P = 2,
- * docs/benchmarks.md): plain CG 71 iterations at m = 3000 and 179 at
- * 20,000, i.e. ~71 (m / 3000)^0.49; PCG at rank 514 31 and 66, i.e.
- * ~31 (m / 3000)^0.40; the tiles of K run at ~0.55 of the panels' rate. */
-#define NM_TILE_EFF 0.55
+ * than plain CG (docs/theory.md, "Nystrom-preconditioned CG").  Measured on
+ * a quiet machine (d = 256, q = 2048, relu, full kernel, cg_tol 1e-10, P = 2,
+ * docs/benchmarks.md): plain CG 85, 225 and 697 iterations at m = 3000,
+ * 20,000 and 100,000, i.e. ~85 (m / 3000)^0.60; PCG at rank 514 38 and 80,
+ * i.e. ~38 (m / 3000)^0.39; both scaled by log(2 / cg_tol) / log(2e10).
+ * The tiled sketch at m = 20,000, r = 514 took 39 s, 61 products' time: the
+ * tiles run at the single product's rate per flop (NM_TILE_EFF). */
+#define NM_TILE_EFF 1.0
 static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n)
 {
     long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
@@ -231,8 +233,9 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
                                 nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 1) /
                                     NM_TILE_EFF)
                          : 0;
-    double ncg = 71.0 * pow((double)p->m / 3000.0, 0.49);
-    double npcg = 31.0 * pow((double)p->m / 3000.0, 0.40);
+    double tolf = log(2.0 / p->cg_tol) / log(2e10);
+    double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf;
+    double npcg = 38.0 * pow((double)p->m / 3000.0, 0.39) * tolf;
     double tcg = ncg * prod, tpcg = build + npcg * prod;
     int use = p->cg_precond == NM_PRECOND_NYSTROM ||
               (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);
