@@ -130,7 +130,7 @@ static size_t runs(const nm_dmat *A, int pr, int pc, int r, int c, int lld, int 
     int zero = 0;
     int mloc = numroc_(&A->m, &A->mb, &r, &zero, &pr), nloc = numroc_(&A->n, &A->nb, &c, &zero, &pc);
     size_t k = 0;
-    MPI_Aint lend = -1, gend = -1; /* where the last run ends */
+    MPI_Aint lend = -1, gend = -1, cur = 0; /* where the last run ends, its length */
     for (int jl = 0; jl < nloc; jl++) {
         MPI_Aint gj = l2g(jl, A->nb, c, pc);
         for (int il = 0; il < mloc; il += A->mb) {
@@ -139,9 +139,11 @@ static size_t runs(const nm_dmat *A, int pr, int pc, int r, int c, int lld, int 
             if (lower && gi < gj) skip = gj - gi;
             MPI_Aint lo = il + skip + (MPI_Aint)jl * lld, go = gi + skip + gj * (MPI_Aint)A->m;
             l -= skip;
-            if (k > 0 && lo == lend && go == gend && (len ? (MPI_Aint)len[k - 1] : 0) + l < INT_MAX) {
-                if (len) len[k - 1] += (int)l;
+            if (k > 0 && lo == lend && go == gend && cur + l <= INT_MAX) { /* int counts */
+                cur += l;
+                if (len) len[k - 1] = (int)cur;
             } else {
+                cur = l;
                 if (loc) loc[k] = lo * (MPI_Aint)sizeof(double), glob[k] = go * (MPI_Aint)sizeof(double),
                          len[k] = (int)l;
                 k++;
