@@ -619,7 +619,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         /* a budget that ran out before any Ritz value: CG's tridiagonal still
          * bounds lambda_min from above, and K is PSD */
         double fl = NM_EIG_FL * DBL_EPSILON * (lmax_est > 0 ? lmax_est : op.trace);
-        if (rc == NM_OK && !(row[M_LMINHI] <= cg_ritz + fl) && cg_ritz >= 0)
+        if (rc == NM_OK && isnan(row[M_LMINHI]) && cg_ritz >= 0)
             row[M_LMINHI] = cg_ritz + fl, row[M_LMINLO] = 0.0, row[M_LMINUP] = cg_ritz;
     }
     /* Gauss-Radau upper end of y^T K^-1 y from the PCG coefficients, now that
