@@ -41,6 +41,8 @@ int nm_comm_bcast_bytes(void *buf, size_t n, int root, MPI_Comm comm, nm_err *e)
 void nm_comm_signal_install(void);
 /* Local flag, no communication. */
 int nm_comm_signal_pending(void);
+/* Forget a signal received (tests that raise one, then go on). */
+void nm_comm_signal_reset(void);
 
 /* Collective: has any rank received SIGUSR1/SIGTERM?  Every rank must ask,
  * so all of them stop at the same point. */

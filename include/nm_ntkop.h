@@ -53,6 +53,10 @@ typedef struct {
     int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
     int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
+    int stoppable;      /* block products look for a stop signal (SIGUSR1 /
+                         * SIGTERM) at every tile row or column panel, and
+                         * end with NM_EINTR: the Nystrom sketch at m = 10^5
+                         * takes minutes, longer than SLURM's warning */
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what

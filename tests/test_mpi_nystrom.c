@@ -9,7 +9,10 @@
  * - the preconditioned spectrum lies inside the proven bounds
  *   [nm_nystrom_mu(lambda_min), lam_r + ||K - K_nys||], and its condition
  *   number is far below cond(K) (printed);
- * - growing the sketch 20 -> 40 gives the same factors as building 40. */
+ * - growing the sketch 20 -> 40 gives the same factors as building 40;
+ * - a stop signal on one rank ends the sketch on every rank with NM_EINTR,
+ *   by panels and by tiles, before its first columns (no hang). */
+#include <signal.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_comm.h"
 #include "nm_data.h"
 #include "nm_gram.h"
 #include "nm_ntkop.h"
@@ -213,12 +217,42 @@ START_TEST(test_nystrom_dense)
 }
 END_TEST
 
+START_TEST(test_nystrom_stop)
+{
+    nmt_problem pb;
+    nm_err e;
+    nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, 200, 8, 60, NM_ACT_RELU, 1, 1, 0, 0);
+    nm_ntkop op;
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+    nm_comm_signal_install();
+    for (int mode = 1; mode <= 2; mode++) {
+        op.block_mode = mode, op.tile = 32;
+        if (nmt_rank == nmt_size - 1) raise(SIGUSR1);
+        nm_nystrom ny;
+        int rc = nm_nystrom_build(&ny, &op, 40, 7, &e);
+        ck_assert_msg(rc == NM_EINTR && strstr(e.msg, "stopped by a signal"),
+                      "mode %d: rc %d (%s), want NM_EINTR", mode, rc, rc ? e.msg : "");
+        ck_assert(ny.products == 0 && op.stoppable == 0);
+        nm_nystrom_free(&ny);
+        nm_comm_signal_reset();
+        /* and the next sketch runs whole */
+        ck_assert_int_eq(nm_nystrom_build(&ny, &op, 40, 7, &e), NM_OK);
+        ck_assert(ny.products == 40);
+        nm_nystrom_free(&ny);
+    }
+    signal(SIGUSR1, SIG_DFL), signal(SIGTERM, SIG_DFL);
+    nm_ntkop_free(&op);
+    nmt_problem_free(&pb);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("nystrom");
     TCase *tc = tcase_create("nystrom");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_nystrom_dense);
+    tcase_add_test(tc, test_nystrom_stop);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -292,8 +292,28 @@ double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int
     return 4.0 * mm * r * ((hidden ? (double)d * nr : 0) + (output ? (double)nr : 0));
 }
 
-/* of (m x r, column-major, ld m) += K_p V (full m x r) by tiles */
-static int block_tiled(nm_ntkop *op, int r, const double *full, double *of)
+/* Inside a long block product (op->stoppable): a stop signal on any rank?
+ * One reduction, made the same number of times on every rank.  A failed call
+ * goes to op->err like the product's other calls, and the product goes on,
+ * so that every rank still makes the same calls. */
+static int block_stop(nm_ntkop *op)
+{
+    if (!op->stoppable) return 0;
+    int loc = nm_comm_signal_pending(), any = 0;
+    NM_MPI(MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_MAX, op->comm), op->err.code ? NULL : &op->err);
+    return any;
+}
+
+static int block_stopped(nm_err *e, long done, long of_cols)
+{
+    return nm_fail(e, NM_EINTR, "stopped by a signal in a block product after %ld of %ld columns",
+                   done, of_cols);
+}
+
+/* of (m x r, column-major, ld m) += K_p V (full m x r) by tiles.  The
+ * allocations are agreed on before the first tile, since a stoppable product
+ * makes a collective call per tile row; NM_EINTR when one said stop. */
+static int block_tiled(nm_ntkop *op, int r, const double *full, double *of, nm_err *e)
 {
     const nm_gram_in *in = &op->in;
     long m = in->m, nr = in->nrows, d = in->d, b = op->tile > 0 ? op->tile : NM_TILE;
@@ -303,9 +323,16 @@ static int block_tiled(nm_ntkop *op, int r, const double *full, double *of)
     double *H = malloc(sizeof(double) * (size_t)b * b);
     int ok = Z && G && H;
     for (int t = 0; t < 8; t++) ok = (F[t] = malloc(sizeof(double) * f)) && ok;
-    if (ok && nr > 0)
+    int rc = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (tiled "
+                                                                       "block product)"), e);
+    if (rc == NM_OK)
         for (long i0 = 0; i0 < m; i0 += b) {
             long ni = m - i0 < b ? m - i0 : b;
+            if (block_stop(op)) {
+                rc = block_stopped(e, 0, r);
+                break;
+            }
+            if (nr == 0) continue;
             tile_feats(op, i0, ni, F[0], F[1], F[2], F[3], Z);
             for (long j0 = 0; j0 <= i0; j0 += b) {
                 long nj = m - j0 < b ? m - j0 : b;
@@ -330,7 +357,7 @@ static int block_tiled(nm_ntkop *op, int r, const double *full, double *of)
         }
     for (int t = 0; t < 8; t++) free(F[t]);
     free(Z), free(G), free(H);
-    return ok;
+    return rc;
 }
 
 int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
@@ -338,7 +365,12 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
     const nm_gram_in *in = &op->in;
     long m = in->m, d = in->d, nr = in->nrows;
     if (r <= 0) return NM_OK;
-    long w = block_width(m), rc = r < w ? r : w, nk = w / rc;
+    long w = block_width(m), rc = r < w ? r : w;
+    /* a stoppable product looks for a signal every 16 columns at most (a
+     * column costs about one product; narrower panels keep the GEMMs as
+     * wide, since nk grows to fill w) */
+    if (op->stoppable && rc > 16) rc = 16;
+    long nk = w / rc;
     if (nk < 1) nk = 1;
     if (nk > nr) nk = nr > 0 ? nr : 1;
     size_t mr = (size_t)m * (size_t)r, mw = (size_t)m * (size_t)(nk * rc);
@@ -358,14 +390,13 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
     int tiled = op->block_mode == 2 ||
                 (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nr, hh, ho, r, 1) <
                                             nm_ntkop_block_flops(m, d, nr, hh, ho, r, 0));
-    if (tiled) {
-        int ok = block_tiled(op, r, full, of);
-        if ((rc0 = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (tiled "
-                                                                        "block product)"), e)) != NM_OK)
-            goto out;
-    }
+    if (tiled && (rc0 = block_tiled(op, r, full, of, e)) != NM_OK) goto out;
     for (long c0 = 0; !tiled && c0 < r; c0 += rc) {
         long nc = r - c0 < rc ? r - c0 : rc;
+        if (block_stop(op)) {
+            rc0 = block_stopped(e, c0, r);
+            goto out;
+        }
         const double *Vc = full + (size_t)c0 * m;
         double *Oc = of + (size_t)c0 * m;
         for (long k0 = 0; k0 < nr; k0 += nk) {

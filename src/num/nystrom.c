@@ -178,7 +178,9 @@ static int sketch(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
     if ((rc = nm_comm_agree(op->comm, rc, e)) == NM_OK) {
         omega_cols(op, ny->seed, r_old, r_new, O, row);
         long p0 = op->products;
+        op->stoppable = 1; /* minutes at m = 10^5: it must heed SLURM's warning */
         rc = nm_ntkop_apply_block(op, nc, O, ny->Y + (size_t)ml * r_old, e);
+        op->stoppable = 0;
         ny->products += op->products - p0;
     }
     free(O), free(row);

@@ -28,6 +28,8 @@ void nm_comm_signal_install(void)
 
 int nm_comm_signal_pending(void) { return stop_flag != 0; }
 
+void nm_comm_signal_reset(void) { stop_flag = 0; }
+
 int nm_comm_stop_requested(MPI_Comm comm)
 {
     /* a rank that got no signal must still learn of another's */
