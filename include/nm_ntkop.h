@@ -69,8 +69,14 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
                   nm_err *e);
 void nm_ntkop_free(nm_ntkop *op);
 
-/* out = K v on the row blocks (v, out: op->ml entries each).  Collective. */
+/* out = K v on the row blocks (v, out: op->ml entries each).  Collective.
+ * A failed MPI call goes to op->err (the product goes on, so every rank
+ * makes the same calls); nm_ntkop_agree reports it. */
 void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out);
+
+/* rc, or else the first failed MPI call of the products so far on any rank
+ * (op->err, NM_EMPI), agreed on by every rank.  Collective. */
+int nm_ntkop_agree(nm_ntkop *op, int rc, nm_err *e);
 
 /* KV = K V for an m x r block V, distributed like nm_ntkop_apply: V and KV
  * are this rank's rows, op->ml x r column-major (leading dimension op->ml).

@@ -12,7 +12,10 @@
 #include "nm_gram.h"
 #include "nm_grid.h"
 #include "nm_loss.h"
+#include "nm_lobpcg.h"
 #include "nm_ntkop.h"
+#include "nm_nystrom.h"
+#include "nm_pcg.h"
 #include "nm_train.h"
 #include "nm_test.h"
 
@@ -154,12 +157,39 @@ START_TEST(test_metrics_blocks)
 }
 END_TEST
 
-/* Walk k over the MPI calls of one Krylov solve (CG, or Lanczos when lanczos):
+/* The solver krylov_walk runs: 0 CG, 1 Lanczos, 2 Nystrom-PCG (its sketch a
+ * stoppable block product), 3 LOBPCG preconditioned by a Nystrom sketch */
+static int krylov_solve(int which, nm_ntkop *op, long m, long d, const double *y, double *val,
+                        nm_err *e)
+{
+    nm_krylov_info info;
+    if (which == 0) return nm_ntkop_cg(op, y, 1e-10, 0, 60, val, &info, e);
+    if (which == 1) return nm_ntkop_lanczos(op, "LA", 1, 8, 1e-8, 60, val, &info, e);
+    if (which == 2) {
+        nm_pcg_opts o;
+        nm_pcg_info pi;
+        nm_pcg_defaults(&o, m, d);
+        o.tol = 1e-10, o.max_products = 80;
+        int rc = nm_pcg_yKinvy(op, y, &o, val, &pi, e);
+        nm_pcg_info_free(&pi);
+        return rc;
+    }
+    nm_nystrom ny;
+    int rc = nm_nystrom_build(&ny, op, 6, 3, e);
+    if (rc == NM_OK) {
+        nm_lobpcg_info li;
+        rc = nm_lobpcg_ntk_min(op, ny.r, ny.U, ny.lam, 2, 1e-6, 0, 0, 40, &li, e);
+    }
+    nm_nystrom_free(&ny);
+    return rc;
+}
+
+/* Walk k over the MPI calls of one Krylov solve (krylov_solve's `which`):
  * every failure comes back as NM_EMPI on every rank -- also those inside the
  * products, which are void and report through op->err at the next Krylov
  * decision.  Returns how many calls were made to fail; *seen_product: one of
- * them was in nm_ntkop_apply. */
-static int krylov_walk(int lanczos, int *seen_product)
+ * them was in nm_ntkop_apply (or nm_ntkop_apply_block). */
+static int krylov_walk(int which, int *seen_product)
 {
     long m = 30, d = 3, q = 6; /* q neuron rows per rank */
     double *X = malloc(sizeof(double) * (size_t)(m * d)), *y = malloc(sizeof(double) * (size_t)m);
@@ -175,16 +205,13 @@ static int krylov_walk(int lanczos, int *seen_product)
     nm_gram_in in = {m, d, X, q, W, ch, ch, NM_ACT_TANH, 1.0};
     int steps = 0;
     *seen_product = 0;
-    for (long k = 1; k < 400; k++) {
+    for (long k = 1; k < 1000; k++) {
         nm_ntkop op;
         nm_err e = {0, ""};
         double val[1];
-        nm_krylov_info info;
         nm_comm_fail_in(k);
         int rc = nm_ntkop_init(&op, MPI_COMM_WORLD, &in, 1e9, &e);
-        if (rc == NM_OK)
-            rc = lanczos ? nm_ntkop_lanczos(&op, "LA", 1, 8, 1e-8, 60, val, &info, &e)
-                         : nm_ntkop_cg(&op, y, 1e-10, 0, 60, val, &info, &e);
+        if (rc == NM_OK) rc = krylov_solve(which, &op, m, d, y, val, &e);
         nm_comm_fail_in(0);
         nm_ntkop_free(&op);
         if (rc == NM_OK) {
@@ -201,15 +228,12 @@ static int krylov_walk(int lanczos, int *seen_product)
 
 START_TEST(test_krylov_each_call_fails)
 {
+    static const char *name[] = {"CG", "Lanczos", "Nystrom-PCG", "Nystrom-LOBPCG"};
     errors_return();
-    int prod_cg, prod_lz;
-    int cg = krylov_walk(0, &prod_cg), lz = krylov_walk(1, &prod_lz);
-    NMT_ASSERT_ALL(cg >= 10 && lz >= 10 && prod_cg && prod_lz,
-                   "CG: %d calls made to fail (product seen %d); Lanczos: %d (%d)", cg, prod_cg,
-                   lz, prod_lz);
+    int prod, n = krylov_walk(_i, &prod);
+    NMT_ASSERT_ALL(n >= 10 && prod, "%s: %d calls made to fail (product seen %d)", name[_i], n, prod);
     if (nmt_rank == 0)
-        printf("krylov: %d (CG) and %d (Lanczos) MPI calls made to fail, each on every rank\n",
-               cg, lz);
+        printf("krylov: %d MPI calls of %s made to fail, each on every rank\n", n, name[_i]);
 }
 END_TEST
 
@@ -221,7 +245,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_agree_on_broken_comm);
     tcase_add_loop_test(tc, test_eig_each_call_fails, 0, 2);
     tcase_add_test(tc, test_metrics_blocks);
-    tcase_add_test(tc, test_krylov_each_call_fails);
+    tcase_add_loop_test(tc, test_krylov_each_call_fails, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -386,9 +386,12 @@ typedef struct {
 static int lob_apply(void *ctx, int k, const double *V, long ld, double *out, nm_err *e)
 {
     lob_ctx *c = ctx;
-    if (ld == c->op->ml || c->op->ml == 0) return nm_ntkop_apply_block(c->op, k, V, out, e);
-    for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
-    return NM_OK;
+    int rc = NM_OK;
+    if (ld == c->op->ml || c->op->ml == 0)
+        rc = nm_ntkop_apply_block(c->op, k, V, out, e);
+    else
+        for (int j = 0; j < k; j++) nm_ntkop_apply(c->op, V + (size_t)j * ld, out + (size_t)j * ld);
+    return nm_ntkop_agree(c->op, rc, e); /* a failed MPI call of the products */
 }
 
 /* T V = P^-1 V of the Nystrom form (nm_nystrom_apply_inv) */

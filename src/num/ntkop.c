@@ -518,6 +518,11 @@ static int product_err(nm_ntkop *op, int rc, nm_err *e)
     return e->code;
 }
 
+int nm_ntkop_agree(nm_ntkop *op, int rc, nm_err *e)
+{
+    return nm_comm_agree(op->comm, product_err(op, rc, e), e);
+}
+
 static int stopped(nm_err *e, const char *what, long products)
 {
     return nm_fail(e, NM_EINTR, "stopped by a signal in %s after %ld products", what, products);
@@ -629,7 +634,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
 out:
     info->products = op->products - p0;
     free(resid), free(v), free(workd), free(workl), free(z), free(dv), free(kx), free(select);
-    return nm_comm_agree(op->comm, product_err(op, rc, e), e);
+    return nm_ntkop_agree(op, rc, e);
 }
 
 /* The smallest eigenvalue of the k x k symmetric tridiagonal (diagonal dg,
@@ -731,7 +736,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
         goto out;
     }
     if (next == KR_MPI) { /* every rank: the failing one's message */
-        rc = nm_comm_agree(op->comm, product_err(op, NM_OK, e), e);
+        rc = nm_ntkop_agree(op, NM_OK, e);
         goto out;
     }
     /* the true residual (the recurrence drifts) */

@@ -181,6 +181,7 @@ static int sketch(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
         op->stoppable = 1; /* minutes at m = 10^5: it must heed SLURM's warning */
         rc = nm_ntkop_apply_block(op, nc, O, ny->Y + (size_t)ml * r_old, e);
         op->stoppable = 0;
+        rc = nm_ntkop_agree(op, rc, e);
         ny->products += op->products - p0;
     }
     free(O), free(row);

@@ -129,9 +129,14 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
         int k = 0, grow = 0;
         info->ncoef = 0;
         while (rr > stop) {
-            int loc = nm_comm_signal_pending(), any;
-            MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_MAX, comm);
-            if (any) {
+            /* a stop signal, or a failed MPI call of the last products */
+            int loc[2] = {nm_comm_signal_pending(), op->err.code != NM_OK}, any[2];
+            MPI_Allreduce(loc, any, 2, MPI_INT, MPI_MAX, comm);
+            if (any[1]) {
+                rc = nm_ntkop_agree(op, NM_OK, e);
+                goto out;
+            }
+            if (any[0]) {
                 rc = nm_fail(e, NM_EINTR, "stopped by a signal in preconditioned CG after %ld products",
                              op->products - p0);
                 goto out;
@@ -214,6 +219,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     nm_ntkop_apply(op, x, kp);
     for (long i = 0; i < ml; i++) kp[i] = yl[i] - kp[i];
     info->kr.resid = sqrt(pdot(comm, ml, kp, kp) / yy);
+    if ((rc = nm_ntkop_agree(op, NM_OK, e)) != NM_OK) goto out;
     info->kr.converged = !next_stop && rr <= stop && info->kr.resid <= fmax(10 * o->tol, 1e-13);
     if (info->kr.converged) *val = pdot(comm, ml, yl, x);
 out:
