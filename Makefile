@@ -153,7 +153,8 @@ check: deps
 
 # make sanitize: the library, ntkmem and every test program built with ASan +
 # UBSan in build/san, then the whole suite run against that build (the MPI
-# unit tests at 1 and 3 ranks: make check runs them at 1..4).
+# unit tests and the scripts that compare P = 2..4 with P = 1 at 1 and 3
+# ranks: make check runs them at 1..4).
 SAN_B      := build/san
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: deps

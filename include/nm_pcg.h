@@ -41,6 +41,8 @@ typedef struct {
     double lo, hi;      /* y^T K^-1 y in [lo, hi] (hi = inf without lmin_lo) */
     int rank;           /* the preconditioner's final rank (0: none) */
     int grows;          /* doublings */
+    int held;           /* looks at which kappa was above the target but a doubling
+                         * would cost more products than it saves (pcg.c) */
     double kappa;       /* the last Ritz estimate of cond(P^-1 K) (a lower bound on it) */
     long build_products;/* products spent on the sketch (K Omega) */
     double build_seconds, seconds; /* wall times: the builds, the whole solve */

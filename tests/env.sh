@@ -14,6 +14,12 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$NTKMEM_ROOT/tests/lsan.supp:pr
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 # full unwinding at malloc: Open MPI's frames are named, so tests/lsan.supp matches them
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0}
+# the rank counts of the scripts that compare P = 2..4 with P = 1 (NM_NPS; the
+# others: NM_NPS_GT1).  make sanitize runs them at 1 and 3 (serial, and uneven
+# shards), as it runs the test_mpi_* programs: make check ran 1..4 already.
+export NTKMEM_TEST_NPS=${NTKMEM_TEST_NPS:-1 2 3 4}
+NM_NPS=$NTKMEM_TEST_NPS
+NM_NPS_GT1=$(for n in $NM_NPS; do [ "$n" -gt 1 ] && printf '%s ' "$n"; done)
 # mpirun with a hard time limit (no-fork check tests have no timeout of their own)
 nm_mpirun() { local np=$1; shift; timeout 600 mpirun -np "$np" --oversubscribe "$@"; }
 # run a sweep on NP ranks: nm_sweep NP CONFIG OUT.csv LOG [ntkmem options]; the

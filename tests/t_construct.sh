@@ -8,7 +8,7 @@ set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-for np in 1 2 3 4; do
+for np in $NM_NPS; do
     nm_sweep $np "$NTKMEM_ROOT/tests/configs/construct.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
     grep -q "self-checks: 4 PASSED, 0 FAILED" "$T/log$np"
     /usr/bin/python3 - "$T/p$np.csv" <<'PY'
@@ -26,7 +26,7 @@ for r in csv.DictReader(open(sys.argv[1])):
         assert err == 0 and n == b == 2 * math.ceil(m1 / d) and n % 2 == 0, r
 PY
 done
-for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 5e-9; done
+for np in $NM_NPS_GT1; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 5e-9; done
 # Saved X' = [X, 1], W, u at P = 3 (uneven groups), evaluated independently
 # in numpy: the saved network interpolates the saved data.
 cat >"$T/save.yaml" <<YAML

@@ -10,10 +10,10 @@ set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-for np in 1 2 3 4; do
+for np in $NM_NPS; do
     nm_sweep $np "$NTKMEM_ROOT/tests/configs/gd_ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
-for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
+for np in $NM_NPS_GT1; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
 cat >"$T/wide.yaml" <<YAML
 experiment: gd_width
 seed: 5

@@ -13,12 +13,12 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 for cfg in near_min near_min_sgd; do
-    for np in 1 2 3 4; do
+    for np in $NM_NPS; do
         nm_sweep $np "$NTKMEM_ROOT/tests/configs/$cfg.yaml" "$T/p$np.csv" "$T/log$np" --force \
             || exit 1
         grep -q "self-checks: 2 PASSED, 0 FAILED" "$T/log$np"
     done
-    for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-6; done
+    for np in $NM_NPS_GT1; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-6; done
     /usr/bin/python3 "$NTKMEM_ROOT/tests/nearmin_tstar.py" "$T/p1.csv" --lo 8 --hi 32 --perp-tol 1e-3
 done
 # Fewer parameters (q = 1: 5) than points (20): J J^T is singular, the solve

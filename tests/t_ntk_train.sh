@@ -23,7 +23,7 @@ assert gap[1] > 10 * gap[10] > 100 * gap[100] > 0, f"gap does not shrink over B:
 assert gap[100] < 1e-4, f"gap at B=100 is {gap[100]}, above the bound 1e-4"
 assert float(rows[2]["frac_gap"]) == 0.0
 PY
-for np in 1 2 3 4; do
+for np in $NM_NPS; do
     nm_sweep $np "$NTKMEM_ROOT/tests/configs/ntk_ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
 /usr/bin/python3 - "$T/p1.csv" <<'PY'
@@ -32,4 +32,4 @@ for r in csv.DictReader(open(sys.argv[1])):
     nan = math.isnan(float(r["max_gap"]))
     assert nan == (r["compare_sgd"] == "false"), "max_gap must be nan exactly without compare_sgd"
 PY
-for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
+for np in $NM_NPS_GT1; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done

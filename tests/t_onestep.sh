@@ -8,7 +8,7 @@ trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 sed "s#DIR#$T#" "$NTKMEM_ROOT/tests/configs/onestep_capacity.yaml" >"$T/cap.yaml"
-for np in 1 2 3 4; do
+for np in $NM_NPS; do
     for c in "$NTKMEM_ROOT/tests/configs/onestep.yaml" "$T/cap.yaml"; do
         b=$(basename "$c" .yaml)
         nm_sweep $np "$c" "$T/$b$np.csv" "$T/log" || exit 1
@@ -29,6 +29,6 @@ for r in csv.DictReader(open(sys.argv[2])):
     if float(r["m_per_dq"]) == 64:
         assert f < 0.8, f"m = 64 d q is far beyond capacity, got {f}"
 PY
-for np in 2 3 4; do
+for np in $NM_NPS_GT1; do
     for b in onestep cap; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/${b}1.csv" "$T/$b$np.csv" --rtol 1e-10; done
 done

@@ -5,7 +5,7 @@ set -eu
 trap 'echo "FAILED at $0 line $LINENO: $BASH_COMMAND"' ERR
 . "$(dirname "$0")/env.sh"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-for np in 1 2 3 4; do
+for np in $NM_NPS; do
     nm_sweep $np "$NTKMEM_ROOT/tests/configs/ranks.yaml" "$T/p$np.csv" "$T/log$np" || exit 1
 done
-for np in 2 3 4; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done
+for np in $NM_NPS_GT1; do /usr/bin/python3 "$NTKMEM_ROOT/tests/csvcmp.py" "$T/p1.csv" "$T/p$np.csv" --rtol 1e-10; done

@@ -221,6 +221,9 @@ static int use_matrix_free(const nm_params *p, int P)
  * The tiled sketch at m = 20,000, r = 514 took 39 s, 61 products' time: the
  * tiles run at the single product's rate per flop (NM_TILE_EFF). */
 #define NM_TILE_EFF 1.0
+/* the iterations follow m / d, not m: d = 64 (q = 1024) needs at m = 3000
+ * what d = 256 needs at m = 12,000 (the bulk's edge moves with m / d) */
+#define CG_MD0 (3000.0 / 256.0)
 static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n)
 {
     long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
@@ -233,9 +236,9 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
                                 nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 1) /
                                     NM_TILE_EFF)
                          : 0;
-    double tolf = log(2.0 / p->cg_tol) / log(2e10);
-    double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf;
-    double npcg = 38.0 * pow((double)p->m / 3000.0, 0.39) * tolf;
+    double tolf = log(2.0 / p->cg_tol) / log(2e10), md = (double)p->m / (double)p->d / CG_MD0;
+    double ncg = 85.0 * pow(md, 0.60) * tolf;
+    double npcg = 38.0 * pow(md, 0.39) * tolf;
     double tcg = ncg * prod, tpcg = build + npcg * prod;
     int use = p->cg_precond == NM_PRECOND_NYSTROM ||
               (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);

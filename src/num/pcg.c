@@ -62,6 +62,28 @@ static double pre_mu(double nu, double lr, double l1, double lmin_lo)
     return nm_nystrom_mu(&t, lmin_lo);
 }
 
+/* Does doubling the sketch from rs columns pay, at the Ritz estimate kappa of
+ * cond(P^-1 K) with the residual still to fall by sqrt(rr / stop)?  CG's
+ * error falls by (sqrt k - 1)/(sqrt k + 1) ~ exp(-2 / sqrt k) a step [Saa03,
+ * Thm 6.29], so ~sqrt(kappa)/2 ln(sqrt(rr / stop)) steps are left.  Doubling
+ * at best quarters kappa (a spectrum falling like 1/j^2 past r) and so halves
+ * them; it costs the block product of rs new columns, in products (the
+ * cheaper of panels and tiles, nm_ntkop_block_flops, on the rank with most
+ * neuron rows, nrmax).  At m = 100,000, d = 256, q = 2048 that block is ~317
+ * products by tiles against ~60 saved: two doublings there made the solve
+ * slower than plain CG (docs/benchmarks.md). */
+static int doubling_pays(const nm_ntkop *op, long nrmax, int rs, double kappa, double rr,
+                         double stop)
+{
+    const nm_gram_in *in = &op->in;
+    int h = in->ch != NULL, o = in->co != NULL;
+    double one = nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, 1, 0);
+    double blk = fmin(nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 0),
+                      nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 1));
+    double left = 0.5 * sqrt(kappa) * 0.5 * log(fmax(rr / stop, 1.0));
+    return one > 0 && blk / one < 0.5 * left;
+}
+
 double nm_pcg_upper(const nm_pcg_info *info, double lmin_lo)
 {
     double mu = pre_mu(info->ny_nu, info->ny_lr, info->ny_l1, lmin_lo);
@@ -104,6 +126,10 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     memcpy(r, yl, sizeof(double) * (size_t)ml);
     double yy = pdot(comm, ml, yl, yl), rr = yy, stop = o->tol * o->tol * yy;
     int rank = o->rank > 0 ? (o->rank < m ? o->rank : (int)m) : 0;
+    long nrmax = op->in.nrows; /* the doubling's cost, the same on every rank */
+    if (rc == NM_OK)
+        rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, &nrmax, 1, MPI_LONG, MPI_MAX, comm), e);
+    if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
     if (rank > 0) {
         long b0 = op->products;
         if ((rc = nm_nystrom_build(&ny, op, rank, o->seed, e)) != NM_OK) goto out;
@@ -189,8 +215,11 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
                 info->kappa = ritz_kappa(k, tdg, tod);
                 if (info->kappa > o->kappa_target && 2 * ny.rs <= o->rank_max &&
                     2 * ny.rs <= m) {
-                    grow = 1;
-                    break;
+                    if (doubling_pays(op, nrmax, ny.rs, info->kappa, rr, stop)) {
+                        grow = 1;
+                        break;
+                    }
+                    info->held++;
                 }
             }
         }
