@@ -158,6 +158,24 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     return use;
 }
 
+static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n);
+
+/* Nystrom-PCG's share (nm_pcg): the sketch Y and the factor's O, B, U
+ * (m/P x r each, at the largest rank the doublings reach, 8 (d + 1) at most),
+ * its r x r matrices, and the block product of the widest new block; the
+ * doubling rule decides at run time, so the estimate takes the worst case */
+static double pcg_bytes(const nm_params *p, int P, long nu)
+{
+    int r0 = 0;
+    if (!precond_choice(p, P, &r0, NULL, 0) || r0 <= 0) return 0;
+    nm_pcg_opts o;
+    nm_pcg_defaults(&o, p->m, p->d);
+    long rmax = o.rank_max > r0 ? o.rank_max : r0, rs = r0, blk = r0;
+    while (2 * rs <= rmax && 2 * rs <= p->m) blk = rs > blk ? rs : blk, rs *= 2;
+    return 8.0 * ((double)p->m / P + 1) * (5.0 * rs + 5.0) + 16.0 * (double)rs * rs +
+           nm_ntkop_block_bytes(p->m, p->d, nu, (int)blk);
+}
+
 static double mf_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
@@ -177,7 +195,8 @@ static double mf_bytes(const nm_params *p, int P, int rank)
                      nm_ntkop_block_bytes(p->m, p->d, nu, (int)bs));
     }
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
-                          p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs;
+                          p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs +
+           pcg_bytes(p, P, nu);
 }
 
 static double dense_seconds(const nm_params *p, int P)
