@@ -53,6 +53,8 @@ typedef struct {
     int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
     int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
+    long nrmax;         /* the most neuron rows on any rank (0: not yet known): the
+                         * block product's path, the same on every rank */
     int stoppable;      /* block products look for a stop signal (SIGUSR1 /
                          * SIGTERM) at every tile row or column panel, and
                          * end with NM_EINTR: the Nystrom sketch at m = 10^5

@@ -47,6 +47,26 @@ sed 's/^  lambda_min_mf: true/  lambda_min_mf: true\n  lambda_min_method: lobpcg
     >"$T/mfl.yaml"
 rc=0; nm_mpirun 1 "$NTKMEM" run "$T/mfl.yaml" --out "$T/mfl.csv" >"$T/logmfl" 2>&1 || rc=$?
 [ $rc -eq 0 ] || [ $rc -eq 3 ] || { cat "$T/logmfl"; exit 1; }
+# y^T K^-1 y by Nystrom-PCG on the same sweep at P = 3 (q = 13: 5, 4, 4 neuron rows; the block
+# product once chose tiles on one rank and panels on the others there, and hung)
+sed 's/^  lambda_min_mf: true/  lambda_min_mf: true\n  cg_precond: nystrom/' "$T/mf.yaml" >"$T/mfn.yaml"
+rc=0; nm_mpirun 3 "$NTKMEM" run "$T/mfn.yaml" --out "$T/mfn.csv" >"$T/logmfn" 2>&1 || rc=$?
+[ $rc -eq 0 ] || [ $rc -eq 3 ] || { cat "$T/logmfn"; exit 1; }
+/usr/bin/python3 - "$T/p1.csv" "$T/mfn.csv" <<'PY'
+import csv, sys
+dense = {r["point"]: r for r in csv.DictReader(open(sys.argv[1]))}
+n = 0
+for r in csv.DictReader(open(sys.argv[2])):
+    a = dense[r["point"]]
+    if a["status"] != "ok":
+        continue
+    assert r["status"] == "ok" and float(r["nystrom_rank"]) > 0, (r["point"], r["status"])
+    assert abs(float(r["yKinvy"]) - float(a["yKinvy"])) <= 1e-6 * float(a["yKinvy"]), r["point"]
+    assert float(r["yKinvy_lo"]) <= float(a["yKinvy"]) * (1 + 1e-9), r["point"]
+    n += 1
+assert n > 40, n
+print(f"Nystrom-PCG at P = 3 agrees with dense on {n} runs")
+PY
 # every row's intervals: the dense value inside its own interval and inside the matrix-free one
 /usr/bin/python3 - "$T/p1.csv" "$T/mf.csv" "$T/mfl.csv" <<'PY'
 import csv, math, sys

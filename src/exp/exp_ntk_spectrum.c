@@ -235,14 +235,12 @@ static int use_matrix_free(const nm_params *p, int P)
  * than plain CG (docs/theory.md, "Nystrom-preconditioned CG").  Measured on
  * a quiet machine (d = 256, q = 2048, relu, full kernel, cg_tol 1e-10, P = 2,
  * docs/benchmarks.md): plain CG 85, 225 and 697 iterations at m = 3000,
- * 20,000 and 100,000, i.e. ~85 (m / 3000)^0.60; PCG at rank 514 38 and 80,
- * i.e. ~38 (m / 3000)^0.39; both scaled by log(2 / cg_tol) / log(2e10).
- * The tiled sketch at m = 20,000, r = 514 took 39 s, 61 products' time: the
- * tiles run at the single product's rate per flop (NM_TILE_EFF). */
+ * 20,000 and 100,000, i.e. ~85 (m / 3000)^0.60; PCG at rank 514 38, 80 and
+ * 237, i.e. ~35 (m / 3000)^0.52 (least squares in logs); both scaled by
+ * log(2 / cg_tol) / log(2e10).  The tiled sketch of r = 514 took 61
+ * products' time at m = 20,000 (the product's rate per flop) and 226 at
+ * m = 100,000 (1.4x it): NM_TILE_EFF keeps the lower rate. */
 #define NM_TILE_EFF 1.0
-/* the iterations follow m / d, not m: d = 64 (q = 1024) needs at m = 3000
- * what d = 256 needs at m = 12,000 (the bulk's edge moves with m / d) */
-#define CG_MD0 (3000.0 / 256.0)
 static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n)
 {
     long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
@@ -255,9 +253,9 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
                                 nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 1) /
                                     NM_TILE_EFF)
                          : 0;
-    double tolf = log(2.0 / p->cg_tol) / log(2e10), md = (double)p->m / (double)p->d / CG_MD0;
-    double ncg = 85.0 * pow(md, 0.60) * tolf;
-    double npcg = 38.0 * pow(md, 0.39) * tolf;
+    double tolf = log(2.0 / p->cg_tol) / log(2e10);
+    double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf;
+    double npcg = 35.0 * pow((double)p->m / 3000.0, 0.52) * tolf;
     double tcg = ncg * prod, tpcg = build + npcg * prod;
     int use = p->cg_precond == NM_PRECOND_NYSTROM ||
               (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);

@@ -385,11 +385,20 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
                   : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
     if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
     block_gather(op, r, V, pack, full);
-    /* the cheaper of the two by flops (both BLAS-3); op->block_mode forces one */
+    /* the cheaper of the two by flops (both BLAS-3) on the rank with most
+     * neuron rows, so that every rank takes the same path (the paths make
+     * different collectives: by this rank's own rows, uneven shards hung);
+     * op->block_mode forces one */
+    if (op->nrmax == 0) {
+        long loc = nr > 0 ? nr : 1;
+        NM_MPI(MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm),
+               op->err.code ? NULL : &op->err);
+    }
     int hh = in->ch != NULL, ho = in->co != NULL;
+    long nx = op->nrmax > 0 ? op->nrmax : nr;
     int tiled = op->block_mode == 2 ||
-                (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nr, hh, ho, r, 1) <
-                                            nm_ntkop_block_flops(m, d, nr, hh, ho, r, 0));
+                (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) <
+                                            nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0));
     if (tiled && (rc0 = block_tiled(op, r, full, of, e)) != NM_OK) goto out;
     for (long c0 = 0; !tiled && c0 < r; c0 += rc) {
         long nc = r - c0 < rc ? r - c0 : rc;
