@@ -147,7 +147,8 @@ const nm_setting nm_settings[] = {
      OWN, ID,
      "matrix_free y^T K^-1 y: none (plain CG), nystrom (CG preconditioned by a randomized "
      "Nystrom approximation of K, its rank doubled while CG's estimate of the preconditioned "
-     "condition number exceeds 100, up to 8 (d + 1)), or auto: the cheaper by the cost model "
+     "condition number exceeds 100 and the new columns cost fewer products than they save, up "
+     "to 8 (d + 1)), or auto: the cheaper by the cost model "
      "of docs/theory.md (validate prints the choice)"},
     {"nystrom_rank", F(NM_T_INT, nystrom_rank), "-1", NULL, -1, 100000, OWN, ID,
      "cg_precond nystrom: the starting rank (-1 = 2 (d + 1): the constant and linear modes with "
