@@ -126,10 +126,6 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     memcpy(r, yl, sizeof(double) * (size_t)ml);
     double yy = pdot(comm, ml, yl, yl), rr = yy, stop = o->tol * o->tol * yy;
     int rank = o->rank > 0 ? (o->rank < m ? o->rank : (int)m) : 0;
-    long nrmax = op->in.nrows; /* the doubling's cost, the same on every rank */
-    if (rc == NM_OK)
-        rc = NM_MPI(MPI_Allreduce(MPI_IN_PLACE, &nrmax, 1, MPI_LONG, MPI_MAX, comm), e);
-    if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
     if (rank > 0) {
         long b0 = op->products;
         if ((rc = nm_nystrom_build(&ny, op, rank, o->seed, e)) != NM_OK) goto out;
@@ -215,7 +211,8 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
                 info->kappa = ritz_kappa(k, tdg, tod);
                 if (info->kappa > o->kappa_target && 2 * ny.rs <= o->rank_max &&
                     2 * ny.rs <= m) {
-                    if (doubling_pays(op, nrmax, ny.rs, info->kappa, rr, stop)) {
+                    /* op->nrmax: set by the sketch's block product, the same on every rank */
+                    if (doubling_pays(op, op->nrmax, ny.rs, info->kappa, rr, stop)) {
                         grow = 1;
                         break;
                     }
