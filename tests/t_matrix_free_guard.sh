@@ -1,7 +1,8 @@
 #!/bin/bash
 # The matrix-free path's guards (ntk_spectrum, ntk_method: matrix_free):
-# (a) a singular K is `not_pd` as on the dense path, found by CG within a few
-#     dozen products (it used to be `not_converged` after max_products);
+# (a) a singular K is `not_pd` as on the dense path: by its rank (fewer
+#     parameters than m) with no solve, else found by CG within a few dozen
+#     products (it used to be `not_converged` after max_products);
 # (a') K = 0 (trace 0): not_pd at every P, no Krylov solve;
 # (b) cg_tol is at most 1e-6 (0.9 was accepted and gave y^T K^-1 y 15-19% low
 #     with status ok), and the error names the limit;
@@ -15,7 +16,10 @@ T=$(mktemp -d)
 pid=999999
 trap '[ $pid != 999999 ] && kill -9 $(pgrep -P $pid) $pid 2>/dev/null; rm -rf "$T"' EXIT
 
-# (a) kernel output with q = 10 < m: rank(K) <= 10, dense and matrix-free agree on not_pd
+# (a) kernel output with q = 10 < m: rank(K) <= 10, dense and matrix-free agree
+# on not_pd; matrix-free knows it from the count (lambda_min = 0, no CG).
+# (a2) K singular though its parameters outnumber m: d = 3 cube inputs take 8
+# values, so m = 30 repeats them; CG finds it within a few dozen products.
 cat >"$T/a.yaml" <<YAML
 experiment: ntk_spectrum
 fixed: {d: 6, q: 10, kernel: output, kinf: false}
@@ -23,17 +27,31 @@ sweep:
   m: [30, 200]
   ntk_method: [dense, matrix_free]
 YAML
+cat >"$T/a2.yaml" <<YAML
+experiment: ntk_spectrum
+fixed: {m: 30, d: 3, q: 40, data: cube, kinf: false}
+sweep:
+  ntk_method: [dense, matrix_free]
+YAML
 nm_sweep 2 "$T/a.yaml" "$T/a.csv" "$T/a.log"
-/usr/bin/python3 - "$T/a.csv" <<'PY'
+nm_sweep 2 "$T/a2.yaml" "$T/a2.csv" "$T/a2.log"
+/usr/bin/python3 - "$T/a.csv" "$T/a2.csv" <<'PY'
 import csv, math, sys
-for r in csv.DictReader(open(sys.argv[1])):
-    what = (r["m"], r["ntk_method"], r["status"], r["cg_iterations"])
-    assert r["status"] == "not_pd" and math.isnan(float(r["yKinvy"])), what
-    assert r["cond"] == "inf", what
-    if r["ntk_method"] == "matrix_free":
-        assert float(r["cg_iterations"]) <= 40, what
-        assert float(r["lambda_min_upper"]) <= int(r["m"]) * 2.3e-16 * float(r["lambda_max"]), what
-    print("singular K:", *what)
+for f, by_rank in ((sys.argv[1], True), (sys.argv[2], False)):
+    for r in csv.DictReader(open(f)):
+        what = (r["m"], r["kernel"], r["ntk_method"], r["status"], r["cg_iterations"])
+        assert r["status"] == "not_pd" and math.isnan(float(r["yKinvy"])), what
+        assert r["cond"] == "inf", what
+        if r["ntk_method"] != "matrix_free":
+            continue
+        assert float(r["lambda_max"]) > 0 and r["check"] == "PASSED", what
+        if by_rank:  # q < m: no solve, lambda_min = 0 with the interval [0, 0]
+            assert math.isnan(float(r["cg_iterations"])), what
+            assert all(float(r[k]) == 0 for k in ("lambda_min", "lambda_min_lo", "lambda_min_hi")), what
+        else:
+            assert float(r["cg_iterations"]) <= 40, what
+            assert float(r["lambda_min_upper"]) <= int(r["m"]) * 2.3e-16 * float(r["lambda_max"]), what
+        print("singular K:", "by rank" if by_rank else "found by CG", *what)
 PY
 
 # (a') K = 0 (step's sigma' vanishes: the hidden kernel is zero): not_pd with

@@ -274,17 +274,43 @@ static double mem_bytes(const nm_params *p, int P, int rank)
            (use_matrix_free(p, P) ? mf_bytes(p, P, rank) : dense_bytes(p, P, rank));
 }
 
+/* An upper bound on rank(K): K = J J^T, with J the m x n Jacobian of the
+ * outputs in the parameters the kernel counts -- the q d entries of W for the
+ * hidden part ((X X^T) o (S'^T S') / q is a sum of q d rank-one terms), the q
+ * of u for the output part, both for full -- so rank(K) <= n. Where n < m, K
+ * is singular whatever the draw: lambda_min = 0 exactly, and the
+ * matrix-free path says so without a solve (at m = 100,000, d = 64, q = 1024
+ * that spares ~9400 Lanczos products for a lambda_min of 0). */
+static long rank_bound(const nm_params *p)
+{
+    return (p->kernel != NM_KERNEL_OUTPUT ? p->q * p->d : 0) +
+           (p->kernel != NM_KERNEL_HIDDEN ? p->q : 0);
+}
+
 static void describe(const nm_params *p, int P, char *buf, size_t n)
 {
+    if (rank_bound(p) < p->m) {
+        size_t l;
+        snprintf(buf, n, "K singular by its rank: at most %s%ld parameters (< m = %ld) span it, "
+                 "so lambda_min = 0 exactly and status not_pd%s; ",
+                 p->kernel == NM_KERNEL_FULL ? "q (d + 1) = " : p->kernel == NM_KERNEL_HIDDEN
+                                                                   ? "q d = " : "q = ",
+                 rank_bound(p), p->m,
+                 use_matrix_free(p, P) ? " (no CG or lambda_min solve)" : "");
+        l = strlen(buf);
+        buf += l, n -= l;
+    }
     if (use_matrix_free(p, P)) {
         double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
-                 "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products, y^T K^-1 y "
-                 "~100-500 (CG)%s", mdq, mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
+                 "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products%s%s", mdq,
+                 mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
+                 rank_bound(p) < p->m ? "" : ", y^T K^-1 y ~100-500 (CG)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
         int rk;
         size_t l = strlen(buf);
+        if (rank_bound(p) < p->m) return; /* neither solve runs */
         if (l + 2 < n) {
             buf[l] = ';', buf[l + 1] = ' ';
             precond_choice(p, P, &rk, buf + l + 2, n - l - 2);
@@ -581,7 +607,12 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     double cg_ritz = NAN; /* plain CG's smallest Ritz value: lambda_min <= it */
     double cg_r2 = NAN, cg_round = 0; /* plain CG: ||y - K x||^2, rounding allowance */
     memset(&pi, 0, sizeof pi);
-    if (rc == NM_OK) {
+    /* rank(K) < m (rank_bound): lambda_min = 0 exactly, with no solve */
+    if (rc == NM_OK && rank_bound(p) < p->m) {
+        singular = 1;
+        row[M_LMIN] = row[M_LMINUP] = row[M_LMINLO] = row[M_LMINHI] = 0.0;
+    }
+    if (rc == NM_OK && !singular) {
         nm_krylov_info ci;
         t0 = wtime(comm);
         int rk = 0;
