@@ -60,6 +60,9 @@ int main(int c, char **v) { MPI_Init(&c, &v); return MPI_Finalize(); }'; then
     header BLAS_CFLAGS 'BLAS_CFLAGS=-I$(OPENBLAS_ROOT)/include' cblas.h $BLAS_CFLAGS
     link BLAS_LIBS 'BLAS_LIBS="-L$(OPENBLAS_ROOT)/lib -lopenblas" (BLAS with CBLAS and LAPACK)' \
         'BLAS + LAPACK' cblas_dgemm dsyevd_ -- $BLAS_LIBS
+    # the eigensolver lapack2 calls LAPACK's two-stage reduction, new in 3.7 (2016)
+    link BLAS_LIBS 'BLAS_LIBS="-L$(OPENBLAS_ROOT)/lib -lopenblas" (OpenBLAS >= 0.2.20 bundles LAPACK 3.7+)' \
+        'LAPACK >= 3.7' dsytrd_sy2sb_ dsytrd_sb2st_ -- $BLAS_LIBS
     link SCALAPACK_LIBS 'SCALAPACK_LIBS="-L$(SCALAPACK_ROOT)/lib -lscalapack"' \
         ScaLAPACK pdgemm_ descinit_ -- $SCALAPACK_LIBS $BLAS_LIBS
     header ELPA_CFLAGS 'ELPA_CFLAGS=-I$(ELPA_ROOT)/include/elpa-2023.05.001 (the directory holding elpa/elpa.h)' \
