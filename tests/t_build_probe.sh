@@ -51,4 +51,9 @@ yaml=$(make -s -C "$NTKMEM_ROOT" --eval 'nm_show: ; @echo $(YAML_LIBS)' nm_show)
 [ "$(grep -c '^ntkmem build:' "$T/log")" = 1 ] && grep -q 'does not start (.*libnm_fake' "$T/log" &&
     grep -q 'rpath' "$T/log" || fail "(unloadable library) not one line naming the library and rpath"
 n=$((n + 1))
+# a LAPACK older than 3.7 (no two-stage reduction, which eigensolver lapack2 calls)
+printf 'void cblas_dgemm(void) {}\nvoid dsyevd_(void) {}\n' >"$T/old.c"
+gcc -shared -fPIC "$T/old.c" -o "$T/lib/libnm_oldlapack.so"
+expect BLAS_LIBS config.ok BLAS_LIBS="-L$T/lib -Wl,-rpath,$T/lib -lnm_oldlapack"
+grep -q 'LAPACK >= 3.7' "$T/log" || fail "(LAPACK < 3.7) the line does not name the version"
 echo "$n missing or unloadable libraries: one line each naming what to set"
