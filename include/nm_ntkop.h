@@ -55,6 +55,8 @@ typedef struct {
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
     long nrmax;         /* the most neuron rows on any rank (0: not yet known): the
                          * block product's path, the same on every rank */
+    int block_cols;     /* a block product takes at most this many columns
+                         * at once (0: all; nm_ntkop_block_cols) */
     int stoppable;      /* block products look for a stop signal (SIGUSR1 /
                          * SIGTERM) at every tile row or column panel, and
                          * end with NM_EINTR: the Nystrom sketch at m = 10^5
@@ -86,7 +88,8 @@ int nm_ntkop_agree(nm_ntkop *op, int rc, nm_err *e);
  * per panel are (d x m)(m x w) and (m x d)(d x w) with w = neurons x
  * columns ~ 32 MiB / 8 m (64..512): one Allgatherv and one
  * Reduce_scatter of m r numbers instead of r of each.  Holds the full
- * m x r block V and K V per rank (nm_ntkop_block_bytes).  Counts r
+ * m rows of V and K V per rank for op->block_cols columns at a time (all r
+ * when 0; nm_ntkop_block_bytes).  Counts r
  * products in op->products.  Collective; NM_ENOMEM on every rank if any
  * rank lacks the work space. */
 int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e);
@@ -99,8 +102,13 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
  * ~m (nr + d) / (4 d nr): r > 40 at m = 20,000, d = 256, q = 2048, P = 2. */
 double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled);
 
-/* Bytes per rank of the work space of nm_ntkop_apply_block with r columns. */
+/* Bytes per rank of the work space of nm_ntkop_apply_block with r columns
+ * at once (with op->block_cols = c, r = min(r, c)). */
 double nm_ntkop_block_bytes(long m, long d, long nr, int r);
+
+/* The widest chunk of columns whose work space fits `bytes` (at least 1):
+ * the value for op->block_cols. */
+int nm_ntkop_block_cols(long m, long d, long nr, double bytes);
 
 /* The result of a Krylov solve. */
 typedef struct {

@@ -107,7 +107,8 @@ END_TEST
 /* K V for a block against r separate K v and against the dense K (cached
  * and uncached S', relu and tanh, all three kernels), by panels and by tiles
  * of K (tiles of 50 rows: m = 157 is not a multiple); r = 530 exceeds the panel
- * width (512 columns), so the column chunks are exercised too. */
+ * width (512 columns), so the column chunks are exercised too, and once more
+ * with op->block_cols = 200 (three block products of 200, 200, 130). */
 START_TEST(test_block_product)
 {
     long m = 157;
@@ -125,10 +126,11 @@ START_TEST(test_block_product)
                 nm_ntkop op;
                 ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
                                  NM_OK);
-                const int rs[2] = {3, 530};
-                for (int ri = 0; ri < 6; ri++) {
-                    int r = rs[ri % 2];
-                    op.block_mode = ri / 2; /* the cheaper, panels, tiles */
+                const int rs[3] = {3, 530, 530};
+                for (int ri = 0; ri < 9; ri++) {
+                    int r = rs[ri % 3];
+                    op.block_mode = ri / 3; /* the cheaper, panels, tiles */
+                    op.block_cols = ri % 3 == 2 ? 200 : 0; /* chunks of 200, 200, 130 */
                     op.tile = 50;           /* 157 = 3 x 50 + 7 */
                     size_t n = (size_t)(op.ml + 1) * r;
                     double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n),

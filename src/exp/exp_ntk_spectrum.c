@@ -114,9 +114,13 @@ static double dense_bytes(const nm_params *p, int P, int rank)
     return b;
 }
 
+static double solver_bytes(const nm_params *p, int P, int rank);
+
+/* the S' / S caches take what the solvers leave (0.9 of it) */
 static double mf_cache_budget(const nm_params *p, int P, int rank)
 {
-    double lim = mem_limit(p, P) - base_bytes(p, P, rank) - 8.0 * 64.0 * (double)p->m;
+    double lim = mem_limit(p, P) - base_bytes(p, P, rank) - 8.0 * 64.0 * (double)p->m -
+                 solver_bytes(p, P, rank);
     return lim > 0 ? 0.9 * lim : 0;
 }
 
@@ -160,6 +164,23 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
 
 static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n);
 
+/* A block product holds the full m rows of its columns on every rank
+ * (nm_ntkop_apply_block), 24 m bytes a column: at most a quarter of the
+ * memory per rank at once, in chunks of columns beyond that (at m = 10^6 a
+ * rank-514 sketch would otherwise need 12 GiB per rank at any P).  Every
+ * rank computes the same width from the largest shard (the chunks are
+ * collective). */
+static int block_cols(const nm_params *p, int P)
+{
+    return nm_ntkop_block_cols(p->m, p->d, nm_shard_block_size(p->q, P), 0.25 * mem_limit(p, P));
+}
+
+static double block_bytes(const nm_params *p, int P, long nu, long r)
+{
+    long c = block_cols(p, P);
+    return nm_ntkop_block_bytes(p->m, p->d, nu, (int)(r < c ? r : c));
+}
+
 /* Nystrom-PCG's share (nm_pcg): the sketch Y and the factor's O, B, U
  * (m/P x r each, at the largest rank the doublings reach, 8 (d + 1) at most),
  * its r x r matrices, and the block product of the widest new block; the
@@ -173,10 +194,11 @@ static double pcg_bytes(const nm_params *p, int P, long nu)
     long rmax = o.rank_max > r0 ? o.rank_max : r0, rs = r0, blk = r0;
     while (2 * rs <= rmax && 2 * rs <= p->m) blk = rs > blk ? rs : blk, rs *= 2;
     return 8.0 * ((double)p->m / P + 1) * (5.0 * rs + 5.0) + 16.0 * (double)rs * rs +
-           nm_ntkop_block_bytes(p->m, p->d, nu, (int)blk);
+           block_bytes(p, P, nu, blk);
 }
 
-static double mf_bytes(const nm_params *p, int P, int rank)
+/* the Krylov solvers' vectors, bases, factors and block products */
+static double solver_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
     nm_shard_block_range(p->q, P, rank, &u0, &nu);
@@ -191,12 +213,18 @@ static double mf_bytes(const nm_params *p, int P, int rank)
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
         double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
         vecs += 8.0 * (m / P + 1) * (2.0 * r + 18.0 * bs) + 8.0 * 6.0 * r * r +
-                fmax(nm_ntkop_block_bytes(p->m, p->d, nu, (int)r),
-                     nm_ntkop_block_bytes(p->m, p->d, nu, (int)bs));
+                fmax(block_bytes(p, P, nu, (long)r), block_bytes(p, P, nu, (long)bs));
     }
+    return vecs + pcg_bytes(p, P, nu);
+}
+
+static double mf_bytes(const nm_params *p, int P, int rank)
+{
+    long u0, nu;
+    nm_shard_block_range(p->q, P, rank, &u0, &nu);
     return nm_ntkop_bytes(p->m, p->d, nu, P, p->activation, p->kernel != NM_KERNEL_OUTPUT,
-                          p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) + vecs +
-           pcg_bytes(p, P, nu);
+                          p->kernel != NM_KERNEL_HIDDEN, mf_cache_budget(p, P, rank)) +
+           solver_bytes(p, P, rank);
 }
 
 static double dense_seconds(const nm_params *p, int P)
@@ -561,6 +589,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     int rc = nm_ntkop_init(&op, comm, in, mf_cache_budget(p, P, rank), e);
     row[M_TGRAM] = elapsed(t0, comm);
     row[M_MF] = 1;
+    op.block_cols = block_cols(p, P);
     if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
     int conv = 1, singular = 0;

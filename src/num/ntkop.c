@@ -360,7 +360,7 @@ static int block_tiled(nm_ntkop *op, int r, const double *full, double *of, nm_e
     return rc;
 }
 
-int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
+static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
 {
     const nm_gram_in *in = &op->in;
     long m = in->m, d = in->d, nr = in->nrows;
@@ -471,6 +471,35 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
 out:
     free(full), free(of), free(pack), free(A), free(C), free(Z), free(S), free(B), free(T);
     return rc0;
+}
+
+/* At most op->block_cols columns at once (0: all): the work space holds the
+ * full m rows of every column, so a block of r columns at m = 10^6 would
+ * need 24 m r bytes per rank whatever P; chunks of columns keep it within
+ * the budget.  The row blocks of column c are V + c ml, so a chunk is a
+ * contiguous slice.  Each chunk is a block product of its own (its own
+ * choice of tiles or panels: tiles of K are formed once per chunk). */
+int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
+{
+    int w = op->block_cols > 0 && op->block_cols < r ? op->block_cols : r;
+    for (int c0 = 0; c0 < r; c0 += w) {
+        int nc = r - c0 < w ? r - c0 : w;
+        int rc = nm_ntkop_apply_chunk(op, nc, V + (size_t)c0 * op->ml, KV + (size_t)c0 * op->ml, e);
+        if (rc != NM_OK) return rc;
+    }
+    return NM_OK;
+}
+
+int nm_ntkop_block_cols(long m, long d, long nr, double bytes)
+{
+    if (nm_ntkop_block_bytes(m, d, nr, 1) > bytes) return 1;
+    long lo = 1, hi = 1L << 20; /* block_bytes grows with r: the widest that fits */
+    while (lo < hi) {
+        long mid = (lo + hi + 1) / 2;
+        if (nm_ntkop_block_bytes(m, d, nr, (int)mid) <= bytes) lo = mid;
+        else hi = mid - 1;
+    }
+    return (int)lo;
 }
 
 static double pdot(nm_ntkop *op, const double *a, const double *b)
