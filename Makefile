@@ -153,13 +153,13 @@ check: deps
 
 # make sanitize: the library, ntkmem and every test program built with ASan +
 # UBSan in build/san, then the whole suite run against that build (the MPI
-# unit tests and the scripts that compare P = 2..4 with P = 1 at 1 and 3
-# ranks: make check runs them at 1..4).
+# unit tests at 3 ranks and the scripts that compare P = 2..4 with P = 1 at
+# 1 and 3: make check runs them at 1..4).
 SAN_B      := build/san
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: deps
 	@$(SUBMAKE) B=$(SAN_B) CFLAGS="$(SAN_CFLAGS)" all tests
-	@NTKMEM_BUILD=$(SAN_B) NTKMEM_TEST_NPS="1 3" tests/run-all.sh
+	@NTKMEM_BUILD=$(SAN_B) NTKMEM_TEST_NPS="1 3" NTKMEM_UNIT_NPS=3 tests/run-all.sh
 
 # make fuzz: libFuzzer (clang) on the sweep parser and expansion, seeded with
 # tests/fuzz/corpus, and on the CSV reader of --resume and merge, seeded with

@@ -6,9 +6,11 @@
 # failures.  An item is SKIPPED when it exits 77 (the automake convention)
 # after printing why ("SKIPPED: <reason>"); a skip never counts as a pass.
 # NTKMEM_BUILD (default build) picks the build to test (make sanitize).
-# NTKMEM_TEST_NPS (default "1 2 3 4") the rank counts of the test_mpi_*
-# programs: make sanitize runs them at 1 and 3 (serial, and uneven shards),
-# the counts make check already ran at full speed, to keep CI within 30 min.
+# NTKMEM_TEST_NPS (default "1 2 3 4") the rank counts of the scripts that
+# compare P ranks with one, and NTKMEM_UNIT_NPS (default the same) those of
+# the test_mpi_* programs.  make sanitize runs the scripts at 1 and 3 and the
+# programs at 3 only (uneven shards; make check runs all four counts at full
+# speed), to keep CI within 30 min.
 set -u
 cd "$(dirname "$0")/.."
 . tests/env.sh
@@ -34,7 +36,7 @@ for t in "$NTKMEM_BUILD"/test_*; do
     [ -x "$t" ] || continue
     n=$(basename "$t")
     case $n in
-    test_mpi_*) for np in ${NTKMEM_TEST_NPS:-1 2 3 4}; do item "$n.np$np" nm_mpirun $np "$t"; done ;;
+    test_mpi_*) for np in ${NTKMEM_UNIT_NPS:-${NTKMEM_TEST_NPS:-1 2 3 4}}; do item "$n.np$np" nm_mpirun $np "$t"; done ;;
     *) item "$n" nm_mpirun 1 "$t" ;;
     esac
 done
