@@ -816,12 +816,12 @@ int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_p
         rc = (lam && op->U && op->dshift && op->dc) ? NM_OK
                                                     : nm_fail(e, NM_ENOMEM, "out of memory (deflation)");
         nm_krylov_info ti;
+        /* to 1e-10 even when the answer's tol is looser: K' x - K x =
+         * U (c - Lambda) U^T x is ~tol lambda_max for the bottom vector x,
+         * against a residual test of tol lambda_min */
         if ((rc = nm_comm_agree(op->comm, rc, e)) == NM_OK)
             rc = nm_ntkop_lanczos_v(op, "LA", ndefl, nc, fmin(tol, 1e-10), max_products, lam,
                                     op->U, &ti, e);
-        /* (to 1e-10 even when the answer's tol is looser: K' x - K x =
-         * U (c - Lambda) U^T x is ~tol lambda_max for the bottom vector x,
-         * against a residual test of tol lambda_min) */
         /* 2. K' = K + U (c - Lambda) U^T moves them to c = the smallest of
          * them: the rest of the spectrum, lambda_min included, is unchanged
          * up to the Ritz residuals, and its spread shrinks from lambda_max to
