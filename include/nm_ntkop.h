@@ -49,7 +49,6 @@ typedef struct {
     double trace;       /* trace(K), from the caches-free formula */
     nm_err err;         /* first failed MPI call of a product (NM_MPI): the
                          * next Krylov decision stops every rank on it */
-    long blocks;        /* block products so far (nm_ntkop_apply_block) */
     int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
     int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */

@@ -16,7 +16,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0}
 # the rank counts of the scripts that compare P = 2..4 with P = 1 (NM_NPS; the
 # others: NM_NPS_GT1).  make sanitize runs them at 1 and 3 (serial, and uneven
-# shards), as it runs the test_mpi_* programs: make check ran 1..4 already.
+# shards; the test_mpi_* programs at 3: NTKMEM_UNIT_NPS): make check ran 1..4.
 export NTKMEM_TEST_NPS=${NTKMEM_TEST_NPS:-1 2 3 4}
 NM_NPS=$NTKMEM_TEST_NPS
 NM_NPS_GT1=$(for n in $NM_NPS; do [ "$n" -gt 1 ] && printf '%s ' "$n"; done)

@@ -315,9 +315,11 @@ static long rank_bound(const nm_params *p)
            (p->kernel != NM_KERNEL_HIDDEN ? p->q : 0);
 }
 
+static int singular_by_rank(const nm_params *p) { return rank_bound(p) < p->m; }
+
 static void describe(const nm_params *p, int P, char *buf, size_t n)
 {
-    if (rank_bound(p) < p->m) {
+    if (singular_by_rank(p)) {
         size_t l;
         snprintf(buf, n, "K singular by its rank: at most %s%ld parameters (< m = %ld) span it, "
                  "so lambda_min = 0 exactly and status not_pd%s; ",
@@ -333,12 +335,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
                  "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products%s%s", mdq,
                  mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
-                 rank_bound(p) < p->m ? "" : ", y^T K^-1 y ~100-500 (CG)",
+                 singular_by_rank(p) ? "" : ", y^T K^-1 y ~100-500 (CG)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
         int rk;
         size_t l = strlen(buf);
-        if (rank_bound(p) < p->m) return; /* neither solve runs */
+        if (singular_by_rank(p)) return; /* neither solve runs */
         if (l + 2 < n) {
             buf[l] = ';', buf[l + 1] = ' ';
             precond_choice(p, P, &rk, buf + l + 2, n - l - 2);
@@ -637,7 +639,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     double cg_r2 = NAN, cg_round = 0; /* plain CG: ||y - K x||^2, rounding allowance */
     memset(&pi, 0, sizeof pi);
     /* rank(K) < m (rank_bound): lambda_min = 0 exactly, with no solve */
-    if (rc == NM_OK && rank_bound(p) < p->m) {
+    if (rc == NM_OK && singular_by_rank(p)) {
         singular = 1;
         row[M_LMIN] = row[M_LMINUP] = row[M_LMINLO] = row[M_LMINHI] = 0.0;
     }

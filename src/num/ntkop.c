@@ -467,7 +467,6 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
                op->err.code ? NULL : &op->err);
     }
     op->products += r;
-    op->blocks++;
 out:
     free(full), free(of), free(pack), free(A), free(C), free(Z), free(S), free(B), free(T);
     return rc0;
