@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(comm, &P);
     const char *ms = getenv("NM_BENCH_NYS_M"), *rs = getenv("NM_BENCH_NYS_R");
     nm_params p;
-    nm_params_defaults(&p, nm_params_exp_lookup("ntk_spectrum"));
+    nm_params_defaults(&p, nm_catalog_lookup("ntk_spectrum"), NULL);
     p.m = ms ? atol(ms) : 20000, p.d = 256, p.q = 2048, p.seed = 1;
     int r = rs ? atoi(rs) : 128;
     double la[3] = {0};
