@@ -146,13 +146,16 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
                        nm_err *e);
 
 /* lambda_min by deflated Lanczos: the top ndefl eigenpairs first (Lanczos
- * LA), then Lanczos SA on K + U (c - Lambda) U^T, which has K's small end
+ * LA), then thick-restart Lanczos (symmetric Krylov-Schur, full
+ * reorthogonalisation, a basis of ncv vectors, the ncv / 2 smallest Ritz
+ * vectors kept at a restart) on K + U (c - Lambda) U^T, which has K's small end
  * but a spread of lambda_{ndefl} instead of lambda_max.  The NTK of a
  * two-layer network has ~d + 1 outlying top eigenvalues (the constant and
  * linear modes), so ndefl = d + 1 widens the relative gap at the bottom by
  * lambda_max / lambda_{d+2} (~100x measured).  The answer's residual is
- * checked against K itself; *val is the Ritz value (an upper bound on
- * lambda_min when converged; NaN if the budget ran out first).  ndefl = 0:
+ * checked against K itself with one more product; *val is that Ritz
+ * vector's Rayleigh quotient x^T K x / x^T x, an upper bound on lambda_min
+ * converged or not (NaN only when no product was left).  ndefl = 0:
  * plain Lanczos SA.  Collective. */
 int nm_ntkop_lambda_min(nm_ntkop *op, int ndefl, int ncv, double tol, long max_products,
                         double *val, nm_krylov_info *info, nm_err *e);

@@ -80,6 +80,13 @@ void dsytrd_sb2st_(const char *stage1, const char *vect, const char *uplo, const
                    const int *kd, double *ab, const int *ldab, double *d, double *e, double *hous,
                    const int *lhous, double *work, const int *lwork, int *info, fstrlen ls,
                    fstrlen lv, fstrlen lu);
+/* selected eigenpairs of a symmetric matrix (MRRR): the thick-restart
+ * Lanczos's Rayleigh-Ritz step (nm_ntkop_lambda_min) */
+void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a,
+             const int *lda, const double *vl, const double *vu, const int *il, const int *iu,
+             const double *abstol, int *m, double *w, double *z, const int *ldz, int *isuppz,
+             double *work, const int *lwork, int *iwork, const int *liwork, int *info, fstrlen,
+             fstrlen, fstrlen);
 void dsterf_(const int *n, double *d, double *e, int *info);
 void dstebz_(const char *range, const char *order, const int *n, const double *vl,
              const double *vu, const int *il, const int *iu, const double *abstol,

@@ -158,7 +158,8 @@ START_TEST(test_metrics_blocks)
 END_TEST
 
 /* The solver krylov_walk runs: 0 CG, 1 Lanczos, 2 Nystrom-PCG (its sketch a
- * stoppable block product), 3 LOBPCG preconditioned by a Nystrom sketch */
+ * stoppable block product), 3 LOBPCG preconditioned by a Nystrom sketch,
+ * 4 deflated thick-restart Lanczos (a basis of 6: restarts within 60 products) */
 static int krylov_solve(int which, nm_ntkop *op, long m, long d, const double *y, double *val,
                         nm_err *e)
 {
@@ -174,6 +175,7 @@ static int krylov_solve(int which, nm_ntkop *op, long m, long d, const double *y
         nm_pcg_info_free(&pi);
         return rc;
     }
+    if (which == 4) return nm_ntkop_lambda_min(op, 2, 6, 1e-8, 60, val, &info, e);
     nm_nystrom ny;
     int rc = nm_nystrom_build(&ny, op, 6, 3, e);
     if (rc == NM_OK) {
@@ -228,7 +230,8 @@ static int krylov_walk(int which, int *seen_product)
 
 START_TEST(test_krylov_each_call_fails)
 {
-    static const char *name[] = {"CG", "Lanczos", "Nystrom-PCG", "Nystrom-LOBPCG"};
+    static const char *name[] = {"CG", "Lanczos", "Nystrom-PCG", "Nystrom-LOBPCG",
+                                 "thick-restart Lanczos"};
     errors_return();
     int prod, n = krylov_walk(_i, &prod);
     NMT_ASSERT_ALL(n >= 10 && prod, "%s: %d calls made to fail (product seen %d)", name[_i], n, prod);
@@ -245,7 +248,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_agree_on_broken_comm);
     tcase_add_loop_test(tc, test_eig_each_call_fails, 0, 2);
     tcase_add_test(tc, test_metrics_blocks);
-    tcase_add_loop_test(tc, test_krylov_each_call_fails, 0, 4);
+    tcase_add_loop_test(tc, test_krylov_each_call_fails, 0, 5);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -197,18 +197,43 @@ static double pcg_bytes(const nm_params *p, int P, long nu)
            block_bytes(p, P, nu, blk);
 }
 
+/* Bytes per rank of lambda_min's thick-restart Lanczos with a basis of k
+ * (nm_ntkop_lambda_min): the basis and 3 vectors (m / P rows), H and the
+ * restart's Ritz vectors (k x k and k x k / 2), a row block of V S. */
+static double trl_bytes(const nm_params *p, int P, long k)
+{
+    double kk = (double)k;
+    return 8.0 * (((double)p->m / P + 1) * (kk + 4) + 1.5 * kk * kk + 128.0 * kk);
+}
+
+/* lambda_min's Lanczos basis: lanczos_ncv (100 at least), or larger, up to
+ * 2000 vectors while it fits a quarter of the memory limit.  Unlike
+ * PARPACK's implicit restarts (docs/benchmarks.md: ncv = 300 stagnated at
+ * m = 8000), a thick restart's larger basis never costs more products,
+ * only memory: at m = 8000 a basis of 1000 took 1058 products against
+ * 1326 at 100; at m = 16,000 ... */
+static long lmin_basis(const nm_params *p, int P)
+{
+    long k = 2000, lo = p->lanczos_ncv > 100 ? p->lanczos_ncv : 100;
+    while (k > lo && trl_bytes(p, P, k) > 0.25 * mem_limit(p, P)) k = k * 9 / 10;
+    k = k > lo ? k : lo;
+    return k < p->m - 1 ? k : p->m - 1;
+}
+
 /* the Krylov solvers' vectors, bases, factors and block products */
 static double solver_bytes(const nm_params *p, int P, int rank)
 {
     long u0, nu;
     nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m;
-    int ncv = (int)(p->lambda_min_mf && p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
+    int ncv = (int)p->lanczos_ncv;
     double nd = p->lambda_min_mf ? (p->lambda_min_deflate < 0 ? p->d + 1.0 : p->lambda_min_deflate)
                                  : 0.0;
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
+    if (p->lambda_min_mf && !lmin_use_lobpcg(p, P, NULL, 0))
+        vecs += trl_bytes(p, P, lmin_basis(p, P));
     if (p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0)) {
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
         double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
@@ -531,9 +556,11 @@ static int lmin_lanczos(nm_ntkop *op, const nm_params *p, double lmax, double *r
 {
     double v;
     nm_krylov_info li;
-    int ncv = (int)(p->lanczos_ncv < 100 ? 100 : p->lanczos_ncv);
+    int P;
+    MPI_Comm_size(op->comm, &P);
     int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
-    int rc = nm_ntkop_lambda_min(op, nd, ncv, p->lanczos_tol, p->max_products, &v, &li, e);
+    int rc = nm_ntkop_lambda_min(op, nd, (int)lmin_basis(p, P), p->lanczos_tol, p->max_products,
+                                 &v, &li, e);
     if (rc != NM_OK) return rc;
     /* a Ritz value bounds lambda_min from above; it is lambda_min only
      * when its residual test passed */

@@ -118,8 +118,9 @@ const nm_setting nm_settings[] = {
      "ntk_method auto: the dense path's estimated time budget (validate prints the estimate)"},
     {"lanczos_tol", F(NM_T_REAL, lanczos_tol), "1e-10", NULL, 1e-16, 1, OWN, ID,
      "matrix_free: PARPACK relative Ritz residual tolerance (eigenvalue error ~ tol^2 / gap)"},
-    {"lanczos_ncv", F(NM_T_INT, lanczos_ncv), "24", NULL, 4, 1000, OWN, ID,
-     "matrix_free: Lanczos basis size (PARPACK ncv)"},
+    {"lanczos_ncv", F(NM_T_INT, lanczos_ncv), "24", NULL, 4, 20000, OWN, ID,
+     "matrix_free: Lanczos basis size (PARPACK ncv); lambda_min's thick-restart basis is at "
+     "least this, and up to 2000 while it fits a quarter of max_mem_per_rank"},
     {"top_k", F(NM_T_INT, top_k), "1", NULL, 1, 100, OWN, ID,
      "matrix_free: number of top eigenvalues wanted (lambda_max is the first)"},
     {"lambda_min_mf", F(NM_T_BOOL, lambda_min_mf), "false", bool_names, 0, 0, OWN,
