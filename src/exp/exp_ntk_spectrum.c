@@ -132,19 +132,45 @@ static long lmin_rank(const nm_params *p)
     return r < p->m / 2 ? r : p->m / 2;
 }
 
+/* Bytes per rank of lambda_min's thick-restart Lanczos with a basis of k
+ * (nm_ntkop_lambda_min): the basis and 3 vectors (m / P rows), the
+ * restart's Ritz vectors (k x k / 2), a row block of V S, and on rank 0
+ * (the worst rank, taken for all) H and its copy (2 k x k). */
+static double trl_bytes(const nm_params *p, int P, long k)
+{
+    double kk = (double)k;
+    return 8.0 * (((double)p->m / P + 1) * (kk + 4) + 2.5 * kk * kk + 128.0 * kk);
+}
+
+/* lambda_min's Lanczos basis: lanczos_ncv (100 at least), or larger, up to
+ * 2000 vectors while it fits a quarter of the memory limit.  Unlike
+ * PARPACK's implicit restarts (docs/benchmarks.md: ncv = 300 stagnated at
+ * m = 8000), a thick restart's larger basis never costs more products,
+ * only memory: at m = 8000 a basis of 1000 took 1058 products against
+ * 1326 at 100; at m = 16,000 ... */
+static long lmin_basis(const nm_params *p, int P)
+{
+    long k = 2000, lo = p->lanczos_ncv > 100 ? p->lanczos_ncv : 100;
+    while (k > lo && trl_bytes(p, P, k) > 0.25 * mem_limit(p, P)) k = k * 9 / 10;
+    k = k > lo ? k : lo;
+    return k < p->m - 1 ? k : p->m - 1;
+}
+
 /* lambda_min_method auto: the method whose products cost less, by counts
  * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
- * deflated Lanczos 516, 1166, 3366 products at m = 1000, 3000, 20,000
- * (~516 (m / 1000)^0.63); Nystrom-LOBPCG, sketch included, 824 and 3476 at
- * m = 1000, 3000 (~824 (m / 1000)^1.31; below m = 1000, the ratio of the
- * two at m = 1000).  A LOBPCG column is a column of a
- * block product (nm_ntkop_block_flops at the block size), a Lanczos one a
- * single product. */
+ * deflated thick-restart Lanczos 486, 969, 2164 products at m = 1000,
+ * 3000, 20,000 (~490 (m / 1000)^0.5; PARPACK's were 516, 1166, 3366);
+ * Nystrom-LOBPCG, sketch included, 824 and 3476 at m = 1000, 3000
+ * (~824 (m / 1000)^1.31; below m = 1000, the ratio of the two at
+ * m = 1000).  A LOBPCG column is a column of a block product
+ * (nm_ntkop_block_flops at the block size), a Lanczos one a single
+ * product.  Both counts depend on the draw's bottom cluster (seed 11 at
+ * m = 16,000, tol 1e-4: 1186), so the model only ranks the methods. */
 static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
 {
     double mk = (double)p->m / 1000.0;
     /* below m = 1000 (nothing measured) the ratio stays m = 1000's */
-    double nl = 516.0 * pow(mk, 0.63), nb = nl * (824.0 / 516.0) * pow(fmax(mk, 1.0), 1.31 - 0.63);
+    double nl = 490.0 * sqrt(mk), nb = nl * (824.0 / 490.0) * pow(fmax(mk, 1.0), 1.31 - 0.5);
     long nr = (p->q + P - 1) / P;
     int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
     double one = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
@@ -153,12 +179,15 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
+    char basis[64] = "";
+    if (!use && why)
+        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld", lmin_basis(p, P));
     if (why)
         snprintf(why, n, "lambda_min by %s (%s; model: deflated Lanczos ~%.0f products, "
-                 "Nystrom-LOBPCG ~%.0f columns of block %ld: %.2fx Lanczos' time)",
+                 "Nystrom-LOBPCG ~%.0f columns of block %ld: %.2fx Lanczos' time)%s",
                  use ? "Nystrom-preconditioned LOBPCG" : "deflated Lanczos",
                  p->lambda_min_method == NM_LMIN_AUTO ? "lambda_min_method auto" : "as set", nl,
-                 nb, (long)p->lambda_min_block, tb / tl);
+                 nb, (long)p->lambda_min_block, tb / tl, basis);
     return use;
 }
 
@@ -195,29 +224,6 @@ static double pcg_bytes(const nm_params *p, int P, long nu)
     while (2 * rs <= rmax && 2 * rs <= p->m) blk = rs > blk ? rs : blk, rs *= 2;
     return 8.0 * ((double)p->m / P + 1) * (5.0 * rs + 5.0) + 16.0 * (double)rs * rs +
            block_bytes(p, P, nu, blk);
-}
-
-/* Bytes per rank of lambda_min's thick-restart Lanczos with a basis of k
- * (nm_ntkop_lambda_min): the basis and 3 vectors (m / P rows), H and the
- * restart's Ritz vectors (k x k and k x k / 2), a row block of V S. */
-static double trl_bytes(const nm_params *p, int P, long k)
-{
-    double kk = (double)k;
-    return 8.0 * (((double)p->m / P + 1) * (kk + 4) + 1.5 * kk * kk + 128.0 * kk);
-}
-
-/* lambda_min's Lanczos basis: lanczos_ncv (100 at least), or larger, up to
- * 2000 vectors while it fits a quarter of the memory limit.  Unlike
- * PARPACK's implicit restarts (docs/benchmarks.md: ncv = 300 stagnated at
- * m = 8000), a thick restart's larger basis never costs more products,
- * only memory: at m = 8000 a basis of 1000 took 1058 products against
- * 1326 at 100; at m = 16,000 ... */
-static long lmin_basis(const nm_params *p, int P)
-{
-    long k = 2000, lo = p->lanczos_ncv > 100 ? p->lanczos_ncv : 100;
-    while (k > lo && trl_bytes(p, P, k) > 0.25 * mem_limit(p, P)) k = k * 9 / 10;
-    k = k > lo ? k : lo;
-    return k < p->m - 1 ? k : p->m - 1;
 }
 
 /* the Krylov solvers' vectors, bases, factors and block products */

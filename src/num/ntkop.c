@@ -875,10 +875,11 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
            *x = malloc(sizeof(double) * ld);
     double *hl = malloc(sizeof(double) * K1), *hg = malloc(sizeof(double) * K1),
            *ht = malloc(sizeof(double) * K1), *th = malloc(sizeof(double) * K1);
-    double *H = calloc((size_t)kmax * kmax, sizeof(double));
+    /* H (and its copy in small_eig) on rank 0 only: it decides */
+    double *H = op->rank == 0 ? calloc((size_t)kmax * kmax, sizeof(double)) : NULL;
     double *Z = malloc(sizeof(double) * (size_t)kmax * (size_t)l);
     double *T = malloc(sizeof(double) * RB * (size_t)l);
-    if (!(V && w && x && hl && hg && ht && th && H && Z && T))
+    if (!(V && w && x && hl && hg && ht && th && (H || op->rank) && Z && T))
         rc = nm_fail(e, NM_ENOMEM, "out of memory (Lanczos basis of %d vectors: %.0f MiB)", kmax,
                      8.0 * ((double)ld * (K1 + 2) + (double)kmax * (kmax + l) +
                             (double)RB * l) / 1048576.0);
@@ -905,7 +906,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
                             1.0, w, 1);
             for (int j = 0; j < nk; j++) ht[j] += hg[j];
         }
-        for (int j = 0; j < nk; j++) H[(size_t)k * kmax + j] = H[(size_t)j * kmax + k] = ht[j];
+        for (int j = 0; H && j < nk; j++) H[(size_t)k * kmax + j] = H[(size_t)j * kmax + k] = ht[j];
         double beta = sqrt(pdot(op, w, w)), *vn = V + ld * (size_t)nk, sc = beta > 0 ? 1 / beta : 0;
         for (long i = 0; i < ml; i++) vn[i] = w[i] * sc;
         k = nk;
@@ -947,8 +948,10 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
                 memcpy(V + ld * (size_t)j + r0, T + (size_t)j * nr, sizeof(double) * nr);
         }
         memmove(V + ld * (size_t)l, V + ld * (size_t)k, sizeof(double) * (size_t)ml);
-        memset(H, 0, sizeof(double) * (size_t)kmax * kmax);
-        for (int j = 0; j < l; j++) H[(size_t)j * kmax + j] = th[j];
+        if (H) {
+            memset(H, 0, sizeof(double) * (size_t)kmax * kmax);
+            for (int j = 0; j < l; j++) H[(size_t)j * kmax + j] = th[j];
+        }
         k = l, last = l;
         info->iterations++; /* restarts */
     }
