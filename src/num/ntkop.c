@@ -861,11 +861,11 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
     long m = op->in.m, p0 = op->products, ml = op->ml;
     /* the same basis on every rank (its size decides the collectives), and
      * the product's flops (the check schedule) */
-    double loc[2] = {-(double)kmax, (double)op->in.nrows}, glob[2] = {0, 0};
+    double loc[2] = {(double)kmax, (double)op->in.nrows}, glob[2] = {0, 0};
     int rc = NM_MPI(MPI_Allreduce(loc, glob, 1, MPI_DOUBLE, MPI_MIN, op->comm), e);
     if (rc == NM_OK) rc = NM_MPI(MPI_Allreduce(loc + 1, glob + 1, 1, MPI_DOUBLE, MPI_SUM, op->comm), e);
     if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) return rc;
-    kmax = (int)-glob[0];
+    kmax = (int)glob[0]; /* the smallest: what fits on every rank */
     if (kmax > m - 1) kmax = (int)(m - 1);
     if (kmax < 2) kmax = 2;
     double pflops = 4.0 * (double)m * (double)op->in.d * glob[1];
