@@ -238,9 +238,9 @@ static double solver_bytes(const nm_params *p, int P, int rank)
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
-    if (p->lambda_min_mf && !lmin_use_lobpcg(p, P, NULL, 0))
-        vecs += trl_bytes(p, P, lmin_basis(p, P));
-    if (p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0)) {
+    int lobpcg = p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0);
+    if (p->lambda_min_mf && !lobpcg) vecs += trl_bytes(p, P, lmin_basis(p, P));
+    if (lobpcg) {
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
         double r = (double)lmin_rank(p), bs = (double)p->lambda_min_block;
         vecs += 8.0 * (m / P + 1) * (2.0 * r + 18.0 * bs) + 8.0 * 6.0 * r * r +
@@ -562,11 +562,9 @@ static int lmin_lanczos(nm_ntkop *op, const nm_params *p, double lmax, double *r
 {
     double v;
     nm_krylov_info li;
-    int P;
-    MPI_Comm_size(op->comm, &P);
     int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
-    int rc = nm_ntkop_lambda_min(op, nd, (int)lmin_basis(p, P), p->lanczos_tol, p->max_products,
-                                 &v, &li, e);
+    int rc = nm_ntkop_lambda_min(op, nd, (int)lmin_basis(p, op->P), p->lanczos_tol,
+                                 p->max_products, &v, &li, e);
     if (rc != NM_OK) return rc;
     /* a Ritz value bounds lambda_min from above; it is lambda_min only
      * when its residual test passed */

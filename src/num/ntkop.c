@@ -25,6 +25,11 @@ void pdseupd_(const MPI_Fint *comm, const int *rvec, const char *howmny, int *se
               double *v, const int *ldv, int *iparam, int *ipntr, double *workd, double *workl,
               const int *lworkl, int *info, fstrlen, fstrlen, fstrlen);
 
+/* An MPI call inside a product or a Krylov loop: its first failure is kept
+ * in op->err, and the next krylov_next stops every rank on it (no rank
+ * leaves the sequence of collectives alone). */
+#define OP_MPI(op, call) NM_MPI(call, (op)->err.code ? NULL : &(op)->err)
+
 /* sigma' takes only the values -1, 0, 1 (the activation's row says so): one
  * byte per entry */
 static int deriv_is_sign(int act)
@@ -153,8 +158,8 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
 {
     const nm_gram_in *in = &op->in;
     long m = in->m, d = in->d, nr = in->nrows;
-    NM_MPI(MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE, op->comm),
-           op->err.code ? NULL : &op->err);
+    OP_MPI(op, MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE,
+                              op->comm));
     memset(op->of, 0, sizeof(double) * (size_t)m);
     const double *vf = op->vf;
     double *of = op->of;
@@ -201,8 +206,7 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
             }
         }
     }
-    NM_MPI(MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm),
-           op->err.code ? NULL : &op->err);
+    OP_MPI(op, MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm));
     op->products++;
 }
 
@@ -235,8 +239,8 @@ static void block_gather(nm_ntkop *op, int r, const double *V, double *pack, dou
     int P = op->P;
     int *cnt = op->bcnt, *dsp = op->bdsp;
     for (int p = 0, off = 0; p < P; p++) cnt[p] = op->cnt[p] * r, dsp[p] = off, off += cnt[p];
-    NM_MPI(MPI_Allgatherv(V, (int)op->ml * r, MPI_DOUBLE, pack, cnt, dsp, MPI_DOUBLE, op->comm),
-           op->err.code ? NULL : &op->err);
+    OP_MPI(op,
+           MPI_Allgatherv(V, (int)op->ml * r, MPI_DOUBLE, pack, cnt, dsp, MPI_DOUBLE, op->comm));
     long m = op->in.m;
     for (int p = 0; p < P; p++)
         for (int c = 0; c < r; c++)
@@ -300,7 +304,7 @@ static int block_stop(nm_ntkop *op)
 {
     if (!op->stoppable) return 0;
     int loc = nm_comm_signal_pending(), any = 0;
-    NM_MPI(MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_MAX, op->comm), op->err.code ? NULL : &op->err);
+    OP_MPI(op, MPI_Allreduce(&loc, &any, 1, MPI_INT, MPI_MAX, op->comm));
     return any;
 }
 
@@ -391,8 +395,7 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
      * op->block_mode forces one */
     if (op->nrmax == 0) {
         long loc = nr > 0 ? nr : 1;
-        NM_MPI(MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm),
-               op->err.code ? NULL : &op->err);
+        OP_MPI(op, MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm));
     }
     int hh = in->ch != NULL, ho = in->co != NULL;
     long nx = op->nrmax > 0 ? op->nrmax : nr;
@@ -463,8 +466,7 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
             for (int c = 0; c < r; c++)
                 memcpy(pack + dsp[p] + (size_t)c * op->cnt[p], of + (size_t)c * m + op->dsp[p],
                        sizeof(double) * (size_t)op->cnt[p]);
-        NM_MPI(MPI_Reduce_scatter(pack, KV, cnt, MPI_DOUBLE, MPI_SUM, op->comm),
-               op->err.code ? NULL : &op->err);
+        OP_MPI(op, MPI_Reduce_scatter(pack, KV, cnt, MPI_DOUBLE, MPI_SUM, op->comm));
     }
     op->products += r;
 out:
@@ -505,8 +507,7 @@ static double pdot(nm_ntkop *op, const double *a, const double *b)
 {
     double loc = 0, tot = 0;
     for (long i = 0; i < op->ml; i++) loc += a[i] * b[i];
-    NM_MPI(MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, op->comm),
-           op->err.code ? NULL : &op->err);
+    OP_MPI(op, MPI_Allreduce(&loc, &tot, 1, MPI_DOUBLE, MPI_SUM, op->comm));
     return tot;
 }
 
@@ -522,8 +523,7 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
         for (long i = 0; i < op->ml; i++) s += op->U[(size_t)j * op->ml + i] * v[i];
         c[k + j] = s;
     }
-    NM_MPI(MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm),
-           op->err.code ? NULL : &op->err);
+    OP_MPI(op, MPI_Allreduce(c + k, c, k, MPI_DOUBLE, MPI_SUM, op->comm));
     for (int j = 0; j < k; j++) {
         double a = op->dshift[j] * c[j];
         for (long i = 0; i < op->ml; i++) out[i] += a * op->U[(size_t)j * op->ml + i];
@@ -539,8 +539,7 @@ enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET, KR_MPI };
 static int krylov_next(nm_ntkop *op, int done, long used, long max_products)
 {
     int loc[3] = {done != 0, nm_comm_signal_pending(), op->err.code != NM_OK}, any[3];
-    if (NM_MPI(MPI_Allreduce(loc, any, 3, MPI_INT, MPI_MAX, op->comm),
-               op->err.code ? NULL : &op->err))
+    if (OP_MPI(op, MPI_Allreduce(loc, any, 3, MPI_INT, MPI_MAX, op->comm)))
         return KR_MPI;
     return any[2] ? KR_MPI : any[0] ? KR_DONE : any[1] ? KR_SIGNAL
          : used >= max_products ? KR_BUDGET : KR_GO;
@@ -806,7 +805,8 @@ static int small_eig(const double *H, int ld, int n, int k, double *w, double *Z
     int *sup = malloc(sizeof(int) * 2 * (size_t)(k > 0 ? k : 1)), one = 1, nf = 0, lw = -1,
         liw = -1, iwq, info = -1;
     if (A && sup) {
-        for (int j = 0; j < n; j++) memcpy(A + (size_t)j * n, H + (size_t)j * ld, sizeof(double) * n);
+        for (int j = 0; j < n; j++)
+            memcpy(A + (size_t)j * n, H + (size_t)j * ld, sizeof(double) * n);
         dsyevr_("V", "I", "U", &n, A, &n, &vl, &vu, &one, &k, &abstol, &nf, w, Z, &n, sup, &wq,
                 &lw, &iwq, &liw, &info, 1, 1, 1);
         lw = (int)wq, liw = iwq;
@@ -821,6 +821,12 @@ static int small_eig(const double *H, int ld, int n, int k, double *w, double *Z
     }
     free(A), free(sup);
     return info;
+}
+
+static int ritz_failed(nm_err *e, int info, int k)
+{
+    return nm_fail(e, NM_ENUM, "LAPACK dsyevr failed (info = %d) on a %d x %d Ritz problem", info,
+                   k, k);
 }
 
 /* The check's cost against the products': a Rayleigh-Ritz step on a k x k H
@@ -863,7 +869,8 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
      * the product's flops (the check schedule) */
     double loc[2] = {(double)kmax, (double)op->in.nrows}, glob[2] = {0, 0};
     int rc = NM_MPI(MPI_Allreduce(loc, glob, 1, MPI_DOUBLE, MPI_MIN, op->comm), e);
-    if (rc == NM_OK) rc = NM_MPI(MPI_Allreduce(loc + 1, glob + 1, 1, MPI_DOUBLE, MPI_SUM, op->comm), e);
+    if (rc == NM_OK)
+        rc = NM_MPI(MPI_Allreduce(loc + 1, glob + 1, 1, MPI_DOUBLE, MPI_SUM, op->comm), e);
     if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) return rc;
     kmax = (int)glob[0]; /* the smallest: what fits on every rank */
     if (kmax > m - 1) kmax = (int)(m - 1);
@@ -899,8 +906,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             if (ml > 0)
                 cblas_dgemv(CblasColMajor, CblasTrans, (int)ml, nk, 1.0, V, (int)ld, w, 1, 0.0,
                             hl, 1);
-            NM_MPI(MPI_Allreduce(hl, hg, nk, MPI_DOUBLE, MPI_SUM, op->comm),
-                   op->err.code ? NULL : &op->err);
+            OP_MPI(op, MPI_Allreduce(hl, hg, nk, MPI_DOUBLE, MPI_SUM, op->comm));
             if (ml > 0)
                 cblas_dgemv(CblasColMajor, CblasNoTrans, (int)ml, nk, -1.0, V, (int)ld, hg, 1,
                             1.0, w, 1);
@@ -924,10 +930,9 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             msg[2] = small_eig(H, kmax, k, full ? l : 1, th, Z);
             msg[0] = th[0], msg[1] = breakdown ? 0.0 : beta * fabs(Z[k - 1]);
         }
-        NM_MPI(MPI_Bcast(msg, 3, MPI_DOUBLE, 0, op->comm), op->err.code ? NULL : &op->err);
+        OP_MPI(op, MPI_Bcast(msg, 3, MPI_DOUBLE, 0, op->comm));
         if (msg[2] != 0) {
-            rc = nm_fail(e, NM_ENUM, "LAPACK dsyevr failed (info = %d) on a %d x %d Ritz problem",
-                         (int)msg[2], k, k);
+            rc = ritz_failed(e, (int)msg[2], k);
             break;
         }
         if (msg[1] <= tol * fabs(msg[0]) || breakdown) {
@@ -938,8 +943,8 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
         /* thick restart: the l smallest Ritz vectors V_k Z (BLAS-3 by row
          * blocks, in place) and v_{k+1}; H becomes diag(theta), and the
          * next column computes the arrow beta Z(k, :) */
-        NM_MPI(MPI_Bcast(Z, k * l, MPI_DOUBLE, 0, op->comm), op->err.code ? NULL : &op->err);
-        NM_MPI(MPI_Bcast(th, l, MPI_DOUBLE, 0, op->comm), op->err.code ? NULL : &op->err);
+        OP_MPI(op, MPI_Bcast(Z, k * l, MPI_DOUBLE, 0, op->comm));
+        OP_MPI(op, MPI_Bcast(th, l, MPI_DOUBLE, 0, op->comm));
         for (size_t r0 = 0; r0 < (size_t)ml; r0 += RB) {
             int nr = (int)((size_t)ml - r0 < RB ? (size_t)ml - r0 : RB);
             cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, nr, l, k, 1.0, V + r0, (int)ld,
@@ -962,11 +967,10 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
          * against K itself with one more product */
         double msg = 0;
         if (op->rank == 0) msg = small_eig(H, kmax, k, 1, th, Z);
-        NM_MPI(MPI_Bcast(&msg, 1, MPI_DOUBLE, 0, op->comm), op->err.code ? NULL : &op->err);
-        NM_MPI(MPI_Bcast(Z, k, MPI_DOUBLE, 0, op->comm), op->err.code ? NULL : &op->err);
+        OP_MPI(op, MPI_Bcast(&msg, 1, MPI_DOUBLE, 0, op->comm));
+        OP_MPI(op, MPI_Bcast(Z, k, MPI_DOUBLE, 0, op->comm));
         if (msg != 0) {
-            rc = nm_fail(e, NM_ENUM, "LAPACK dsyevr failed (info = %d) on a %d x %d Ritz problem",
-                         (int)msg, k, k);
+            rc = ritz_failed(e, (int)msg, k);
         } else {
             if (ml > 0)
                 cblas_dgemv(CblasColMajor, CblasNoTrans, (int)ml, k, 1.0, V, (int)ld, Z, 1, 0.0,
