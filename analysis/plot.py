@@ -6,8 +6,9 @@ docs/experiments.md) from ntkmem CSV files.
     analysis/plot.py all results/*.csv [-o results/figures]
 
 FIGURE is one of collapse, critical_width, onestep, ntk_error, sgd_ntk_gap,
-construct, near_min, gd_width, lmin_m, spectrum (spectrum_out side CSVs
-with their run CSVs), or all.  Each figure is written as PNG and PDF (same name, .pdf).
+construct, near_min, gd_width, lmin_m, spectrum and krylov_floor
+(spectrum_out side CSVs with their run CSVs; krylov_floor takes minutes at
+m = 20,000), or all.  Each figure is written as PNG and PDF (same name, .pdf).
 Only end-of-run rows (final == 1, status ok) are used; points are the mean
 over repeats with error bars of one standard error.  Fitted slopes are
 printed on stdout and in the legend.  A figure whose experiment has no rows
@@ -41,6 +42,8 @@ import fits  # noqa: E402
 # resolved into m and q in the CSV), never a reason to start a new curve.
 SIZE_ALIASES = ("m_per_d", "q_per_m_over_d", "m_per_dq")
 THRESHOLD = 0.99
+KRYLOV_TOL = 1e-10  # krylov_floor: the residual test (lanczos_tol's default)
+KRYLOV_KMAX = 4000
 
 
 class Skip(Exception):
@@ -1213,6 +1216,28 @@ def is_spectrum_csv(path):
         return False
 
 
+def spectrum_sizes(runs):
+    """(m, d, q) by run key, from the run CSVs beside spectrum_out files."""
+    size = {}
+    if runs:
+        for r in csvio.final_rows(runs, "ntk_spectrum", statuses=("ok", "not_pd"),
+                                  settings=("m", "d", "q")):
+            size[r.lead.get("key", r.meta.get("key"))] = (s(r, "m"), s(r, "d"), s(r, "q"))
+    return size
+
+
+def spectrum_curves(spec):
+    """Every eigenvalue (ascending) by (run key, repeat), from spectrum_out files."""
+    curves = {}
+    for path in spec:
+        with open_text(path) as f:
+            next(f)
+            for line in f:
+                k, _, rep, i, v = line.rstrip("\n").split(",")
+                curves.setdefault((k, rep), []).append((int(i), float(v)))
+    return {kr: np.array([v for _, v in sorted(iv)]) for kr, iv in curves.items()}
+
+
 def fig_spectrum(paths, out):
     """Every eigenvalue of a dense K_W (spectrum_out side CSVs; the run CSVs
     beside them give m, d, q by key), largest first, and what that spectrum
@@ -1226,21 +1251,10 @@ def fig_spectrum(paths, out):
     runs = [p for p in paths if p not in spec]
     if not spec:
         raise Skip("no spectrum_out CSV (header %s) given" % SPECTRUM_HEADER)
-    size = {}
-    if runs:
-        for r in csvio.final_rows(runs, "ntk_spectrum", statuses=("ok", "not_pd"),
-                                  settings=("m", "d", "q")):
-            size[r.lead.get("key", r.meta.get("key"))] = (s(r, "m"), s(r, "d"), s(r, "q"))
-    curves = {}
-    for path in spec:
-        with open_text(path) as f:
-            next(f)
-            for line in f:
-                k, _, rep, i, v = line.rstrip("\n").split(",")
-                curves.setdefault((k, rep), []).append((int(i), float(v)))
+    size = spectrum_sizes(runs)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for n, ((k, rep), iv) in enumerate(sorted(curves.items())):
-        lam = np.array([v for _, v in sorted(iv)])[::-1]  # descending
+    for n, ((k, rep), lam) in enumerate(sorted(spectrum_curves(spec).items())):
+        lam = lam[::-1]  # descending
         m = len(lam)
         mdq = size.get(k)
         lab = "m = %d, d = %g, q = %g" % (m, mdq[1], mdq[2]) if mdq else "m = %d (key %s)" % (m, k)
@@ -1277,6 +1291,53 @@ def fig_spectrum(paths, out):
     return {}
 
 
+def fig_krylov_floor(paths, out):
+    """The fewest products a lambda_min solve can take, read off a dense
+    spectrum (spectrum_out side CSVs, with their run CSVs for d): unrestarted
+    Lanczos with full reorthogonalisation on diag(lambda) (analysis/krylov.py),
+    on K's spectrum and on it with the top d + 1 moved down (deflation).  Its
+    Ritz value is the least Rayleigh quotient over the Krylov space, so no
+    method built on products with K from one start vector does better.
+    Drawn: the smallest Ritz pair's relative residual and value error against
+    the step, the tolerance KRYLOV_TOL as a line."""
+    import krylov
+
+    spec = [p for p in paths if is_spectrum_csv(p)]
+    if not spec:
+        raise Skip("no spectrum_out CSV (header %s) given" % SPECTRUM_HEADER)
+    size = spectrum_sizes([p for p in paths if p not in spec])
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for n, ((k, rep), lam) in enumerate(sorted(spectrum_curves(spec).items())):
+        mdq = size.get(k)
+        m = len(lam)
+        lab = "m = %d, d = %g, q = %g" % (m, mdq[1], mdq[2]) if mdq else "m = %d" % m
+        for ndefl, ls in ((0, "-"), (int(mdq[1]) + 1 if mdq else 0, "--")):
+            if ls == "--" and not ndefl:
+                continue
+            f = krylov.lanczos_floor(lam, KRYLOV_TOL, kmax=KRYLOV_KMAX, ndefl=ndefl)
+            h = np.array(f["history"])
+            tag = "top %d deflated" % ndefl if ndefl else "K itself"
+            ax.semilogy(h[:, 0], h[:, 1], color=f"C{n}", ls=ls, lw=1.2,
+                        label=f"{lab}, {tag}: residual")
+            # below eps lambda_max / lambda_min the value error is rounding
+            floor = np.finfo(float).eps * lam.max() / lam.min()
+            ax.semilogy(h[:, 0], np.maximum(h[:, 2], floor), color=f"C{n}", ls=ls, lw=0.6,
+                        alpha=0.6, label=f"{lab}, {tag}: value error (clipped at eps cond)")
+            print(f"krylov_floor: {lab}, {tag}, tol {KRYLOV_TOL:g}: residual test after "
+                  f"{f['steps_resid']} products, value within tol after {f['steps_value']} "
+                  f"(unrestarted Lanczos, full reorthogonalisation, Gaussian start; "
+                  f"None: not within {KRYLOV_KMAX})")
+    ax.axhline(KRYLOV_TOL, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("products with K (Lanczos steps)")
+    ax.set_ylabel("relative residual / value error of the smallest Ritz pair")
+    ax.set_title("the Krylov floor of lambda_min: unrestarted Lanczos on the exact spectrum",
+                 fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    save(fig, out)
+    return {}
+
+
 
 FIGURES = {
     "collapse": fig_collapse,
@@ -1291,17 +1352,20 @@ FIGURES = {
     "capacity_budget": fig_capacity_budget,
     "lmin_m": fig_lmin_m,
     "spectrum": fig_spectrum,
+    "krylov_floor": fig_krylov_floor,
 }
 # figures drawn from the search's summaries (OUT.qstar.csv), not from rows
 QSTAR_FIGURES = ("capacity", "capacity_budget")
 # figures drawn from the lambda_min-vs-m sweep's CSVs only (files named *lmin*)
 LMIN_FIGURES = ("lmin_m",)
+# figures drawn from spectrum_out side CSVs (with their run CSVs)
+SPECTRUM_FIGURES = ("spectrum", "krylov_floor")
 
 
 def run(figure, paths, out):
     """Draw one figure; returns True if drawn, False if skipped."""
     sp = [p for p in paths if is_spectrum_csv(p)]  # spectrum_out side CSVs: that figure's
-    if figure != "spectrum":
+    if figure not in SPECTRUM_FIGURES:
         paths = [p for p in paths if p not in sp]
     q = [p for p in paths if p.endswith(".qstar.csv")]
     paths = q if figure in QSTAR_FIGURES else [p for p in paths if p not in q]
@@ -1319,7 +1383,7 @@ def run(figure, paths, out):
 
 
 def main(argv=None):
-    global THRESHOLD
+    global THRESHOLD, KRYLOV_TOL
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # plot.py ... | head: no traceback
     ap = argparse.ArgumentParser(
         description="Scaling plots of the papers from ntkmem CSV files.")
@@ -1330,11 +1394,18 @@ def main(argv=None):
                     "(default %(default)s)")
     ap.add_argument("-o", "--out", help="output PNG (a PDF is written beside it); "
                     "for 'all' a directory (default results/figures)")
+    ap.add_argument("--tol", type=float, default=KRYLOV_TOL,
+                    help="krylov_floor: the relative residual a lambda_min solve must reach "
+                    "(default %(default)g, lanczos_tol's)")
     a = ap.parse_args(argv)
+    if not 0 < a.tol < 1:
+        print("plot.py: error: --tol must be in (0, 1)", file=sys.stderr)
+        return 2
     if not 0 < a.threshold <= 1:
         print("plot.py: error: --threshold must be in (0, 1]", file=sys.stderr)
         return 2
     THRESHOLD = a.threshold
+    KRYLOV_TOL = a.tol
     if not a.csv:
         print("plot.py: error: no CSV files given (make plots reads results/*.csv: "
               "run make reproduce or a sweep first)", file=sys.stderr)

@@ -728,6 +728,58 @@ class SpectrumTest(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("ntk_error: skipped", r.stdout)
             self.assertTrue(os.path.exists(os.path.join(t, "spectrum.png")))
+            self.assertTrue(os.path.exists(os.path.join(t, "krylov_floor.png")))
+            # the Krylov floor of the same spectrum, K itself and top d + 1 = 9 deflated
+            r = subprocess.run([sys.executable, PLOT, "krylov_floor", sp, run, "--tol", "1e-8",
+                                "-o", out], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got = re.findall(r"krylov_floor: m = 300, d = 8, q = 64, (K itself|top 9 deflated), "
+                             r"tol 1e-08: residual test after (\d+) products, value within "
+                             r"tol after (\d+)", r.stdout)
+            self.assertEqual([g[0] for g in got], ["K itself", "top 9 deflated"], r.stdout)
+            for _, res, val in got:
+                self.assertLessEqual(int(val), int(res))
+                self.assertLess(int(res), m)
+
+
+class KrylovFloorTest(unittest.TestCase):
+    """analysis/krylov.py: unrestarted Lanczos on diag(lambda), the fewest
+    products a lambda_min solve can take."""
+
+    def test_invariant_subspace(self):
+        import krylov
+        # three distinct eigenvalues: the Krylov space is invariant after 3 steps
+        lam = [1.0] * 50 + [2.0] * 30 + [5.0] * 20
+        f = krylov.lanczos_floor(lam, 1e-12)
+        self.assertLessEqual(f["steps_resid"], 3)
+        self.assertEqual(f["steps_value"], f["steps_resid"])
+
+    def test_ritz_values_bound_from_above_and_chebyshev(self):
+        import krylov
+        m = 400
+        lam = np.concatenate([[1.0], np.linspace(1.05, 2.0, m - 1)])
+        f = krylov.lanczos_floor(lam, 1e-10, every=1)
+        errs = [h[2] for h in f["history"]]
+        self.assertGreaterEqual(min(errs), -1e-14)  # Ritz values are upper bounds
+        self.assertTrue(all(b <= a + 1e-14 for a, b in zip(errs, errs[1:])))  # monotone
+        # Kaniel-Paige-Saad: theta_k - lambda_1 <= (lambda_n - lambda_1) (tan phi_0 /
+        # T_(k-1)(1 + 2 gamma))^2, gamma = (lambda_2 - lambda_1) / (lambda_n - lambda_2);
+        # tan phi_0 of a Gaussian start is ~sqrt(m) (bounded here by 100 sqrt(m))
+        g = (lam[1] - lam[0]) / (lam[-1] - lam[1])
+        for k, _, err in f["history"][5:]:
+            cheb = np.cosh((k - 1) * np.arccosh(1 + 2 * g))
+            self.assertLessEqual(err * lam[0], (lam[-1] - lam[0]) * (100 * np.sqrt(m) / cheb) ** 2)
+        self.assertIsNotNone(f["steps_resid"])
+        self.assertLess(f["steps_resid"], 120)
+
+    def test_deflation_moves_the_top_down(self):
+        import krylov
+        lam = np.concatenate([np.linspace(0.5, 1.0, 300), [50.0, 60.0, 70.0]])
+        a = krylov.lanczos_floor(lam, 1e-8, ndefl=3)
+        b = krylov.lanczos_floor(lam, 1e-8)
+        # three isolated spikes cost Lanczos a few steps at most
+        self.assertLessEqual(a["steps_resid"], b["steps_resid"])
+        self.assertLessEqual(b["steps_resid"] - a["steps_resid"], 20)
 
 
 if __name__ == "__main__":

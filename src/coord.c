@@ -286,7 +286,7 @@ static int make_plan(const nm_run_opts *o, int P, plan *pl, nm_err *e)
         nm_params w = widest_run(p);
         double need = pl->need[pt] = run_mem(pl->x, &w, N, pl->book);
         if (need > pl->worst) pl->worst = need, pl->worst_point = p->point;
-        char nb[32], lb[32], kb[32], sb[32], how[512] = "";
+        char nb[32], lb[32], kb[32], sb[32], how[1024] = "";
         if (need > lim && pl->x->hooks->describe) {
             how[0] = ';', how[1] = ' ';
             pl->x->hooks->describe(&w, N, how + 2, sizeof how - 2);
@@ -355,7 +355,7 @@ static void print_plan(const nm_run_opts *o, const plan *pl, int P)
             printf("  train_grid %dx%d", pe, pn);
         printf("\n");
         if (pl->x->hooks->describe) {
-            char how[512];
+            char how[1024];
             pl->x->hooks->describe(&w, pl->N, how, sizeof how);
             printf("        %s\n", how);
         }

@@ -31,7 +31,7 @@ grep -q '^1 run did not converge .*exit status 3$' "$T/out"
 sed 's/kinf: false,/kinf: false, lambda_min_mf: true,/' "$T/nc.yaml" >"$T/ncl.yaml"
 nm_mpirun 2 "$NTKMEM" run "$T/ncl.yaml" --out "$T/ncl.csv" >/dev/null 2>&1 || true
 # validate names the lambda_min method auto picks, and its model
-"$NTKMEM" validate "$T/ncl.yaml" | grep -q 'lambda_min by deflated Lanczos (lambda_min_method auto; model: deflated Lanczos ~[0-9]* products, Nystrom-LOBPCG ~[0-9]* columns' ||
+"$NTKMEM" validate "$T/ncl.yaml" | grep -q 'lambda_min by thick-restart Lanczos (lambda_min_method auto; model: Lanczos ~[0-9]* products, Nystrom-LOBPCG ~[0-9]* columns' ||
     { "$NTKMEM" validate "$T/ncl.yaml"; echo "validate does not print lambda_min_method auto's choice"; exit 1; }
 sed 's/ntk_method: matrix_free/ntk_method: dense/; s/max_products: \[20000, 10\]/max_products: [20000]/' \
     "$T/nc.yaml" >"$T/dense.yaml"

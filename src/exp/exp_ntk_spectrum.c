@@ -166,11 +166,35 @@ static long lmin_basis(const nm_params *p, int P)
  * (nm_ntkop_block_flops at the block size), a Lanczos one a single
  * product.  Both counts depend on the draw's bottom cluster (seed 11 at
  * m = 16,000, tol 1e-4: 1186), so the model only ranks the methods. */
+static double lmin_lanczos_model(const nm_params *p)
+{
+    return 490.0 * sqrt((double)p->m / 1000.0);
+}
+
+/* lambda_min_deflate -1: deflate the top d + 1 pairs only when the thick
+ * restart is expected to restart more than about twice.  Measured (P = 2,
+ * products of nm_ntkop_lambda_min, deflation included; docs/benchmarks.md):
+ * m = 8000 (d = 64, q = 500, tol 1e-4) with a basis of 100 / 300 / 1000:
+ * 3291 / 1571 / 843 without deflation, 1326 / 1256 / 1058 with it; m = 3000
+ * (q = 1024, tol 1e-10, basis 2000) 771 without, 215 + 754 with; m = 20,000
+ * 1949 without, 215 + 1949 with.  An unrestarted basis handles the d + 1
+ * spikes in about one step each (exact arithmetic on the m = 20,000
+ * spectrum: 1990 against 1980 steps, analysis/krylov.py), while the
+ * deflation costs ~3 products a pair; every restart rebuilds the spikes, so
+ * a basis that restarts often needs them deflated.  The model count (fitted
+ * at tol 1e-10, high at looser tolerances) errs towards deflating, the
+ * cheap mistake (~+25%) against the dear one (2.5x at a basis of 100). */
+static long lmin_deflate(const nm_params *p, int P)
+{
+    if (p->lambda_min_deflate >= 0) return p->lambda_min_deflate;
+    return lmin_lanczos_model(p) > 2.0 * (double)lmin_basis(p, P) ? p->d + 1 : 0;
+}
+
 static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
 {
     double mk = (double)p->m / 1000.0;
     /* below m = 1000 (nothing measured) the ratio stays m = 1000's */
-    double nl = 490.0 * sqrt(mk), nb = nl * (824.0 / 490.0) * pow(fmax(mk, 1.0), 1.31 - 0.5);
+    double nl = lmin_lanczos_model(p), nb = nl * (824.0 / 490.0) * pow(fmax(mk, 1.0), 1.31 - 0.5);
     long nr = (p->q + P - 1) / P;
     int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
     double one = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
@@ -179,13 +203,17 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
-    char basis[64] = "";
+    char basis[128] = "";
+    long nd = lmin_deflate(p, P);
     if (!use && why)
-        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld", lmin_basis(p, P));
+        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld, %s", lmin_basis(p, P),
+                 nd ? "after deflating the top " : "no deflation");
+    if (!use && why && nd)
+        snprintf(basis + strlen(basis), sizeof basis - strlen(basis), "%ld", nd);
     if (why)
-        snprintf(why, n, "lambda_min by %s (%s; model: deflated Lanczos ~%.0f products, "
+        snprintf(why, n, "lambda_min by %s (%s; model: Lanczos ~%.0f products, "
                  "Nystrom-LOBPCG ~%.0f columns of block %ld: %.2fx Lanczos' time)%s",
-                 use ? "Nystrom-preconditioned LOBPCG" : "deflated Lanczos",
+                 use ? "Nystrom-preconditioned LOBPCG" : "thick-restart Lanczos",
                  p->lambda_min_method == NM_LMIN_AUTO ? "lambda_min_method auto" : "as set", nl,
                  nb, (long)p->lambda_min_block, tb / tl, basis);
     return use;
@@ -233,8 +261,7 @@ static double solver_bytes(const nm_params *p, int P, int rank)
     nm_shard_block_range(p->q, P, rank, &u0, &nu);
     double m = (double)p->m;
     int ncv = (int)p->lanczos_ncv;
-    double nd = p->lambda_min_mf ? (p->lambda_min_deflate < 0 ? p->d + 1.0 : p->lambda_min_deflate)
-                                 : 0.0;
+    double nd = p->lambda_min_mf ? (double)lmin_deflate(p, P) : 0.0;
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
@@ -562,7 +589,7 @@ static int lmin_lanczos(nm_ntkop *op, const nm_params *p, double lmax, double *r
 {
     double v;
     nm_krylov_info li;
-    int nd = (int)(p->lambda_min_deflate < 0 ? p->d + 1 : p->lambda_min_deflate);
+    int nd = (int)lmin_deflate(p, op->P);
     int rc = nm_ntkop_lambda_min(op, nd, (int)lmin_basis(p, op->P), p->lanczos_tol,
                                  p->max_products, &v, &li, e);
     if (rc != NM_OK) return rc;

@@ -128,8 +128,9 @@ const nm_setting nm_settings[] = {
      "reported only when its residual test passes)"},
     {"lambda_min_deflate", F(NM_T_INT, lambda_min_deflate), "-1", NULL, -1, 100000,
      OWN, ID,
-     "matrix_free lambda_min, method lanczos: top eigenpairs deflated first (-1 = d + 1, the "
-     "NTK's outliers; 0 = plain Lanczos)"},
+     "matrix_free lambda_min, method lanczos: top eigenpairs deflated first (-1 = auto: d + 1, "
+     "the NTK's outliers, when the modelled count exceeds twice the thick-restart basis, else "
+     "none; 0 = none; validate prints the choice)"},
     {"lambda_min_method", F(NM_T_ENUM, lambda_min_method), "auto", nm_lmin_method_names, 0,
      0, OWN, ID,
      "matrix_free lambda_min: lanczos (deflated thick-restart Lanczos), lobpcg (block LOBPCG "
