@@ -206,7 +206,9 @@ START_TEST(test_agreement)
             snprintf(what, sizeof what, "%s kernel %d", nm_act_names[acts[a]], kern);
             double err[3];
             long prod[2];
-            mf_vs_dense(&pb, 11, what, err, prod);
+            /* lambda_min with the top 11 deflated and without (the default
+             * when the basis holds the solve), on alternate cases */
+            mf_vs_dense(&pb, (a + kern) % 2 ? 0 : 11, what, err, prod);
             for (int k = 0; k < 3; k++) w[k] = fmax(w[k], err[k]);
             pmax = prod[0] > pmax ? prod[0] : pmax;
             cgmax = prod[1] > cgmax ? prod[1] : cgmax;
