@@ -156,16 +156,8 @@ static long lmin_basis(const nm_params *p, int P)
     return k < p->m - 1 ? k : p->m - 1;
 }
 
-/* lambda_min_method auto: the method whose products cost less, by counts
- * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
- * deflated thick-restart Lanczos 486, 969, 2164 products at m = 1000,
- * 3000, 20,000 (~490 (m / 1000)^0.5; PARPACK's were 516, 1166, 3366);
- * Nystrom-LOBPCG, sketch included, 824 and 3476 at m = 1000, 3000
- * (~824 (m / 1000)^1.31; below m = 1000, the ratio of the two at
- * m = 1000).  A LOBPCG column is a column of a block product
- * (nm_ntkop_block_flops at the block size), a Lanczos one a single
- * product.  Both counts depend on the draw's bottom cluster (seed 11 at
- * m = 16,000, tol 1e-4: 1186), so the model only ranks the methods. */
+/* Thick-restart Lanczos' products for lambda_min at lanczos_tol 1e-10, the
+ * fit described at lmin_use_lobpcg */
 static double lmin_lanczos_model(const nm_params *p)
 {
     return 490.0 * sqrt((double)p->m / 1000.0);
@@ -190,6 +182,18 @@ static long lmin_deflate(const nm_params *p, int P)
     return lmin_lanczos_model(p) > 2.0 * (double)lmin_basis(p, P) ? p->d + 1 : 0;
 }
 
+/* lambda_min_method auto: the method whose products cost less, by counts
+ * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
+ * deflated thick-restart Lanczos 486, 969, 2164 products at m = 1000,
+ * 3000, 20,000 (~490 (m / 1000)^0.5; PARPACK's were 516, 1166, 3366;
+ * without the deflation, which auto skips there, 771 and 1949 at m = 3000
+ * and 20,000: the model is high by ~10%);
+ * Nystrom-LOBPCG, sketch included, 824 and 3476 at m = 1000, 3000
+ * (~824 (m / 1000)^1.31; below m = 1000, the ratio of the two at
+ * m = 1000).  A LOBPCG column is a column of a block product
+ * (nm_ntkop_block_flops at the block size), a Lanczos one a single
+ * product.  Both counts depend on the draw's bottom cluster (seed 11 at
+ * m = 16,000, tol 1e-4: 1186), so the model only ranks the methods. */
 static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
 {
     double mk = (double)p->m / 1000.0;
