@@ -31,19 +31,21 @@ def tridiag_min(a, b):
         return a[0], 1.0
     # a zero pivot becomes rounding's size, so that no solve overflows
     tiny = 1e-17 * (max(abs(v) for v in a) + 2 * max(abs(v) for v in b))
+
+    def piv(d):
+        return d if abs(d) > tiny else tiny
+
     hi = min(a)  # a diagonal entry is a Rayleigh quotient: >= theta
     lo = min(a[i] - (abs(b[i - 1]) if i else 0.0) - (abs(b[i]) if i < k - 1 else 0.0)
              for i in range(k))  # Gershgorin
     while hi - lo > 4e-16 * max(abs(lo), abs(hi)):
         x = 0.5 * (lo + hi)
-        d, below = a[0] - x, 0
-        for i in range(k):
-            if i:
-                d = a[i] - x - b[i - 1] * b[i - 1] / (d if abs(d) > tiny else tiny)
-            if d < 0:
-                below = 1
-                break
-        if below:
+        d = a[0] - x
+        i = 1
+        while d >= 0 and i < k:
+            d = a[i] - x - b[i - 1] * b[i - 1] / piv(d)
+            i += 1
+        if d < 0:  # a negative pivot: an eigenvalue below x
             hi = x
         else:
             lo = x
@@ -52,13 +54,13 @@ def tridiag_min(a, b):
     # grows by (lambda_2 - lo) / (lambda_min - lo) ~ gap / (eps |T|) a solve
     D, l = [a[0] - lo], []
     for i in range(1, k):
-        l.append(b[i - 1] / (D[-1] if abs(D[-1]) > tiny else tiny))
+        l.append(b[i - 1] / piv(D[-1]))
         D.append(a[i] - lo - b[i - 1] * l[-1])
     x = [1.0 + 0.5 * math.sin(i) for i in range(k)]
     for _ in range(2):
         for i in range(1, k):  # L y = x
             x[i] -= l[i - 1] * x[i - 1]
-        x = [xi / (di if abs(di) > tiny else tiny) for xi, di in zip(x, D)]  # D z = y
+        x = [xi / piv(di) for xi, di in zip(x, D)]  # D z = y
         for i in range(k - 2, -1, -1):  # L^T x = z
             x[i] -= l[i] * x[i + 1]
         mx = max(abs(xi) for xi in x)
@@ -101,21 +103,17 @@ def lanczos_floor(lam, tol, kmax=4000, seed=0, every=10, ndefl=0):
         w -= h2 @ Vk
         a[k] = h[k] + h2[k]
         b[k] = np.linalg.norm(w)
-        last = k + 1 == kmax
         invariant = b[k] <= 1e-14 * np.abs(lam).max()
-        if (k + 1) % every and not last and not invariant:
-            V[k + 1] = w / b[k]
-            continue
-        th, sk = tridiag_min(a[: k + 1].tolist(), b[:k].tolist())
-        res = 0.0 if invariant else b[k] * sk / abs(th)
-        err = (th - lmin) / abs(lmin)
-        out["history"].append((k + 1, res, err))
-        if out["steps_value"] is None and err <= tol:
-            out["steps_value"] = k + 1
-        if res <= tol:
-            out["steps_resid"] = k + 1
-            break
-        if invariant:
-            break
+        if (k + 1) % every == 0 or k + 1 == kmax or invariant:
+            th, sk = tridiag_min(a[: k + 1].tolist(), b[:k].tolist())
+            res = 0.0 if invariant else b[k] * sk / abs(th)
+            err = (th - lmin) / abs(lmin)
+            out["history"].append((k + 1, res, err))
+            if out["steps_value"] is None and err <= tol:
+                out["steps_value"] = k + 1
+            if res <= tol:
+                out["steps_resid"] = k + 1
+            if res <= tol or invariant:
+                break
         V[k + 1] = w / b[k]
     return out

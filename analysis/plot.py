@@ -1311,16 +1311,15 @@ def fig_krylov_floor(paths, out):
         mdq = size.get(k)
         m = len(lam)
         lab = "m = %d, d = %g, q = %g" % (m, mdq[1], mdq[2]) if mdq else "m = %d" % m
-        for ndefl, ls in ((0, "-"), (int(mdq[1]) + 1 if mdq else 0, "--")):
-            if ls == "--" and not ndefl:
-                continue
+        # below eps lambda_max / lambda_min the value error is rounding
+        floor = np.finfo(float).eps * lam.max() / lam.min()
+        # K itself, and with the top d + 1 deflated when the run CSV gives d
+        for ndefl, ls in [(0, "-")] + ([(int(mdq[1]) + 1, "--")] if mdq else []):
             f = krylov.lanczos_floor(lam, KRYLOV_TOL, kmax=KRYLOV_KMAX, ndefl=ndefl)
             h = np.array(f["history"])
             tag = "top %d deflated" % ndefl if ndefl else "K itself"
             ax.semilogy(h[:, 0], h[:, 1], color=f"C{n}", ls=ls, lw=1.2,
                         label=f"{lab}, {tag}: residual")
-            # below eps lambda_max / lambda_min the value error is rounding
-            floor = np.finfo(float).eps * lam.max() / lam.min()
             ax.semilogy(h[:, 0], np.maximum(h[:, 2], floor), color=f"C{n}", ls=ls, lw=0.6,
                         alpha=0.6, label=f"{lab}, {tag}: value error (clipped at eps cond)")
             print(f"krylov_floor: {lab}, {tag}, tol {KRYLOV_TOL:g}: residual test after "

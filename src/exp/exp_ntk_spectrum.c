@@ -207,13 +207,12 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
-    char basis[128] = "";
-    long nd = lmin_deflate(p, P);
-    if (!use && why)
-        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld, %s", lmin_basis(p, P),
-                 nd ? "after deflating the top " : "no deflation");
-    if (!use && why && nd)
-        snprintf(basis + strlen(basis), sizeof basis - strlen(basis), "%ld", nd);
+    char basis[128] = "", dfl[64] = "no deflation";
+    if (!use && why) {
+        long nd = lmin_deflate(p, P);
+        if (nd) snprintf(dfl, sizeof dfl, "after deflating the top %ld", nd);
+        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld, %s", lmin_basis(p, P), dfl);
+    }
     if (why)
         snprintf(why, n, "lambda_min by %s (%s; model: Lanczos ~%.0f products, "
                  "Nystrom-LOBPCG ~%.0f columns of block %ld: %.2fx Lanczos' time)%s",
