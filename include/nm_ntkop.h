@@ -60,12 +60,35 @@ typedef struct {
                          * SIGTERM) at every tile row or column panel, and
                          * end with NM_EINTR: the Nystrom sketch at m = 10^5
                          * takes minutes, longer than SLURM's warning */
+    /* Progress of a long solve: rank 0 writes a line to stderr at most every
+     * progress_s seconds of a Krylov loop (0: never; nm_ntkop_init reads
+     * NTKMEM_PROGRESS, default 60): a lambda_min at m = 64,000 runs for an
+     * hour, and the job log should show it is moving, at what cost per product
+     * and how close it is.  label names the run ("point 3 repeat 0"); the
+     * solver keeps est_val / est_res (its current estimate and relative
+     * residual, NaN when it has none) for the line. */
+    double progress_s, prog_t0, prog_next, est_val, est_res;
+    long prog_p0;
+    char label[64];
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what
  * nm_ntkop_init will allocate): X is not counted (the caller holds it). */
 double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, int output,
                       double cache_max);
+
+/* Seconds between progress lines from $NTKMEM_PROGRESS (unset or empty:
+ * 60; 0: none) into *s; NM_EINVAL naming the variable when it is not a
+ * number >= 0 (the coordinator refuses the sweep before any run). */
+int nm_ntkop_progress_env(double *s, nm_err *e);
+
+/* Progress lines of a long solve (rank 0, stderr, op->progress_s apart):
+ * _start when a solve begins (its clock, its products from here, no
+ * estimate yet); nm_ntkop_progress once per product of its loop, `what`
+ * naming the solve and `budget` its product budget.  Local calls: no rank
+ * waits for rank 0's line. */
+void nm_ntkop_progress_start(nm_ntkop *op);
+void nm_ntkop_progress(nm_ntkop *op, const char *what, long budget);
 
 /* Set up on comm (collective): caches as the budget allows, trace(K). */
 int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cache_max,

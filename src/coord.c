@@ -17,6 +17,7 @@
 #include "nm_file.h"
 #include "nm_qstar.h"
 #include "nm_search.h"
+#include "nm_ntkop.h"
 #include "nm_sweep.h"
 #include "nm_train.h"
 
@@ -487,7 +488,9 @@ static int plan_and_open(const nm_run_opts *o, MPI_Comm comm, int rank, int P, p
     /* validate --ranks P without --ranks-per-node: as many nodes as now */
     if (o->validate && o->ranks > 0 && o->ranks_per_node <= 0)
         pl->sh.per_node = (pl->sh.placed * Pest + P - 1) / P;
-    int rc = rank == 0 ? make_plan(o, Pest, pl, e) : NM_OK;
+    double progress_s; /* a mistyped NTKMEM_PROGRESS: refused, not ignored */
+    int rc = rank == 0 ? nm_ntkop_progress_env(&progress_s, e) : NM_OK;
+    if (rc == NM_OK && rank == 0) rc = make_plan(o, Pest, pl, e);
     if (rc == NM_OK && rank == 0 && !o->validate && !o->dry_run) rc = open_csv(o, pl, csv, done, e);
     return nm_comm_agree(comm, rc, e);
 }

@@ -653,6 +653,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     row[M_TGRAM] = elapsed(t0, comm);
     row[M_MF] = 1;
     op.block_cols = block_cols(p, P);
+    snprintf(op.label, sizeof op.label, "point %ld repeat %ld", p->point, p->repeat);
     if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
     int conv = 1, singular = 0;

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,10 +86,27 @@ static void preact(const nm_ntkop *op, long k0, long nk, double *Z)
                 in->W + k0 * in->d, (int)in->d, in->X, (int)in->d, 0.0, Z, (int)in->m);
 }
 
+int nm_ntkop_progress_env(double *s, nm_err *e)
+{
+    const char *v = getenv("NTKMEM_PROGRESS");
+    char *end = NULL;
+    *s = 60;
+    if (!v || !*v) return NM_OK;
+    double x = strtod(v, &end);
+    if (*end || !(x >= 0) || !isfinite(x))
+        return nm_fail(e, NM_EINVAL, "NTKMEM_PROGRESS='%.40s': expected the seconds between "
+                       "progress lines of a long solve, a number >= 0 (0: none; unset: 60)", v);
+    *s = x;
+    return NM_OK;
+}
+
 int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cache_max,
                   nm_err *e)
 {
     memset(op, 0, sizeof *op);
+    nm_err pe; /* checked before the sweep started (nm_coord): here only read */
+    if (nm_ntkop_progress_env(&op->progress_s, &pe) != NM_OK) op->progress_s = 0;
+    nm_ntkop_progress_start(op);
     op->comm = comm;
     op->in = *in;
     MPI_Comm_size(comm, &op->P);
@@ -536,8 +554,35 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
  * warning) reached some rank, or the product budget is spent.  A signal thus
  * stops a solve within one product. */
 enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET, KR_MPI };
-static int krylov_next(nm_ntkop *op, int done, long used, long max_products)
+
+void nm_ntkop_progress_start(nm_ntkop *op)
 {
+    op->prog_t0 = MPI_Wtime(), op->prog_next = op->prog_t0 + op->progress_s;
+    op->prog_p0 = op->products;
+    op->est_val = op->est_res = NAN;
+}
+
+void nm_ntkop_progress(nm_ntkop *op, const char *what, long budget)
+{
+    if (op->rank != 0 || !(op->progress_s > 0)) return;
+    double t = MPI_Wtime();
+    long used = op->products - op->prog_p0;
+    if (t < op->prog_next || used <= 0) return;
+    op->prog_next = t + op->progress_s;
+    long s = (long)(t - op->prog_t0);
+    char est[96] = "";
+    if (!isnan(op->est_val))
+        snprintf(est, sizeof est, "; estimate %.10g, relative residual %.1e", op->est_val,
+                 op->est_res);
+    fprintf(stderr, "[ntkmem] %s%s%s: %ld products in %02ld:%02ld:%02ld (%.3g s each; budget "
+            "%ld)%s\n", op->label, op->label[0] ? ": " : "", what, used, s / 3600, s / 60 % 60,
+            s % 60, (t - op->prog_t0) / (double)used, budget, est);
+    fflush(stderr);
+}
+
+static int krylov_next(nm_ntkop *op, const char *what, int done, long used, long max_products)
+{
+    nm_ntkop_progress(op, what, max_products);
     int loc[3] = {done != 0, nm_comm_signal_pending(), op->err.code != NM_OK}, any[3];
     if (OP_MPI(op, MPI_Allreduce(loc, any, 3, MPI_INT, MPI_MAX, op->comm)))
         return KR_MPI;
@@ -578,6 +623,7 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
     info->rnorm[0] = info->rnorm[1] = NAN;
     long m = op->in.m, p0 = op->products;
     if (ncv > m) ncv = (int)m;
+    nm_ntkop_progress_start(op);
     if (nev < 1 || nev >= ncv)
         return nm_fail(e, NM_EINVAL, "Lanczos: nev = %d needs a basis ncv = %d > nev (m = %ld)",
                        nev, ncv, m);
@@ -605,6 +651,9 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
     iparam[2] = (int)(max_products < 2147483646L ? max_products + 1 : 2147483647L);
     iparam[6] = 1;                                           /* mode 1: K x = lambda x */
     int next;
+    char what[64];
+    snprintf(what, sizeof what, "%s %d eigenvalue%s (Lanczos, PARPACK)",
+             which[0] == 'L' ? "largest" : "smallest", nev, nev == 1 ? "" : "s");
     for (;;) {
         int done = 0;
         if (op->in_k) {
@@ -612,7 +661,8 @@ int nm_ntkop_lanczos_v(nm_ntkop *op, const char *which, int nev, int ncv, double
                      workd, workl, &lworkl, &ainfo, 1, 2);
             done = ido != -1 && ido != 1;
         }
-        if ((next = krylov_next(op, done, op->products - p0, max_products)) != KR_GO) break;
+        if ((next = krylov_next(op, what, done, op->products - p0, max_products)) != KR_GO)
+            break;
         /* ranks outside PARPACK hold no entries: their (empty) vectors */
         apply_defl(op, op->in_k ? workd + ipntr[0] - 1 : workd,
                    op->in_k ? workd + ipntr[1] - 1 : workd);
@@ -705,6 +755,7 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
     info->ritz_min = info->lower = NAN;
     long p0 = op->products, m = op->in.m;
     size_t nl = (size_t)(op->ml > 0 ? op->ml : 1);
+    nm_ntkop_progress_start(op);
     /* CG's Lanczos tridiagonal T_k: diagonal and off-diagonal, grown by
      * doubling (one entry per iteration) */
     long tcap = 64;
@@ -736,7 +787,9 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
     int ok = 1, singular = 0, next = KR_GO;
     long it = 0;
     while (rr > stop) {
-        if ((next = krylov_next(op, 0, op->products - p0, max_products)) != KR_GO) break;
+        if ((next = krylov_next(op, "y^T K^-1 y (CG)", 0, op->products - p0, max_products)) !=
+            KR_GO)
+            break;
         nm_ntkop_apply(op, p, kp);
         double pkp = pdot(op, p, kp);
         if (!(pkp > 0)) { /* a non-positive curvature: K not positive definite */
@@ -765,6 +818,9 @@ int nm_ntkop_cg(nm_ntkop *op, const double *y, double tol, double lmax, long max
         }
         for (long i = 0; i < op->ml; i++) x[i] += a * p[i], r[i] -= a * kp[i];
         double rn = pdot(op, r, r), b = rn / rr;
+        /* y^T x_k = sum_j a_j |r_j|^2 (x_0 = 0): the Gauss lower bound, for
+         * the progress line */
+        op->est_val = (it > 0 ? op->est_val : 0.0) + a * rr, op->est_res = sqrt(rn / yy);
         rr = rn;
         for (long i = 0; i < op->ml; i++) p[i] = r[i] + b * p[i];
         a0 = a, b0 = b;
@@ -865,6 +921,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
     info->rnorm[0] = info->rnorm[1] = NAN, info->resid = NAN;
     *val = NAN;
     long m = op->in.m, p0 = op->products, ml = op->ml;
+    nm_ntkop_progress_start(op);
     /* the same basis on every rank (its size decides the collectives), and
      * the product's flops (the check schedule) */
     double loc[2] = {(double)kmax, (double)op->in.nrows}, glob[2] = {0, 0};
@@ -898,7 +955,9 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
     int k = 0, last = 0, next = KR_GO, conv = 0;
     for (;;) {
         /* expand: column k of H from w = K' v_k, made orthogonal to v_0..v_k */
-        if ((next = krylov_next(op, 0, op->products - p0, max_products)) != KR_GO) break;
+        if ((next = krylov_next(op, "smallest eigenvalue (thick-restart Lanczos)", 0,
+                                op->products - p0, max_products)) != KR_GO)
+            break;
         apply_defl(op, V + ld * (size_t)k, w);
         int nk = k + 1;
         for (int j = 0; j < nk; j++) ht[j] = 0, hl[j] = 0;
@@ -931,6 +990,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             msg[0] = th[0], msg[1] = breakdown ? 0.0 : beta * fabs(Z[k - 1]);
         }
         OP_MPI(op, MPI_Bcast(msg, 3, MPI_DOUBLE, 0, op->comm));
+        op->est_val = msg[0], op->est_res = msg[1] / fabs(msg[0]);
         if (msg[2] != 0) {
             rc = ritz_failed(e, (int)msg[2], k);
             break;

@@ -109,6 +109,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     MPI_Comm comm = op->comm;
     double t0 = MPI_Wtime();
     long p0 = op->products, ml = op->ml, m = op->in.m;
+    nm_ntkop_progress_start(op);
     size_t nl = (size_t)(ml > 0 ? ml : 1);
     int tcap = 4096; /* rows of the tridiagonal kept for the estimate (64 KiB) */
     double *x = calloc(nl, sizeof(double)), *r = malloc(sizeof(double) * nl),
@@ -167,6 +168,8 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
                 next_stop = 1;
                 break;
             }
+            op->est_val = offset + sum, op->est_res = sqrt(rr / yy);
+            nm_ntkop_progress(op, "y^T K^-1 y (Nystrom-preconditioned CG)", o->max_products);
             nm_ntkop_apply(op, p, kp);
             double pkp = pdot(comm, ml, p, kp);
             if (!(pkp > 0)) { /* K not positive definite: no interval either */
