@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "nm_gram.h"
+#include "nm_params.h"
 
 typedef struct {
     MPI_Comm comm;
@@ -70,6 +71,14 @@ typedef struct {
     double progress_s, prog_t0, prog_next, est_val, est_res;
     long prog_p0;
     char label[64];
+    /* Checkpoints of lambda_min's thick-restart Lanczos (nm_ckpt): files
+     * <ckpt>.r<rank> written when a stop signal ends the solve, read when it
+     * starts ("": none); ckpt_key is the run's resume key. */
+    char ckpt[NM_PATH_MAX];
+    uint64_t ckpt_key;
+    long lmin_signal_at; /* tests: a stop signal as if received once the
+                          * thick-restart Lanczos of lambda_min has made this
+                          * many products (0: never) */
 } nm_ntkop;
 
 /* Bytes per rank of the operator with cache budget `cache_max` (what

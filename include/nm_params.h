@@ -90,6 +90,9 @@ typedef struct {
     int kinf;           /* also build the infinite-width kernel K_inf */
     long quad_order;    /* K_inf quadrature: Gauss-Legendre points per panel */
     char spectrum_out[NM_PATH_MAX], save_gram[NM_PATH_MAX];
+    /* where lambda_min's checkpoints go (nm_ckpt): a directory, "none", or
+     * "auto" = <output CSV>.ckpt, which the coordinator fills in */
+    char checkpoint_dir[NM_PATH_MAX];
 
     /* ntk_train */
     int compare_sgd;

@@ -121,6 +121,13 @@ static int plan_run(const plan *pl, long i, nm_params *p, nm_err *e)
 {
     int rc = nm_sweep_run(&pl->sw, i, p, e);
     if (!(p->max_mem_per_rank > 0)) p->max_mem_per_rank = pl->auto_limit;
+    /* checkpoints beside the CSV unless the sweep names a place (the key
+     * names the run within it: shards and groups never share a file) */
+    if (rc == NM_OK && strcmp(p->checkpoint_dir, "auto") == 0 &&
+        snprintf(p->checkpoint_dir, sizeof p->checkpoint_dir, "%s.ckpt", pl->out) >=
+            (int)sizeof p->checkpoint_dir)
+        rc = nm_fail(e, NM_EINVAL, "key 'checkpoint_dir': auto (%s.ckpt) is longer than %d "
+                     "characters; give a shorter directory", pl->out, NM_PATH_MAX - 1);
     return rc;
 }
 

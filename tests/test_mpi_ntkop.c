@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nm_act.h"
 #include "nm_data.h"
@@ -298,6 +299,106 @@ START_TEST(test_singular_cg)
 }
 END_TEST
 
+/* lambda_min stopped by a signal inside its thick-restart Lanczos (before
+ * and after restarts: a basis of 24; with the top 11 deflated and without)
+ * and continued from its checkpoint by a new operator gives the
+ * uninterrupted answer bit for bit, with the same product count; the files
+ * are gone once the solve ends.  A file cut short, or of another solve (a
+ * different tolerance), is ignored: the solve starts again, same answer. */
+static double ck_solve(problem *pb, const char *prefix, long signal_at, int ndefl, double tol,
+                       long *products, int *rc)
+{
+    nm_err e;
+    nm_ntkop op;
+    nm_krylov_info lm;
+    double v = NAN;
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb->in, 1e9, &e), NM_OK);
+    op.progress_s = 0;
+    snprintf(op.ckpt, sizeof op.ckpt, "%s", prefix);
+    op.ckpt_key = 77, op.lmin_signal_at = signal_at;
+    *rc = nm_ntkop_lambda_min(&op, ndefl, 24, tol, 20000, &v, &lm, &e);
+    *products = lm.products;
+    if (*rc == NM_OK) ck_assert_msg(lm.converged, "lambda_min did not converge");
+    nm_ntkop_free(&op);
+    return v;
+}
+
+static int ck_files(const char *prefix)
+{
+    char f[600];
+    snprintf(f, sizeof f, "%s.r%d", prefix, nmt_rank);
+    FILE *fp = fopen(f, "rb");
+    if (fp) fclose(fp);
+    int mine = fp != NULL, all = 0;
+    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    return all;
+}
+
+START_TEST(test_checkpoint)
+{
+    problem pb;
+    make_problem(&pb, 240, 10, 200, NM_ACT_RELU, 1, 1);
+    char dir[64] = "", prefix[128];
+    if (nmt_rank == 0) {
+        strcpy(dir, "/tmp/nm_ckptXXXXXX");
+        if (!mkdtemp(dir)) abort();
+    }
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    snprintf(prefix, sizeof prefix, "%s/sub/lmin", dir); /* the directory is made */
+    for (int nd = 0; nd <= 11; nd += 11) {
+        long p_ref, p;
+        int rc;
+        double ref = ck_solve(&pb, "", 0, nd, 1e-10, &p_ref, &rc);
+        ck_assert_int_eq(rc, NM_OK);
+        const long at[] = {5, 23, 24, 61, 130};
+        for (int i = 0; i < 5; i++) {
+            double v = ck_solve(&pb, prefix, at[i], nd, 1e-10, &p, &rc);
+            ck_assert_int_eq(rc, NM_EINTR);
+            ck_assert_msg(isnan(v), "a stopped solve gave a value");
+            ck_assert_int_eq(ck_files(prefix), nmt_size);
+            v = ck_solve(&pb, prefix, 0, nd, 1e-10, &p, &rc);
+            ck_assert_int_eq(rc, NM_OK);
+            ck_assert_msg(v == ref && p == p_ref, "deflate %d, stopped at %ld: %.17g (%ld products) "
+                          "against %.17g (%ld)", nd, at[i], v, p, ref, p_ref);
+            ck_assert_int_eq(ck_files(prefix), 0);
+        }
+        if (nmt_rank == 0)
+            printf("checkpoint, deflate %d, P = %d: stopped at 5..130 products of %ld, continued "
+                   "to the same lambda_min %.17g\n", nd, nmt_size, p_ref, ref);
+        /* another tolerance: ignored, started again */
+        ck_solve(&pb, prefix, 40, nd, 1e-10, &p, &rc);
+        ck_assert_int_eq(rc, NM_EINTR);
+        long p8;
+        double v8 = ck_solve(&pb, prefix, 0, nd, 1e-8, &p8, &rc), v8ref;
+        ck_assert_int_eq(rc, NM_OK);
+        ck_assert_int_eq(ck_files(prefix), 0);
+        long p8ref;
+        v8ref = ck_solve(&pb, "", 0, nd, 1e-8, &p8ref, &rc);
+        ck_assert_msg(v8 == v8ref && p8 == p8ref, "a foreign checkpoint was used");
+        /* the last rank's file cut short: ignored, started again */
+        ck_solve(&pb, prefix, 40, nd, 1e-10, &p, &rc);
+        ck_assert_int_eq(rc, NM_EINTR);
+        if (nmt_rank == nmt_size - 1) {
+            char f[600];
+            snprintf(f, sizeof f, "%s.r%d", prefix, nmt_rank);
+            ck_assert_int_eq(truncate(f, 100), 0);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        double v = ck_solve(&pb, prefix, 0, nd, 1e-10, &p, &rc);
+        ck_assert_msg(rc == NM_OK && v == ref && p == p_ref, "after a damaged checkpoint: %.17g "
+                      "(%ld products)", v, p);
+        ck_assert_int_eq(ck_files(prefix), 0);
+    }
+    if (nmt_rank == 0) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s/sub", dir);
+        ck_assert_msg(rmdir(sub) != 0, "the checkpoint directory should be gone already");
+        rmdir(dir);
+    }
+    free_problem(&pb);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("ntkop");
@@ -310,6 +411,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_stops_early);
     tcase_add_test(tc, test_small_m);
     tcase_add_test(tc, test_singular_cg);
+    tcase_add_test(tc, test_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }

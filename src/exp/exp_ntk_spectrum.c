@@ -654,6 +654,11 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     row[M_MF] = 1;
     op.block_cols = block_cols(p, P);
     snprintf(op.label, sizeof op.label, "point %ld repeat %ld", p->point, p->repeat);
+    if (p->checkpoint_dir[0] && strcmp(p->checkpoint_dir, "none") != 0 &&
+        strcmp(p->checkpoint_dir, "auto") != 0) /* auto: filled in by the coordinator */
+        snprintf(op.ckpt, sizeof op.ckpt, "%.400s/lmin-%016llx", p->checkpoint_dir,
+                 (unsigned long long)p->key);
+    op.ckpt_key = p->key;
     if (rc == NM_OK) rc = nm_save_data(p, &s->D, comm, e);
     if (rc == NM_OK) rc = nm_save_weights(p, &s->net, s->net.W, s->net.u, "0", e);
     int conv = 1, singular = 0;

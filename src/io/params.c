@@ -167,6 +167,9 @@ const nm_setting nm_settings[] = {
      "panel (10: ~1e-10; cost grows as the square)"},
     {"spectrum_out", F(NM_T_STR, spectrum_out), "", NULL, 0, 0, OWN, NOT_ID,
      "write every eigenvalue to this side CSV (PATH may contain {point} and {repeat})"},
+    {"checkpoint_dir", F(NM_T_STR, checkpoint_dir), "auto", NULL, 0, 0, OWN, NOT_ID,
+     "where a matrix-free lambda_min stopped by a signal saves its Lanczos state, one file per "
+     "rank, for --resume to continue it: a directory, auto (<output CSV>.ckpt) or none"},
     {"save_gram", F(NM_T_STR, save_gram), "", NULL, 0, 0, OWN, NOT_ID,
      "write K_W (and K_inf) as .npy (PATH may contain {point} and {repeat})"},
     {"compare_sgd", F(NM_T_BOOL, compare_sgd), "false", bool_names, 0, 0, OWN, ID,

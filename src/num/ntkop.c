@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nm_act.h"
+#include "nm_ckpt.h"
 #include "nm_comm.h"
 #include "nm_ntkop.h"
 #include "nm_nystrom.h"
@@ -953,11 +954,58 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
     double nv = sqrt(pdot(op, V, V));
     for (long i = 0; i < ml; i++) V[i] /= nv;
     int k = 0, last = 0, next = KR_GO, conv = 0;
+    /* a checkpoint of this solve (a stop signal ended it in an earlier job):
+     * its state at the top of the loop -- the basis v_0..v_k, H_k, the
+     * check schedule and the products spent -- continues it exactly */
+    nm_ckpt_id cid = {op->ckpt, "lambda_min", op->ckpt_key, m};
+    long tolbits;
+    memcpy(&tolbits, &tol, sizeof tolbits);
+    if (op->ckpt[0]) {
+        long meta[8];
+        double *blk[2] = {V, H};
+        size_t cap[2] = {ld * K1, H ? (size_t)kmax * kmax : 0}, len[2] = {0, 0};
+        int found = 0;
+        char why[600];
+        rc = nm_ckpt_load(op->comm, &cid, meta, 8, blk, cap, len, 2, &found, why, sizeof why);
+        /* the same solve (basis, deflation, tolerance, budget) and arrays of its
+         * size on every rank */
+        int fits = found && meta[2] == kmax && meta[3] == op->nd && meta[4] == tolbits &&
+                   meta[5] == max_products && meta[0] >= 1 && meta[0] <= kmax &&
+                   len[0] == ld * (size_t)(meta[0] + 1) &&
+                   len[1] == (H ? (size_t)kmax * (size_t)meta[0] : 0);
+        int all = fits;
+        if (rc == NM_OK) rc = NM_MPI(MPI_Allreduce(&fits, &all, 1, MPI_INT, MPI_MIN, op->comm), e);
+        if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) goto out;
+        if (all) {
+            /* the products of the earlier jobs count as this solve's */
+            k = (int)meta[0], last = (int)meta[1], info->iterations = (int)meta[6];
+            op->products += meta[7];
+            nm_ntkop_progress_start(op); /* this job's products and time */
+        } else {
+            /* the start vector again (a rejected file may have overwritten it) */
+            for (long i = 0; i < ml; i++)
+                V[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
+            nv = sqrt(pdot(op, V, V));
+            for (long i = 0; i < ml; i++) V[i] /= nv;
+            if (H) memset(H, 0, sizeof(double) * (size_t)kmax * kmax);
+        }
+        if (op->rank == 0 && all)
+            fprintf(stderr, "[ntkmem] %s%slambda_min continues from its checkpoint %s.r*: %ld "
+                    "products done, basis %d of %d\n", op->label, op->label[0] ? ": " : "",
+                    op->ckpt, meta[7], k, kmax);
+        else if (op->rank == 0 && (found || why[0]))
+            fprintf(stderr, "[ntkmem] %s%scheckpoint ignored, lambda_min starts again: %s\n",
+                    op->label, op->label[0] ? ": " : "", why[0] ? why : "its basis, deflation, tolerance or budget differ");
+    }
     for (;;) {
         /* expand: column k of H from w = K' v_k, made orthogonal to v_0..v_k */
         if ((next = krylov_next(op, "smallest eigenvalue (thick-restart Lanczos)", 0,
                                 op->products - p0, max_products)) != KR_GO)
             break;
+        if (op->lmin_signal_at > 0 && op->products - p0 >= op->lmin_signal_at) {
+            next = KR_SIGNAL; /* the tests' signal: the same on every rank */
+            break;
+        }
         apply_defl(op, V + ld * (size_t)k, w);
         int nk = k + 1;
         for (int j = 0; j < nk; j++) ht[j] = 0, hl[j] = 0;
@@ -1021,6 +1069,24 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
         info->iterations++; /* restarts */
     }
     if (next == KR_MPI) goto out; /* every rank: the message follows in nm_ntkop_agree */
+    if (next == KR_SIGNAL && op->ckpt[0]) {
+        /* the state at the top of the loop: v_0..v_k, H_k, the schedule */
+        long meta[8] = {k, last, kmax, op->nd, tolbits, max_products, info->iterations,
+                        op->products - p0};
+        const double *blk[2] = {V, H};
+        size_t len[2] = {ld * (size_t)(k + 1), H ? (size_t)kmax * (size_t)k : 0};
+        nm_err ce;
+        int crc = nm_ckpt_save(op->comm, &cid, meta, 8, blk, len, 2, &ce);
+        if (op->rank == 0) {
+            if (crc == NM_OK)
+                fprintf(stderr, "[ntkmem] %s%slambda_min checkpointed after %ld products to "
+                        "%s.r*: --resume continues it\n", op->label, op->label[0] ? ": " : "",
+                        meta[7], op->ckpt);
+            else /* the stop stays clean: the solve starts again on --resume */
+                fprintf(stderr, "[ntkmem] %s%sno checkpoint of lambda_min: %s\n", op->label,
+                        op->label[0] ? ": " : "", ce.msg);
+        }
+    }
     if (next == KR_SIGNAL) rc = stopped(e, "Lanczos", op->products - p0);
     if (rc == NM_OK && k > 0) {
         /* the smallest Ritz vector x = V_k s of the final H_k, checked
@@ -1046,6 +1112,8 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             info->converged = conv && info->resid <= fmax(10 * tol, 1e-13);
         }
     }
+    /* the solve has ended: a checkpoint read at its start is spent */
+    if (op->ckpt[0] && next != KR_SIGNAL && next != KR_MPI) nm_ckpt_remove(op->comm, &cid);
 out:
     info->products = op->products - p0;
     free(V), free(w), free(x), free(hl), free(hg), free(ht), free(th), free(H), free(Z), free(T);
