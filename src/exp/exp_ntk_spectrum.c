@@ -393,9 +393,18 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
     }
     if (use_matrix_free(p, P)) {
         double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
+        /* PARPACK fills its basis of lanczos_ncv vectors before its first
+         * test: a basis of 4000 cost an m = 64,000 lambda_max 4000 products
+         * instead of ~50 */
+        char lmx[96];
+        if (p->lanczos_ncv > 50)
+            snprintf(lmx, sizeof lmx, "at least lanczos_ncv = %ld products (its basis; ~50 with "
+                     "the default 24)", p->lanczos_ncv);
+        else
+            snprintf(lmx, sizeof lmx, "~50-100 products");
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
-                 "%.1f s at %.0f GFLOP/s per rank; lambda_max ~50-100 products%s%s", mdq,
-                 mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9,
+                 "%.1f s at %.0f GFLOP/s per rank; lambda_max %s%s%s", mdq,
+                 mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9, lmx,
                  singular_by_rank(p) ? "" : ", y^T K^-1 y ~100-500 (CG)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
                                               : "");
