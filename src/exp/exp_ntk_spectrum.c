@@ -207,11 +207,17 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
-    char basis[128] = "", dfl[64] = "no deflation";
+    char basis[256] = "", dfl[64] = "no deflation", ck[96] = "";
     if (!use && why) {
-        long nd = lmin_deflate(p, P);
+        long nd = lmin_deflate(p, P), k = lmin_basis(p, P);
         if (nd) snprintf(dfl, sizeof dfl, "after deflating the top %ld", nd);
-        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld, %s", lmin_basis(p, P), dfl);
+        /* what a stop signal writes (nm_ckpt): the basis rows of one rank */
+        if (strcmp(p->checkpoint_dir, "none") != 0) {
+            char b[32];
+            snprintf(ck, sizeof ck, "; a stop writes a checkpoint of %s per rank",
+                     nm_err_bytes_str(8.0 * ((double)p->m / P + 1) * (double)(k + 1), b, sizeof b));
+        }
+        snprintf(basis, sizeof basis, ", a thick-restart basis of %ld, %s%s", k, dfl, ck);
     }
     if (why)
         snprintf(why, n, "lambda_min by %s (%s; model: Lanczos ~%.0f products, "
@@ -403,7 +409,7 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         else
             snprintf(lmx, sizeof lmx, "~50-100 products");
         snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
-                 "%.1f s at %.0f GFLOP/s per rank; lambda_max %s%s%s", mdq,
+                 "%.2g s at %.0f GFLOP/s per rank; lambda_max %s%s%s", mdq,
                  mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9, lmx,
                  singular_by_rank(p) ? "" : ", y^T K^-1 y ~100-500 (CG)",
                  p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
