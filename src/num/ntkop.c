@@ -915,6 +915,15 @@ static int trl_check_gap(int k, double pflops)
  * *val: x^T K x of the returned Ritz vector x (K itself, one product; an
  * upper bound on lambda_min(K) by Courant-Fischer), info->resid its
  * relative residual ||K x - val x|| / val.  Collective. */
+/* v_0 of the thick-restart Lanczos, normalised: the same for every P */
+static void trl_start(nm_ntkop *op, double *V)
+{
+    for (long i = 0; i < op->ml; i++)
+        V[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
+    double nv = sqrt(pdot(op, V, V));
+    for (long i = 0; i < op->ml; i++) V[i] /= nv;
+}
+
 static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double *val,
                    nm_krylov_info *info, nm_err *e)
 {
@@ -949,10 +958,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
                      8.0 * ((double)ld * (K1 + 2) + (double)kmax * (kmax + l) +
                             (double)RB * l) / 1048576.0);
     if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) goto out;
-    for (long i = 0; i < ml; i++) /* start: the same for every P */
-        V[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
-    double nv = sqrt(pdot(op, V, V));
-    for (long i = 0; i < ml; i++) V[i] /= nv;
+    trl_start(op, V);
     int k = 0, last = 0, next = KR_GO, conv = 0;
     /* a checkpoint of this solve (a stop signal ended it in an earlier job):
      * its state at the top of the loop -- the basis v_0..v_k, H_k, the
@@ -982,11 +988,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             op->products += meta[7];
             nm_ntkop_progress_start(op); /* this job's products and time */
         } else {
-            /* the start vector again (a rejected file may have overwritten it) */
-            for (long i = 0; i < ml; i++)
-                V[i] = 1.0 + 0.1 * (nm_rng_u01(12345, NM_STREAM_AUX, (uint64_t)(op->m0 + i), 0) - 0.5);
-            nv = sqrt(pdot(op, V, V));
-            for (long i = 0; i < ml; i++) V[i] /= nv;
+            trl_start(op, V); /* a rejected file may have overwritten V and H */
             if (H) memset(H, 0, sizeof(double) * (size_t)kmax * kmax);
         }
         if (op->rank == 0 && all)
@@ -995,7 +997,8 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
                     op->ckpt, meta[7], k, kmax);
         else if (op->rank == 0 && (found || why[0]))
             fprintf(stderr, "[ntkmem] %s%scheckpoint ignored, lambda_min starts again: %s\n",
-                    op->label, op->label[0] ? ": " : "", why[0] ? why : "its basis, deflation, tolerance or budget differ");
+                    op->label, op->label[0] ? ": " : "",
+                    why[0] ? why : "its basis, deflation, tolerance or budget differ");
     }
     for (;;) {
         /* expand: column k of H from w = K' v_k, made orthogonal to v_0..v_k */
@@ -1069,7 +1072,7 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
         info->iterations++; /* restarts */
     }
     if (next == KR_MPI) goto out; /* every rank: the message follows in nm_ntkop_agree */
-    if (next == KR_SIGNAL && op->ckpt[0]) {
+    if (next == KR_SIGNAL && op->ckpt[0] && op->products > p0) { /* (none: nothing to keep) */
         /* the state at the top of the loop: v_0..v_k, H_k, the schedule */
         long meta[8] = {k, last, kmax, op->nd, tolbits, max_products, info->iterations,
                         op->products - p0};
