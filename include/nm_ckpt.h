@@ -20,6 +20,9 @@
 
 #include "nm_err.h"
 
+/* the most integers (meta) a checkpoint carries */
+#define NM_CKPT_MAXMETA 16
+
 typedef struct {
     const char *prefix; /* files <prefix>.r<rank>; its directory is created */
     const char *what;   /* the solve ("lambda_min"), checked on load */
@@ -33,7 +36,7 @@ typedef struct {
 int nm_ckpt_save(MPI_Comm comm, const nm_ckpt_id *id, const long *meta, int nmeta,
                  const double *const *blk, const size_t *len, int nblk, nm_err *e);
 
-/* Collective: *found = 1 when every rank read a valid file of id whose
+/* Collective (nmeta <= NM_CKPT_MAXMETA): *found = 1 when every rank read a valid file of id whose
  * integers agree across ranks (meta filled) and whose arrays fit cap (blk
  * filled, lengths in len); else *found = 0, blk may be overwritten, and why
  * says what was wrong ("" when no rank has a file).  The return is NM_OK

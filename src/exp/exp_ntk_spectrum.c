@@ -148,6 +148,12 @@ static double trl_bytes(const nm_params *p, int P, long k)
  * m = 8000), a thick restart's larger basis never costs more products,
  * only memory: at m = 8000 a basis of 1000 took 1058 products against
  * 1326 at 100; at m = 16,000 a basis of 2000 took 1186, PARPACK 12,688. */
+/* lambda_min's checkpoint on a stop signal (nm_ckpt): unless checkpoint_dir is none */
+static int ckpt_wanted(const nm_params *p)
+{
+    return p->checkpoint_dir[0] && strcmp(p->checkpoint_dir, "none") != 0;
+}
+
 static long lmin_basis(const nm_params *p, int P)
 {
     long k = 2000, lo = p->lanczos_ncv > 100 ? p->lanczos_ncv : 100;
@@ -212,7 +218,7 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
         long nd = lmin_deflate(p, P), k = lmin_basis(p, P);
         if (nd) snprintf(dfl, sizeof dfl, "after deflating the top %ld", nd);
         /* what a stop signal writes (nm_ckpt): the basis rows of one rank */
-        if (strcmp(p->checkpoint_dir, "none") != 0) {
+        if (ckpt_wanted(p)) {
             char b[32];
             snprintf(ck, sizeof ck, "; a stop writes a checkpoint of %s per rank",
                      nm_err_bytes_str(8.0 * ((double)p->m / P + 1) * (double)(k + 1), b, sizeof b));
@@ -669,8 +675,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
     row[M_MF] = 1;
     op.block_cols = block_cols(p, P);
     snprintf(op.label, sizeof op.label, "point %ld repeat %ld", p->point, p->repeat);
-    if (p->checkpoint_dir[0] && strcmp(p->checkpoint_dir, "none") != 0 &&
-        strcmp(p->checkpoint_dir, "auto") != 0) /* auto: filled in by the coordinator */
+    if (ckpt_wanted(p) && strcmp(p->checkpoint_dir, "auto") != 0) /* auto: the coordinator's */
         snprintf(op.ckpt, sizeof op.ckpt, "%.400s/lmin-%016llx", p->checkpoint_dir,
                  (unsigned long long)p->key);
     op.ckpt_key = p->key;

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,6 +557,19 @@ static void apply_defl(nm_ntkop *op, const double *v, double *out)
  * stops a solve within one product. */
 enum { KR_GO, KR_DONE, KR_SIGNAL, KR_BUDGET, KR_MPI };
 
+/* One line of rank 0 to stderr, "[ntkmem] <label>: ..." (rank 0 only) */
+static void note(const nm_ntkop *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const nm_ntkop *op, const char *fmt, ...)
+{
+    if (op->rank != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[ntkmem] %s%s", op->label, op->label[0] ? ": " : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
+
 void nm_ntkop_progress_start(nm_ntkop *op)
 {
     op->prog_t0 = MPI_Wtime(), op->prog_next = op->prog_t0 + op->progress_s;
@@ -575,10 +589,8 @@ void nm_ntkop_progress(nm_ntkop *op, const char *what, long budget)
     if (!isnan(op->est_val))
         snprintf(est, sizeof est, "; estimate %.10g, relative residual %.1e", op->est_val,
                  op->est_res);
-    fprintf(stderr, "[ntkmem] %s%s%s: %ld products in %02ld:%02ld:%02ld (%.3g s each; budget "
-            "%ld)%s\n", op->label, op->label[0] ? ": " : "", what, used, s / 3600, s / 60 % 60,
-            s % 60, (t - op->prog_t0) / (double)used, budget, est);
-    fflush(stderr);
+    note(op, "%s: %ld products in %02ld:%02ld:%02ld (%.3g s each; budget %ld)%s\n", what, used,
+         s / 3600, s / 60 % 60, s % 60, (t - op->prog_t0) / (double)used, budget, est);
 }
 
 static int krylov_next(nm_ntkop *op, const char *what, int done, long used, long max_products)
@@ -991,14 +1003,12 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
             trl_start(op, V); /* a rejected file may have overwritten V and H */
             if (H) memset(H, 0, sizeof(double) * (size_t)kmax * kmax);
         }
-        if (op->rank == 0 && all)
-            fprintf(stderr, "[ntkmem] %s%slambda_min continues from its checkpoint %s.r*: %ld "
-                    "products done, basis %d of %d\n", op->label, op->label[0] ? ": " : "",
-                    op->ckpt, meta[7], k, kmax);
-        else if (op->rank == 0 && (found || why[0]))
-            fprintf(stderr, "[ntkmem] %s%scheckpoint ignored, lambda_min starts again: %s\n",
-                    op->label, op->label[0] ? ": " : "",
-                    why[0] ? why : "its basis, deflation, tolerance or budget differ");
+        if (all)
+            note(op, "lambda_min continues from its checkpoint %s.r*: %ld products done, basis "
+                 "%d of %d\n", op->ckpt, meta[7], k, kmax);
+        else if (found || why[0])
+            note(op, "checkpoint ignored, lambda_min starts again: %s\n",
+                 why[0] ? why : "its basis, deflation, tolerance or budget differ");
     }
     for (;;) {
         /* expand: column k of H from w = K' v_k, made orthogonal to v_0..v_k */
@@ -1080,15 +1090,11 @@ static int trl_min(nm_ntkop *op, int kmax, double tol, long max_products, double
         size_t len[2] = {ld * (size_t)(k + 1), H ? (size_t)kmax * (size_t)k : 0};
         nm_err ce;
         int crc = nm_ckpt_save(op->comm, &cid, meta, 8, blk, len, 2, &ce);
-        if (op->rank == 0) {
-            if (crc == NM_OK)
-                fprintf(stderr, "[ntkmem] %s%slambda_min checkpointed after %ld products to "
-                        "%s.r*: --resume continues it\n", op->label, op->label[0] ? ": " : "",
-                        meta[7], op->ckpt);
-            else /* the stop stays clean: the solve starts again on --resume */
-                fprintf(stderr, "[ntkmem] %s%sno checkpoint of lambda_min: %s\n", op->label,
-                        op->label[0] ? ": " : "", ce.msg);
-        }
+        if (crc == NM_OK)
+            note(op, "lambda_min checkpointed after %ld products to %s.r*: --resume continues "
+                 "it\n", meta[7], op->ckpt);
+        else /* the stop stays clean: the solve starts again on --resume */
+            note(op, "no checkpoint of lambda_min: %s\n", ce.msg);
     }
     if (next == KR_SIGNAL) rc = stopped(e, "Lanczos", op->products - p0);
     if (rc == NM_OK && k > 0) {

@@ -187,6 +187,10 @@ int nm_ckpt_load(MPI_Comm comm, const nm_ckpt_id *id, long *meta, int nmeta, dou
     MPI_Comm_rank(comm, &rank);
     why[0] = 0;
     *found = 0;
+    if (nmeta > NM_CKPT_MAXMETA) { /* a caller's mistake: no checkpoint, said so */
+        snprintf(why, nwhy, "%s: more than %d integers asked for", id->prefix, NM_CKPT_MAXMETA);
+        return NM_OK;
+    }
     int st = load_mine(id, P, rank, meta, nmeta, blk, cap, len, nblk, why, nwhy);
     /* every rank valid (min 1), or none has a file (max 0); and the same
      * integers everywhere */
@@ -196,16 +200,11 @@ int nm_ckpt_load(MPI_Comm comm, const nm_ckpt_id *id, long *meta, int nmeta, dou
     if (rc != NM_OK) return rc;
     int all = g[0] == 1, none = -g[1] == 0 && g[0] == 0;
     if (all && nmeta > 0) {
-        long *lo = malloc(sizeof(long) * (size_t)nmeta), *hi = malloc(sizeof(long) * (size_t)nmeta);
-        int same = lo && hi;
-        int ok_all = same;
-        MPI_Allreduce(&same, &ok_all, 1, MPI_INT, MPI_MIN, comm);
-        if (ok_all) {
-            MPI_Allreduce(meta, lo, nmeta, MPI_LONG, MPI_MIN, comm);
-            MPI_Allreduce(meta, hi, nmeta, MPI_LONG, MPI_MAX, comm);
-            for (int i = 0; i < nmeta; i++) ok_all = ok_all && lo[i] == hi[i];
-        }
-        free(lo), free(hi);
+        long lo[NM_CKPT_MAXMETA], hi[NM_CKPT_MAXMETA];
+        MPI_Allreduce(meta, lo, nmeta, MPI_LONG, MPI_MIN, comm);
+        MPI_Allreduce(meta, hi, nmeta, MPI_LONG, MPI_MAX, comm);
+        int ok_all = 1;
+        for (int i = 0; i < nmeta; i++) ok_all = ok_all && lo[i] == hi[i];
         if (!ok_all) {
             all = 0;
             snprintf(why, nwhy, "%s.r*: the ranks' files are of different moments", id->prefix);
