@@ -65,6 +65,11 @@ typedef struct {
     /* 1: sigma' takes only the values -1, 0, 1 (the matrix-free NTK caches
      * it in one byte per entry instead of eight) */
     int dsigma_sign;
+    /* 1: sigma(z) = z sigma'(z) for every z, bitwise (relu, abs, leaky_relu:
+     * positively homogeneous of degree 1, sigma(0) = 0).  Then the output
+     * part of a K v product needs no S = sigma(W X^T): S_p v = W_p (X^T (S'_p
+     * o v)) reuses the hidden part's B (src/num/ntkop.c). */
+    int homogeneous;
     /* K_inf: a closed form, or kinf_quad = 1 for the 2-D quadrature and
      * Mehler series of src/num/kernels.c (valid for any sigma of at most
      * polynomial growth whose kinks are all listed).  Neither: ntk_spectrum

@@ -16,6 +16,10 @@
  *        A = S'_p^T o (v 1^T) (m x kp), B = X^T A (d x kp), C = X B (m x kp),
  *        (K^h v)_i += sum_j ch_j S'_ij C_ij        (4 m d kp flops)
  *      and K^o v += S_p^T diag(co_p) (S_p v)        (4 m kp flops);
+ *      or, with S' cached and sigma homogeneous (relu, abs, leaky_relu; or
+ *      the hidden kernel alone), the same GEMMs by tiles of 256 examples
+ *      that stay in cache, with S_p v = <w_j, B_j> folded into B (no S):
+ *      1.2-1.35x faster at d = 64 (docs/benchmarks.md);
  *   3. MPI_Reduce_scatter of the m partial sums back to the row blocks.
  * S' is cached as int8 when sigma' takes only the values -1, 0, 1 (relu,
  * abs, step, sign), as doubles otherwise, and S as doubles, each only while
@@ -44,6 +48,8 @@ typedef struct {
     int8_t *s8;         /* cached S' (m x nrows, column j = neuron j), int8 */
     double *sd, *s;     /* cached S' as doubles, cached S */
     double *Z, *A, *Bw, *C, *vf, *of; /* panel work, full vectors */
+    double *At, *Ct, *Bx; /* the product by tiles of examples: two tiles, B (d x nrows) */
+    int panels;         /* tests: 1 forces the panel product where the tiles apply */
     long products;      /* K v products so far (each counts once per vector) */
     int nd;             /* deflated eigenpairs (nm_ntkop_lambda_min), 0 otherwise */
     double *U, *dshift, *dc; /* their Ritz vectors (row blocks), shifts, scratch */

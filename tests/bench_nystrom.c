@@ -1,9 +1,11 @@
 /* make bench, matrix-free block product and Nystrom build (issue 20):
- * m = NM_BENCH_NYS_M (default 20000), d = 256, q = 2048, relu, kernel full,
+ * m = NM_BENCH_NYS_M (default 20000), d = NM_BENCH_NYS_D (256), q = NM_BENCH_NYS_Q
+ * (2048), relu, kernel full,
  * r = NM_BENCH_NYS_R columns (default 128).  DGEMM, K v and K V are timed in
  * 4 interleaved rounds, the best of each kept (a shared machine only makes a
  * round slower).  Reports, on every rank at once:
- * - K v (nm_ntkop_apply) and K V (nm_ntkop_apply_block) per column, and the
+ * - K v (nm_ntkop_apply; by tiles of examples, and by panels as before) and
+ *   K V (nm_ntkop_apply_block) per column, and the
  *   flop rate of K V (4 m d q + 4 m q per column) as a fraction of DGEMM
  *   n = 1024 on every rank at once (target >= 0.8);
  * - K V by tiles of K (block_mode 2), per column against K v;
@@ -59,9 +61,10 @@ int main(int argc, char **argv)
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &P);
     const char *ms = getenv("NM_BENCH_NYS_M"), *rs = getenv("NM_BENCH_NYS_R");
+    const char *ds = getenv("NM_BENCH_NYS_D"), *qs = getenv("NM_BENCH_NYS_Q");
     nm_params p;
     nm_params_defaults(&p, nm_catalog_lookup("ntk_spectrum"), NULL);
-    p.m = ms ? atol(ms) : 20000, p.d = 256, p.q = 2048, p.seed = 1;
+    p.m = ms ? atol(ms) : 20000, p.d = ds ? atol(ds) : 256, p.q = qs ? atol(qs) : 2048, p.seed = 1;
     int r = rs ? atoi(rs) : 128;
     double la[3] = {0};
     if (rank == 0 && getloadavg(la, 3) < 0) la[0] = -1;
@@ -84,12 +87,16 @@ int main(int argc, char **argv)
     bcase c = {&op, r, V, O};
     /* interleaved rounds (the machine is shared): the best of each */
     double gemm = 0, t1 = 1e30, tb = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30, tt = 1e30, ct = 1e30;
+    double tpan = 1e30;
     int ng = 1024;
     double *ga = malloc(sizeof(double) * ng * ng), *gb = malloc(sizeof(double) * ng * ng),
            *gc = malloc(sizeof(double) * ng * ng);
     for (long i = 0; i < (long)ng * ng; i++) ga[i] = sin((double)i), gb[i] = cos((double)i);
     const char *nb = getenv("NM_BENCH_NYS_BLOCK"); /* "0": only the solves below */
     int rounds = nb && nb[0] == '0' ? 0 : 4;
+    /* "0": no tiles of K (at m = 64,000 one round of them takes minutes) */
+    const char *ntl = getenv("NM_BENCH_NYS_TILES");
+    int tiles = !(ntl && ntl[0] == '0');
     for (int round = 0; round < rounds; round++) {
         gemm = fmax(gemm, nmt_dgemm_rate(ng, 0.0, comm) / P); /* per rank */
         double u0 = cpu_now();
@@ -101,6 +108,11 @@ int main(int argc, char **argv)
         single_run(&c);
         c1 = fmin(c1, cpu_now() - u0);
         t1 = fmin(t1, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.panels = 1; /* K v by panels, the product before the tiles of examples */
+        t0 = nmt_now(comm);
+        single_run(&c);
+        tpan = fmin(tpan, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.panels = 0;
         t0 = nmt_now(comm);
         u0 = cpu_now();
         op.block_mode = 1; /* panels: the rate against DGEMM */
@@ -110,7 +122,7 @@ int main(int argc, char **argv)
         op.block_mode = 2; /* tiles of K */
         t0 = nmt_now(comm);
         u0 = cpu_now();
-        block_run(&c);
+        if (tiles) block_run(&c);
         ct = fmin(ct, cpu_now() - u0);
         tt = fmin(tt, nmt_maxall(nmt_now(comm) - t0, comm));
         op.block_mode = 0;
@@ -128,13 +140,16 @@ int main(int argc, char **argv)
         printf("DGEMM n=1024, every rank at once: %.2f GFLOP/s per rank\n", gemm);
         printf("K v: %.4f s per product, %.2f GFLOP/s per rank = %.2f of DGEMM\n", t1,
                fl / t1 / 1e9, fl / t1 / 1e9 / gemm);
+        printf("K v by panels (op.panels = 1): %.4f s per product, %.2f GFLOP/s per rank = %.2f "
+               "of DGEMM; the tiles of examples %.2fx faster\n", tpan, fl / tpan / 1e9,
+               fl / tpan / 1e9 / gemm, tpan / t1);
         printf("K V (r = %d): %.4f s per column, %.2f GFLOP/s per rank = %.2f of DGEMM %s; "
                "%.2fx faster per column than K v\n", r, tb / r, fl * r / tb / 1e9,
                fl * r / tb / 1e9 / gemm, fl * r / tb / 1e9 / gemm >= 0.8 ? "(target >= 0.8 met)"
                                                                           : "(target >= 0.8 NOT met)",
                t1 / (tb / r));
         double tf = nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 1);
-        printf("K V by tiles of K (r = %d): %.4f s per column (%.2fx K v per column; CPU time "
+        if (tiles) printf("K V by tiles of K (r = %d): %.4f s per column (%.2fx K v per column; CPU time "
                "%.2fx), %.2f GFLOP/s per rank of its own flops = %.2f of DGEMM; the cheaper by "
                "the flop model: %s\n", r, tt / r, t1 / (tt / r), c1 / (ct / r), tf / tt / 1e9,
                tf / tt / 1e9 / gemm,

@@ -127,7 +127,7 @@ START_TEST(test_kinks_detected)
 END_TEST
 
 /* dsigma_sign: sigma' in {-1, 0, 1} on the grid and at the kinks (the
- * matrix-free NTK stores it as int8).  piecewise_poly: between kinks sigma
+ * matrix-free NTK stores it as int8).  homogeneous: sigma(z) = z sigma'(z).  piecewise_poly: between kinks sigma
  * has vanishing 4th differences (a polynomial of degree <= 3 there). */
 START_TEST(test_flags)
 {
@@ -138,6 +138,21 @@ START_TEST(test_flags)
             ck_assert_msg(v == -1.0 || v == 0.0 || v == 1.0,
                           "%s: marked dsigma_sign but sigma'(%g) = %g", r->name, z, v);
         }
+        /* homogeneous: sigma(z) = z sigma'(z) bitwise, kinks (z = 0) included;
+         * and the flag is not missing from a row where it holds (the matrix-free
+         * product would then take its slower path unnoticed) */
+        int holds = 1;
+        for (int i = 0; i < NGRID + r->nkinks; i++) {
+            double z = i < NGRID ? grid(i) : r->kinks[i - NGRID];
+            double zs = z * r->dsigma(ALPHA, z), s = r->sigma(ALPHA, z);
+            holds &= zs == s;
+            ck_assert_msg(!r->homogeneous || zs == s,
+                          "%s: marked homogeneous but sigma(%g) = %.17g != z sigma'(z) = %.17g",
+                          r->name, z, s, zs);
+        }
+        ck_assert_msg(holds == r->homogeneous, "%s: sigma(z) = z sigma'(z) %s on the grid, but "
+                      "the row says homogeneous = %d", r->name, holds ? "holds" : "fails",
+                      r->homogeneous);
         if (r->piecewise_poly) {
             const double s = 0.25;
             double worst = 0;

@@ -71,37 +71,56 @@ END_TEST
 
 START_TEST(test_product)
 {
-    long m = 157;
-    for (int cache = 0; cache < 2; cache++)
-        for (int a = 0; a < 2; a++) {
-            int act = a ? NM_ACT_TANH : NM_ACT_RELU;
-            problem pb;
-            nm_err e;
-            make_problem(&pb, m, 9, 70, act, 1, 1);
-            double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
-            ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, &yk, K, &e), NM_OK);
-            MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
-            nm_ntkop op;
-            ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
-                             NM_OK);
-            ck_assert(cache ? (op.s8 || op.sd) && op.s : !op.s8 && !op.sd && !op.s);
-            double *v = malloc(sizeof(double) * (op.ml + 1)), *kv = malloc(sizeof(double) * (op.ml + 1));
-            for (long i = 0; i < op.ml; i++) v[i] = sin(1.0 + (double)(op.m0 + i));
-            nm_ntkop_apply(&op, v, kv);
-            double worst = 0, tr = 0;
-            for (long i = 0; i < op.ml; i++) {
-                double s = 0;
-                long gi = op.m0 + i;
-                for (long j = 0; j < m; j++) s += K[gi + j * m] * sin(1.0 + (double)j);
-                worst = fmax(worst, fabs(s - kv[i]) / l1);
-            }
-            for (long i = 0; i < m; i++) tr += K[i + i * m];
-            ck_assert_msg(worst <= 1e-12, "K v: %.3g (cache %d)", worst, cache);
-            ck_assert_msg(fabs(tr - op.trace) <= 1e-12 * tr, "trace %.17g vs %.17g", op.trace, tr);
-            nm_ntkop_free(&op);
-            free(v), free(kv), free(K);
-            free_problem(&pb);
-        }
+    /* m = 700 and q = 300: several tiles of examples (256) and of neurons
+     * (128), a partial last one of each, in the product by tiles; relu and
+     * abs (S' as int8) and leaky_relu (as doubles) fold the output part by
+     * homogeneity, tanh takes the tiles for the hidden kernel only and the
+     * panels for the full one; the panels forced (op.panels) agree too */
+    const int acts[] = {NM_ACT_RELU, NM_ACT_TANH, NM_ACT_LEAKY_RELU, NM_ACT_ABS};
+    for (int sz = 0; sz < 2; sz++)
+        for (int cache = 0; cache < 2; cache++)
+            for (int a = 0; a < 4; a++)
+                for (int out = 0; out < 2; out++) {
+                    long m = sz ? 700 : 157;
+                    int act = acts[a];
+                    problem pb;
+                    nm_err e;
+                    make_problem(&pb, m, 9, sz ? 300 : 70, act, 1, out);
+                    double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
+                    ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, &yk, K, &e), NM_OK);
+                    MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+                    nm_ntkop op;
+                    ck_assert_int_eq(
+                        nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e), NM_OK);
+                    ck_assert(cache ? (op.s8 || op.sd) && (op.s || !out)
+                                    : !op.s8 && !op.sd && !op.s);
+                    double *v = malloc(sizeof(double) * (op.ml + 1));
+                    double *kv = malloc(sizeof(double) * (op.ml + 1));
+                    double *kp = malloc(sizeof(double) * (op.ml + 1));
+                    for (long i = 0; i < op.ml; i++) v[i] = sin(1.0 + (double)(op.m0 + i));
+                    nm_ntkop_apply(&op, v, kv);
+                    op.panels = 1;
+                    nm_ntkop_apply(&op, v, kp);
+                    double worst = 0, wp = 0, tr = 0;
+                    for (long i = 0; i < op.ml; i++) {
+                        double s = 0;
+                        long gi = op.m0 + i;
+                        for (long j = 0; j < m; j++) s += K[gi + j * m] * sin(1.0 + (double)j);
+                        worst = fmax(worst, fabs(s - kv[i]) / l1);
+                        wp = fmax(wp, fabs(kp[i] - kv[i]) / l1);
+                    }
+                    for (long i = 0; i < m; i++) tr += K[i + i * m];
+                    ck_assert_msg(worst <= 1e-12, "K v: %.3g (m %ld, act %d, cache %d, output %d)",
+                                  worst, m, act, cache, out);
+                    ck_assert_msg(wp <= 1e-13, "K v by tiles against panels: %.3g (m %ld, act %d, "
+                                  "cache %d, output %d)", wp, m, act, cache, out);
+                    /* m q = 2.1e5 terms summed in two orders: 1e-11 */
+                    ck_assert_msg(fabs(tr - op.trace) <= 1e-11 * tr, "trace %.17g vs %.17g",
+                                  op.trace, tr);
+                    nm_ntkop_free(&op);
+                    free(v), free(kv), free(kp), free(K);
+                    free_problem(&pb);
+                }
 }
 END_TEST
 

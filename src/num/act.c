@@ -151,12 +151,14 @@ static void quadratic_kinf(const nm_act_geom *g, double alpha, double *edd, doub
 
 static const nm_act_desc table[NM_ACT_COUNT] = {
     [NM_ACT_RELU] = {.name = "relu", .sigma = relu_s, .dsigma = relu_d, .apply = relu_apply,
-                     KINK0, .piecewise_poly = 1, .dsigma_sign = 1, .kinf_closed = relu_kinf},
+                     KINK0, .piecewise_poly = 1, .dsigma_sign = 1, .homogeneous = 1,
+                     .kinf_closed = relu_kinf},
     [NM_ACT_ABS] = {.name = "abs", .sigma = abs_s, .dsigma = sign_s, .apply = abs_apply, KINK0,
-                    .piecewise_poly = 1, .dsigma_sign = 1, .kinf_closed = abs_kinf},
+                    .piecewise_poly = 1, .dsigma_sign = 1, .homogeneous = 1,
+                    .kinf_closed = abs_kinf},
     [NM_ACT_LEAKY_RELU] = {.name = "leaky_relu", .sigma = leaky_s, .dsigma = leaky_d,
                            .apply = leaky_apply, KINK0, .piecewise_poly = 1,
-                           .kinf_closed = leaky_kinf},
+                           .homogeneous = 1, .kinf_closed = leaky_kinf},
     [NM_ACT_STEP] = {.name = "step", .sigma = step_s, .dsigma = zero_d, .apply = step_apply,
                      KINK0, .piecewise_poly = 1, .dsigma_sign = 1, .kinf_closed = step_kinf},
     [NM_ACT_SIGN] = {.name = "sign", .sigma = sign_s, .dsigma = zero_d, .apply = sign_apply,

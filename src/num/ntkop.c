@@ -41,6 +41,26 @@ static int deriv_is_sign(int act)
     return r && r->dsigma_sign;
 }
 
+/* examples x neurons of a tile of the product by tiles of examples
+ * (apply_xtiles).  Measured at m = 32,000, d = 64, q = 2000, P = 2 (K v as
+ * a fraction of DGEMM, panels 0.51-0.57): 256 x 128 0.64, 512 x 256 0.65,
+ * 128 x 512 0.65, 1024 x 128 0.63, 64 x 256 0.59, 256 x 2048 (all of a
+ * rank's 1000 neurons) 0.69-0.74, 128 / 512 / 1024 x 4096 0.66 / 0.56 /
+ * 0.54: wide GEMMs matter more than L2 (a 256 x 2048 tile is 4 MiB). */
+#ifndef NM_XT
+#define NM_XT 256
+#endif
+#ifndef NM_XP
+#define NM_XP 2048
+#endif
+
+/* entries of one tile A or C of apply_xtiles */
+static size_t xtile_elems(long m, long nrows)
+{
+    long a = m < NM_XT ? m : NM_XT, b = nrows < NM_XP ? nrows : NM_XP;
+    return (size_t)(a > 0 ? a : 1) * (size_t)(b > 0 ? b : 1);
+}
+
 static long panel_kp(long m, long nrows)
 {
     long kp = (long)(32.0 * 1048576.0 / 8.0 / (double)(m > 0 ? m : 1));
@@ -68,7 +88,9 @@ double nm_ntkop_bytes(long m, long d, long nrows, int P, int act, int hidden, in
     double cache;
     cache_plan(m, nrows, act, hidden, output, cache_max, &cache);
     long kp = panel_kp(m, nrows);
-    return cache + 8.0 * (3.0 * m * kp + d * kp + 2.0 * m) + 8.0 * P;
+    /* panel work (Z, A, C, B), vectors, and the tiles' A, C and B (d x nr) */
+    return cache + 8.0 * (3.0 * m * kp + d * kp + 2.0 * m) + 8.0 * P +
+           8.0 * (2.0 * xtile_elems(m, nrows) + (double)d * nrows);
 }
 
 void nm_ntkop_free(nm_ntkop *op)
@@ -77,6 +99,7 @@ void nm_ntkop_free(nm_ntkop *op)
     free(op->cnt), free(op->dsp), free(op->s8), free(op->sd), free(op->s);
     free(op->Z), free(op->A), free(op->Bw), free(op->C), free(op->vf), free(op->of);
     free(op->U), free(op->dshift), free(op->dc), free(op->bcnt), free(op->bdsp);
+    free(op->At), free(op->Ct), free(op->Bx);
     memset(op, 0, sizeof *op);
 }
 
@@ -123,7 +146,11 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
     op->C = malloc(sizeof(double) * mk);
     op->Bw = malloc(sizeof(double) * (size_t)in->d * (size_t)op->kp);
     op->vf = malloc(sizeof(double) * (size_t)m), op->of = malloc(sizeof(double) * (size_t)m);
-    int rc = (op->cnt && op->dsp && op->Z && op->A && op->C && op->Bw && op->vf && op->of)
+    op->At = malloc(sizeof(double) * xtile_elems(m, nr));
+    op->Ct = malloc(sizeof(double) * xtile_elems(m, nr));
+    op->Bx = malloc(sizeof(double) * (size_t)in->d * (size_t)(nr > 0 ? nr : 1));
+    int rc = (op->cnt && op->dsp && op->Z && op->A && op->C && op->Bw && op->vf && op->of &&
+              op->At && op->Ct && op->Bx)
                  ? NM_OK
                  : nm_fail(e, NM_ENOMEM, "out of memory (matrix-free NTK work space)");
     size_t ms = (size_t)m * (size_t)nr;
@@ -174,6 +201,80 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
     return nm_comm_agree(comm, rc, e);
 }
 
+/* The product by tiles of examples, with S' cached (op->s8 or op->sd):
+ *   pass 1, B = X^T (S'_p^T o v 1^T)  (d x nr), summed over tiles of NM_XT
+ *           examples and panels of NM_XP neurons;
+ *   fold,   B'_j = ch_j B_j + co_j <w_j, B_j> w_j, the output part by
+ *           homogeneity: (S_p v)_j = sum_i s'_ji <w_j, x_i> v_i = <w_j, B_j>;
+ *   pass 2, (K_p v)_i = sum_j s'_ji <x_i, B'_j>, tile by tile.
+ * A tile (A, C: NM_XT x NM_XP at most, 4 MiB) stays in the caches, so
+ * memory sees S' (one byte per entry for relu, read twice) and nothing of
+ * size m x panel: the panel path writes and reads A and C (16 + 16 bytes per
+ * entry) and, for the full kernel, S (8 bytes, twice), and at d = 64 that
+ * traffic weighs on 4 d flops per entry (panels 0.50-0.57 of DGEMM at
+ * m = 32,000-64,000, tiles 0.61-0.74: docs/benchmarks.md).  The same GEMM
+ * flops, and no S read at all. */
+
+static int xtile_ok(const nm_ntkop *op)
+{
+    const nm_gram_in *in = &op->in;
+    const nm_act_desc *a = nm_act_get(in->act);
+    return in->ch && (op->s8 || op->sd) && (!in->co || (a && a->homogeneous));
+}
+
+static void apply_xtiles(nm_ntkop *op, const double *vf, double *of)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nr = in->nrows;
+    double *A = op->At, *C = op->Ct, *B = op->Bx;
+    memset(B, 0, sizeof(double) * (size_t)d * (size_t)nr);
+    for (long i0 = 0; i0 < m; i0 += NM_XT) {
+        long ni = m - i0 < NM_XT ? m - i0 : NM_XT;
+        for (long k0 = 0; k0 < nr; k0 += NM_XP) {
+            long nk = nr - k0 < NM_XP ? nr - k0 : NM_XP;
+            for (long k = 0; k < nk; k++) {
+                double *a = A + k * ni;
+                const double *v = vf + i0;
+                if (op->s8) {
+                    const int8_t *s = op->s8 + (size_t)(k0 + k) * m + i0;
+                    for (long i = 0; i < ni; i++) a[i] = s[i] * v[i];
+                } else {
+                    const double *s = op->sd + (size_t)(k0 + k) * m + i0;
+                    for (long i = 0; i < ni; i++) a[i] = s[i] * v[i];
+                }
+            }
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)nk, (int)ni, 1.0,
+                        in->X + i0 * d, (int)d, A, (int)ni, 1.0, B + k0 * d, (int)d);
+        }
+    }
+    for (long k = 0; k < nr; k++) {
+        double *b = B + k * d;
+        const double *w = in->W + k * d;
+        double t = in->co ? in->co[k] * cblas_ddot((int)d, w, 1, b, 1) : 0;
+        cblas_dscal((int)d, in->ch[k], b, 1);
+        if (t != 0) cblas_daxpy((int)d, t, w, 1, b, 1);
+    }
+    for (long i0 = 0; i0 < m; i0 += NM_XT) {
+        long ni = m - i0 < NM_XT ? m - i0 : NM_XT;
+        double *o = of + i0;
+        for (long k0 = 0; k0 < nr; k0 += NM_XP) {
+            long nk = nr - k0 < NM_XP ? nr - k0 : NM_XP;
+            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nk, (int)d, 1.0,
+                        in->X + i0 * d, (int)d, B + k0 * d, (int)d, 0.0, C, (int)ni);
+            for (long k = 0; k < nk; k++) {
+                const double *c = C + k * ni;
+                if (op->s8) {
+                    const int8_t *s = op->s8 + (size_t)(k0 + k) * m + i0;
+                    for (long i = 0; i < ni; i++) o[i] += s[i] * c[i];
+                } else {
+                    const double *s = op->sd + (size_t)(k0 + k) * m + i0;
+                    for (long i = 0; i < ni; i++) o[i] += s[i] * c[i];
+                }
+            }
+        }
+    }
+}
+
 void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
 {
     const nm_gram_in *in = &op->in;
@@ -183,6 +284,10 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
     memset(op->of, 0, sizeof(double) * (size_t)m);
     const double *vf = op->vf;
     double *of = op->of;
+    if (xtile_ok(op) && !op->panels) {
+        apply_xtiles(op, vf, of);
+        nr = 0; /* done: no panels below */
+    }
     for (long k0 = 0; k0 < nr; k0 += op->kp) {
         long nk = nr - k0 < op->kp ? nr - k0 : op->kp;
         size_t n = (size_t)nk * (size_t)m;
