@@ -19,7 +19,7 @@
  *      or, with S' cached and sigma homogeneous (relu, abs, leaky_relu; or
  *      the hidden kernel alone), the same GEMMs by tiles of 256 examples
  *      that stay in cache, with S_p v = <w_j, B_j> folded into B (no S):
- *      1.2-1.35x faster at d = 64 (docs/benchmarks.md);
+ *      1.4-1.5x faster at d = 64 (docs/benchmarks.md);
  *   3. MPI_Reduce_scatter of the m partial sums back to the row blocks.
  * S' is cached as int8 when sigma' takes only the values -1, 0, 1 (relu,
  * abs, step, sign), as doubles otherwise, and S as doubles, each only while

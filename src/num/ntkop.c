@@ -43,7 +43,8 @@ static int deriv_is_sign(int act)
 
 /* examples x neurons of a tile of the product by tiles of examples
  * (apply_xtiles).  Measured at m = 32,000, d = 64, q = 2000, P = 2 (K v as
- * a fraction of DGEMM, panels 0.51-0.57): 256 x 128 0.64, 512 x 256 0.65,
+ * a fraction of DGEMM with the elementwise loops still scalar, panels
+ * 0.51-0.57): 256 x 128 0.64, 512 x 256 0.65,
  * 128 x 512 0.65, 1024 x 128 0.63, 64 x 256 0.59, 256 x 2048 (all of a
  * rank's 1000 neurons) 0.69-0.74, 128 / 512 / 1024 x 4096 0.66 / 0.56 /
  * 0.54: wide GEMMs matter more than L2 (a 256 x 2048 tile is 4 MiB). */
@@ -211,8 +212,8 @@ int nm_ntkop_init(nm_ntkop *op, MPI_Comm comm, const nm_gram_in *in, double cach
  * memory sees S' (one byte per entry for relu, read twice) and nothing of
  * size m x panel: the panel path writes and reads A and C (16 + 16 bytes per
  * entry) and, for the full kernel, S (8 bytes, twice), and at d = 64 that
- * traffic weighs on 4 d flops per entry (panels 0.50-0.57 of DGEMM at
- * m = 32,000-64,000, tiles 0.61-0.74: docs/benchmarks.md).  The same GEMM
+ * traffic weighs on 4 d flops per entry (panels 0.48-0.60 of DGEMM at
+ * m = 20,000-64,000, tiles 0.72-0.84: docs/benchmarks.md).  The same GEMM
  * flops, and no S read at all. */
 
 static int xtile_ok(const nm_ntkop *op)
