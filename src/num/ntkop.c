@@ -336,9 +336,9 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
             for (long k = 0; k < nk; k++) {
                 double *a = op->A + k * m;
                 if (S8)
-                    for (long i = 0; i < m; i++) a[i] = S8[k * m + i] * vf[i];
+                    mul_s8(m, S8 + k * m, vf, a);
                 else
-                    for (long i = 0; i < m; i++) a[i] = Sd[k * m + i] * vf[i];
+                    mul_sd(m, Sd + k * m, vf, a);
             }
             /* B = X^T A (d x nk): X row-major m x d is column-major d x m */
             cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)nk, (int)m, 1.0,
@@ -586,9 +586,9 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
                         double *a = A + (size_t)(k * nc + c) * m;
                         const double *v = Vc + (size_t)c * m;
                         if (S8)
-                            for (long i = 0; i < m; i++) a[i] = S8[k * m + i] * v[i];
+                            mul_s8(m, S8 + k * m, v, a);
                         else
-                            for (long i = 0; i < m; i++) a[i] = Sd[k * m + i] * v[i];
+                            mul_sd(m, Sd + k * m, v, a);
                     }
                 int wc = (int)(nkk * nc);
                 cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, wc, (int)m, 1.0,
