@@ -6,6 +6,8 @@
 # (a') K = 0 (trace 0): not_pd at every P, no Krylov solve;
 # (b) cg_tol is at most 1e-6 (0.9 was accepted and gave y^T K^-1 y 15-19% low
 #     with status ok), and the error names the limit;
+# (b') ntk_method auto's crossover model: matrix-free where it is faster and
+#     gives lambda_min (validate's choice and both times);
 # (c) SIGUSR1 (SLURM's warning) stops a running solve within about one
 #     product: the run is `interrupted`, the job exits 0 (it used to finish the
 #     whole solve first).
@@ -84,6 +86,27 @@ for tol in 0.9 1e-5; do
 done
 sed -i 's/cg_tol: 1e-5/cg_tol: 1e-6/' "$T/b.yaml"
 "$NTKMEM" validate "$T/b.yaml" >/dev/null
+
+# (b') ntk_method auto's crossover (validate only): with lambda_min_mf, dense
+# at m = 8000 and matrix-free at m = 20,000 (d = 64, q = 1024, P = 2, where
+# both fit 24 GiB and matrix-free was measured 1.2x faster), each naming the
+# other's time; without lambda_min_mf, dense at both (a matrix-free run would
+# not give lambda_min)
+for m in 8000 20000; do
+    for lm in true false; do
+        printf 'experiment: ntk_spectrum\nfixed: {m: %s, d: 64, q: 1024, kinf: false, lambda_min_mf: %s, max_mem_per_rank: 9e9}\n' \
+            $m $lm >"$T/x.yaml"
+        "$NTKMEM" validate "$T/x.yaml" --ranks 2 >"$T/x.log" 2>&1 || { cat "$T/x.log"; exit 1; }
+        if [ $m = 20000 ] && [ $lm = true ]; then
+            grep -q "matrix_free: estimated [0-9]* s in all.*(auto: dense fits, but takes longer by the model: ~[0-9]* s)" "$T/x.log"
+        elif [ $lm = true ]; then
+            grep -q "dense (.*(auto: ~[0-9]* s by the model, faster than matrix-free's ~[0-9]* s)" "$T/x.log"
+        else
+            grep -q "dense (.*(auto)" "$T/x.log"
+        fi || { cat "$T/x.log"; echo "auto's choice at m = $m, lambda_min_mf $lm"; exit 1; }
+    done
+done
+echo "auto's crossover: dense at m = 8000, matrix-free at 20,000 with lambda_min_mf; dense without"
 
 # (c) a long solve: CG to cg_tol 1e-16 (~1000+ products of 15-60 ms each,
 # 20-60 s) within a budget of 10^6 products; SIGUSR1 to mpirun (forwarded to

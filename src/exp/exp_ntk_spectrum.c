@@ -200,7 +200,7 @@ static long lmin_deflate(const nm_params *p, int P)
  * (nm_ntkop_block_flops at the block size), a Lanczos one a single
  * product.  Both counts depend on the draw's bottom cluster (seed 11 at
  * m = 16,000, tol 1e-4: 1186), so the model only ranks the methods. */
-static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
+static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n, double *cost)
 {
     double mk = (double)p->m / 1000.0;
     /* below m = 1000 (nothing measured) the ratio stays m = 1000's */
@@ -213,6 +213,7 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
+    if (cost) *cost = (use ? tb : tl) / one;
     char basis[256] = "", dfl[64] = "no deflation", ck[96] = "";
     if (!use && why) {
         long nd = lmin_deflate(p, P), k = lmin_basis(p, P);
@@ -234,7 +235,8 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n)
     return use;
 }
 
-static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n);
+static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n,
+                          double *cost);
 
 /* A block product holds the full m rows of its columns on every rank
  * (nm_ntkop_apply_block), 24 m bytes a column: at most a quarter of the
@@ -260,7 +262,7 @@ static double block_bytes(const nm_params *p, int P, long nu, long r)
 static double pcg_bytes(const nm_params *p, int P, long nu)
 {
     int r0 = 0;
-    if (!precond_choice(p, P, &r0, NULL, 0) || r0 <= 0) return 0;
+    if (!precond_choice(p, P, &r0, NULL, 0, NULL) || r0 <= 0) return 0;
     nm_pcg_opts o;
     nm_pcg_defaults(&o, p->m, p->d);
     long rmax = o.rank_max > r0 ? o.rank_max : r0, rs = r0, blk = r0;
@@ -280,7 +282,7 @@ static double solver_bytes(const nm_params *p, int P, int rank)
     if (2 * nd + 20 > ncv) ncv = (int)(2 * nd + 20); /* the deflation's Lanczos basis */
     double vecs = 8.0 * (m / P + 1) * (ncv + 2.0 * (p->top_k + 1) + nd + 8.0) +
                   8.0 * ncv * (ncv + 8.0) + 16.0 * fmin((double)p->max_products, 65536.0);
-    int lobpcg = p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0);
+    int lobpcg = p->lambda_min_mf && lmin_use_lobpcg(p, P, NULL, 0, NULL);
     if (p->lambda_min_mf && !lobpcg) vecs += trl_bytes(p, P, lmin_basis(p, P));
     if (lobpcg) {
         /* Nystrom factors (U, Y: m/P x r), LOBPCG's 6 bases of 3 bs, the block product */
@@ -325,11 +327,42 @@ static int needs_dense(const nm_params *p)
     return p->kinf || p->spectrum_out[0] || p->save_gram[0];
 }
 
+static double mf_seconds(const nm_params *p, int P);
+
+/* The two paths' times for auto's crossover (mf_faster), at the rates
+ * measured at m = 20,000, d = 64, q = 1024, P = 2 (AMD EPYC, DGEMM ~42
+ * GFLOP/s per rank; docs/benchmarks.md), unlike dense_seconds' budget
+ * estimate, which is conservative on purpose.  Dense: 296 s in all, the
+ * eigensolver 227 s (its cost model, nm_eig_predict, says 215 s), a Gram
+ * build m^2 (q + d) / P flops per rank in 15.0 s (14.5 GFLOP/s per rank),
+ * and for K's second build, the Cholesky (m^3 / 3) and the rest 54 s
+ * (39 s beyond the build: 34 GFLOP/s per rank on m^3 / 3 / P).
+ * Matrix-free: 247 s for 2499 products, 0.099 s a product with its share
+ * of Gram-Schmidt, 2.66e9 flops per rank each: 26.9 GFLOP/s per rank. */
+#define RATE_GRAM 14.5e9
+#define RATE_CHOL 34e9
+#define RATE_MF 26.9e9
+static double dense_model_seconds(const nm_params *p, int P)
+{
+    double m = (double)p->m, builds = 2.0 + (p->kinf ? 1.0 : 0.0);
+    return nm_eig_predict(nm_exp_eigsolver(p, P, NULL, 0), p->m, P) +
+           builds * m * m * ((double)p->q + p->d) / P / RATE_GRAM + m * m * m / 3.0 / P / RATE_CHOL;
+}
+
+/* auto, while dense fits: matrix-free only where it gives every column the
+ * dense path gives (lambda_min_mf: true; needs_dense false) and the
+ * model says it takes less time: at m = 20,000 above, 247 s against 291 s
+ * (measured 247 against 296); dense below m ~ 18,000 at that d and q. */
+static int mf_faster(const nm_params *p, int P)
+{
+    return p->lambda_min_mf && mf_seconds(p, P) < dense_model_seconds(p, P);
+}
+
 static int use_matrix_free(const nm_params *p, int P)
 {
     if (p->ntk_method != NM_NTK_AUTO) return p->ntk_method == NM_NTK_MATRIX_FREE;
     /* Lanczos needs m > top_k (check): smaller K are dense whatever the budget */
-    return !needs_dense(p) && p->m > p->top_k && dense_too_big(p, P);
+    return !needs_dense(p) && p->m > p->top_k && (dense_too_big(p, P) || mf_faster(p, P));
 }
 
 /* cg_precond auto: Nystrom-PCG when its build plus its iterations cost less
@@ -342,7 +375,8 @@ static int use_matrix_free(const nm_params *p, int P)
  * products' time at m = 20,000 (the product's rate per flop) and 226 at
  * m = 100,000 (1.4x it): NM_TILE_EFF keeps the lower rate. */
 #define NM_TILE_EFF 1.0
-static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n)
+static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n,
+                          double *cost)
 {
     long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
     if (r > p->m / 4) r = p->m / 4;
@@ -360,6 +394,7 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
     double tcg = ncg * prod, tpcg = build + npcg * prod;
     int use = p->cg_precond == NM_PRECOND_NYSTROM ||
               (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);
+    if (cost) *cost = (use ? tpcg : tcg) / prod;
     if (why)
         snprintf(why, n, "y^T K^-1 y by %s (%s; model: CG ~%.0f products, Nystrom-PCG rank %ld "
                  "build = %.0f products + ~%.0f iterations: %.2fx CG's time)",
@@ -367,6 +402,24 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
                  p->cg_precond == NM_PRECOND_AUTO ? "cg_precond auto" : "as set", ncg, r,
                  build / prod, npcg, tpcg / tcg);
     return use;
+}
+
+static int singular_by_rank(const nm_params *p);
+
+/* The matrix-free path's time by the same models as its choices: lambda_max
+ * (~60 products), y^T K^-1 y (precond_choice), lambda_min (lmin_use_lobpcg,
+ * when asked) and the two re-checks, at RATE_MF. */
+static double mf_seconds(const nm_params *p, int P)
+{
+    long nr = (p->q + P - 1) / P;
+    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN, rk;
+    double prod = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0), n = 62.0, c = 0;
+    if (!singular_by_rank(p)) {
+        precond_choice(p, P, &rk, NULL, 0, &c);
+        n += c;
+        if (p->lambda_min_mf) lmin_use_lobpcg(p, P, NULL, 0, &c), n += c;
+    }
+    return n * prod / RATE_MF;
 }
 
 static double mem_bytes(const nm_params *p, int P, int rank)
@@ -404,6 +457,12 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
         buf += l, n -= l;
     }
     if (use_matrix_free(p, P)) {
+        char auto_why[160] = "";
+        if (p->ntk_method == NM_NTK_AUTO && dense_too_big(p, P))
+            snprintf(auto_why, sizeof auto_why, " (auto: dense exceeds the memory or time budget)");
+        else if (p->ntk_method == NM_NTK_AUTO)
+            snprintf(auto_why, sizeof auto_why, " (auto: dense fits, but takes longer by the "
+                     "model: ~%.0f s)", dense_model_seconds(p, P));
         double mdq = 4.0 * (double)p->m * (double)p->d * (double)p->q / P;
         /* PARPACK fills its basis of lanczos_ncv vectors before its first
          * test: a basis of 4000 cost an m = 64,000 lambda_max 4000 products
@@ -414,35 +473,37 @@ static void describe(const nm_params *p, int P, char *buf, size_t n)
                      "the default 24)", p->lanczos_ncv);
         else
             snprintf(lmx, sizeof lmx, "~50-100 products");
-        snprintf(buf, n, "matrix_free: %.3g flops per rank per product K v (4 m d q / P), "
-                 "%.2g s at %.0f GFLOP/s per rank; lambda_max %s%s%s", mdq,
+        snprintf(buf, n, "matrix_free: estimated %.0f s in all by the model; %.3g flops per "
+                 "rank per product K v (4 m d q / P), "
+                 "%.2g s at %.0f GFLOP/s per rank; lambda_max %s%s%s", mf_seconds(p, P), mdq,
                  mdq / DENSE_FLOPS_PER_RANK, DENSE_FLOPS_PER_RANK / 1e9, lmx,
-                 singular_by_rank(p) ? "" : ", y^T K^-1 y ~100-500 (CG)",
-                 p->ntk_method == NM_NTK_AUTO ? " (auto: dense exceeds the memory or time budget)"
-                                              : "");
+                 singular_by_rank(p) ? "" : ", y^T K^-1 y ~100-500 (CG)", auto_why);
         int rk;
         size_t l = strlen(buf);
         if (singular_by_rank(p)) return; /* neither solve runs */
         if (l + 2 < n) {
             buf[l] = ';', buf[l + 1] = ' ';
-            precond_choice(p, P, &rk, buf + l + 2, n - l - 2);
+            precond_choice(p, P, &rk, buf + l + 2, n - l - 2, NULL);
         }
         l = strlen(buf);
         if (p->lambda_min_mf && l + 2 < n) {
             buf[l] = ';', buf[l + 1] = ' ';
-            lmin_use_lobpcg(p, P, buf + l + 2, n - l - 2);
+            lmin_use_lobpcg(p, P, buf + l + 2, n - l - 2, NULL);
         }
     } else {
-        char why[768];
+        char why[768], auto_why[200] = " (auto)";
+        if (p->ntk_method != NM_NTK_AUTO)
+            auto_why[0] = 0;
+        else if (needs_dense(p) && dense_too_big(p, P))
+            snprintf(auto_why, sizeof auto_why, " (auto: over the budget, but kinf / spectrum_out "
+                     "/ save_gram need the dense path; set kinf: false for matrix_free)");
+        else if (p->lambda_min_mf && !needs_dense(p))
+            snprintf(auto_why, sizeof auto_why, " (auto: ~%.0f s by the model, faster than "
+                     "matrix-free's ~%.0f s)", dense_model_seconds(p, P), mf_seconds(p, P));
         int solver = nm_exp_eigsolver(p, P, why, sizeof why);
         snprintf(buf, n, "dense (%s%s%s): estimated %.0f s at %.0f GFLOP/s per rank%s",
                  nm_eigsolver_names[solver], why[0] ? ": " : "", why, dense_seconds(p, P),
-                 DENSE_FLOPS_PER_RANK / 1e9,
-                 p->ntk_method != NM_NTK_AUTO ? ""
-                 : needs_dense(p) && dense_too_big(p, P)
-                     ? " (auto: over the budget, but kinf / spectrum_out / save_gram need the dense "
-                       "path; set kinf: false for matrix_free)"
-                     : " (auto)");
+                 DENSE_FLOPS_PER_RANK / 1e9, auto_why);
     }
 }
 
@@ -734,7 +795,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
         nm_krylov_info ci;
         t0 = wtime(comm);
         int rk = 0;
-        if (precond_choice(p, P, &rk, NULL, 0) && rk > 0) {
+        if (precond_choice(p, P, &rk, NULL, 0, NULL) && rk > 0) {
             /* Nystrom-PCG with Gauss / Gauss-Radau intervals (nm_pcg); the
              * upper end needs a lambda_min lower bound: +inf until the
              * lambda_min interval below gives one */
@@ -780,7 +841,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
      * (lambda_min ~ 0 has no relative residual to converge to) */
     if (rc == NM_OK && p->lambda_min_mf && !singular) {
         t0 = wtime(comm);
-        if (lmin_use_lobpcg(p, P, NULL, 0))
+        if (lmin_use_lobpcg(p, P, NULL, 0, NULL))
             rc = lmin_lobpcg(&op, p, lmax_est, row, &conv, &singular, e);
         else
             rc = lmin_lanczos(&op, p, lmax_est, row, &conv, &singular, e);

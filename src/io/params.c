@@ -112,7 +112,8 @@ const nm_setting nm_settings[] = {
     {"ntk_method", F(NM_T_ENUM, ntk_method), "auto", nm_ntk_method_names, 0, 0,
      OWN, ID,
      "dense (K formed), matrix_free (products K v only: Lanczos lambda_max, CG y^T K^-1 y), or "
-     "auto: dense while it fits max_mem_per_rank and dense_max_seconds"},
+     "auto: dense while it fits max_mem_per_rank and dense_max_seconds and, with lambda_min_mf, "
+     "the crossover model says dense is faster"},
     {"dense_max_seconds", F(NM_T_REAL, dense_max_seconds), "3600", NULL, 0, BIG,
      OWN, NOT_ID,
      "ntk_method auto: the dense path's estimated time budget (validate prints the estimate)"},
