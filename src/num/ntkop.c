@@ -300,19 +300,12 @@ static void apply_xtiles(nm_ntkop *op, const double *vf, double *of)
     }
 }
 
-void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
+/* of += (K v)'s local share by panels of op->kp neurons over all m examples
+ * (S' not cached, or neither a hidden-only kernel nor a homogeneous sigma) */
+static void apply_panels(nm_ntkop *op, const double *vf, double *of)
 {
     const nm_gram_in *in = &op->in;
     long m = in->m, d = in->d, nr = in->nrows;
-    OP_MPI(op, MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE,
-                              op->comm));
-    memset(op->of, 0, sizeof(double) * (size_t)m);
-    const double *vf = op->vf;
-    double *of = op->of;
-    if (xtile_ok(op) && !op->panels) {
-        apply_xtiles(op, vf, of);
-        nr = 0; /* done: no panels below */
-    }
     for (long k0 = 0; k0 < nr; k0 += op->kp) {
         long nk = nr - k0 < op->kp ? nr - k0 : op->kp;
         size_t n = (size_t)nk * (size_t)m;
@@ -356,7 +349,18 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
             }
         }
     }
-    OP_MPI(op, MPI_Reduce_scatter(of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm));
+}
+
+void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
+{
+    OP_MPI(op, MPI_Allgatherv(v, (int)op->ml, MPI_DOUBLE, op->vf, op->cnt, op->dsp, MPI_DOUBLE,
+                              op->comm));
+    memset(op->of, 0, sizeof(double) * (size_t)op->in.m);
+    if (xtile_ok(op) && !op->panels)
+        apply_xtiles(op, op->vf, op->of);
+    else
+        apply_panels(op, op->vf, op->of);
+    OP_MPI(op, MPI_Reduce_scatter(op->of, out, op->cnt, MPI_DOUBLE, MPI_SUM, op->comm));
     op->products++;
 }
 
