@@ -70,15 +70,22 @@ static long panel_kp(long m, long nrows)
     return kp < nrows ? kp : (nrows > 0 ? nrows : 1);
 }
 
-/* cache decisions: bit 0 = S' cached, bit 1 = S cached */
+/* cache decisions: bit 0 = S' cached, bit 1 = S cached.  S is left out
+ * where K v never reads it: S' cached and a homogeneous sigma (K v by tiles
+ * and the block product by panels fold the output part into B: fold_b).
+ * The block product by tiles of K then makes S from Z = X W^T per tile,
+ * 2 d / NM_TILE of a tile's flops; at m = 10^5, q = 6250, P = 2 that spares
+ * m q / P x 8 bytes = 2.5 GB a rank. */
 static int cache_plan(long m, long nrows, int act, int hidden, int output, double cache_max,
                       double *bytes)
 {
     double sp = (double)m * nrows * (deriv_is_sign(act) ? 1.0 : 8.0), s = 8.0 * m * nrows;
+    const nm_act_desc *a = nm_act_get(act);
     int plan = 0;
     double used = 0;
     if (hidden && sp <= cache_max) plan |= 1, used += sp;
-    if (output && used + s <= cache_max) plan |= 2, used += s;
+    int unread = (plan & 1) && a && a->homogeneous;
+    if (output && !unread && used + s <= cache_max) plan |= 2, used += s;
     *bytes = used;
     return plan;
 }
@@ -254,6 +261,24 @@ NM_VECLOOP static void acc_sd(long n, const double *restrict s, const double *re
     for (long i = 0; i < n; i++) o[i] += s[i] * c[i];
 }
 
+/* B's columns (d each) for neurons k0 .. k0 + nk - 1, nc columns a neuron
+ * (column k nc + c): b <- ch_j b, plus, with the output part folded (a
+ * homogeneous sigma: (S_p v)_j = sum_i s'_ji <w_j, x_i> v_i = <w_j, b>),
+ * co_j <w_j, b> w_j, so that the second pass sums s'_ji <x_i, b> alone */
+static void fold_b(const nm_gram_in *in, long k0, long nk, long nc, int with_co, double *B)
+{
+    int d = (int)in->d;
+    for (long k = 0; k < nk; k++) {
+        const double *w = in->W + (k0 + k) * d;
+        for (long c = 0; c < nc; c++) {
+            double *b = B + (k * nc + c) * d;
+            double t = with_co ? in->co[k0 + k] * cblas_ddot(d, w, 1, b, 1) : 0;
+            cblas_dscal(d, in->ch[k0 + k], b, 1);
+            if (t != 0) cblas_daxpy(d, t, w, 1, b, 1);
+        }
+    }
+}
+
 static void apply_xtiles(nm_ntkop *op, const double *vf, double *of)
 {
     const nm_gram_in *in = &op->in;
@@ -275,13 +300,7 @@ static void apply_xtiles(nm_ntkop *op, const double *vf, double *of)
                         in->X + i0 * d, (int)d, A, (int)ni, 1.0, B + k0 * d, (int)d);
         }
     }
-    for (long k = 0; k < nr; k++) {
-        double *b = B + k * d;
-        const double *w = in->W + k * d;
-        double t = in->co ? in->co[k] * cblas_ddot((int)d, w, 1, b, 1) : 0;
-        cblas_dscal((int)d, in->ch[k], b, 1);
-        if (t != 0) cblas_daxpy((int)d, t, w, 1, b, 1);
-    }
+    fold_b(in, 0, nr, 1, in->co != NULL, B);
     for (long i0 = 0; i0 < m; i0 += NM_XT) {
         long ni = m - i0 < NM_XT ? m - i0 : NM_XT;
         double *o = of + i0;
@@ -553,6 +572,8 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
     }
     int hh = in->ch != NULL, ho = in->co != NULL;
     long nx = op->nrmax > 0 ? op->nrmax : nr;
+    /* the output part folded into B as in K v by tiles (xtile_ok): no S, no Z */
+    int fold = xtile_ok(op);
     int tiled = op->block_mode == 2 ||
                 (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) <
                                             nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0));
@@ -568,9 +589,9 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
         for (long k0 = 0; k0 < nr; k0 += nk) {
             long nkk = nr - k0 < nk ? nr - k0 : nk;
             size_t n = (size_t)nkk * (size_t)m;
-            int need_z = (in->co && !op->s) || (in->ch && !op->s8 && !op->sd);
+            int need_z = (in->co && !fold && !op->s) || (in->ch && !op->s8 && !op->sd);
             if (need_z) preact(op, k0, nkk, Z);
-            if (in->co) { /* K^o V += S_p^T diag(co) (S_p V) */
+            if (in->co && !fold) { /* K^o V += S_p^T diag(co) (S_p V) */
                 const double *Sp = op->s ? op->s + (size_t)k0 * m : S;
                 if (!op->s) nm_act_apply(in->act, in->alpha, n, Z, S, NULL);
                 cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)nkk, (int)nc, (int)m,
@@ -597,19 +618,18 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
                 int wc = (int)(nkk * nc);
                 cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)d, wc, (int)m, 1.0,
                             in->X, (int)d, A, (int)m, 0.0, B, (int)d);
+                fold_b(in, k0, nkk, nc, fold && in->co, B);
                 cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)m, wc, (int)d, 1.0,
                             in->X, (int)d, B, (int)d, 0.0, C, (int)m);
-                for (long k = 0; k < nkk; k++) {
-                    double wk = in->ch[k0 + k];
+                for (long k = 0; k < nkk; k++)
                     for (long c = 0; c < nc; c++) {
                         const double *cc = C + (size_t)(k * nc + c) * m;
                         double *o = Oc + (size_t)c * m;
                         if (S8)
-                            for (long i = 0; i < m; i++) o[i] += wk * S8[k * m + i] * cc[i];
+                            acc_s8(m, S8 + k * m, cc, o);
                         else
-                            for (long i = 0; i < m; i++) o[i] += wk * Sd[k * m + i] * cc[i];
+                            acc_sd(m, Sd + k * m, cc, o);
                     }
-                }
             }
         }
     }

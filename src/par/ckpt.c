@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nm_ckpt.h"
 #include "nm_comm.h"
+#include "nm_file.h"
 #include "nm_version.h"
 
 #define CK_PATH 1024
@@ -66,54 +66,28 @@ static int get(FILE *f, uint64_t *h, void *p, size_t n)
     return 1;
 }
 
-/* mkdir -p of the directory part of path */
-static int mkdir_parents(const char *path, nm_err *e)
-{
-    char d[CK_PATH];
-    snprintf(d, sizeof d, "%s", path);
-    char *sl = strrchr(d, '/');
-    if (!sl || sl == d) return NM_OK;
-    *sl = 0;
-    for (char *p = d + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(d, 0777) != 0 && errno != EEXIST)
-                return nm_fail(e, NM_EIO, "cannot create directory %s: %s", d, strerror(errno));
-            if (!(*p = c)) break;
-        }
-    }
-    return NM_OK;
-}
-
-/* the file whole or not at all: a temporary beside it, flushed to disk and
- * renamed over it */
+/* the file whole or not at all (nm_file: a temporary beside it, flushed to
+ * disk and renamed over it, the directory made if missing) */
 static int write_file(const char *path, const ck_head *hd, const long *meta, int nmeta,
                       const double *const *blk, const size_t *len, int nblk, nm_err *e)
 {
-    char tmp[CK_PATH + 32];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    int rc = mkdir_parents(path, e);
-    FILE *f = rc == NM_OK ? fopen(tmp, "wb") : NULL;
-    if (rc != NM_OK) return rc;
-    if (!f) return nm_fail(e, NM_EIO, "cannot write checkpoint %s: %s", tmp, strerror(errno));
+    nm_atomic a;
+    if (nm_file_atomic_open(&a, path, e) != NM_OK) return e->code;
     uint64_t h = 1469598103934665603ULL;
-    int ok = put(f, &h, hd, sizeof *hd);
+    int ok = put(a.f, &h, hd, sizeof *hd);
     for (int i = 0; ok && i < nmeta; i++) {
         int64_t v = meta[i];
-        ok = put(f, &h, &v, sizeof v);
+        ok = put(a.f, &h, &v, sizeof v);
     }
     for (int b = 0; ok && b < nblk; b++) {
         int64_t n = (int64_t)len[b];
-        ok = put(f, &h, &n, sizeof n) && put(f, &h, blk[b], sizeof(double) * len[b]);
+        ok = put(a.f, &h, &n, sizeof n) && put(a.f, &h, blk[b], sizeof(double) * len[b]);
     }
-    ok = ok && fwrite(&h, sizeof h, 1, f) == 1 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = ok && fwrite(&h, sizeof h, 1, a.f) == 1;
+    if (ok) return nm_file_atomic_commit(&a, e);
     int err = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) == 0) return NM_OK;
-    if (ok) err = errno;
-    unlink(tmp);
-    return nm_fail(e, NM_EIO, "cannot write checkpoint %s: %s", path, strerror(err));
+    nm_file_atomic_abort(&a);
+    return nm_fail(e, NM_EIO, "cannot write checkpoint %s: %s", path, strerror(err ? err : EIO));
 }
 
 int nm_ckpt_save(MPI_Comm comm, const nm_ckpt_id *id, const long *meta, int nmeta,
