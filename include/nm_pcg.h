@@ -63,8 +63,9 @@ void nm_pcg_info_free(nm_pcg_info *info);
  * kappa_target 100, probe 12, no lmin_lo, 20000 products, seed 1. */
 void nm_pcg_defaults(nm_pcg_opts *o, long m, long d);
 
-/* y (all m entries, the same on every rank).  *val = y^T x at the end (NaN
- * when not converged; lo / hi are reported either way).  The true residual
+/* y (all m entries, the same on every rank).  *val = the Gauss quadrature
+ * sum (y^T x in exact arithmetic; NaN when not converged; lo / hi are
+ * reported either way).  The true residual
  * is recomputed with one more product, as nm_ntkop_cg does.  Stops between
  * products on a signal: NM_EINTR.  Collective. */
 int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *val,
