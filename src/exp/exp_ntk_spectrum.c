@@ -188,6 +188,14 @@ static long lmin_deflate(const nm_params *p, int P)
     return lmin_lanczos_model(p) > 2.0 * (double)lmin_basis(p, P) ? p->d + 1 : 0;
 }
 
+/* flops per rank of a block product of r columns (r = 1: one K v) on the
+ * largest shard, by tiles of K or by panels (nm_ntkop_block_flops) */
+static double block_flops(const nm_params *p, int P, int r, int tiled)
+{
+    return nm_ntkop_block_flops(p->m, p->d, (p->q + P - 1) / P, p->kernel != NM_KERNEL_OUTPUT,
+                                p->kernel != NM_KERNEL_HIDDEN, r, tiled);
+}
+
 /* lambda_min_method auto: the method whose products cost less, by counts
  * measured at d = 64, q = 1024, lanczos_tol 1e-10 (docs/benchmarks.md):
  * deflated thick-restart Lanczos 486, 969, 2164 products at m = 1000,
@@ -205,11 +213,8 @@ static int lmin_use_lobpcg(const nm_params *p, int P, char *why, size_t n, doubl
     double mk = (double)p->m / 1000.0;
     /* below m = 1000 (nothing measured) the ratio stays m = 1000's */
     double nl = lmin_lanczos_model(p), nb = nl * (824.0 / 490.0) * pow(fmax(mk, 1.0), 1.31 - 0.5);
-    long nr = (p->q + P - 1) / P;
-    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
-    double one = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
-    double col = nm_ntkop_block_flops(p->m, p->d, nr, h, o, p->lambda_min_block, 0) /
-                 p->lambda_min_block;
+    double one = block_flops(p, P, 1, 0);
+    double col = block_flops(p, P, (int)p->lambda_min_block, 0) / p->lambda_min_block;
     double tl = nl * one, tb = nb * col;
     int use = p->lambda_min_method == NM_LMIN_LOBPCG ||
               (p->lambda_min_method == NM_LMIN_AUTO && tb < tl);
@@ -351,7 +356,7 @@ static double dense_model_seconds(const nm_params *p, int P)
 
 /* auto, while dense fits: matrix-free only where it gives every column the
  * dense path gives (lambda_min_mf: true; needs_dense false) and the
- * model says it takes less time: at m = 20,000 above, 247 s against 291 s
+ * model says it takes less time: at m = 20,000 above, 245 s against 284 s
  * (measured 247 against 296); dense below m ~ 18,000 at that d and q. */
 static int mf_faster(const nm_params *p, int P)
 {
@@ -381,12 +386,9 @@ static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_
     long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
     if (r > p->m / 4) r = p->m / 4;
     *rank = (int)r;
-    long nr = (p->q + P - 1) / P;
-    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN;
-    double prod = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0);
-    double build = r > 0 ? fmin(nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 0),
-                                nm_ntkop_block_flops(p->m, p->d, nr, h, o, (int)r, 1) /
-                                    NM_TILE_EFF)
+    double prod = block_flops(p, P, 1, 0);
+    double build = r > 0 ? fmin(block_flops(p, P, (int)r, 0), block_flops(p, P, (int)r, 1) /
+                                                                  NM_TILE_EFF)
                          : 0;
     double tolf = log(2.0 / p->cg_tol) / log(2e10);
     double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf;
@@ -411,9 +413,8 @@ static int singular_by_rank(const nm_params *p);
  * when asked) and the two re-checks, at RATE_MF. */
 static double mf_seconds(const nm_params *p, int P)
 {
-    long nr = (p->q + P - 1) / P;
-    int h = p->kernel != NM_KERNEL_OUTPUT, o = p->kernel != NM_KERNEL_HIDDEN, rk;
-    double prod = nm_ntkop_block_flops(p->m, p->d, nr, h, o, 1, 0), n = 62.0, c = 0;
+    int rk;
+    double prod = block_flops(p, P, 1, 0), n = 62.0, c = 0;
     if (!singular_by_rank(p)) {
         precond_choice(p, P, &rk, NULL, 0, &c);
         n += c;
