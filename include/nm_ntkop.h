@@ -147,6 +147,19 @@ double nm_ntkop_block_bytes(long m, long d, long nr, int r);
  * the value for op->block_cols. */
 int nm_ntkop_block_cols(long m, long d, long nr, double bytes);
 
+/* diag(K) on this rank's row block (op->ml entries): m nr flops per rank,
+ * plus Z = X W^T (half a product) where S or S' is not cached.  Collective. */
+int nm_ntkop_diag(nm_ntkop *op, double *dg, nm_err *e);
+
+/* G = K[:, idx]: the columns of K at nc example indices (0 <= idx < m, the
+ * same on every rank), on this rank's row block (op->ml x nc, column-major,
+ * ld op->ml).  Per rank 2 m nc (nr_h + nr_o) flops of GEMM (d times fewer
+ * than nc products: e_j needs no X^T v), Z = X W^T where S or S' is not
+ * cached (2 m d nr, half a product, once per call), one Reduce_scatter of
+ * 2 m nc numbers and m nc x 2 doubles of work space.  Not counted in
+ * op->products.  Collective. */
+int nm_ntkop_columns(nm_ntkop *op, int nc, const long *idx, double *G, nm_err *e);
+
 /* The result of a Krylov solve. */
 typedef struct {
     int converged;      /* 1: the solver's own test and our residual check passed */

@@ -18,7 +18,16 @@
  * pieces are replicated; nothing is m x m.  The thin SVD of B is computed
  * through its Gram matrix B^T B (exact enough for the singular values above
  * 1e-8 sigma_max^2 kept; the rest are dropped, so r may end below the
- * requested rank) and U is re-orthogonalised by one Cholesky-QR pass. */
+ * requested rank) and U is re-orthogonalised by one Cholesky-QR pass.
+ *
+ * The column sketch (NM_SKETCH_COLUMNS) takes K ~ F F^T from block randomly
+ * pivoted Cholesky (Chen, Epperly, Tropp and Webber 2025) instead: columns
+ * of K at pivots drawn in proportion to the residual's diagonal, each
+ * column d times cheaper than a product (nm_ntkop_columns), so a rank of
+ * thousands costs a few products' time; then the same U, Lambda from F
+ * (Lambda = Sigma^2 - nu, nu = sqrt(m) eps trace(K) for the rounding of
+ * F F^T).  The pivots come from Philox (seed, NM_STREAM_PIVOT, draw) on the
+ * gathered diagonal: the same for every P up to rounding. */
 #ifndef NM_NYSTROM_H
 #define NM_NYSTROM_H
 #include <stdint.h>
@@ -26,13 +35,21 @@
 #include "nm_err.h"
 #include "nm_ntkop.h"
 
+enum { NM_SKETCH_GAUSSIAN = 0, NM_SKETCH_COLUMNS = 1 };
+
 typedef struct {
     int r;              /* eigenpairs kept (<= the sketch width) */
     int rs;             /* sketch width: columns of Omega and Y */
     long ml;            /* rows per rank (op->ml) */
     double *U;          /* ml x r, column-major: orthonormal eigenvectors of K_nys */
     double *lam;        /* r eigenvalues of K_nys, descending, > 0 */
-    double *Y;          /* ml x rs: K Omega (kept so the rank can grow) */
+    double *Y;          /* ml x rs: K Omega, or F for the column sketch (kept so
+                         * the rank can grow) */
+    int cols;           /* 1: the column sketch */
+    double *dres;       /* column sketch: diag(K - F F^T), this rank's rows */
+    int fresh;          /* column sketch: dres not yet computed */
+    long draws;         /* column sketch: pivots drawn so far (Philox counter) */
+    long columns;       /* column sketch: columns of K computed */
     double nu;          /* the shift */
     double lam_r;       /* lam[r - 1]: the preconditioner's scale */
     uint64_t seed;
@@ -40,14 +57,24 @@ typedef struct {
     double seconds;     /* wall time of the builds so far (max over ranks) */
 } nm_nystrom;
 
-/* Build with sketch width r (1 <= r <= m) on the operator's ranks.  Costs
- * r products, as one block product.  Collective. */
-int nm_nystrom_build(nm_nystrom *ny, nm_ntkop *op, int r, uint64_t seed, nm_err *e);
+/* Build with sketch width r (1 <= r <= m) on the operator's ranks, kind
+ * NM_SKETCH_GAUSSIAN (r products, as one block product) or
+ * NM_SKETCH_COLUMNS (r columns of K in blocks of up to 512, ~r / d
+ * products' flops plus half a product per block where S is not cached; the
+ * width may end below r when K - F F^T vanishes).  Collective. */
+int nm_nystrom_build(nm_nystrom *ny, nm_ntkop *op, int r, uint64_t seed, int kind, nm_err *e);
 
 /* Grow the sketch to width r_new > ny->rs: only the new columns of Omega
- * are multiplied by K (r_new - rs products), then the factorisation is
- * redone (O(m r^2 / P)).  Collective. */
+ * are multiplied by K (r_new - rs products), or more pivot blocks are
+ * drawn, then the factorisation is redone (O(m r^2 / P)).  Collective. */
 int nm_nystrom_grow(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e);
+
+/* Flops per rank of growing the column sketch from r0 to r1 columns (nr:
+ * the most neuron rows on a rank): the columns' GEMMs, Z once per pivot
+ * block (as if S were not cached), the residual update and the
+ * factorisation (O(m r1^2 / P)).  The cost models' input. */
+double nm_nystrom_cols_flops(long m, long d, long nr, int hidden, int output, int P, int r0,
+                             int r1);
 
 void nm_nystrom_free(nm_nystrom *ny);
 

@@ -32,7 +32,8 @@ typedef struct {
     int probe;          /* CG iterations between two looks at the estimate */
     double lmin_lo;     /* a certified lower bound on lambda_min(K); <= 0 or NaN: none */
     long max_products;  /* products in all, the build included */
-    uint64_t seed;      /* Omega's Philox key */
+    uint64_t seed;      /* Omega's (or the pivots') Philox key */
+    int sketch;         /* NM_SKETCH_GAUSSIAN or NM_SKETCH_COLUMNS (nm_nystrom) */
 } nm_pcg_opts;
 
 typedef struct {

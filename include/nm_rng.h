@@ -19,7 +19,8 @@ enum nm_stream {
     NM_STREAM_PERTURB = 9, /* parameter perturbations */
     NM_STREAM_MC = 10,     /* Monte Carlo checks */
     NM_STREAM_AUX = 11,    /* experiment-specific extras */
-    NM_STREAM_SKETCH = 12  /* Nystrom test matrix Omega: counter = example, sub = column */
+    NM_STREAM_SKETCH = 12, /* Nystrom test matrix Omega: counter = example, sub = column */
+    NM_STREAM_PIVOT = 13   /* column Nystrom pivots: counter = draw */
 };
 
 /* 64 random bits: word `sub` of the Philox block at counter (index, sub/4). */

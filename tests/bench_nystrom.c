@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "nm_act.h"
@@ -133,7 +134,7 @@ int main(int argc, char **argv)
     double gcpu = 2.0 * ng * (double)ng * ng / cg / 1e9;
     double fl = (4.0 * p.m * p.d * p.q + 4.0 * p.m * p.q) / P;
     nm_nystrom ny;
-    if (rounds && nm_nystrom_build(&ny, &op, r, 1, &e)) MPI_Abort(comm, 1);
+    if (rounds && nm_nystrom_build(&ny, &op, r, 1, NM_SKETCH_GAUSSIAN, &e)) MPI_Abort(comm, 1);
     if (rank == 0 && rounds) {
         printf("block product bench: P=%d, m=%ld d=%ld q=%ld relu kernel full, r=%d, load average "
                "%.2f before\n", P, p.m, p.d, p.q, r, la[0]);
@@ -178,15 +179,19 @@ int main(int argc, char **argv)
             nm_pcg_opts o;
             nm_pcg_defaults(&o, p.m, p.d);
             o.tol = tol, o.rank = (int)rr, o.rank_max = (int)rr;
+            /* NM_BENCH_NYS_SKETCH=columns: the column sketch (block RPCholesky) */
+            const char *sk = getenv("NM_BENCH_NYS_SKETCH");
+            if (sk && !strcmp(sk, "columns")) o.sketch = NM_SKETCH_COLUMNS;
             nm_pcg_info pi;
             double v2;
             if (nm_pcg_yKinvy(&op, D.y, &o, &v2, &pi, &e)) MPI_Abort(comm, 1);
             tp[np++] = pi.seconds;
             if (rank == 0 && getloadavg(la, 3) > 0)
                 printf("PCG rank %ld: %ld products (build %ld, %ld iterations), %.1f s (build "
-                       "%.1f s), kappa %.3g, converged %d, value %.12g, load %.2f\n", rr,
+                       "%.1f s), kappa %.3g, converged %d, value %.12g, load %.2f, sketch %s, final rank %d\n", rr,
                        pi.kr.products, pi.build_products, pi.kr.iterations, pi.seconds,
-                       pi.build_seconds, pi.kappa, pi.kr.converged, v2, la[0]);
+                       pi.build_seconds, pi.kappa, pi.kr.converged, v2, la[0],
+                       o.sketch == NM_SKETCH_COLUMNS ? "columns" : "gaussian", pi.rank);
             fflush(stdout);
         }
         nm_krylov_info ci;

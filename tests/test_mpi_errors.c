@@ -177,7 +177,7 @@ static int krylov_solve(int which, nm_ntkop *op, long m, long d, const double *y
     }
     if (which == 4) return nm_ntkop_lambda_min(op, 2, 6, 1e-8, 60, val, &info, e);
     nm_nystrom ny;
-    int rc = nm_nystrom_build(&ny, op, 6, 3, e);
+    int rc = nm_nystrom_build(&ny, op, 6, 3, NM_SKETCH_GAUSSIAN, e);
     if (rc == NM_OK) {
         nm_lobpcg_info li;
         rc = nm_lobpcg_ntk_min(op, ny.r, ny.U, ny.lam, 2, 1e-6, 0, 0, 40, &li, e);

@@ -11,7 +11,11 @@
  *   number is far below cond(K) (printed);
  * - growing the sketch 20 -> 40 gives the same factors as building 40;
  * - a stop signal on one rank ends the sketch on every rank with NM_EINTR,
- *   by panels and by tiles, before its first columns (no hang). */
+ *   by panels, by tiles and by columns, before its first columns (no hang);
+ * - columns and the diagonal of K (the column sketch's input) equal the
+ *   dense K's on every kernel / cache path, and the column sketch keeps
+ *   K_nys <= K + nu with the preconditioned spectrum inside its bounds. */
+#include <cblas.h>
 #include <signal.h>
 #include <float.h>
 #include <math.h>
@@ -82,7 +86,7 @@ START_TEST(test_nystrom_dense)
     nm_ntkop op;
     ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
     nm_nystrom ny;
-    ck_assert_int_eq(nm_nystrom_build(&ny, &op, rs, 7, &e), NM_OK);
+    ck_assert_int_eq(nm_nystrom_build(&ny, &op, rs, 7, NM_SKETCH_GAUSSIAN, &e), NM_OK);
     ck_assert(ny.products == rs && ny.r >= 1 && ny.r <= rs);
     int r = ny.r;
     double *U = gather_U(&op, &ny);
@@ -204,7 +208,7 @@ START_TEST(test_nystrom_dense)
     ck_assert_msg(w[m - 1] / w[0] < 0.1 * lmax / lmin, "preconditioning gained < 10x");
     /* 5. growing 20 -> 40 = building 40 */
     nm_nystrom g;
-    ck_assert_int_eq(nm_nystrom_build(&g, &op, 20, 7, &e), NM_OK);
+    ck_assert_int_eq(nm_nystrom_build(&g, &op, 20, 7, NM_SKETCH_GAUSSIAN, &e), NM_OK);
     ck_assert_int_eq(nm_nystrom_grow(&g, &op, rs, &e), NM_OK);
     ck_assert(g.r == ny.r && g.products == rs);
     for (int j = 0; j < r; j++) ck_assert(fabs(g.lam[j] - ny.lam[j]) <= 1e-12 * lmax);
@@ -217,6 +221,120 @@ START_TEST(test_nystrom_dense)
 }
 END_TEST
 
+/* Columns and the diagonal of K (nm_ntkop_columns, nm_ntkop_diag) against
+ * the dense K, on the kernels and caches that take different paths: relu
+ * with S' as int8 and S folded (full kernel), the same with no cache (S' and
+ * S from Z), tanh (S' as doubles, S cached), the hidden and the output
+ * kernel alone.  1e-12 of max |K|. */
+START_TEST(test_columns_dense)
+{
+    struct { int act, h, o; double cache; } cf[] = {
+        {NM_ACT_RELU, 1, 1, 1e9}, {NM_ACT_RELU, 1, 1, 0}, {NM_ACT_TANH, 1, 1, 1e9},
+        {NM_ACT_RELU, 1, 0, 1e9}, {NM_ACT_RELU, 0, 1, 1e9}};
+    for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++) {
+        long m = 150, d = 7;
+        nmt_problem pb;
+        nm_err e;
+        nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, 90, cf[c].act, cf[c].h,
+                         cf[c].o, 0, 1);
+        double *K = dense_K(&pb), kmax = 0;
+        for (long t = 0; t < m * m; t++) kmax = fmax(kmax, fabs(K[t]));
+        nm_ntkop op;
+        ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cf[c].cache, &e), NM_OK);
+        long idx[5] = {0, 3, 77, 148, 149};
+        double *G = malloc(sizeof(double) * (op.ml + 1) * 5), *dg = malloc(sizeof(double) * (op.ml + 1));
+        ck_assert_int_eq(nm_ntkop_columns(&op, 5, idx, G, &e), NM_OK);
+        ck_assert_int_eq(nm_ntkop_diag(&op, dg, &e), NM_OK);
+        double err = 0, derr = 0;
+        for (int k = 0; k < 5; k++)
+            for (long i = 0; i < op.ml; i++)
+                err = fmax(err, fabs(G[i + k * op.ml] - K[(op.m0 + i) + idx[k] * m]));
+        for (long i = 0; i < op.ml; i++) derr = fmax(derr, fabs(dg[i] - K[(op.m0 + i) * (m + 1)]));
+        ck_assert_msg(err <= 1e-12 * kmax && derr <= 1e-12 * kmax,
+                      "config %zu: columns %.3g, diagonal %.3g of max |K| %.3g", c, err / kmax,
+                      derr / kmax, kmax);
+        ck_assert(op.products == 0);
+        free(G), free(dg), free(K);
+        nm_ntkop_free(&op);
+        nmt_problem_free(&pb);
+    }
+}
+END_TEST
+
+/* The column sketch (block randomly pivoted Cholesky): K_nys <= K + nu
+ * (Loewner; the residual of a Cholesky is a Schur complement), the residual
+ * trace falls as the rank grows, a grown sketch is as good, and the
+ * preconditioned condition number is far below cond(K) and inside the
+ * bounds that the certified intervals rest on (nm_nystrom_mu). */
+START_TEST(test_nystrom_columns)
+{
+    long m = 300, d = 10;
+    nmt_problem pb;
+    nm_err e;
+    nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, 400, NM_ACT_RELU, 1, 1, 0, 0);
+    double *K = dense_K(&pb);
+    nm_ntkop op;
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+    size_t mm = (size_t)m * m;
+    double *A = malloc(sizeof(double) * mm), *w = malloc(sizeof(double) * m), *kw = malloc(sizeof(double) * m);
+    memcpy(A, K, sizeof(double) * mm);
+    eigvals((int)m, A, kw);
+    double lmin = kw[0], lmax = kw[m - 1], trK = 0, tr_prev = INFINITY;
+    for (long i = 0; i < m; i++) trK += K[i * (m + 1)];
+    for (int pass = 0; pass < 3; pass++) {
+        nm_nystrom ny;
+        int rs = pass == 0 ? 20 : 60;
+        ck_assert_int_eq(nm_nystrom_build(&ny, &op, pass == 2 ? 20 : rs, 7, NM_SKETCH_COLUMNS, &e), NM_OK);
+        if (pass == 2) ck_assert_int_eq(nm_nystrom_grow(&ny, &op, rs, &e), NM_OK);
+        ck_assert(ny.products == 0 && ny.columns >= ny.rs && ny.rs == rs && ny.r >= 1 && ny.r <= rs);
+        double *U = gather_U(&op, &ny);
+        for (size_t t = 0; t < mm; t++) A[t] = K[t];
+        for (int j = 0; j < ny.r; j++)
+            for (long b = 0; b < m; b++)
+                for (long a = 0; a < m; a++) A[a + b * m] -= ny.lam[j] * U[a + j * m] * U[b + j * m];
+        double tr = 0;
+        for (long i = 0; i < m; i++) tr += A[i * (m + 1)];
+        eigvals((int)m, A, w);
+        ck_assert_msg(w[0] >= -ny.nu - 1e-12 * lmax, "pass %d: K - K_nys not >= -nu: %.3g (nu %.3g)",
+                      pass, w[0], ny.nu);
+        /* the preconditioned spectrum, P^-1/2 K P^-1/2 */
+        double *H = malloc(sizeof(double) * mm), *T = malloc(sizeof(double) * mm);
+        for (long b = 0; b < m; b++)
+            for (long a = 0; a < m; a++) {
+                double s = a == b;
+                for (int j = 0; j < ny.r; j++)
+                    s += (sqrt(ny.lam_r / ny.lam[j]) - 1) * U[a + j * m] * U[b + j * m];
+                H[a + b * m] = s;
+            }
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, K,
+                    (int)m, H, (int)m, 0.0, T, (int)m);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, H,
+                    (int)m, T, (int)m, 0.0, A, (int)m);
+        double ew[300];
+        eigvals((int)m, A, ew);
+        double mu = nm_nystrom_mu(&ny, lmin), top = ny.lam_r + fmax(w[m - 1], -w[0]);
+        if (nmt_rank == 0)
+            printf("column Nystrom m = %ld, rank %d (pass %d), P = %d: trace(K - K_nys) / trace(K) "
+                   "%.3g; cond(K) %.3g, cond(P^-1 K) %.3g, spectrum [%.4g, %.4g] in [%.4g, %.4g]\n",
+                   m, ny.r, pass, nmt_size, tr / trK, lmax / lmin, ew[m - 1] / ew[0], ew[0],
+                   ew[m - 1], mu, top);
+        ck_assert_msg(ew[0] >= mu && ew[m - 1] <= top * (1 + 1e-12),
+                      "pass %d: preconditioned spectrum [%.6g, %.6g] outside [%.6g, %.6g]", pass,
+                      ew[0], ew[m - 1], mu, top);
+        ck_assert_msg(ew[m - 1] / ew[0] < 0.1 * lmax / lmin, "pass %d: preconditioning gained < 10x", pass);
+        if (pass == 1) ck_assert_msg(tr < tr_prev, "the residual trace did not fall with the rank");
+        if (pass == 2) ck_assert_msg(tr <= 2 * tr_prev, "the grown sketch: residual trace %.3g "
+                                     "against %.3g built at once", tr, tr_prev);
+        tr_prev = tr;
+        free(U), free(H), free(T);
+        nm_nystrom_free(&ny);
+    }
+    nm_ntkop_free(&op);
+    free(K), free(A), free(w), free(kw);
+    nmt_problem_free(&pb);
+}
+END_TEST
+
 START_TEST(test_nystrom_stop)
 {
     nmt_problem pb;
@@ -225,19 +343,20 @@ START_TEST(test_nystrom_stop)
     nm_ntkop op;
     ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
     nm_comm_signal_install();
-    for (int mode = 1; mode <= 2; mode++) {
-        op.block_mode = mode, op.tile = 32;
+    for (int mode = 1; mode <= 3; mode++) {
+        int kind = mode == 3 ? NM_SKETCH_COLUMNS : NM_SKETCH_GAUSSIAN;
+        op.block_mode = mode < 3 ? mode : 0, op.tile = 32;
         if (nmt_rank == nmt_size - 1) raise(SIGUSR1);
         nm_nystrom ny;
-        int rc = nm_nystrom_build(&ny, &op, 40, 7, &e);
+        int rc = nm_nystrom_build(&ny, &op, 40, 7, kind, &e);
         ck_assert_msg(rc == NM_EINTR && strstr(e.msg, "stopped by a signal"),
                       "mode %d: rc %d (%s), want NM_EINTR", mode, rc, rc ? e.msg : "");
-        ck_assert(ny.products == 0 && op.stoppable == 0);
+        ck_assert(ny.products == 0 && ny.columns == 0 && op.stoppable == 0);
         nm_nystrom_free(&ny);
         nm_comm_signal_reset();
         /* and the next sketch runs whole */
-        ck_assert_int_eq(nm_nystrom_build(&ny, &op, 40, 7, &e), NM_OK);
-        ck_assert(ny.products == 40);
+        ck_assert_int_eq(nm_nystrom_build(&ny, &op, 40, 7, kind, &e), NM_OK);
+        ck_assert(kind == NM_SKETCH_COLUMNS ? ny.rs == 40 : ny.products == 40);
         nm_nystrom_free(&ny);
     }
     signal(SIGUSR1, SIG_DFL), signal(SIGTERM, SIG_DFL);
@@ -252,6 +371,8 @@ static Suite *make(void)
     TCase *tc = tcase_create("nystrom");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_nystrom_dense);
+    tcase_add_test(tc, test_columns_dense);
+    tcase_add_test(tc, test_nystrom_columns);
     tcase_add_test(tc, test_nystrom_stop);
     suite_add_tcase(s, tc);
     return s;

@@ -703,7 +703,7 @@ static int lmin_lobpcg(nm_ntkop *op, const nm_params *p, double lmax, double *ro
     memset(&ny, 0, sizeof ny);
     int r = (int)lmin_rank(p), rc = NM_OK;
     long p0 = op->products;
-    if (r > 0) rc = nm_nystrom_build(&ny, op, r, p->seed, e);
+    if (r > 0) rc = nm_nystrom_build(&ny, op, r, p->seed, NM_SKETCH_GAUSSIAN, e);
     nm_lobpcg_info bi;
     double atol = (double)p->m * DBL_EPSILON * lmax;
     if (rc == NM_OK)

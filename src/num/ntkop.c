@@ -537,6 +537,163 @@ static int block_tiled(nm_ntkop *op, int r, const double *full, double *of, nm_e
     return rc;
 }
 
+/* ---- columns and the diagonal of K (the column Nystrom sketch) ----
+ * A column of K at example j is K e_j = (X x_j) o (S'^T D_h s'_j) +
+ * S^T D_o s_j: GEMMs with j's features, 2 m (nr_h + nr_o) flops per rank,
+ * against 4 m d nr for a product K v -- d times cheaper, because e_j needs
+ * no X^T v.  Both walk the examples in tiles of NM_TILE (tile_feats: S' from
+ * its cache, S from Z = X W^T where it is not cached, 2 m d nr flops per
+ * call, half a product). */
+
+/* Rows of example i0..i0+ni-1 in the layout of a Reduce_scatter to the row
+ * blocks: rank p's segment starts at np dsp[p] nc and holds np parts of
+ * cnt[p] x nc (column-major) one after the other; T is ni x nc (ld ni). */
+static void scatter_rows(const nm_ntkop *op, long i0, long ni, int nc, int np, int part,
+                         const double *T, double *pack)
+{
+    int p = 0;
+    for (long i = i0; i < i0 + ni; i++) {
+        while (i >= op->dsp[p] + op->cnt[p]) p++;
+        size_t cp = (size_t)op->cnt[p];
+        double *seg = pack + (size_t)np * op->dsp[p] * nc + (size_t)part * cp * nc +
+                      (size_t)(i - op->dsp[p]);
+        for (int c = 0; c < nc; c++) seg[(size_t)c * cp] = T[(size_t)c * ni + (i - i0)];
+    }
+}
+
+/* Work space of the tiled walk: 4 feature tiles and Z (b x nr each). */
+typedef struct {
+    long b;
+    double *F[4], *Z;
+} feat_ws;
+
+static int feat_ws_alloc(const nm_ntkop *op, feat_ws *w)
+{
+    w->b = NM_TILE < op->in.m ? NM_TILE : op->in.m;
+    size_t f = (size_t)(w->b > 0 ? w->b : 1) * (size_t)(op->in.nrows > 0 ? op->in.nrows : 1);
+    int ok = (w->Z = malloc(sizeof(double) * f)) != NULL;
+    for (int t = 0; t < 4; t++) ok = (w->F[t] = malloc(sizeof(double) * f)) && ok;
+    return ok;
+}
+
+static void feat_ws_free(feat_ws *w)
+{
+    for (int t = 0; t < 4; t++) free(w->F[t]);
+    free(w->Z);
+}
+
+static int counts_x(const nm_ntkop *op, int k, int *cnt)
+{
+    for (int p = 0; p < op->P; p++) cnt[p] = op->cnt[p] * k;
+    return op->cnt[op->rank] * k;
+}
+
+int nm_ntkop_diag(nm_ntkop *op, double *dg, nm_err *e)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows, d = in->d;
+    feat_ws w;
+    double *full = calloc((size_t)m, sizeof(double));
+    int *cnt = malloc(sizeof(int) * (size_t)op->P);
+    int ok = feat_ws_alloc(op, &w) && full && cnt;
+    int rc = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (diag K)"), e);
+    for (long i0 = 0; rc == NM_OK && nr > 0 && i0 < m; i0 += w.b) {
+        long ni = m - i0 < w.b ? m - i0 : w.b;
+        tile_feats(op, i0, ni, w.F[0], w.F[1], w.F[2], w.F[3], w.Z);
+        for (long i = 0; i < ni; i++) {
+            double h = 0, o = 0;
+            for (long k = 0; k < nr; k++) {
+                if (in->ch) h += w.F[0][k * ni + i] * w.F[1][k * ni + i];
+                if (in->co) o += w.F[2][k * ni + i] * w.F[3][k * ni + i];
+            }
+            const double *x = in->X + (i0 + i) * d;
+            full[i0 + i] = (in->ch ? h * cblas_ddot((int)d, x, 1, x, 1) : 0) + o;
+        }
+    }
+    if (rc == NM_OK) {
+        counts_x(op, 1, cnt);
+        rc = NM_MPI(MPI_Reduce_scatter(full, dg, cnt, MPI_DOUBLE, MPI_SUM, op->comm), e);
+    }
+    feat_ws_free(&w), free(full), free(cnt);
+    return nm_comm_agree(op->comm, rc, e);
+}
+
+int nm_ntkop_columns(nm_ntkop *op, int nc, const long *idx, double *G, nm_err *e)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, nr = in->nrows, d = in->d, ml = op->ml;
+    int np = (in->ch != NULL) + (in->co != NULL);
+    if (nc <= 0) return NM_OK;
+    feat_ws w, one;
+    memset(&one, 0, sizeof one);
+    size_t fj = (size_t)nc * (size_t)(nr > 0 ? nr : 1), mn = (size_t)m * nc * np;
+    double *FJ[2] = {malloc(sizeof(double) * fj), malloc(sizeof(double) * fj)};
+    double *T = malloc(sizeof(double) * (size_t)(NM_TILE < m ? NM_TILE : m) * nc);
+    double *pack = calloc(mn ? mn : 1, sizeof(double));
+    double *recv = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1) * nc * np);
+    double *XJ = malloc(sizeof(double) * (size_t)nc * d), *XX = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1) * nc);
+    int *cnt = malloc(sizeof(int) * (size_t)op->P);
+    int ok = feat_ws_alloc(op, &w) && FJ[0] && FJ[1] && T && pack && recv && XJ && XX && cnt;
+    if (ok) { /* features of one example at a time: tiles of 1 */
+        one.b = 1;
+        for (int t = 0; t < 4; t++) ok = (one.F[t] = malloc(sizeof(double) * (nr > 0 ? nr : 1))) && ok;
+        ok = (one.Z = malloc(sizeof(double) * (nr > 0 ? nr : 1))) && ok;
+    }
+    int rc = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (columns of K)"), e);
+    if (rc != NM_OK) goto out;
+    if (op->nrmax == 0) { /* as the block product: the cost models read it */
+        long loc = nr > 0 ? nr : 1;
+        OP_MPI(op, MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm));
+    }
+    for (int c = 0; c < nc; c++) {
+        if (idx[c] < 0 || idx[c] >= m) {
+            rc = nm_fail(e, NM_EINVAL, "column %ld of K asked for, m = %ld", idx[c], m);
+            break;
+        }
+        memcpy(XJ + (size_t)c * d, in->X + idx[c] * d, sizeof(double) * (size_t)d);
+        if (nr == 0) continue;
+        tile_feats(op, idx[c], 1, one.F[0], one.F[1], one.F[2], one.F[3], one.Z);
+        /* FJ[0] = S'_J (hidden), FJ[1] = S_J (output): nc x nr */
+        for (long k = 0; k < nr; k++) {
+            if (in->ch) FJ[0][k * nc + c] = one.F[1][k];
+            if (in->co) FJ[1][k * nc + c] = one.F[3][k];
+        }
+    }
+    if ((rc = nm_comm_agree(op->comm, rc, e)) != NM_OK) goto out;
+    for (long i0 = 0; nr > 0 && i0 < m; i0 += w.b) {
+        long ni = m - i0 < w.b ? m - i0 : w.b;
+        tile_feats(op, i0, ni, w.F[0], w.F[1], w.F[2], w.F[3], w.Z);
+        int part = 0;
+        if (in->ch) { /* (S'_I D_h) S'_J^T */
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, nc, (int)nr, 1.0, w.F[0],
+                        (int)ni, FJ[0], nc, 0.0, T, (int)ni);
+            scatter_rows(op, i0, ni, nc, np, part++, T, pack);
+        }
+        if (in->co) { /* (S_I D_o) S_J^T */
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)ni, nc, (int)nr, 1.0, w.F[2],
+                        (int)ni, FJ[1], nc, 0.0, T, (int)ni);
+            scatter_rows(op, i0, ni, nc, np, part, T, pack);
+        }
+    }
+    counts_x(op, nc * np, cnt);
+    if ((rc = NM_MPI(MPI_Reduce_scatter(pack, recv, cnt, MPI_DOUBLE, MPI_SUM, op->comm), e)) != NM_OK)
+        goto out;
+    /* this rank's rows: G = (X_l X_J^T) o hidden + output */
+    size_t n = (size_t)ml * nc;
+    if (ml > 0 && in->ch) {
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ml, nc, (int)d, 1.0,
+                    in->X + op->m0 * d, (int)d, XJ, (int)d, 0.0, XX, (int)ml);
+        for (size_t t = 0; t < n; t++) G[t] = XX[t] * recv[t];
+    } else if (ml > 0)
+        memset(G, 0, sizeof(double) * n);
+    if (ml > 0 && in->co)
+        for (size_t t = 0; t < n; t++) G[t] += recv[(size_t)(np - 1) * n + t];
+out:
+    feat_ws_free(&w), feat_ws_free(&one);
+    free(FJ[0]), free(FJ[1]), free(T), free(pack), free(recv), free(XJ), free(XX), free(cnt);
+    return nm_comm_agree(op->comm, rc, e);
+}
+
 static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
 {
     const nm_gram_in *in = &op->in;

@@ -17,6 +17,7 @@ void nm_pcg_defaults(nm_pcg_opts *o, long m, long d)
     if (r0 > rmax) r0 = rmax;
     o->tol = 1e-8, o->rank = (int)(r0 > 0 ? r0 : 0), o->rank_max = (int)(rmax > 0 ? rmax : 0);
     o->kappa_target = 100, o->probe = 12, o->lmin_lo = NAN, o->max_products = 20000, o->seed = 1;
+    o->sketch = NM_SKETCH_GAUSSIAN;
 }
 
 static double pdot(MPI_Comm comm, long n, const double *a, const double *b)
@@ -71,15 +72,17 @@ static double pre_mu(double nu, double lr, double l1, double lmin_lo)
  * cheaper of panels and tiles, nm_ntkop_block_flops, on the rank with most
  * neuron rows, nrmax).  At m = 100,000, d = 256, q = 2048 that block is ~317
  * products by tiles against ~60 saved: two doublings there made the solve
- * slower than plain CG (docs/benchmarks.md). */
-static int doubling_pays(const nm_ntkop *op, long nrmax, int rs, double kappa, double rr,
-                         double stop)
+ * slower than plain CG (docs/benchmarks.md).  The column sketch's doubling
+ * costs rs columns of K (nm_nystrom_cols_flops), a few products' time. */
+static int doubling_pays(const nm_ntkop *op, long nrmax, const nm_nystrom *ny, double kappa,
+                         double rr, double stop)
 {
     const nm_gram_in *in = &op->in;
-    int h = in->ch != NULL, o = in->co != NULL;
+    int h = in->ch != NULL, o = in->co != NULL, rs = ny->rs;
     double one = nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, 1, 0);
-    double blk = fmin(nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 0),
-                      nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 1));
+    double blk = ny->cols ? nm_nystrom_cols_flops(in->m, in->d, nrmax, h, o, op->P, rs, 2 * rs)
+                          : fmin(nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 0),
+                                 nm_ntkop_block_flops(in->m, in->d, nrmax, h, o, rs, 1));
     double left = 0.5 * sqrt(kappa) * 0.5 * log(fmax(rr / stop, 1.0));
     return one > 0 && blk / one < 0.5 * left;
 }
@@ -129,7 +132,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
     int rank = o->rank > 0 ? (o->rank < m ? o->rank : (int)m) : 0;
     if (rank > 0) {
         long b0 = op->products;
-        if ((rc = nm_nystrom_build(&ny, op, rank, o->seed, e)) != NM_OK) goto out;
+        if ((rc = nm_nystrom_build(&ny, op, rank, o->seed, o->sketch, e)) != NM_OK) goto out;
         info->build_products += op->products - b0;
     }
     /* one CG run per preconditioner, warm-started from the last x:
@@ -215,7 +218,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
                 if (info->kappa > o->kappa_target && 2 * ny.rs <= o->rank_max &&
                     2 * ny.rs <= m) {
                     /* op->nrmax: set by the sketch's block product, the same on every rank */
-                    if (doubling_pays(op, op->nrmax, ny.rs, info->kappa, rr, stop)) {
+                    if (doubling_pays(op, op->nrmax, &ny, info->kappa, rr, stop)) {
                         grow = 1;
                         break;
                     }
