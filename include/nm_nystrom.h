@@ -21,7 +21,7 @@
  * requested rank) and U is re-orthogonalised by one Cholesky-QR pass.
  *
  * The column sketch (NM_SKETCH_COLUMNS) takes K ~ F F^T from block randomly
- * pivoted Cholesky (Chen, Epperly, Tropp and Webber 2025) instead: columns
+ * pivoted Cholesky (Chen, Epperly, Tropp and Webber, arXiv 2207.06503) instead: columns
  * of K at pivots drawn in proportion to the residual's diagonal, each
  * column d times cheaper than a product (nm_ntkop_columns), so a rank of
  * thousands costs a few products' time; then the same U, Lambda from F
@@ -75,6 +75,10 @@ int nm_nystrom_grow(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e);
  * factorisation (O(m r1^2 / P)).  The cost models' input. */
 double nm_nystrom_cols_flops(long m, long d, long nr, int hidden, int output, int P, int r0,
                              int r1);
+
+/* Bytes per rank of the column sketch's work space at width r (besides F
+ * and the factorisation's m / P x r arrays): one pivot block's columns. */
+double nm_nystrom_cols_bytes(long m, int P, int r);
 
 void nm_nystrom_free(nm_nystrom *ny);
 

@@ -35,6 +35,7 @@ typedef enum { NM_NTK_DENSE, NM_NTK_MATRIX_FREE, NM_NTK_AUTO } nm_ntk_method;
 /* matrix-free y^T K^-1 y: plain CG, Nystrom-preconditioned CG, or the cost model's choice */
 typedef enum { NM_PRECOND_NONE, NM_PRECOND_NYSTROM, NM_PRECOND_AUTO } nm_cg_precond;
 extern const char *const nm_cg_precond_names[];
+extern const char *const nm_nystrom_sketch_names[]; /* index = NM_SKETCH_* (nm_nystrom) */
 extern const char *const nm_method_names[];
 extern const char *const nm_labels_names[];
 extern const char *const nm_source_names[];
@@ -81,7 +82,8 @@ typedef struct {
     long lanczos_ncv, top_k, max_products, lambda_min_deflate, lambda_min_rank, lambda_min_block;
     int lambda_min_mf, lambda_min_method;
     int cg_precond;     /* nm_cg_precond */
-    long nystrom_rank;  /* starting Nystrom rank; -1 = 2 (d + 1) */
+    long nystrom_rank;  /* starting Nystrom rank; -1 = by the cost model */
+    int nystrom_sketch; /* NM_SKETCH_GAUSSIAN / NM_SKETCH_COLUMNS */
     int grid_p, grid_q; /* BLACS process grid; 0 x 0 = auto (near-square) */
     /* training (sgd, ntk_train, gd_width, near_min): the Pe x Pn grid of
      * example blocks x neuron blocks; 0 x 0 = auto (nm_train_grid_choose) */

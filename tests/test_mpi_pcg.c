@@ -8,7 +8,7 @@
  *   an underestimate of lambda_min (the dense lambda_min times 0.9 and 0.1:
  *   the matrix-free lambda_min_lo takes that role in the experiment);
  * - without an underestimate the upper end is +inf, the lower end still holds;
- * - plain CG (rank 0) gives the same interval property;
+ * - plain CG (rank 0) and the column sketch give the same interval property;
  * - nm_pcg_upper (the upper end from a lambda_min bound found after the
  *   solve) equals the running one;
  * - a run stopped by its product budget says not converged and still
@@ -23,6 +23,7 @@
 #include "nm_eig.h"
 #include "nm_gram.h"
 #include "nm_ntkop.h"
+#include "nm_nystrom.h"
 #include "nm_params.h"
 #include "nm_pcg.h"
 #include "nm_rng.h"
@@ -34,7 +35,7 @@ START_TEST(test_intervals)
     const int acts[] = {NM_ACT_RELU, NM_ACT_ABS, NM_ACT_ERF, NM_ACT_TANH};
     const double wtol = 1e-6;
     double worst_w = 0, worst_in = 0;
-    long prods[2] = {0, 0};
+    long prods[4] = {0, 0, 0, 0}; /* PCG, CG products; iterations: columns, gaussian */
     for (int c = 0; c < 20; c++) {
         uint64_t h = nm_rng_hash64(1000 + (uint64_t)c);
         long m = 60 + (long)(h % 101), d = 6 + (long)((h >> 8) % 10);
@@ -47,11 +48,12 @@ START_TEST(test_intervals)
         ck_assert_int_eq(nmt_dense_ref(&pb, &lmin, &lmax, &yk, NULL, &e), NM_OK);
         nm_ntkop op;
         ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < 5; v++) {
             nm_pcg_opts o;
             nm_pcg_defaults(&o, m, d);
             o.tol = 1e-8, o.seed = h;
             if (v == 1) o.rank = 0;                  /* plain CG */
+            if (v == 4) o.sketch = NM_SKETCH_COLUMNS; /* the column sketch */
             o.lmin_lo = v == 2 ? 0.1 * lmin : v == 3 ? NAN : 0.9 * lmin;
             nm_pcg_info pi;
             double val;
@@ -74,6 +76,8 @@ START_TEST(test_intervals)
                 worst_w = fmax(worst_w, w);
             }
             if (v < 2) prods[v] += pi.kr.products;
+            if (v == 4) prods[2] += pi.kr.iterations;
+            if (v == 0) prods[3] += pi.kr.iterations;
             /* the upper end computed after the solve equals the running one */
             if (v != 3) {
                 double h2 = nm_pcg_upper(&pi, o.lmin_lo);
@@ -101,7 +105,8 @@ START_TEST(test_intervals)
     if (nmt_rank == 0)
         printf("PCG intervals, 20 configurations, P = %d: dense value inside every time "
                "(largest excess %.2g relative: <= 0 means inside without the dense slack), relative width <= %.2g; products PCG %ld vs "
-               "CG %ld in all\n", nmt_size, worst_in, worst_w, prods[0], prods[1]);
+               "CG %ld in all; PCG iterations with the column sketch %ld, the gaussian %ld\n",
+               nmt_size, worst_in, worst_w, prods[0], prods[1], prods[2], prods[3]);
 }
 END_TEST
 

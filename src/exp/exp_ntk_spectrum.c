@@ -272,6 +272,9 @@ static double pcg_bytes(const nm_params *p, int P, long nu)
     nm_pcg_defaults(&o, p->m, p->d);
     long rmax = o.rank_max > r0 ? o.rank_max : r0, rs = r0, blk = r0;
     while (2 * rs <= rmax && 2 * rs <= p->m) blk = rs > blk ? rs : blk, rs *= 2;
+    if (p->nystrom_sketch == NM_SKETCH_COLUMNS) /* F, U, B, G; the columns' full rows */
+        return 8.0 * ((double)p->m / P + 1) * (4.0 * rs + 5.0) + 24.0 * (double)rs * rs +
+               nm_nystrom_cols_bytes(p->m, P, (int)rs);
     return 8.0 * ((double)p->m / P + 1) * (5.0 * rs + 5.0) + 16.0 * (double)rs * rs +
            block_bytes(p, P, nu, blk);
 }
@@ -376,33 +379,60 @@ static int use_matrix_free(const nm_params *p, int P)
  * docs/benchmarks.md): plain CG 85, 225 and 697 iterations at m = 3000,
  * 20,000 and 100,000, i.e. ~85 (m / 3000)^0.60; PCG at rank 514 38, 80 and
  * 237, i.e. ~35 (m / 3000)^0.52 (least squares in logs); both scaled by
- * log(2 / cg_tol) / log(2e10).  The tiled sketch of r = 514 took 61
- * products' time at m = 20,000 (the product's rate per flop) and 226 at
- * m = 100,000 (1.4x it): NM_TILE_EFF keeps the lower rate. */
+ * log(2 / cg_tol) / log(2e10).  The gaussian sketch costs the cheaper of the
+ * block product by panels and by tiles of K (the tiles ran at the product's
+ * rate per flop at m = 20,000, 1.4x it at m = 100,000: NM_TILE_EFF keeps the
+ * lower rate).  The column sketch costs nm_nystrom_cols_flops at the
+ * product's rate, so a wider rank pays: its iterations at 4 (d + 1) and
+ * 8 (d + 1) were 0.68 / 0.61 and 0.61 of those at 2 (d + 1) (m = 20,000 /
+ * 3000, cg_tol 1e-8: 66, 45, 40 and 31, 19), pcg_rank_frac; with
+ * nystrom_rank -1 the model takes the cheapest of the three. */
 #define NM_TILE_EFF 1.0
+static double pcg_rank_frac(double r, double base)
+{
+    double k = log2(fmax(r / base, 1.0));
+    return k <= 1 ? 1.0 - 0.35 * k : fmax(0.65 - 0.07 * (k - 1), 0.58);
+}
+
+static double sketch_flops(const nm_params *p, int P, long r)
+{
+    if (r <= 0) return 0;
+    if (p->nystrom_sketch == NM_SKETCH_COLUMNS)
+        return nm_nystrom_cols_flops(p->m, p->d, (p->q + P - 1) / P, p->kernel != NM_KERNEL_OUTPUT,
+                                     p->kernel != NM_KERNEL_HIDDEN, P, 0, (int)r);
+    return fmin(block_flops(p, P, (int)r, 0), block_flops(p, P, (int)r, 1) / NM_TILE_EFF);
+}
+
 static int precond_choice(const nm_params *p, int P, int *rank, char *why, size_t n,
                           double *cost)
 {
-    long r = p->nystrom_rank >= 0 ? p->nystrom_rank : 2 * (p->d + 1);
-    if (r > p->m / 4) r = p->m / 4;
-    *rank = (int)r;
+    long base = 2 * (p->d + 1), cand[3] = {base, 2 * base, 4 * base};
+    int nc = p->nystrom_rank < 0 && p->nystrom_sketch == NM_SKETCH_COLUMNS ? 3 : 1;
+    if (p->nystrom_rank >= 0) cand[0] = p->nystrom_rank;
     double prod = block_flops(p, P, 1, 0);
-    double build = r > 0 ? fmin(block_flops(p, P, (int)r, 0), block_flops(p, P, (int)r, 1) /
-                                                                  NM_TILE_EFF)
-                         : 0;
     double tolf = log(2.0 / p->cg_tol) / log(2e10);
-    double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf;
-    double npcg = 35.0 * pow((double)p->m / 3000.0, 0.52) * tolf;
-    double tcg = ncg * prod, tpcg = build + npcg * prod;
+    double ncg = 85.0 * pow((double)p->m / 3000.0, 0.60) * tolf, tcg = ncg * prod;
+    long r = 0;
+    double build = 0, npcg = 0, tpcg = INFINITY;
+    for (int c = 0; c < nc; c++) {
+        long rc = cand[c] < p->m / 4 ? cand[c] : p->m / 4;
+        if (c > 0 && rc <= cand[c - 1]) break;
+        double b = sketch_flops(p, P, rc);
+        double it = 35.0 * pow((double)p->m / 3000.0, 0.52) * tolf *
+                    (p->nystrom_sketch == NM_SKETCH_COLUMNS ? pcg_rank_frac((double)rc, (double)base) : 1.0);
+        if (b + it * prod < tpcg) r = rc, build = b, npcg = it, tpcg = b + it * prod;
+    }
+    *rank = (int)r;
     int use = p->cg_precond == NM_PRECOND_NYSTROM ||
               (p->cg_precond == NM_PRECOND_AUTO && r > 0 && tpcg < tcg);
     if (cost) *cost = (use ? tpcg : tcg) / prod;
     if (why)
         snprintf(why, n, "y^T K^-1 y by %s (%s; model: CG ~%.0f products, Nystrom-PCG rank %ld "
-                 "build = %.0f products + ~%.0f iterations: %.2fx CG's time)",
+                 "(%s sketch%s) build = %.0f products' time + ~%.0f iterations: %.2fx CG's time)",
                  use ? "Nystrom-preconditioned CG" : "plain CG",
                  p->cg_precond == NM_PRECOND_AUTO ? "cg_precond auto" : "as set", ncg, r,
-                 build / prod, npcg, tpcg / tcg);
+                 nm_nystrom_sketch_names[p->nystrom_sketch],
+                 nc > 1 ? ", the cheapest of 2, 4, 8 (d + 1)" : "", build / prod, npcg, tpcg / tcg);
     return use;
 }
 
@@ -703,7 +733,7 @@ static int lmin_lobpcg(nm_ntkop *op, const nm_params *p, double lmax, double *ro
     memset(&ny, 0, sizeof ny);
     int r = (int)lmin_rank(p), rc = NM_OK;
     long p0 = op->products;
-    if (r > 0) rc = nm_nystrom_build(&ny, op, r, p->seed, NM_SKETCH_GAUSSIAN, e);
+    if (r > 0) rc = nm_nystrom_build(&ny, op, r, p->seed, p->nystrom_sketch, e);
     nm_lobpcg_info bi;
     double atol = (double)p->m * DBL_EPSILON * lmax;
     if (rc == NM_OK)
@@ -805,6 +835,7 @@ static int run_mf(state *s, const nm_params *p, MPI_Comm comm, const nm_gram_in 
             o.tol = p->cg_tol, o.rank = rk, o.max_products = p->max_products;
             if (o.rank_max < rk) o.rank_max = rk;
             o.seed = nm_rng_hash64(p->seed ^ 0x4e7973747230ULL);
+            o.sketch = p->nystrom_sketch;
             rc = nm_pcg_yKinvy(&op, s->D.y, &o, &row[M_YKY], &pi, e);
             row[M_TSOLVE] = elapsed(t0, comm);
             if (rc == NM_OK) {

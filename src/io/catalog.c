@@ -25,7 +25,7 @@ static const nm_catalog_entry table[] = {
     {"ntk_spectrum",
      NETWORK "B kernel " GRAM "eigenvalues eigensolver ntk_method dense_max_seconds lanczos_tol "
              "lanczos_ncv top_k lambda_min_mf lambda_min_deflate lambda_min_method lambda_min_rank "
-             "lambda_min_block cg_tol cg_precond nystrom_rank max_products kinf "
+             "lambda_min_block cg_tol cg_precond nystrom_rank nystrom_sketch max_products kinf "
              "quad_order spectrum_out save_gram checkpoint_dir",
      NULL, NM_ROWS_ONE, NM_TGRID_NONE},
     {"ntk_train", NETWORK "B " TRAINING PATIENCE "compare_sgd", NULL, NM_ROWS_EVAL,

@@ -17,6 +17,7 @@ const char *const nm_eig_names[] = {"all", "extremes", NULL};
 const char *const nm_ntk_method_names[] = {"dense", "matrix_free", "auto", NULL};
 const char *const nm_lmin_method_names[] = {"lobpcg", "lanczos", "auto", NULL};
 const char *const nm_cg_precond_names[] = {"none", "nystrom", "auto", NULL};
+const char *const nm_nystrom_sketch_names[] = {"gaussian", "columns", NULL};
 const char *const nm_method_names[] = {"bubeck", "baum", NULL};
 const char *const nm_labels_names[] = {"auto", "rademacher", "binary", "uniform", NULL};
 const char *const nm_source_names[] = {"construct", "sgd", NULL};
@@ -154,8 +155,14 @@ const nm_setting nm_settings[] = {
      "to 8 (d + 1)), or auto: the cheaper by the cost model "
      "of docs/theory.md (validate prints the choice)"},
     {"nystrom_rank", F(NM_T_INT, nystrom_rank), "-1", NULL, -1, 100000, OWN, ID,
-     "cg_precond nystrom: the starting rank (-1 = 2 (d + 1): the constant and linear modes with "
-     "oversampling; at most m / 4)"},
+     "cg_precond nystrom: the starting rank (-1: gaussian sketch 2 (d + 1), the constant and "
+     "linear modes with oversampling; column sketch the cheapest of 2, 4 and 8 (d + 1) by the "
+     "cost model; at most m / 4)"},
+    {"nystrom_sketch", F(NM_T_ENUM, nystrom_sketch), "columns", nm_nystrom_sketch_names, 0, 0,
+     OWN, ID,
+     "the Nystrom preconditioner's sketch (y^T K^-1 y and lambda_min by LOBPCG): columns (K "
+     "at pivots drawn by block randomly pivoted Cholesky, each column d times cheaper than a "
+     "product K v) or gaussian (K Omega, one product's flops a column)"},
     {"max_products", F(NM_T_INT, max_products), "20000", NULL, 10, BIG, OWN, ID,
      "matrix_free: products K v allowed per solve (status not_converged beyond)"},
     {"grid", F(NM_T_GRID, grid_p), "auto", NULL, 0, 0, OWN, ID,

@@ -21,7 +21,8 @@ static int is_relative_size(const nm_setting *s)
  * away from its default, and a default that changed hashes as the old one did.
  * Never remove a line; add one for each new identity setting. */
 static const char *const added_later[] = {"lambda_min_method", "lambda_min_rank",
-                                          "lambda_min_block", "cg_precond", "nystrom_rank"};
+                                          "lambda_min_block", "cg_precond", "nystrom_rank",
+                                          "nystrom_sketch"};
 static const struct { const char *key, *now, *then; } old_default[] = {
     {"eigensolver", "auto", "elpa"},           /* the default was elpa until auto */
     {"lambda_min_method", "auto", "lanczos"}, /* lanczos until auto */

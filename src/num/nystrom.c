@@ -218,8 +218,8 @@ static int sketch(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
 }
 
 /* ---- the column sketch: block randomly pivoted Cholesky ----
- * (Chen, Epperly, Tropp and Webber, "Randomly pivoted Cholesky", Comm. Pure
- * Appl. Math. 2025, Algorithm 2 "block RPCholesky"): K ~ F F^T, F = ny->Y
+ * (Chen, Epperly, Tropp and Webber, "Randomly pivoted Cholesky", arXiv
+ * 2207.06503, the block variant: iid pivots per block): K ~ F F^T, F = ny->Y
  * (ml x rs).  A block draws b pivots S iid with probability proportional to
  * the diagonal of the residual K - F F^T (dres), takes G = K[:, S] - F F[S,:]^T
  * (nm_ntkop_columns: d times cheaper than b products), and appends
@@ -359,7 +359,10 @@ static int sketch_cols(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
                          "%d of %d columns", ny->rs, r_new);
             break;
         }
-        int rs0 = ny->rs, b = r_new - rs0 < bmax ? r_new - rs0 : bmax;
+        /* even blocks: 1028 in 343 + 343 + 342, not 512 + 512 + 4 (every
+         * block makes Z and walks all m rows, however few its pivots) */
+        int rs0 = ny->rs, left = r_new - rs0, nbk = (left + bmax - 1) / bmax;
+        int b = (left + nbk - 1) / nbk;
         if ((rc = rpc_block(ny, op, b, dfull, cs, e)) != NM_OK) break;
         if (ny->rs == rs0) break; /* the residual is 0: K has rank rs */
     }
@@ -374,6 +377,14 @@ static int sketch_cols(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
     MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, op->comm);
     ny->seconds += dt;
     return rc;
+}
+
+double nm_nystrom_cols_bytes(long m, int P, int r)
+{
+    double b = pivot_block(m) < r ? pivot_block(m) : r, ml = (double)m / (P > 0 ? P : 1) + 1;
+    /* the columns' pack (np = 2 parts, full m), their reduced rows, G, F[S,:],
+     * C; the m-long diagonal and its sums */
+    return 8.0 * (2.0 * m * b + 3.0 * ml * b + b * (r + b) + 2.0 * b * b + 2.0 * m);
 }
 
 double nm_nystrom_cols_flops(long m, long d, long nr, int hidden, int output, int P, int r0,
