@@ -50,6 +50,8 @@ typedef struct {
     int fresh;          /* column sketch: dres not yet computed */
     long draws;         /* column sketch: pivots drawn so far (Philox counter) */
     long columns;       /* column sketch: columns of K computed */
+    int direct;         /* column sketch: U from one Cholesky-QR pass of F (1), or
+                         * by the two-pass route (0: F too ill-conditioned) */
     double nu;          /* the shift */
     double lam_r;       /* lam[r - 1]: the preconditioner's scale */
     uint64_t seed;
@@ -72,7 +74,9 @@ int nm_nystrom_grow(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e);
 /* Flops per rank of growing the column sketch from r0 to r1 columns (nr:
  * the most neuron rows on a rank): the columns' GEMMs, Z once per pivot
  * block (as if S were not cached), the residual update and the
- * factorisation (O(m r1^2 / P)).  The cost models' input. */
+ * factorisation (O(m r1^2 / P)), divided by 0.7: the measured rate of the
+ * sketch against a product's per flop, so that the result compares with
+ * nm_ntkop_block_flops of a product.  The cost models' input. */
 double nm_nystrom_cols_flops(long m, long d, long nr, int hidden, int output, int P, int r0,
                              int r1);
 

@@ -315,9 +315,9 @@ START_TEST(test_nystrom_columns)
         double mu = nm_nystrom_mu(&ny, lmin), top = ny.lam_r + fmax(w[m - 1], -w[0]);
         if (nmt_rank == 0)
             printf("column Nystrom m = %ld, rank %d (pass %d), P = %d: trace(K - K_nys) / trace(K) "
-                   "%.3g; cond(K) %.3g, cond(P^-1 K) %.3g, spectrum [%.4g, %.4g] in [%.4g, %.4g]\n",
-                   m, ny.r, pass, nmt_size, tr / trK, lmax / lmin, ew[m - 1] / ew[0], ew[0],
-                   ew[m - 1], mu, top);
+                   "%.3g; cond(K) %.3g, cond(P^-1 K) %.3g, spectrum [%.4g, %.4g] in [%.4g, %.4g]; "
+                   "U by %s\n", m, ny.r, pass, nmt_size, tr / trK, lmax / lmin, ew[m - 1] / ew[0],
+                   ew[0], ew[m - 1], mu, top, ny.direct ? "one Cholesky-QR pass" : "two passes");
         ck_assert_msg(ew[0] >= mu && ew[m - 1] <= top * (1 + 1e-12),
                       "pass %d: preconditioned spectrum [%.6g, %.6g] outside [%.6g, %.6g]", pass,
                       ew[0], ew[m - 1], mu, top);
