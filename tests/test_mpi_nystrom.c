@@ -332,6 +332,16 @@ START_TEST(test_nystrom_columns)
     nm_ntkop_free(&op);
     free(K), free(A), free(w), free(kw);
     nmt_problem_free(&pb);
+    /* a rank wider than a rank's rows (m / P < r at P >= 3): every rank takes
+     * the same factorisation route (a route chosen by its own row count hung) */
+    nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, 60, 5, 80, NM_ACT_RELU, 1, 1, 0, 0);
+    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+    nm_nystrom ny;
+    ck_assert_int_eq(nm_nystrom_build(&ny, &op, 24, 7, NM_SKETCH_COLUMNS, &e), NM_OK);
+    ck_assert(ny.r >= 1 && ny.r <= 24 && ny.lam_r > 0);
+    nm_nystrom_free(&ny);
+    nm_ntkop_free(&op);
+    nmt_problem_free(&pb);
 }
 END_TEST
 

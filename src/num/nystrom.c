@@ -151,8 +151,9 @@ out:
  * factor_b's 9 (its SVD through the Gram matrix, U, and then a Cholesky-QR
  * pass of U).  Q is orthonormal to ~eps cond(F)^2, and cond(F)^2 is the
  * ratio of T T^T's extreme eigenvalues: above 1e6 (or a failed Cholesky)
- * factor_b's route runs instead.  The decision is the same on every rank
- * (the Gram matrix is). */
+ * factor_b's route runs instead.  The decision is the same on every rank:
+ * it reads only the Gram matrix, which the Allreduce gives every rank alike
+ * (nothing here may depend on a rank's own row count). */
 static int factor_cols(nm_nystrom *ny, const nm_ntkop *op, nm_err *e)
 {
     MPI_Comm comm = op->comm;
@@ -161,7 +162,8 @@ static int factor_cols(nm_nystrom *ny, const nm_ntkop *op, nm_err *e)
     size_t n = (size_t)(ml > 0 ? ml : 1) * rs;
     double *M = malloc(sizeof(double) * (size_t)rs * rs), *A = calloc((size_t)rs * rs, sizeof(double));
     double *w = malloc(sizeof(double) * rs), *Q = malloc(sizeof(double) * n);
-    int rc = (M && A && w && Q) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)");
+    double *S = malloc(sizeof(double) * (size_t)rs * rs); /* T T^T */
+    int rc = (M && A && w && Q && S) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)");
     int fallback = 0;
     ny->direct = 0;
     if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
@@ -173,11 +175,6 @@ static int factor_cols(nm_nystrom *ny, const nm_ntkop *op, nm_err *e)
     }
     for (int k = 0; k < rs; k++)
         for (int i = 0; i <= k; i++) A[i + (size_t)k * rs] = M[i + (size_t)k * rs];
-    double *S = Q; /* T T^T (rs x rs) in Q's room until Q is formed */
-    if ((size_t)rs * rs > n) {
-        fallback = 1; /* ml < rs: factor_b's route (tiny problems) */
-        goto out;
-    }
     cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, rs, rs, 1.0, A, rs, 0.0, S, rs);
     if ((info = sym_eig(rs, S, w)) != 0) {
         rc = nm_fail(e, NM_ENUM, "Nystrom: dsyevd failed (info %d)", info);
@@ -215,7 +212,7 @@ static int factor_cols(nm_nystrom *ny, const nm_ntkop *op, nm_err *e)
     ny->lam_r = ny->lam[r - 1];
     ny->direct = 1;
 out:
-    free(M), free(A), free(w), free(Q);
+    free(M), free(A), free(w), free(Q), free(S);
     rc = nm_comm_agree(comm, rc, e);
     return rc == NM_OK && fallback ? factor_b(ny, op, ny->Y, e) : rc;
 }
