@@ -47,7 +47,6 @@ typedef struct {
                          * the rank can grow) */
     int cols;           /* 1: the column sketch */
     double *dres;       /* column sketch: diag(K - F F^T), this rank's rows */
-    int fresh;          /* column sketch: dres not yet computed */
     long draws;         /* column sketch: pivots drawn so far (Philox counter) */
     long columns;       /* column sketch: columns of K computed */
     int direct;         /* column sketch: U from one Cholesky-QR pass of F (1), or

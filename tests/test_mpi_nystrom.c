@@ -75,27 +75,84 @@ static double *gather_U(const nm_ntkop *op, const nm_nystrom *ny)
     return U;
 }
 
+/* The two properties the certified intervals rest on, for either sketch:
+ * E = K - K_nys >= -nu (Loewner), and the spectrum of P^-1/2 K P^-1/2
+ * (P^-1/2 = I + U diag(sqrt(lam_r / lam) - 1) U^T) inside [nm_nystrom_mu(lmin),
+ * lam_r + ||E||], at least 10x better conditioned than K.  Fills what the
+ * callers print; what names the case in a failure. */
+typedef struct {
+    double tr, enorm, lo, hi, mu, top; /* trace(E), ||E||, preconditioned spectrum, bounds */
+} nys_check;
+
+static nys_check check_nys(const double *K, long m, const nm_nystrom *ny, const double *U,
+                           double lmin, double lmax, const char *what)
+{
+    nys_check c;
+    size_t mm = (size_t)m * m;
+    double *A = malloc(sizeof(double) * mm), *w = malloc(sizeof(double) * m);
+    double *H = malloc(sizeof(double) * mm), *T = malloc(sizeof(double) * mm);
+    memcpy(A, K, sizeof(double) * mm);
+    for (int j = 0; j < ny->r; j++)
+        for (long b = 0; b < m; b++)
+            for (long a = 0; a < m; a++) A[a + b * m] -= ny->lam[j] * U[a + j * m] * U[b + j * m];
+    c.tr = 0;
+    for (long i = 0; i < m; i++) c.tr += A[i * (m + 1)];
+    eigvals((int)m, A, w);
+    c.enorm = fmax(w[m - 1], -w[0]);
+    ck_assert_msg(w[0] >= -ny->nu - 1e-12 * lmax, "%s: K - K_nys not >= -nu: %.3g (nu %.3g)", what,
+                  w[0], ny->nu);
+    for (long b = 0; b < m; b++)
+        for (long a = 0; a < m; a++) {
+            double t = a == b;
+            for (int j = 0; j < ny->r; j++)
+                t += (sqrt(ny->lam_r / ny->lam[j]) - 1) * U[a + j * m] * U[b + j * m];
+            H[a + b * m] = t;
+        }
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, K, (int)m,
+                H, (int)m, 0.0, T, (int)m);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, H, (int)m,
+                T, (int)m, 0.0, A, (int)m);
+    eigvals((int)m, A, w);
+    c.lo = w[0], c.hi = w[m - 1];
+    c.mu = nm_nystrom_mu(ny, lmin), c.top = ny->lam_r + c.enorm;
+    ck_assert_msg(c.lo >= c.mu && c.hi <= c.top * (1 + 1e-12),
+                  "%s: preconditioned spectrum [%.6g, %.6g] outside [%.6g, %.6g]", what, c.lo, c.hi,
+                  c.mu, c.top);
+    ck_assert_msg(c.hi / c.lo < 0.1 * lmax / lmin, "%s: preconditioning gained < 10x", what);
+    free(A), free(w), free(H), free(T);
+    return c;
+}
+
+/* The problem both sketches are checked on (m = 300, d = 10, q = 400, relu,
+ * full kernel): its operator, the dense K on every rank and K's spectrum kw
+ * (ascending, malloc'd). */
+static double *fixture(nmt_problem *pb, nm_ntkop *op, double **kw)
+{
+    long m = 300;
+    nm_err e;
+    nmt_problem_make(pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, 10, 400, NM_ACT_RELU, 1, 1, 0, 0);
+    double *K = dense_K(pb), *A = malloc(sizeof(double) * (size_t)(m * m));
+    ck_assert_int_eq(nm_ntkop_init(op, MPI_COMM_WORLD, &pb->in, 1e9, &e), NM_OK);
+    *kw = malloc(sizeof(double) * (size_t)m);
+    memcpy(A, K, sizeof(double) * (size_t)(m * m));
+    eigvals((int)m, A, *kw);
+    free(A);
+    return K;
+}
+
 START_TEST(test_nystrom_dense)
 {
-    long m = 300, d = 10;
     int rs = 40;
     nmt_problem pb;
     nm_err e;
-    nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, 400, NM_ACT_RELU, 1, 1, 0, 0);
-    double *K = dense_K(&pb);
     nm_ntkop op;
-    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+    double *kw, *K = fixture(&pb, &op, &kw);
+    long m = pb.in.m;
     nm_nystrom ny;
     ck_assert_int_eq(nm_nystrom_build(&ny, &op, rs, 7, NM_SKETCH_GAUSSIAN, &e), NM_OK);
     ck_assert(ny.products == rs && ny.r >= 1 && ny.r <= rs);
     int r = ny.r;
     double *U = gather_U(&op, &ny);
-    size_t mm = (size_t)m * m;
-    double *A = malloc(sizeof(double) * mm), *w = malloc(sizeof(double) * m);
-    double *kw = malloc(sizeof(double) * m);
-    /* K's spectrum */
-    memcpy(A, K, sizeof(double) * mm);
-    eigvals((int)m, A, kw);
     double lmin = kw[0], lmax = kw[m - 1];
     /* 1. the dense Nystrom formula with the same Omega */
     double *O = malloc(sizeof(double) * m * rs), *Y = malloc(sizeof(double) * m * rs);
@@ -145,15 +202,14 @@ START_TEST(test_nystrom_dense)
     double dl = 0;
     for (int j = 0; j < r; j++) dl = fmax(dl, fabs(ny.lam[j] - gw[rs - 1 - j]) / lmax);
     ck_assert_msg(dl <= 1e-8, "Nystrom eigenvalues vs dense formula: %.3g of lambda_max", dl);
-    /* 2. E = K - K_nys >= -nu (Loewner) and ||E|| */
-    for (size_t t = 0; t < mm; t++) A[t] = K[t];
-    for (int j = 0; j < r; j++)
-        for (long b = 0; b < m; b++)
-            for (long a = 0; a < m; a++) A[a + b * m] -= ny.lam[j] * U[a + j * m] * U[b + j * m];
-    eigvals((int)m, A, w);
-    double enorm = fmax(w[m - 1], -w[0]);
-    ck_assert_msg(w[0] >= -ny.nu - 1e-12 * lmax, "K - K_nys not >= -nu: %.3g (nu %.3g)", w[0],
-                  ny.nu);
+    /* 2. E = K - K_nys >= -nu and 4. the preconditioned spectrum in its bounds */
+    nys_check ck = check_nys(K, m, &ny, U, lmin, lmax, "gaussian sketch");
+    if (nmt_rank == 0)
+        printf("Nystrom m = %ld, sketch %d, rank %d, P = %d: cond(K) %.3g, cond(P^-1 K) %.3g "
+               "(bound %.3g); preconditioned spectrum [%.4g, %.4g] in [%.4g, %.4g]; "
+               "||K - K_nys|| = %.3g lambda_{r+1}, eigenvalues vs dense %.2g\n",
+               m, rs, r, nmt_size, lmax / lmin, ck.hi / ck.lo, ck.top / ck.mu, ck.lo, ck.hi, ck.mu,
+               ck.top, ck.enorm / kw[m - 1 - r], dl);
     /* 3. P^-1 on a block vs the dense P^-1 = I + U diag(lam_r / lam - 1) U^T */
     int nc = 3;
     double *V = malloc(sizeof(double) * (op.ml + 1) * nc), *PV = malloc(sizeof(double) * (op.ml + 1) * nc);
@@ -173,39 +229,6 @@ START_TEST(test_nystrom_dense)
             perr = fmax(perr, fabs(s - PV[c * op.ml + i]));
         }
     ck_assert_msg(perr <= 1e-12, "P^-1 V vs dense: %.3g", perr);
-    /* 4. the spectrum of P^-1/2 K P^-1/2, P^-1/2 = I + U diag(sqrt(lam_r / lam) - 1) U^T */
-    double *H = malloc(sizeof(double) * mm), *T = malloc(sizeof(double) * mm);
-    for (long b = 0; b < m; b++)
-        for (long a = 0; a < m; a++) {
-            double s = a == b;
-            for (int j = 0; j < r; j++)
-                s += (sqrt(ny.lam_r / ny.lam[j]) - 1) * U[a + j * m] * U[b + j * m];
-            H[a + b * m] = s;
-        }
-    for (long b = 0; b < m; b++) /* T = K H */
-        for (long a = 0; a < m; a++) {
-            double s = 0;
-            for (long k = 0; k < m; k++) s += K[a + k * m] * H[k + b * m];
-            T[a + b * m] = s;
-        }
-    for (long b = 0; b < m; b++) /* A = H T */
-        for (long a = 0; a < m; a++) {
-            double s = 0;
-            for (long k = 0; k < m; k++) s += H[a + k * m] * T[k + b * m];
-            A[a + b * m] = s;
-        }
-    eigvals((int)m, A, w);
-    double mu = nm_nystrom_mu(&ny, lmin), top = ny.lam_r + enorm;
-    if (nmt_rank == 0)
-        printf("Nystrom m = %ld, sketch %d, rank %d, P = %d: cond(K) %.3g, cond(P^-1 K) %.3g "
-               "(bound %.3g); preconditioned spectrum [%.4g, %.4g] in [%.4g, %.4g]; "
-               "||K - K_nys|| = %.3g lambda_{r+1}, eigenvalues vs dense %.2g\n",
-               m, rs, r, nmt_size, lmax / lmin, w[m - 1] / w[0], top / mu, w[0], w[m - 1], mu,
-               top, enorm / kw[m - 1 - r], dl);
-    ck_assert_msg(w[0] >= mu && w[m - 1] <= top * (1 + 1e-12),
-                  "preconditioned spectrum [%.6g, %.6g] outside [%.6g, %.6g]", w[0], w[m - 1], mu,
-                  top);
-    ck_assert_msg(w[m - 1] / w[0] < 0.1 * lmax / lmin, "preconditioning gained < 10x");
     /* 5. growing 20 -> 40 = building 40 */
     nm_nystrom g;
     ck_assert_int_eq(nm_nystrom_build(&g, &op, 20, 7, NM_SKETCH_GAUSSIAN, &e), NM_OK);
@@ -215,8 +238,8 @@ START_TEST(test_nystrom_dense)
     nm_nystrom_free(&g);
     nm_nystrom_free(&ny);
     nm_ntkop_free(&op);
-    free(K), free(U), free(A), free(w), free(kw), free(O), free(Y), free(row), free(M), free(G),
-        free(gw), free(V), free(PV), free(H), free(T);
+    free(K), free(U), free(kw), free(O), free(Y), free(row), free(M), free(G),
+        free(gw), free(V), free(PV);
     nmt_problem_free(&pb);
 }
 END_TEST
@@ -268,17 +291,11 @@ END_TEST
  * bounds that the certified intervals rest on (nm_nystrom_mu). */
 START_TEST(test_nystrom_columns)
 {
-    long m = 300, d = 10;
     nmt_problem pb;
     nm_err e;
-    nmt_problem_make(&pb, MPI_COMM_WORLD, NM_DATA_SPHERE, m, d, 400, NM_ACT_RELU, 1, 1, 0, 0);
-    double *K = dense_K(&pb);
     nm_ntkop op;
-    ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
-    size_t mm = (size_t)m * m;
-    double *A = malloc(sizeof(double) * mm), *w = malloc(sizeof(double) * m), *kw = malloc(sizeof(double) * m);
-    memcpy(A, K, sizeof(double) * mm);
-    eigvals((int)m, A, kw);
+    double *kw, *K = fixture(&pb, &op, &kw);
+    long m = pb.in.m;
     double lmin = kw[0], lmax = kw[m - 1], trK = 0, tr_prev = INFINITY;
     for (long i = 0; i < m; i++) trK += K[i * (m + 1)];
     for (int pass = 0; pass < 3; pass++) {
@@ -288,49 +305,24 @@ START_TEST(test_nystrom_columns)
         if (pass == 2) ck_assert_int_eq(nm_nystrom_grow(&ny, &op, rs, &e), NM_OK);
         ck_assert(ny.products == 0 && ny.columns >= ny.rs && ny.rs == rs && ny.r >= 1 && ny.r <= rs);
         double *U = gather_U(&op, &ny);
-        for (size_t t = 0; t < mm; t++) A[t] = K[t];
-        for (int j = 0; j < ny.r; j++)
-            for (long b = 0; b < m; b++)
-                for (long a = 0; a < m; a++) A[a + b * m] -= ny.lam[j] * U[a + j * m] * U[b + j * m];
-        double tr = 0;
-        for (long i = 0; i < m; i++) tr += A[i * (m + 1)];
-        eigvals((int)m, A, w);
-        ck_assert_msg(w[0] >= -ny.nu - 1e-12 * lmax, "pass %d: K - K_nys not >= -nu: %.3g (nu %.3g)",
-                      pass, w[0], ny.nu);
-        /* the preconditioned spectrum, P^-1/2 K P^-1/2 */
-        double *H = malloc(sizeof(double) * mm), *T = malloc(sizeof(double) * mm);
-        for (long b = 0; b < m; b++)
-            for (long a = 0; a < m; a++) {
-                double s = a == b;
-                for (int j = 0; j < ny.r; j++)
-                    s += (sqrt(ny.lam_r / ny.lam[j]) - 1) * U[a + j * m] * U[b + j * m];
-                H[a + b * m] = s;
-            }
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, K,
-                    (int)m, H, (int)m, 0.0, T, (int)m);
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)m, (int)m, 1.0, H,
-                    (int)m, T, (int)m, 0.0, A, (int)m);
-        double ew[300];
-        eigvals((int)m, A, ew);
-        double mu = nm_nystrom_mu(&ny, lmin), top = ny.lam_r + fmax(w[m - 1], -w[0]);
+        char what[32];
+        snprintf(what, sizeof what, "column sketch, pass %d", pass);
+        nys_check c = check_nys(K, m, &ny, U, lmin, lmax, what);
+        double tr = c.tr;
         if (nmt_rank == 0)
             printf("column Nystrom m = %ld, rank %d (pass %d), P = %d: trace(K - K_nys) / trace(K) "
                    "%.3g; cond(K) %.3g, cond(P^-1 K) %.3g, spectrum [%.4g, %.4g] in [%.4g, %.4g]; "
-                   "U by %s\n", m, ny.r, pass, nmt_size, tr / trK, lmax / lmin, ew[m - 1] / ew[0],
-                   ew[0], ew[m - 1], mu, top, ny.direct ? "one Cholesky-QR pass" : "two passes");
-        ck_assert_msg(ew[0] >= mu && ew[m - 1] <= top * (1 + 1e-12),
-                      "pass %d: preconditioned spectrum [%.6g, %.6g] outside [%.6g, %.6g]", pass,
-                      ew[0], ew[m - 1], mu, top);
-        ck_assert_msg(ew[m - 1] / ew[0] < 0.1 * lmax / lmin, "pass %d: preconditioning gained < 10x", pass);
+                   "U by %s\n", m, ny.r, pass, nmt_size, tr / trK, lmax / lmin, c.hi / c.lo, c.lo,
+                   c.hi, c.mu, c.top, ny.direct ? "one Cholesky-QR pass" : "two passes");
         if (pass == 1) ck_assert_msg(tr < tr_prev, "the residual trace did not fall with the rank");
         if (pass == 2) ck_assert_msg(tr <= 2 * tr_prev, "the grown sketch: residual trace %.3g "
                                      "against %.3g built at once", tr, tr_prev);
         tr_prev = tr;
-        free(U), free(H), free(T);
+        free(U);
         nm_nystrom_free(&ny);
     }
     nm_ntkop_free(&op);
-    free(K), free(A), free(w), free(kw);
+    free(K), free(kw);
     nmt_problem_free(&pb);
     /* a rank wider than a rank's rows (m / P < r at P >= 3): every rank takes
      * the same factorisation route (a route chosen by its own row count hung) */

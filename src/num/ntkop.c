@@ -582,10 +582,10 @@ static void feat_ws_free(feat_ws *w)
     free(w->Z);
 }
 
-static int counts_x(const nm_ntkop *op, int k, int *cnt)
+/* Reduce_scatter counts of k numbers per row */
+static void counts_x(const nm_ntkop *op, int k, int *cnt)
 {
     for (int p = 0; p < op->P; p++) cnt[p] = op->cnt[p] * k;
-    return op->cnt[op->rank] * k;
 }
 
 int nm_ntkop_diag(nm_ntkop *op, double *dg, nm_err *e)

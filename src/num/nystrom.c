@@ -53,6 +53,17 @@ static int sym_eig(int n, double *A, double *w)
     return info;
 }
 
+/* Room for r eigenpairs (U: ml x r, lam), the old ones freed; agreed on by
+ * every rank.  Collective. */
+static int alloc_pairs(nm_nystrom *ny, MPI_Comm comm, long ml, int r, nm_err *e)
+{
+    free(ny->U), free(ny->lam);
+    ny->U = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1) * (r > 0 ? r : 1));
+    ny->lam = malloc(sizeof(double) * (size_t)(r > 0 ? r : 1));
+    int rc = (ny->U && ny->lam) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom U)");
+    return nm_comm_agree(comm, rc, e);
+}
+
 /* K_nys = U Lambda U^T from a factor B (ml x rs) with K_nys + nu I = B B^T:
  * the thin SVD of B through its Gram matrix, then Lambda = Sigma^2 - nu.
  * Every rank computes the same r x r pieces (Allreduce sums are the same on
@@ -124,11 +135,7 @@ static int factor_b(nm_nystrom *ny, const nm_ntkop *op, double *B, nm_err *e)
     double *Rd = M;
     for (int j = 0; j < r; j++)
         memcpy(Rd + (size_t)j * r, R + (size_t)(r - 1 - j) * r, sizeof(double) * (size_t)r);
-    free(ny->U), free(ny->lam);
-    ny->U = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1) * r);
-    ny->lam = malloc(sizeof(double) * (size_t)r);
-    rc = (ny->U && ny->lam) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom U)");
-    if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
+    if ((rc = alloc_pairs(ny, comm, ml, r, e)) != NM_OK) goto out;
     if (ml > 0)
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)ml, r, r, 1.0, U, (int)ml, Rd,
                     r, 0.0, ny->U, (int)ml);
@@ -191,11 +198,7 @@ static int factor_cols(nm_nystrom *ny, const nm_ntkop *op, nm_err *e)
         memcpy(A + (size_t)r * rs, S + (size_t)j * rs, sizeof(double) * (size_t)rs);
         r++;
     }
-    free(ny->U), free(ny->lam);
-    ny->U = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1) * (r > 0 ? r : 1));
-    ny->lam = malloc(sizeof(double) * (size_t)(r > 0 ? r : 1));
-    rc = (ny->U && ny->lam) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom U)");
-    if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
+    if ((rc = alloc_pairs(ny, comm, ml, r, e)) != NM_OK) goto out;
     if (r == 0) {
         rc = nm_fail(e, NM_ENUM, "Nystrom: no positive eigenvalue (K = 0?)");
         goto out;
@@ -414,12 +417,11 @@ static int sketch_cols(nm_nystrom *ny, nm_ntkop *op, int r_new, nm_err *e)
     if (r_new > m) r_new = (int)m;
     int rc = NM_OK;
     double *dfull = malloc(sizeof(double) * (size_t)m), *cs = malloc(sizeof(double) * (size_t)m);
-    if (!ny->dres) ny->dres = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1)), ny->fresh = 1;
+    if (!ny->dres) ny->dres = malloc(sizeof(double) * (size_t)(ml > 0 ? ml : 1));
     rc = (dfull && cs && ny->dres) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (column Nystrom)");
-    if ((rc = nm_comm_agree(op->comm, rc, e)) == NM_OK && ny->fresh) {
+    /* no pivot drawn yet: the residual is K itself */
+    if ((rc = nm_comm_agree(op->comm, rc, e)) == NM_OK && ny->draws == 0)
         rc = nm_ntkop_diag(op, ny->dres, e);
-        ny->fresh = 0;
-    }
     int bmax = pivot_block(m), r_old = ny->rs;
     while (rc == NM_OK && ny->rs < r_new) {
         /* a stop signal on any rank ends the sketch between blocks (at
