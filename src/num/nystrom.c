@@ -119,8 +119,10 @@ static int factor_b(nm_nystrom *ny, const nm_ntkop *op, double *B, nm_err *e)
      * A = T D^1/2 (upper triangle of S by DSYRK: r^3 flops of BLAS-3, the
      * scalar triple loop it replaces took seconds at r = 2048) */
     double *At = calloc((size_t)r * r, sizeof(double));
-    if ((rc = nm_comm_agree(comm, At ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)"), e)) != NM_OK)
+    if ((rc = nm_comm_agree(comm, At ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)"), e)) != NM_OK) {
+        free(At); /* one rank's failure ends every rank's build, but not its own At */
         goto out;
+    }
     for (int k = 0; k < r; k++) {
         double sd = sqrt(w[rs - 1 - k] - ny->nu);
         for (int i = 0; i <= k; i++) At[i + (size_t)k * r] = M[i + (size_t)k * r] * sd;
