@@ -159,18 +159,21 @@ END_TEST
 
 /* The solver krylov_walk runs: 0 CG, 1 Lanczos, 2 Nystrom-PCG (its sketch a
  * stoppable block product), 3 LOBPCG preconditioned by a Nystrom sketch,
- * 4 deflated thick-restart Lanczos (a basis of 6: restarts within 60 products) */
+ * 4 deflated thick-restart Lanczos (a basis of 6: restarts within 60 products),
+ * 5 Nystrom-PCG with the column sketch (columns of K, its diagonal, pivots
+ * drawn on the gathered residual diagonal, the Cholesky-QR factorisation) */
 static int krylov_solve(int which, nm_ntkop *op, long m, long d, const double *y, double *val,
                         nm_err *e)
 {
     nm_krylov_info info;
     if (which == 0) return nm_ntkop_cg(op, y, 1e-10, 0, 60, val, &info, e);
     if (which == 1) return nm_ntkop_lanczos(op, "LA", 1, 8, 1e-8, 60, val, &info, e);
-    if (which == 2) {
+    if (which == 2 || which == 5) {
         nm_pcg_opts o;
         nm_pcg_info pi;
         nm_pcg_defaults(&o, m, d);
         o.tol = 1e-10, o.max_products = 80;
+        if (which == 5) o.sketch = NM_SKETCH_COLUMNS;
         int rc = nm_pcg_yKinvy(op, y, &o, val, &pi, e);
         nm_pcg_info_free(&pi);
         return rc;
@@ -231,7 +234,7 @@ static int krylov_walk(int which, int *seen_product)
 START_TEST(test_krylov_each_call_fails)
 {
     static const char *name[] = {"CG", "Lanczos", "Nystrom-PCG", "Nystrom-LOBPCG",
-                                 "thick-restart Lanczos"};
+                                 "thick-restart Lanczos", "Nystrom-PCG (column sketch)"};
     errors_return();
     int prod, n = krylov_walk(_i, &prod);
     NMT_ASSERT_ALL(n >= 10 && prod, "%s: %d calls made to fail (product seen %d)", name[_i], n, prod);
@@ -248,7 +251,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_agree_on_broken_comm);
     tcase_add_loop_test(tc, test_eig_each_call_fails, 0, 2);
     tcase_add_test(tc, test_metrics_blocks);
-    tcase_add_loop_test(tc, test_krylov_each_call_fails, 0, 5);
+    tcase_add_loop_test(tc, test_krylov_each_call_fails, 0, 6);
     suite_add_tcase(s, tc);
     return s;
 }
