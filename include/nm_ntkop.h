@@ -56,9 +56,15 @@ typedef struct {
     double trace;       /* trace(K), from the caches-free formula */
     nm_err err;         /* first failed MPI call of a product (NM_MPI): the
                          * next Krylov decision stops every rank on it */
-    int block_mode;     /* 0: the cheaper by flops, 1: panels, 2: tiles of K */
+    int block_mode;     /* 0: the cheapest (block_path in ntkop.c), 1: panels,
+                         * 2: tiles of K, 3: K v's tiles of examples column by
+                         * column, 4: groups of neurons (3 and 4 only where
+                         * K v's tiles run on every rank, panels elsewhere) */
     int tile;           /* rows of a tile of K (0: 384; the tests set small ones) */
+    long gcols;         /* columns of one pass by groups of neurons (0: as many as
+                         * 64 MiB of B holds; the tests set small ones) */
     int *bcnt, *bdsp;   /* block-product counts (cnt x r), set per call */
+    int xt_all;         /* K v's tiles of examples run on every rank (known with nrmax) */
     long nrmax;         /* the most neuron rows on any rank (0: not yet known): the
                          * block product's path, the same on every rank */
     int block_cols;     /* a block product takes at most this many columns

@@ -11,8 +11,9 @@
  *          ||x - x_k||_K^2 <= gamma^(mu)_k r_k^T z_k,
  *          gamma^(mu)_0 = 1/mu,  gamma^(mu)_{k+1} = (gamma^(mu)_k - gamma_k) /
  *          (mu (gamma^(mu)_k - gamma_k) + delta_{k+1})
- *          (Meurant and Tichy 2023, Algorithm CGQ; the preconditioned form
- *          replaces ||r_k||^2 by r_k^T z_k).  mu comes from a certified lower
+ *          (the Gauss-Radau bound of Meurant and Tichy 2023 with a
+ *          prescribed mu; the preconditioned form replaces ||r_k||^2 by
+ *          r_k^T z_k; test_mpi_pcg checks it against the dense value).  mu comes from a certified lower
  *          bound on lambda_min(K) (nm_nystrom_mu); without one the upper end
  *          is +inf.
  * Both ends are widened by a rounding allowance 2 (k + sqrt(m)) eps relative

@@ -5,7 +5,9 @@
  * 4 interleaved rounds, the best of each kept (a shared machine only makes a
  * round slower).  Reports, on every rank at once:
  * - K v (nm_ntkop_apply; by tiles of examples, and by panels as before) and
- *   K V (nm_ntkop_apply_block) per column, and the
+ *   K V (nm_ntkop_apply_block) per column, by the path the cost model takes
+ *   (block_mode 0), by groups of neurons (4), K v's tiles of examples column
+ *   by column (3) and by panels (1), and the
  *   flop rate of K V (4 m d q + 4 m q per column) as a fraction of DGEMM
  *   n = 1024 on every rank at once (target >= 0.8);
  * - K V by tiles of K (block_mode 2), per column against K v;
@@ -87,7 +89,7 @@ int main(int argc, char **argv)
     for (size_t t = 0; t < n; t++) V[t] = cos((double)t);
     bcase c = {&op, r, V, O};
     /* interleaved rounds (the machine is shared): the best of each */
-    double gemm = 0, t1 = 1e30, tb = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30, tt = 1e30, ct = 1e30;
+    double gemm = 0, t1 = 1e30, tb = 1e30, tbp = 1e30, tbx = 1e30, tbg = 1e30, c1 = 1e30, cb = 1e30, cg = 1e30, tt = 1e30, ct = 1e30;
     double tpan = 1e30;
     int ng = 1024;
     double *ga = malloc(sizeof(double) * ng * ng), *gb = malloc(sizeof(double) * ng * ng),
@@ -116,10 +118,22 @@ int main(int argc, char **argv)
         op.panels = 0;
         t0 = nmt_now(comm);
         u0 = cpu_now();
-        op.block_mode = 1; /* panels: the rate against DGEMM */
+        op.block_mode = 0; /* the path the cost model takes: the rate against DGEMM */
         block_run(&c);
         cb = fmin(cb, cpu_now() - u0);
         tb = fmin(tb, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 3; /* K v's tiles of examples, column by column */
+        t0 = nmt_now(comm);
+        block_run(&c);
+        tbx = fmin(tbx, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 4; /* groups of neurons */
+        t0 = nmt_now(comm);
+        block_run(&c);
+        tbg = fmin(tbg, nmt_maxall(nmt_now(comm) - t0, comm));
+        op.block_mode = 1; /* panels */
+        t0 = nmt_now(comm);
+        block_run(&c);
+        tbp = fmin(tbp, nmt_maxall(nmt_now(comm) - t0, comm));
         op.block_mode = 2; /* tiles of K */
         t0 = nmt_now(comm);
         u0 = cpu_now();
@@ -149,6 +163,12 @@ int main(int argc, char **argv)
                fl * r / tb / 1e9 / gemm, fl * r / tb / 1e9 / gemm >= 0.8 ? "(target >= 0.8 met)"
                                                                           : "(target >= 0.8 NOT met)",
                t1 / (tb / r));
+        printf("K V by panels (block_mode 1, r = %d): %.4f s per column, %.2f of DGEMM\n", r,
+               tbp / r, fl * r / tbp / 1e9 / gemm);
+        printf("K V by K v's tiles of examples, column by column (block_mode 3): %.4f s per "
+               "column, %.2f of DGEMM\n", tbx / r, fl * r / tbx / 1e9 / gemm);
+        printf("K V by groups of neurons (block_mode 4): %.4f s per column, %.2f of DGEMM\n",
+               tbg / r, fl * r / tbg / 1e9 / gemm);
         double tf = nm_ntkop_block_flops(p.m, p.d, op.in.nrows, 1, 1, r, 1);
         if (tiles) printf("K V by tiles of K (r = %d): %.4f s per column (%.2fx K v per column; CPU time "
                "%.2fx), %.2f GFLOP/s per rank of its own flops = %.2f of DGEMM; the cheaper by "

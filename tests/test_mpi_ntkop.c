@@ -128,8 +128,11 @@ START_TEST(test_product)
 END_TEST
 
 /* K V for a block against r separate K v and against the dense K (cached
- * and uncached S', relu and tanh, all three kernels), by panels and by tiles
- * of K (tiles of 50 rows: m = 157 is not a multiple); r = 530 exceeds the panel
+ * and uncached S', relu and tanh, all three kernels), by panels, by tiles
+ * of K (tiles of 50 rows: m = 157 is not a multiple) and by K v's tiles of
+ * examples column by column and by groups of neurons (where those run: S'
+ * cached, the output part folded; the panels elsewhere; the groups' passes
+ * of 200 columns at most here: 200, 200, 130); r = 530 exceeds the panel
  * width (512 columns), so the column chunks are exercised too, and once more
  * with op->block_cols = 200 (three block products of 200, 200, 130). */
 START_TEST(test_block_product)
@@ -150,9 +153,11 @@ START_TEST(test_block_product)
                 ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, cache ? 1e9 : 0, &e),
                                  NM_OK);
                 const int rs[3] = {3, 530, 530};
-                for (int ri = 0; ri < 9; ri++) {
+                for (int ri = 0; ri < 15; ri++) {
                     int r = rs[ri % 3];
-                    op.block_mode = ri / 3; /* the cheaper, panels, tiles */
+                    /* the cheapest, panels, tiles of K, of examples, groups */
+                    op.block_mode = ri / 3;
+                    op.gcols = ri % 3 == 1 ? 200 : 0;
                     op.block_cols = ri % 3 == 2 ? 200 : 0; /* chunks of 200, 200, 130 */
                     op.tile = 50;           /* 157 = 3 x 50 + 7 */
                     size_t n = (size_t)(op.ml + 1) * r;
@@ -185,6 +190,54 @@ START_TEST(test_block_product)
         printf("block K V, m = %ld, P = %d: vs dense %.2g, vs r products %.2g (rel. to "
                "lambda_max)\n", m, nmt_size, worst, wsep);
     ck_assert_msg(worst <= 1e-12 && wsep <= 1e-12, "K V: %.3g vs dense, %.3g vs K v", worst, wsep);
+}
+END_TEST
+
+/* The block product by groups of neurons and by K v's tiles of examples at
+ * m = 700 (two whole tiles of 256 examples and a part), d = 9 (56 neurons a
+ * group: a partial last group), S' as int8 (relu) and as doubles
+ * (leaky_relu, tanh for the hidden kernel), against the dense K and the
+ * panels */
+START_TEST(test_block_groups)
+{
+    long m = 700;
+    double worst = 0;
+    const int acts[3] = {NM_ACT_RELU, NM_ACT_LEAKY_RELU, NM_ACT_TANH};
+    for (int a = 0; a < 3; a++) {
+        problem pb;
+        nm_err e;
+        make_problem(&pb, m, 9, 150, acts[a], 1, acts[a] != NM_ACT_TANH);
+        double *K = calloc((size_t)(m * m), sizeof(double)), l0, l1, yk;
+        ck_assert_int_eq(nmt_dense_ref(&pb, &l0, &l1, &yk, K, &e), NM_OK);
+        MPI_Bcast(K, (int)(m * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        nm_ntkop op;
+        ck_assert_int_eq(nm_ntkop_init(&op, MPI_COMM_WORLD, &pb.in, 1e9, &e), NM_OK);
+        int r = 37;
+        size_t n = (size_t)(op.ml + 1) * r;
+        double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n);
+        for (int c = 0; c < r; c++)
+            for (long i = 0; i < op.ml; i++)
+                V[c * op.ml + i] = cos(0.3 + (double)(op.m0 + i) * (1.0 + 0.07 * c));
+        for (int mode = 3; mode <= 4; mode++) {
+            op.block_mode = mode, op.gcols = mode == 4 ? 16 : 0; /* passes of 16, 16, 5 */
+            ck_assert_int_eq(nm_ntkop_apply_block(&op, r, V, KV, &e), NM_OK);
+            for (int c = 0; c < r; c++)
+                for (long i = 0; i < op.ml; i++) {
+                    double s = 0;
+                    long gi = op.m0 + i;
+                    for (long j = 0; j < m; j++)
+                        s += K[gi + j * m] * cos(0.3 + (double)j * (1.0 + 0.07 * c));
+                    worst = fmax(worst, fabs(s - KV[c * op.ml + i]) / l1);
+                }
+        }
+        free(V), free(KV), free(K);
+        nm_ntkop_free(&op);
+        free_problem(&pb);
+    }
+    if (nmt_rank == 0)
+        printf("block K V by groups and by tiles of examples, m = %ld, P = %d: vs dense %.2g\n", m,
+               nmt_size, worst);
+    ck_assert_msg(worst <= 1e-12, "K V by groups: %.3g vs dense", worst);
 }
 END_TEST
 
@@ -429,6 +482,7 @@ static Suite *make(void)
     tcase_add_test(tc, test_elpa_vs_pdsytrd);
     tcase_add_test(tc, test_product);
     tcase_add_test(tc, test_block_product);
+    tcase_add_test(tc, test_block_groups);
     tcase_add_test(tc, test_agreement);
     tcase_add_test(tc, test_stops_early);
     tcase_add_test(tc, test_small_m);

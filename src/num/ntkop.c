@@ -265,18 +265,24 @@ NM_VECLOOP static void acc_sd(long n, const double *restrict s, const double *re
  * (column k nc + c): b <- ch_j b, plus, with the output part folded (a
  * homogeneous sigma: (S_p v)_j = sum_i s'_ji <w_j, x_i> v_i = <w_j, b>),
  * co_j <w_j, b> w_j, so that the second pass sums s'_ji <x_i, b> alone */
-static void fold_b(const nm_gram_in *in, long k0, long nk, long nc, int with_co, double *B)
+static void fold_bs(const nm_gram_in *in, long k0, long nk, long nc, int with_co, double *B,
+                    long sk, long sc)
 {
     int d = (int)in->d;
     for (long k = 0; k < nk; k++) {
         const double *w = in->W + (k0 + k) * d;
         for (long c = 0; c < nc; c++) {
-            double *b = B + (k * nc + c) * d;
+            double *b = B + k * sk + c * sc;
             double t = with_co ? in->co[k0 + k] * cblas_ddot(d, w, 1, b, 1) : 0;
             cblas_dscal(d, in->ch[k0 + k], b, 1);
             if (t != 0) cblas_daxpy(d, t, w, 1, b, 1);
         }
     }
+}
+/* column (k nc + c) of B is neuron k's, column c's */
+static void fold_b(const nm_gram_in *in, long k0, long nk, long nc, int with_co, double *B)
+{
+    fold_bs(in, k0, nk, nc, with_co, B, nc * in->d, in->d);
 }
 
 static void apply_xtiles(nm_ntkop *op, const double *vf, double *of)
@@ -537,6 +543,20 @@ static int block_tiled(nm_ntkop *op, int r, const double *full, double *of, nm_e
     return rc;
 }
 
+/* What every rank must agree on before a block product or the columns take
+ * a path (the paths make different collective calls): the most neuron rows
+ * on any rank (op->nrmax, for the flop models) and whether K v's tiles of
+ * examples run on every rank (op->xt_all: xtile_ok reads whether S' is
+ * cached, and cache_plan decides that from the rank's own row count).  One
+ * Allreduce, the first time only. */
+static void shard_facts(nm_ntkop *op)
+{
+    if (op->nrmax != 0) return;
+    long loc[2] = {op->in.nrows > 0 ? op->in.nrows : 1, !xtile_ok(op)}, all[2] = {1, 1};
+    OP_MPI(op, MPI_Allreduce(loc, all, 2, MPI_LONG, MPI_MAX, op->comm));
+    op->nrmax = all[0], op->xt_all = !all[1];
+}
+
 /* ---- columns and the diagonal of K (the column Nystrom sketch) ----
  * A column of K at example j is K e_j = (X x_j) o (S'^T D_h s'_j) +
  * S^T D_o s_j: GEMMs with j's features, 2 m (nr_h + nr_o) flops per rank,
@@ -641,10 +661,7 @@ int nm_ntkop_columns(nm_ntkop *op, int nc, const long *idx, double *G, nm_err *e
     }
     int rc = nm_comm_agree(op->comm, ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (columns of K)"), e);
     if (rc != NM_OK) goto out;
-    if (op->nrmax == 0) { /* as the block product: the cost models read it */
-        long loc = nr > 0 ? nr : 1;
-        OP_MPI(op, MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm));
-    }
+    shard_facts(op); /* as the block product: the cost models read nrmax */
     for (int c = 0; c < nc; c++) {
         if (idx[c] < 0 || idx[c] >= m) {
             rc = nm_fail(e, NM_EINVAL, "column %ld of K asked for, m = %ld", idx[c], m);
@@ -694,6 +711,115 @@ out:
     return nm_comm_agree(op->comm, rc, e);
 }
 
+/* ---- the block product by groups of neurons ----
+ * K v's tiles of examples, column by column, spend two elementwise passes
+ * (S'_j o v, then S'_j o C) on every (example, neuron, column), against 4 d
+ * flops: at d = 64 they hold a product to ~0.8 of DGEMM.  For a block,
+ * scale the examples instead: with Xs_j = diag(s'_j) X on a tile of
+ * examples,
+ *   pass 1, B_j = Xs_j^T V           (d x nc, all tiles summed),
+ *   fold,   B'_j = ch_j B_j + co_j w_j (w_j^T B_j)   (fold_bs),
+ *   pass 2, (K_p V) += Xs_j B'_j     (tile by tile),
+ * and g neurons at once (Xg = [Xs_j1 ... Xs_jg], ni x g d) make each pass one
+ * GEMM of inner or outer size g d.  The elementwise work is 2 m nr d per
+ * block whatever nc (the copies of X's rows into Xg), against 4 m d nr nc
+ * flops; B is d nr nc doubles, so nc is capped (NM_GB_BYTES). */
+#define NM_GB_BYTES (64.0 * 1048576.0)
+static long group_cols(long d, long nr)
+{
+    long c = (long)(NM_GB_BYTES / (8.0 * (double)d * (double)(nr > 0 ? nr : 1)));
+    return c < 16 ? 16 : c;
+}
+static long group_size(long d)
+{
+    long g = 512 / (d > 0 ? d : 1);
+    return g < 1 ? 1 : g;
+}
+
+/* Xg^T (g d x ni, column-major, ld g d): column i = [s'_{k0,i} x_i; ...;
+ * s'_{k0+g-1,i} x_i] for the examples i0 .. i0 + ni - 1 */
+static void group_rows(const nm_ntkop *op, long i0, long ni, long k0, long g, double *Xg)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, ld = g * d;
+    for (long i = 0; i < ni; i++) {
+        const double *x = in->X + (i0 + i) * d;
+        for (long k = 0; k < g; k++) {
+            size_t at = (size_t)(k0 + k) * m + i0 + i;
+            double sv = op->s8 ? (double)op->s8[at] : op->sd[at];
+            double *dst = Xg + i * ld + k * d;
+            if (sv == 0)
+                memset(dst, 0, sizeof(double) * (size_t)d);
+            else if (sv == 1)
+                memcpy(dst, x, sizeof(double) * (size_t)d);
+            else
+                for (long t = 0; t < d; t++) dst[t] = sv * x[t];
+        }
+    }
+}
+
+/* of (m x nc, ld m) += K_p V (full, ld m) by groups of neurons; B (d nr nc)
+ * and Xg (g d x NM_XT) are the caller's.  A stop check per tile of pass 1
+ * (the same count on every rank: m is). */
+static int block_groups(nm_ntkop *op, long nc, const double *V, double *of, double *B,
+                        double *Xg, nm_err *e)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nr = in->nrows, g = group_size(d);
+    memset(B, 0, sizeof(double) * (size_t)d * (size_t)nr * (size_t)nc);
+    for (long i0 = 0; i0 < m; i0 += NM_XT) {
+        long ni = m - i0 < NM_XT ? m - i0 : NM_XT;
+        if (block_stop(op)) return block_stopped(e, 0, nc);
+        for (long k0 = 0; k0 < nr; k0 += g) {
+            long gl = nr - k0 < g ? nr - k0 : g;
+            group_rows(op, i0, ni, k0, gl, Xg);
+            /* B[group] (gl d x nc, ld gl d) += Xg^T V_tile */
+            cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)(gl * d), (int)nc, (int)ni,
+                        1.0, Xg, (int)(gl * d), V + i0, (int)m, 1.0, B + (size_t)k0 * d * nc,
+                        (int)(gl * d));
+        }
+    }
+    for (long k0 = 0; k0 < nr; k0 += g) {
+        long gl = nr - k0 < g ? nr - k0 : g;
+        fold_bs(in, k0, gl, nc, in->co != NULL, B + (size_t)k0 * d * nc, d, gl * d);
+    }
+    for (long i0 = 0; i0 < m; i0 += NM_XT) {
+        long ni = m - i0 < NM_XT ? m - i0 : NM_XT;
+        for (long k0 = 0; k0 < nr; k0 += g) {
+            long gl = nr - k0 < g ? nr - k0 : g;
+            group_rows(op, i0, ni, k0, gl, Xg);
+            cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)ni, (int)nc, (int)(gl * d),
+                        1.0, Xg, (int)(gl * d), B + (size_t)k0 * d * nc, (int)(gl * d), 1.0,
+                        of + i0, (int)m);
+        }
+    }
+    return NM_OK;
+}
+
+/* The block product's path (op->block_mode, or the cheapest):
+ * 2 tiles of K, 4 groups of neurons, 3 K v's tiles of examples column by
+ * column, 1 panels.  Every rank the same (nrmax, xt_all).  Tiles of K where
+ * they take fewer flops; else, where K v's tiles run, groups once a chunk
+ * has at least NM_GROUP_MIN d columns (measured: docs/benchmarks.md), the
+ * columns one by one below that; else panels. */
+#ifndef NM_GROUP_MIN
+#define NM_GROUP_MIN 0.25
+#endif
+static int block_path(const nm_ntkop *op, int r)
+{
+    const nm_gram_in *in = &op->in;
+    long m = in->m, d = in->d, nx = op->nrmax;
+    int hh = in->ch != NULL, ho = in->co != NULL, xt = op->xt_all && !op->panels;
+    if (op->block_mode == 2) return 2;
+    if (op->block_mode == 1) return 1;
+    if (op->block_mode == 3 || op->block_mode == 4) return xt ? op->block_mode : 1;
+    if (nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) < nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0))
+        return 2;
+    if (!xt) return 1;
+    long nc = r < group_cols(d, nx) ? r : group_cols(d, nx);
+    return (double)nc >= NM_GROUP_MIN * (double)d ? 4 : 3;
+}
+
 static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV, nm_err *e)
 {
     const nm_gram_in *in = &op->in;
@@ -707,35 +833,51 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
     long nk = w / rc;
     if (nk < 1) nk = 1;
     if (nk > nr) nk = nr > 0 ? nr : 1;
-    size_t mr = (size_t)m * (size_t)r, mw = (size_t)m * (size_t)(nk * rc);
+    size_t mr = (size_t)m * (size_t)r;
     double *full = malloc(sizeof(double) * (mr ? mr : 1)), *of = calloc(mr ? mr : 1, sizeof(double));
     double *pack = malloc(sizeof(double) * (mr ? mr : 1));
-    double *A = malloc(sizeof(double) * mw), *C = malloc(sizeof(double) * mw);
-    double *Z = malloc(sizeof(double) * (size_t)m * nk), *S = malloc(sizeof(double) * (size_t)m * nk);
-    double *B = malloc(sizeof(double) * (size_t)d * nk * rc), *T = malloc(sizeof(double) * nk * rc);
+    double *A = NULL, *C = NULL, *Z = NULL, *S = NULL, *B = NULL, *T = NULL;
     if (!op->bcnt) op->bcnt = calloc((size_t)op->P, sizeof(int)), op->bdsp = calloc((size_t)op->P, sizeof(int));
-    int rc0 = (full && of && pack && A && C && Z && S && B && T && op->bcnt && op->bdsp)
+    int rc0 = (full && of && pack && op->bcnt && op->bdsp)
                   ? NM_OK
                   : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
     if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
     block_gather(op, r, V, pack, full);
-    /* the cheaper of the two by flops (both BLAS-3) on the rank with most
-     * neuron rows, so that every rank takes the same path (the paths make
-     * different collectives: by this rank's own rows, uneven shards hung);
-     * op->block_mode forces one */
-    if (op->nrmax == 0) {
-        long loc = nr > 0 ? nr : 1;
-        OP_MPI(op, MPI_Allreduce(&loc, &op->nrmax, 1, MPI_LONG, MPI_MAX, op->comm));
+    shard_facts(op);
+    int path = block_path(op, r);
+    /* the path's own work space, agreed on (the paths are the same on every rank) */
+    long gc = op->gcols > 0 ? op->gcols : group_cols(d, op->nrmax), ng = r < gc ? r : gc;
+    if (path == 4) {
+        B = malloc(sizeof(double) * (size_t)d * (size_t)(nr > 0 ? nr : 1) * (size_t)ng);
+        A = malloc(sizeof(double) * (size_t)group_size(d) * (size_t)d * NM_XT);
+        rc0 = B && A ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (block product by groups)");
+    } else if (path == 1) {
+        size_t mw = (size_t)m * (size_t)(nk * rc);
+        A = malloc(sizeof(double) * mw), C = malloc(sizeof(double) * mw);
+        Z = malloc(sizeof(double) * (size_t)m * nk), S = malloc(sizeof(double) * (size_t)m * nk);
+        B = malloc(sizeof(double) * (size_t)d * nk * rc), T = malloc(sizeof(double) * nk * rc);
+        rc0 = A && C && Z && S && B && T ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (block product by panels)");
     }
-    int hh = in->ch != NULL, ho = in->co != NULL;
-    long nx = op->nrmax > 0 ? op->nrmax : nr;
-    /* the output part folded into B as in K v by tiles (xtile_ok): no S, no Z */
+    if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
+    if (path == 2 && (rc0 = block_tiled(op, r, full, of, e)) != NM_OK) goto out;
+    for (long c0 = 0; path == 4 && c0 < r; c0 += ng) {
+        long nc = r - c0 < ng ? r - c0 : ng;
+        if ((rc0 = block_groups(op, nc, full + (size_t)c0 * m, of + (size_t)c0 * m, B, A, e)) != NM_OK)
+            goto out;
+    }
+    /* Column by column through K v's tiles of examples: the same flops as the
+     * panels, but the panels stream A and C (m x w, 32 MiB each) through
+     * memory, which at d = 64 held the block product to 0.62 of DGEMM. */
+    for (long c0 = 0; path == 3 && c0 < r; c0 += rc) {
+        long nc = r - c0 < rc ? r - c0 : rc;
+        if (block_stop(op)) {
+            rc0 = block_stopped(e, c0, r);
+            goto out;
+        }
+        for (long c = c0; c < c0 + nc; c++) apply_xtiles(op, full + (size_t)c * m, of + (size_t)c * m);
+    }
     int fold = xtile_ok(op);
-    int tiled = op->block_mode == 2 ||
-                (op->block_mode == 0 && nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) <
-                                            nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0));
-    if (tiled && (rc0 = block_tiled(op, r, full, of, e)) != NM_OK) goto out;
-    for (long c0 = 0; !tiled && c0 < r; c0 += rc) {
+    for (long c0 = 0; path == 1 && c0 < r; c0 += rc) {
         long nc = r - c0 < rc ? r - c0 : rc;
         if (block_stop(op)) {
             rc0 = block_stopped(e, c0, r);

@@ -195,7 +195,7 @@ int nm_pcg_yKinvy(nm_ntkop *op, const double *y, const nm_pcg_opts *o, double *v
                 tdg[k] = 1.0 / g + (k > 0 ? d0 / g0 : 0.0);
                 if (k > 0) tod[k - 1] = sqrt(d0) / g0;
             }
-            /* Gauss-Radau (CGQ): gamma^(mu)_{k+1} from gamma^(mu)_k */
+            /* Gauss-Radau [MT23]: gamma^(mu)_{k+1} from gamma^(mu)_k */
             if (mu > 0) gmu = (gmu - g) / (mu * (gmu - g) + dl);
             if (info->ncoef >= ccap) {
                 ccap = 2 * ccap;
