@@ -127,10 +127,14 @@ int nm_ntkop_agree(nm_ntkop *op, int rc, nm_err *e);
 
 /* KV = K V for an m x r block V, distributed like nm_ntkop_apply: V and KV
  * are this rank's rows, op->ml x r column-major (leading dimension op->ml).
- * The same panels as K v with r columns side by side, so the two DGEMMs
- * per panel are (d x m)(m x w) and (m x d)(d x w) with w = neurons x
- * columns ~ 32 MiB / 8 m (64..512): one Allgatherv and one
- * Reduce_scatter of m r numbers instead of r of each.  Holds the full
+ * One Allgatherv and one Reduce_scatter of m r numbers instead of r of
+ * each; in between, one of four paths, the same on every rank (block_path
+ * in ntkop.c, or op->block_mode): tiles of K where they save enough flops;
+ * with S' cached and the output part folded, groups of 512 / d neurons
+ * (B_j = (diag(s'_j) X)^T V, then (diag(s'_j) X) B'_j, per tile of
+ * examples: GEMMs of size 512 whatever d) from about d columns a pass, K v's
+ * tiles of examples column by column below that; else panels of neurons x
+ * columns (~32 MiB / 8 m, 64..512) over all m examples.  Holds the full
  * m rows of V and K V per rank for op->block_cols columns at a time (all r
  * when 0; nm_ntkop_block_bytes).  Counts r
  * products in op->products.  Collective; NM_ENOMEM on every rank if any
@@ -140,9 +144,10 @@ int nm_ntkop_apply_block(nm_ntkop *op, int r, const double *V, double *KV, nm_er
 /* Flops per rank of one block product with r columns, nr local neurons:
  * tiled = 0 the panels above (4 m r (d + 1) nr), tiled = 1 tiles of K
  * formed and used on the spot (b x b tiles, J <= I, each used twice by
- * symmetry: m^2 (nr + d + nr + 2 r)); nm_ntkop_apply_block runs the cheaper
- * (unless op->block_mode forces one).  The tiles are cheaper once r exceeds
- * ~m (nr + d) / (4 d nr): r > 40 at m = 20,000, d = 256, q = 2048, P = 2. */
+ * symmetry: m^2 (nr + d + nr + 2 r)).  The tiles take fewer flops once r
+ * exceeds ~m (nr + d) / (4 d nr): r > 40 at m = 20,000, d = 256, q = 2048,
+ * P = 2; nm_ntkop_apply_block takes them where they save 30% (they run at
+ * 0.55-0.77 of DGEMM, the products' paths at 0.8-0.95). */
 double nm_ntkop_block_flops(long m, long d, long nr, int hidden, int output, int r, int tiled);
 
 /* Bytes per rank of the work space of nm_ntkop_apply_block with r columns

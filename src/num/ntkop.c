@@ -391,6 +391,18 @@ void nm_ntkop_apply(nm_ntkop *op, const double *v, double *out)
 
 /* rows of one tile of K in the tiled block product */
 #define NM_TILE 384
+/* at most this much B in the block product by groups of neurons */
+#define NM_GB_BYTES (64.0 * 1048576.0)
+static long group_cols(long d, long nr)
+{
+    long c = (long)(NM_GB_BYTES / (8.0 * (double)d * (double)(nr > 0 ? nr : 1)));
+    return c < 16 ? 16 : c;
+}
+static long group_size(long d)
+{
+    long g = 512 / (d > 0 ? d : 1);
+    return g < 1 ? 1 : g;
+}
 
 /* Column width of one block-product panel (neurons x columns): enough for
  * DGEMM to run at full rate, at most ~32 MiB per m-row work matrix. */
@@ -404,11 +416,15 @@ double nm_ntkop_block_bytes(long m, long d, long nr, int r)
 {
     long w = block_width(m), rc = r < w ? r : w, nk = w / (rc > 0 ? rc : 1);
     if (nk < 1) nk = 1;
-    /* full V, K V and the packing buffer (m x r each), A and C (m x nk rc),
-     * Z and S (m x nk), B (d x nk rc); the tiled path needs less than A and C
-     * unless nr is large: 9 feature tiles b x nr and two b x b (counted too) */
-    return 8.0 * (3.0 * m * r + 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0) +
-           8.0 * (9.0 * NM_TILE * (double)nr + 2.0 * NM_TILE * NM_TILE);
+    /* full V, K V and the packing buffer (m x r each), and the largest of
+     * the paths' work: panels A and C (m x nk rc), Z and S (m x nk), B
+     * (d x nk rc); groups B (d nr x up to 64 MiB's columns) and one tile of
+     * g d x NM_XT; tiles of K 9 feature tiles b x nr and two b x b */
+    double panels = 2.0 * m * nk * rc + 2.0 * m * nk + (double)d * nk * rc + r * 256.0;
+    long gc = group_cols(d, nr);
+    double groups = (double)d * nr * (r < gc ? r : gc) + (double)group_size(d) * d * NM_XT;
+    double tiles = 9.0 * NM_TILE * (double)nr + 2.0 * NM_TILE * NM_TILE;
+    return 8.0 * (3.0 * m * r + fmax(panels, fmax(groups, tiles)));
 }
 
 /* Full m x r block (column-major, ld m) from the row blocks (ml x r on every
@@ -724,18 +740,6 @@ out:
  * GEMM of inner or outer size g d.  The elementwise work is 2 m nr d per
  * block whatever nc (the copies of X's rows into Xg), against 4 m d nr nc
  * flops; B is d nr nc doubles, so nc is capped (NM_GB_BYTES). */
-#define NM_GB_BYTES (64.0 * 1048576.0)
-static long group_cols(long d, long nr)
-{
-    long c = (long)(NM_GB_BYTES / (8.0 * (double)d * (double)(nr > 0 ? nr : 1)));
-    return c < 16 ? 16 : c;
-}
-static long group_size(long d)
-{
-    long g = 512 / (d > 0 ? d : 1);
-    return g < 1 ? 1 : g;
-}
-
 /* Xg^T (g d x ni, column-major, ld g d): column i = [s'_{k0,i} x_i; ...;
  * s'_{k0+g-1,i} x_i] for the examples i0 .. i0 + ni - 1 */
 static void group_rows(const nm_ntkop *op, long i0, long ni, long k0, long g, double *Xg)
@@ -798,13 +802,23 @@ static int block_groups(nm_ntkop *op, long nc, const double *V, double *of, doub
 
 /* The block product's path (op->block_mode, or the cheapest):
  * 2 tiles of K, 4 groups of neurons, 3 K v's tiles of examples column by
- * column, 1 panels.  Every rank the same (nrmax, xt_all).  Tiles of K where
- * they take fewer flops; else, where K v's tiles run, groups once a chunk
- * has at least NM_GROUP_MIN d columns (measured: docs/benchmarks.md), the
- * columns one by one below that; else panels. */
+ * column, 1 panels.  Every rank the same (nrmax, xt_all).
+ * - Groups against columns: the groups' elementwise work is 2 m nr d a
+ *   block, the columns' 2 m nr a column, so groups pay from about d columns
+ *   a pass (NM_GROUP_MIN d).  Measured at d = 64, m = 20,000, P = 2 (of
+ *   DGEMM, groups / columns): r = 8 0.36 / 0.75, 16 0.58 / 0.82, 32 0.69 /
+ *   0.81, 64 0.88 / 0.79, 130 0.83-0.88 / 0.72-0.78, 256 0.95-0.99 /
+ *   0.75-0.81.  At d = 256 a pass holds at most 32 columns (B is d nr nc):
+ *   columns (0.93-0.96).
+ * - Tiles of K against the products: by flops, but the tiles of K run at
+ *   0.77 of DGEMM at d = 64, m = 20,000 and 0.55 at d = 256, m = 3000,
+ *   against the tiles of examples' 0.8-0.95, so they must save more than
+ *   NM_TILEK_EFF of the flops (at d = 64, r = 256 they take 6% fewer flops
+ *   and 16% more time than the groups). */
 #ifndef NM_GROUP_MIN
-#define NM_GROUP_MIN 0.25
+#define NM_GROUP_MIN 1.0
 #endif
+#define NM_TILEK_EFF 0.7
 static int block_path(const nm_ntkop *op, int r)
 {
     const nm_gram_in *in = &op->in;
@@ -813,7 +827,8 @@ static int block_path(const nm_ntkop *op, int r)
     if (op->block_mode == 2) return 2;
     if (op->block_mode == 1) return 1;
     if (op->block_mode == 3 || op->block_mode == 4) return xt ? op->block_mode : 1;
-    if (nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) < nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0))
+    if (nm_ntkop_block_flops(m, d, nx, hh, ho, r, 1) <
+        (xt ? NM_TILEK_EFF : 1.0) * nm_ntkop_block_flops(m, d, nx, hh, ho, r, 0))
         return 2;
     if (!xt) return 1;
     long nc = r < group_cols(d, nx) ? r : group_cols(d, nx);
