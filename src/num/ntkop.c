@@ -853,27 +853,26 @@ static int nm_ntkop_apply_chunk(nm_ntkop *op, int r, const double *V, double *KV
     double *pack = malloc(sizeof(double) * (mr ? mr : 1));
     double *A = NULL, *C = NULL, *Z = NULL, *S = NULL, *B = NULL, *T = NULL;
     if (!op->bcnt) op->bcnt = calloc((size_t)op->P, sizeof(int)), op->bdsp = calloc((size_t)op->P, sizeof(int));
-    int rc0 = (full && of && pack && op->bcnt && op->bdsp)
-                  ? NM_OK
-                  : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
-    if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
-    block_gather(op, r, V, pack, full);
+    int ok = full && of && pack && op->bcnt && op->bdsp;
+    /* the path first (the same on every rank), so that one agreement covers
+     * its work space too */
     shard_facts(op);
     int path = block_path(op, r);
-    /* the path's own work space, agreed on (the paths are the same on every rank) */
     long gc = op->gcols > 0 ? op->gcols : group_cols(d, op->nrmax), ng = r < gc ? r : gc;
     if (path == 4) {
         B = malloc(sizeof(double) * (size_t)d * (size_t)(nr > 0 ? nr : 1) * (size_t)ng);
         A = malloc(sizeof(double) * (size_t)group_size(d) * (size_t)d * NM_XT);
-        rc0 = B && A ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (block product by groups)");
+        ok = ok && B && A;
     } else if (path == 1) {
         size_t mw = (size_t)m * (size_t)(nk * rc);
         A = malloc(sizeof(double) * mw), C = malloc(sizeof(double) * mw);
         Z = malloc(sizeof(double) * (size_t)m * nk), S = malloc(sizeof(double) * (size_t)m * nk);
         B = malloc(sizeof(double) * (size_t)d * nk * rc), T = malloc(sizeof(double) * nk * rc);
-        rc0 = A && C && Z && S && B && T ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (block product by panels)");
+        ok = ok && A && C && Z && S && B && T;
     }
+    int rc0 = ok ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (block product, m = %ld, r = %d)", m, r);
     if ((rc0 = nm_comm_agree(op->comm, rc0, e)) != NM_OK) goto out;
+    block_gather(op, r, V, pack, full);
     if (path == 2 && (rc0 = block_tiled(op, r, full, of, e)) != NM_OK) goto out;
     for (long c0 = 0; path == 4 && c0 < r; c0 += ng) {
         long nc = r - c0 < ng ? r - c0 : ng;

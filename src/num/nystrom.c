@@ -77,7 +77,8 @@ static int factor_b(nm_nystrom *ny, const nm_ntkop *op, double *B, nm_err *e)
     double *M = malloc(sizeof(double) * (size_t)rs * rs), *w = malloc(sizeof(double) * rs);
     double *row = malloc(sizeof(double) * (size_t)rs), *U = malloc(sizeof(double) * n);
     double *R = malloc(sizeof(double) * (size_t)rs * rs);
-    int rc = (M && w && row && U && R) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)");
+    double *At = calloc((size_t)rs * rs, sizeof(double)); /* T D^1/2 below: r <= rs */
+    int rc = (M && w && row && U && R && At) ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)");
     if ((rc = nm_comm_agree(comm, rc, e)) != NM_OK) goto out;
     /* thin SVD of B through B^T B = V Sigma^2 V^T (ascending) */
     gram_allreduce(comm, ml, rs, rs, B, B, M);
@@ -118,17 +119,11 @@ static int factor_b(nm_nystrom *ny, const nm_ntkop *op, double *B, nm_err *e)
     /* S = T D T^T = A A^T with T = upper(M), D_jj = w[rs - 1 - j] - nu > 0,
      * A = T D^1/2 (upper triangle of S by DSYRK: r^3 flops of BLAS-3, the
      * scalar triple loop it replaces took seconds at r = 2048) */
-    double *At = calloc((size_t)r * r, sizeof(double));
-    if ((rc = nm_comm_agree(comm, At ? NM_OK : nm_fail(e, NM_ENOMEM, "out of memory (Nystrom)"), e)) != NM_OK) {
-        free(At); /* one rank's failure ends every rank's build, but not its own At */
-        goto out;
-    }
     for (int k = 0; k < r; k++) {
         double sd = sqrt(w[rs - 1 - k] - ny->nu);
         for (int i = 0; i <= k; i++) At[i + (size_t)k * r] = M[i + (size_t)k * r] * sd;
     }
     cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, r, r, 1.0, At, r, 0.0, R, r);
-    free(At);
     if ((info = sym_eig(r, R, row)) != 0) {
         rc = nm_fail(e, NM_ENUM, "Nystrom: dsyevd failed (info %d)", info);
         goto out;
@@ -150,7 +145,7 @@ static int factor_b(nm_nystrom *ny, const nm_ntkop *op, double *B, nm_err *e)
     ny->r = k;
     ny->lam_r = ny->lam[k - 1];
 out:
-    free(M), free(w), free(row), free(U), free(R);
+    free(M), free(w), free(row), free(U), free(R), free(At);
     return nm_comm_agree(comm, rc, e);
 }
 
