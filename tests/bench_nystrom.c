@@ -56,6 +56,16 @@ static void block_run(void *ctx)
     if (nm_ntkop_apply_block(c->op, c->r, c->V, c->out, &e)) MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+/* one run of f: *wall <- min(*wall, the slowest rank's seconds), and *cpu
+ * (unless NULL) <- min(*cpu, this process's CPU seconds).  Collective. */
+static void timed(void (*f)(void *), void *ctx, MPI_Comm comm, double *wall, double *cpu)
+{
+    double t0 = nmt_now(comm), u0 = cpu_now();
+    f(ctx);
+    if (cpu) *cpu = fmin(*cpu, cpu_now() - u0);
+    *wall = fmin(*wall, nmt_maxall(nmt_now(comm) - t0, comm));
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -106,40 +116,20 @@ int main(int argc, char **argv)
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, ng, ng, ng, 1.0, ga, ng, gb, ng,
                     0.0, gc, ng);
         cg = fmin(cg, cpu_now() - u0);
-        double t0 = nmt_now(comm);
-        u0 = cpu_now();
-        single_run(&c);
-        c1 = fmin(c1, cpu_now() - u0);
-        t1 = fmin(t1, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(single_run, &c, comm, &t1, &c1);
         op.panels = 1; /* K v by panels, the product before the tiles of examples */
-        t0 = nmt_now(comm);
-        single_run(&c);
-        tpan = fmin(tpan, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(single_run, &c, comm, &tpan, NULL);
         op.panels = 0;
-        t0 = nmt_now(comm);
-        u0 = cpu_now();
         op.block_mode = 0; /* the path the cost model takes: the rate against DGEMM */
-        block_run(&c);
-        cb = fmin(cb, cpu_now() - u0);
-        tb = fmin(tb, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(block_run, &c, comm, &tb, &cb);
         op.block_mode = 3; /* K v's tiles of examples, column by column */
-        t0 = nmt_now(comm);
-        block_run(&c);
-        tbx = fmin(tbx, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(block_run, &c, comm, &tbx, NULL);
         op.block_mode = 4; /* groups of neurons */
-        t0 = nmt_now(comm);
-        block_run(&c);
-        tbg = fmin(tbg, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(block_run, &c, comm, &tbg, NULL);
         op.block_mode = 1; /* panels */
-        t0 = nmt_now(comm);
-        block_run(&c);
-        tbp = fmin(tbp, nmt_maxall(nmt_now(comm) - t0, comm));
+        timed(block_run, &c, comm, &tbp, NULL);
         op.block_mode = 2; /* tiles of K */
-        t0 = nmt_now(comm);
-        u0 = cpu_now();
-        if (tiles) block_run(&c);
-        ct = fmin(ct, cpu_now() - u0);
-        tt = fmin(tt, nmt_maxall(nmt_now(comm) - t0, comm));
+        if (tiles) timed(block_run, &c, comm, &tt, &ct);
         op.block_mode = 0;
     }
     free(ga), free(gb), free(gc);

@@ -127,6 +127,34 @@ START_TEST(test_product)
 }
 END_TEST
 
+/* Column c of the test blocks at example j (two families, so that the two
+ * block tests below use different vectors) */
+static double vsin(long j, int c) { return sin(1.0 + (double)j * (1.0 + 0.1 * c)); }
+static double vcos(long j, int c) { return cos(0.3 + (double)j * (1.0 + 0.07 * c)); }
+
+/* this rank's rows of the block (op->ml x r, column-major) */
+static void block_fill(const nm_ntkop *op, int r, double (*f)(long, int), double *V)
+{
+    for (int c = 0; c < r; c++)
+        for (long i = 0; i < op->ml; i++) V[c * op->ml + i] = f(op->m0 + i, c);
+}
+
+/* max |(K V)_ic - KV_ic| / l1 over this rank's rows, K V from the dense K
+ * (m x m, every rank's copy) and the block of f */
+static double block_err(const double *K, long m, const nm_ntkop *op, int r,
+                        double (*f)(long, int), const double *KV, double l1)
+{
+    double worst = 0;
+    for (int c = 0; c < r; c++)
+        for (long i = 0; i < op->ml; i++) {
+            double s = 0;
+            long gi = op->m0 + i;
+            for (long j = 0; j < m; j++) s += K[gi + j * m] * f(j, c);
+            worst = fmax(worst, fabs(s - KV[c * op->ml + i]) / l1);
+        }
+    return worst;
+}
+
 /* K V for a block against r separate K v and against the dense K (cached
  * and uncached S', relu and tanh, all three kernels), by panels, by tiles
  * of K (tiles of 50 rows: m = 157 is not a multiple) and by K v's tiles of
@@ -163,22 +191,15 @@ START_TEST(test_block_product)
                     size_t n = (size_t)(op.ml + 1) * r;
                     double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n),
                            *kv = malloc(sizeof(double) * (op.ml + 1));
-                    for (int c = 0; c < r; c++)
-                        for (long i = 0; i < op.ml; i++)
-                            V[c * op.ml + i] = sin(1.0 + (double)(op.m0 + i) * (1.0 + 0.1 * c));
+                    block_fill(&op, r, vsin, V);
                     long p0 = op.products;
                     ck_assert_int_eq(nm_ntkop_apply_block(&op, r, V, KV, &e), NM_OK);
                     ck_assert(op.products == p0 + r);
+                    worst = fmax(worst, block_err(K, m, &op, r, vsin, KV, l1));
                     for (int c = 0; c < r; c++) {
                         nm_ntkop_apply(&op, V + (size_t)c * op.ml, kv);
-                        for (long i = 0; i < op.ml; i++) {
-                            double s = 0;
-                            long gi = op.m0 + i;
-                            for (long j = 0; j < m; j++)
-                                s += K[gi + j * m] * sin(1.0 + (double)j * (1.0 + 0.1 * c));
-                            worst = fmax(worst, fabs(s - KV[c * op.ml + i]) / l1);
+                        for (long i = 0; i < op.ml; i++)
                             wsep = fmax(wsep, fabs(kv[i] - KV[c * op.ml + i]) / l1);
-                        }
                     }
                     free(V), free(KV), free(kv);
                 }
@@ -215,20 +236,11 @@ START_TEST(test_block_groups)
         int r = 37;
         size_t n = (size_t)(op.ml + 1) * r;
         double *V = malloc(sizeof(double) * n), *KV = malloc(sizeof(double) * n);
-        for (int c = 0; c < r; c++)
-            for (long i = 0; i < op.ml; i++)
-                V[c * op.ml + i] = cos(0.3 + (double)(op.m0 + i) * (1.0 + 0.07 * c));
+        block_fill(&op, r, vcos, V);
         for (int mode = 3; mode <= 4; mode++) {
             op.block_mode = mode, op.gcols = mode == 4 ? 16 : 0; /* passes of 16, 16, 5 */
             ck_assert_int_eq(nm_ntkop_apply_block(&op, r, V, KV, &e), NM_OK);
-            for (int c = 0; c < r; c++)
-                for (long i = 0; i < op.ml; i++) {
-                    double s = 0;
-                    long gi = op.m0 + i;
-                    for (long j = 0; j < m; j++)
-                        s += K[gi + j * m] * cos(0.3 + (double)j * (1.0 + 0.07 * c));
-                    worst = fmax(worst, fabs(s - KV[c * op.ml + i]) / l1);
-                }
+            worst = fmax(worst, block_err(K, m, &op, r, vcos, KV, l1));
         }
         free(V), free(KV), free(K);
         nm_ntkop_free(&op);
